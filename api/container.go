@@ -1,0 +1,157 @@
+package api
+
+import "time"
+
+// ContainerConfig is what a user asks for when creating a container. Empty
+// fields take the image's values (Entrypoint, Cmd, Env, WorkingDir, User) or
+// skiff's defaults.
+type ContainerConfig struct {
+	// Image is a reference ("hello", "localhost/hello:1.0",
+	// "registry:5000/x@sha256:...") or an image ID ("sha256:...").
+	Image string `json:"image"`
+	// Entrypoint, when non-nil, replaces the image's entrypoint.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Cmd, when non-empty, replaces the image's cmd.
+	Cmd []string `json:"cmd,omitempty"`
+	// Env is KEY=VALUE pairs added to (and overriding) the image's.
+	Env        []string          `json:"env,omitempty"`
+	WorkingDir string            `json:"workingDir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Hostname   string            `json:"hostname,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+
+	Resources     Resources     `json:"resources"`
+	RestartPolicy RestartPolicy `json:"restartPolicy"`
+	// AutoRemove deletes the container once it has exited and will not be
+	// restarted (docker run --rm).
+	AutoRemove bool `json:"autoRemove,omitempty"`
+	// Privileged gives all capabilities, all devices and no seccomp filter.
+	Privileged bool     `json:"privileged,omitempty"`
+	CapAdd     []string `json:"capAdd,omitempty"`
+	CapDrop    []string `json:"capDrop,omitempty"`
+	// ReadonlyRootfs mounts the container's root filesystem read-only.
+	ReadonlyRootfs bool `json:"readonlyRootfs,omitempty"`
+	// StopSignal overrides the image's stop signal (default SIGTERM).
+	StopSignal string `json:"stopSignal,omitempty"`
+	// StopTimeout is the default grace period in seconds before SIGKILL
+	// (default 10).
+	StopTimeout *int `json:"stopTimeout,omitempty"`
+}
+
+// Resources are cgroup limits. Zero means unlimited.
+type Resources struct {
+	// MemoryBytes is the hard memory limit; going over it OOM-kills.
+	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+	// NanoCPUs is the CPU quota in billionths of a CPU (0.5 CPU = 5e8).
+	NanoCPUs int64 `json:"nanoCPUs,omitempty"`
+	// PidsLimit caps the number of processes and threads.
+	PidsLimit int64 `json:"pidsLimit,omitempty"`
+}
+
+// Restart policy names.
+const (
+	RestartNo        = "no"
+	RestartOnFailure = "on-failure"
+	RestartAlways    = "always"
+)
+
+// RestartPolicy says when an exited container is started again.
+type RestartPolicy struct {
+	// Name is "no" (default), "on-failure" or "always".
+	Name string `json:"name,omitempty"`
+	// MaxRetries bounds restarts for on-failure; 0 means no bound.
+	MaxRetries int `json:"maxRetries,omitempty"`
+}
+
+// Container statuses.
+const (
+	StatusCreated    = "created"
+	StatusRunning    = "running"
+	StatusRestarting = "restarting" // exited, waiting for its backoff to restart
+	StatusExited     = "exited"
+	StatusStopping   = "stopping"
+)
+
+// ContainerState is what the daemon observed of a container.
+type ContainerState struct {
+	Status     string    `json:"status"`
+	Pid        int       `json:"pid,omitempty"`
+	ExitCode   int       `json:"exitCode"`
+	OOMKilled  bool      `json:"oomKilled"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// RestartCount counts restarts done by the restart policy.
+	RestartCount int `json:"restartCount"`
+	// Error is the last error starting or running the container, if any.
+	Error string `json:"error,omitempty"`
+}
+
+// Container is a container as the API returns it.
+type Container struct {
+	ID      string          `json:"id"`
+	Name    string          `json:"name"`
+	Created time.Time       `json:"created"`
+	Config  ContainerConfig `json:"config"`
+	// ImageID is the digest of the image config the container was made from.
+	ImageID string `json:"imageID"`
+	// ImageRef is the fully qualified reference Config.Image resolved to.
+	ImageRef string `json:"imageRef,omitempty"`
+	// Process is the command line that runs (entrypoint + cmd), after the
+	// image's config was applied.
+	Process []string       `json:"process,omitempty"`
+	State   ContainerState `json:"state"`
+	// Runtime is the OCI runtime binary running this container.
+	Runtime string `json:"runtime,omitempty"`
+	// LogPath is where the container's stdout/stderr are kept.
+	LogPath string `json:"logPath,omitempty"`
+}
+
+// ContainerCreateRequest is the body of POST /v1/containers.
+type ContainerCreateRequest struct {
+	// Name is optional; a random one is chosen when empty.
+	Name   string          `json:"name,omitempty"`
+	Config ContainerConfig `json:"config"`
+	// Start starts the container once created.
+	Start bool `json:"start,omitempty"`
+}
+
+// ContainerWaitResponse is the body returned by POST /v1/containers/{id}/wait.
+type ContainerWaitResponse struct {
+	ExitCode  int  `json:"exitCode"`
+	OOMKilled bool `json:"oomKilled"`
+}
+
+// ExecRequest is the body of POST /v1/containers/{id}/exec. The response is
+// a stream: see docs/api.md.
+type ExecRequest struct {
+	Cmd        []string `json:"cmd"`
+	Env        []string `json:"env,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty"`
+	User       string   `json:"user,omitempty"`
+	// Stdin attaches the request's stdin stream to the process.
+	Stdin bool `json:"stdin,omitempty"`
+}
+
+// LogEntry is one line of a container's output.
+type LogEntry struct {
+	Time   time.Time `json:"time"`
+	Stream string    `json:"stream"` // "stdout" or "stderr"
+	// Line is the text without its trailing newline.
+	Line string `json:"line"`
+	// Partial is true when the line was split because it was too long
+	// and continues in the next entry.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// ContainerStats is one sample of a container's resource usage.
+type ContainerStats struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	Time             time.Time `json:"time"`
+	CPUUsageNanos    uint64    `json:"cpuUsageNanos"`
+	CPUPercent       float64   `json:"cpuPercent"`
+	MemoryUsageBytes uint64    `json:"memoryUsageBytes"`
+	MemoryLimitBytes uint64    `json:"memoryLimitBytes"`
+	Pids             uint64    `json:"pids"`
+	PidsLimit        uint64    `json:"pidsLimit,omitempty"`
+}

@@ -1,0 +1,65 @@
+package api
+
+import "time"
+
+// Image is an image in the local store as the API returns it.
+type Image struct {
+	// ID is the digest of the image's config ("sha256:...").
+	ID string `json:"id"`
+	// Digest is the digest of the image's manifest.
+	Digest string `json:"digest"`
+	// Tags are the fully qualified references that point at this image.
+	Tags    []string  `json:"tags"`
+	Created time.Time `json:"created,omitzero"`
+	// Size is the sum of the compressed layer sizes.
+	Size         int64       `json:"size"`
+	Architecture string      `json:"architecture,omitempty"`
+	OS           string      `json:"os,omitempty"`
+	Layers       []string    `json:"layers,omitempty"` // diff IDs
+	Config       ImageConfig `json:"config"`
+}
+
+// ImageConfig is the runnable part of an image's configuration.
+type ImageConfig struct {
+	Entrypoint   []string          `json:"entrypoint,omitempty"`
+	Cmd          []string          `json:"cmd,omitempty"`
+	Env          []string          `json:"env,omitempty"`
+	WorkingDir   string            `json:"workingDir,omitempty"`
+	User         string            `json:"user,omitempty"`
+	ExposedPorts []string          `json:"exposedPorts,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	StopSignal   string            `json:"stopSignal,omitempty"`
+}
+
+// ImageTagRequest is the body of POST /v1/images/tag.
+type ImageTagRequest struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+}
+
+// ImagePullRequest is the body of POST /v1/images/pull and /v1/images/push.
+type ImagePullRequest struct {
+	Ref string `json:"ref"`
+	// Insecure allows plain HTTP to the registry (loopback registries are
+	// always allowed plain HTTP).
+	Insecure bool `json:"insecure,omitempty"`
+}
+
+// ImageRemoveResponse lists what `image rm` removed.
+type ImageRemoveResponse struct {
+	Untagged []string `json:"untagged,omitempty"`
+	Deleted  []string `json:"deleted,omitempty"`
+}
+
+// ImagePruneResponse lists what `image prune` removed.
+type ImagePruneResponse struct {
+	BlobsDeleted  int   `json:"blobsDeleted"`
+	LayersDeleted int   `json:"layersDeleted"`
+	BytesFreed    int64 `json:"bytesFreed"`
+}
+
+// ImageBuildResponse is the final object of a build.
+type ImageBuildResponse struct {
+	ID   string   `json:"id"`
+	Tags []string `json:"tags"`
+}

@@ -1,0 +1,28 @@
+package api
+
+// VersionInfo is the body of GET /v1/version.
+type VersionInfo struct {
+	Version    string `json:"version"`
+	APIVersion string `json:"apiVersion"`
+	GoVersion  string `json:"goVersion"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+}
+
+// Info is the body of GET /v1/info.
+type Info struct {
+	Root           string `json:"root"`
+	Socket         string `json:"socket"`
+	Runtime        string `json:"runtime"`
+	RuntimePath    string `json:"runtimePath"`
+	RuntimeVersion string `json:"runtimeVersion"`
+	Monitor        string `json:"monitor"`
+	MonitorVersion string `json:"monitorVersion"`
+	// CgroupLayout is "v1", "v2" or "hybrid".
+	CgroupLayout      string `json:"cgroupLayout"`
+	Kernel            string `json:"kernel"`
+	Containers        int    `json:"containers"`
+	ContainersRunning int    `json:"containersRunning"`
+	Images            int    `json:"images"`
+	Version           string `json:"version"`
+}
