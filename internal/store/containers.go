@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/errdefs"
+)
+
+// ContainerRecord is a container as persisted: the API object plus the
+// daemon's private bookkeeping.
+type ContainerRecord struct {
+	api.Container
+	// ManuallyStopped is set by stop/kill so the restart policy leaves the
+	// container alone.
+	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
+}
+
+// stateDoc is what the state column holds: the parts that change.
+type stateDoc struct {
+	State           api.ContainerState `json:"state"`
+	ManuallyStopped bool               `json:"manuallyStopped,omitempty"`
+}
+
+// specDoc is what the spec column holds: the parts fixed at creation.
+type specDoc struct {
+	Config   api.ContainerConfig `json:"config"`
+	ImageID  string              `json:"imageID"`
+	ImageRef string              `json:"imageRef,omitempty"`
+	Process  []string            `json:"process,omitempty"`
+	Runtime  string              `json:"runtime,omitempty"`
+	LogPath  string              `json:"logPath,omitempty"`
+}
+
+// CreateContainer inserts a new container. A name already taken is
+// ErrConflict.
+func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
+	spec, err := json.Marshal(specDoc{Config: c.Config, ImageID: c.ImageID, ImageRef: c.ImageRef, Process: c.Process, Runtime: c.Runtime, LogPath: c.LogPath})
+	if err != nil {
+		return err
+	}
+	state, err := json.Marshal(stateDoc{State: c.State, ManuallyStopped: c.ManuallyStopped})
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO containers (id, name, created, spec, state) VALUES (?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.Created.UnixNano(), string(spec), string(state))
+		if isUniqueViolation(err) {
+			return errdefs.Conflict("container name %q is already in use: remove that container (skiff rm %s) or choose another name", c.Name, c.Name)
+		}
+		return err
+	})
+}
+
+// PutContainerState records the changing part of a container.
+func (s *Store) PutContainerState(ctx context.Context, id string, st api.ContainerState, manuallyStopped bool) error {
+	state, err := json.Marshal(stateDoc{State: st, ManuallyStopped: manuallyStopped})
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE containers SET state = ? WHERE id = ?`, string(state), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errdefs.NotFound("container %s not found", id)
+		}
+		return nil
+	})
+}
+
+// DeleteContainer removes a container; a missing one is not an error.
+func (s *Store) DeleteContainer(ctx context.Context, id string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM containers WHERE id = ?`, id)
+		return err
+	})
+}
+
+// GetContainer returns the container with the given id.
+func (s *Store) GetContainer(ctx context.Context, id string) (*ContainerRecord, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT id, name, created, spec, state FROM containers WHERE id = ?`, id)
+	c, err := scanContainer(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errdefs.NotFound("container %s not found", id)
+	}
+	return c, err
+}
+
+// ListContainers returns all containers, oldest first.
+func (s *Store) ListContainers(ctx context.Context) ([]*ContainerRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created, spec, state FROM containers ORDER BY created`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ContainerRecord
+	for rows.Next() {
+		c, err := scanContainer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanContainer(r scanner) (*ContainerRecord, error) {
+	var (
+		c           ContainerRecord
+		created     int64
+		spec, state string
+	)
+	if err := r.Scan(&c.ID, &c.Name, &created, &spec, &state); err != nil {
+		return nil, err
+	}
+	c.Created = time.Unix(0, created).UTC()
+	var sd specDoc
+	if err := json.Unmarshal([]byte(spec), &sd); err != nil {
+		return nil, fmt.Errorf("container %s: corrupt spec: %w", c.ID, err)
+	}
+	var st stateDoc
+	if err := json.Unmarshal([]byte(state), &st); err != nil {
+		return nil, fmt.Errorf("container %s: corrupt state: %w", c.ID, err)
+	}
+	c.Config, c.ImageID, c.ImageRef, c.Process, c.Runtime, c.LogPath = sd.Config, sd.ImageID, sd.ImageRef, sd.Process, sd.Runtime, sd.LogPath
+	c.State, c.ManuallyStopped = st.State, st.ManuallyStopped
+	return &c, nil
+}

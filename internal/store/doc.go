@@ -1,0 +1,10 @@
+// Package store keeps skiff's state in SQLite (the pure-Go modernc.org
+// driver, so the binary needs no cgo).
+//
+// Contract: every method is one transaction; when a method returns nil the
+// change is committed to the write-ahead log and survives the daemon being
+// killed with SIGKILL (and, with synchronous=FULL, a power loss). Schema
+// changes are numbered migrations applied at Open, in a transaction each.
+// Errors are classified with errdefs: a missing row is ErrNotFound, a
+// duplicate name is ErrConflict.
+package store
