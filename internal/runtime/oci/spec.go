@@ -1,0 +1,304 @@
+package oci
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/errdefs"
+)
+
+// Input is everything Spec needs to build a container's spec.
+type Input struct {
+	// ID is the container id; it names the cgroup and, cut to 12
+	// characters, is the default hostname.
+	ID string
+	// Hostname overrides Config.Hostname and the default.
+	Hostname string
+	// Rootfs is the mounted root filesystem (an absolute path).
+	Rootfs string
+	// Image is the image's configuration.
+	Image v1.Config
+	// Config is what the user asked for.
+	Config api.ContainerConfig
+	// CgroupParent is the cgroup path the container's cgroup is made
+	// under (cgroupsPath = CgroupParent/ID); DefaultCgroupParent if empty.
+	CgroupParent string
+	// NetNS is "" for a new network namespace holding only loopback, or
+	// the path of a network namespace to join.
+	NetNS string
+	// Mounts are extra mounts (resolv.conf, hosts, volumes), appended after
+	// the default ones.
+	Mounts []specs.Mount
+	// HostRlimits reads the calling process's hard RLIMIT_NOFILE and never
+	// asks for more (raising it needs CAP_SYS_RESOURCE).
+	HostRlimits bool
+	// HostCapabilities drops the capabilities the calling process's
+	// bounding set lacks, so a privileged container or a CapAdd does not
+	// ask for one the runtime cannot grant.
+	HostCapabilities bool
+}
+
+var (
+	idPattern       = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	hostnamePattern = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$`)
+	envKeyPattern   = regexp.MustCompile(`^[^=\x00]+$`)
+)
+
+// Spec builds the OCI runtime spec of a container. See the package
+// documentation for the defaults it applies.
+func Spec(in Input) (*specs.Spec, error) {
+	if !idPattern.MatchString(in.ID) {
+		return nil, errdefs.Invalid("container id %q is not valid: use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", in.ID)
+	}
+	if !filepath.IsAbs(in.Rootfs) {
+		return nil, errdefs.Invalid("rootfs %q is not an absolute path", in.Rootfs)
+	}
+	cfg := in.Config
+
+	args, err := Args(in.Image, cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	hostname := in.Hostname
+	if hostname == "" {
+		hostname = cfg.Hostname
+	}
+	if hostname == "" {
+		hostname = in.ID
+		if len(hostname) > 12 {
+			hostname = hostname[:12]
+		}
+	}
+	if !hostnamePattern.MatchString(hostname) {
+		return nil, errdefs.Invalid("hostname %q is not valid: use up to 63 letters, digits, '.' or '-'", hostname)
+	}
+
+	env, err := Env(in.Image.Env, cfg.Env, hostname)
+	if err != nil {
+		return nil, err
+	}
+
+	cwd := cfg.WorkingDir
+	if cwd == "" {
+		cwd = in.Image.WorkingDir
+	}
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !path.IsAbs(cwd) {
+		return nil, errdefs.Invalid("working directory %q is not an absolute path", cwd)
+	}
+	cwd = path.Clean(cwd)
+
+	userSpec := cfg.User
+	if userSpec == "" {
+		userSpec = in.Image.User
+	}
+	user, err := ResolveUser(in.Rootfs, userSpec)
+	if err != nil {
+		return nil, err
+	}
+
+	var caps []string
+	if cfg.Privileged {
+		caps, err = capabilities(allCapabilities, nil, nil)
+	} else {
+		caps, err = capabilities(DefaultCapabilities, cfg.CapAdd, cfg.CapDrop)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if in.HostCapabilities {
+		mask, err := hostCapabilityMask()
+		if err != nil {
+			return nil, err
+		}
+		caps = boundedBy(caps, mask)
+	}
+
+	nofile := uint64(MaxNofile)
+	if in.HostRlimits {
+		var rl unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+			return nil, fmt.Errorf("read the host's RLIMIT_NOFILE: %w", err)
+		}
+		nofile = min(nofile, rl.Max)
+	}
+
+	resources, err := Resources(cfg.Resources)
+	if err != nil {
+		return nil, err
+	}
+	resources.Devices = deviceRules(cfg.Privileged)
+
+	parent := in.CgroupParent
+	if parent == "" {
+		parent = DefaultCgroupParent
+	}
+	if !path.IsAbs(parent) {
+		return nil, errdefs.Invalid("cgroup parent %q is not an absolute cgroup path", parent)
+	}
+
+	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace}
+	if in.NetNS != "" {
+		if !filepath.IsAbs(in.NetNS) {
+			return nil, errdefs.Invalid("network namespace %q is not an absolute path", in.NetNS)
+		}
+		netns.Path = in.NetNS
+	}
+
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Root:     &specs.Root{Path: in.Rootfs, Readonly: cfg.ReadonlyRootfs},
+		Hostname: hostname,
+		Process: &specs.Process{
+			Args: args,
+			Env:  env,
+			Cwd:  cwd,
+			User: user,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding:  caps,
+				Effective: caps,
+				Permitted: caps,
+			},
+			NoNewPrivileges: !cfg.Privileged,
+			Rlimits: []specs.POSIXRlimit{
+				{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile},
+			},
+		},
+		Mounts: append(defaultMounts(cfg.Privileged), in.Mounts...),
+		Linux: &specs.Linux{
+			CgroupsPath: path.Join(parent, in.ID),
+			Resources:   resources,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace},
+				{Type: specs.MountNamespace},
+				{Type: specs.UTSNamespace},
+				{Type: specs.IPCNamespace},
+				{Type: specs.CgroupNamespace},
+				netns,
+			},
+		},
+	}
+	if !cfg.Privileged {
+		s.Linux.MaskedPaths = append([]string(nil), maskedPaths...)
+		s.Linux.ReadonlyPaths = append([]string(nil), readonlyPaths...)
+		sc, err := seccomp.GetDefaultProfile(s)
+		if err != nil {
+			return nil, fmt.Errorf("build the default seccomp profile: %w", err)
+		}
+		s.Linux.Seccomp = sc
+	}
+	return s, nil
+}
+
+// Args returns the process's command line: the entrypoint followed by the
+// cmd, with Docker's override rules. A non-nil Config.Entrypoint replaces
+// the image's entrypoint and drops the image's cmd; a non-empty Config.Cmd
+// replaces the image's cmd. No command at all is ErrInvalid.
+func Args(image v1.Config, cfg api.ContainerConfig) ([]string, error) {
+	entrypoint, cmd := image.Entrypoint, image.Cmd
+	if cfg.Entrypoint != nil {
+		entrypoint, cmd = cfg.Entrypoint, nil
+	}
+	if len(cfg.Cmd) > 0 {
+		cmd = cfg.Cmd
+	}
+	args := append(append([]string{}, entrypoint...), cmd...)
+	if len(args) == 0 || args[0] == "" {
+		return nil, errdefs.Invalid("no command: the image has no entrypoint or cmd; give one after the image name")
+	}
+	return args, nil
+}
+
+// Env merges the process environment: PATH (DefaultPath) and HOSTNAME,
+// then the image's entries, then the user's; a later entry replaces an
+// earlier one with the same key in place. TERM is not set. An entry
+// without '=' or with an empty key is ErrInvalid.
+func Env(imageEnv, userEnv []string, hostname string) ([]string, error) {
+	out := []string{"PATH=" + DefaultPath, "HOSTNAME=" + hostname}
+	index := map[string]int{"PATH": 0, "HOSTNAME": 1}
+	for _, list := range [][]string{imageEnv, userEnv} {
+		for _, kv := range list {
+			k, _, ok := strings.Cut(kv, "=")
+			if !ok || !envKeyPattern.MatchString(k) {
+				return nil, errdefs.Invalid("environment entry %q is not KEY=VALUE", kv)
+			}
+			if i, seen := index[k]; seen {
+				out[i] = kv
+				continue
+			}
+			index[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out, nil
+}
+
+// Resources converts the user's limits into cgroup settings: a memory
+// limit with swap equal to it (so no swap), a CFS quota over a 100 ms
+// period, and a pids limit. Zero means unlimited; negative values, memory
+// under 6 MiB and under 0.01 CPU are ErrInvalid.
+func Resources(r api.Resources) (*specs.LinuxResources, error) {
+	out := &specs.LinuxResources{}
+	switch {
+	case r.MemoryBytes < 0:
+		return nil, errdefs.Invalid("memory limit %d is negative", r.MemoryBytes)
+	case r.MemoryBytes > 0 && r.MemoryBytes < 6<<20:
+		return nil, errdefs.Invalid("memory limit %d bytes is too small: the minimum is 6 MiB", r.MemoryBytes)
+	case r.MemoryBytes > 0:
+		limit := r.MemoryBytes
+		out.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
+	}
+	switch {
+	case r.NanoCPUs < 0:
+		return nil, errdefs.Invalid("cpu limit %d is negative", r.NanoCPUs)
+	case r.NanoCPUs > 0 && r.NanoCPUs < 1e7:
+		return nil, errdefs.Invalid("cpu limit %d nano-CPUs is too small: the minimum is 0.01 CPU (10000000)", r.NanoCPUs)
+	case r.NanoCPUs > 0:
+		quota := r.NanoCPUs * cpuPeriod / 1e9
+		period := uint64(cpuPeriod)
+		out.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	}
+	switch {
+	case r.PidsLimit < 0:
+		return nil, errdefs.Invalid("pids limit %d is negative", r.PidsLimit)
+	case r.PidsLimit > 0:
+		limit := r.PidsLimit
+		out.Pids = &specs.LinuxPids{Limit: &limit}
+	}
+	return out, nil
+}
+
+// hostCapabilityMask reads the calling process's bounding set.
+func hostCapabilityMask() (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read the host's capability bounding set: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapBnd:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse CapBnd %q: %w", v, err)
+			}
+			return mask, nil
+		}
+	}
+	return 0, fmt.Errorf("no CapBnd line in /proc/self/status")
+}
