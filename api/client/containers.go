@@ -1,0 +1,219 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/stream"
+)
+
+// CreateContainer creates (and with req.Start starts) a container.
+func (c *Client) CreateContainer(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error) {
+	var out api.Container
+	return out, c.doJSON(ctx, "POST", "/containers", nil, req, &out)
+}
+
+// Containers lists running containers, or all with all.
+func (c *Client) Containers(ctx context.Context, all bool) ([]api.Container, error) {
+	var out []api.Container
+	q := url.Values{}
+	if all {
+		q.Set("all", "1")
+	}
+	return out, c.doJSON(ctx, "GET", "/containers", q, nil, &out)
+}
+
+// Container returns one container by id, id prefix or name.
+func (c *Client) Container(ctx context.Context, ref string) (api.Container, error) {
+	var out api.Container
+	return out, c.doJSON(ctx, "GET", "/containers/"+url.PathEscape(ref), nil, nil, &out)
+}
+
+func secondsQuery(timeout *time.Duration) url.Values {
+	q := url.Values{}
+	if timeout != nil {
+		q.Set("t", strconv.Itoa(int(timeout.Seconds())))
+	}
+	return q
+}
+
+// Start starts a container.
+func (c *Client) Start(ctx context.Context, ref string) error {
+	return c.doJSON(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/start", nil, nil, nil)
+}
+
+// Stop stops a container, killing it after timeout (nil: its default).
+func (c *Client) Stop(ctx context.Context, ref string, timeout *time.Duration) error {
+	return c.doJSON(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/stop", secondsQuery(timeout), nil, nil)
+}
+
+// Restart restarts a container.
+func (c *Client) Restart(ctx context.Context, ref string, timeout *time.Duration) error {
+	return c.doJSON(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/restart", secondsQuery(timeout), nil, nil)
+}
+
+// Kill sends a signal ("SIGTERM", "HUP", "9") to a container.
+func (c *Client) Kill(ctx context.Context, ref, signal string) error {
+	q := url.Values{}
+	if signal != "" {
+		q.Set("signal", signal)
+	}
+	return c.doJSON(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/kill", q, nil, nil)
+}
+
+// Remove removes a container; force kills a running one first.
+func (c *Client) Remove(ctx context.Context, ref string, force bool) error {
+	q := url.Values{}
+	if force {
+		q.Set("force", "1")
+	}
+	return c.doJSON(ctx, "DELETE", "/containers/"+url.PathEscape(ref), q, nil, nil)
+}
+
+// Wait blocks until the container is not running ("not-running") or
+// removed ("removed").
+func (c *Client) Wait(ctx context.Context, ref, condition string) (api.ContainerWaitResponse, error) {
+	var out api.ContainerWaitResponse
+	q := url.Values{}
+	if condition != "" {
+		q.Set("condition", condition)
+	}
+	return out, c.doJSON(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/wait", q, nil, &out)
+}
+
+// LogsOptions select log entries.
+type LogsOptions struct {
+	Follow bool
+	Tail   int    // <0: all
+	Since  string // RFC 3339 time, duration (10m) or Unix time
+	Until  string
+}
+
+// Logs calls fn for each log entry of a container.
+func (c *Client) Logs(ctx context.Context, ref string, opts LogsOptions, fn func(api.LogEntry) error) error {
+	q := url.Values{}
+	if opts.Follow {
+		q.Set("follow", "1")
+	}
+	if opts.Tail >= 0 {
+		q.Set("tail", strconv.Itoa(opts.Tail))
+	}
+	if opts.Since != "" {
+		q.Set("since", opts.Since)
+	}
+	if opts.Until != "" {
+		q.Set("until", opts.Until)
+	}
+	resp, err := c.do(ctx, "GET", "/containers/"+url.PathEscape(ref)+"/logs", q, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return readLines(resp.Body, func(line []byte) error {
+		var rec struct {
+			api.LogEntry
+			Error *api.Error `json:"error"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return fmt.Errorf("decode log entry: %w", err)
+		}
+		if rec.Error != nil {
+			return &Error{Status: 500, API: *rec.Error}
+		}
+		return fn(rec.LogEntry)
+	})
+}
+
+// Attach streams a container's output to stdout and stderr until it
+// exits and returns its exit status; with start it starts the container.
+func (c *Client) Attach(ctx context.Context, ref string, start bool, stdout, stderr io.Writer) (api.ContainerWaitResponse, error) {
+	q := url.Values{}
+	if start {
+		q.Set("start", "1")
+	}
+	resp, err := c.do(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/attach", q, nil, "")
+	if err != nil {
+		return api.ContainerWaitResponse{}, err
+	}
+	defer resp.Body.Close()
+	return copyStream(resp.Body, stdout, stderr)
+}
+
+func copyStream(r io.Reader, stdout, stderr io.Writer) (api.ContainerWaitResponse, error) {
+	res, err := stream.Copy(r, stdout, stderr)
+	var re *stream.RemoteError
+	if errors.As(err, &re) {
+		return res, &Error{Status: 500, API: re.Err}
+	}
+	return res, err
+}
+
+// Exec runs a command in a running container, copying its output to
+// stdout and stderr, and returns its exit code. A non-nil stdin is sent to
+// the process (the connection is upgraded for that).
+func (c *Client) Exec(ctx context.Context, ref string, req api.ExecRequest, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	req.Stdin = stdin != nil
+	path := "/containers/" + url.PathEscape(ref) + "/exec"
+	if !req.Stdin {
+		b, _ := json.Marshal(req)
+		resp, err := c.do(ctx, "POST", path, nil, bytes.NewReader(b), "application/json")
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		res, err := copyStream(resp.Body, stdout, stderr)
+		return res.ExitCode, err
+	}
+	// With stdin: speak HTTP/1.1 by hand on a fresh connection so it can be
+	// upgraded to a raw duplex stream.
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return 0, c.connError(err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	b, _ := json.Marshal(req)
+	hreq, _ := http.NewRequest("POST", c.url(path, nil), bytes.NewReader(b))
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Connection", "Upgrade")
+	hreq.Header.Set("Upgrade", "skiff-stream")
+	if err := hreq.Write(conn); err != nil {
+		return 0, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, hreq)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer resp.Body.Close()
+		return 0, decodeError(resp)
+	}
+	go func() {
+		io.Copy(conn, stdin)
+		if uc, ok := conn.(*net.UnixConn); ok {
+			uc.CloseWrite()
+		}
+	}()
+	res, err := copyStream(br, stdout, stderr)
+	return res.ExitCode, err
+}
+
+// Stats samples a running container's resource usage.
+func (c *Client) Stats(ctx context.Context, ref string) (api.ContainerStats, error) {
+	var out api.ContainerStats
+	return out, c.doJSON(ctx, "GET", "/containers/"+url.PathEscape(ref)+"/stats", nil, nil, &out)
+}
