@@ -1,0 +1,65 @@
+# skiff — the two commands that matter:
+#   make quickstart   install what is missing, build, start the daemon, run the example
+#   make test         the whole test suite (unit + end-to-end with real containers)
+
+SHELL      := /bin/bash
+GO         ?= go
+BIN        := bin/skiff
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -s -w -X skiff.dev/skiff/internal/cli.Version=$(VERSION)
+SKIFF_ROOT ?= /var/lib/skiff
+SKIFF_SOCKET ?= /run/skiff/skiff.sock
+SKIFF_LOG  ?= /var/log/skiff.log
+
+# Debian packages skiff needs at run time, and the extra ones its tests
+# and benchmarks use as peers and references.
+RUN_PKGS   := runc conmon containernetworking-plugins iptables iproute2
+TEST_PKGS  := $(RUN_PKGS) busybox-static skopeo umoci docker-registry crun podman wrk hyperfine nginx-light git
+
+export CGO_ENABLED := 0
+
+.PHONY: all build examples quickstart test test-unit test-e2e deps deps-test bench fuzz clean vet
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/skiff
+
+examples:
+	$(GO) build -trimpath -o examples/hello/hello ./examples/hello
+
+# deps installs the Debian packages that are missing (apt-get update once).
+deps:
+	@scripts/install-deps.sh $(RUN_PKGS)
+
+deps-test:
+	@scripts/install-deps.sh $(TEST_PKGS)
+
+quickstart: deps build examples
+	@scripts/quickstart.sh
+
+vet:
+	$(GO) vet ./...
+
+test: deps-test vet
+	$(GO) test -count=1 -timeout 25m ./...
+
+test-unit:
+	$(GO) test -count=1 -short ./internal/... ./api/...
+
+test-e2e: build
+	$(GO) test -count=1 -v ./test/e2e/
+
+# Each fuzz target for a while longer than the seed-corpus run in make test.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz=FuzzApply -fuzztime=$(FUZZTIME) ./internal/image/unpack/
+	$(GO) test -run '^$$' -fuzz=FuzzParseReference -fuzztime=$(FUZZTIME) ./internal/image/
+	$(GO) test -run '^$$' -fuzz=FuzzBuildDockerfile -fuzztime=$(FUZZTIME) ./internal/image/build/
+	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/logs/
+
+bench: deps-test build examples
+	bench/run.sh
+
+clean:
+	rm -rf bin examples/hello/hello

@@ -1,0 +1,292 @@
+package apiserver
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/stream"
+	"skiff.dev/skiff/internal/container"
+	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/runtime"
+)
+
+func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
+	all, err := boolParam(r, "all")
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, s.containers.List(r.Context(), all))
+}
+
+func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
+	var req api.ContainerCreateRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	c, err := s.containers.Create(r.Context(), req)
+	if err != nil {
+		if c.ID != "" {
+			// Created, but it failed to start: say both.
+			return writeJSON(w, statusFor(err), struct {
+				api.Error
+				Container api.Container `json:"container"`
+			}{APIError(err), c})
+		}
+		return err
+	}
+	return writeJSON(w, 201, c)
+}
+
+func statusFor(err error) int { c, _ := statusOf(err); return c }
+
+func (s *Server) getContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.containers.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, c)
+}
+
+func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
+	force, err := boolParam(r, "force")
+	if err != nil {
+		return err
+	}
+	if err := s.containers.Remove(r.Context(), r.PathValue("id"), force); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
+	if err := s.containers.Start(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) stopContainer(w http.ResponseWriter, r *http.Request) error {
+	t, err := durationParam(r, "t")
+	if err != nil {
+		return err
+	}
+	if err := s.containers.Stop(r.Context(), r.PathValue("id"), t); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error {
+	t, err := durationParam(r, "t")
+	if err != nil {
+		return err
+	}
+	if err := s.containers.Restart(r.Context(), r.PathValue("id"), t); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
+	name := r.URL.Query().Get("signal")
+	if name == "" {
+		name = "SIGKILL"
+	}
+	sig, err := container.ParseSignal(name)
+	if err != nil {
+		return err
+	}
+	if err := s.containers.Kill(r.Context(), r.PathValue("id"), sig); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
+	res, err := s.containers.Wait(r.Context(), r.PathValue("id"), r.URL.Query().Get("condition"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, res)
+}
+
+func parseTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	return time.Time{}, errdefs.Invalid("query parameter %s=%q must be an RFC 3339 time, a duration like 10m, or a Unix time", name, v)
+}
+
+// logs streams log entries as JSON lines (application/x-ndjson).
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var opts container.LogOptions
+	var err error
+	if opts.Follow, err = boolParam(r, "follow"); err != nil {
+		return err
+	}
+	opts.Tail = -1
+	if v := q.Get("tail"); v != "" && v != "all" {
+		if opts.Tail, err = strconv.Atoi(v); err != nil || opts.Tail < 0 {
+			return errdefs.Invalid("query parameter tail=%q must be a number of lines or all", v)
+		}
+	}
+	if opts.Since, err = parseTime("since", q.Get("since")); err != nil {
+		return err
+	}
+	if opts.Until, err = parseTime("until", q.Get("until")); err != nil {
+		return err
+	}
+	if _, err := s.containers.Get(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(200)
+	flusher, _ := w.(http.Flusher)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := json.NewEncoder(bw)
+	err = s.containers.Logs(r.Context(), r.PathValue("id"), opts, func(e api.LogEntry) error {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+		if opts.Follow {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		return nil
+	})
+	if err != nil && r.Context().Err() == nil {
+		enc.Encode(struct {
+			Error api.Error `json:"error"`
+		}{APIError(err)})
+	}
+	bw.Flush()
+	return nil
+}
+
+// attach streams a container's output as frames (package api/stream),
+// optionally starting it, and ends with its exit status.
+func (s *Server) attach(w http.ResponseWriter, r *http.Request) error {
+	start, err := boolParam(r, "start")
+	if err != nil {
+		return err
+	}
+	if _, err := s.containers.Get(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/vnd.skiff.stream")
+	w.WriteHeader(200)
+	flusher, _ := w.(http.Flusher)
+	sw := stream.NewWriter(w, func() {
+		if flusher != nil {
+			flusher.Flush()
+		}
+	})
+	var line []byte
+	res, err := s.containers.Attach(r.Context(), r.PathValue("id"), start, func(e api.LogEntry) error {
+		t := stream.Stdout
+		if e.Stream == "stderr" {
+			t = stream.Stderr
+		}
+		line = append(line[:0], e.Line...)
+		if !e.Partial {
+			line = append(line, '\n')
+		}
+		return sw.WriteFrame(t, line)
+	})
+	if err != nil {
+		return sw.WriteError(APIError(err))
+	}
+	return sw.WriteExit(res)
+}
+
+// exec runs a command in a container. Without stdin the response is a
+// frame stream; with stdin the connection is upgraded (101) and the
+// client's bytes after the request body become the process's stdin.
+func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
+	var req api.ExecRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if len(req.Cmd) == 0 {
+		return errdefs.Invalid("exec needs a command: give cmd")
+	}
+	c, err := s.containers.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if c.State.Status != api.StatusRunning {
+		return errdefs.Conflict("container %s is not running: start it first (skiff start %s)", c.Name, c.Name)
+	}
+	ctx := r.Context()
+	var (
+		sw    *stream.Writer
+		stdin io.Reader
+	)
+	if req.Stdin {
+		if r.Header.Get("Upgrade") != "skiff-stream" {
+			return errdefs.Invalid("exec with stdin needs the connection upgraded: send Connection: Upgrade and Upgrade: skiff-stream")
+		}
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			return errors.New("connection cannot be upgraded")
+		}
+		conn, buf, err := hj.Hijack()
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: skiff-stream\r\n\r\n")
+		buf.Flush()
+		sw = stream.NewWriter(conn, nil)
+		stdin = buf.Reader
+	} else {
+		w.Header().Set("Content-Type", "application/vnd.skiff.stream")
+		w.WriteHeader(200)
+		flusher, _ := w.(http.Flusher)
+		sw = stream.NewWriter(w, func() {
+			if flusher != nil {
+				flusher.Flush()
+			}
+		})
+	}
+	code, err := s.containers.Exec(ctx, c.ID, req, runtime.ExecIO{
+		Stdin: stdin, Stdout: sw.Stream(stream.Stdout), Stderr: sw.Stream(stream.Stderr),
+	})
+	if err != nil {
+		return sw.WriteError(APIError(err))
+	}
+	return sw.WriteExit(api.ContainerWaitResponse{ExitCode: code})
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.containers.Stats(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, st)
+}

@@ -1,0 +1,154 @@
+package apiserver
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/errdefs"
+)
+
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
+	imgs, err := s.images.List(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, imgs)
+}
+
+func refParam(r *http.Request) (string, error) {
+	ref := r.URL.Query().Get("ref")
+	if ref == "" {
+		return "", errdefs.Invalid("query parameter ref is required: name the image")
+	}
+	return ref, nil
+}
+
+func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
+	ref, err := refParam(r)
+	if err != nil {
+		return err
+	}
+	img, err := s.images.Inspect(r.Context(), ref)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, img)
+}
+
+// importImage takes an image archive (OCI archive or docker save tar,
+// optionally compressed) as the request body.
+func (s *Server) importImage(w http.ResponseWriter, r *http.Request) error {
+	imgs, err := s.images.Import(r.Context(), r.Body)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, imgs)
+}
+
+func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) error {
+	var req api.ImagePullRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	img, err := s.images.Pull(r.Context(), req.Ref, req.Insecure)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, img)
+}
+
+func (s *Server) pushImage(w http.ResponseWriter, r *http.Request) error {
+	var req api.ImagePullRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.images.Push(r.Context(), req.Ref, req.Insecure); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) tagImage(w http.ResponseWriter, r *http.Request) error {
+	var req api.ImageTagRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := s.images.Tag(r.Context(), req.Source, req.Target); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) removeImage(w http.ResponseWriter, r *http.Request) error {
+	ref, err := refParam(r)
+	if err != nil {
+		return err
+	}
+	force, err := boolParam(r, "force")
+	if err != nil {
+		return err
+	}
+	res, err := s.images.Remove(r.Context(), ref, force)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, res)
+}
+
+func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
+	res, err := s.images.Prune(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, res)
+}
+
+// buildImage takes the build context as a tar body and streams progress
+// as JSON lines: {"stream": "..."} then {"result": ...} or {"error": ...}.
+func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	opts := BuildOptions{Tags: q["t"], Dockerfile: q.Get("dockerfile"), Target: q.Get("target"), BuildArgs: map[string]string{}}
+	for _, kv := range q["buildarg"] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return errdefs.Invalid("build arg %q must be KEY=VALUE", kv)
+		}
+		opts.BuildArgs[k] = v
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(200)
+	flusher, _ := w.(http.Flusher)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	progress := lineWriter(func(line string) {
+		enc.Encode(map[string]string{"stream": line})
+		bw.Flush()
+		if flusher != nil {
+			flusher.Flush()
+		}
+	})
+	res, err := s.images.Build(r.Context(), r.Body, opts, progress)
+	if err != nil {
+		enc.Encode(map[string]api.Error{"error": APIError(err)})
+	} else {
+		enc.Encode(map[string]api.ImageBuildResponse{"result": res})
+	}
+	return bw.Flush()
+}
+
+// lineWriter calls fn for each complete line written to it.
+type lineWriter func(string)
+
+func (f lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.SplitAfter(string(p), "\n") {
+		if l = strings.TrimRight(l, "\n"); l != "" {
+			f(l)
+		}
+	}
+	return len(p), nil
+}

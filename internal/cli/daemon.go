@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"skiff.dev/skiff/internal/daemon"
+)
+
+func newDaemonCmd(g *globals) *cobra.Command {
+	var (
+		cfg     daemon.Config
+		logSize string
+		debug   bool
+	)
+	c := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the skiff daemon (the platform itself)",
+		Long: `Run the skiff daemon. It keeps its state under --root, serves the API on
+--socket, and runs containers with the OCI runtime --runtime under conmon,
+so containers keep running when the daemon stops or restarts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			level := slog.LevelInfo
+			if debug {
+				level = slog.LevelDebug
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Socket = g.socket
+			cfg.Version = Version
+			n, err := parseBytes("log-max-size", logSize)
+			if err != nil {
+				return err
+			}
+			cfg.LogMaxSize = n
+			d, err := daemon.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			return d.Serve(cmd.Context())
+		},
+	}
+	c.Flags().StringVar(&cfg.Root, "root", daemon.DefaultRoot, "state directory")
+	c.Flags().StringVar(&cfg.Runtime, "runtime", daemon.DefaultRuntime, "OCI runtime: runc, crun or a path")
+	c.Flags().StringVar(&logSize, "log-max-size", "10m", "size at which a container log is rotated")
+	c.Flags().BoolVar(&debug, "debug", false, "log debug messages")
+	return c
+}

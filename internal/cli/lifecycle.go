@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"skiff.dev/skiff/api"
+)
+
+// eachContainer runs fn for every named container, printing the name of
+// each that succeeded and the error of each that did not; the command
+// fails if any did.
+func eachContainer(ctx context.Context, g *globals, names []string, fn func(ctx context.Context, name string) error) error {
+	failed := 0
+	for _, n := range names {
+		if err := fn(ctx, n); err != nil {
+			fmt.Fprintln(g.stderr, "Error:", err)
+			failed++
+			continue
+		}
+		fmt.Fprintln(g.stdout, n)
+	}
+	if failed > 0 {
+		return withCode(1, nil)
+	}
+	return nil
+}
+
+func limitsText(r api.Resources) string {
+	s := ""
+	if r.MemoryBytes > 0 {
+		s += "mem=" + humanBytes(uint64(r.MemoryBytes)) + " "
+	}
+	if r.NanoCPUs > 0 {
+		s += fmt.Sprintf("cpus=%g ", float64(r.NanoCPUs)/1e9)
+	}
+	if r.PidsLimit > 0 {
+		s += fmt.Sprintf("pids=%d", r.PidsLimit)
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newStartCmd(g *globals) *cobra.Command {
+	var attach bool
+	c := &cobra.Command{
+		Use:   "start [flags] CONTAINER...",
+		Short: "Start one or more stopped containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if attach {
+				if len(args) != 1 {
+					return withCode(125, fmt.Errorf("start -a takes exactly one container"))
+				}
+				res, err := g.client().Attach(cmd.Context(), args[0], true, g.stdout, g.stderr)
+				if err != nil {
+					return withCode(startExitCode(err), err)
+				}
+				if res.ExitCode != 0 {
+					return withCode(res.ExitCode, nil)
+				}
+				return nil
+			}
+			return eachContainer(cmd.Context(), g, args, g.client().Start)
+		},
+	}
+	c.Flags().BoolVarP(&attach, "attach", "a", false, "print the container's output and exit with its exit code")
+	return c
+}
+
+func timeoutFlag(c *cobra.Command, p *int) {
+	c.Flags().IntVarP(p, "time", "t", -1, "seconds to wait for the container to stop before killing it (default: the container's stop timeout, 10)")
+}
+
+func timeoutOf(t int) *time.Duration {
+	if t < 0 {
+		return nil
+	}
+	d := time.Duration(t) * time.Second
+	return &d
+}
+
+func newStopCmd(g *globals) *cobra.Command {
+	var t int
+	c := &cobra.Command{
+		Use:   "stop [flags] CONTAINER...",
+		Short: "Stop running containers (stop signal, then SIGKILL after a grace period)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd.Context(), g, args, func(ctx context.Context, n string) error {
+				return g.client().Stop(ctx, n, timeoutOf(t))
+			})
+		},
+	}
+	timeoutFlag(c, &t)
+	return c
+}
+
+func newRestartCmd(g *globals) *cobra.Command {
+	var t int
+	c := &cobra.Command{
+		Use:   "restart [flags] CONTAINER...",
+		Short: "Restart containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd.Context(), g, args, func(ctx context.Context, n string) error {
+				return g.client().Restart(ctx, n, timeoutOf(t))
+			})
+		},
+	}
+	timeoutFlag(c, &t)
+	return c
+}
+
+func newKillCmd(g *globals) *cobra.Command {
+	var sig string
+	c := &cobra.Command{
+		Use:   "kill [flags] CONTAINER...",
+		Short: "Send a signal to running containers (default SIGKILL)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd.Context(), g, args, func(ctx context.Context, n string) error {
+				return g.client().Kill(ctx, n, sig)
+			})
+		},
+	}
+	c.Flags().StringVarP(&sig, "signal", "s", "SIGKILL", "signal to send: a name (SIGHUP, TERM) or a number")
+	return c
+}
+
+func newRmCmd(g *globals) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "rm [flags] CONTAINER...",
+		Short: "Remove containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd.Context(), g, args, func(ctx context.Context, n string) error {
+				return g.client().Remove(ctx, n, force)
+			})
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "kill and remove running containers")
+	return c
+}
+
+func newWaitCmd(g *globals) *cobra.Command {
+	var condition string
+	return &cobra.Command{
+		Use:   "wait CONTAINER...",
+		Short: "Wait for containers to stop and print their exit codes",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, n := range args {
+				res, err := g.client().Wait(cmd.Context(), n, condition)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, res.ExitCode)
+			}
+			return nil
+		},
+	}
+}

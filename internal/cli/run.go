@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/errdefs"
+)
+
+// runFlags are the flags shared by run and create.
+type runFlags struct {
+	name, workdir, user, hostname, memory, cpus, restart, entrypoint string
+	stopSignal                                                     string
+	stopTimeout                                                    int
+	env, envFiles, labels, capAdd, capDrop                          []string
+	pidsLimit                                                      int64
+	rm, privileged, readOnly                                       bool
+	pull                                                           string
+}
+
+func (f *runFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.SetInterspersed(false) // flags after the image belong to the command
+	fl.StringVar(&f.name, "name", "", "container name (default: a random one)")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable KEY=VALUE (KEY alone: take it from this environment)")
+	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file of KEY=VALUE lines")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&f.user, "user", "u", "", "user to run as: name, uid, name:group or uid:gid")
+	fl.StringVar(&f.hostname, "hostname", "", "container host name (default: the first 12 characters of its ID)")
+	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit, like 256m or 1g (the container is OOM-killed above it)")
+	fl.StringVar(&f.cpus, "cpus", "", "CPU limit in CPUs, like 0.5")
+	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "maximum number of processes (0: unlimited)")
+	fl.StringVar(&f.restart, "restart", "no", "restart policy: no, on-failure[:N] or always")
+	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	fl.BoolVar(&f.privileged, "privileged", false, "give the container all capabilities and devices, without seccomp (unsafe)")
+	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "add a Linux capability (e.g. NET_ADMIN, or ALL)")
+	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a Linux capability (e.g. NET_RAW, or ALL)")
+	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
+	fl.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
+	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default SIGTERM)")
+	fl.IntVar(&f.stopTimeout, "stop-timeout", -1, "seconds to wait after the stop signal before SIGKILL (default 10)")
+	fl.StringVar(&f.pull, "pull", "missing", "pull the image: missing (when not stored and the name has a registry) or never")
+}
+
+// request builds the create request from the flags and positional args.
+func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
+	cfg := api.ContainerConfig{Image: args[0], Cmd: args[1:], WorkingDir: f.workdir, User: f.user,
+		Hostname: f.hostname, AutoRemove: f.rm, Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop,
+		ReadonlyRootfs: f.readOnly, StopSignal: f.stopSignal}
+	for _, ef := range f.envFiles {
+		env, err := parseEnvFile(ef)
+		if err != nil {
+			return api.ContainerCreateRequest{}, err
+		}
+		cfg.Env = append(cfg.Env, env...)
+	}
+	env, err := expandEnv(f.env)
+	if err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
+	cfg.Env = append(cfg.Env, env...)
+	if f.memory != "" {
+		if cfg.Resources.MemoryBytes, err = parseBytes("memory", f.memory); err != nil {
+			return api.ContainerCreateRequest{}, err
+		}
+	}
+	if f.cpus != "" {
+		if cfg.Resources.NanoCPUs, err = parseCPUs(f.cpus); err != nil {
+			return api.ContainerCreateRequest{}, err
+		}
+	}
+	if f.pidsLimit < 0 {
+		return api.ContainerCreateRequest{}, errdefs.Invalid("--pids-limit must be 0 (unlimited) or more")
+	}
+	cfg.Resources.PidsLimit = f.pidsLimit
+	if cfg.RestartPolicy, err = parseRestart(f.restart); err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
+	if cfg.Labels, err = parseLabels(f.labels); err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
+	if f.entrypoint != "" {
+		cfg.Entrypoint = strings.Fields(f.entrypoint)
+	}
+	if f.stopTimeout >= 0 {
+		t := f.stopTimeout
+		cfg.StopTimeout = &t
+	}
+	if f.pull != "missing" && f.pull != "never" {
+		return api.ContainerCreateRequest{}, errdefs.Invalid("invalid --pull %q: use missing or never", f.pull)
+	}
+	return api.ContainerCreateRequest{Name: f.name, Config: cfg}, nil
+}
+
+// hasRegistry reports whether ref names a registry host explicitly.
+func hasRegistry(ref string) bool {
+	first, _, ok := strings.Cut(ref, "/")
+	return ok && (strings.ContainsAny(first, ".:") || first == "localhost")
+}
+
+// create creates a container, pulling its image first when it is
+// missing and the reference names a registry.
+func create(ctx context.Context, g *globals, f *runFlags, req api.ContainerCreateRequest) (api.Container, error) {
+	c := g.client()
+	ctr, err := c.CreateContainer(ctx, req)
+	if err != nil && errors.Is(err, errdefs.ErrNotFound) && f.pull == "missing" && hasRegistry(req.Config.Image) && strings.Contains(err.Error(), "image") {
+		fmt.Fprintf(g.stderr, "Unable to find image '%s' locally, pulling\n", req.Config.Image)
+		if _, perr := c.PullImage(ctx, req.Config.Image, false); perr != nil {
+			return ctr, perr
+		}
+		ctr, err = c.CreateContainer(ctx, req)
+	}
+	return ctr, err
+}
+
+// startExitCode is docker's exit code for a container that failed to start.
+func startExitCode(err error) int {
+	msg := err.Error()
+	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+		return 127
+	}
+	if errors.Is(err, errdefs.ErrInvalid) && strings.Contains(msg, "start container") {
+		return 126
+	}
+	return 125
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var f runFlags
+	var detach bool
+	c := &cobra.Command{
+		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
+		Short: "Create and start a container",
+		Long: `Create a container from IMAGE and start it.
+
+Attached (the default), skiff prints the container's output and exits
+with its exit code. With -d it prints the container ID and returns.`,
+		Example: `  skiff run --rm hello
+  skiff run -d --name web -m 256m --cpus 0.5 --restart on-failure:3 hello
+  skiff run --rm busybox sh -c 'echo $HOSTNAME'`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := f.request(args)
+			if err != nil {
+				return withCode(125, err)
+			}
+			ctx := cmd.Context()
+			cl := g.client()
+			if detach {
+				req.Start = true
+				ctr, err := create(ctx, g, &f, req)
+				if err != nil {
+					return withCode(startExitCode(err), err)
+				}
+				fmt.Fprintln(g.stdout, ctr.ID)
+				return nil
+			}
+			ctr, err := create(ctx, g, &f, req)
+			if err != nil {
+				return withCode(125, err)
+			}
+			// Forward SIGINT/SIGTERM to the container, as docker does.
+			sigs := make(chan os.Signal, 4)
+			signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+			defer signal.Stop(sigs)
+			go func() {
+				for s := range sigs {
+					kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					cl.Kill(kctx, ctr.ID, fmt.Sprint(int(s.(syscall.Signal))))
+					cancel()
+				}
+			}()
+			res, err := cl.Attach(context.WithoutCancel(ctx), ctr.ID, true, g.stdout, g.stderr)
+			if err != nil {
+				if f.rm {
+					cl.Remove(context.Background(), ctr.ID, true)
+				}
+				return withCode(startExitCode(err), err)
+			}
+			if f.rm {
+				// Return once it is gone, so a following ps does not show it.
+				wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				cl.Wait(wctx, ctr.ID, "removed")
+				cancel()
+			}
+			if res.ExitCode != 0 {
+				return withCode(res.ExitCode, nil)
+			}
+			return nil
+		},
+	}
+	f.register(c)
+	c.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
+	return c
+}
+
+func newCreateCmd(g *globals) *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   "create [flags] IMAGE [COMMAND [ARG...]]",
+		Short: "Create a container without starting it",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := f.request(args)
+			if err != nil {
+				return withCode(125, err)
+			}
+			ctr, err := create(cmd.Context(), g, &f, req)
+			if err != nil {
+				return withCode(125, err)
+			}
+			fmt.Fprintln(g.stdout, ctr.ID)
+			return nil
+		},
+	}
+	f.register(c)
+	return c
+}
+

@@ -1,0 +1,992 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/runtime"
+	"skiff.dev/skiff/internal/store"
+)
+
+// Image is what the manager needs to know of a resolved image.
+type Image struct {
+	Ref    string // fully qualified reference it matched ("" if by ID)
+	ID     string // config digest
+	Layers []string
+	// Config is the image's runnable configuration.
+	Config v1.Config
+}
+
+// Images resolves image references to unpacked images.
+type Images interface {
+	Resolve(ctx context.Context, ref string) (*Image, error)
+}
+
+// Mounter mounts and unmounts container root filesystems.
+type Mounter interface {
+	Mount(lowers []string, upper, work, target string) error
+	Unmount(target string) error
+}
+
+// SpecInput is what a Specer gets to build a container's OCI spec.
+type SpecInput struct {
+	ID, Hostname string
+	Rootfs       string
+	Image        v1.Config
+	Config       api.ContainerConfig
+}
+
+// Specer builds OCI runtime specs. Exec derives an exec'd process from
+// the container's spec and the request.
+type Specer interface {
+	Spec(in SpecInput) (*specs.Spec, error)
+	Exec(spec *specs.Spec, rootfs string, req api.ExecRequest) (*specs.Process, error)
+}
+
+// Config holds a Manager's dependencies and settings.
+type Config struct {
+	Runtime runtime.Runtime
+	// RuntimeName is recorded on each container (e.g. "runc").
+	RuntimeName string
+	Images      Images
+	Mounter     Mounter
+	Specer      Specer
+	Store       *store.Store
+	// Dir is the directory holding one subdirectory per container.
+	Dir string
+	// LogMaxSize caps each container log before rotation (0: no cap).
+	LogMaxSize int64
+	Logger     *slog.Logger
+}
+
+// Manager manages containers. It is safe for concurrent use.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+
+	// bg is the context of background work (waiters, restarts); Close
+	// cancels it.
+	bg     context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.RWMutex
+	byID   map[string]*entry
+	byName map[string]*entry
+}
+
+// entry is one container as the manager holds it.
+type entry struct {
+	// op serialises lifecycle operations on the container.
+	op sync.Mutex
+
+	// mu guards the fields below; it is never held while waiting.
+	mu      sync.Mutex
+	rec     store.ContainerRecord
+	run     int           // incremented on every start
+	exited  chan struct{} // closed when the current run has ended
+	removed chan struct{} // closed when the container is gone
+	gone    bool
+	timer   *time.Timer // pending restart
+	backoff time.Duration
+
+	// attachN counts clients streaming the container's output; an
+	// auto-removal waits for them (attachIdle) so they see the whole log.
+	attachN    int
+	attachIdle chan struct{}
+}
+
+func (e *entry) attach() {
+	e.mu.Lock()
+	e.attachN++
+	e.mu.Unlock()
+}
+
+func (e *entry) detach() {
+	e.mu.Lock()
+	e.attachN--
+	if e.attachN == 0 && e.attachIdle != nil {
+		close(e.attachIdle)
+		e.attachIdle = nil
+	}
+	e.mu.Unlock()
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// New returns a Manager over cfg. Call Restore before serving requests.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o711); err != nil {
+		return nil, fmt.Errorf("create containers directory: %w", err)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		cfg: cfg, log: cfg.Logger, bg: bg, cancel: cancel,
+		byID: map[string]*entry{}, byName: map[string]*entry{},
+	}, nil
+}
+
+// Close stops background work. Containers keep running.
+func (m *Manager) Close() {
+	m.cancel()
+	m.mu.RLock()
+	for _, e := range m.byID {
+		e.mu.Lock()
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+		e.mu.Unlock()
+	}
+	m.mu.RUnlock()
+	m.wg.Wait()
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (m *Manager) containerDir(id string) string { return filepath.Join(m.cfg.Dir, id) }
+
+// Create makes a container from req without starting it (unless
+// req.Start). Bad input is ErrInvalid and changes nothing.
+func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error) {
+	if err := validateConfig(&req.Config); err != nil {
+		return api.Container{}, err
+	}
+	if req.Name != "" && !nameRE.MatchString(req.Name) {
+		return api.Container{}, errdefs.Invalid("invalid container name %q: use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", req.Name)
+	}
+	img, err := m.cfg.Images.Resolve(ctx, req.Config.Image)
+	if err != nil {
+		return api.Container{}, err
+	}
+	id := newID()
+	name := req.Name
+	m.mu.Lock()
+	if name == "" {
+		name = m.randomNameLocked()
+	}
+	if _, taken := m.byName[name]; taken {
+		m.mu.Unlock()
+		return api.Container{}, errdefs.Conflict("container name %q is already in use: remove that container (skiff rm %s) or choose another name", name, name)
+	}
+	// Reserve the name while the container is prepared.
+	e := &entry{exited: closedChan(), removed: make(chan struct{}), backoff: minBackoff}
+	m.byName[name] = e
+	m.mu.Unlock()
+
+	rec, err := m.prepare(ctx, id, name, img, req.Config)
+	if err != nil {
+		m.mu.Lock()
+		delete(m.byName, name)
+		m.mu.Unlock()
+		return api.Container{}, err
+	}
+	e.rec = *rec
+	m.mu.Lock()
+	m.byID[id] = e
+	m.mu.Unlock()
+	m.log.Info("container created", "id", id[:12], "name", name, "image", img.Ref)
+	if req.Start {
+		if err := m.Start(ctx, id); err != nil {
+			return m.snapshot(e), err
+		}
+	}
+	return m.snapshot(e), nil
+}
+
+// prepare mounts the rootfs, builds and saves the spec and records the
+// container. On error it leaves nothing behind.
+func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg api.ContainerConfig) (_ *store.ContainerRecord, err error) {
+	dir := m.containerDir(id)
+	for _, d := range []string{"upper", "work", "rootfs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("create container directory: %w", err)
+		}
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	defer func() {
+		if err != nil {
+			m.cfg.Mounter.Unmount(rootfs)
+			os.RemoveAll(dir)
+		}
+	}()
+	if err := m.cfg.Mounter.Mount(img.Layers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), rootfs); err != nil {
+		return nil, fmt.Errorf("mount root filesystem: %w", err)
+	}
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname = id[:12]
+	}
+	spec, err := m.cfg.Specer.Spec(SpecInput{ID: id, Hostname: hostname, Rootfs: rootfs, Image: img.Config, Config: cfg})
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(filepath.Join(dir, "spec.json"), data); err != nil {
+		return nil, err
+	}
+	rec := &store.ContainerRecord{Container: api.Container{
+		ID: id, Name: name, Created: time.Now().UTC(), Config: cfg,
+		ImageID: img.ID, ImageRef: img.Ref, Process: spec.Process.Args,
+		State:   api.ContainerState{Status: api.StatusCreated},
+		Runtime: m.cfg.RuntimeName, LogPath: filepath.Join(dir, "ctr.log"),
+	}}
+	if err := m.cfg.Store.CreateContainer(ctx, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func validateConfig(c *api.ContainerConfig) error {
+	if strings.TrimSpace(c.Image) == "" {
+		return errdefs.Invalid("config.image is required: name the image to run")
+	}
+	switch c.RestartPolicy.Name {
+	case "", api.RestartNo, api.RestartAlways:
+		if c.RestartPolicy.MaxRetries != 0 {
+			return errdefs.Invalid("restart policy %q takes no retry count: only on-failure does", c.RestartPolicy.Name)
+		}
+	case api.RestartOnFailure:
+		if c.RestartPolicy.MaxRetries < 0 {
+			return errdefs.Invalid("restart policy on-failure: retry count must be 0 or more, got %d", c.RestartPolicy.MaxRetries)
+		}
+	default:
+		return errdefs.Invalid("unknown restart policy %q: use no, on-failure[:N] or always", c.RestartPolicy.Name)
+	}
+	if c.AutoRemove && c.RestartPolicy.Name != "" && c.RestartPolicy.Name != api.RestartNo {
+		return errdefs.Invalid("--rm and --restart %s conflict: a container removed on exit cannot be restarted", c.RestartPolicy.Name)
+	}
+	r := c.Resources
+	switch {
+	case r.MemoryBytes < 0:
+		return errdefs.Invalid("memory limit must not be negative")
+	case r.MemoryBytes > 0 && r.MemoryBytes < 6<<20:
+		return errdefs.Invalid("memory limit %d bytes is too small: the minimum is 6MiB", r.MemoryBytes)
+	case r.NanoCPUs < 0:
+		return errdefs.Invalid("cpus must not be negative")
+	case r.NanoCPUs > 0 && r.NanoCPUs < 1e7:
+		return errdefs.Invalid("cpus %.3f is too small: the minimum is 0.01", float64(r.NanoCPUs)/1e9)
+	case r.PidsLimit < 0:
+		return errdefs.Invalid("pids limit must not be negative")
+	}
+	if c.StopTimeout != nil && *c.StopTimeout < 0 {
+		return errdefs.Invalid("stop timeout must not be negative")
+	}
+	for _, kv := range c.Env {
+		if k, _, _ := strings.Cut(kv, "="); k == "" {
+			return errdefs.Invalid("invalid environment variable %q: use KEY=VALUE", kv)
+		}
+	}
+	if c.StopSignal != "" {
+		if _, err := ParseSignal(c.StopSignal); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookup finds a container by id, unique id prefix or name.
+func (m *Manager) lookup(ref string) (*entry, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if e, ok := m.byName[ref]; ok && e.rec.ID != "" {
+		return e, nil
+	}
+	if e, ok := m.byID[ref]; ok {
+		return e, nil
+	}
+	if ref != "" && len(ref) < 64 && isHex(ref) {
+		var found *entry
+		for id, e := range m.byID {
+			if strings.HasPrefix(id, ref) {
+				if found != nil {
+					return nil, errdefs.Invalid("container id prefix %q is ambiguous: give more characters", ref)
+				}
+				found = e
+			}
+		}
+		if found != nil {
+			return found, nil
+		}
+	}
+	return nil, errdefs.NotFound("no such container %q: see skiff ps -a", ref)
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Manager) snapshot(e *entry) api.Container {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.rec.Container
+	return c
+}
+
+// Get returns a container by id, id prefix or name.
+func (m *Manager) Get(ctx context.Context, ref string) (api.Container, error) {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return api.Container{}, err
+	}
+	return m.snapshot(e), nil
+}
+
+// List returns the containers, oldest first; only running ones unless all.
+func (m *Manager) List(ctx context.Context, all bool) []api.Container {
+	m.mu.RLock()
+	out := make([]api.Container, 0, len(m.byID))
+	for _, e := range m.byID {
+		c := m.snapshot(e)
+		if all || c.State.Status == api.StatusRunning || c.State.Status == api.StatusStopping || c.State.Status == api.StatusRestarting {
+			out = append(out, c)
+		}
+	}
+	m.mu.RUnlock()
+	sortContainers(out)
+	return out
+}
+
+// ImageInUse reports whether any container was made from image id.
+func (m *Manager) ImageInUse(id string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, e := range m.byID {
+		e.mu.Lock()
+		used := e.rec.ImageID == id
+		e.mu.Unlock()
+		if used {
+			return true
+		}
+	}
+	return false
+}
+
+// Counts returns the number of containers and of running ones.
+func (m *Manager) Counts() (total, running int) {
+	for _, c := range m.List(context.Background(), true) {
+		total++
+		if c.State.Status == api.StatusRunning {
+			running++
+		}
+	}
+	return total, running
+}
+
+// persist writes e's state; callers hold e.mu.
+func (m *Manager) persist(ctx context.Context, e *entry) error {
+	return m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), e.rec.ID, e.rec.State, e.rec.ManuallyStopped)
+}
+
+// Start starts a created or exited container. Starting a running
+// container does nothing.
+func (m *Manager) Start(ctx context.Context, ref string) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	if e.gone {
+		e.mu.Unlock()
+		return errdefs.NotFound("no such container %q", ref)
+	}
+	status := e.rec.State.Status
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.mu.Unlock()
+	if status == api.StatusRunning || status == api.StatusStopping {
+		return nil
+	}
+	return m.startLocked(ctx, e, false)
+}
+
+// startLocked runs the container; the caller holds e.op.
+func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error {
+	ctx = context.WithoutCancel(ctx)
+	id := e.rec.ID
+	dir := m.containerDir(id)
+	spec, err := m.loadSpec(id)
+	if err == nil {
+		err = m.ensureMounted(ctx, e)
+	}
+	var pid int
+	if err == nil {
+		// A previous run may have left runtime state behind.
+		m.cfg.Runtime.Delete(ctx, id)
+		pid, err = m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize})
+	}
+	startedAt := time.Now().UTC()
+	if err == nil {
+		if err = m.cfg.Runtime.Start(ctx, id); err != nil {
+			m.cfg.Runtime.Delete(ctx, id)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		e.rec.State.Status = api.StatusExited
+		e.rec.State.Error = err.Error()
+		e.rec.State.ExitCode = startFailureCode(err)
+		e.rec.State.FinishedAt = time.Now().UTC()
+		e.rec.State.Pid = 0
+		m.persist(ctx, e)
+		return classifyStartError(e.rec.Name, err)
+	}
+	e.run++
+	e.rec.State = api.ContainerState{
+		Status: api.StatusRunning, Pid: pid, StartedAt: startedAt,
+		RestartCount: e.rec.State.RestartCount,
+	}
+	if restart {
+		e.rec.State.RestartCount++
+	}
+	e.rec.ManuallyStopped = false
+	e.exited = make(chan struct{})
+	if err := m.persist(ctx, e); err != nil {
+		m.log.Error("record container start", "id", id[:12], "err", err)
+	}
+	m.watch(e, e.run)
+	return nil
+}
+
+// startFailureCode is the exit code recorded when a container could not
+// start: 127 when its command does not exist, 126 otherwise (as docker).
+func startFailureCode(err error) int {
+	msg := err.Error()
+	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+		return 127
+	}
+	return 126
+}
+
+func classifyStartError(name string, err error) error {
+	if errdefs.Category(err) != nil && !errors.Is(err, errdefs.ErrUnavailable) {
+		return err
+	}
+	if startFailureCode(err) == 127 {
+		return errdefs.Invalid("start container %s: %v: check the command and that the image contains it", name, err)
+	}
+	return errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("start container %s: %w", name, err))
+}
+
+func (m *Manager) loadSpec(id string) (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(m.containerDir(id), "spec.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read container spec: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("container spec is corrupt: %w", err)
+	}
+	return &s, nil
+}
+
+// ensureMounted mounts the container's rootfs if it is not (after a host
+// reboot, mounts are gone while the state remains).
+func (m *Manager) ensureMounted(ctx context.Context, e *entry) error {
+	dir := m.containerDir(e.rec.ID)
+	rootfs := filepath.Join(dir, "rootfs")
+	if mounted, err := isMountPoint(rootfs); err != nil || mounted {
+		return err
+	}
+	img, err := m.cfg.Images.Resolve(ctx, e.rec.ImageID)
+	if err != nil {
+		return fmt.Errorf("image of container: %w", err)
+	}
+	return m.cfg.Mounter.Mount(img.Layers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), rootfs)
+}
+
+func isMountPoint(path string) (bool, error) {
+	var st, pst syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return false, err
+	}
+	if err := syscall.Lstat(filepath.Dir(path), &pst); err != nil {
+		return false, err
+	}
+	return st.Dev != pst.Dev, nil
+}
+
+// watch starts the goroutine that waits for run of e to end.
+func (m *Manager) watch(e *entry, run int) {
+	id := e.rec.ID
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		st, err := m.cfg.Runtime.Wait(m.bg, id)
+		if err != nil {
+			if m.bg.Err() == nil {
+				m.log.Error("wait for container", "id", id[:12], "err", err)
+			}
+			return
+		}
+		m.exitedRun(e, run, st)
+	}()
+}
+
+// exitedRun records that run of e ended with st and queues the follow-up.
+func (m *Manager) exitedRun(e *entry, run int, st runtime.ExitStatus) {
+	e.mu.Lock()
+	if e.run != run || e.gone {
+		e.mu.Unlock()
+		return
+	}
+	if e.rec.State.Status == api.StatusRunning || e.rec.State.Status == api.StatusStopping {
+		e.rec.State.Status = api.StatusExited
+		e.rec.State.ExitCode = st.Code
+		e.rec.State.OOMKilled = st.OOMKilled
+		e.rec.State.FinishedAt = st.At.UTC()
+		if st.At.IsZero() {
+			e.rec.State.FinishedAt = time.Now().UTC()
+		}
+		e.rec.State.Pid = 0
+		if err := m.persist(m.bg, e); err != nil {
+			m.log.Error("record container exit", "id", e.rec.ID[:12], "err", err)
+		}
+		close(e.exited)
+	}
+	e.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.afterExit(e, run)
+	}()
+}
+
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	// runResetsBackoff is how long a run must last for the restart delay
+	// to start again from minBackoff.
+	runResetsBackoff = 10 * time.Second
+)
+
+// afterExit cleans up the runtime state of an ended run and restarts or
+// removes the container as its configuration says.
+func (m *Manager) afterExit(e *entry, run int) {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	if e.run != run || e.gone {
+		e.mu.Unlock()
+		return
+	}
+	rec := e.rec
+	e.mu.Unlock()
+	ctx := m.bg
+	if err := m.cfg.Runtime.Delete(ctx, rec.ID); err != nil {
+		m.log.Warn("clean up runtime state", "id", rec.ID[:12], "err", err)
+	}
+	if m.shouldRestart(rec) {
+		e.mu.Lock()
+		if rec.State.FinishedAt.Sub(rec.State.StartedAt) >= runResetsBackoff {
+			e.backoff = minBackoff
+		}
+		delay := e.backoff
+		e.backoff = min(e.backoff*2, maxBackoff)
+		e.rec.State.Status = api.StatusRestarting
+		m.persist(ctx, e)
+		m.scheduleRestartLocked(e, delay)
+		e.mu.Unlock()
+		m.log.Info("container exited, restarting", "id", rec.ID[:12], "code", rec.State.ExitCode, "delay", delay)
+		return
+	}
+	if rec.Config.AutoRemove {
+		m.waitAttached(e, 10*time.Second)
+		if err := m.removeLocked(ctx, e); err != nil {
+			m.log.Error("auto-remove container", "id", rec.ID[:12], "err", err)
+		}
+	}
+}
+
+func (m *Manager) shouldRestart(rec store.ContainerRecord) bool {
+	if rec.ManuallyStopped || m.bg.Err() != nil {
+		return false
+	}
+	switch rec.Config.RestartPolicy.Name {
+	case api.RestartAlways:
+		return true
+	case api.RestartOnFailure:
+		max := rec.Config.RestartPolicy.MaxRetries
+		return rec.State.ExitCode != 0 && (max == 0 || rec.State.RestartCount < max)
+	}
+	return false
+}
+
+// scheduleRestartLocked restarts e after delay; the caller holds e.mu.
+func (m *Manager) scheduleRestartLocked(e *entry, delay time.Duration) {
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	run := e.run
+	e.timer = time.AfterFunc(delay, func() {
+		if m.bg.Err() != nil {
+			return
+		}
+		e.op.Lock()
+		defer e.op.Unlock()
+		e.mu.Lock()
+		ok := e.run == run && !e.gone && e.rec.State.Status == api.StatusRestarting
+		e.timer = nil
+		e.mu.Unlock()
+		if !ok {
+			return
+		}
+		if err := m.startLocked(m.bg, e, true); err != nil {
+			m.log.Warn("restart container", "id", e.rec.ID[:12], "err", err)
+			// A failed start counts as a failed run.
+			e.mu.Lock()
+			e.rec.State.RestartCount++
+			rec := e.rec
+			e.mu.Unlock()
+			if m.shouldRestart(rec) {
+				e.mu.Lock()
+				delay := e.backoff
+				e.backoff = min(e.backoff*2, maxBackoff)
+				e.rec.State.Status = api.StatusRestarting
+				m.persist(m.bg, e)
+				m.scheduleRestartLocked(e, delay)
+				e.mu.Unlock()
+			}
+		}
+	})
+}
+
+func (m *Manager) waitAttached(e *entry, limit time.Duration) {
+	e.mu.Lock()
+	if e.attachN == 0 {
+		e.mu.Unlock()
+		return
+	}
+	if e.attachIdle == nil {
+		e.attachIdle = make(chan struct{})
+	}
+	done := e.attachIdle
+	e.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(limit):
+	}
+}
+
+// Stop stops a running container: its stop signal, then SIGKILL after
+// timeout (the container's own when nil). A stopped container is left
+// alone by its restart policy until started again.
+func (m *Manager) Stop(ctx context.Context, ref string, timeout *time.Duration) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	return m.stopLocked(ctx, e, timeout)
+}
+
+func (m *Manager) stopLocked(ctx context.Context, e *entry, timeout *time.Duration) error {
+	e.mu.Lock()
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.rec.ManuallyStopped = true
+	status := e.rec.State.Status
+	if status == api.StatusRestarting {
+		e.rec.State.Status = api.StatusExited
+	}
+	if status == api.StatusRunning {
+		e.rec.State.Status = api.StatusStopping
+	}
+	m.persist(ctx, e)
+	exited := e.exited
+	id, cfg := e.rec.ID, e.rec.Config
+	e.mu.Unlock()
+	if status != api.StatusRunning && status != api.StatusStopping {
+		return nil
+	}
+	grace := 10 * time.Second
+	if cfg.StopTimeout != nil {
+		grace = time.Duration(*cfg.StopTimeout) * time.Second
+	}
+	if timeout != nil {
+		grace = *timeout
+	}
+	sig := syscall.SIGTERM
+	if cfg.StopSignal != "" {
+		sig, _ = ParseSignal(cfg.StopSignal)
+	}
+	if grace > 0 {
+		if err := m.cfg.Runtime.Kill(ctx, id, sig, false); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			m.log.Warn("send stop signal", "id", id[:12], "err", err)
+		}
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(grace):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := m.cfg.Runtime.Kill(ctx, id, syscall.SIGKILL, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		m.log.Warn("send SIGKILL", "id", id[:12], "err", err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		return errdefs.Unavailable("container %s did not exit 30s after SIGKILL", id[:12])
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Restart stops (if running) and starts a container.
+func (m *Manager) Restart(ctx context.Context, ref string, timeout *time.Duration) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	if err := m.stopLocked(ctx, e, timeout); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	gone := e.gone
+	e.mu.Unlock()
+	if gone {
+		return errdefs.NotFound("container %q was removed", ref)
+	}
+	// The exit follow-up is queued behind us; clean the runtime state here.
+	m.cfg.Runtime.Delete(ctx, e.rec.ID)
+	return m.startLocked(ctx, e, false)
+}
+
+// Kill sends sig to a running container.
+func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	status, id := e.rec.State.Status, e.rec.ID
+	stopSig := syscall.SIGTERM
+	if e.rec.Config.StopSignal != "" {
+		stopSig, _ = ParseSignal(e.rec.Config.StopSignal)
+	}
+	if status == api.StatusRunning || status == api.StatusStopping {
+		if sig == syscall.SIGKILL || sig == stopSig {
+			e.rec.ManuallyStopped = true
+			m.persist(ctx, e)
+		}
+	}
+	e.mu.Unlock()
+	if status != api.StatusRunning && status != api.StatusStopping {
+		return errdefs.Conflict("container %s is not running", ref)
+	}
+	return m.cfg.Runtime.Kill(ctx, id, sig, sig == syscall.SIGKILL)
+}
+
+// Remove deletes a container. A running one is refused unless force, in
+// which case it is killed first.
+func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	status := e.rec.State.Status
+	e.mu.Unlock()
+	if status == api.StatusRunning || status == api.StatusStopping {
+		if !force {
+			return errdefs.Conflict("container %s is running: stop it first (skiff stop %s) or force removal (skiff rm -f %s)", ref, ref, ref)
+		}
+		zero := time.Duration(0)
+		if err := m.stopLocked(ctx, e, &zero); err != nil {
+			return err
+		}
+	}
+	return m.removeLocked(ctx, e)
+}
+
+// removeLocked deletes e everywhere; the caller holds e.op.
+func (m *Manager) removeLocked(ctx context.Context, e *entry) error {
+	ctx = context.WithoutCancel(ctx)
+	e.mu.Lock()
+	if e.gone {
+		e.mu.Unlock()
+		return nil
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	id, name := e.rec.ID, e.rec.Name
+	e.mu.Unlock()
+	if err := m.cfg.Runtime.Delete(ctx, id); err != nil {
+		return fmt.Errorf("remove container %s from the runtime: %w", name, err)
+	}
+	dir := m.containerDir(id)
+	if err := m.cfg.Mounter.Unmount(filepath.Join(dir, "rootfs")); err != nil {
+		return fmt.Errorf("unmount root filesystem of %s: %w", name, err)
+	}
+	if err := m.cfg.Store.DeleteContainer(ctx, id); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		m.log.Warn("remove container directory", "id", id[:12], "err", err)
+	}
+	os.Remove(filepath.Join(dir + ".log.1"))
+	m.mu.Lock()
+	delete(m.byID, id)
+	if m.byName[name] == e {
+		delete(m.byName, name)
+	}
+	m.mu.Unlock()
+	e.mu.Lock()
+	e.gone = true
+	close(e.removed)
+	e.mu.Unlock()
+	m.log.Info("container removed", "id", id[:12], "name", name)
+	return nil
+}
+
+// Wait conditions.
+const (
+	WaitNotRunning = "not-running"
+	WaitRemoved    = "removed"
+)
+
+// Wait blocks until the container is not running (or removed) and
+// returns its last exit status.
+func (m *Manager) Wait(ctx context.Context, ref, condition string) (api.ContainerWaitResponse, error) {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return api.ContainerWaitResponse{}, err
+	}
+	switch condition {
+	case "", WaitNotRunning:
+		e.mu.Lock()
+		ch := e.exited
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-e.removed:
+		case <-ctx.Done():
+			return api.ContainerWaitResponse{}, ctx.Err()
+		}
+	case WaitRemoved:
+		select {
+		case <-e.removed:
+		case <-ctx.Done():
+			return api.ContainerWaitResponse{}, ctx.Err()
+		}
+	default:
+		return api.ContainerWaitResponse{}, errdefs.Invalid("unknown wait condition %q: use not-running or removed", condition)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return api.ContainerWaitResponse{ExitCode: e.rec.State.ExitCode, OOMKilled: e.rec.State.OOMKilled}, nil
+}
+
+// Exec runs a process in a running container and returns its exit code.
+func (m *Manager) Exec(ctx context.Context, ref string, req api.ExecRequest, stdio runtime.ExecIO) (int, error) {
+	if len(req.Cmd) == 0 {
+		return 0, errdefs.Invalid("exec needs a command")
+	}
+	e, err := m.lookup(ref)
+	if err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	status, id := e.rec.State.Status, e.rec.ID
+	e.mu.Unlock()
+	if status != api.StatusRunning {
+		return 0, errdefs.Conflict("container %s is not running: start it first (skiff start %s)", ref, ref)
+	}
+	spec, err := m.loadSpec(id)
+	if err != nil {
+		return 0, err
+	}
+	p, err := m.cfg.Specer.Exec(spec, filepath.Join(m.containerDir(id), "rootfs"), req)
+	if err != nil {
+		return 0, err
+	}
+	return m.cfg.Runtime.Exec(ctx, id, p, stdio)
+}
+
+// Stats samples a running container's resource usage.
+func (m *Manager) Stats(ctx context.Context, ref string) (api.ContainerStats, error) {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return api.ContainerStats{}, err
+	}
+	c := m.snapshot(e)
+	if c.State.Status != api.StatusRunning {
+		return api.ContainerStats{}, errdefs.Conflict("container %s is not running", ref)
+	}
+	s, err := m.cfg.Runtime.Stats(ctx, c.ID)
+	if err != nil {
+		return api.ContainerStats{}, err
+	}
+	return api.ContainerStats{
+		ID: c.ID, Name: c.Name, Time: s.Time,
+		CPUUsageNanos: s.CPUUsageNanos, MemoryUsageBytes: s.MemoryUsageBytes,
+		MemoryLimitBytes: s.MemoryLimitBytes, Pids: s.Pids, PidsLimit: s.PidsLimit,
+	}, nil
+}

@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/apiserver"
+	"skiff.dev/skiff/internal/container"
+	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/image"
+	"skiff.dev/skiff/internal/image/build"
+	"skiff.dev/skiff/internal/image/unpack"
+	"skiff.dev/skiff/internal/runtime/oci"
+	"skiff.dev/skiff/internal/runtime/rootfs"
+)
+
+// imageResolver adapts the image store to the container manager.
+type imageResolver struct{ s *image.Store }
+
+func (r imageResolver) Resolve(ctx context.Context, ref string) (*container.Image, error) {
+	res, err := r.s.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return &container.Image{Ref: res.Ref, ID: res.ID, Layers: res.Layers, Config: res.Config.Config}, nil
+}
+
+type mounter struct{}
+
+func (mounter) Mount(lowers []string, upper, work, target string) error {
+	return rootfs.Mount(lowers, upper, work, target)
+}
+func (mounter) Unmount(target string) error { return rootfs.Unmount(target) }
+
+// specer builds specs with the oci package.
+type specer struct{}
+
+func (specer) Spec(in container.SpecInput) (*specs.Spec, error) {
+	return oci.Spec(oci.Input{
+		ID: in.ID, Hostname: in.Hostname, Rootfs: in.Rootfs, Image: in.Image, Config: in.Config,
+		HostRlimits: true, HostCapabilities: true,
+	})
+}
+
+func (specer) Exec(spec *specs.Spec, rootfsDir string, req api.ExecRequest) (*specs.Process, error) {
+	if spec.Process == nil {
+		return nil, fmt.Errorf("container spec has no process")
+	}
+	p := *spec.Process
+	p.Terminal = false
+	p.Args = req.Cmd
+	env, err := oci.Env(spec.Process.Env, req.Env, spec.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	p.Env = env
+	if req.WorkingDir != "" {
+		if !strings.HasPrefix(req.WorkingDir, "/") {
+			return nil, errdefs.Invalid("exec working directory %q must be an absolute path", req.WorkingDir)
+		}
+		p.Cwd = req.WorkingDir
+	}
+	if req.User != "" {
+		u, err := oci.ResolveUser(rootfsDir, req.User)
+		if err != nil {
+			return nil, err
+		}
+		p.User = u
+	}
+	return &p, nil
+}
+
+// imageService serves the image API: the store, the builder, and the
+// containers' use of images.
+type imageService struct {
+	store *image.Store
+	ctrs  *container.Manager
+}
+
+var _ apiserver.Images = (*imageService)(nil)
+
+func (s *imageService) List(ctx context.Context) ([]api.Image, error) { return s.store.List(ctx) }
+func (s *imageService) Inspect(ctx context.Context, ref string) (api.Image, error) {
+	return s.store.Inspect(ctx, ref)
+}
+func (s *imageService) Import(ctx context.Context, r io.Reader) ([]api.Image, error) {
+	return s.store.Import(ctx, r)
+}
+func (s *imageService) Pull(ctx context.Context, ref string, insecure bool) (api.Image, error) {
+	return s.store.Pull(ctx, ref, image.RemoteOptions{Insecure: insecure})
+}
+func (s *imageService) Push(ctx context.Context, ref string, insecure bool) error {
+	return s.store.Push(ctx, ref, image.RemoteOptions{Insecure: insecure})
+}
+func (s *imageService) Tag(ctx context.Context, src, dst string) error {
+	return s.store.Tag(ctx, src, dst)
+}
+func (s *imageService) Remove(ctx context.Context, ref string, force bool) (api.ImageRemoveResponse, error) {
+	return s.store.Remove(ctx, ref, force, s.ctrs.ImageInUse)
+}
+func (s *imageService) Prune(ctx context.Context) (api.ImagePruneResponse, error) {
+	return s.store.Prune(ctx, s.ctrs.ImageInUse)
+}
+
+// Build unpacks the uploaded context into a temporary directory (with the
+// same safety checks as image layers) and runs the builder over it.
+func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts apiserver.BuildOptions, progress io.Writer) (api.ImageBuildResponse, error) {
+	if len(opts.Tags) == 0 {
+		return api.ImageBuildResponse{}, errdefs.Invalid("a build needs at least one tag: give -t NAME")
+	}
+	dir, err := os.MkdirTemp("", "skiff-build-")
+	if err != nil {
+		return api.ImageBuildResponse{}, err
+	}
+	defer os.RemoveAll(dir)
+	if _, err := unpack.Apply(ctx, dir, contextTar, unpack.Options{}); err != nil {
+		return api.ImageBuildResponse{}, fmt.Errorf("build context: %w", err)
+	}
+	df := opts.Dockerfile
+	if df == "" {
+		df = "Dockerfile"
+	}
+	img, err := build.Build(ctx, build.Options{
+		ContextDir: dir, Dockerfile: filepath.Join(dir, filepath.Clean("/"+df)),
+		BuildArgs: opts.BuildArgs, Target: opts.Target, Progress: progress,
+	}, s.store)
+	if err != nil {
+		return api.ImageBuildResponse{}, err
+	}
+	saved, err := s.store.Save(ctx, img, opts.Tags...)
+	if err != nil {
+		return api.ImageBuildResponse{}, err
+	}
+	return api.ImageBuildResponse{ID: saved.ID, Tags: saved.Tags}, nil
+}
+
+// system answers version and info.
+type system struct{ d *Daemon }
+
+func (s *system) Version() api.VersionInfo {
+	return api.VersionInfo{Version: s.d.cfg.Version, APIVersion: api.Version, GoVersion: goruntime.Version(), OS: goruntime.GOOS, Arch: goruntime.GOARCH}
+}
+
+func (s *system) Info(ctx context.Context) (api.Info, error) {
+	ri, err := s.d.runtime.Info(ctx)
+	if err != nil {
+		return api.Info{}, err
+	}
+	n, err := s.d.images.Count(ctx)
+	if err != nil {
+		return api.Info{}, err
+	}
+	total, running := s.d.ctrs.Counts()
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	return api.Info{
+		Root: s.d.cfg.Root, Socket: s.d.cfg.Socket,
+		Runtime: ri.Name, RuntimePath: ri.Path, RuntimeVersion: ri.Version,
+		Monitor: ri.Monitor, MonitorVersion: ri.MonitorVersion, CgroupLayout: ri.CgroupLayout,
+		Kernel:     unix.ByteSliceToString(uts.Release[:]),
+		Containers: total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
+	}, nil
+}

@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"skiff.dev/skiff/internal/apiserver"
+	"skiff.dev/skiff/internal/container"
+	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/image"
+	"skiff.dev/skiff/internal/runtime/runc"
+	"skiff.dev/skiff/internal/store"
+)
+
+// Defaults.
+const (
+	DefaultRoot       = "/var/lib/skiff"
+	DefaultSocket     = "/run/skiff/skiff.sock"
+	DefaultRuntime    = "runc"
+	DefaultLogMaxSize = 10 << 20
+)
+
+// Config is the daemon's configuration.
+type Config struct {
+	// Root holds all state (images, layers, containers, skiff.db).
+	Root string
+	// Socket is the unix socket the API listens on (mode 0660).
+	Socket string
+	// Runtime is the OCI runtime: "runc", "crun" or a path.
+	Runtime string
+	// LogMaxSize caps each container log before it is rotated.
+	LogMaxSize int64
+	// Version is reported by the API.
+	Version string
+	Logger  *slog.Logger
+}
+
+// Daemon is a running skiff daemon.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	lock     *os.File
+	db       *store.Store
+	images   *image.Store
+	runtime  *runc.Runtime
+	ctrs     *container.Manager
+	listener net.Listener
+	server   *http.Server
+}
+
+// New sets the daemon up: it locks the root, opens the stores, starts
+// the runtime, re-adopts containers and listens on the socket. Serve then
+// answers requests.
+func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
+	if cfg.Root == "" {
+		cfg.Root = DefaultRoot
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = DefaultSocket
+	}
+	if cfg.Runtime == "" {
+		cfg.Runtime = DefaultRuntime
+	}
+	if cfg.LogMaxSize == 0 {
+		cfg.LogMaxSize = DefaultLogMaxSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Root = root
+	if cfg.Socket, err = filepath.Abs(cfg.Socket); err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("create state directory %s: %w", root, err)
+	}
+	if d.lock, err = lockRoot(root); err != nil {
+		return nil, err
+	}
+	if d.db, err = store.Open(ctx, filepath.Join(root, "skiff.db")); err != nil {
+		return nil, err
+	}
+	if d.images, err = image.Open(root); err != nil {
+		return nil, fmt.Errorf("open image store: %w", err)
+	}
+	if d.runtime, err = runc.New(ctx, runc.WithStateDir(filepath.Join(root, "runtime")), runc.WithRuntime(cfg.Runtime)); err != nil {
+		return nil, fmt.Errorf("set up the container runtime: %w", err)
+	}
+	info, err := d.runtime.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.ctrs, err = container.New(container.Config{
+		Runtime: d.runtime, RuntimeName: info.Name,
+		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{},
+		Store: d.db, Dir: filepath.Join(root, "containers"), LogMaxSize: cfg.LogMaxSize,
+		Logger: d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.ctrs.Restore(ctx); err != nil {
+		return nil, fmt.Errorf("restore containers: %w", err)
+	}
+	if d.listener, err = listen(cfg.Socket); err != nil {
+		return nil, err
+	}
+	api := apiserver.New(d.ctrs, &imageService{store: d.images, ctrs: d.ctrs}, &system{d: d}, d.log)
+	d.server = &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
+	d.log.Info("skiff daemon ready", "root", root, "socket", cfg.Socket, "runtime", info.Name+" "+info.Version, "cgroups", info.CgroupLayout)
+	return d, nil
+}
+
+// Serve answers API requests until ctx is done, then shuts down. The
+// containers keep running.
+func (d *Daemon) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- d.server.Serve(d.listener) }()
+	select {
+	case err := <-errc:
+		d.close()
+		return err
+	case <-ctx.Done():
+	}
+	d.log.Info("shutting down; containers keep running")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.server.Shutdown(sctx)
+	d.close()
+	return nil
+}
+
+func (d *Daemon) close() {
+	if d.server != nil {
+		d.server.Close()
+	}
+	if d.listener != nil {
+		d.listener.Close()
+		os.Remove(d.cfg.Socket)
+	}
+	if d.ctrs != nil {
+		d.ctrs.Close()
+	}
+	if d.db != nil {
+		d.db.Close()
+	}
+	if d.lock != nil {
+		d.lock.Close()
+	}
+}
+
+// lockRoot takes an exclusive lock on root so a second daemon on the same
+// root is refused.
+func lockRoot(root string) (*os.File, error) {
+	path := filepath.Join(root, "skiff.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		pid := strings.TrimSpace(string(b[:n]))
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errdefs.Conflict("another skiff daemon (pid %s) is using the state directory %s: stop it, or give this one another --root and --socket", pid, root)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+// listen opens the API socket, replacing a stale socket file but never
+// one a live daemon answers on.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, errdefs.Conflict("another daemon is listening on %s: stop it, or give this one another --socket", path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}

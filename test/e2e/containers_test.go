@@ -1,0 +1,496 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"skiff.dev/skiff/api"
+)
+
+func inspect(t *testing.T, d *Daemon, name string) api.Container {
+	t.Helper()
+	out := must(t, d, "inspect", "--type", "container", name)
+	var cs []api.Container
+	if err := json.Unmarshal([]byte(out), &cs); err != nil || len(cs) != 1 {
+		t.Fatalf("inspect %s: %v\n%s", name, err, out)
+	}
+	return cs[0]
+}
+
+func TestRunExitCodes(t *testing.T) {
+	d := env.daemon
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string
+		stderrIn string
+	}{
+		{"success", []string{"run", "--rm", "busybox", "true"}, 0, "", ""},
+		{"exit code passes through", []string{"run", "--rm", "busybox", "sh", "-c", "exit 3"}, 3, "", ""},
+		{"output", []string{"run", "--rm", "busybox", "echo", "hi there"}, 0, "hi there\n", ""},
+		{"stderr kept apart", []string{"run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"}, 0, "out\n", "err"},
+		{"killed by signal", []string{"run", "--rm", "busybox", "sh", "-c", "kill -9 $$"}, 137, "", ""},
+		{"command not found", []string{"run", "--rm", "busybox", "/no/such/binary"}, 127, "", "/no/such/binary"},
+		{"image default command", []string{"run", "--rm", "hello", "-print", "from hello"}, 0, "from hello\n", ""},
+		{"env and workdir", []string{"run", "--rm", "-e", "A=1", "-w", "/tmp", "busybox", "sh", "-c", "echo $A $(pwd)"}, 0, "1 /tmp\n", ""},
+		{"user by name", []string{"run", "--rm", "-u", "app", "busybox", "id"}, 0, "uid=1000(app) gid=1000(app) groups=1000(app),50(staff)\n", ""},
+		{"user by uid:gid", []string{"run", "--rm", "-u", "1234:5678", "busybox", "id", "-u"}, 0, "1234\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := d.Run("", tc.args...)
+			if r.Code != tc.code {
+				t.Fatalf("exit code %d, want %d: %s", r.Code, tc.code, r)
+			}
+			if tc.stdout != "" && r.Stdout != tc.stdout {
+				t.Fatalf("stdout %q, want %q", r.Stdout, tc.stdout)
+			}
+			if tc.stderrIn != "" && !strings.Contains(r.Stderr, tc.stderrIn) {
+				t.Fatalf("stderr %q does not contain %q", r.Stderr, tc.stderrIn)
+			}
+		})
+	}
+	// --rm leaves nothing behind.
+	if out := must(t, d, "ps", "-aq"); strings.TrimSpace(out) != "" {
+		for _, id := range strings.Fields(out) {
+			c := inspect(t, d, id)
+			if c.Config.AutoRemove {
+				t.Errorf("auto-removed container still listed: %s %v", c.Name, c.State)
+			}
+		}
+	}
+}
+
+func TestIsolation(t *testing.T) {
+	d := env.daemon
+	out := must(t, d, "run", "--rm", "--hostname", "box1", "busybox", "sh", "-c",
+		"echo pid=$$; hostname; ls /proc | grep -c '^[0-9]'; grep Seccomp: /proc/self/status; grep NoNewPrivs /proc/self/status; grep CapBnd /proc/self/status; cat /proc/kcore | wc -c; ip link 2>/dev/null | grep -c ': <' || cat /proc/net/dev | grep -c :")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 8 {
+		t.Fatalf("unexpected output:\n%s", out)
+	}
+	if lines[0] != "pid=1" {
+		t.Errorf("shell is not PID 1: %s", lines[0])
+	}
+	if lines[1] != "box1" {
+		t.Errorf("hostname %q, want box1", lines[1])
+	}
+	if n, _ := strconv.Atoi(lines[2]); n > 4 || n == 0 {
+		t.Errorf("container sees %d processes; the host's must be hidden", n)
+	}
+	if !strings.HasSuffix(lines[3], "2") {
+		t.Errorf("seccomp not in filter mode: %s", lines[3])
+	}
+	if !strings.HasSuffix(lines[4], "1") {
+		t.Errorf("no_new_privs not set: %s", lines[4])
+	}
+	if caps := strings.Fields(lines[5]); len(caps) != 2 || caps[1] != "00000000a80425fb" {
+		t.Errorf("capability bounding set %s is not docker's default (00000000a80425fb)", lines[5])
+	}
+	if lines[6] != "0" {
+		t.Errorf("/proc/kcore readable (%s bytes); it must be masked", lines[6])
+	}
+	if lines[7] != "1" {
+		t.Errorf("container sees %s network interfaces, want only loopback", lines[7])
+	}
+	// Privileged is explicit and gives everything.
+	out = must(t, d, "run", "--rm", "--privileged", "busybox", "sh", "-c", "grep Seccomp: /proc/self/status")
+	if !strings.HasSuffix(strings.TrimSpace(out), "0") {
+		t.Errorf("privileged container has seccomp: %s", out)
+	}
+	out = must(t, d, "run", "--rm", "--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE", "busybox", "grep", "CapBnd", "/proc/self/status")
+	if !strings.Contains(out, "0000000000000400") {
+		t.Errorf("cap-drop ALL + cap-add NET_BIND_SERVICE gave %s", out)
+	}
+}
+
+func TestMemoryLimitOOMKills(t *testing.T) {
+	d := env.daemon
+	r := d.Run("", "run", "--name", "oom", "--memory", "32m", "memhog", "-mb", "200")
+	if r.Code != 137 {
+		t.Fatalf("exit code %d, want 137 (OOM kill): %s", r.Code, r)
+	}
+	c := inspect(t, d, "oom")
+	if !c.State.OOMKilled || c.State.ExitCode != 137 {
+		t.Fatalf("state %+v, want OOMKilled with 137", c.State)
+	}
+	if ps := must(t, d, "ps", "-a"); !strings.Contains(ps, "OOMKilled") {
+		t.Fatalf("ps -a does not say OOMKilled:\n%s", ps)
+	}
+	must(t, d, "rm", "oom")
+	// Under the limit it runs fine.
+	if r := d.Run("", "run", "--rm", "--memory", "64m", "memhog", "-mb", "16"); r.Code != 0 {
+		t.Fatalf("16 MiB under a 64 MiB limit failed: %s", r)
+	}
+}
+
+func TestPidsLimit(t *testing.T) {
+	d := env.daemon
+	r := d.Run("", "run", "--rm", "--pids-limit", "10", "spawn", "-n", "40")
+	out := r.Stdout + r.Stderr
+	n := parseSpawned(t, out)
+	if n >= 40 || n == 0 {
+		t.Fatalf("spawned %d of 40 children under a pids limit of 10:\n%s", n, r)
+	}
+	r = d.Run("", "run", "--rm", "spawn", "-n", "40")
+	if n := parseSpawned(t, r.Stdout+r.Stderr); n != 40 {
+		t.Fatalf("without a limit spawned %d of 40:\n%s", n, r)
+	}
+}
+
+// parseSpawned finds the "spawned N" count the spawn program reports.
+func parseSpawned(t *testing.T, out string) int {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "spawned" {
+				if n, err := strconv.Atoi(f[i+1]); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	t.Fatalf("no \"spawned N\" in output:\n%s", out)
+	return 0
+}
+
+func TestCPUQuota(t *testing.T) {
+	d := env.daemon
+	id := strings.TrimSpace(must(t, d, "run", "-d", "--cpus", "0.5", "busybox", "sleep", "60"))
+	defer d.Run("", "rm", "-f", id)
+	b, err := os.ReadFile("/sys/fs/cgroup/cpu/skiff/" + id + "/cpu.cfs_quota_us")
+	if err != nil {
+		// cgroup v2 layout
+		b, err = os.ReadFile("/sys/fs/cgroup/skiff/" + id + "/cpu.max")
+	}
+	if err != nil {
+		t.Fatalf("cannot find the container's cpu cgroup: %v", err)
+	}
+	if s := strings.Fields(string(b)); s[0] != "50000" {
+		t.Fatalf("cpu quota %q, want 50000 per 100000", b)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "--name", "life", "signals")
+	defer d.Run("", "rm", "-f", "life")
+	eventually(t, 5*time.Second, "signals to be ready", func() bool {
+		return strings.Contains(d.Run("", "logs", "life").Stdout, "ready")
+	})
+	if c := inspect(t, d, "life"); c.State.Status != api.StatusRunning || c.State.Pid == 0 {
+		t.Fatalf("state %+v", c.State)
+	}
+	fails(t, d, []string{"is running", "rm -f"}, "rm", "life")
+	// Graceful stop: SIGTERM is handled, exit 0, well before the timeout.
+	start := time.Now()
+	must(t, d, "stop", "-t", "20", "life")
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("stop took %s; the program exits on SIGTERM", el)
+	}
+	c := inspect(t, d, "life")
+	if c.State.Status != api.StatusExited || c.State.ExitCode != 0 {
+		t.Fatalf("after stop: %+v", c.State)
+	}
+	if !strings.Contains(d.Run("", "logs", "life").Stdout, "got SIGTERM") {
+		t.Fatalf("the program did not see SIGTERM")
+	}
+	// Start again, then restart.
+	must(t, d, "start", "life")
+	pid1 := inspect(t, d, "life").State.Pid
+	must(t, d, "restart", "-t", "5", "life")
+	c = inspect(t, d, "life")
+	if c.State.Status != api.StatusRunning || c.State.Pid == pid1 {
+		t.Fatalf("restart did not make a new process: %+v (old pid %d)", c.State, pid1)
+	}
+	// kill -s sends the signal; the program exits on SIGTERM.
+	must(t, d, "kill", "-s", "TERM", "life")
+	eventually(t, 5*time.Second, "exit after kill -s TERM", func() bool {
+		return inspect(t, d, "life").State.Status == api.StatusExited
+	})
+	fails(t, d, []string{"not running"}, "kill", "life")
+	must(t, d, "rm", "life")
+	fails(t, d, []string{"no such container"}, "inspect", "--type", "container", "life")
+}
+
+func TestStopTimeoutKills(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "--name", "stubborn", "signals", "-ignore")
+	defer d.Run("", "rm", "-f", "stubborn")
+	eventually(t, 5*time.Second, "ready", func() bool {
+		return strings.Contains(d.Run("", "logs", "stubborn").Stdout, "ready")
+	})
+	start := time.Now()
+	must(t, d, "stop", "-t", "1", "stubborn")
+	el := time.Since(start)
+	if el < time.Second || el > 8*time.Second {
+		t.Fatalf("stop -t 1 of a program ignoring SIGTERM took %s", el)
+	}
+	if c := inspect(t, d, "stubborn"); c.State.ExitCode != 137 {
+		t.Fatalf("exit code %d, want 137 (SIGKILL)", c.State.ExitCode)
+	}
+}
+
+func TestRestartPolicy(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "--name", "flaky", "--restart", "on-failure:3", "busybox", "sh", "-c", "echo run; exit 2")
+	defer d.Run("", "rm", "-f", "flaky")
+	eventually(t, 15*time.Second, "3 restarts then giving up", func() bool {
+		c := inspect(t, d, "flaky")
+		return c.State.Status == api.StatusExited && c.State.RestartCount == 3
+	})
+	time.Sleep(1500 * time.Millisecond) // it must not restart a fourth time
+	c := inspect(t, d, "flaky")
+	if c.State.RestartCount != 3 || c.State.Status != api.StatusExited || c.State.ExitCode != 2 {
+		t.Fatalf("after giving up: %+v", c.State)
+	}
+	if n := strings.Count(d.Run("", "logs", "flaky").Stdout, "run"); n != 4 {
+		t.Fatalf("ran %d times, want 4 (1 + 3 restarts)", n)
+	}
+	// on-failure leaves a clean exit alone.
+	must(t, d, "run", "-d", "--name", "clean", "--restart", "on-failure", "busybox", "true")
+	defer d.Run("", "rm", "-f", "clean")
+	eventually(t, 5*time.Second, "clean exit", func() bool { return inspect(t, d, "clean").State.Status == api.StatusExited })
+	time.Sleep(500 * time.Millisecond)
+	if c := inspect(t, d, "clean"); c.State.RestartCount != 0 {
+		t.Fatalf("clean exit restarted: %+v", c.State)
+	}
+	// always restarts with growing delays; stop ends it.
+	must(t, d, "run", "-d", "--name", "always", "--restart", "always", "busybox", "true")
+	defer d.Run("", "rm", "-f", "always")
+	eventually(t, 10*time.Second, "several restarts", func() bool { return inspect(t, d, "always").State.RestartCount >= 3 })
+	must(t, d, "stop", "always")
+	n := inspect(t, d, "always").State.RestartCount
+	time.Sleep(1500 * time.Millisecond)
+	if c := inspect(t, d, "always"); c.State.RestartCount != n || c.State.Status != api.StatusExited {
+		t.Fatalf("restarted after stop: %+v", c.State)
+	}
+}
+
+func TestLogs(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "--name", "talker", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done")
+	defer d.Run("", "rm", "-f", "talker")
+	r := d.Run("", "logs", "talker")
+	if r.Stdout != "out1\nout2\nout3\nout4\nout5\n" || r.Stderr != "err1\nerr2\nerr3\nerr4\nerr5\n" {
+		t.Fatalf("logs: %s", r)
+	}
+	if r := d.Run("", "logs", "--tail", "2", "talker"); r.Stdout != "out5\n" || r.Stderr != "err5\n" {
+		t.Fatalf("logs --tail 2: %s", r)
+	}
+	if r := d.Run("", "logs", "-t", "talker"); !strings.Contains(r.Stdout, "Z out1") && !strings.Contains(r.Stdout, " out1") {
+		t.Fatalf("logs -t has no timestamps: %s", r)
+	}
+	if r := d.Run("", "logs", "--since", "1h", "talker"); !strings.Contains(r.Stdout, "out1") {
+		t.Fatalf("logs --since 1h lost lines: %s", r)
+	}
+	if r := d.Run("", "logs", "--since", time.Now().Add(time.Hour).Format(time.RFC3339), "talker"); r.Stdout != "" {
+		t.Fatalf("logs --since the future printed: %s", r)
+	}
+	// -f follows a running container until it exits.
+	must(t, d, "run", "-d", "--name", "ticker", "busybox", "sh", "-c", "for i in 1 2 3; do echo tick$i; sleep 0.2; done")
+	defer d.Run("", "rm", "-f", "ticker")
+	r = d.Run("", "logs", "-f", "ticker")
+	if r.Code != 0 || r.Stdout != "tick1\ntick2\ntick3\n" {
+		t.Fatalf("logs -f: %s", r)
+	}
+}
+
+func TestExec(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "--name", "exectarget", "-e", "FROM_RUN=yes", "busybox", "sleep", "300")
+	defer d.Run("", "rm", "-f", "exectarget")
+	tests := []struct {
+		name   string
+		stdin  string
+		args   []string
+		code   int
+		stdout string
+	}{
+		{"output", "", []string{"exec", "exectarget", "echo", "hello"}, 0, "hello\n"},
+		{"exit code", "", []string{"exec", "exectarget", "sh", "-c", "exit 7"}, 7, ""},
+		{"env inherited and added", "", []string{"exec", "-e", "X=1", "exectarget", "sh", "-c", "echo $FROM_RUN$X"}, 0, "yes1\n"},
+		{"workdir", "", []string{"exec", "-w", "/tmp", "exectarget", "pwd"}, 0, "/tmp\n"},
+		{"user", "", []string{"exec", "-u", "app", "exectarget", "id", "-un"}, 0, "app\n"},
+		{"stdin", "line1\nline2\n", []string{"exec", "-i", "exectarget", "wc", "-l"}, 0, "2\n"},
+		{"same pid namespace", "", []string{"exec", "exectarget", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"}, 0, "sleep 300 "},
+		{"missing command", "", []string{"exec", "exectarget", "/nope"}, 127, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := d.Run(tc.stdin, tc.args...)
+			if r.Code != tc.code || (tc.stdout != "" && r.Stdout != tc.stdout) {
+				t.Fatalf("got %s\nwant exit %d stdout %q", r, tc.code, tc.stdout)
+			}
+		})
+	}
+	must(t, d, "stop", "-t", "0", "exectarget")
+	fails(t, d, []string{"not running"}, "exec", "exectarget", "true")
+}
+
+func TestStatsAndInfo(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "--name", "statme", "--memory", "64m", "busybox", "sleep", "60")
+	defer d.Run("", "rm", "-f", "statme")
+	out := must(t, d, "stats", "--no-stream", "-o", "json")
+	var st []api.ContainerStats
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("stats json: %v\n%s", err, out)
+	}
+	found := false
+	for _, s := range st {
+		if s.Name == "statme" {
+			found = true
+			if s.MemoryLimitBytes != 64<<20 || s.MemoryUsageBytes == 0 || s.Pids < 1 {
+				t.Fatalf("implausible stats %+v", s)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("statme missing from stats: %s", out)
+	}
+	if out := must(t, d, "stats", "--no-stream"); !strings.Contains(out, "MEM USAGE / LIMIT") || !strings.Contains(out, "statme") {
+		t.Fatalf("stats table:\n%s", out)
+	}
+	info := must(t, d, "info")
+	for _, want := range []string{"Runtime:", "runc", "Cgroups:", "Root:", d.Root, "Containers:", "Images:"} {
+		if !strings.Contains(info, want) {
+			t.Fatalf("info lacks %q:\n%s", want, info)
+		}
+	}
+	if out := must(t, d, "version"); !strings.Contains(out, "Server:") {
+		t.Fatalf("version: %s", out)
+	}
+}
+
+func TestPsFormats(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "--name", "listed", "busybox", "sleep", "60")
+	defer d.Run("", "rm", "-f", "listed")
+	if out := must(t, d, "ps"); !strings.Contains(out, "listed") || !strings.Contains(out, "Up ") {
+		t.Fatalf("ps:\n%s", out)
+	}
+	var cs []api.Container
+	if err := json.Unmarshal([]byte(must(t, d, "ps", "-o", "json")), &cs); err != nil {
+		t.Fatal(err)
+	}
+	if out := must(t, d, "ps", "-o", "yaml"); !strings.Contains(out, "name: listed") {
+		t.Fatalf("ps -o yaml:\n%s", out)
+	}
+	if out := must(t, d, "ps", "-o", "wide"); !strings.Contains(out, "PID") {
+		t.Fatalf("ps -o wide:\n%s", out)
+	}
+	fails(t, d, []string{"unknown output format"}, "ps", "-o", "xml")
+}
+
+// TestDaemonRestartAdoptsContainers kills a daemon with SIGKILL while its
+// containers run and checks a new daemon adopts them, and records exits
+// that happened while it was down.
+func TestDaemonRestartAdoptsContainers(t *testing.T) {
+	d, err := startDaemon("adopt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extraDaemons = append(extraDaemons, d)
+	if err := buildSubset(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, d, "run", "-d", "--name", "survivor", "busybox", "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
+	must(t, d, "run", "-d", "--name", "shortlived", "busybox", "sh", "-c", "sleep 1; exit 5")
+	pid := inspect(t, d, "survivor").State.Pid
+	d.Kill()
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("container process %d died with the daemon: %v", pid, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // shortlived exits while no daemon runs
+	logBefore := len(strings.Split(readLog(t, d, "survivor"), "\n"))
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := inspect(t, d, "survivor")
+	if c.State.Status != api.StatusRunning || c.State.Pid != pid {
+		t.Fatalf("survivor not adopted: %+v (pid was %d)", c.State, pid)
+	}
+	eventually(t, 5*time.Second, "the exit during downtime to be recorded", func() bool {
+		s := inspect(t, d, "shortlived").State
+		return s.Status == api.StatusExited && s.ExitCode == 5
+	})
+	// The log kept growing while the daemon was away.
+	if n := len(strings.Split(d.Run("", "logs", "survivor").Stdout, "\n")); n < logBefore {
+		t.Fatalf("log shrank: %d < %d lines", n, logBefore)
+	}
+	// The adopted container is fully managed: stop records its exit.
+	must(t, d, "stop", "-t", "1", "survivor")
+	if s := inspect(t, d, "survivor").State; s.Status != api.StatusExited {
+		t.Fatalf("adopted container did not stop: %+v", s)
+	}
+	// Same after a graceful daemon stop.
+	must(t, d, "start", "survivor")
+	d.Stop()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if s := inspect(t, d, "survivor").State; s.Status != api.StatusRunning {
+		t.Fatalf("not running after graceful daemon restart: %+v", s)
+	}
+	must(t, d, "rm", "-f", "survivor", "shortlived")
+}
+
+func readLog(t *testing.T, d *Daemon, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(inspect(t, d, name).LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// buildSubset builds some of the test images into another daemon.
+func buildSubset(d *Daemon, names ...string) error {
+	for _, n := range names {
+		if r := d.Run("", "image", "build", "-q", "-t", n, env.tmp+"/contexts/"+n); r.Code != 0 {
+			return &buildError{n, r}
+		}
+	}
+	return nil
+}
+
+type buildError struct {
+	name string
+	r    Result
+}
+
+func (e *buildError) Error() string { return "build " + e.name + ": " + e.r.String() }
+
+func TestSecondDaemonOnSameRootRefused(t *testing.T) {
+	tests := []struct {
+		name, root, socket, want string
+	}{
+		{"same root", env.daemon.Root, env.tmp + "/dup.sock", "another skiff daemon"},
+		{"same socket", env.tmp + "/root-dupsock", env.daemon.Socket, "another daemon is listening"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, env.skiff, "daemon", "--root", tc.root, "--socket", tc.socket).CombinedOutput()
+			if err == nil || ctx.Err() != nil {
+				t.Fatalf("second daemon was not refused: %v\n%s", err, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Fatalf("refusal does not say %q:\n%s", tc.want, out)
+			}
+		})
+	}
+	// The first daemon is unharmed.
+	must(t, env.daemon, "version")
+}
