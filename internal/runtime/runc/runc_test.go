@@ -22,7 +22,6 @@ import (
 
 const helperEnv = "SKIFF_RUNC_TEST_HELPER"
 
-
 func TestExitCode(t *testing.T) {
 	r := newRuntime(t)
 	tests := []struct {
