@@ -19,6 +19,12 @@ import (
 	"skiff.dev/skiff/internal/errdefs"
 )
 
+// SpecVersion is the ociVersion of the specs Spec builds. It is 1.0.2,
+// not the version of the specs-go module, because crun 1.8 (Debian 12)
+// rejects any ociVersion without "1.0" ("unknown version specified"),
+// and Spec uses nothing newer.
+const SpecVersion = "1.0.2"
+
 // Input is everything Spec needs to build a container's spec.
 type Input struct {
 	// ID is the container id; it names the cgroup and, cut to 12
@@ -161,7 +167,7 @@ func Spec(in Input) (*specs.Spec, error) {
 	}
 
 	s := &specs.Spec{
-		Version:  specs.Version,
+		Version:  SpecVersion,
 		Root:     &specs.Root{Path: in.Rootfs, Readonly: cfg.ReadonlyRootfs},
 		Hostname: hostname,
 		Process: &specs.Process{

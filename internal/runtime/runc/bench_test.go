@@ -54,7 +54,12 @@ func reportMedian(b *testing.B, d []time.Duration) {
 // BenchmarkCreateStartWait measures Create+Start+Wait of /bin/true
 // through the Runtime (runc under conmon); Delete is not timed.
 func BenchmarkCreateStartWait(b *testing.B) {
-	r := newRuntime(b)
+	for _, name := range []string{"runc", "crun"} {
+		b.Run(name, func(b *testing.B) { benchCreateStartWait(b, newRuntime(b, WithRuntime(name))) })
+	}
+}
+
+func benchCreateStartWait(b *testing.B, r *Runtime) {
 	bundle, specFor := benchBundle(b)
 	ctx := context.Background()
 	logPath := filepath.Join(b.TempDir(), "log")
