@@ -1,0 +1,148 @@
+package build
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// fileLayer is a gzip-compressed OCI layer the builder wrote to an
+// unlinked temporary file. The file stays readable as long as the layer
+// (and so the image) is referenced; the garbage collector's finalizer on
+// *os.File releases its disk space after that.
+type fileLayer struct {
+	f      *os.File
+	size   int64
+	digest v1.Hash
+	diffID v1.Hash
+}
+
+var _ v1.Layer = (*fileLayer)(nil)
+
+// Digest returns the sha256 of the compressed layer.
+func (l *fileLayer) Digest() (v1.Hash, error) { return l.digest, nil }
+
+// DiffID returns the sha256 of the uncompressed layer.
+func (l *fileLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
+// Size returns the compressed size.
+func (l *fileLayer) Size() (int64, error) { return l.size, nil }
+
+// MediaType is always the OCI gzip layer type.
+func (l *fileLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+
+// Compressed returns the gzip bytes.
+func (l *fileLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(io.NewSectionReader(l.f, 0, l.size)), nil
+}
+
+// Uncompressed returns the tar bytes.
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	zr, err := gzip.NewReader(io.NewSectionReader(l.f, 0, l.size))
+	if err != nil {
+		return nil, err
+	}
+	return zr, nil
+}
+
+// countWriter counts and hashes what goes through it.
+type countWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+// writeLayer writes the nodes of generation gen in tree t as a layer,
+// parents before children and siblings in name order, so equal trees give
+// equal bytes. It returns the layer and the newest mtime written.
+func writeLayer(ctx context.Context, tmpDir string, t *fsTree, gen int) (*fileLayer, time.Time, error) {
+	f, err := os.CreateTemp(tmpDir, "skiff-build-layer-*")
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("creating layer file: %w", err)
+	}
+	os.Remove(f.Name())
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+
+	buf := bufio.NewWriterSize(f, 1<<16)
+	compressed := &countWriter{w: buf, h: sha256.New()}
+	zw, err := gzip.NewWriterLevel(compressed, gzip.DefaultCompression)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	uncompressed := &countWriter{w: zw, h: sha256.New()}
+	tw := tar.NewWriter(uncompressed)
+
+	var newest time.Time
+	err = walkTree(t.root, "", func(rel string, n *node) error {
+		if rel == "" || n.gen != gen {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if n.mtime.After(newest) {
+			newest = n.mtime
+		}
+		if err := tw.WriteHeader(n.header(rel)); err != nil {
+			return fmt.Errorf("writing %s: %w", rel, err)
+		}
+		if n.typ != tar.TypeReg || n.size == 0 {
+			return nil
+		}
+		rc, err := n.data.open()
+		if err != nil {
+			return fmt.Errorf("reading /%s: %w", rel, err)
+		}
+		defer rc.Close()
+		if _, err := io.Copy(tw, rc); err != nil {
+			if strings.Contains(err.Error(), "write too long") {
+				return fmt.Errorf("reading /%s: the file changed while the image was built", rel)
+			}
+			return fmt.Errorf("reading /%s: %w", rel, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, time.Time{}, fmt.Errorf("writing layer: %w (the file changed while the image was built?)", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, time.Time{}, err
+	}
+	if err := buf.Flush(); err != nil {
+		return nil, time.Time{}, fmt.Errorf("writing layer: %w", err)
+	}
+	ok = true
+	return &fileLayer{
+		f:      f,
+		size:   compressed.n,
+		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(compressed.h.Sum(nil))},
+		diffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uncompressed.h.Sum(nil))},
+	}, newest, nil
+}
