@@ -33,8 +33,8 @@ type Options struct {
 	// BuildArgs set ARG values. SOURCE_DATE_EPOCH (seconds) also clamps
 	// file mtimes and sets the image's creation time, as with BuildKit.
 	BuildArgs map[string]string
-	Target    string   // stage to build; default the last
-	Platform  string   // default linux/<GOARCH>
+	Target    string    // stage to build; default the last
+	Platform  string    // default linux/<GOARCH>
 	Progress  io.Writer // optional: docker-like step lines "STEP 2/5: COPY hello /hello"
 }
 
@@ -89,17 +89,17 @@ type builder struct {
 // stage is the state of one stage while and after it is built.
 type stage struct {
 	def      *stageDef
-	baseName string       // FROM after ARG expansion
-	base     *stage       // FROM <earlier stage>
+	baseName string // FROM after ARG expansion
+	base     *stage // FROM <earlier stage>
 	platform platform
-	deps     []int        // stages this one copies from
+	deps     []int // stages this one copies from
 	cfg      *v1.ConfigFile
 	layers   []v1.Layer
-	tree     *fsTree      // nil until an instruction needs the filesystem
-	args     *kv          // ARGs declared in the stage
-	cmdSet   bool         // CMD given in this stage
-	created  time.Time    // base creation time, then newest mtime written
-	ownHist  int          // first history entry this build wrote
+	tree     *fsTree   // nil until an instruction needs the filesystem
+	args     *kv       // ARGs declared in the stage
+	cmdSet   bool      // CMD given in this stage
+	created  time.Time // base creation time, then newest mtime written
+	ownHist  int       // first history entry this build wrote
 	building bool
 	built    bool
 }

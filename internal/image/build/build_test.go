@@ -358,4 +358,3 @@ func TestBuildCancel(t *testing.T) {
 		t.Fatalf("Build after cancel: %v, want context canceled", err)
 	}
 }
-
