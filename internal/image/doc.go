@@ -1,0 +1,76 @@
+// Package image is skiff's image store: images kept as an OCI image layout
+// under <root>/images, and their layers unpacked once per chain ID under
+// <root>/layers, ready to be stacked as overlay lowerdirs.
+//
+// # On disk
+//
+//	images/oci-layout, images/index.json  the OCI image layout
+//	images/blobs/sha256/<hex>               manifests, configs, layers
+//	images/.tmp/                            blobs and imports in progress
+//	layers/<chain-id-hex>/                  one unpacked layer (overlay format)
+//	layers/.tmp-*/                          unpacks in progress
+//
+// Each index.json entry is an image manifest whose
+// org.opencontainers.image.ref.name annotation holds the fully qualified
+// reference pointing at it ("localhost/hello:latest",
+// "registry:5000/team/x@sha256:..."). An image with several tags has one
+// entry per tag; an image without tags (dangling) has one entry without
+// the annotation. So `skopeo inspect oci:<root>/images:<ref>` and
+// `umoci ls --layout <root>/images` read the store.
+//
+// An image is identified by its ID, the digest of its config; List shows
+// one entry per ID with all its tags.
+//
+// # References
+//
+// Users type docker-style references, [REGISTRY/]PATH[:TAG][@DIGEST]; see
+// ParseReference for the grammar. The first path component is a registry
+// when it contains "." or ":", is "localhost", or has upper case letters.
+// References are normalised to fully qualified names:
+//
+//   - A name with a registry part stays as it is ("docker.io/hello" and
+//     "index.docker.io/hello" become "docker.io/library/hello").
+//   - A short name ("hello", "hello:1.0", "team/hello") is looked up as
+//     "localhost/NAME:TAG", then as "docker.io/[library/]NAME:TAG".
+//   - New tags made by Tag, Save (a build) or Import of a short name are
+//     stored as "localhost/NAME:TAG" (podman's convention).
+//   - Pull of a short name goes to docker.io (library/ for one component).
+//   - The tag defaults to "latest". A digest reference (NAME@sha256:...)
+//     matches an image of that repository whose manifest has the digest.
+//   - An image ID, "sha256:<hex>" or a bare hex string, resolves by ID: a
+//     full ID, or a unique prefix of at least 4 hex digits. A bare hex
+//     string is first tried as a name. An ambiguous prefix is ErrInvalid
+//     naming the candidates.
+//   - An unknown image is ErrNotFound telling how to build, import or
+//     pull it; a malformed reference is ErrInvalid naming it and why.
+//
+// Archives name their images in their own ways: a docker save archive by
+// RepoTags; an OCI layout by the io.containerd.image.name annotation, or
+// by org.opencontainers.image.ref.name when it is a full reference (has a
+// "/", ":" or "@"). A bare ref.name such as "latest" is a tag without a
+// repository: that image is imported untagged, kept by ID.
+//
+// # Consistency
+//
+// Every write of index.json goes through a synced temporary file renamed
+// into place. Blobs are written (verified against their digests, synced)
+// before the index entry naming them, so a crash never leaves index.json
+// pointing to a missing blob; it may leave unreferenced blobs, which
+// Prune removes. A layer is unpacked into layers/.tmp-* and renamed to its
+// chain ID once complete and checked against its diff ID, so a layer
+// directory under its real name is always whole; Open removes leftovers of
+// both kinds.
+//
+// The Store is safe for concurrent use. Writers pin the blobs and layer
+// directories they work on, so Remove and Prune, which delete what no
+// index entry needs, never delete what a pull, import or unpack in
+// progress is using. Images used by containers stay in index.json until
+// they are no longer used (Remove only untags them), so a Prune never
+// deletes anything a tag or a container still uses.
+//
+// Errors are classified with internal/errdefs: ErrInvalid for bad
+// references and bad archives (the index is then unchanged), ErrNotFound
+// for unknown images, ErrConflict for removing an image in use,
+// ErrUnavailable for registry and disk failures, ErrUnauthorized for
+// registry credentials.
+package image

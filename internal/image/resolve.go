@@ -1,0 +1,241 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
+	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/image/unpack"
+)
+
+// Resolved is an image ready to run: its identity, its config and its
+// unpacked layer directories.
+type Resolved struct {
+	// Ref is the fully qualified reference the lookup matched; "" when
+	// the image was named by ID.
+	Ref string
+	// ID is the config digest ("sha256:...").
+	ID string
+	// Digest is the manifest digest.
+	Digest string
+	// Config is the image configuration.
+	Config v1.ConfigFile
+	// Layers are the unpacked layer directories, top layer first, ready
+	// for overlay's lowerdir=.
+	Layers []string
+}
+
+// Resolve finds the image ref names and makes sure all its layers are
+// unpacked under <root>/layers/<chain-id-hex>. Each layer is unpacked once:
+// concurrent Resolves of images sharing layers wait for one another, and
+// a second Resolve does no work. A layer that fails to unpack leaves no
+// directory behind and its error (errdefs.ErrInvalid for bad content)
+// names the entry.
+func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
+	entries, err := s.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.lookup(entries, ref)
+	if err != nil {
+		return nil, err
+	}
+	meta := m.meta
+	keys := make([]string, len(meta.chains))
+	for i, c := range meta.chains {
+		keys[i] = layerKey(c.Hex)
+	}
+	pins := s.pin(keys...)
+	defer pins.release()
+
+	dirs := make([]string, len(meta.chains)) // bottom first
+	for i, c := range meta.chains {
+		dirs[i] = filepath.Join(s.layersDir, c.Hex)
+		if err := s.ensureLayer(ctx, meta, i, dirs[:i]); err != nil {
+			return nil, err
+		}
+	}
+	r := &Resolved{
+		Ref:    m.ref,
+		ID:     meta.id.String(),
+		Digest: meta.desc.Digest.String(),
+		Config: *meta.config.DeepCopy(),
+		Layers: make([]string, len(dirs)),
+	}
+	for i, d := range dirs {
+		r.Layers[len(dirs)-1-i] = d
+	}
+	return r, nil
+}
+
+// chainLock serialises the unpacking of one layer chain.
+type chainLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func (s *Store) lockChain(hex string) func() {
+	s.chainMu.Lock()
+	l := s.chainLocks[hex]
+	if l == nil {
+		l = &chainLock{}
+		s.chainLocks[hex] = l
+	}
+	l.refs++
+	s.chainMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.chainMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.chainLocks, hex)
+		}
+		s.chainMu.Unlock()
+	}
+}
+
+func (s *Store) knownUnpacked(hex string) bool {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	return s.unpacked[hex]
+}
+
+func (s *Store) markUnpacked(hex string) {
+	s.pinMu.Lock()
+	s.unpacked[hex] = true
+	s.pinMu.Unlock()
+}
+
+// ensureLayer makes sure layer i of meta is unpacked; lowers are the
+// directories of the layers below it, bottom first. The caller has pinned
+// the chain.
+func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string) error {
+	chain := meta.chains[i].Hex
+	if s.knownUnpacked(chain) {
+		return nil
+	}
+	unlock := s.lockChain(chain)
+	defer unlock()
+	dir := filepath.Join(s.layersDir, chain)
+	if _, err := os.Stat(dir); err == nil {
+		s.markUnpacked(chain)
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("layer %s: %w", chain, err))
+	}
+	desc := meta.manifest.Layers[i]
+	diffID := meta.config.RootFS.DiffIDs[i]
+	pins := s.pin(blobKey(desc.Digest))
+	defer pins.release()
+	if err := s.unpackLayer(ctx, desc.Digest, diffID, dir, lowers); err != nil {
+		return fmt.Errorf("unpack layer %d (%s) of image %s: %w", i+1, desc.Digest, meta.id, err)
+	}
+	s.unpacks.Add(1)
+	s.markUnpacked(chain)
+	return nil
+}
+
+// unpackLayer unpacks blob into a temporary directory under layers/,
+// checks the uncompressed content against diffID, and renames the
+// directory to dir. On error nothing is left behind.
+func (s *Store) unpackLayer(ctx context.Context, blob, diffID v1.Hash, dir string, lowersBottomFirst []string) (err error) {
+	f, err := os.Open(s.blobPath(blob))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errdefs.NotFound("blob %s is missing from the image store: pull or import the image again", blob)
+		}
+		return errdefs.WithCategory(errdefs.ErrUnavailable, err)
+	}
+	defer f.Close()
+	rc, err := decompress(f)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := newSHA256()
+	tee := io.TeeReader(rc, h)
+
+	tmp, err := os.MkdirTemp(s.layersDir, tmpPrefix)
+	if err != nil {
+		return errdefs.WithCategory(errdefs.ErrUnavailable, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return errdefs.WithCategory(errdefs.ErrUnavailable, err)
+	}
+	lowers := make([]string, len(lowersBottomFirst))
+	for i, l := range lowersBottomFirst {
+		lowers[len(lowers)-1-i] = l
+	}
+	if _, err := s.apply(ctx, tmp, tee, unpack.Options{Lowers: lowers}); err != nil {
+		return err
+	}
+	// The tar end marker and padding may follow the last entry unread.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return errdefs.Invalid("read layer: %v", err)
+	}
+	if got := hashOf(h); got != diffID {
+		return errdefs.Invalid("layer content has digest %s but the image config says %s: the image is corrupt", got, diffID)
+	}
+	if err := syncFS(tmp); err != nil {
+		return errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("sync layer: %w", err))
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return errdefs.WithCategory(errdefs.ErrUnavailable, err)
+	}
+	return syncDir(s.layersDir)
+}
+
+// syncFS flushes the filesystem holding dir, so an unpacked layer is on
+// disk before its directory gets its real name.
+func syncFS(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
+}
+
+// decompress returns the uncompressed content of r, which may be gzip,
+// zstd or plain.
+func decompress(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(4)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, errdefs.Invalid("bad gzip stream: %v", err)
+		}
+		return zr, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, errdefs.Invalid("bad zstd stream: %v", err)
+		}
+		return zr.IOReadCloser(), nil
+	default:
+		return io.NopCloser(br), nil
+	}
+}
