@@ -143,9 +143,16 @@ func (cx *buildContext) ignored(rel string) bool {
 
 // walk calls fn for every entry of the context the ignore rules keep,
 // parents before children and siblings in name order, like docker's
-// context tar. rel is slash separated; the root itself is not reported.
+// context tar. An excluded directory holding entries that a "!" pattern
+// brings back is reported just before the first of them, so that its
+// metadata travels too. rel is slash separated; the root is not reported.
 func (cx *buildContext) walk(ctx context.Context, fn func(rel, abs string, fi fs.FileInfo) error) error {
+	type pendingDir struct {
+		rel, abs string
+		fi       fs.FileInfo
+	}
 	parents := map[string]patternmatcher.MatchInfo{}
+	var pending []pendingDir // excluded directories walked into, outermost first
 	return filepath.WalkDir(cx.dir, func(abs string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -161,6 +168,13 @@ func (cx *buildContext) walk(ctx context.Context, fn func(rel, abs string, fi fs
 			return nil
 		}
 		rel = filepath.ToSlash(rel)
+		for len(pending) > 0 && !strings.HasPrefix(rel, pending[len(pending)-1].rel+"/") {
+			pending = pending[:len(pending)-1]
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
 		if cx.ignore != nil {
 			skip, info, err := cx.ignore.MatchesUsingParentResults(rel, parents[path.Dir(rel)])
 			if err != nil {
@@ -170,16 +184,22 @@ func (cx *buildContext) walk(ctx context.Context, fn func(rel, abs string, fi fs
 				parents[rel] = info
 			}
 			if skip {
-				if !d.IsDir() || cx.keepWalking(rel) {
+				if !d.IsDir() {
+					return nil
+				}
+				if cx.keepWalking(rel) {
+					pending = append(pending, pendingDir{rel, abs, fi})
 					return nil
 				}
 				return filepath.SkipDir
 			}
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
+		for _, p := range pending {
+			if err := fn(p.rel, p.abs, p.fi); err != nil {
+				return err
+			}
 		}
+		pending = pending[:0]
 		return fn(rel, abs, fi)
 	})
 }
@@ -269,26 +289,14 @@ func (cx *buildContext) tree(ctx context.Context) (*fsTree, error) {
 	return t, nil
 }
 
-// parentIn returns the directory node of rel's parent, adding the parents
-// that the ignore rules left out (they hold entries brought back by "!").
+// parentIn returns the directory node of rel's parent; walk reports
+// parents first.
 func (cx *buildContext) parentIn(t *fsTree, rel string) (*node, error) {
 	n := t.root
-	cur := ""
 	for _, c := range splitPath(path.Dir(rel)) {
-		cur = path.Join(cur, c)
-		ch := n.children[c]
-		if ch == nil {
-			abs := filepath.Join(cx.dir, filepath.FromSlash(cur))
-			fi, err := os.Lstat(abs)
-			if err != nil {
-				return nil, err
-			}
-			if ch, err = nodeFromFileInfo(abs, fi); err != nil {
-				return nil, err
-			}
-			n.children[c] = ch
+		if n = n.children[c]; n == nil || !n.isDir() {
+			return nil, fmt.Errorf("%s: the parent directory was not read first", rel)
 		}
-		n = ch
 	}
 	return n, nil
 }

@@ -273,6 +273,9 @@ func (c *copier) lookup(src *fsTree, p, raw, where string) (*node, error) {
 	case errors.Is(err, errLoop):
 		return nil, errdefs.Invalid("%s %s: %v", c.op.name, raw, err)
 	}
+	if l, _, lerr := src.lookup(p, false); lerr == nil && l.typ == tar.TypeSymlink {
+		return nil, errdefs.NotFound("%s %s: %q is a symlink to %q, which is not in %s (symlinks resolve inside it)", c.op.name, raw, strings.TrimPrefix(p, "/"), l.link, where)
+	}
 	hint := ""
 	if c.op.from == "" {
 		rel := strings.TrimPrefix(p, "/")

@@ -53,9 +53,11 @@ func (c *unsupportedCommand) Name() string             { return c.name }
 func (c *unsupportedCommand) Location() []parser.Range { return c.loc }
 func (c *unsupportedCommand) Comments() []string       { return nil }
 func (c *unsupportedCommand) String() string           { return c.code }
-func (c *unsupportedCommand) err(df *dockerfile) error { return df.unsupported(c.name, c.loc) }
-func (df *dockerfile) unsupported(name string, loc []parser.Range) error {
-	return df.errAt(loc, errdefs.Invalid("%s is not supported yet: skiff builds images without running commands; build binaries outside and COPY them in", strings.ToUpper(name)))
+
+// unsupported is the error for an instruction skiff cannot execute; the
+// caller adds the line.
+func unsupported(name string) error {
+	return errdefs.Invalid("%s is not supported yet: skiff builds images without running commands; build binaries outside and COPY them in", strings.ToUpper(name))
 }
 
 var _ instructions.Command = (*unsupportedCommand)(nil)

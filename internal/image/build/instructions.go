@@ -49,7 +49,7 @@ func (b *builder) expand(s *stage, c instructions.Command) error {
 // Dockerfile line; the caller adds it.
 func (b *builder) dispatch(ctx context.Context, s *stage, c instructions.Command) error {
 	if u, ok := c.(*unsupportedCommand); ok {
-		return u.err(b.df)
+		return unsupported(u.name)
 	}
 	if err := b.expand(s, c); err != nil {
 		return err
@@ -170,7 +170,7 @@ func (b *builder) dispatch(ctx context.Context, s *stage, c instructions.Command
 			chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, unpack: unpack, checksum: c.Checksum,
 		})
 	default:
-		return b.df.unsupported(c.Name(), nil)
+		return unsupported(c.Name())
 	}
 	return nil
 }
@@ -271,7 +271,7 @@ func (b *builder) trigger(ctx context.Context, s *stage, expr string) error {
 	}
 	for _, n := range res.AST.Children {
 		if strings.EqualFold(n.Value, "run") {
-			return at(errdefs.Invalid("RUN is not supported yet: skiff builds images without running commands"))
+			return at(unsupported("run"))
 		}
 		c, err := instructions.ParseCommand(n)
 		if err != nil {
