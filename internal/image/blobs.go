@@ -240,6 +240,9 @@ func (s *Store) writeImage(ctx context.Context, img v1.Image, pins *pinSet, w *w
 			}
 			if adopt != nil {
 				if p := adopt(ld.Digest); p != "" {
+					if fi, err := os.Stat(p); err == nil && fi.Size() != ld.Size {
+						return errdefs.Invalid("layer %s is %d bytes, its descriptor says %d", ld.Digest, fi.Size(), ld.Size)
+					}
 					created, err := s.adoptBlob(p, ld.Digest, false)
 					w.add(created, ld.Digest)
 					return err

@@ -61,7 +61,10 @@
 // directory under its real name is always whole; Open removes leftovers of
 // both kinds.
 //
-// The Store is safe for concurrent use. Writers pin the blobs and layer
+// The Store is safe for concurrent use. One process opens a root at a
+// time (Open clears the temporary files of the previous one); other
+// programs may read the layout, and a change they make to index.json is
+// noticed and reloaded. Writers pin the blobs and layer
 // directories they work on, so Remove and Prune, which delete what no
 // index entry needs, never delete what a pull, import or unpack in
 // progress is using. Images used by containers stay in index.json until

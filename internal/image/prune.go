@@ -234,7 +234,6 @@ func (s *Store) sweep() (api.ImagePruneResponse, error) {
 					os.Remove(t)
 					continue
 				}
-				delete(s.unpacked, n)
 				resp.LayersDeleted++
 				trash = append(trash, t)
 			}

@@ -107,34 +107,26 @@ func (s *Store) lockChain(hex string) func() {
 	}
 }
 
-func (s *Store) knownUnpacked(hex string) bool {
-	s.pinMu.Lock()
-	defer s.pinMu.Unlock()
-	return s.unpacked[hex]
-}
-
-func (s *Store) markUnpacked(hex string) {
-	s.pinMu.Lock()
-	s.unpacked[hex] = true
-	s.pinMu.Unlock()
-}
-
 // ensureLayer makes sure layer i of meta is unpacked; lowers are the
 // directories of the layers below it, bottom first. The caller has pinned
 // the chain.
 func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string) error {
 	chain := meta.chains[i].Hex
-	if s.knownUnpacked(chain) {
-		return nil
+	dir := filepath.Join(s.layersDir, chain)
+	present := func() (bool, error) {
+		_, err := os.Stat(dir)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return err == nil, nil
+		}
+		return false, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("layer %s: %w", chain, err))
+	}
+	if ok, err := present(); ok || err != nil {
+		return err
 	}
 	unlock := s.lockChain(chain)
 	defer unlock()
-	dir := filepath.Join(s.layersDir, chain)
-	if _, err := os.Stat(dir); err == nil {
-		s.markUnpacked(chain)
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("layer %s: %w", chain, err))
+	if ok, err := present(); ok || err != nil {
+		return err
 	}
 	desc := meta.manifest.Layers[i]
 	diffID := meta.config.RootFS.DiffIDs[i]
@@ -144,7 +136,6 @@ func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers 
 		return fmt.Errorf("unpack layer %d (%s) of image %s: %w", i+1, desc.Digest, meta.id, err)
 	}
 	s.unpacks.Add(1)
-	s.markUnpacked(chain)
 	return nil
 }
 

@@ -64,9 +64,8 @@ type Store struct {
 	// pins protects blobs and layer dirs a writer or unpacker is working
 	// with from the sweep: keys are blob digests and "layer:"+chain hex.
 	// The sweep holds pinMu while it decides and deletes.
-	pinMu    sync.Mutex
-	pins     map[string]int
-	unpacked map[string]bool // chain hex known to be present; guarded by pinMu
+	pinMu sync.Mutex
+	pins  map[string]int
 
 	chainMu    sync.Mutex
 	chainLocks map[string]*chainLock
@@ -107,7 +106,6 @@ func Open(root string) (*Store, error) {
 		layersDir:  filepath.Join(root, "layers"),
 		metas:      map[v1.Hash]*imageMeta{},
 		pins:       map[string]int{},
-		unpacked:   map[string]bool{},
 		chainLocks: map[string]*chainLock{},
 		apply:      unpack.Apply,
 	}
