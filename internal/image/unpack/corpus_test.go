@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,6 +112,36 @@ func tarOf(es ...ent) []byte {
 	return buf.Bytes()
 }
 
+// paxPrefix returns a PAX extended header carrying records, to put
+// before a tar whose first entry they apply to. archive/tar's writer
+// drops records it manages itself (GNU.sparse.*), so the block is made by
+// hand: a regular header, retyped to 'x', with its checksum redone.
+func paxPrefix(records ...string) []byte {
+	var body strings.Builder
+	for i := 0; i+1 < len(records); i += 2 {
+		rec := " " + records[i] + "=" + records[i+1] + "\n"
+		n := len(rec)
+		for len(fmt.Sprint(n))+len(rec) != n {
+			n = len(fmt.Sprint(n)) + len(rec)
+		}
+		fmt.Fprintf(&body, "%d%s", n, rec)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "PaxHeaders/x", Size: int64(body.Len()), Mode: 0o644, ModTime: epoch, Format: tar.FormatUSTAR})
+	tw.Write([]byte(body.String()))
+	tw.Flush()
+	b := buf.Bytes()
+	b[156] = tar.TypeXHeader
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
 // capNetRaw is a security.capability value (VFS_CAP_REVISION_2, effective)
 // granting CAP_NET_RAW, as `setcap cap_net_raw+ep` writes it.
 func capNetRaw() string {
@@ -146,6 +178,9 @@ type corpusCase struct {
 	wantInvalid bool
 	// want is the unpacked tree (see treeNode.line).
 	want []string
+	// static marks a tar kept in testdata as it is, made by another tool
+	// (see testdata/README.md).
+	static bool
 	// check runs extra checks on the unpacked root.
 	check func(t *testing.T, root string)
 }
@@ -356,6 +391,24 @@ func corpus() []corpusCase {
 			"d/ dir 0750 5:6", `f file 0644 0:0 "two"`, `x file 0644 0:0 "file"`, "y/ dir 0755 0:0",
 			`z file 0644 0:0 "z2" user.b="2"`,
 		}},
+		{name: "sparse-pax", static: true, want: []string{"big file 0644 0:0 " + sparseDigest()}, check: checkSparse},
+		{name: "sparse-gnu", static: true, want: []string{"big file 0644 0:0 " + sparseDigest()}, check: checkSparse},
+		{name: "sparse-bomb", wantEntry: "bomb", wantReason: "sparse files expand to more than 16 GiB", data: func() []byte {
+			return append(paxPrefix("GNU.sparse.major", "0", "GNU.sparse.minor", "1", "GNU.sparse.size", "18253611008",
+				"GNU.sparse.numblocks", "1", "GNU.sparse.map", "0,0"), tarOf(reg("bomb", ""))...)
+		}},
+		{name: "sparse-holes", data: func() []byte {
+			return append(paxPrefix("GNU.sparse.major", "0", "GNU.sparse.minor", "1", "GNU.sparse.size", "67108864",
+				"GNU.sparse.numblocks", "2", "GNU.sparse.map", "0,5,67108859,5"), tarOf(reg("holes", "startended"))...)
+		}, want: []string{"holes file 0644 0:0 " + holesDigest()}, check: func(t *testing.T, root string) {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(root, "holes"), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Size != 64<<20 || st.Blocks*512 > 1<<20 {
+				t.Errorf("holes: size %d using %d bytes, want 64 MiB using less than 1 MiB", st.Size, st.Blocks*512)
+			}
+		}},
 		{name: "file-as-parent", wantEntry: "f/x", wantReason: "not a directory", data: func() []byte {
 			return tarOf(reg("f", "x"), reg("f/x", "y"))
 		}},
@@ -507,6 +560,34 @@ func corpus() []corpusCase {
 	}
 }
 
+// sparseDigest is the digest of testdata/sparse-*.tar's file: 10 MiB of
+// zeros with "hello" at offset 5000000 (GNU tar --sparse).
+var sparseDigest = sync.OnceValue(func() string {
+	b := make([]byte, 10<<20)
+	copy(b[5000000:], "hello")
+	return fmt.Sprintf("sha256:%x", sha256.Sum256(b))
+})
+
+// holesDigest is the digest of sparse-holes.tar's file: 64 MiB of zeros
+// between "start" and "ended".
+var holesDigest = sync.OnceValue(func() string {
+	b := make([]byte, 64<<20)
+	copy(b, "start")
+	copy(b[len(b)-5:], "ended")
+	return fmt.Sprintf("sha256:%x", sha256.Sum256(b))
+})
+
+// checkSparse checks that the sparse file kept its holes.
+func checkSparse(t *testing.T, root string) {
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(root, "big"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != 10<<20 || st.Blocks*512 > 1<<20 {
+		t.Errorf("big: size %d using %d bytes, want 10 MiB using less than 1 MiB", st.Size, st.Blocks*512)
+	}
+}
+
 // corpusData returns the tar of every corpus file, by file name.
 func corpusData(t testing.TB) map[string][]byte {
 	t.Helper()
@@ -534,6 +615,14 @@ func TestCorpusFiles(t *testing.T) {
 			}
 		}
 	}
+	for _, c := range corpus() {
+		if c.static {
+			if _, err := os.Stat(filepath.Join("testdata", c.tarFile()+".tar")); err != nil {
+				t.Errorf("static corpus file: %v", err)
+			}
+			files[c.tarFile()] = nil
+		}
+	}
 	onDisk, err := filepath.Glob(filepath.Join("testdata", "*.tar"))
 	if err != nil {
 		t.Fatal(err)
@@ -544,6 +633,9 @@ func TestCorpusFiles(t *testing.T) {
 		}
 	}
 	for name, data := range files {
+		if data == nil {
+			continue // static: loaded by TestCorpus
+		}
 		got, err := os.ReadFile(filepath.Join("testdata", name+".tar"))
 		if err != nil || !bytes.Equal(got, data) {
 			t.Errorf("testdata/%s.tar is missing or stale (err %v); run go test -run TestCorpusFiles -update", name, err)
@@ -558,10 +650,25 @@ type sandbox struct {
 }
 
 func newSandbox(t testing.TB) *sandbox {
+	return newSandboxIn(t, "")
+}
+
+// newSandboxIn makes the sandbox in a new directory under base, or in
+// t.TempDir() when base is "".
+func newSandboxIn(t testing.TB, base string) *sandbox {
 	t.Helper()
 	requireRoot(t)
 	ensureCanary(t)
-	d := t.TempDir()
+	var d string
+	if base == "" {
+		d = t.TempDir()
+	} else {
+		var err error
+		if d, err = os.MkdirTemp(base, "skiff-unpack-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+	}
 	s := &sandbox{dir: d, root: filepath.Join(d, "root"), outside: filepath.Join(d, "outside")}
 	for _, p := range []string{s.root, s.outside} {
 		if err := os.Mkdir(p, 0o755); err != nil {
@@ -662,7 +769,14 @@ func TestCorpus(t *testing.T) {
 	cases := corpus()
 	files := map[string][]byte{}
 	for _, c := range cases {
-		if c.data != nil {
+		switch {
+		case c.static:
+			data, err := os.ReadFile(filepath.Join("testdata", c.tarFile()+".tar"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[c.tarFile()] = data
+		case c.data != nil:
 			files[c.tarFile()] = c.data()
 		}
 	}

@@ -28,7 +28,10 @@
 //
 // # Entry types
 //
-//   - Regular files (and GNU sparse files, expanded) are streamed to disk.
+//   - Regular files are streamed to disk. GNU sparse files (old GNU and
+//     PAX formats) keep their holes; as a few bytes of tar can declare
+//     terabytes of holes, a layer whose sparse files add up to more than
+//     16 GiB is refused.
 //   - Directories are created; a directory entry over an existing directory
 //     only updates its metadata. Directories the layer does not list but
 //     needs as parents are created with mode 0755, owned by 0:0.
@@ -50,8 +53,9 @@
 //   - Character and block devices are refused unless Options.AllowDevices
 //     is set. A character device 0/0 is always refused: in overlayfs format
 //     it means "deleted"; layers express deletion with whiteouts.
-//   - PAX global headers and AUFS metadata (".wh..wh.*" other than the
-//     opaque marker) are skipped; every other type is refused.
+//   - PAX global headers and AUFS metadata (names starting ".wh..wh."
+//     other than the opaque marker, and everything below them) are
+//     skipped; every other type is refused.
 //
 // Later entries replace earlier ones with the same name, as tar extraction
 // does; a replaced directory is removed with its contents, except that a

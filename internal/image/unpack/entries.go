@@ -2,6 +2,7 @@ package unpack
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -140,6 +141,13 @@ func (u *unpacker) replace(pfd int, n *node, create func() error) error {
 }
 
 func (u *unpacker) file(ctx context.Context, tr io.Reader, n *node) error {
+	sparse := isSparse(n.hdr)
+	if sparse {
+		u.sparseBytes += n.hdr.Size
+		if u.sparseBytes > maxSparseBytes {
+			return refuse("the layer's sparse files expand to more than %d GiB; skiff unpacks at most that much", maxSparseBytes>>30)
+		}
+	}
 	pfd, err := u.parentDir(n.parent)
 	if err != nil {
 		return err
@@ -149,7 +157,12 @@ func (u *unpacker) file(ctx context.Context, tr io.Reader, n *node) error {
 		return err
 	}
 	f := os.NewFile(uintptr(fd), n.rel)
-	written, err := u.copyBody(ctx, f, tr)
+	var written int64
+	if sparse {
+		written, err = u.copySparse(ctx, f, tr)
+	} else {
+		written, err = u.copyBody(ctx, f, tr)
+	}
 	u.stats.Bytes += written
 	if err == nil {
 		err = setOwnerMode(fd, n.hdr.Uid, n.hdr.Gid, n.perm)
@@ -196,6 +209,66 @@ func (u *unpacker) copyBody(ctx context.Context, dst io.Writer, src io.Reader) (
 		}
 		if rerr != nil {
 			return total, &bodyReadError{err: rerr}
+		}
+	}
+}
+
+// maxSparseBytes bounds the logical size of a layer's sparse files: a
+// few bytes of tar can declare terabytes of holes, and the tar reader
+// hands holes over as zeros to scan.
+const maxSparseBytes = 16 << 30
+
+// isSparse reports whether the entry is a GNU sparse file (old GNU format
+// or PAX GNU.sparse records).
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// zeros is compared against to find holes in sparse files.
+var zeros = make([]byte, 256<<10)
+
+// copySparse streams a sparse file's content to dst, leaving holes where
+// the content is zero.
+func (u *unpacker) copySparse(ctx context.Context, dst *os.File, src io.Reader) (int64, error) {
+	var size, written int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return written, err
+		}
+		// Fill whole chunks so that holes are found at chunk granularity.
+		n := 0
+		var rerr error
+		for n < len(u.buf) && rerr == nil {
+			var m int
+			m, rerr = src.Read(u.buf[n:])
+			n += m
+		}
+		if n > 0 {
+			if bytes.Equal(u.buf[:n], zeros[:n]) {
+				if _, err := dst.Seek(int64(n), io.SeekCurrent); err != nil {
+					return written, err
+				}
+			} else {
+				if _, err := dst.Write(u.buf[:n]); err != nil {
+					return written, err
+				}
+				written += int64(n)
+			}
+			size += int64(n)
+		}
+		if rerr == io.EOF {
+			return written, dst.Truncate(size)
+		}
+		if rerr != nil {
+			return written, &bodyReadError{err: rerr}
 		}
 	}
 }

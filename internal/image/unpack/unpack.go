@@ -103,6 +103,8 @@ type unpacker struct {
 	copies map[string]copyRecord
 	buf    []byte
 	stats  Stats
+	// sparseBytes adds up the logical sizes of the sparse files so far.
+	sparseBytes int64
 }
 
 func newUnpacker(dir string, opts Options) (*unpacker, error) {
