@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -260,6 +261,9 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		defer conn.Close()
+		// A hijacked request's context is cancelled at once; the process
+		// lives until it exits.
+		ctx = context.WithoutCancel(ctx)
 		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: skiff-stream\r\n\r\n")
 		buf.Flush()
 		sw = stream.NewWriter(conn, nil)

@@ -464,17 +464,22 @@ func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error
 		err = m.ensureMounted(ctx, e)
 	}
 	var pid int
+	t0 := time.Now()
+	var t1, t2 time.Time
 	if err == nil {
 		// A previous run may have left runtime state behind.
 		m.cfg.Runtime.Delete(ctx, id)
+		t1 = time.Now()
 		pid, err = m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize})
 	}
 	startedAt := time.Now().UTC()
+	t2 = startedAt
 	if err == nil {
 		if err = m.cfg.Runtime.Start(ctx, id); err != nil {
 			m.cfg.Runtime.Delete(ctx, id)
 		}
 	}
+	m.log.Debug("container start timing", "id", id[:12], "prepare", t1.Sub(t0), "create", t2.Sub(t1), "start", time.Since(t2))
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
