@@ -36,6 +36,14 @@ type ContainerConfig struct {
 	// StopTimeout is the default grace period in seconds before SIGKILL
 	// (default 10).
 	StopTimeout *int `json:"stopTimeout,omitempty"`
+
+	// Network is the network to join: a network name, "none" or "host".
+	// Empty means the default network.
+	Network string `json:"network,omitempty"`
+	// NetworkAliases are extra DNS names of the container on its network.
+	NetworkAliases []string `json:"networkAliases,omitempty"`
+	// Ports are published on the host.
+	Ports []PortMapping `json:"ports,omitempty"`
 }
 
 // Resources are cgroup limits. Zero means unlimited.
@@ -104,6 +112,19 @@ type Container struct {
 	Runtime string `json:"runtime,omitempty"`
 	// LogPath is where the container's stdout/stderr are kept.
 	LogPath string `json:"logPath,omitempty"`
+	// NetworkSettings describe the container's network while it runs.
+	NetworkSettings *NetworkSettings `json:"networkSettings,omitempty"`
+}
+
+// NetworkSettings are a running container's network attachment.
+type NetworkSettings struct {
+	Network string        `json:"network"`
+	IP      string        `json:"ip,omitempty"`
+	Gateway string        `json:"gateway,omitempty"`
+	MAC     string        `json:"mac,omitempty"`
+	Ports   []PortMapping `json:"ports,omitempty"` // with host ports chosen
+	// NetNS is the path of the container's network namespace.
+	NetNS string `json:"netns,omitempty"`
 }
 
 // ContainerCreateRequest is the body of POST /v1/containers.
