@@ -41,13 +41,10 @@ func extractArchive(ctx context.Context, r io.Reader, dir string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var cat error
 		if errdefs.Category(err) != nil {
-			cat = err
-		} else {
-			cat = errdefs.Invalid("read archive: %v", err)
+			return fmt.Errorf("extract archive: %w", err)
 		}
-		return cat
+		return errdefs.Invalid("read archive: %v", err)
 	}
 	for {
 		hdr, err := tr.Next()
@@ -79,7 +76,7 @@ func extractArchive(ctx context.Context, r io.Reader, dir string) error {
 			if err != nil {
 				return errdefs.Invalid("archive entry %q: %v", hdr.Name, err)
 			}
-			_, err = io.Copy(f, tr)
+			_, err = io.Copy(diskWriter{f}, tr)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}

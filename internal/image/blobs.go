@@ -66,6 +66,8 @@ type ctxReader struct {
 	r   io.Reader
 }
 
+var _ io.Reader = ctxReader{}
+
 func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
@@ -115,7 +117,7 @@ func (s *Store) putBlob(ctx context.Context, want v1.Hash, size int64, open func
 	defer os.Remove(tmp)
 	defer f.Close()
 	h := newSHA256()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(diskWriter{f}, h), ctxReader{ctx, rc})
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
@@ -132,9 +134,9 @@ func (s *Store) putBlob(ctx context.Context, want v1.Hash, size int64, open func
 }
 
 // adoptBlob moves a file the store owns (under its temp dir) into place as
-// blob want after checking its digest; it is how an import avoids copying
-// an archive's layers a second time.
-// The digest is checked unless the caller has just computed it (verified).
+// blob want, checking its digest unless the caller has just computed it
+// (verified). It is how an import avoids copying an archive's layers a
+// second time.
 func (s *Store) adoptBlob(path string, want v1.Hash, verified bool) (created bool, err error) {
 	if s.hasBlob(want, -1) {
 		return false, nil
@@ -168,6 +170,20 @@ func (s *Store) commitBlob(f *os.File, want v1.Hash) error {
 		return errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("write blob %s: %w", want, err))
 	}
 	return nil
+}
+
+// diskWriter marks write errors (a full disk) as ErrUnavailable, apart
+// from errors reading the source.
+type diskWriter struct{ f *os.File }
+
+var _ io.Writer = diskWriter{}
+
+func (w diskWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = errdefs.WithCategory(errdefs.ErrUnavailable, err)
+	}
+	return n, err
 }
 
 // putBytes stores b as blob want.

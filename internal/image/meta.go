@@ -226,6 +226,8 @@ type capReader struct {
 	left int64
 }
 
+var _ io.Reader = (*capReader)(nil)
+
 func (c *capReader) Read(p []byte) (int, error) {
 	if c.left <= 0 {
 		var one [1]byte

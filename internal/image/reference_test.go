@@ -2,6 +2,7 @@ package image
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -239,4 +240,26 @@ func FuzzParseReference(f *testing.F) {
 			}
 		}
 	})
+}
+
+func ExampleParseReference() {
+	for _, s := range []string{"hello", "team/app:1.2", "127.0.0.1:5000/x@" + testDigest} {
+		ref, err := ParseReference(s)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		var lookups []string
+		for _, c := range ref.Candidates() {
+			lookups = append(lookups, c.String())
+		}
+		fmt.Printf("%s: new tag %s, pull %s, lookups %s\n", s, ref.Local(), ref.Remote(), strings.Join(lookups, " then "))
+	}
+	_, err := ParseReference("Hello")
+	fmt.Println(err)
+	// Output:
+	// hello: new tag localhost/hello:latest, pull docker.io/library/hello:latest, lookups localhost/hello:latest then docker.io/library/hello:latest
+	// team/app:1.2: new tag localhost/team/app:1.2, pull docker.io/team/app:1.2, lookups localhost/team/app:1.2 then docker.io/team/app:1.2
+	// 127.0.0.1:5000/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef: new tag 127.0.0.1:5000/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef, pull 127.0.0.1:5000/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef, lookups 127.0.0.1:5000/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+	// invalid image reference "Hello": repository name must be lowercase
 }

@@ -26,13 +26,23 @@ import (
 
 // Annotations read and written on index.json entries.
 const (
-	annotationRefName              = "org.opencontainers.image.ref.name"
-	annotationContainerdName       = "io.containerd.image.name"
-	ociLayoutFile                  = "oci-layout"
-	indexFile                      = "index.json"
-	ociLayoutContent               = `{"imageLayoutVersion":"1.0.0"}`
-	tmpPrefix                      = ".tmp-"
-	maxMetadataSize          int64 = 32 << 20 // manifests, configs, index.json
+	annotationRefName        = "org.opencontainers.image.ref.name"
+	annotationContainerdName = "io.containerd.image.name"
+)
+
+// Names and limits of the files the store keeps.
+const (
+	ociLayoutFile    = "oci-layout"
+	indexFile        = "index.json"
+	ociLayoutContent = `{"imageLayoutVersion":"1.0.0"}`
+	// tmpDirName is the directory under images/ for blobs being written
+	// and archives being imported.
+	tmpDirName = ".tmp"
+	// tmpPrefix starts the names of temporary files and of unpacks in
+	// progress under layers/.
+	tmpPrefix = ".tmp-"
+	// maxMetadataSize bounds manifests, configs and index files.
+	maxMetadataSize int64 = 32 << 20
 )
 
 // applyFunc unpacks one layer tar stream into dir; it is unpack.Apply
@@ -109,7 +119,7 @@ func Open(root string) (*Store, error) {
 		chainLocks: map[string]*chainLock{},
 		apply:      unpack.Apply,
 	}
-	s.tmpDir = filepath.Join(s.imagesDir, tmpPrefix[:len(tmpPrefix)-1])
+	s.tmpDir = filepath.Join(s.imagesDir, tmpDirName)
 	s.blobsDir = filepath.Join(s.imagesDir, "blobs", "sha256")
 	s.lp = layout.Path(s.imagesDir)
 	for _, d := range []string{s.blobsDir, s.layersDir} {
