@@ -104,58 +104,59 @@ func plainDockerArchive(t *testing.T, tag string) ([]byte, v1.Image) {
 
 func TestImport(t *testing.T) {
 	ctx := context.Background()
+	// want is one imported image; digest is checked when set (an OCI
+	// source keeps its manifest, a docker save archive gets a new one).
 	type want struct {
-		id   string
-		tags []string
+		id     string
+		tags   []string
+		digest string
 	}
 	tests := []struct {
 		name string
 		// make returns the archive (or, for a layout, a directory in dir)
 		make func(t *testing.T) (archive []byte, layoutDir string, want []want)
-		// sameDigest: the stored manifest is the source's (OCI sources).
-		sameDigest bool
 	}{
 		{
-			name: "OCI archive", sameDigest: true,
+			name: "OCI archive",
 			make: func(t *testing.T) ([]byte, string, []want) {
 				img := threeLayerImage(t, "oci")
-				return imagetest.OCIArchive(t, imagetest.Tagged{Ref: "localhost/hello:latest", Image: img}), "", []want{{idOf(t, img), []string{"localhost/hello:latest"}}}
+				return imagetest.OCIArchive(t, imagetest.Tagged{Ref: "localhost/hello:latest", Image: img}), "", []want{{idOf(t, img), []string{"localhost/hello:latest"}, digestOf(t, img)}}
 			},
 		},
 		{
-			name: "OCI archive gzip as a whole", sameDigest: true,
+			name: "OCI archive gzip as a whole",
 			make: func(t *testing.T) ([]byte, string, []want) {
 				img := threeLayerImage(t, "gz")
-				return gzipBytes(t, imagetest.OCIArchive(t, imagetest.Tagged{Ref: "example.com/team/app:1", Image: img})), "", []want{{idOf(t, img), []string{"example.com/team/app:1"}}}
+				return gzipBytes(t, imagetest.OCIArchive(t, imagetest.Tagged{Ref: "example.com/team/app:1", Image: img})), "", []want{{idOf(t, img), []string{"example.com/team/app:1"}, digestOf(t, img)}}
 			},
 		},
 		{
-			name: "OCI archive zstd as a whole with two images", sameDigest: true,
+			name: "OCI archive zstd as a whole with two images",
 			make: func(t *testing.T) ([]byte, string, []want) {
 				a, b := threeLayerImage(t, "z1"), imagetest.RandomImage(t, 2)
 				return zstdBytes(t, imagetest.OCIArchive(t,
 						imagetest.Tagged{Ref: "hello:2", Image: a},
 						imagetest.Tagged{Ref: "latest", Image: b},
 					)), "", []want{
-						{idOf(t, a), []string{"localhost/hello:2"}},
-						{idOf(t, b), []string{}},
+						{idOf(t, a), []string{"localhost/hello:2"}, digestOf(t, a)},
+						{idOf(t, b), []string{}, digestOf(t, b)},
 					}
 			},
 		},
 		{
-			name: "OCI layout directory", sameDigest: true,
+			name: "OCI layout directory",
 			make: func(t *testing.T) ([]byte, string, []want) {
 				img := threeLayerImage(t, "dir")
 				dir := t.TempDir()
 				imagetest.WriteOCILayout(t, dir, imagetest.Tagged{Ref: "localhost/dir:1", Image: img}, imagetest.Tagged{Ref: "localhost/dir:2", Image: img})
-				return nil, dir, []want{{idOf(t, img), []string{"localhost/dir:1", "localhost/dir:2"}}}
+				return nil, dir, []want{{idOf(t, img), []string{"localhost/dir:1", "localhost/dir:2"}, digestOf(t, img)}}
 			},
 		},
 		{
 			name: "docker save",
 			make: func(t *testing.T) ([]byte, string, []want) {
 				img := threeLayerImage(t, "docker")
-				return imagetest.DockerArchive(t, imagetest.Tagged{Ref: "hello:3", Image: img}), "", []want{{idOf(t, img), []string{"localhost/hello:3"}}}
+				return imagetest.DockerArchive(t, imagetest.Tagged{Ref: "hello:3", Image: img}), "", []want{{idOf(t, img), []string{"localhost/hello:3"}, ""}}
 			},
 		},
 		{
@@ -166,8 +167,8 @@ func TestImport(t *testing.T) {
 						imagetest.Tagged{Ref: "localhost/busybox:latest", Image: a},
 						imagetest.Tagged{Ref: "registry.example.com:5000/r:1", Image: b},
 					)), "", []want{
-						{idOf(t, a), []string{"localhost/busybox:latest"}},
-						{idOf(t, b), []string{"registry.example.com:5000/r:1"}},
+						{idOf(t, a), []string{"localhost/busybox:latest"}, ""},
+						{idOf(t, b), []string{"registry.example.com:5000/r:1"}, ""},
 					}
 			},
 		},
@@ -175,7 +176,7 @@ func TestImport(t *testing.T) {
 			name: "old docker save with plain layers and a symlink",
 			make: func(t *testing.T) ([]byte, string, []want) {
 				b, img := plainDockerArchive(t, "old:1")
-				return b, "", []want{{idOf(t, img), []string{"localhost/old:1"}}}
+				return b, "", []want{{idOf(t, img), []string{"localhost/old:1"}, ""}}
 			},
 		},
 	}
@@ -235,6 +236,9 @@ func TestImport(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if w.digest != "" && im.Digest != w.digest {
+					t.Errorf("stored manifest %s, source %s", im.Digest, w.digest)
+				}
 				if len(r.Layers) != len(im.Layers) {
 					t.Errorf("Resolve gave %d layer dirs for %d layers", len(r.Layers), len(im.Layers))
 				}
@@ -268,7 +272,6 @@ func TestImport(t *testing.T) {
 					}
 				}
 			}
-			_ = tt.sameDigest
 		})
 	}
 }
