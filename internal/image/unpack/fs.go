@@ -271,29 +271,33 @@ func setXattrsFD(fd int, xs []xattr) error {
 // listXattrs returns the xattrs of the file at p (not followed), except
 // those that steer overlayfs.
 func listXattrs(p string) ([]xattr, error) {
-	size, err := unix.Llistxattr(p, nil)
-	if err != nil || size == 0 {
-		if errors.Is(err, unix.ENOTSUP) {
-			err = nil
+	// The size a file system reports up front is a hint (overlayfs
+	// counts names it then hides), so grow on ERANGE.
+	var buf []byte
+	size := 0
+	for n := 1024; ; n *= 4 {
+		buf = make([]byte, n)
+		var err error
+		size, err = unix.Llistxattr(p, buf)
+		if errors.Is(err, unix.ERANGE) && n < 1<<20 {
+			continue
 		}
-		return nil, err
-	}
-	buf := make([]byte, size)
-	size, err = unix.Llistxattr(p, buf)
-	if err != nil {
-		return nil, err
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	var xs []xattr
 	for name := range strings.SplitSeq(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
 		if name == "" || overlayXattr(name) {
 			continue
 		}
-		n, err := unix.Lgetxattr(p, name, nil)
+		val := make([]byte, 64<<10) // the largest xattr value Linux allows
+		n, err := unix.Lgetxattr(p, name, val)
 		if err != nil {
-			return nil, err
-		}
-		val := make([]byte, n)
-		if n, err = unix.Lgetxattr(p, name, val); err != nil {
 			return nil, err
 		}
 		xs = append(xs, xattr{name: name, value: string(val[:n])})

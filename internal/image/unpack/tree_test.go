@@ -149,15 +149,12 @@ func contentAt(dirfd int, name string) (string, error) {
 
 // listAllXattrs lists every xattr of the node at p, not followed, sorted.
 func listAllXattrs(p string) ([]xattr, error) {
-	size, err := unix.Llistxattr(p, nil)
+	buf := make([]byte, 64<<10)
+	size, err := unix.Llistxattr(p, buf)
 	if err != nil || size == 0 {
 		if errors.Is(err, unix.ENOTSUP) {
 			err = nil
 		}
-		return nil, err
-	}
-	buf := make([]byte, size)
-	if size, err = unix.Llistxattr(p, buf); err != nil {
 		return nil, err
 	}
 	var xs []xattr
