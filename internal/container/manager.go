@@ -633,6 +633,13 @@ func (m *Manager) afterExit(e *entry, run int) {
 	rec := e.rec
 	e.mu.Unlock()
 	ctx := m.bg
+	if rec.Config.AutoRemove && !m.shouldRestart(rec) {
+		m.waitAttached(e, 10*time.Second)
+		if err := m.removeExitedLocked(ctx, e); err != nil {
+			m.log.Error("auto-remove container", "id", rec.ID[:12], "err", err)
+		}
+		return
+	}
 	if err := m.cfg.Runtime.Delete(ctx, rec.ID); err != nil {
 		m.log.Warn("clean up runtime state", "id", rec.ID[:12], "err", err)
 	}
@@ -652,7 +659,7 @@ func (m *Manager) afterExit(e *entry, run int) {
 	}
 	if rec.Config.AutoRemove {
 		m.waitAttached(e, 10*time.Second)
-		if err := m.removeLocked(ctx, e); err != nil {
+		if err := m.removeExitedLocked(ctx, e); err != nil {
 			m.log.Error("auto-remove container", "id", rec.ID[:12], "err", err)
 		}
 	}
@@ -869,7 +876,8 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
 	return m.removeLocked(ctx, e)
 }
 
-// removeLocked deletes e everywhere; the caller holds e.op.
+// removeLocked deletes e everywhere; the caller holds e.op. The runtime
+// state, rootfs mount and directory are cleaned before the record goes.
 func (m *Manager) removeLocked(ctx context.Context, e *entry) error {
 	ctx = context.WithoutCancel(ctx)
 	e.mu.Lock()
@@ -883,20 +891,58 @@ func (m *Manager) removeLocked(ctx context.Context, e *entry) error {
 	}
 	id, name := e.rec.ID, e.rec.Name
 	e.mu.Unlock()
+	if err := m.cleanupDisk(ctx, id); err != nil {
+		return fmt.Errorf("remove container %s: %w", name, err)
+	}
+	return m.forget(ctx, e)
+}
+
+// removeExitedLocked removes an exited container the fast way: the record
+// goes first, so waiters (skiff run --rm) return at once, and the runtime
+// state, mount and directory are cleaned in the background. A crash in
+// between leaves a directory that Restore removes as a stray.
+func (m *Manager) removeExitedLocked(ctx context.Context, e *entry) error {
+	e.mu.Lock()
+	if e.gone {
+		e.mu.Unlock()
+		return nil
+	}
+	id := e.rec.ID
+	e.mu.Unlock()
+	if err := m.forget(ctx, e); err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.cleanupDisk(context.Background(), id); err != nil {
+			m.log.Warn("clean up removed container", "id", id[:12], "err", err)
+		}
+	}()
+	return nil
+}
+
+// cleanupDisk deletes a container's runtime state, rootfs mount and directory.
+func (m *Manager) cleanupDisk(ctx context.Context, id string) error {
 	if err := m.cfg.Runtime.Delete(ctx, id); err != nil {
-		return fmt.Errorf("remove container %s from the runtime: %w", name, err)
+		return fmt.Errorf("delete from the runtime: %w", err)
 	}
 	dir := m.containerDir(id)
 	if err := m.cfg.Mounter.Unmount(filepath.Join(dir, "rootfs")); err != nil {
-		return fmt.Errorf("unmount root filesystem of %s: %w", name, err)
-	}
-	if err := m.cfg.Store.DeleteContainer(ctx, id); err != nil {
-		return err
+		return fmt.Errorf("unmount root filesystem: %w", err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		m.log.Warn("remove container directory", "id", id[:12], "err", err)
+		return fmt.Errorf("remove container directory: %w", err)
 	}
-	os.Remove(filepath.Join(dir + ".log.1"))
+	return nil
+}
+
+// forget deletes e's record and makes it unknown to lookups.
+func (m *Manager) forget(ctx context.Context, e *entry) error {
+	id, name := e.rec.ID, e.rec.Name
+	if err := m.cfg.Store.DeleteContainer(context.WithoutCancel(ctx), id); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	delete(m.byID, id)
 	if m.byName[name] == e {
