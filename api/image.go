@@ -43,6 +43,9 @@ type ImagePullRequest struct {
 	// Insecure allows plain HTTP to the registry (loopback registries are
 	// always allowed plain HTTP).
 	Insecure bool `json:"insecure,omitempty"`
+	// Platform selects an image of a multi-platform index, as "os/arch" or
+	// "os/arch/variant"; default linux/<the daemon's architecture>.
+	Platform string `json:"platform,omitempty"`
 }
 
 // ImageRemoveResponse lists what `image rm` removed.

@@ -34,14 +34,14 @@ func (c *Client) ImportImage(ctx context.Context, archive io.Reader) ([]api.Imag
 }
 
 // PullImage pulls an image from its registry.
-func (c *Client) PullImage(ctx context.Context, ref string, insecure bool) (api.Image, error) {
+func (c *Client) PullImage(ctx context.Context, req api.ImagePullRequest) (api.Image, error) {
 	var out api.Image
-	return out, c.doJSON(ctx, "POST", "/images/pull", nil, api.ImagePullRequest{Ref: ref, Insecure: insecure}, &out)
+	return out, c.doJSON(ctx, "POST", "/images/pull", nil, req, &out)
 }
 
 // PushImage pushes an image to its registry.
-func (c *Client) PushImage(ctx context.Context, ref string, insecure bool) error {
-	return c.doJSON(ctx, "POST", "/images/push", nil, api.ImagePullRequest{Ref: ref, Insecure: insecure}, nil)
+func (c *Client) PushImage(ctx context.Context, req api.ImagePullRequest) error {
+	return c.doJSON(ctx, "POST", "/images/push", nil, req, nil)
 }
 
 // TagImage gives the image src the additional name dst.

@@ -53,7 +53,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	img, err := s.images.Pull(r.Context(), req.Ref, req.Insecure)
+	img, err := s.images.Pull(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (s *Server) pushImage(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if err := s.images.Push(r.Context(), req.Ref, req.Insecure); err != nil {
+	if err := s.images.Push(r.Context(), req); err != nil {
 		return err
 	}
 	w.WriteHeader(204)

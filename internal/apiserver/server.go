@@ -48,8 +48,8 @@ type Images interface {
 	List(ctx context.Context) ([]api.Image, error)
 	Inspect(ctx context.Context, ref string) (api.Image, error)
 	Import(ctx context.Context, r io.Reader) ([]api.Image, error)
-	Pull(ctx context.Context, ref string, insecure bool) (api.Image, error)
-	Push(ctx context.Context, ref string, insecure bool) error
+	Pull(ctx context.Context, req api.ImagePullRequest) (api.Image, error)
+	Push(ctx context.Context, req api.ImagePullRequest) error
 	Tag(ctx context.Context, src, dst string) error
 	Remove(ctx context.Context, ref string, force bool) (api.ImageRemoveResponse, error)
 	Prune(ctx context.Context) (api.ImagePruneResponse, error)

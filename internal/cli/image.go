@@ -239,12 +239,13 @@ func tarDir(dir string) io.Reader {
 
 func newImagePullCmd(g *globals) *cobra.Command {
 	var insecure bool
+	var platform string
 	c := &cobra.Command{
 		Use:   "pull [flags] IMAGE",
 		Short: "Pull an image from a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			img, err := g.client().PullImage(cmd.Context(), args[0], insecure)
+			img, err := g.client().PullImage(cmd.Context(), api.ImagePullRequest{Ref: args[0], Insecure: insecure, Platform: platform})
 			if err != nil {
 				return err
 			}
@@ -253,6 +254,7 @@ func newImagePullCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS (loopback registries always allow HTTP)")
+	c.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pull from a multi-platform image (default linux/<this machine>)")
 	return c
 }
 
@@ -263,7 +265,7 @@ func newImagePushCmd(g *globals) *cobra.Command {
 		Short: "Push an image to its registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.client().PushImage(cmd.Context(), args[0], insecure); err != nil {
+			if err := g.client().PushImage(cmd.Context(), api.ImagePullRequest{Ref: args[0], Insecure: insecure}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "Pushed %s\n", args[0])

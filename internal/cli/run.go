@@ -115,7 +115,7 @@ func create(ctx context.Context, g *globals, f *runFlags, req api.ContainerCreat
 	ctr, err := c.CreateContainer(ctx, req)
 	if err != nil && errors.Is(err, errdefs.ErrNotFound) && f.pull == "missing" && hasRegistry(req.Config.Image) && strings.Contains(err.Error(), "image") {
 		fmt.Fprintf(g.stderr, "Unable to find image '%s' locally, pulling\n", req.Config.Image)
-		if _, perr := c.PullImage(ctx, req.Config.Image, false); perr != nil {
+		if _, perr := c.PullImage(ctx, api.ImagePullRequest{Ref: req.Config.Image}); perr != nil {
 			return ctr, perr
 		}
 		ctr, err = c.CreateContainer(ctx, req)

@@ -90,6 +90,19 @@ type Manager struct {
 	mu     sync.RWMutex
 	byID   map[string]*entry
 	byName map[string]*entry
+
+	// images is held for reading from image resolution until the new
+	// container is registered, and for writing by HoldImages, so an image
+	// cannot be removed between a container choosing it and using it.
+	images sync.RWMutex
+}
+
+// HoldImages blocks container creation until the returned function is
+// called; image removal and pruning hold it so that ImageInUse stays true
+// for every image a container is being made from.
+func (m *Manager) HoldImages() (release func()) {
+	m.images.Lock()
+	return m.images.Unlock
 }
 
 // entry is one container as the manager holds it.
@@ -184,6 +197,13 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 	if req.Name != "" && !nameRE.MatchString(req.Name) {
 		return api.Container{}, errdefs.Invalid("invalid container name %q: use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", req.Name)
 	}
+	m.images.RLock()
+	registered := false
+	defer func() {
+		if !registered {
+			m.images.RUnlock()
+		}
+	}()
 	img, err := m.cfg.Images.Resolve(ctx, req.Config.Image)
 	if err != nil {
 		return api.Container{}, err
@@ -214,6 +234,8 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 	m.mu.Lock()
 	m.byID[id] = e
 	m.mu.Unlock()
+	registered = true
+	m.images.RUnlock()
 	m.log.Info("container created", "id", id[:12], "name", name, "image", img.Ref)
 	if req.Start {
 		if err := m.Start(ctx, id); err != nil {

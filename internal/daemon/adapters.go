@@ -95,19 +95,21 @@ func (s *imageService) Inspect(ctx context.Context, ref string) (api.Image, erro
 func (s *imageService) Import(ctx context.Context, r io.Reader) ([]api.Image, error) {
 	return s.store.Import(ctx, r)
 }
-func (s *imageService) Pull(ctx context.Context, ref string, insecure bool) (api.Image, error) {
-	return s.store.Pull(ctx, ref, image.RemoteOptions{Insecure: insecure})
+func (s *imageService) Pull(ctx context.Context, req api.ImagePullRequest) (api.Image, error) {
+	return s.store.Pull(ctx, req.Ref, image.RemoteOptions{Insecure: req.Insecure, Platform: req.Platform})
 }
-func (s *imageService) Push(ctx context.Context, ref string, insecure bool) error {
-	return s.store.Push(ctx, ref, image.RemoteOptions{Insecure: insecure})
+func (s *imageService) Push(ctx context.Context, req api.ImagePullRequest) error {
+	return s.store.Push(ctx, req.Ref, image.RemoteOptions{Insecure: req.Insecure, Platform: req.Platform})
 }
 func (s *imageService) Tag(ctx context.Context, src, dst string) error {
 	return s.store.Tag(ctx, src, dst)
 }
 func (s *imageService) Remove(ctx context.Context, ref string, force bool) (api.ImageRemoveResponse, error) {
+	defer s.ctrs.HoldImages()()
 	return s.store.Remove(ctx, ref, force, s.ctrs.ImageInUse)
 }
 func (s *imageService) Prune(ctx context.Context) (api.ImagePruneResponse, error) {
+	defer s.ctrs.HoldImages()()
 	return s.store.Prune(ctx, s.ctrs.ImageInUse)
 }
 

@@ -39,6 +39,9 @@ func Conflict(format string, args ...any) error { return wrap(ErrConflict, forma
 // Unavailable returns an ErrUnavailable error with a formatted message.
 func Unavailable(format string, args ...any) error { return wrap(ErrUnavailable, format, args...) }
 
+// Unauthorized returns an ErrUnauthorized error with a formatted message.
+func Unauthorized(format string, args ...any) error { return wrap(ErrUnauthorized, format, args...) }
+
 // NotImplemented returns an ErrNotImplemented error with a formatted message.
 func NotImplemented(format string, args ...any) error {
 	return wrap(ErrNotImplemented, format, args...)
