@@ -88,6 +88,9 @@ func (b *builder) copy(ctx context.Context, s *stage, op copyOp) error {
 	}
 
 	raw := op.dest
+	if strings.IndexByte(raw, 0) >= 0 {
+		return errdefs.Invalid("%s: the destination %q holds a NUL byte", op.name, raw)
+	}
 	destIsDir := raw == "" || raw == "." || raw == ".." || strings.HasSuffix(raw, "/") ||
 		strings.HasSuffix(raw, "/.") || strings.HasSuffix(raw, "/..")
 	dest := raw
@@ -221,6 +224,9 @@ func (c *copier) resolve(src *fsTree, where string) ([]copyItem, error) {
 	op := c.op
 	var items []copyItem
 	for _, raw := range op.srcs {
+		if strings.IndexByte(raw, 0) >= 0 {
+			return nil, errdefs.Invalid("%s: the source %q holds a NUL byte", op.name, raw)
+		}
 		p := path.Clean("/" + raw)
 		if op.from == "" {
 			rel := path.Clean(strings.TrimLeft(raw, "/"))
@@ -255,6 +261,9 @@ func (c *copier) resolve(src *fsTree, where string) ([]copyItem, error) {
 		items = append(items, copyItem{src: raw, name: path.Base(p), n: n})
 	}
 	for _, hd := range op.contents {
+		if strings.IndexByte(hd.Path, 0) >= 0 {
+			return nil, errdefs.Invalid("%s: the heredoc name %q holds a NUL byte", op.name, hd.Path)
+		}
 		data := []byte(hd.Data)
 		items = append(items, copyItem{src: "<<" + hd.Path, name: path.Base(hd.Path), n: &node{
 			typ: tar.TypeReg, mode: 0o644, size: int64(len(data)), data: memContent(data), mtime: c.b.newTime(),

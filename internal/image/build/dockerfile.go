@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
@@ -97,6 +98,9 @@ func parseDockerfile(name string, data []byte, warn func(string)) (df *dockerfil
 	}
 	var cur *stageDef
 	for _, n := range res.AST.Children {
+		if !utf8.ValidString(n.Original) || !heredocsValid(n) {
+			return nil, df.errAt(n.Location(), errdefs.Invalid("the instruction is not valid UTF-8: save the Dockerfile as UTF-8"))
+		}
 		if strings.EqualFold(n.Value, "run") {
 			if cur == nil {
 				return nil, df.errAt(n.Location(), errdefs.Invalid("RUN before FROM: a Dockerfile must start with FROM (only ARG may come before it)"))
@@ -143,6 +147,17 @@ func parseDockerfile(name string, data []byte, warn func(string)) (df *dockerfil
 		return nil, errdefs.Invalid("%s has no FROM line: start the build with FROM scratch or FROM <image>", name)
 	}
 	return df, nil
+}
+
+// heredocsValid reports whether a node's heredocs are valid UTF-8 (the
+// shell lexer complains on stderr otherwise).
+func heredocsValid(n *parser.Node) bool {
+	for _, h := range n.Heredocs {
+		if !utf8.ValidString(h.Content) {
+			return false
+		}
+	}
+	return true
 }
 
 // line returns the first line of a location, or 0.

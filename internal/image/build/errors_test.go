@@ -199,6 +199,12 @@ func TestBuildErrors(t *testing.T) {
 			want:       []string{"Dockerfile has no FROM line"},
 		},
 		{
+			name:       "invalid UTF-8",
+			dockerfile: "# caf\xe9 is fine in a comment\nFROM scratch\nCOPY caf\xe9 /x\n",
+			cat:        errdefs.ErrInvalid,
+			want:       []string{"Dockerfile:3: the instruction is not valid UTF-8"},
+		},
+		{
 			name:       "duplicate stage names",
 			dockerfile: "FROM scratch AS a\nFROM scratch AS a\n",
 			cat:        errdefs.ErrInvalid,

@@ -223,6 +223,9 @@ func (b *builder) workdir(ctx context.Context, s *stage, p string) error {
 	if p == "" {
 		return errdefs.Invalid("WORKDIR: the path is empty after variable expansion")
 	}
+	if strings.IndexByte(p, 0) >= 0 {
+		return errdefs.Invalid("WORKDIR: the path %q holds a NUL byte", p)
+	}
 	if !path.IsAbs(p) {
 		base := s.cfg.Config.WorkingDir
 		if base == "" {
