@@ -496,6 +496,12 @@ func corpus() []corpusCase {
 		{name: "overlay-user-xattr", wantEntry: "f", data: func() []byte {
 			return tarOf(with(reg("f", "x"), xattrs("user.overlay.redirect", "/etc")))
 		}},
+		{name: "symlink-user-xattr", wantEntry: "s", wantReason: "user.* xattrs only on regular files", data: func() []byte {
+			return tarOf(with(sym("s", "t"), xattrs("user.note", "x")))
+		}},
+		{name: "symlink-trusted-xattr", data: func() []byte {
+			return tarOf(with(sym("s", "t"), xattrs("trusted.note", "x")))
+		}, want: []string{`s -> t 0:0 trusted.note="x"`}},
 		{name: "owner-out-of-range", wantEntry: "f", wantReason: "out of range", data: func() []byte {
 			return tarOf(with(reg("f", "x"), owner(1<<32, 0)))
 		}},

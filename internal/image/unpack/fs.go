@@ -251,7 +251,11 @@ func setXattrsAt(dirfd int, name string, xs []xattr) error {
 	}
 	p := nodePath(dirfd, name)
 	for _, x := range xs {
-		if err := unix.Lsetxattr(p, x.name, []byte(x.value), 0); err != nil {
+		err := unix.Lsetxattr(p, x.name, []byte(x.value), 0)
+		if errors.Is(err, unix.EPERM) && strings.HasPrefix(x.name, "user.") {
+			return refuse("the xattr %q cannot be set: Linux allows user.* xattrs only on regular files and directories", x.name)
+		}
+		if err != nil {
 			return fmt.Errorf("set xattr %s: %w", x.name, err)
 		}
 	}
