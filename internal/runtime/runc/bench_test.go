@@ -63,7 +63,7 @@ func benchCreateStartWait(b *testing.B, r *Runtime) {
 	bundle, specFor := benchBundle(b)
 	ctx := context.Background()
 	logPath := filepath.Join(b.TempDir(), "log")
-	var d []time.Duration
+	var d, dCreate, dStart []time.Duration
 	for i := 0; b.Loop(); i++ {
 		id := fmt.Sprintf("bench-%d-%d", os.Getpid(), i)
 		spec := specFor(id)
@@ -71,14 +71,18 @@ func benchCreateStartWait(b *testing.B, r *Runtime) {
 		if _, err := r.Create(ctx, id, spec, runtime.CreateOpts{Bundle: bundle, LogPath: logPath}); err != nil {
 			b.Fatal(err)
 		}
+		created := time.Now()
 		if err := r.Start(ctx, id); err != nil {
 			b.Fatal(err)
 		}
+		started := time.Now()
 		st, err := r.Wait(ctx, id)
 		if err != nil || st.Code != 0 {
 			b.Fatalf("wait: %+v %v", st, err)
 		}
 		d = append(d, time.Since(start))
+		dCreate = append(dCreate, created.Sub(start))
+		dStart = append(dStart, started.Sub(created))
 		b.StopTimer()
 		if err := r.Delete(ctx, id); err != nil {
 			b.Fatal(err)
@@ -86,6 +90,12 @@ func benchCreateStartWait(b *testing.B, r *Runtime) {
 		b.StartTimer()
 	}
 	reportMedian(b, d)
+	slices.Sort(dCreate)
+	slices.Sort(dStart)
+	if len(d) > 0 {
+		b.ReportMetric(float64(dCreate[len(d)/2].Microseconds())/1000, "create-ms")
+		b.ReportMetric(float64(dStart[len(d)/2].Microseconds())/1000, "start-ms")
+	}
 }
 
 // BenchmarkRawRuncRun is the peer: "runc run" of the same bundle, which
