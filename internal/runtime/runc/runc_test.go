@@ -84,10 +84,11 @@ func TestKillWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	exit := <-done
+	returned := time.Now()
 	if exit.Code != 137 || exit.OOMKilled {
 		t.Fatalf("exit %+v, want 137", exit)
 	}
-	t.Logf("Wait returned %v after Kill", time.Since(killed))
+	t.Logf("Wait returned %v after Kill, %v after conmon wrote the exit file", returned.Sub(killed), returned.Sub(exit.At))
 	if exit.At.Before(killed.Add(-time.Second)) {
 		t.Fatalf("exit time %v is before the kill at %v", exit.At, killed)
 	}
@@ -186,5 +187,29 @@ func assertGone(t *testing.T, r *Runtime, id, cgroupsPath string) {
 	out, _ := exec.Command("pgrep", "-f", "conmon.*-c "+id+" ").Output()
 	if len(out) > 0 {
 		t.Errorf("conmon for %s still runs: pids %s", id, out)
+	}
+}
+
+func TestInfo(t *testing.T) {
+	r := newRuntime(t)
+	info, err := r.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Name != "runc" || !filepath.IsAbs(info.Path) || info.Version == "" || info.Monitor != "conmon" ||
+		info.MonitorVersion == "" || !filepath.IsAbs(info.MonitorPath) {
+		t.Fatalf("info %+v", info)
+	}
+	switch info.CgroupLayout {
+	case "v1", "v2", "hybrid":
+	default:
+		t.Fatalf("cgroup layout %q", info.CgroupLayout)
+	}
+	t.Logf("%+v", info)
+	if _, err := New(context.Background(), WithStateDir(t.TempDir()), WithRuntime("no-such-runtime")); !errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Fatalf("missing runtime: got %v, want ErrNotImplemented", err)
+	}
+	if _, err := New(context.Background(), WithStateDir("relative")); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Fatalf("relative state dir: got %v, want ErrInvalid", err)
 	}
 }

@@ -69,7 +69,7 @@ func TestContainerSurvivesCreator(t *testing.T) {
 	}
 	defer rootfs.Unmount(root)
 	spec, err := oci.Spec(oci.Input{ID: id, Rootfs: root, Image: v1.Config{Cmd: []string{"sh"}},
-		Config:       api.ContainerConfig{Cmd: []string{"sh", "-c", "for i in $(seq 1 8); do echo tick $i; sleep 0.1; done; exit 7"}},
+		Config:       api.ContainerConfig{Cmd: []string{"sh", "-c", "for i in $(seq 1 20); do echo tick $i; sleep 0.1; done; exit 7"}},
 		CgroupParent: "/skiff-test", HostRlimits: true, HostCapabilities: true})
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +128,8 @@ func TestContainerSurvivesCreator(t *testing.T) {
 	if exit.Code != 7 {
 		t.Fatalf("exit %+v, want 7", exit)
 	}
-	if got := strings.Count(logText(t, logPath, "stdout"), "tick "); got != 8 {
-		t.Fatalf("log holds %d ticks, want 8", got)
+	if got := strings.Count(logText(t, logPath, "stdout"), "tick "); got != 20 {
+		t.Fatalf("log holds %d ticks, want 20", got)
 	}
 	if err := r.Delete(ctx, id); err != nil {
 		t.Fatal(err)
