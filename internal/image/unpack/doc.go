@@ -34,7 +34,8 @@
 //     16 GiB is refused.
 //   - Directories are created; a directory entry over an existing directory
 //     only updates its metadata. Directories the layer does not list but
-//     needs as parents are created with mode 0755, owned by 0:0.
+//     needs as parents are created with mode 0755, owned by 0:0 (layer
+//     writers list parents; Options.Lowers are not consulted for them).
 //   - Symlinks are stored as they are; an absolute target such as
 //     /bin/busybox is normal and is resolved inside the container by the
 //     kernel. A target whose ".." components, read lexically from the
@@ -80,7 +81,8 @@
 // xattrs (PAX SCHILY.xattr.*) are kept; xattrs are set after ownership so
 // that security.capability survives the chown. Xattrs in the
 // trusted.overlay. and user.overlay. namespaces are refused: they steer
-// overlayfs itself. Writing trusted.* xattrs and device nodes needs root
+// overlayfs itself; so are user.* xattrs on symlinks, which Linux does not
+// allow. Writing trusted.* xattrs and device nodes needs root
 // (CAP_SYS_ADMIN, CAP_MKNOD).
 //
 // # Errors
@@ -93,6 +95,7 @@
 // missing is errdefs.ErrNotFound; one that is not empty is
 // errdefs.ErrConflict and is left untouched.
 //
-// Apply does not fsync: callers that need the layer on stable storage sync
-// the file system (syncfs) before recording the layer as unpacked.
+// Apply may run concurrently on different directories. It does not
+// fsync: callers that need the layer on stable storage sync the file
+// system (syncfs) before recording the layer as unpacked.
 package unpack
