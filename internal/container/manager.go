@@ -434,6 +434,18 @@ func (m *Manager) ImageInUse(id string) bool {
 	return false
 }
 
+// ContainersUsingImage returns the names of the containers made from
+// image id.
+func (m *Manager) ContainersUsingImage(id string) []string {
+	var names []string
+	for _, c := range m.List(context.Background(), true) {
+		if c.ImageID == id {
+			names = append(names, c.Name)
+		}
+	}
+	return names
+}
+
 // Counts returns the number of containers and of running ones.
 func (m *Manager) Counts() (total, running int) {
 	for _, c := range m.List(context.Background(), true) {

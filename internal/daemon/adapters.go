@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -106,7 +107,16 @@ func (s *imageService) Tag(ctx context.Context, src, dst string) error {
 }
 func (s *imageService) Remove(ctx context.Context, ref string, force bool) (api.ImageRemoveResponse, error) {
 	defer s.ctrs.HoldImages()()
-	return s.store.Remove(ctx, ref, force, s.ctrs.ImageInUse)
+	res, err := s.store.Remove(ctx, ref, force, s.ctrs.ImageInUse)
+	if errors.Is(err, errdefs.ErrConflict) {
+		if img, ierr := s.store.Inspect(ctx, ref); ierr == nil {
+			if names := s.ctrs.ContainersUsingImage(img.ID); len(names) > 0 {
+				return res, errdefs.Conflict("image %s is used by container %s: remove the container first (skiff rm %s), or untag the image with skiff image rm -f %s (the container keeps it)",
+					ref, strings.Join(names, ", "), strings.Join(names, " "), ref)
+			}
+		}
+	}
+	return res, err
 }
 func (s *imageService) Prune(ctx context.Context) (api.ImagePruneResponse, error) {
 	defer s.ctrs.HoldImages()()

@@ -213,7 +213,7 @@ func TestPushPull(t *testing.T) {
 	if r := d2.Run("", "run", "--rm", ref2, "-print", "auto"); r.Code != 0 || !strings.Contains(r.Stdout, "auto") {
 		t.Fatalf("run with implicit pull: %s", r)
 	}
-	fails(t, d2, []string{"not found"}, "image", "pull", reg+"/team/nothing:here")
+	fails(t, d2, []string{"no such image"}, "image", "pull", reg+"/team/nothing:here")
 	must(t, d, "image", "rm", ref, ref2)
 }
 

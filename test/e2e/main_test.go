@@ -74,7 +74,11 @@ func teardown() {
 	for _, d := range extraDaemons {
 		d.Cleanup()
 	}
-	os.RemoveAll(env.tmp)
+	if os.Getenv("SKIFF_E2E_KEEP") == "" {
+		os.RemoveAll(env.tmp)
+	} else {
+		fmt.Println("kept", env.tmp)
+	}
 }
 
 func goBuild(out, pkg string) error {
