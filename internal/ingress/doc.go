@@ -1,0 +1,49 @@
+// Package ingress is skiff's HTTP ingress: the reverse proxy inside the
+// daemon that routes client requests to the ready replicas of apps, holds
+// requests for apps scaled to zero while a replica starts, and measures
+// the request load the autoscaler acts on.
+//
+// Contract:
+//
+//   - Routing. A Table of Routes maps host names (exact, case-insensitive,
+//     port ignored) and an optional path prefix (longest wins, on a
+//     segment boundary) to an app. Update validates a table, compiles it
+//     into an immutable snapshot and swaps it in atomically; requests in
+//     flight finish on the snapshot and replicas they started with. An
+//     unknown host is answered 404 "no app serves host X".
+//   - Balancing. A route's traffic is split across revisions by
+//     Backend.Percent; within a revision, a request goes to the less busy
+//     (fewer requests in flight) of two randomly drawn endpoints. The
+//     request path takes no lock: an atomic snapshot pointer, a map
+//     lookup, atomic counters.
+//   - Proxying. net/http/httputil.ReverseProxy does the HTTP work: hop-by-hop
+//     headers are stripped, X-Forwarded-For is appended to,
+//     X-Forwarded-Host and X-Forwarded-Proto are set, the client's Host is
+//     kept; responses of unknown length and Server-Sent Events are
+//     flushed as they arrive; WebSocket (and any HTTP/1.1 Upgrade) is
+//     tunnelled. Clients may speak HTTP/1.1 or cleartext HTTP/2 (prior
+//     knowledge, as `curl --http2-prior-knowledge`); replicas are spoken
+//     to in HTTP/1.1 over one keep-alive connection pool per replica.
+//   - Failures are answered by the ingress with a short text/plain body
+//     naming the app: 502 when a replica fails ("app X: replica Y failed:
+//     connection refused"), 504 when it does not answer within the
+//     route's Timeout, 503 when no replica became ready in time or too
+//     many requests are held.
+//   - Draining. Once Update returns, endpoints absent from the new table
+//     get no new request; WaitIdle returns when their last request in
+//     flight has finished. Remove, WaitIdle, then stop the replica: no
+//     request fails because of a scale-down or a rollout.
+//   - Activation. A request whose chosen revision has no endpoint is held
+//     (per app at most Route.MaxQueue, each at most Route.QueueTimeout)
+//     and the Activator is asked for a replica, once per wave of held
+//     requests (see Activator for the dedup contract). An Update that
+//     gives the revision an endpoint releases the held requests at once:
+//     they sleep on a channel the Update closes, nothing polls.
+//   - Metrics. RevisionStats reports, per revision, the requests in
+//     flight (held ones included), the held ones, and a monotonic request
+//     count, read straight from the counters the request path keeps.
+//
+// Listening on port 80: set the daemon's ingress address to ":80" (or
+// "0.0.0.0:80"); binding a port below 1024 needs root or
+// CAP_NET_BIND_SERVICE. See README.md in this directory.
+package ingress

@@ -1,0 +1,123 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"syscall"
+)
+
+// newTransport returns the connection pool of one replica: HTTP/1.1 with
+// keep-alive, no compression, no proxy from the environment. One pool per
+// replica lets Update close a removed replica's connections without
+// touching the others', and keeps a reused address (a new replica given
+// an old IP) from inheriting stale connections.
+func (p *Proxy) newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           p.dialer.DialContext,
+		MaxIdleConnsPerHost:   p.cfg.MaxIdleConnsPerEndpoint,
+		IdleConnTimeout:       p.cfg.IdleConnTimeout,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		ExpectContinueTimeout: 0, // forward Expect: 100-continue as is
+	}
+}
+
+// reverseProxy returns the handler that proxies the route's requests to
+// one endpoint.
+func (p *Proxy) reverseProxy(app string, rt *route, es *endpointState) *httputil.ReverseProxy {
+	addr := es.addr
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = addr
+			// Out keeps the client's Host header. ReverseProxy dropped
+			// the client's X-Forwarded-*; keep its X-Forwarded-For so
+			// SetXForwarded appends to it.
+			if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+				pr.Out.Header["X-Forwarded-For"] = prior
+			}
+			pr.SetXForwarded()
+		},
+		Transport:  es.transport,
+		BufferPool: &p.bufs,
+		ErrorLog:   p.debugLog,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			switch ctxErr := r.Context().Err(); {
+			case errors.Is(ctxErr, context.DeadlineExceeded):
+				p.log.Warn("ingress: replica did not answer in time", "app", app, "endpoint", es.id, "timeout", rt.timeout)
+				writeError(w, http.StatusGatewayTimeout, rt.msgTimeout)
+			case ctxErr != nil:
+				// The client left; nobody reads an answer.
+			default:
+				reason := failureReason(err)
+				p.log.Warn("ingress: replica failed", "app", app, "endpoint", es.id, "addr", addr, "err", err)
+				writeError(w, http.StatusBadGateway, "app "+app+": replica "+es.id+" failed: "+reason)
+			}
+		},
+	}
+}
+
+// failureReason says in a few words why a round trip to a replica failed.
+func failureReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "host unreachable"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before a response"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "connect timed out"
+	}
+	return err.Error()
+}
+
+// writeError answers with a short plain-text body.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+}
+
+// notFound answers a request no route matches.
+func (p *Proxy) notFound(w http.ResponseWriter, host, path string) {
+	if len(p.snap.Load().hosts[host]) > 0 {
+		writeError(w, http.StatusNotFound, "no app serves path "+path+" on host "+host)
+		return
+	}
+	writeError(w, http.StatusNotFound, "no app serves host "+host)
+}
+
+// bufferPool lends the 32 KiB buffers ReverseProxy copies bodies with.
+// It pools array pointers, so neither Get nor Put allocates.
+type bufferPool struct{ pool sync.Pool }
+
+const bufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if a, ok := b.pool.Get().(*[bufferSize]byte); ok {
+		return a[:]
+	}
+	return new([bufferSize]byte)[:]
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) < bufferSize {
+		return
+	}
+	b.pool.Put((*[bufferSize]byte)(buf[:bufferSize]))
+}
+
+var _ httputil.BufferPool = (*bufferPool)(nil)
