@@ -51,6 +51,34 @@ type SpecInput struct {
 	Rootfs       string
 	Image        v1.Config
 	Config       api.ContainerConfig
+	// NetNS is the network namespace to join ("" for a new, empty one);
+	// HostNetwork shares the host's instead.
+	NetNS       string
+	HostNetwork bool
+	// Mounts are added after the defaults (hosts, resolv.conf, hostname).
+	Mounts []specs.Mount
+}
+
+// NetworkRequest asks Networks to attach a container.
+type NetworkRequest struct {
+	ContainerID, Name, Hostname string
+	Network                     string
+	Aliases                     []string
+	Ports                       []api.PortMapping
+	// FilesDir receives hosts, resolv.conf and hostname.
+	FilesDir string
+}
+
+// Networks attaches containers to networks.
+type Networks interface {
+	// Check says whether a container may ask for network and ports,
+	// before anything is made (unknown network: ErrNotFound).
+	Check(ctx context.Context, network string, ports []api.PortMapping) error
+	// NetNSPath is where the namespace of a container on a bridge network
+	// will be; the spec names it before Setup runs.
+	NetNSPath(containerID string) string
+	Setup(ctx context.Context, req NetworkRequest) (*api.NetworkSettings, error)
+	Teardown(ctx context.Context, containerID string) error
 }
 
 // Specer builds OCI runtime specs. Exec derives an exec'd process from
@@ -68,7 +96,9 @@ type Config struct {
 	Images      Images
 	Mounter     Mounter
 	Specer      Specer
-	Store       *store.Store
+	// Networks is optional: without it containers get loopback only.
+	Networks Networks
+	Store    *store.Store
 	// Dir is the directory holding one subdirectory per container.
 	Dir string
 	// LogMaxSize caps each container log before rotation (0: no cap).
@@ -197,6 +227,16 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 	if req.Name != "" && !nameRE.MatchString(req.Name) {
 		return api.Container{}, errdefs.Invalid("invalid container name %q: use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", req.Name)
 	}
+	if m.cfg.Networks != nil {
+		if req.Config.Network == "" {
+			req.Config.Network = api.DefaultNetwork
+		}
+		if err := m.cfg.Networks.Check(ctx, req.Config.Network, req.Config.Ports); err != nil {
+			return api.Container{}, err
+		}
+	} else if req.Config.Network != "" && req.Config.Network != api.NetworkNone || len(req.Config.Ports) > 0 {
+		return api.Container{}, errdefs.Invalid("this daemon has no networking: use --network none and no -p")
+	}
 	m.images.RLock()
 	registered := false
 	defer func() {
@@ -269,7 +309,26 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 	if hostname == "" {
 		hostname = id[:12]
 	}
-	spec, err := m.cfg.Specer.Spec(SpecInput{ID: id, Hostname: hostname, Rootfs: rootfs, Image: img.Config, Config: cfg})
+	in := SpecInput{ID: id, Hostname: hostname, Rootfs: rootfs, Image: img.Config, Config: cfg}
+	if m.cfg.Networks != nil {
+		switch cfg.Network {
+		case api.NetworkHost:
+			in.HostNetwork = true
+		case api.NetworkNone:
+		default:
+			in.NetNS = m.cfg.Networks.NetNSPath(id)
+		}
+		// hosts, resolv.conf and hostname are written by the network at
+		// each start; the mounts need their sources now.
+		for _, f := range []string{"hosts", "resolv.conf", "hostname"} {
+			src := filepath.Join(dir, f)
+			if err := os.WriteFile(src, nil, 0o644); err != nil {
+				return nil, err
+			}
+			in.Mounts = append(in.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
+		}
+	}
+	spec, err := m.cfg.Specer.Spec(in)
 	if err != nil {
 		return nil, err
 	}
@@ -459,7 +518,7 @@ func (m *Manager) Counts() (total, running int) {
 
 // persist writes e's state; callers hold e.mu.
 func (m *Manager) persist(ctx context.Context, e *entry) error {
-	return m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), e.rec.ID, e.rec.State, e.rec.ManuallyStopped)
+	return m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), e.rec.ID, e.rec.State, e.rec.ManuallyStopped, e.rec.NetworkSettings)
 }
 
 // Start starts a created or exited container. Starting a running
@@ -497,13 +556,24 @@ func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error
 	if err == nil {
 		err = m.ensureMounted(ctx, e)
 	}
-	var pid int
+	var (
+		pid    int
+		netset *api.NetworkSettings
+	)
 	t0 := time.Now()
 	var t1, t2 time.Time
 	if err == nil {
 		// A previous run may have left runtime state behind.
 		m.cfg.Runtime.Delete(ctx, id)
-		t1 = time.Now()
+		if m.cfg.Networks != nil {
+			netset, err = m.cfg.Networks.Setup(ctx, NetworkRequest{
+				ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
+				Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, FilesDir: dir,
+			})
+		}
+	}
+	t1 = time.Now()
+	if err == nil {
 		pid, err = m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize})
 	}
 	startedAt := time.Now().UTC()
@@ -513,7 +583,11 @@ func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error
 			m.cfg.Runtime.Delete(ctx, id)
 		}
 	}
-	m.log.Debug("container start timing", "id", id[:12], "prepare", t1.Sub(t0), "create", t2.Sub(t1), "start", time.Since(t2))
+	if err != nil && netset != nil {
+		m.cfg.Networks.Teardown(ctx, id)
+		netset = nil
+	}
+	m.log.Debug("container start timing", "id", id[:12], "network", t1.Sub(t0), "create", t2.Sub(t1), "start", time.Since(t2))
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
@@ -526,6 +600,7 @@ func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error
 		return classifyStartError(e.rec.Name, err)
 	}
 	e.run++
+	e.rec.NetworkSettings = netset
 	e.rec.State = api.ContainerState{
 		Status: api.StatusRunning, Pid: pid, StartedAt: startedAt,
 		RestartCount: e.rec.State.RestartCount,
@@ -677,6 +752,7 @@ func (m *Manager) afterExit(e *entry, run int) {
 	if err := m.cfg.Runtime.Delete(ctx, rec.ID); err != nil {
 		m.log.Warn("clean up runtime state", "id", rec.ID[:12], "err", err)
 	}
+	m.teardownNetwork(ctx, e)
 	if m.shouldRestart(rec) {
 		e.mu.Lock()
 		if rec.State.FinishedAt.Sub(rec.State.StartedAt) >= runResetsBackoff {
@@ -956,10 +1032,30 @@ func (m *Manager) removeExitedLocked(ctx context.Context, e *entry) error {
 	return nil
 }
 
-// cleanupDisk deletes a container's runtime state, rootfs mount and directory.
+// teardownNetwork detaches e from its network after a run.
+func (m *Manager) teardownNetwork(ctx context.Context, e *entry) {
+	if m.cfg.Networks == nil {
+		return
+	}
+	if err := m.cfg.Networks.Teardown(ctx, e.rec.ID); err != nil {
+		m.log.Warn("detach container from its network", "id", e.rec.ID[:12], "err", err)
+	}
+	e.mu.Lock()
+	e.rec.NetworkSettings = nil
+	m.persist(ctx, e)
+	e.mu.Unlock()
+}
+
+// cleanupDisk deletes a container's runtime state, network attachment,
+// rootfs mount and directory.
 func (m *Manager) cleanupDisk(ctx context.Context, id string) error {
 	if err := m.cfg.Runtime.Delete(ctx, id); err != nil {
 		return fmt.Errorf("delete from the runtime: %w", err)
+	}
+	if m.cfg.Networks != nil {
+		if err := m.cfg.Networks.Teardown(ctx, id); err != nil {
+			return fmt.Errorf("detach from the network: %w", err)
+		}
 	}
 	dir := m.containerDir(id)
 	if err := m.cfg.Mounter.Unmount(filepath.Join(dir, "rootfs")); err != nil {

@@ -46,10 +46,22 @@ func (mounter) Unmount(target string) error { return rootfs.Unmount(target) }
 type specer struct{}
 
 func (specer) Spec(in container.SpecInput) (*specs.Spec, error) {
-	return oci.Spec(oci.Input{
+	spec, err := oci.Spec(oci.Input{
 		ID: in.ID, Hostname: in.Hostname, Rootfs: in.Rootfs, Image: in.Image, Config: in.Config,
-		HostRlimits: true, HostCapabilities: true,
+		NetNS: in.NetNS, Mounts: in.Mounts, HostRlimits: true, HostCapabilities: true,
 	})
+	if err != nil || !in.HostNetwork {
+		return spec, err
+	}
+	// Share the host's network namespace: drop ours.
+	var ns []specs.LinuxNamespace
+	for _, n := range spec.Linux.Namespaces {
+		if n.Type != specs.NetworkNamespace {
+			ns = append(ns, n)
+		}
+	}
+	spec.Linux.Namespaces = ns
+	return spec, nil
 }
 
 func (specer) Exec(spec *specs.Spec, rootfsDir string, req api.ExecRequest) (*specs.Process, error) {

@@ -23,8 +23,9 @@ type ContainerRecord struct {
 
 // stateDoc is what the state column holds: the parts that change.
 type stateDoc struct {
-	State           api.ContainerState `json:"state"`
-	ManuallyStopped bool               `json:"manuallyStopped,omitempty"`
+	State           api.ContainerState   `json:"state"`
+	ManuallyStopped bool                 `json:"manuallyStopped,omitempty"`
+	Network         *api.NetworkSettings `json:"network,omitempty"`
 }
 
 // specDoc is what the spec column holds: the parts fixed at creation.
@@ -44,7 +45,7 @@ func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
 	if err != nil {
 		return err
 	}
-	state, err := json.Marshal(stateDoc{State: c.State, ManuallyStopped: c.ManuallyStopped})
+	state, err := json.Marshal(stateDoc{State: c.State, ManuallyStopped: c.ManuallyStopped, Network: c.NetworkSettings})
 	if err != nil {
 		return err
 	}
@@ -58,9 +59,10 @@ func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
 	})
 }
 
-// PutContainerState records the changing part of a container.
-func (s *Store) PutContainerState(ctx context.Context, id string, st api.ContainerState, manuallyStopped bool) error {
-	state, err := json.Marshal(stateDoc{State: st, ManuallyStopped: manuallyStopped})
+// PutContainerState records the changing part of a container: its state,
+// whether it was stopped by hand, and its network settings.
+func (s *Store) PutContainerState(ctx context.Context, id string, st api.ContainerState, manuallyStopped bool, network *api.NetworkSettings) error {
+	state, err := json.Marshal(stateDoc{State: st, ManuallyStopped: manuallyStopped, Network: network})
 	if err != nil {
 		return err
 	}
@@ -133,6 +135,6 @@ func scanContainer(r scanner) (*ContainerRecord, error) {
 		return nil, fmt.Errorf("container %s: corrupt state: %w", c.ID, err)
 	}
 	c.Config, c.ImageID, c.ImageRef, c.Process, c.Runtime, c.LogPath = sd.Config, sd.ImageID, sd.ImageRef, sd.Process, sd.Runtime, sd.LogPath
-	c.State, c.ManuallyStopped = st.State, st.ManuallyStopped
+	c.State, c.ManuallyStopped, c.NetworkSettings = st.State, st.ManuallyStopped, st.Network
 	return &c, nil
 }

@@ -59,6 +59,42 @@ var migrations = []string{
 		spec     TEXT NOT NULL,
 		state    TEXT NOT NULL
 	)`,
+	// Networks (package network): one row per network; seq numbers the
+	// network's host bridge, ip_cursor is where the next address search
+	// starts (round robin, so a freed address is not handed out at once).
+	`CREATE TABLE networks (
+		id         TEXT PRIMARY KEY,
+		name       TEXT NOT NULL UNIQUE,
+		created    INTEGER NOT NULL,
+		driver     TEXT NOT NULL,
+		subnet     TEXT NOT NULL DEFAULT '',
+		gateway    TEXT NOT NULL DEFAULT '',
+		bridge     TEXT NOT NULL DEFAULT '',
+		seq        INTEGER NOT NULL UNIQUE,
+		internal   INTEGER NOT NULL DEFAULT 0,
+		labels     TEXT NOT NULL DEFAULT '{}',
+		cni_config TEXT NOT NULL DEFAULT '',
+		ip_cursor  TEXT NOT NULL DEFAULT ''
+	)`,
+	// Network endpoints (package network): a container's attachment. The
+	// row is the IP lease: UNIQUE (network_id, ip) is what guarantees an
+	// address is never handed out twice, also across a crash. network_id
+	// is NULL for "none" (a namespace with loopback only).
+	`CREATE TABLE network_endpoints (
+		container_id TEXT PRIMARY KEY,
+		network_id   TEXT REFERENCES networks(id),
+		mode         TEXT NOT NULL,
+		name         TEXT NOT NULL,
+		hostname     TEXT NOT NULL DEFAULT '',
+		ip           TEXT,
+		mac          TEXT NOT NULL DEFAULT '',
+		gateway      TEXT NOT NULL DEFAULT '',
+		aliases      TEXT NOT NULL DEFAULT '[]',
+		ports        TEXT NOT NULL DEFAULT '[]',
+		veth         TEXT NOT NULL DEFAULT '',
+		created      INTEGER NOT NULL,
+		UNIQUE (network_id, ip)
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
