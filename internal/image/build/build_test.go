@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io/fs"
 	"maps"
@@ -17,6 +18,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"skiff.dev/skiff/internal/errdefs"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from the builds")
@@ -348,13 +351,31 @@ func TestBuildFromStageKeepsLayers(t *testing.T) {
 	}
 }
 
-// TestBuildCancel checks a cancelled context stops the build.
+// cancelOn cancels a context when a progress line holds a word.
+type cancelOn struct {
+	word   string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.word) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// TestBuildCancel checks a cancelled context stops the build, between
+// instructions or inside one, and is returned without a category.
 func TestBuildCancel(t *testing.T) {
-	dir := copyCase(t, "scratch-basic")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := Build(ctx, Options{ContextDir: dir}, nil)
-	if err == nil || !strings.Contains(err.Error(), "context canceled") {
-		t.Fatalf("Build after cancel: %v, want context canceled", err)
+	for _, word := range []string{"FROM", "COPY", "WORKDIR"} {
+		t.Run(word, func(t *testing.T) {
+			dir := writeContext(t, "FROM scratch\nCOPY . /src/\nWORKDIR /app\nLABEL a=b\n", map[string]string{"a": "a", "d/b": "b"})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			_, err := Build(ctx, Options{ContextDir: dir, Progress: cancelOn{word, cancel}}, nil)
+			if !errors.Is(err, context.Canceled) || errdefs.Category(err) != nil {
+				t.Fatalf("Build cancelled at %s: %v (category %v), want context.Canceled without a category", word, err, errdefs.Category(err))
+			}
+		})
 	}
 }

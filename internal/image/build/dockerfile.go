@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -180,6 +181,9 @@ func (df *dockerfile) prefix(loc []parser.Range) string {
 // itself when BuildKit attached one, else from loc. The category of err is
 // kept; an error without one is ErrInvalid.
 func (df *dockerfile) errAt(loc []parser.Range, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	var le *parser.LocationError
 	if errors.As(err, &le) && len(le.Locations) > 0 && line(le.Locations[0]) > 0 {
 		loc = le.Locations[0]
