@@ -1,0 +1,580 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The identifiers every App document carries.
+const (
+	// AppAPIVersion is the apiVersion of App documents.
+	AppAPIVersion = "skiff.dev/v1"
+	// AppKind is the kind of App documents.
+	AppKind = "App"
+)
+
+// App is the declarative resource a skiff user writes: an HTTP service
+// made of immutable revisions of one container image, behind an ingress
+// route, scaled by request load. Users write apiVersion, kind, metadata
+// and spec; skiff writes status.
+//
+// Its YAML form, field names and meanings are a public contract shared
+// with the JSON Schema in schema/app.schema.json and the reference in
+// docs/app-reference.md; every field has a Kubernetes counterpart listed
+// there.
+type App struct {
+	// APIVersion is always "skiff.dev/v1".
+	APIVersion string `json:"apiVersion"`
+	// Kind is always "App".
+	Kind string `json:"kind"`
+	// Metadata names the App and carries its labels and annotations.
+	Metadata ObjectMeta `json:"metadata"`
+	// Spec is the desired state, written by the user.
+	Spec AppSpec `json:"spec"`
+	// Status is the observed state, written by skiff. It is ignored when
+	// an App is applied.
+	Status AppStatus `json:"status,omitzero"`
+}
+
+// ObjectMeta is the metadata every skiff resource has, named as in
+// Kubernetes.
+type ObjectMeta struct {
+	// Name identifies the App: a DNS label (lowercase letters, digits and
+	// '-', starting with a letter and ending with a letter or digit) of at
+	// most 57 characters, so that revision names (NAME-00001) stay valid
+	// DNS labels. It must not itself end in '-' and five digits. The name
+	// cannot be changed.
+	Name string `json:"name"`
+	// Labels are key/value pairs for selecting and grouping Apps, with
+	// Kubernetes label syntax: keys are [PREFIX/]NAME where NAME is at most
+	// 63 characters and PREFIX a DNS subdomain; values are at most 63
+	// characters. Changing labels does not create a revision.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations are free-form key/value pairs for tools and people, with
+	// Kubernetes annotation syntax: label-style keys, values of any text,
+	// at most 256 KiB in all. Changing annotations does not create a
+	// revision.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// UID is set by skiff when the App is first created and never changes;
+	// it tells apart two Apps that had the same name at different times.
+	UID string `json:"uid,omitempty"`
+	// Generation is set by skiff: 1 at creation, incremented on every
+	// change to the spec.
+	Generation int64 `json:"generation,omitempty"`
+	// CreationTimestamp is set by skiff when the App is first created.
+	CreationTimestamp time.Time `json:"creationTimestamp,omitzero"`
+}
+
+// AppSpec is the desired state of an App. The runnable part (image,
+// command, args, env, port, resources, probes, volumes) is copied into a
+// new immutable Revision whenever it changes; the rest (ingress, scale,
+// traffic, revisionHistoryLimit) applies to the App as a whole and can be
+// changed without a new revision.
+type AppSpec struct {
+	// Image is the container image to run: a reference such as
+	// "localhost/shop:1.4", "registry.example:5000/shop@sha256:…", or a
+	// local image ID ("sha256:…"). Required. A revision records the digest
+	// the reference resolved to when it was created, so re-tagging the
+	// image does not change running revisions.
+	Image string `json:"image"`
+	// Command, when set, replaces the image's entrypoint.
+	Command []string `json:"command,omitempty"`
+	// Args, when set, replaces the image's cmd (the arguments passed to
+	// the entrypoint or to Command).
+	Args []string `json:"args,omitempty"`
+	// Env lists environment variables set in the container, in order,
+	// on top of the image's own. Names must be unique.
+	Env []EnvVar `json:"env,omitempty"`
+	// Port is the TCP port the app listens on for HTTP inside its
+	// container; the ingress sends requests there. Default 8080.
+	Port int `json:"port,omitempty"`
+	// Ingress says how HTTP requests reach the App.
+	Ingress Ingress `json:"ingress,omitzero"`
+	// Resources limits what one replica may use.
+	Resources AppResources `json:"resources,omitzero"`
+	// Scale bounds the number of replicas and says what load one replica
+	// should take.
+	Scale Scale `json:"scale,omitzero"`
+	// Probes check the health of each replica.
+	Probes Probes `json:"probes,omitzero"`
+	// Volumes mounts named volumes into the container. A named volume is
+	// created on first use and outlives replicas and revisions.
+	Volumes []VolumeMount `json:"volumes,omitempty"`
+	// Traffic splits requests between revisions by percent. Default: all
+	// traffic to the latest ready revision.
+	Traffic []TrafficTarget `json:"traffic,omitempty"`
+	// RevisionHistoryLimit is how many revisions that receive no traffic
+	// are kept for rollback; older ones are deleted. Revisions named in
+	// Traffic are always kept. Default 10.
+	RevisionHistoryLimit *int `json:"revisionHistoryLimit,omitempty"`
+}
+
+// EnvVar is one environment variable: a literal Value or a SecretRef,
+// not both.
+type EnvVar struct {
+	// Name of the variable: letters, digits, '_', '-' and '.', not
+	// starting with a digit.
+	Name string `json:"name"`
+	// Value is the literal value.
+	Value string `json:"value,omitempty"`
+	// SecretRef takes the value from a key of a skiff secret, written
+	// "SECRET/KEY" (for example "db/password"). The value is resolved when
+	// a replica starts and is never stored in the App or its revisions.
+	SecretRef string `json:"secretRef,omitempty"`
+}
+
+// Ingress says how HTTP requests reach an App through skiff's ingress
+// proxy.
+type Ingress struct {
+	// Host is the HTTP host name the App answers on. Default
+	// "NAME.DOMAIN", where DOMAIN is the daemon's domain ("localhost"
+	// unless configured); status.url shows the result.
+	Host string `json:"host,omitempty"`
+	// PathPrefix restricts the App to request paths under this prefix.
+	// Default "/".
+	PathPrefix string `json:"pathPrefix,omitempty"`
+	// External exposes the App on the ingress listener of every host
+	// address. When false (the default) the App is reachable only from
+	// this machine: from the loopback address and from other Apps.
+	External bool `json:"external,omitempty"`
+	// Timeout bounds the time from receiving a request to the end of its
+	// response, including a cold start. Default 300s, at most 1h.
+	Timeout Duration `json:"timeout,omitzero"`
+}
+
+// AppResources limits what one replica may use. Each limit is also what
+// the replica is guaranteed when exported to Kubernetes (request equals
+// limit). Empty means unlimited.
+type AppResources struct {
+	// CPU is the CPU limit as a quantity: "500m" (half a CPU), "1", "2.5".
+	CPU string `json:"cpu,omitempty"`
+	// Memory is the memory limit as a quantity: "256Mi", "1Gi", "512M".
+	// Going over it kills the replica (OOMKilled). At least 6Mi.
+	Memory string `json:"memory,omitempty"`
+	// Pids caps the processes and threads of one replica.
+	Pids int64 `json:"pids,omitempty"`
+}
+
+// Scale bounds the number of replicas of the App's serving revisions and
+// sets the load target the autoscaler keeps each replica at. One load
+// target applies: concurrency (the default), rps, cpuUtilization or
+// memoryUtilization.
+type Scale struct {
+	// Min is the fewest replicas kept running. 0 allows scale to zero:
+	// after IdleTimeout without requests all replicas stop, and the next
+	// request starts one (a cold start). Default 1.
+	Min *int `json:"min,omitempty"`
+	// Max is the most replicas run at once. Default 10, or Min when Min is
+	// larger.
+	Max *int `json:"max,omitempty"`
+	// Concurrency is the target number of in-flight requests per replica.
+	// Default 100 when no other target is set.
+	Concurrency int `json:"concurrency,omitempty"`
+	// RPS is the target number of requests per second per replica, an
+	// alternative to Concurrency.
+	RPS int `json:"rps,omitempty"`
+	// CPUUtilization is the target CPU use per replica in percent of
+	// resources.cpu (1..100), an alternative to Concurrency.
+	CPUUtilization int `json:"cpuUtilization,omitempty"`
+	// MemoryUtilization is the target memory use per replica in percent
+	// of resources.memory (1..100), an alternative to Concurrency.
+	MemoryUtilization int `json:"memoryUtilization,omitempty"`
+	// IdleTimeout is how long an App with min 0 stays up without requests
+	// before scaling to zero. Default 60s.
+	IdleTimeout Duration `json:"idleTimeout,omitzero"`
+	// Prewarm is the number of spare containers of the latest revision
+	// kept created but not started, so a scale-up or cold start only has
+	// to start one. At most Max. Default 0.
+	Prewarm int `json:"prewarm,omitempty"`
+}
+
+// Probes check the health of each replica. A replica receives requests
+// once its startup probe (if any) and readiness probe have succeeded.
+type Probes struct {
+	// Startup, when set, runs first until it succeeds; readiness and
+	// liveness probes wait for it. A replica whose startup probe fails
+	// FailureThreshold times is restarted. Defaults: period 1s, failure
+	// threshold 30.
+	Startup *Probe `json:"startup,omitempty"`
+	// Readiness decides whether a replica receives requests. Default: a
+	// TCP connection to spec.port, period 1s, failure threshold 3.
+	Readiness *Probe `json:"readiness,omitempty"`
+	// Liveness, when set, restarts a replica after FailureThreshold
+	// consecutive failures. Defaults: period 10s, failure threshold 3.
+	Liveness *Probe `json:"liveness,omitempty"`
+}
+
+// Probe is one health check: exactly one of HTTP, TCP or Exec, and when
+// and how often to run it.
+type Probe struct {
+	// HTTP succeeds when a GET request gets a status from 200 to 399.
+	// Written as a path ("http: /healthz") or in full.
+	HTTP *HTTPGetAction `json:"http,omitempty"`
+	// TCP succeeds when a TCP connection opens. Written as a port
+	// ("tcp: 8080") or in full.
+	TCP *TCPSocketAction `json:"tcp,omitempty"`
+	// Exec succeeds when a command run inside the container exits 0.
+	Exec *ExecAction `json:"exec,omitempty"`
+	// InitialDelay is the wait after the container starts before the
+	// first probe. Default 0s.
+	InitialDelay Duration `json:"initialDelay,omitzero"`
+	// Period is the time between probes, at least 100ms. Default 1s for
+	// startup and readiness probes, 10s for liveness probes.
+	Period Duration `json:"period,omitzero"`
+	// Timeout bounds one probe, at least 100ms. Default 1s.
+	Timeout Duration `json:"timeout,omitzero"`
+	// SuccessThreshold is the number of consecutive successes after a
+	// failure for the probe to count as passing. Default 1; must be 1 for
+	// startup and liveness probes.
+	SuccessThreshold int `json:"successThreshold,omitempty"`
+	// FailureThreshold is the number of consecutive failures for the
+	// probe to count as failing. Default 30 for startup probes, 3
+	// otherwise.
+	FailureThreshold int `json:"failureThreshold,omitempty"`
+}
+
+// HTTPGetAction is an HTTP GET health check against the replica.
+type HTTPGetAction struct {
+	// Path is the request path, starting with '/'. Default "/".
+	Path string `json:"path,omitempty"`
+	// Port is the container port. Default spec.port.
+	Port int `json:"port,omitempty"`
+	// Headers are extra request headers.
+	Headers []HTTPHeader `json:"headers,omitempty"`
+}
+
+// UnmarshalJSON accepts the short form, a path string ("/healthz"), as
+// well as the full object.
+func (a *HTTPGetAction) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var path string
+		if err := json.Unmarshal(b, &path); err != nil {
+			return err
+		}
+		*a = HTTPGetAction{Path: path}
+		return nil
+	}
+	type plain HTTPGetAction
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*a = HTTPGetAction(p)
+	return nil
+}
+
+// HTTPHeader is one HTTP request header.
+type HTTPHeader struct {
+	// Name is the header field name.
+	Name string `json:"name"`
+	// Value is the header field value.
+	Value string `json:"value"`
+}
+
+// TCPSocketAction is a TCP connection health check against the replica.
+type TCPSocketAction struct {
+	// Port is the container port. Default spec.port.
+	Port int `json:"port,omitempty"`
+}
+
+// UnmarshalJSON accepts the short form, a port number (8080), as well as
+// the full object.
+func (a *TCPSocketAction) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
+		var port int
+		if err := json.Unmarshal(b, &port); err != nil {
+			return err
+		}
+		*a = TCPSocketAction{Port: port}
+		return nil
+	}
+	type plain TCPSocketAction
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*a = TCPSocketAction(p)
+	return nil
+}
+
+// ExecAction is a health check command run inside the container.
+type ExecAction struct {
+	// Command is the program and its arguments; it is not run through a
+	// shell.
+	Command []string `json:"command"`
+}
+
+// VolumeMount mounts a named volume into the App's containers.
+type VolumeMount struct {
+	// Name of the volume, a DNS label. The volume is created on first use
+	// and shared by every replica and revision that mounts it.
+	Name string `json:"name"`
+	// MountPath is the absolute path inside the container. It must not be
+	// "/" or lie under /proc, /sys or /dev.
+	MountPath string `json:"mountPath"`
+	// ReadOnly mounts the volume read-only.
+	ReadOnly bool `json:"readOnly,omitempty"`
+}
+
+// TrafficTarget sends a share of the App's requests to one revision. In
+// spec.traffic exactly one of Revision and Latest is set; in
+// status.traffic Revision is always the resolved name.
+type TrafficTarget struct {
+	// Revision names a revision of this App ("shop-00003").
+	Revision string `json:"revision,omitempty"`
+	// Latest follows the latest ready revision: the target moves when a
+	// new revision becomes ready. At most one target may set it.
+	Latest bool `json:"latest,omitempty"`
+	// Percent of requests sent to this target, 0..100. The percents of
+	// all targets sum to 100. A single target defaults to 100.
+	Percent int `json:"percent"`
+	// Tag, when set, also gives this target its own host, "TAG-NAME.DOMAIN",
+	// which reaches it whatever its percent (for testing a revision before
+	// sending it traffic). A DNS label, unique among targets.
+	Tag string `json:"tag,omitempty"`
+	// URL is set by skiff in status.traffic for tagged targets.
+	URL string `json:"url,omitempty"`
+}
+
+// ConditionType names an aspect of a resource's state.
+type ConditionType string
+
+// The condition types of an App.
+const (
+	// ConditionReady is True when the App serves requests as its spec
+	// says: every traffic target's revision is ready.
+	ConditionReady ConditionType = "Ready"
+	// ConditionRolloutInProgress is True while the latest revision is
+	// being brought up and traffic moved to it.
+	ConditionRolloutInProgress ConditionType = "RolloutInProgress"
+	// ConditionDegraded is True when something needs attention (see the
+	// Reason), even if the App still serves from an older revision.
+	ConditionDegraded ConditionType = "Degraded"
+)
+
+// ConditionStatus is the state of a condition.
+type ConditionStatus string
+
+// The condition statuses, as in Kubernetes.
+const (
+	ConditionTrue    ConditionStatus = "True"
+	ConditionFalse   ConditionStatus = "False"
+	ConditionUnknown ConditionStatus = "Unknown"
+)
+
+// Condition reasons skiff sets. Reasons are CamelCase words a program can
+// match; the condition's message explains them to people.
+const (
+	// ReasonImageNotFound: the image reference does not resolve.
+	ReasonImageNotFound = "ImageNotFound"
+	// ReasonCrashLoopBackOff: replicas keep exiting and are being
+	// restarted with backoff.
+	ReasonCrashLoopBackOff = "CrashLoopBackOff"
+	// ReasonProbeFailed: a startup or readiness probe keeps failing.
+	ReasonProbeFailed = "ProbeFailed"
+	// ReasonOOMKilled: replicas were killed for going over
+	// resources.memory.
+	ReasonOOMKilled = "OOMKilled"
+	// ReasonRevisionNotFound: a traffic target names a revision that
+	// does not exist.
+	ReasonRevisionNotFound = "RevisionNotFound"
+	// ReasonSecretNotFound: an env secretRef names a missing secret or key.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonDeploying: a new revision is starting.
+	ReasonDeploying = "Deploying"
+)
+
+// Condition is one aspect of a resource's state, as in Kubernetes.
+type Condition struct {
+	// Type is the aspect: Ready, RolloutInProgress or Degraded.
+	Type ConditionType `json:"type"`
+	// Status is "True", "False" or "Unknown".
+	Status ConditionStatus `json:"status"`
+	// Reason is a CamelCase word saying why, for programs.
+	Reason string `json:"reason,omitempty"`
+	// Message says why, for people.
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when Status last changed.
+	LastTransitionTime time.Time `json:"lastTransitionTime,omitzero"`
+}
+
+// AppStatus is the observed state of an App, written by skiff.
+type AppStatus struct {
+	// ObservedGeneration is the metadata.generation this status describes;
+	// while it is below metadata.generation, skiff has not yet acted on
+	// the latest spec.
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions are Ready, RolloutInProgress and Degraded.
+	Conditions []Condition `json:"conditions,omitempty"`
+	// LatestCreatedRevision is the newest revision created from the spec.
+	LatestCreatedRevision string `json:"latestCreatedRevision,omitempty"`
+	// LatestReadyRevision is the newest revision that became ready.
+	LatestReadyRevision string `json:"latestReadyRevision,omitempty"`
+	// Traffic is spec.traffic with latest resolved to a revision name and
+	// tag URLs filled in: where requests go now.
+	Traffic []TrafficTarget `json:"traffic,omitempty"`
+	// URL is where the App answers ("http://shop.localhost").
+	URL string `json:"url,omitempty"`
+	// Replicas counts the App's replicas over all its revisions.
+	Replicas ReplicaCounts `json:"replicas,omitzero"`
+}
+
+// ReplicaCounts counts replicas.
+type ReplicaCounts struct {
+	// Desired is how many replicas the autoscaler wants.
+	Desired int `json:"desired"`
+	// Ready is how many replicas pass their readiness probe.
+	Ready int `json:"ready"`
+}
+
+// Revision is an immutable snapshot of the runnable part of an App's spec.
+// A new one is created each time that part changes.
+type Revision struct {
+	// Name is "APP-NNNNN", numbered from 00001 in creation order.
+	Name string `json:"name"`
+	// App is the name of the App the revision belongs to.
+	App string `json:"app"`
+	// Generation is the App's metadata.generation that created it.
+	Generation int64 `json:"generation"`
+	// Hash identifies Spec: two revisions with equal hashes run the same
+	// thing.
+	Hash string `json:"hash"`
+	// Created is when the revision was created.
+	Created time.Time `json:"created"`
+	// Spec is the runnable part of the App's spec at that generation.
+	Spec RevisionSpec `json:"spec"`
+	// Status is the revision's observed state.
+	Status RevisionStatus `json:"status,omitzero"`
+}
+
+// RevisionSpec is the runnable part of an AppSpec: what a replica is made
+// of. The fields mean what they mean in AppSpec.
+type RevisionSpec struct {
+	Image     string        `json:"image"`
+	Command   []string      `json:"command,omitempty"`
+	Args      []string      `json:"args,omitempty"`
+	Env       []EnvVar      `json:"env,omitempty"`
+	Port      int           `json:"port,omitempty"`
+	Resources AppResources  `json:"resources,omitzero"`
+	Probes    Probes        `json:"probes,omitzero"`
+	Volumes   []VolumeMount `json:"volumes,omitempty"`
+}
+
+// RevisionStatus is the observed state of a revision.
+type RevisionStatus struct {
+	// ImageDigest is the manifest digest Spec.Image resolved to when the
+	// revision was created; every replica runs exactly this image.
+	ImageDigest string `json:"imageDigest,omitempty"`
+	// Ready is true when at least one replica passes its readiness probe,
+	// or when the revision is scaled to zero after having been ready.
+	Ready bool `json:"ready"`
+	// Reason says why the revision is not ready, as in Condition.Reason.
+	Reason string `json:"reason,omitempty"`
+	// Message explains Reason.
+	Message string `json:"message,omitempty"`
+	// Replicas counts the revision's replicas.
+	Replicas ReplicaCounts `json:"replicas,omitzero"`
+}
+
+// ReplicaState is the lifecycle stage of a replica.
+type ReplicaState string
+
+// The replica states.
+const (
+	// ReplicaPrewarmed: the container is created but not started.
+	ReplicaPrewarmed ReplicaState = "prewarmed"
+	// ReplicaStarting: the container runs but has not passed its
+	// readiness probe yet.
+	ReplicaStarting ReplicaState = "starting"
+	// ReplicaRunning: the container runs; Ready says if it takes requests.
+	ReplicaRunning ReplicaState = "running"
+	// ReplicaTerminating: the container is draining and being stopped.
+	ReplicaTerminating ReplicaState = "terminating"
+	// ReplicaFailed: the container exited and waits for its restart.
+	ReplicaFailed ReplicaState = "failed"
+)
+
+// Replica is one container of a revision.
+type Replica struct {
+	// Name is the container name.
+	Name string `json:"name"`
+	// Revision is the revision the replica runs.
+	Revision string `json:"revision"`
+	// App is the App the revision belongs to.
+	App string `json:"app"`
+	// ContainerID is the runtime's ID of the container.
+	ContainerID string `json:"containerID,omitempty"`
+	// IP is the replica's address on skiff's network.
+	IP string `json:"ip,omitempty"`
+	// Ready is true while the replica passes its readiness probe and
+	// receives requests.
+	Ready bool `json:"ready"`
+	// State is prewarmed, starting, running, terminating or failed.
+	State ReplicaState `json:"state"`
+	// Restarts counts the times the container was restarted.
+	Restarts int `json:"restarts"`
+	// Created is when the replica was created.
+	Created time.Time `json:"created"`
+}
+
+// Duration is a length of time written as a string such as "30s", "1m30s"
+// or "500ms" (Go's time.ParseDuration syntax) in YAML and JSON.
+type Duration struct {
+	time.Duration
+}
+
+// String returns the shortest exact form: "1m", "90s", "1h30m", "250ms".
+func (d Duration) String() string {
+	v := d.Duration
+	if v == 0 {
+		return "0s"
+	}
+	if v%time.Millisecond != 0 || v < 0 {
+		return v.String()
+	}
+	if v%time.Second != 0 {
+		return fmt.Sprintf("%dms", v/time.Millisecond)
+	}
+	var b strings.Builder
+	if h := v / time.Hour; h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
+		v -= h * time.Hour
+	}
+	if m := v / time.Minute; m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+		v -= m * time.Minute
+	}
+	if s := v / time.Second; s > 0 {
+		fmt.Fprintf(&b, "%ds", s)
+	}
+	return b.String()
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(d.String())
+}
+
+// errDurationSyntax is returned for anything but a duration string.
+var errDurationSyntax = errors.New(`must be a duration such as "30s", "1m30s" or "500ms"`)
+
+// UnmarshalJSON reads a duration string; numbers are refused, since a
+// bare number has no unit.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errDurationSyntax
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errDurationSyntax
+	}
+	d.Duration = v
+	return nil
+}
