@@ -1,7 +1,0 @@
-package runc
-
-import "testing"
-
-func BenchmarkTraceConmon(b *testing.B) {
-	benchCreateStartWait(b, newRuntime(b, WithConmon("/tmp/conmon-strace")))
-}
