@@ -216,7 +216,7 @@ func decodeApp(root *value) (api.App, FieldErrors) {
 		errs = append(errs, &FieldError{Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
 	}
 	if root.kind != kindMap {
-		fail(root.line, "", "an App must be a mapping with apiVersion, kind, metadata and spec, got %s", root.kind)
+		fail(root.line, "", "an App must be a mapping with apiVersion, kind, metadata and spec, got %s", root.describe())
 		return api.App{}, errs
 	}
 	for _, id := range []struct{ name, want string }{{"apiVersion", api.AppAPIVersion}, {"kind", api.AppKind}} {

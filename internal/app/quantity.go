@@ -111,23 +111,28 @@ func (q Quantity) Value() int64 {
 	return v
 }
 
-// String returns a form ParseQuantity reads back to the same amount: a
-// binary suffix when the amount is a whole number of Ki, Mi, Gi or Ti
-// above 1Ki, a plain number of units, or a number of thousandths ("500m").
+// String returns the shortest form ParseQuantity reads back to the same
+// amount: "500m", "2", "256Mi", "128M" (binary suffixes win ties).
 func (q Quantity) String() string {
 	if q.milli%1000 != 0 {
 		return strconv.FormatInt(q.milli, 10) + "m"
 	}
 	v := q.milli / 1000
+	best := strconv.FormatInt(v, 10)
+	if v == 0 {
+		return best
+	}
 	for _, s := range []struct {
 		suffix string
-		shift  uint
-	}{{"Ti", 40}, {"Gi", 30}, {"Mi", 20}, {"Ki", 10}} {
-		if v >= 1<<s.shift && v%(1<<s.shift) == 0 {
-			return strconv.FormatInt(v>>s.shift, 10) + s.suffix
+		unit   int64
+	}{{"Ti", 1 << 40}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}, {"T", 1e12}, {"G", 1e9}, {"M", 1e6}, {"k", 1e3}} {
+		if v%s.unit == 0 {
+			if f := strconv.FormatInt(v/s.unit, 10) + s.suffix; len(f) < len(best) {
+				best = f
+			}
 		}
 	}
-	return strconv.FormatInt(v, 10)
+	return best
 }
 
 // ContainerResources converts an App's resource limits to the limits of
