@@ -44,6 +44,29 @@ type ContainerConfig struct {
 	NetworkAliases []string `json:"networkAliases,omitempty"`
 	// Ports are published on the host.
 	Ports []PortMapping `json:"ports,omitempty"`
+	// Mounts are named volumes and host directories mounted into the
+	// container.
+	Mounts []Mount `json:"mounts,omitempty"`
+}
+
+// Mount types.
+const (
+	// MountVolume is a named volume, created on first use under the
+	// daemon's root; it outlives the containers that use it.
+	MountVolume = "volume"
+	// MountBind is a file or directory of the host.
+	MountBind = "bind"
+)
+
+// Mount puts a named volume or a host path into a container.
+type Mount struct {
+	// Type is "volume" or "bind".
+	Type string `json:"type"`
+	// Source is the volume name or the absolute host path.
+	Source string `json:"source"`
+	// Target is the absolute path inside the container.
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
 }
 
 // Resources are cgroup limits. Zero means unlimited.

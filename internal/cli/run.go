@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,12 +20,12 @@ import (
 // runFlags are the flags shared by run and create.
 type runFlags struct {
 	name, workdir, user, hostname, memory, cpus, restart, entrypoint string
-	stopSignal                                                     string
-	stopTimeout                                                    int
-	env, envFiles, labels, capAdd, capDrop                          []string
-	pidsLimit                                                      int64
-	rm, privileged, readOnly                                       bool
-	pull                                                           string
+	stopSignal                                                       string
+	stopTimeout                                                      int
+	env, envFiles, labels, capAdd, capDrop, volumes                  []string
+	pidsLimit                                                        int64
+	rm, privileged, readOnly                                         bool
+	pull                                                             string
 }
 
 func (f *runFlags) register(c *cobra.Command) {
@@ -49,6 +50,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
 	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default SIGTERM)")
 	fl.IntVar(&f.stopTimeout, "stop-timeout", -1, "seconds to wait after the stop signal before SIGKILL (default 10)")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a named volume or a host path: NAME:/path[:ro] or /host/path:/path[:ro]")
 	fl.StringVar(&f.pull, "pull", "missing", "pull the image: missing (when not stored and the name has a registry) or never")
 }
 
@@ -96,10 +98,45 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 		t := f.stopTimeout
 		cfg.StopTimeout = &t
 	}
+	for _, v := range f.volumes {
+		mt, err := parseVolume(v)
+		if err != nil {
+			return api.ContainerCreateRequest{}, err
+		}
+		cfg.Mounts = append(cfg.Mounts, mt)
+	}
 	if f.pull != "missing" && f.pull != "never" {
 		return api.ContainerCreateRequest{}, errdefs.Invalid("invalid --pull %q: use missing or never", f.pull)
 	}
 	return api.ContainerCreateRequest{Name: f.name, Config: cfg}, nil
+}
+
+// parseVolume parses docker's -v syntax: SOURCE:TARGET[:ro|rw], where a
+// SOURCE starting with / (or .) is a host path and anything else a named
+// volume.
+func parseVolume(s string) (api.Mount, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return api.Mount{}, errdefs.Invalid("invalid -v %q: use NAME:/path[:ro] or /host/path:/path[:ro]", s)
+	}
+	m := api.Mount{Type: api.MountVolume, Source: parts[0], Target: parts[1]}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.ReadOnly = true
+		case "rw":
+		default:
+			return api.Mount{}, errdefs.Invalid("invalid -v %q: the mode must be ro or rw", s)
+		}
+	}
+	if strings.HasPrefix(m.Source, "/") || strings.HasPrefix(m.Source, ".") {
+		abs, err := filepath.Abs(m.Source)
+		if err != nil {
+			return api.Mount{}, err
+		}
+		m.Type, m.Source = api.MountBind, abs
+	}
+	return m, nil
 }
 
 // hasRegistry reports whether ref names a registry host explicitly.
@@ -226,4 +263,3 @@ func newCreateCmd(g *globals) *cobra.Command {
 	f.register(c)
 	return c
 }
-

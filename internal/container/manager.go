@@ -101,9 +101,15 @@ type Config struct {
 	Store    *store.Store
 	// Dir is the directory holding one subdirectory per container.
 	Dir string
+	// VolumesDir holds named volumes, one directory each.
+	VolumesDir string
 	// LogMaxSize caps each container log before rotation (0: no cap).
 	LogMaxSize int64
 	Logger     *slog.Logger
+	// Notify, when set, is called with a container's new state after each
+	// change (created, started, exited, restarting, removed). It must not
+	// block; it is called from many goroutines.
+	Notify func(c api.Container, removed bool)
 }
 
 // Manager manages containers. It is safe for concurrent use.
@@ -276,6 +282,9 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 	m.mu.Unlock()
 	registered = true
 	m.images.RUnlock()
+	if m.cfg.Notify != nil {
+		m.cfg.Notify(rec.Container, false)
+	}
 	m.log.Info("container created", "id", id[:12], "name", name, "image", img.Ref)
 	if req.Start {
 		if err := m.Start(ctx, id); err != nil {
@@ -328,6 +337,11 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 			in.Mounts = append(in.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
 		}
 	}
+	vols, err := m.mounts(cfg.Mounts)
+	if err != nil {
+		return nil, err
+	}
+	in.Mounts = append(in.Mounts, vols...)
 	spec, err := m.cfg.Specer.Spec(in)
 	if err != nil {
 		return nil, err
@@ -349,6 +363,50 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 		return nil, err
 	}
 	return rec, nil
+}
+
+// volumeNameRE is what a named volume may be called.
+var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+// mounts turns the user's mounts into spec mounts, creating named volumes
+// on first use.
+func (m *Manager) mounts(ms []api.Mount) ([]specs.Mount, error) {
+	var out []specs.Mount
+	for i, mt := range ms {
+		if !filepath.IsAbs(mt.Target) || filepath.Clean(mt.Target) == "/" {
+			return nil, errdefs.Invalid("mounts[%d]: target %q must be an absolute path other than /", i, mt.Target)
+		}
+		opts := []string{"rbind", "rprivate"}
+		if mt.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		var src string
+		switch mt.Type {
+		case api.MountVolume:
+			if !volumeNameRE.MatchString(mt.Source) {
+				return nil, errdefs.Invalid("mounts[%d]: invalid volume name %q: use letters, digits, '_', '.' or '-'", i, mt.Source)
+			}
+			if m.cfg.VolumesDir == "" {
+				return nil, errdefs.NotImplemented("this daemon has no volume directory")
+			}
+			src = filepath.Join(m.cfg.VolumesDir, mt.Source, "_data")
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return nil, fmt.Errorf("create volume %s: %w", mt.Source, err)
+			}
+		case api.MountBind:
+			if !filepath.IsAbs(mt.Source) {
+				return nil, errdefs.Invalid("mounts[%d]: bind source %q must be an absolute host path", i, mt.Source)
+			}
+			if _, err := os.Stat(mt.Source); err != nil {
+				return nil, errdefs.Invalid("mounts[%d]: bind source %s: %v", i, mt.Source, err)
+			}
+			src = mt.Source
+		default:
+			return nil, errdefs.Invalid("mounts[%d]: unknown type %q: use volume or bind", i, mt.Type)
+		}
+		out = append(out, specs.Mount{Destination: filepath.Clean(mt.Target), Type: "bind", Source: src, Options: opts})
+	}
+	return out, nil
 }
 
 func writeFileSync(path string, data []byte) error {
@@ -516,9 +574,13 @@ func (m *Manager) Counts() (total, running int) {
 	return total, running
 }
 
-// persist writes e's state; callers hold e.mu.
+// persist writes e's state and announces it; callers hold e.mu.
 func (m *Manager) persist(ctx context.Context, e *entry) error {
-	return m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), e.rec.ID, e.rec.State, e.rec.ManuallyStopped, e.rec.NetworkSettings)
+	err := m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), e.rec.ID, e.rec.State, e.rec.ManuallyStopped, e.rec.NetworkSettings)
+	if m.cfg.Notify != nil {
+		m.cfg.Notify(e.rec.Container, false)
+	}
+	return err
 }
 
 // Start starts a created or exited container. Starting a running
@@ -1082,7 +1144,11 @@ func (m *Manager) forget(ctx context.Context, e *entry) error {
 	e.mu.Lock()
 	e.gone = true
 	close(e.removed)
+	c := e.rec.Container
 	e.mu.Unlock()
+	if m.cfg.Notify != nil {
+		m.cfg.Notify(c, true)
+	}
 	m.log.Info("container removed", "id", id[:12], "name", name)
 	return nil
 }

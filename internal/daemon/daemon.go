@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	d.ctrs, err = container.New(container.Config{
 		Runtime: d.runtime, RuntimeName: info.Name,
 		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{},
-		Store: d.db, Dir: filepath.Join(root, "containers"), LogMaxSize: cfg.LogMaxSize,
+		Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
 		Logger: d.log,
 	})
 	if err != nil {

@@ -490,3 +490,22 @@ func TestSecondDaemonOnSameRootRefused(t *testing.T) {
 	// The first daemon is unharmed.
 	must(t, env.daemon, "version")
 }
+
+func TestVolumes(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "--rm", "-v", "data1:/data", "busybox", "sh", "-c", "echo kept > /data/file")
+	if out := must(t, d, "run", "--rm", "-v", "data1:/data:ro", "busybox", "cat", "/data/file"); out != "kept\n" {
+		t.Fatalf("named volume did not keep its data: %q", out)
+	}
+	if r := d.Run("", "run", "--rm", "-v", "data1:/data:ro", "busybox", "sh", "-c", "echo x > /data/other"); r.Code == 0 {
+		t.Fatalf("write to a read-only volume succeeded")
+	}
+	host := t.TempDir()
+	os.WriteFile(host+"/in", []byte("from host\n"), 0o644)
+	if out := must(t, d, "run", "--rm", "-v", host+":/mnt", "busybox", "cat", "/mnt/in"); out != "from host\n" {
+		t.Fatalf("bind mount: %q", out)
+	}
+	fails(t, d, []string{"-v"}, "run", "--rm", "-v", "justaname", "busybox", "true")
+	fails(t, d, []string{"absolute"}, "run", "--rm", "-v", "vol:relative", "busybox", "true")
+	fails(t, d, []string{"/no/such/dir"}, "run", "--rm", "-v", "/no/such/dir:/x", "busybox", "true")
+}
