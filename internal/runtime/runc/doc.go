@@ -40,6 +40,9 @@
 // when conmon wrote its "oom" file (it watches memory.oom_control on v1 and
 // memory.events on v2) or the cgroup's oom_kill counter is non-zero; the
 // cgroup stays until Delete, so the counter is still there to read.
+// If conmon itself dies without writing the exit file (killed from
+// outside), Wait notices through a pidfd and returns ErrUnavailable, and
+// Delete does not wait for an exit that will never be recorded.
 //
 // # Logs
 //

@@ -106,12 +106,15 @@ func (r *Runtime) oomKilled(m meta) bool {
 	return err == nil && n > 0
 }
 
-// Wait blocks until the container's exit file appears or ctx is done.
+// Wait blocks until the container's exit file appears or ctx is done. If
+// the container's conmon dies without writing an exit file (killed from
+// outside), Wait returns ErrUnavailable: nothing will record the exit.
 func (r *Runtime) Wait(ctx context.Context, id string) (runtime.ExitStatus, error) {
 	m, err := r.loadMeta(id)
 	if err != nil {
 		return runtime.ExitStatus{}, err
 	}
+	var gone <-chan struct{}
 	for {
 		ch, cancel := r.w.subscribe(id)
 		st, ok, err := r.exited(m)
@@ -119,8 +122,20 @@ func (r *Runtime) Wait(ctx context.Context, id string) (runtime.ExitStatus, erro
 			cancel()
 			return st, err
 		}
+		if gone == nil {
+			var release func()
+			gone, release = r.monitorGone(id)
+			defer release()
+		}
 		select {
 		case <-ch:
+		case <-gone:
+			cancel()
+			// conmon writes the exit file before it exits.
+			if st, ok, err := r.exited(m); err != nil || ok {
+				return st, err
+			}
+			return runtime.ExitStatus{}, errdefs.Unavailable("the monitor (conmon) of container %s exited without recording the container's exit: delete the container", id)
 		case <-ctx.Done():
 			cancel()
 			return runtime.ExitStatus{}, ctx.Err()

@@ -213,3 +213,42 @@ func TestInfo(t *testing.T) {
 		t.Fatalf("relative state dir: got %v, want ErrInvalid", err)
 	}
 }
+
+func TestMonitorKilled(t *testing.T) {
+	r := newRuntime(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := create(t, r, api.ContainerConfig{}, 0, "sleep", "60")
+	if err := r.Start(ctx, c.id); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := readPid(filepath.Join(r.containerDir(c.id), "conmon.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Wait(ctx, c.id)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, errdefs.ErrUnavailable) {
+			t.Fatalf("Wait after conmon died: got %v, want ErrUnavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not notice that conmon died")
+	}
+	start := time.Now()
+	if err := r.Delete(ctx, c.id); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Delete without a monitor took %v", d)
+	}
+	assertGone(t, r, c.id, "/skiff-test/"+c.id)
+}
