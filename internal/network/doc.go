@@ -1,0 +1,37 @@
+// Package network gives containers their networks: bridge networks set
+// up in-process over netlink, CNI networks run through the CNI plugins,
+// published ports, a DNS server per network, and firewall isolation.
+//
+// Contract:
+//   - A Manager serves one daemon. Everything it makes on the host is
+//     named with Config.Instance (bridges skf<instance>-<n>, host veths
+//     sv<instance><hash>, iptables chains SKIFF-<instance>-*), so several
+//     daemons share a host without clashing; subnets picked from Pool skip
+//     the other networks' and every host route.
+//   - New makes sure the default network (api.DefaultNetwork) and the host
+//     objects of every network exist. Restore, called once after New with
+//     the containers still running, keeps their attachments (DNS names,
+//     port reservations, rules) and tears down everything else, also what
+//     a crash left half done. Close stops the DNS servers and leaves the
+//     host objects of running containers in place.
+//   - Setup gives a container its network namespace at NetNSPath: a
+//     bridge network's address (leased in the state database: never
+//     handed out twice, also across a crash), loopback up, a default
+//     route (none on internal networks), ports published with DNAT, its
+//     name and aliases in the network's DNS, and the files hosts,
+//     resolv.conf and hostname. On error nothing of it is left. Teardown
+//     undoes all of it and is idempotent.
+//   - Network "none" is a namespace with loopback only; "host" makes
+//     nothing (the container shares the host's namespace) but the files.
+//   - Ports are published on 127.0.0.1 unless the mapping names another
+//     host address (0.0.0.0 for all); see DefaultHostIP. A port is held
+//     by a bound socket while published, so a port in use is refused and
+//     nothing else can take it.
+//   - Errors are classified with errdefs: bad input is ErrInvalid, an
+//     unknown network ErrNotFound, a name, subnet or port already taken or
+//     a network still in use ErrConflict, a failing host facility
+//     (netlink, iptables, a CNI plugin) ErrUnavailable.
+//
+// The subpackages hold the parts: firewall builds and applies the
+// iptables rules, dns is the per-network DNS server.
+package network

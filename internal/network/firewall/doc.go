@@ -1,0 +1,31 @@
+// Package firewall keeps the iptables rules of one skiff daemon.
+//
+// Contract: every rule skiff adds lives in four chains of its own, named
+// with the daemon's instance (SKIFF-<instance>-FWD and -IN in the filter
+// table, -POST and -DNAT in the nat table), reached by one jump each from
+// the built-in chains. The content of those chains is a pure function of
+// the daemon's networks and published ports (NetworkRules, PortRules): a
+// change rebuilds the affected chains atomically in one iptables-restore
+// call, so the rules on the host never drift from the state and nothing is
+// left behind when a network or container goes away. Uninstall removes the
+// jumps and the chains.
+//
+// Per network (bridge br, subnet S, gateway G):
+//   - filter FWD: replies and published-port (DNAT) traffic into br are
+//     accepted; br to br is accepted; br to any other skiff bridge
+//     (skf+) is dropped; anything else into br is dropped; br out of the
+//     host is accepted, or dropped when the network is internal.
+//   - filter IN: DNS to G:53 is accepted; an internal network may send
+//     the host nothing else (replies to the host's own connections aside).
+//   - nat POST: S leaving through another interface is masqueraded
+//     (unless internal); connections DNAT'ed from 127.0.0.0/8 or from S
+//     itself (hairpin) are masqueraded into br.
+//
+// Per published port: one DNAT rule in the nat DNAT chain, reached from
+// PREROUTING and OUTPUT for local destination addresses, so the port
+// answers from other hosts, from the host itself (127.0.0.1 too) and from
+// containers.
+//
+// The iptables binaries run are the ones on PATH (iptables-restore and
+// iptables-save; on Debian the nf_tables backend).
+package firewall

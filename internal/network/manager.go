@@ -1,0 +1,388 @@
+package network
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+
+	"github.com/containernetworking/cni/libcni"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/network/dns"
+	"skiff.dev/skiff/internal/network/firewall"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// StateDir is per daemon: network namespaces are bind-mounted at
+	// StateDir/netns/<container id>, the CNI cache is StateDir/cni.
+	StateDir string
+	// DB is skiff's state database (store.Store.DB); networks and leases
+	// persist in its tables networks and network_endpoints.
+	DB *sql.DB
+	// Instance tells this daemon's host objects from another daemon's on
+	// the same host: exactly 6 lowercase letters or digits (the daemon
+	// uses a short hash of its root). Empty derives it from StateDir.
+	Instance string
+	// DefaultSubnet is the default network's subnet; "" picks a free /24
+	// from Pool.
+	DefaultSubnet string
+	// ResolvConf is the host's resolver configuration (default
+	// /etc/resolv.conf): its nameservers are where the DNS servers
+	// forward, its search and options lines go to containers.
+	ResolvConf string
+	// CNIPath lists the directories holding CNI plugins (default
+	// /usr/lib/cni, then /opt/cni/bin).
+	CNIPath []string
+	Logger  *slog.Logger
+}
+
+// Manager manages one daemon's networks and container attachments. It is
+// safe for concurrent use.
+type Manager struct {
+	cfg      Config
+	db       *sql.DB
+	log      *slog.Logger
+	fw       *firewall.Firewall
+	cni      *libcni.CNIConfig
+	resolv   hostResolv
+	netnsDir string
+
+	// mu is held exclusively to change networks (Create, Remove,
+	// Restore) and shared by attachments (Setup, Teardown).
+	mu sync.RWMutex
+	// portsMu serializes rebuilding the DNAT chain from the state.
+	portsMu sync.Mutex
+
+	objMu        sync.Mutex
+	dns          map[string]*dns.Server    // network ID → DNS server
+	reservations map[string][]*reservation // container ID → held ports
+	closed       bool
+}
+
+var (
+	instanceRE    = regexp.MustCompile(`^[a-z0-9]{6}$`)
+	networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+	containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	dnsNameRE     = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?$`)
+)
+
+// InstanceFor derives an instance name from a daemon's root directory.
+func InstanceFor(root string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(root)))
+	return hex.EncodeToString(sum[:])[:6]
+}
+
+// New opens the network state and makes sure the default network and the
+// host objects of every network exist (bridges, firewall chains, DNS
+// servers). Call Restore next.
+func New(ctx context.Context, cfg Config) (_ *Manager, err error) {
+	if cfg.StateDir == "" || !filepath.IsAbs(cfg.StateDir) {
+		return nil, errdefs.Invalid("network state directory %q must be an absolute path", cfg.StateDir)
+	}
+	if cfg.DB == nil {
+		return nil, errdefs.Invalid("network manager needs the state database")
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = InstanceFor(cfg.StateDir)
+	}
+	if !instanceRE.MatchString(cfg.Instance) {
+		return nil, errdefs.Invalid("network instance %q must be exactly 6 lowercase letters or digits", cfg.Instance)
+	}
+	if cfg.ResolvConf == "" {
+		cfg.ResolvConf = "/etc/resolv.conf"
+	}
+	if len(cfg.CNIPath) == 0 {
+		cfg.CNIPath = []string{"/usr/lib/cni", "/opt/cni/bin"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Manager{
+		cfg: cfg, db: cfg.DB, log: cfg.Logger.With("component", "network"),
+		netnsDir:     filepath.Join(cfg.StateDir, "netns"),
+		dns:          map[string]*dns.Server{},
+		reservations: map[string][]*reservation{},
+	}
+	m.cni = libcni.NewCNIConfigWithCacheDir(cfg.CNIPath, filepath.Join(cfg.StateDir, "cni"), nil)
+	if data, err := os.ReadFile(cfg.ResolvConf); err == nil {
+		m.resolv = parseResolvConf(data)
+	} else {
+		m.log.Warn("cannot read the host's resolver configuration: containers will only resolve each other", "path", cfg.ResolvConf, "err", err)
+	}
+	if m.fw, err = firewall.New(cfg.Instance); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if err := ensureSharedMount(m.netnsDir); err != nil {
+		return nil, errdefs.Unavailable("prepare network namespace directory: %v", err)
+	}
+	if err := writeSysctl("/proc/sys/net/ipv4/ip_forward", "1"); err != nil {
+		return nil, err
+	}
+	if err := m.fw.Install(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.ensureDefault(ctx); err != nil {
+		return nil, err
+	}
+	nets, err := listNetworks(ctx, m.db)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lockHost()
+	if err != nil {
+		return nil, errdefs.Unavailable("%v", err)
+	}
+	defer unlock()
+	for _, n := range nets {
+		if n.Driver != driverBridge {
+			continue
+		}
+		if err := m.ensureHostObjects(ctx, n); err != nil {
+			if n.Name == api.DefaultNetwork {
+				return nil, err
+			}
+			m.log.Error("network is not usable", "network", n.Name, "err", err)
+		}
+	}
+	if err := m.removeOrphanBridges(nets); err != nil {
+		m.log.Warn("cannot remove left-over bridges", "err", err)
+	}
+	if err := m.syncNetworkRules(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ensureDefault creates the default network's record if it is missing,
+// and moves it to cfg.DefaultSubnet when that changed and nothing is
+// attached.
+func (m *Manager) ensureDefault(ctx context.Context) error {
+	n, err := getNetwork(ctx, m.db, api.DefaultNetwork)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		_, err = m.create(ctx, api.NetworkCreateRequest{Name: api.DefaultNetwork, Subnet: m.cfg.DefaultSubnet}, false)
+		if err != nil {
+			return fmt.Errorf("create the default network: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if m.cfg.DefaultSubnet == "" {
+		return nil
+	}
+	want, err := parseSubnet(m.cfg.DefaultSubnet)
+	if err != nil {
+		return fmt.Errorf("default network: %w", err)
+	}
+	if want == n.Subnet {
+		return nil
+	}
+	eps, err := listEndpoints(ctx, m.db, n.ID)
+	if err != nil {
+		return err
+	}
+	if len(eps) > 0 {
+		m.log.Warn("default network keeps its subnet while containers are attached", "subnet", n.Subnet, "configured", want)
+		return nil
+	}
+	if err := m.checkSubnetFree(ctx, m.db, want, n.ID); err != nil {
+		return fmt.Errorf("default network: %w", err)
+	}
+	if err := deleteLink(n.Bridge); err != nil {
+		return errdefs.Unavailable("%v", err)
+	}
+	_, err = m.db.ExecContext(ctx, `UPDATE networks SET subnet = ?, gateway = ?, ip_cursor = '' WHERE id = ?`, want.String(), gatewayOf(want).String(), n.ID)
+	return dbErr("update the default network", err)
+}
+
+// ensureHostObjects makes the bridge and DNS server of a bridge network.
+func (m *Manager) ensureHostObjects(ctx context.Context, n netRecord) error {
+	if !linkExists(n.Bridge) {
+		routes, err := hostRoutes("")
+		if err != nil {
+			return err
+		}
+		for _, r := range routes {
+			if r.Dst.Overlaps(n.Subnet) {
+				return errdefs.Conflict("network %s: its subnet %s overlaps the host route %s: remove the network and create it with another --subnet (for the default network, configure another default subnet)", n.Name, n.Subnet, r)
+			}
+		}
+	}
+	if _, err := ensureBridge(n.Bridge, n.Subnet, n.Gateway, m.warmName(n.Seq)); err != nil {
+		return fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	return m.startDNS(ctx, n.ID, n.Gateway, n.Internal)
+}
+
+// startDNS starts the network's DNS server on gw:53 unless it runs.
+func (m *Manager) startDNS(ctx context.Context, netID string, gw netip.Addr, internal bool) error {
+	m.objMu.Lock()
+	defer m.objMu.Unlock()
+	if m.closed {
+		return errdefs.Unavailable("network manager is closed")
+	}
+	if s := m.dns[netID]; s != nil {
+		return nil
+	}
+	var ups []string
+	if !internal {
+		ups = m.resolv.upstreams()
+	}
+	s, err := dns.Listen(ctx, dns.Config{Addr: netip.AddrPortFrom(gw, 53).String(), Upstreams: ups, Logger: m.log})
+	if err != nil {
+		return errdefs.Unavailable("start the DNS server of the network: %v", err)
+	}
+	m.dns[netID] = s
+	return nil
+}
+
+func (m *Manager) dnsServer(netID string) *dns.Server {
+	m.objMu.Lock()
+	defer m.objMu.Unlock()
+	return m.dns[netID]
+}
+
+func (m *Manager) stopDNS(netID string) {
+	m.objMu.Lock()
+	s := m.dns[netID]
+	delete(m.dns, netID)
+	m.objMu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+}
+
+// bridgeName is the host bridge of the network numbered seq.
+func (m *Manager) bridgeName(seq int) string {
+	return "skf" + m.cfg.Instance + "-" + strconv.Itoa(seq)
+}
+
+// warmName names the short-lived veth that activates a new bridge.
+func (m *Manager) warmName(seq int) string {
+	return "sw" + m.cfg.Instance + strconv.Itoa(seq%100000)
+}
+
+// vethPrefix starts the name of every host veth of this instance.
+func (m *Manager) vethPrefix() string { return "sv" + m.cfg.Instance }
+
+// vethName is the host side of a container's veth pair (15 characters,
+// the kernel's limit).
+func (m *Manager) vethName(containerID string) string {
+	sum := sha256.Sum256([]byte(containerID))
+	return m.vethPrefix() + hex.EncodeToString(sum[:])[:15-len(m.vethPrefix())]
+}
+
+// NetNSPath is where Setup bind-mounts the container's network namespace.
+// It is deterministic, so a container spec can name it before Setup runs.
+func (m *Manager) NetNSPath(containerID string) string {
+	return filepath.Join(m.netnsDir, containerID)
+}
+
+// Instance returns the instance name the host objects are named with.
+func (m *Manager) Instance() string { return m.cfg.Instance }
+
+// syncNetworkRules rebuilds the firewall's network chains from the state.
+func (m *Manager) syncNetworkRules(ctx context.Context) error {
+	nets, err := listNetworks(ctx, m.db)
+	if err != nil {
+		return err
+	}
+	var rules []firewall.Network
+	for _, n := range nets {
+		if n.Driver == driverBridge {
+			rules = append(rules, firewall.Network{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal})
+		}
+	}
+	return m.fw.SetNetworks(ctx, rules)
+}
+
+// syncPortRules rebuilds the DNAT chain from the state, leaving out the
+// ports of the container exclude (being torn down).
+func (m *Manager) syncPortRules(ctx context.Context, exclude string) error {
+	m.portsMu.Lock()
+	defer m.portsMu.Unlock()
+	eps, err := listEndpoints(ctx, m.db, "")
+	if err != nil {
+		return err
+	}
+	var ports []firewall.Port
+	for _, ep := range eps {
+		if ep.ContainerID == exclude || ep.Mode != driverBridge || !ep.IP.IsValid() {
+			continue
+		}
+		for _, p := range ep.Ports {
+			hip, _ := netip.ParseAddr(p.HostIP)
+			ports = append(ports, firewall.Port{Owner: ep.Name + " " + shortID(ep.ContainerID), Proto: p.Protocol, HostIP: hip, HostPort: p.HostPort, IP: ep.IP, Port: p.ContainerPort})
+		}
+	}
+	return m.fw.SetPorts(ctx, ports)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// removeOrphanBridges deletes bridges of this instance no network owns
+// (left by a crash during network rm).
+func (m *Manager) removeOrphanBridges(nets []netRecord) error {
+	owned := map[string]bool{}
+	for _, n := range nets {
+		owned[n.Bridge] = true
+	}
+	names, err := linkNamesWithPrefix("skf" + m.cfg.Instance + "-")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if !owned[name] {
+			m.log.Info("removing left-over bridge", "bridge", name)
+			errs = append(errs, deleteLink(name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the DNS servers and releases the port reservations. Host
+// objects (bridges, namespaces, veths, rules) stay, so running containers
+// keep their networking while no daemon runs.
+func (m *Manager) Close() error {
+	m.objMu.Lock()
+	servers := m.dns
+	res := m.reservations
+	m.dns = map[string]*dns.Server{}
+	m.reservations = map[string][]*reservation{}
+	m.closed = true
+	m.objMu.Unlock()
+	var errs []error
+	for _, s := range servers {
+		errs = append(errs, s.Close())
+	}
+	for _, rs := range res {
+		for _, r := range rs {
+			r.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
