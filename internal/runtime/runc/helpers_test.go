@@ -28,6 +28,9 @@ var applets = []string{"sh", "echo", "cat", "sleep", "ls", "id", "hostname", "ps
 	"dd", "grep", "seq", "wc", "true", "false", "kill", "env", "pwd", "yes", "tr", "printf", "test"}
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(helperMain())
+	}
 	dir, err := os.MkdirTemp("", "skiff-runc-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -37,9 +40,6 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
-	}
-	if os.Getenv(helperEnv) != "" {
-		os.Exit(helperMain())
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
