@@ -419,7 +419,7 @@ func validateTrafficRevision(errs *FieldErrors, p, name, rev string) {
 	switch {
 	case err != nil:
 		errs.add(p, "must be a revision name such as %s", RevisionName(nonEmpty(name, "app"), 1))
-	case app != name:
+	case app != name && name != "":
 		errs.add(p, "must be a revision of this app (%s-NNNNN), not of %s", name, app)
 	}
 }
