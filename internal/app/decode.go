@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -357,10 +358,17 @@ func unmarshalMessage(t reflect.Type, v *value, err error) string {
 	return err.Error()
 }
 
-// jsonFields returns the JSON fields of a struct type by name.
+// fieldCache holds jsonFields' results by type.
+var fieldCache sync.Map // reflect.Type → map[string]reflect.StructField
+
+// jsonFields returns the JSON fields of a struct type by name. The map is
+// shared: callers must not change it.
 func jsonFields(t reflect.Type) map[string]reflect.StructField {
 	if t.Kind() != reflect.Struct {
 		return nil
+	}
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.StructField)
 	}
 	out := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
@@ -375,6 +383,7 @@ func jsonFields(t reflect.Type) map[string]reflect.StructField {
 		}
 		out[name] = f
 	}
+	fieldCache.Store(t, out)
 	return out
 }
 
