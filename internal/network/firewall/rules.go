@@ -104,7 +104,7 @@ func FilterRules(c Chains, nets []Network) []string {
 	}
 	for _, n := range nets {
 		for _, proto := range []string{"udp", "tcp"} {
-			add("-A %s -i %s -d %s/32 -p %s -m %s --dport 53 -j ACCEPT", c.Input, n.Bridge, n.Gateway, proto, proto)
+			add("-A %s -d %s/32 -i %s -p %s -m %s --dport 53 -j ACCEPT", c.Input, n.Gateway, n.Bridge, proto, proto)
 		}
 		if n.Internal {
 			add("-A %s -i %s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", c.Input, n.Bridge)
