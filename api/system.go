@@ -24,5 +24,7 @@ type Info struct {
 	Containers        int    `json:"containers"`
 	ContainersRunning int    `json:"containersRunning"`
 	Images            int    `json:"images"`
-	Version           string `json:"version"`
+	// IngressAddr is where the HTTP ingress listens.
+	IngressAddr string `json:"ingressAddr"`
+	Version     string `json:"version"`
 }

@@ -66,6 +66,8 @@ type System interface {
 type Server struct {
 	containers Containers
 	images     Images
+	apps       Apps
+	events     Events
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -74,9 +76,19 @@ type Server struct {
 // MaxJSONBody caps JSON request bodies.
 const MaxJSONBody = 1 << 20
 
+// Services are what the API serves.
+type Services struct {
+	Containers Containers
+	Images     Images
+	Apps       Apps
+	Events     Events
+	System     System
+}
+
 // New returns the API handler.
-func New(c Containers, i Images, s System, log *slog.Logger) *Server {
-	srv := &Server{containers: c, images: i, system: s, log: log, mux: http.NewServeMux()}
+func New(svc Services, log *slog.Logger) *Server {
+	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
+		system: svc.System, log: log, mux: http.NewServeMux()}
 	srv.routes()
 	return srv
 }
@@ -120,6 +132,10 @@ func (s *Server) routes() {
 	h("DELETE /v1/images", s.removeImage)
 	h("POST /v1/images/prune", s.pruneImages)
 	h("POST /v1/images/build", s.buildImage)
+
+	if s.apps != nil {
+		s.appRoutes(h)
+	}
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {
 		return errdefs.NotFound("no API endpoint %s %s: see docs/api.md", r.Method, r.URL.Path)

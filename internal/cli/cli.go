@@ -103,6 +103,8 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		newStartCmd(g), newStopCmd(g), newRestartCmd(g), newKillCmd(g), newRmCmd(g),
 		newLogsCmd(g), newExecCmd(g), newInspectCmd(g), newStatsCmd(g), newWaitCmd(g),
 		newImageCmd(g), newImagesCmd(g),
+		newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newDiffCmd(g),
+		newRollbackCmd(g), newTrafficCmd(g), newScaleCmd(g), newEventsCmd(g),
 		newVersionCmd(g), newInfoCmd(g),
 	)
 	return root

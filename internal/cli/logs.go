@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/client"
+	"skiff.dev/skiff/internal/errdefs"
 )
 
 func newLogsCmd(g *globals) *cobra.Command {
@@ -17,9 +20,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 		timestamps bool
 	)
 	c := &cobra.Command{
-		Use:   "logs [flags] CONTAINER",
-		Short: "Print a container's output",
-		Long:  "Print a container's output: stdout to stdout, stderr to stderr.",
+		Use:   "logs [flags] CONTAINER|APP",
+		Short: "Print a container's or an App's output",
+		Long:  "Print a container's output, or the output of all an App's replicas with each line prefixed by the replica's name: stdout to stdout, stderr to stderr.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Tail = -1
@@ -28,21 +31,53 @@ func newLogsCmd(g *globals) *cobra.Command {
 					return withCode(125, fmt.Errorf("invalid --tail %q: use a number of lines or all", tail))
 				}
 			}
-			return g.client().Logs(cmd.Context(), args[0], opts, func(e api.LogEntry) error {
-				w := g.stdout
-				if e.Stream == "stderr" {
-					w = g.stderr
+			var mu sync.Mutex
+			printer := func(prefix string) func(e api.LogEntry) error {
+				return func(e api.LogEntry) error {
+					mu.Lock()
+					defer mu.Unlock()
+					w := g.stdout
+					if e.Stream == "stderr" {
+						w = g.stderr
+					}
+					if prefix != "" {
+						fmt.Fprint(w, prefix)
+					}
+					if timestamps {
+						fmt.Fprint(w, e.Time.Format(time.RFC3339Nano), " ")
+					}
+					nl := "\n"
+					if e.Partial {
+						nl = ""
+					}
+					_, err := fmt.Fprint(w, e.Line, nl)
+					return err
 				}
-				if timestamps {
-					fmt.Fprint(w, e.Time.Format(time.RFC3339Nano), " ")
-				}
-				nl := "\n"
-				if e.Partial {
-					nl = ""
-				}
-				_, err := fmt.Fprint(w, e.Line, nl)
+			}
+			cl := g.client()
+			err := cl.Logs(cmd.Context(), args[0], opts, printer(""))
+			if err == nil || !errors.Is(err, errdefs.ErrNotFound) {
 				return err
-			})
+			}
+			// Not a container: an App's replicas, each line prefixed.
+			reps, aerr := cl.Replicas(cmd.Context(), args[0])
+			if aerr != nil {
+				return errdefs.NotFound("no container or app named %q: see skiff ps -a and skiff get apps", args[0])
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, len(reps))
+			for _, r := range reps {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := cl.Logs(cmd.Context(), r.ContainerID, opts, printer("["+r.Name+"] ")); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+						errs <- err
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			return <-errs
 		},
 	}
 	c.Flags().BoolVarP(&opts.Follow, "follow", "f", false, "keep printing new output until the container stops")

@@ -15,6 +15,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/network"
 )
 
 // runFlags are the flags shared by run and create.
@@ -26,6 +27,8 @@ type runFlags struct {
 	pidsLimit                                                        int64
 	rm, privileged, readOnly                                         bool
 	pull                                                             string
+	publish, aliases                                                 []string
+	network                                                          string
 }
 
 func (f *runFlags) register(c *cobra.Command) {
@@ -51,6 +54,9 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default SIGTERM)")
 	fl.IntVar(&f.stopTimeout, "stop-timeout", -1, "seconds to wait after the stop signal before SIGKILL (default 10)")
 	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a named volume or a host path: NAME:/path[:ro] or /host/path:/path[:ro]")
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [IP:][HOST:]CONTAINER[/tcp|udp] (default IP 127.0.0.1; see docs/networking.md)")
+	fl.StringVar(&f.network, "network", "", "network to join: a network name, none or host (default: the skiff network)")
+	fl.StringArrayVar(&f.aliases, "network-alias", nil, "another DNS name of the container on its network")
 	fl.StringVar(&f.pull, "pull", "missing", "pull the image: missing (when not stored and the name has a registry) or never")
 }
 
@@ -97,6 +103,14 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 	if f.stopTimeout >= 0 {
 		t := f.stopTimeout
 		cfg.StopTimeout = &t
+	}
+	cfg.Network, cfg.NetworkAliases = f.network, f.aliases
+	for _, p := range f.publish {
+		pm, err := network.ParsePort(p)
+		if err != nil {
+			return api.ContainerCreateRequest{}, err
+		}
+		cfg.Ports = append(cfg.Ports, pm)
 	}
 	for _, v := range f.volumes {
 		mt, err := parseVolume(v)

@@ -65,6 +65,7 @@ func newInfoCmd(g *globals) *cobra.Command {
 				{"Version", info.Version},
 				{"Root", info.Root},
 				{"Socket", info.Socket},
+				{"Ingress", info.IngressAddr},
 				{"Runtime", fmt.Sprintf("%s %s (%s)", info.Runtime, info.RuntimeVersion, info.RuntimePath)},
 				{"Monitor", fmt.Sprintf("%s %s", info.Monitor, info.MonitorVersion)},
 				{"Cgroups", info.CgroupLayout},

@@ -20,6 +20,7 @@ import (
 	"skiff.dev/skiff/internal/image"
 	"skiff.dev/skiff/internal/image/build"
 	"skiff.dev/skiff/internal/image/unpack"
+	"skiff.dev/skiff/internal/network"
 	"skiff.dev/skiff/internal/runtime/oci"
 	"skiff.dev/skiff/internal/runtime/rootfs"
 )
@@ -34,6 +35,30 @@ func (r imageResolver) Resolve(ctx context.Context, ref string) (*container.Imag
 	}
 	return &container.Image{Ref: res.Ref, ID: res.ID, Layers: res.Layers, Config: res.Config.Config}, nil
 }
+
+// imageIDResolver pins App revisions to image IDs.
+type imageIDResolver struct{ s *image.Store }
+
+func (r imageIDResolver) ResolveID(ctx context.Context, ref string) (id, digest string, err error) {
+	res, err := r.s.Resolve(ctx, ref)
+	if err != nil {
+		return "", "", err
+	}
+	return res.ID, res.Digest, nil
+}
+
+// networks adapts the network manager to the container manager.
+type networks struct{ m *network.Manager }
+
+func (n networks) Check(ctx context.Context, name string, ports []api.PortMapping) error {
+	return n.m.Check(ctx, name, ports)
+}
+func (n networks) NetNSPath(id string) string { return n.m.NetNSPath(id) }
+func (n networks) Setup(ctx context.Context, req container.NetworkRequest) (*api.NetworkSettings, error) {
+	return n.m.Setup(ctx, network.SetupRequest{ContainerID: req.ContainerID, Name: req.Name, Hostname: req.Hostname,
+		Network: req.Network, Aliases: req.Aliases, Ports: req.Ports, FilesDir: req.FilesDir})
+}
+func (n networks) Teardown(ctx context.Context, id string) error { return n.m.Teardown(ctx, id) }
 
 type mounter struct{}
 
@@ -190,7 +215,8 @@ func (s *system) Info(ctx context.Context) (api.Info, error) {
 		Root: s.d.cfg.Root, Socket: s.d.cfg.Socket,
 		Runtime: ri.Name, RuntimePath: ri.Path, RuntimeVersion: ri.Version,
 		Monitor: ri.Monitor, MonitorVersion: ri.MonitorVersion, CgroupLayout: ri.CgroupLayout,
-		Kernel:     unix.ByteSliceToString(uts.Release[:]),
-		Containers: total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
+		Kernel:      unix.ByteSliceToString(uts.Release[:]),
+		IngressAddr: s.d.proxy.Addr().String(),
+		Containers:  total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
 	}, nil
 }

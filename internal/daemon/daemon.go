@@ -14,10 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
+	"skiff.dev/skiff/internal/controller"
 	"skiff.dev/skiff/internal/errdefs"
 	"skiff.dev/skiff/internal/image"
+	"skiff.dev/skiff/internal/ingress"
+	"skiff.dev/skiff/internal/network"
 	"skiff.dev/skiff/internal/runtime/runc"
 	"skiff.dev/skiff/internal/store"
 )
@@ -40,6 +44,13 @@ type Config struct {
 	Runtime string
 	// LogMaxSize caps each container log before it is rotated.
 	LogMaxSize int64
+	// IngressAddr is where the HTTP ingress listens (default
+	// 127.0.0.1:8080; ":80" serves every address on the standard port).
+	IngressAddr string
+	// Domain makes Apps' default hosts: NAME.Domain (default localhost).
+	Domain string
+	// DefaultSubnet is the default network's subnet ("" picks a free one).
+	DefaultSubnet string
 	// Version is reported by the API.
 	Version string
 	Logger  *slog.Logger
@@ -54,8 +65,25 @@ type Daemon struct {
 	images   *image.Store
 	runtime  *runc.Runtime
 	ctrs     *container.Manager
+	networks *network.Manager
+	proxy    *ingress.Proxy
+	apps     *controller.Controller
 	listener net.Listener
 	server   *http.Server
+}
+
+// notify forwards container changes to the App controller once it exists.
+func (d *Daemon) notify(c api.Container, removed bool) {
+	if d.apps != nil {
+		d.apps.ContainerChanged(c, removed)
+	}
+}
+
+// Activate forwards the ingress's requests for replicas to the controller.
+func (d *Daemon) Activate(ctx context.Context, app, revision string) {
+	if d.apps != nil {
+		d.apps.Activate(ctx, app, revision)
+	}
 }
 
 // New sets the daemon up: it locks the root, opens the stores, starts
@@ -110,11 +138,17 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.networks, err = network.New(ctx, network.Config{
+		StateDir: filepath.Join(root, "network"), DB: d.db.DB(), DefaultSubnet: cfg.DefaultSubnet,
+		Logger: d.log.With("component", "network"),
+	}); err != nil {
+		return nil, fmt.Errorf("set up networking: %w", err)
+	}
 	d.ctrs, err = container.New(container.Config{
 		Runtime: d.runtime, RuntimeName: info.Name,
-		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{},
+		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{}, Networks: networks{d.networks},
 		Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
-		Logger: d.log,
+		Logger: d.log, Notify: d.notify,
 	})
 	if err != nil {
 		return nil, err
@@ -122,12 +156,41 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := d.ctrs.Restore(ctx); err != nil {
 		return nil, fmt.Errorf("restore containers: %w", err)
 	}
+	live := map[string]bool{}
+	for _, c := range d.ctrs.List(ctx, false) {
+		live[c.ID] = true
+	}
+	if err := d.networks.Restore(ctx, live); err != nil {
+		return nil, fmt.Errorf("restore networking: %w", err)
+	}
+	if cfg.IngressAddr == "" {
+		cfg.IngressAddr = ingress.DefaultAddr
+	}
+	if d.proxy, err = ingress.New(ingress.Config{Addr: cfg.IngressAddr, Activator: d, Logger: d.log.With("component", "ingress")}); err != nil {
+		return nil, err
+	}
+	if err := d.proxy.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start the ingress on %s: %w (choose another address with --ingress-addr)", cfg.IngressAddr, err)
+	}
+	_, portStr, _ := net.SplitHostPort(d.proxy.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	d.apps = controller.New(controller.Config{
+		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
+		Domain: cfg.Domain, URLPort: port, Logger: d.log.With("component", "apps"),
+	})
+	if err := d.apps.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start the app controller: %w", err)
+	}
 	if d.listener, err = listen(cfg.Socket); err != nil {
 		return nil, err
 	}
-	api := apiserver.New(d.ctrs, &imageService{store: d.images, ctrs: d.ctrs}, &system{d: d}, d.log)
-	d.server = &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
-	d.log.Info("skiff daemon ready", "root", root, "socket", cfg.Socket, "runtime", info.Name+" "+info.Version, "cgroups", info.CgroupLayout)
+	handler := apiserver.New(apiserver.Services{
+		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs},
+		Apps: d.apps, Events: d.db, System: &system{d: d},
+	}, d.log)
+	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	d.log.Info("skiff daemon ready", "root", root, "socket", cfg.Socket, "ingress", d.proxy.Addr().String(),
+		"runtime", info.Name+" "+info.Version, "cgroups", info.CgroupLayout)
 	return d, nil
 }
 
@@ -158,8 +221,22 @@ func (d *Daemon) close() {
 		d.listener.Close()
 		os.Remove(d.cfg.Socket)
 	}
+	if d.apps != nil {
+		d.apps.Close()
+	}
+	if d.proxy != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d.proxy.Shutdown(sctx)
+		cancel()
+	}
 	if d.ctrs != nil {
 		d.ctrs.Close()
+	}
+	if d.runtime != nil {
+		d.runtime.Close()
+	}
+	if d.networks != nil {
+		d.networks.Close()
 	}
 	if d.db != nil {
 		d.db.Close()

@@ -95,6 +95,30 @@ var migrations = []string{
 		created      INTEGER NOT NULL,
 		UNIQUE (network_id, ip)
 	)`,
+	// Apps (package controller): the applied resource, status included.
+	`CREATE TABLE apps (
+		name     TEXT PRIMARY KEY,
+		doc      TEXT NOT NULL,
+		updated  INTEGER NOT NULL
+	)`,
+	// Revisions: immutable snapshots of an app's runnable spec (the status
+	// part changes). Deleting an app deletes its revisions.
+	`CREATE TABLE revisions (
+		name     TEXT PRIMARY KEY,
+		app      TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+		doc      TEXT NOT NULL
+	)`,
+	`CREATE INDEX revisions_app ON revisions (app)`,
+	// Events: what happened, for describe and skiff events; the oldest are
+	// trimmed beyond a bound.
+	`CREATE TABLE events (
+		id       INTEGER PRIMARY KEY AUTOINCREMENT,
+		time     INTEGER NOT NULL,
+		kind     TEXT NOT NULL,
+		name     TEXT NOT NULL,
+		doc      TEXT NOT NULL
+	)`,
+	`CREATE INDEX events_object ON events (kind, name, id)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

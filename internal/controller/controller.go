@@ -1,0 +1,291 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/ingress"
+	"skiff.dev/skiff/internal/runtime"
+)
+
+// Store persists Apps, revisions and events.
+type Store interface {
+	PutApp(ctx context.Context, a api.App) error
+	GetApp(ctx context.Context, name string) (api.App, error)
+	ListApps(ctx context.Context) ([]api.App, error)
+	// DeleteApp deletes an App and its revisions.
+	DeleteApp(ctx context.Context, name string) error
+	PutRevision(ctx context.Context, r api.Revision) error
+	ListRevisions(ctx context.Context, app string) ([]api.Revision, error)
+	DeleteRevision(ctx context.Context, name string) error
+	AddEvent(ctx context.Context, e api.Event) error
+}
+
+// Containers runs replicas.
+type Containers interface {
+	Create(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error)
+	Get(ctx context.Context, ref string) (api.Container, error)
+	List(ctx context.Context, all bool) []api.Container
+	Start(ctx context.Context, ref string) error
+	Stop(ctx context.Context, ref string, timeout *time.Duration) error
+	Restart(ctx context.Context, ref string, timeout *time.Duration) error
+	Remove(ctx context.Context, ref string, force bool) error
+	Exec(ctx context.Context, ref string, req api.ExecRequest, stdio runtime.ExecIO) (int, error)
+}
+
+// Images resolves an image reference to the image ID replicas run.
+type Images interface {
+	ResolveID(ctx context.Context, ref string) (id, digest string, err error)
+}
+
+// Router is the ingress: it takes route tables and drains endpoints.
+type Router interface {
+	Update(t ingress.Table) error
+	WaitIdle(ctx context.Context, endpointID string) error
+}
+
+// Config holds a Controller's dependencies.
+type Config struct {
+	Store      Store
+	Containers Containers
+	Images     Images
+	Router     Router
+	// Domain makes default hosts: NAME.Domain ("localhost").
+	Domain string
+	// URLPort is the ingress port shown in status.url (omitted for 80).
+	URLPort int
+	// Resync is how often every App is reconciled regardless (default 2s).
+	Resync time.Duration
+	Logger *slog.Logger
+}
+
+// Controller reconciles Apps. It is safe for concurrent use.
+type Controller struct {
+	cfg Config
+	log *slog.Logger
+	bg  context.Context
+	cnl context.CancelFunc
+	wg  sync.WaitGroup
+
+	qmu     sync.Mutex
+	pending map[string]bool
+	wake    chan struct{}
+
+	// mu guards apps and everything reachable from them.
+	mu   sync.Mutex
+	apps map[string]*appState
+	// byContainer finds a replica by container ID.
+	byContainer map[string]*replica
+
+	routeMu sync.Mutex
+}
+
+// appState is what the controller holds of one App.
+type appState struct {
+	name     string
+	app      api.App
+	exists   bool
+	revs     []api.Revision
+	imageIDs map[string]string // revision → image ID
+	replicas map[string]*replica
+	creating map[string]int // revision → creations under way
+	// want is the replica count asked for each revision (autoscaler,
+	// activator); missing means min.
+	want       map[string]int
+	targets    []target
+	revErrs    map[string]revError // revision → why it cannot run
+	lastEvents map[string]time.Time
+}
+
+type revError struct{ reason, message string }
+
+// New returns a controller; Start begins reconciling.
+func New(cfg Config) *Controller {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 2 * time.Second
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = app.DefaultDomain
+	}
+	bg, cnl := context.WithCancel(context.Background())
+	return &Controller{cfg: cfg, log: cfg.Logger, bg: bg, cnl: cnl,
+		pending: map[string]bool{}, wake: make(chan struct{}, 1),
+		apps: map[string]*appState{}, byContainer: map[string]*replica{}}
+}
+
+// Start loads the Apps, adopts their running replicas and starts the
+// reconcile loop.
+func (c *Controller) Start(ctx context.Context) error {
+	apps, err := c.cfg.Store.ListApps(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		c.enqueue(a.Metadata.Name)
+	}
+	// Containers of Apps that are gone still need removing.
+	for _, ctr := range c.cfg.Containers.List(ctx, true) {
+		if name := ctr.Config.Labels[LabelApp]; name != "" {
+			c.enqueue(name)
+		}
+	}
+	c.wg.Add(2)
+	go c.worker()
+	go c.resync()
+	return nil
+}
+
+// Close stops reconciling. Replicas keep running.
+func (c *Controller) Close() {
+	c.cnl()
+	c.mu.Lock()
+	for _, r := range c.byContainer {
+		r.stopProber()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+func (c *Controller) enqueue(name string) {
+	c.qmu.Lock()
+	c.pending[name] = true
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Controller) worker() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.bg.Done():
+			return
+		case <-c.wake:
+		}
+		for {
+			c.qmu.Lock()
+			var names []string
+			for n := range c.pending {
+				names = append(names, n)
+			}
+			clear(c.pending)
+			c.qmu.Unlock()
+			if len(names) == 0 {
+				break
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				if c.bg.Err() != nil {
+					return
+				}
+				if err := c.reconcile(c.bg, n); err != nil {
+					c.log.Warn("reconcile app", "app", n, "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (c *Controller) resync() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.cfg.Resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.bg.Done():
+			return
+		case <-t.C:
+			c.mu.Lock()
+			for n := range c.apps {
+				c.enqueue(n)
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// ContainerChanged is the container manager's notification hook.
+func (c *Controller) ContainerChanged(ctr api.Container, removed bool) {
+	name := ctr.Config.Labels[LabelApp]
+	if name == "" {
+		return
+	}
+	c.mu.Lock()
+	if r := c.byContainer[ctr.ID]; r != nil {
+		r.poke()
+	}
+	c.mu.Unlock()
+	c.enqueue(name)
+}
+
+// Activate asks for a replica of an App's revision (the ingress calls it
+// when a request finds none).
+func (c *Controller) Activate(ctx context.Context, appName, revision string) {
+	c.mu.Lock()
+	if st := c.apps[appName]; st != nil {
+		if st.want[revision] < 1 {
+			st.want[revision] = 1
+		}
+	}
+	c.mu.Unlock()
+	c.enqueue(appName)
+}
+
+func randomSuffix() string {
+	const letters = "bcdfghjklmnpqrstvwxz0123456789"
+	b := make([]byte, 5)
+	rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
+}
+
+// event records an event for app, suppressing repeats of the same reason
+// and message within a minute.
+func (c *Controller) event(st *appState, typ, reason, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	key := reason + "\x00" + msg
+	if t, ok := st.lastEvents[key]; ok && time.Since(t) < time.Minute {
+		return
+	}
+	st.lastEvents[key] = time.Now()
+	if err := c.cfg.Store.AddEvent(context.WithoutCancel(c.bg), api.Event{Time: time.Now().UTC(), Kind: "App", Name: st.name, Type: typ, Reason: reason, Message: msg}); err != nil {
+		c.log.Warn("record event", "app", st.name, "err", err)
+	}
+	if typ == api.EventWarning {
+		c.log.Warn(msg, "app", st.name, "reason", reason)
+	} else {
+		c.log.Info(msg, "app", st.name, "reason", reason)
+	}
+}
+
+// state returns (creating) the appState of name; the caller holds c.mu.
+func (c *Controller) stateLocked(name string) *appState {
+	st := c.apps[name]
+	if st == nil {
+		st = &appState{name: name, imageIDs: map[string]string{}, replicas: map[string]*replica{},
+			creating: map[string]int{}, want: map[string]int{}, revErrs: map[string]revError{}, lastEvents: map[string]time.Time{}}
+		c.apps[name] = st
+	}
+	return st
+}
+
+var errGone = errors.New("app gone")
+
+// isNotFound reports an ErrNotFound error.
+func isNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }

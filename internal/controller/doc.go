@@ -1,0 +1,19 @@
+// Package controller is skiff's App controller: it converges the machine
+// towards the Apps users applied. For each App it keeps revisions (one per
+// change of the runnable part of the spec), replicas (containers of a
+// revision, probed for health), the ingress route table (ready replicas,
+// weighted by spec.traffic) and the App's status.
+//
+// The controller is level-triggered: Reconcile looks at the whole desired
+// and actual state of one App and acts on the difference; it runs when
+// the App changes, when one of its containers changes, when a probe
+// changes a replica's readiness, and on a periodic resync. Reconcile never
+// waits: slow work (draining a replica before stopping it) runs in the
+// background and enqueues the App again when done.
+//
+// Zero-downtime rollouts follow from the rules: a new revision gets
+// replicas at once; traffic that follows the latest revision moves to it
+// only when it is ready; a revision without traffic is scaled to zero, and
+// each of its replicas is first taken out of the route table, then waits
+// for its in-flight requests, then gets SIGTERM.
+package controller

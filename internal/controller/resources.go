@@ -1,0 +1,140 @@
+package controller
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/internal/errdefs"
+)
+
+// Labels skiff puts on replica containers.
+const (
+	LabelApp      = "skiff.dev/app"
+	LabelRevision = "skiff.dev/revision"
+)
+
+// containerRequest builds the create request of one replica of rev
+// (pure). imageID pins the image the revision resolved to.
+func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.ContainerCreateRequest, error) {
+	res, err := app.ContainerResources(rev.Spec.Resources)
+	if err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
+	port := rev.Spec.Port
+	if port == 0 {
+		port = 8080
+	}
+	env := []string{"PORT=" + strconv.Itoa(port), "SKIFF_APP=" + a.Metadata.Name, "SKIFF_REVISION=" + rev.Name}
+	for _, e := range rev.Spec.Env {
+		if e.SecretRef != "" {
+			return api.ContainerCreateRequest{}, errdefs.NotFound("spec.env %s: secret %q cannot be read: this daemon has no secrets store yet", e.Name, e.SecretRef)
+		}
+		env = append(env, e.Name+"="+e.Value)
+	}
+	cfg := api.ContainerConfig{
+		Image:          imageID,
+		Cmd:            rev.Spec.Args,
+		Env:            env,
+		Labels:         map[string]string{LabelApp: a.Metadata.Name, LabelRevision: rev.Name},
+		Resources:      res,
+		RestartPolicy:  api.RestartPolicy{Name: api.RestartAlways},
+		Network:        api.DefaultNetwork,
+		NetworkAliases: []string{a.Metadata.Name, rev.Name},
+	}
+	if len(rev.Spec.Command) > 0 {
+		cfg.Entrypoint = rev.Spec.Command
+	}
+	for _, v := range rev.Spec.Volumes {
+		cfg.Mounts = append(cfg.Mounts, api.Mount{Type: api.MountVolume, Source: v.Name, Target: v.MountPath, ReadOnly: v.ReadOnly})
+	}
+	return api.ContainerCreateRequest{Name: name, Config: cfg}, nil
+}
+
+// target is one resolved traffic target.
+type target struct {
+	Revision string
+	Percent  int
+	Tag      string
+}
+
+// resolveTraffic turns spec.traffic into revision names: "latest" means
+// the latest ready revision, or the latest created one if none was ever
+// ready (its requests wait for it). Targets of the same revision are
+// merged; untagged 0% targets are dropped.
+func resolveTraffic(spec []api.TrafficTarget, latestReady, latestCreated string) ([]target, error) {
+	latest := latestReady
+	if latest == "" {
+		latest = latestCreated
+	}
+	if len(spec) == 0 {
+		if latest == "" {
+			return nil, nil
+		}
+		return []target{{Revision: latest, Percent: 100}}, nil
+	}
+	var out []target
+	idx := map[string]int{}
+	for i, t := range spec {
+		name := t.Revision
+		if t.Latest {
+			name = latest
+		}
+		if name == "" {
+			return nil, fmt.Errorf("spec.traffic[%d]: no revision exists yet", i)
+		}
+		if j, ok := idx[name]; ok && t.Tag == "" && out[j].Tag == "" {
+			out[j].Percent += t.Percent
+			continue
+		}
+		idx[name] = len(out)
+		out = append(out, target{Revision: name, Percent: t.Percent, Tag: t.Tag})
+	}
+	return out, nil
+}
+
+// scaleBounds returns the App's min and max replicas (defaults applied).
+func scaleBounds(a api.App) (lo, hi int) {
+	lo, hi = 1, 10
+	if a.Spec.Scale.Min != nil {
+		lo = *a.Spec.Scale.Min
+	}
+	if a.Spec.Scale.Max != nil {
+		hi = *a.Spec.Scale.Max
+	}
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+// desiredReplicas decides how many replicas each revision should have
+// (pure). Revisions receiving traffic get want (what the autoscaler asks,
+// or min) bounded by min and max; the latest created revision, while it
+// is not ready, gets enough replicas to become ready; every other revision
+// gets none.
+func desiredReplicas(a api.App, targets []target, latestCreated string, latestReady bool, want map[string]int) map[string]int {
+	lo, hi := scaleBounds(a)
+	out := map[string]int{}
+	for _, t := range targets {
+		if t.Percent == 0 && t.Tag == "" {
+			continue
+		}
+		n, ok := want[t.Revision]
+		if !ok {
+			n = lo
+		}
+		out[t.Revision] = max(out[t.Revision], min(max(n, lo), hi))
+	}
+	if latestCreated != "" && !latestReady {
+		out[latestCreated] = max(out[latestCreated], max(lo, 1))
+	}
+	return out
+}
+
+// replicaName names a new replica of rev.
+func replicaName(rev string, suffix string) string {
+	return rev + "-" + strings.ToLower(suffix)
+}

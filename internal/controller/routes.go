@@ -1,0 +1,88 @@
+package controller
+
+import (
+	"net"
+	"sort"
+	"strconv"
+
+	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/internal/ingress"
+)
+
+// updateRoutes rebuilds the ingress table from every App.
+func (c *Controller) updateRoutes() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.updateRoutesLocked()
+}
+
+// updateRoutesLocked builds the route table and hands it to the router;
+// the caller holds c.mu.
+func (c *Controller) updateRoutesLocked() {
+	c.routeMu.Lock()
+	defer c.routeMu.Unlock()
+	if err := c.cfg.Router.Update(c.tableLocked()); err != nil {
+		c.log.Error("update ingress routes", "err", err)
+	}
+}
+
+// tableLocked is the route table of the current state (pure over it).
+func (c *Controller) tableLocked() ingress.Table {
+	var t ingress.Table
+	names := make([]string, 0, len(c.apps))
+	for n := range c.apps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		st := c.apps[n]
+		if !st.exists || len(st.targets) == 0 {
+			continue
+		}
+		a := st.app
+		rt := ingress.Route{
+			App:        a.Metadata.Name,
+			Hosts:      []string{app.Host(a, c.cfg.Domain)},
+			PathPrefix: a.Spec.Ingress.PathPrefix,
+			Timeout:    a.Spec.Ingress.Timeout.Duration,
+		}
+		if rt.PathPrefix == "/" {
+			rt.PathPrefix = ""
+		}
+		for _, tg := range st.targets {
+			if tg.Percent == 0 {
+				continue
+			}
+			rt.Backends = append(rt.Backends, ingress.Backend{Revision: tg.Revision, Percent: tg.Percent, Endpoints: c.endpointsLocked(st, tg.Revision)})
+		}
+		if len(rt.Backends) > 0 {
+			t.Routes = append(t.Routes, rt)
+		}
+		for _, tg := range st.targets {
+			if tg.Tag == "" {
+				continue
+			}
+			t.Routes = append(t.Routes, ingress.Route{
+				App: a.Metadata.Name, Hosts: []string{app.TagHost(a, tg.Tag, c.cfg.Domain)}, PathPrefix: rt.PathPrefix, Timeout: rt.Timeout,
+				Backends: []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: c.endpointsLocked(st, tg.Revision)}},
+			})
+		}
+	}
+	return t
+}
+
+// endpointsLocked lists the ready, not draining replicas of rev.
+func (c *Controller) endpointsLocked(st *appState, rev string) []ingress.Endpoint {
+	var eps []ingress.Endpoint
+	for _, r := range st.replicas {
+		if r.rev != rev {
+			continue
+		}
+		v := r.view()
+		if v.ready && !v.terminating && v.ip != "" {
+			eps = append(eps, ingress.Endpoint{ID: r.id, Addr: net.JoinHostPort(v.ip, strconv.Itoa(r.port))})
+		}
+	}
+	sort.Slice(eps, func(i, j int) bool { return eps[i].ID < eps[j].ID })
+	return eps
+}
