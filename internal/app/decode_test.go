@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -415,7 +416,14 @@ func checkRoundTrip(t *testing.T, a api.App) {
 	if err != nil {
 		t.Fatalf("Decode of MarshalYAML output: %v\n%s", err, y)
 	}
+	// Compare JSON forms; strings holding invalid UTF-8 are compared as
+	// JSON carries them (with U+FFFD), as every App on the wire is.
 	j1, _ := json.Marshal(a)
+	var norm api.App
+	if err := json.Unmarshal(j1, &norm); err != nil {
+		t.Fatal(err)
+	}
+	j1, _ = json.Marshal(norm)
 	j2, _ := json.Marshal(back[0])
 	if !bytes.Equal(j1, j2) {
 		t.Fatalf("round trip changed the App:\n%s\nYAML:\n%s", textDiff(string(j1), string(j2)), y)
@@ -456,5 +464,35 @@ func FuzzDecode(f *testing.F) {
 		if _, err := Load(bytes.NewReader(in)); err != nil && !errors.Is(err, errdefs.ErrInvalid) {
 			t.Fatalf("Load error is not ErrInvalid: %v", err)
 		}
+	})
+}
+
+func TestMarshalRoundTripStrings(t *testing.T) {
+	tricky := []string{
+		"", " ", "a\n b", "  leading\n", "trailing \nx", "\ttab\n", "x\r\ny", "\n\n", "#\n", "- x", ": y",
+		"'quoted'", `"double"`, "null", "~", "true", "yes", "0x1F", "1e3", "08", ".inf", "@at", "`tick`",
+		"a: b\nc: d\n", "\u2028line separator", "emoji 🚢", "\x7f", "bell\a", "nul\x00byte", "---", "...",
+		"key: &anchor", "*alias", "!tag", "%directive", "{flow}", "[seq]", "a\n\n\nb\n\n",
+	}
+	a := validApp()
+	a.Spec.Args = tricky
+	a.Metadata.Annotations = map[string]string{}
+	for i, s := range tricky {
+		a.Metadata.Annotations[fmt.Sprintf("k%d", i)] = s
+	}
+	checkRoundTrip(t, a)
+}
+
+// FuzzMarshalRoundTrip checks that any string in an App survives
+// MarshalYAML and Decode, as `skiff get -o yaml | skiff apply` needs.
+func FuzzMarshalRoundTrip(f *testing.F) {
+	for _, s := range []string{"a\n b", "\ttab\n", " x\ny ", "#", "a: b", "\u2028", "\r\n", "|", ">-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a := validApp()
+		a.Spec.Args = []string{s, s + "\n", "\n" + s}
+		a.Metadata.Annotations = map[string]string{"k": s}
+		checkRoundTrip(t, a)
 	})
 }

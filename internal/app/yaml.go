@@ -422,11 +422,7 @@ func jsonToNode(dec *json.Decoder) (*yaml.Node, error) {
 		}
 		return n, nil
 	case string:
-		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t}
-		if strings.Contains(t, "\n") {
-			n.Style = yaml.LiteralStyle
-		}
-		return n, nil
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t, Style: stringStyle(t)}, nil
 	case json.Number:
 		tag := "!!int"
 		if strings.ContainsAny(t.String(), ".eE") {
@@ -439,6 +435,29 @@ func jsonToNode(dec *json.Decoder) (*yaml.Node, error) {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
 	}
 	return nil, fmt.Errorf("unexpected JSON token %v", tok)
+}
+
+// stringStyle writes multi-line strings as literal blocks when a block
+// keeps them exactly (printable text, no tabs, no spaces at line ends or
+// at the start), and double-quoted otherwise; yaml.v3 picks for the rest.
+func stringStyle(s string) yaml.Style {
+	if !strings.Contains(s, "\n") {
+		return 0
+	}
+	if strings.HasPrefix(s, " ") || strings.HasPrefix(s, "\n") {
+		return yaml.DoubleQuotedStyle
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasSuffix(line, " ") {
+			return yaml.DoubleQuotedStyle
+		}
+		for _, r := range line {
+			if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 || r == 0xfeff {
+				return yaml.DoubleQuotedStyle
+			}
+		}
+	}
+	return yaml.LiteralStyle
 }
 
 // readAll reads at most limit bytes from r.
