@@ -10,8 +10,8 @@ import (
 
 // Bounds Validate enforces beyond the syntax of each field.
 const (
-	// MinMemory is the smallest memory limit: below it runc itself cannot
-	// start a container.
+	// MinMemory is the smallest memory limit, Docker's: below it a
+	// container's own start-up (runc init, the dynamic loader) may not fit.
 	MinMemory = 6 << 20
 	// MaxRevisionHistoryLimit bounds how many old revisions are kept.
 	MaxRevisionHistoryLimit = 1000
