@@ -55,10 +55,14 @@ func BenchmarkDirect(b *testing.B) {
 
 // BenchmarkIngress: client → ingress → replica.
 func BenchmarkIngress(b *testing.B) {
-	rp := benchReplica(b)
-	p, base := testProxy(b, Config{})
-	mustUpdate(b, p, route1("hello", "hello-1", []string{"hello.localhost"}, rp.endpoint()))
-	benchGet(b, benchClient(), base+"/")
+	for _, path := range proxyPaths {
+		b.Run(path.name, func(b *testing.B) {
+			rp := benchReplica(b)
+			p, base := testProxyPath(b, Config{}, path.noFront, path.noFastPath)
+			mustUpdate(b, p, route1("hello", "hello-1", []string{"hello.localhost"}, rp.endpoint()))
+			benchGet(b, benchClient(), base+"/")
+		})
+	}
 }
 
 // discardWriter is a ResponseWriter that keeps nothing, so that
@@ -73,20 +77,27 @@ func (d *discardWriter) WriteHeader(int)             {}
 // connection): its allocations are the ingress's own plus those of the
 // replica round trip (http.Transport).
 func BenchmarkServeHTTP(b *testing.B) {
-	rp := benchReplica(b)
-	p, _ := testProxy(b, Config{})
-	mustUpdate(b, p, route1("hello", "hello-1", []string{"hello.localhost"}, rp.endpoint()))
-	req := httptest.NewRequest(http.MethodGet, "http://hello.localhost/", nil)
-	req.RemoteAddr = "127.0.0.1:40000"
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		w := &discardWriter{h: make(http.Header)}
-		for pb.Next() {
-			clear(w.h)
-			p.ServeHTTP(w, req)
-		}
-	})
+	for _, path := range proxyPaths {
+		b.Run(path.name, func(b *testing.B) {
+			rp := benchReplica(b)
+			p, _ := testProxy(b, Config{})
+			p.noFastPath = path.noFastPath
+			mustUpdate(b, p, route1("hello", "hello-1", []string{"hello.localhost"}, rp.endpoint()))
+			req := httptest.NewRequest(http.MethodGet, "http://hello.localhost/", nil)
+			req.RemoteAddr = "127.0.0.1:40000"
+			req.Header.Set("User-Agent", "bench")
+			req.Header.Set("Accept", "*/*")
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				w := &discardWriter{h: make(http.Header)}
+				for pb.Next() {
+					clear(w.h)
+					p.ServeHTTP(w, req)
+				}
+			})
+		})
+	}
 }
 
 // BenchmarkTransport is the round trip ServeHTTP makes, alone: the floor

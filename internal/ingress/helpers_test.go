@@ -13,9 +13,38 @@ import (
 	"time"
 )
 
+// proxyPaths are the ways the ingress serves a request: its own HTTP/1.1
+// front with the fast path to replicas (the default for plain requests),
+// net/http's server with the fast path, and net/http's server with
+// httputil.ReverseProxy (what requests with bodies and upgrades take).
+var proxyPaths = []struct {
+	name       string
+	noFront    bool
+	noFastPath bool
+}{
+	{"front", false, false},
+	{"nethttp+fast", true, false},
+	{"nethttp+httputil", true, true},
+}
+
+// forEachPath runs f once per proxy path, as subtests.
+func forEachPath(t *testing.T, f func(t *testing.T, start func(Config) (*Proxy, string))) {
+	for _, path := range proxyPaths {
+		t.Run(path.name, func(t *testing.T) {
+			f(t, func(cfg Config) (*Proxy, string) { return testProxyPath(t, cfg, path.noFront, path.noFastPath) })
+		})
+	}
+}
+
 // testProxy starts a Proxy on a loopback port and returns it with its
 // base URL.
 func testProxy(t testing.TB, cfg Config) (*Proxy, string) {
+	t.Helper()
+	return testProxyPath(t, cfg, false, false)
+}
+
+// testProxyPath starts a proxy serving the given way.
+func testProxyPath(t testing.TB, cfg Config, noFront, noFastPath bool) (*Proxy, string) {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.Logger == nil {
@@ -25,6 +54,7 @@ func testProxy(t testing.TB, cfg Config) (*Proxy, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.noFront, p.noFastPath = noFront, noFastPath
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,9 @@ type Proxy struct {
 	bufs     bufferPool
 
 	snap atomic.Pointer[snapshot]
+	// noFastPath sends every request through httputil.ReverseProxy (for
+	// tests and benchmarks of both paths).
+	noFastPath bool
 
 	// mu serializes Update and guards the state registries below; the
 	// request path never takes it.
@@ -90,8 +93,18 @@ type Proxy struct {
 	closed    chan struct{} // closed by Shutdown and Close
 	closeOnce sync.Once
 	srvMu     sync.Mutex
-	srv       *http.Server
+	std       *stdServer // serves what the front hands over, and h2c
 	ln        net.Listener
+	// noFront makes net/http serve every connection (for tests and
+	// benchmarks of both servers).
+	noFront bool
+
+	// The front's connections, for Shutdown and Close.
+	connsMu      sync.Mutex
+	conns        map[*frontConn]struct{}
+	connsWG      sync.WaitGroup
+	frontClosed  bool        // no new connections
+	frontClosing atomic.Bool // connections close once idle
 }
 
 // New returns a Proxy with an empty table: every request gets 404 until
@@ -114,6 +127,7 @@ func New(cfg Config) (*Proxy, error) {
 		revisions: make(map[string]*revisionState),
 		apps:      make(map[string]*appState),
 		closed:    make(chan struct{}),
+		conns:     make(map[*frontConn]struct{}),
 	}
 	p.snap.Store(&snapshot{})
 	return p, nil
@@ -125,7 +139,7 @@ func New(cfg Config) (*Proxy, error) {
 func (p *Proxy) Start(ctx context.Context) error {
 	p.srvMu.Lock()
 	defer p.srvMu.Unlock()
-	if p.srv != nil {
+	if p.std != nil {
 		return errdefs.Conflict("ingress: already started on %s", p.ln.Addr())
 	}
 	select {
@@ -141,19 +155,30 @@ func (p *Proxy) Start(ctx context.Context) error {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	p.srv = &http.Server{
-		Handler:           p,
-		Protocols:         &protos,
-		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
-		IdleTimeout:       p.cfg.ClientIdleTimeout,
-		ErrorLog:          p.debugLog,
+	p.std = &stdServer{
+		srv: &http.Server{
+			Handler:           p,
+			Protocols:         &protos,
+			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+			IdleTimeout:       p.cfg.ClientIdleTimeout,
+			ErrorLog:          p.debugLog,
+		},
+		conns: make(chan net.Conn),
+		done:  make(chan struct{}),
+		addr:  ln.Addr(),
 	}
 	p.ln = ln
+	var stdLn net.Listener = p.std
+	if p.noFront {
+		stdLn = ln
+	} else {
+		go p.frontAccept(ln)
+	}
 	go func(srv *http.Server) {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(stdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.log.Error("ingress stopped serving", "addr", ln.Addr().String(), "err", err)
 		}
-	}(p.srv)
+	}(p.std.srv)
 	return nil
 }
 
@@ -173,12 +198,42 @@ func (p *Proxy) Addr() net.Addr {
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.closeOnce.Do(func() { close(p.closed) })
 	p.srvMu.Lock()
-	srv := p.srv
+	std, ln := p.std, p.ln
 	p.srvMu.Unlock()
+	if std == nil {
+		return nil
+	}
+	ln.Close()
+	p.connsMu.Lock()
+	p.frontClosed = true
+	p.connsMu.Unlock()
+	p.frontClosing.Store(true)
+
+	frontDone := make(chan struct{})
+	go func() { p.connsWG.Wait(); close(frontDone) }()
+	stdDone := make(chan error, 1)
+	go func() { stdDone <- std.srv.Shutdown(ctx); std.Close() }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	var err error
-	if srv != nil {
-		if err = srv.Shutdown(ctx); err != nil {
-			srv.Close()
+wait:
+	for {
+		p.closeIdleFront()
+		select {
+		case <-frontDone:
+			break wait
+		case <-tick.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+			p.closeFront()
+			<-frontDone
+			break wait
+		}
+	}
+	if serr := <-stdDone; serr != nil {
+		std.srv.Close()
+		if err == nil {
+			err = serr
 		}
 	}
 	p.closeIdle()
@@ -190,21 +245,51 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() { close(p.closed) })
 	p.srvMu.Lock()
-	srv := p.srv
+	std, ln := p.std, p.ln
 	p.srvMu.Unlock()
-	var err error
-	if srv != nil {
-		err = srv.Close()
+	if std == nil {
+		return nil
 	}
+	ln.Close()
+	p.connsMu.Lock()
+	p.frontClosed = true
+	p.connsMu.Unlock()
+	p.frontClosing.Store(true)
+	p.closeFront()
+	err := std.srv.Close()
+	std.Close()
+	p.connsWG.Wait()
 	p.closeIdle()
 	return err
+}
+
+// closeIdleFront closes the front connections waiting for a request.
+func (p *Proxy) closeIdleFront() {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	for c := range p.conns {
+		if c.state.CompareAndSwap(connIdle, connClosing) {
+			c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+}
+
+// closeFront closes every front connection.
+func (p *Proxy) closeFront() {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	for c := range p.conns {
+		c.state.Store(connClosing)
+		c.nc.Close()
+		c.cancel() // aborts its request to a replica
+	}
 }
 
 func (p *Proxy) closeIdle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, es := range p.endpoints {
-		es.transport.CloseIdleConnections()
+		es.closeIdleConns(true)
 	}
 }
 
@@ -234,7 +319,7 @@ func (p *Proxy) Update(t Table) error {
 		}
 		es.removed.Store(true)
 		if es.inflight.Load() == 0 {
-			es.transport.CloseIdleConnections()
+			es.closeIdle()
 			delete(p.endpoints, id)
 		}
 	}
@@ -242,7 +327,7 @@ func (p *Proxy) Update(t Table) error {
 	for _, es := range p.retired {
 		es.removed.Store(true)
 		if es.inflight.Load() == 0 {
-			es.transport.CloseIdleConnections()
+			es.closeIdle()
 			continue
 		}
 		kept = append(kept, es)
@@ -399,6 +484,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route, t *ta
 		return false
 	}
 	defer t.ep.release()
+	if !p.noFastPath && fastPathOK(r) {
+		p.serveFast(w, r, rt, t)
+		return true
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
 	defer cancel()
 	t.proxy.ServeHTTP(w, r.WithContext(ctx))

@@ -12,8 +12,10 @@ import (
 	"skiff.dev/skiff/internal/errdefs"
 )
 
-func TestRouting(t *testing.T) {
-	p, base := testProxy(t, Config{})
+func TestRouting(t *testing.T) { forEachPath(t, testRouting) }
+
+func testRouting(t *testing.T, start func(Config) (*Proxy, string)) {
+	p, base := start(Config{})
 	shop := newReplica(t, "shop-1", nil)
 	api := newReplica(t, "api-1", nil)
 	admin := newReplica(t, "admin-1", nil)
@@ -190,8 +192,10 @@ func TestBalancePrefersIdleEndpoint(t *testing.T) {
 
 // TestUpdateKeepsRequestsInFlight: a table swap does not cut a request to
 // a replica the new table drops, and new requests follow the new table.
-func TestUpdateKeepsRequestsInFlight(t *testing.T) {
-	p, base := testProxy(t, Config{})
+func TestUpdateKeepsRequestsInFlight(t *testing.T) { forEachPath(t, testUpdateKeepsRequestsInFlight) }
+
+func testUpdateKeepsRequestsInFlight(t *testing.T, start func(Config) (*Proxy, string)) {
+	p, base := start(Config{})
 	g := newGate()
 	defer g.open()
 	old := newReplica(t, "old", g.handler("old"))
@@ -212,8 +216,10 @@ func TestUpdateKeepsRequestsInFlight(t *testing.T) {
 
 // TestDrain: after its removal, an endpoint gets no new request and
 // WaitIdle returns once its last request is done.
-func TestDrain(t *testing.T) {
-	p, base := testProxy(t, Config{})
+func TestDrain(t *testing.T) { forEachPath(t, testDrain) }
+
+func testDrain(t *testing.T, start func(Config) (*Proxy, string)) {
+	p, base := start(Config{})
 	g := newGate()
 	defer g.open()
 	a := newReplica(t, "a", g.handler("a"))
@@ -317,7 +323,9 @@ func TestDrainRace(t *testing.T) {
 	}
 }
 
-func TestFailures(t *testing.T) {
+func TestFailures(t *testing.T) { forEachPath(t, testFailures) }
+
+func testFailures(t *testing.T, start func(Config) (*Proxy, string)) {
 	// A port nobody listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -352,7 +360,7 @@ func TestFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, base := testProxy(t, Config{})
+			p, base := start(Config{})
 			mustUpdate(t, p, tt.route)
 			start := time.Now()
 			code, body := get(t, base+"/", "x.localhost")
@@ -366,8 +374,10 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-func TestForwardedHeaders(t *testing.T) {
-	p, base := testProxy(t, Config{})
+func TestForwardedHeaders(t *testing.T) { forEachPath(t, testForwardedHeaders) }
+
+func testForwardedHeaders(t *testing.T, start func(Config) (*Proxy, string)) {
+	p, base := start(Config{})
 	seen := make(chan http.Header, 1)
 	hosts := make(chan string, 1)
 	rp := newReplica(t, "echo", func(w http.ResponseWriter, r *http.Request) {

@@ -134,7 +134,17 @@ func (p *Proxy) endpointState(e Endpoint) *endpointState {
 		// state once the new snapshot is out; it drains apart.
 		p.retired = append(p.retired, es)
 	}
-	es := &endpointState{id: e.ID, addr: e.Addr, transport: p.newTransport()}
+	es := &endpointState{
+		id:        e.ID,
+		addr:      e.Addr,
+		transport: p.newTransport(),
+		up: &upstream{
+			addr:        e.Addr,
+			dialer:      p.dialer,
+			maxIdle:     p.cfg.MaxIdleConnsPerEndpoint,
+			idleTimeout: p.cfg.IdleConnTimeout,
+		},
+	}
 	p.endpoints[e.ID] = es
 	return es
 }

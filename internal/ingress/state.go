@@ -13,7 +13,8 @@ import (
 // WaitIdle sleeps on.
 type endpointState struct {
 	id, addr  string
-	transport *http.Transport
+	up        *upstream       // fast path connection pool
+	transport *http.Transport // for requests with bodies and upgrades
 
 	inflight atomic.Int64
 	removed  atomic.Bool
@@ -45,7 +46,7 @@ func (e *endpointState) release() {
 	if e.removed.Load() {
 		// The last request of a removed replica is done: its pooled
 		// connections will never be used again.
-		e.transport.CloseIdleConnections()
+		e.closeIdle()
 	}
 	if e.waiters.Load() > 0 {
 		e.mu.Lock()
@@ -55,6 +56,17 @@ func (e *endpointState) release() {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// closeIdle closes the endpoint's pooled connections; once the endpoint
+// is removed, connections that come back to the pool are closed too.
+func (e *endpointState) closeIdle() { e.closeIdleConns(e.removed.Load()) }
+
+// closeIdleConns closes the pooled connections; with final, connections
+// that come back later are closed too.
+func (e *endpointState) closeIdleConns(final bool) {
+	e.up.closeIdle(final)
+	e.transport.CloseIdleConnections()
 }
 
 // waitIdle blocks until the endpoint has no request in flight or ctx is

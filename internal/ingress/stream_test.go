@@ -19,7 +19,9 @@ import (
 
 // TestStreamingIsNotBuffered: the first part of a response reaches the
 // client while the replica is still writing the rest.
-func TestStreamingIsNotBuffered(t *testing.T) {
+func TestStreamingIsNotBuffered(t *testing.T) { forEachPath(t, testStreamingIsNotBuffered) }
+
+func testStreamingIsNotBuffered(t *testing.T, start func(Config) (*Proxy, string)) {
 	tests := []struct {
 		name        string
 		contentType string
@@ -31,7 +33,7 @@ func TestStreamingIsNotBuffered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, base := testProxy(t, Config{})
+			p, base := start(Config{})
 			more := make(chan struct{})
 			defer close(more)
 			rp := newReplica(t, "stream", func(w http.ResponseWriter, r *http.Request) {

@@ -18,13 +18,14 @@ import (
 // an old IP) from inheriting stale connections.
 func (p *Proxy) newTransport() *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           p.dialer.DialContext,
-		MaxIdleConnsPerHost:   p.cfg.MaxIdleConnsPerEndpoint,
-		IdleConnTimeout:       p.cfg.IdleConnTimeout,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-		ExpectContinueTimeout: 0, // forward Expect: 100-continue as is
+		Proxy:                  nil,
+		DialContext:            p.dialer.DialContext,
+		MaxIdleConnsPerHost:    p.cfg.MaxIdleConnsPerEndpoint,
+		IdleConnTimeout:        p.cfg.IdleConnTimeout,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      false,
+		ExpectContinueTimeout:  0, // forward Expect: 100-continue as is
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
 }
 

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Ingress benchmark: wrk against one replica directly and through skiff's
+# ingress, nginx and Caddy (each a reverse proxy with keep-alive to the
+# same replica), interleaved over several rounds, on loopback only.
+# Prints a markdown report on stdout; progress goes to stderr.
+#
+#   bench/ingress.sh                       # defaults below
+#   ROUNDS=5 DURATION=15s bench/ingress.sh
+#   CADDY=/path/to/caddy bench/ingress.sh  # skip building Caddy
+#
+# Needs: go, wrk, nginx (nginx-light). Caddy is built from its Go module
+# in a temporary directory unless CADDY names a binary.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-50}
+# Moderate load: MOD_CONNS connections, each pausing MOD_DELAY_MS between
+# requests (wrk's delay() hook), so no proxy is saturated.
+MOD_CONNS=${MOD_CONNS:-10}
+MOD_DELAY_MS=${MOD_DELAY_MS:-5}
+VHOST=hello.localhost
+BASE_PORT=${BASE_PORT:-18080}
+BACKEND_PORT=$BASE_PORT
+SKIFF_PORT=$((BASE_PORT + 1))
+NGINX_PORT=$((BASE_PORT + 2))
+CADDY_PORT=$((BASE_PORT + 3))
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d /tmp/skiff-ingress-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup EXIT
+log() { echo "ingress.sh: $*" >&2; }
+need() { command -v "$1" >/dev/null || { log "$1 is missing: $2"; exit 1; }; }
+need go "install Go"
+need wrk "apt-get install -y wrk"
+need nginx "apt-get install -y nginx-light"
+
+for port in $BACKEND_PORT $SKIFF_PORT $NGINX_PORT $CADDY_PORT; do
+	if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+		log "port $port is in use: set BASE_PORT to a free range"
+		exit 1
+	fi
+done
+
+wait_port() { # port name
+	for _ in $(seq 200); do
+		if (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	log "$2 did not listen on 127.0.0.1:$1"
+	exit 1
+}
+
+# --- build -------------------------------------------------------------
+cd "$ROOT"
+if compgen -G "examples/hello/*.go" >/dev/null; then
+	BACKEND_SRC=./examples/hello
+else
+	BACKEND_SRC=./bench/backend
+fi
+log "building the replica ($BACKEND_SRC) and the ingress (bench/ingressbench)"
+CGO_ENABLED=0 go build -o "$T/hello" "$BACKEND_SRC"
+CGO_ENABLED=0 go build -o "$T/ingressbench" ./bench/ingressbench
+
+if [[ -z "${CADDY:-}" ]]; then
+	log "building Caddy from its Go module (a few minutes)"
+	mkdir "$T/caddy-src"
+	(
+		cd "$T/caddy-src"
+		go mod init caddybench >/dev/null 2>&1
+		go get github.com/caddyserver/caddy/v2/cmd/caddy@latest >/dev/null 2>&1
+		go build -o "$T/caddy" github.com/caddyserver/caddy/v2/cmd/caddy
+	)
+	CADDY=$T/caddy
+fi
+CADDY_VERSION=$(go version -m "$CADDY" | awk '$2 == "github.com/caddyserver/caddy/v2" {print $3; exit}')
+
+# --- start -------------------------------------------------------------
+HOST=127.0.0.1 PORT=$BACKEND_PORT "$T/hello" >"$T/hello.log" 2>&1 &
+PIDS+=($!)
+wait_port "$BACKEND_PORT" replica
+
+"$T/ingressbench" -listen "127.0.0.1:$SKIFF_PORT" -backend "127.0.0.1:$BACKEND_PORT" -host "$VHOST" >"$T/skiff.log" 2>&1 &
+PIDS+=($!)
+
+mkdir -p "$T/nginx"
+cat >"$T/nginx/nginx.conf" <<EOF
+worker_processes auto;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $T/nginx/body;
+	proxy_temp_path $T/nginx/proxy;
+	fastcgi_temp_path $T/nginx/fastcgi;
+	uwsgi_temp_path $T/nginx/uwsgi;
+	scgi_temp_path $T/nginx/scgi;
+	upstream replica {
+		server 127.0.0.1:$BACKEND_PORT;
+		keepalive 256;
+	}
+	server {
+		listen 127.0.0.1:$NGINX_PORT;
+		location / {
+			proxy_pass http://replica;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Host \$host;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+		}
+	}
+}
+EOF
+nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -g 'daemon off;' >"$T/nginx/out.log" 2>&1 &
+PIDS+=($!)
+
+cat >"$T/Caddyfile" <<EOF
+{
+	admin off
+	auto_https off
+	persist_config off
+}
+http://:$CADDY_PORT {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:$BACKEND_PORT {
+		transport http {
+			keepalive 90s
+			keepalive_idle_conns 256
+		}
+	}
+}
+EOF
+XDG_DATA_HOME=$T XDG_CONFIG_HOME=$T "$CADDY" run --config "$T/Caddyfile" --adapter caddyfile >"$T/caddy.log" 2>&1 &
+PIDS+=($!)
+
+wait_port "$SKIFF_PORT" "skiff ingress"
+wait_port "$NGINX_PORT" nginx
+wait_port "$CADDY_PORT" Caddy
+
+declare -A PORTS=([direct]=$BACKEND_PORT [skiff]=$SKIFF_PORT [nginx]=$NGINX_PORT [caddy]=$CADDY_PORT)
+TARGETS=(direct skiff nginx caddy)
+for t in "${TARGETS[@]}"; do
+	body=$(curl -fsS -H "Host: $VHOST" "http://127.0.0.1:${PORTS[$t]}/" 2>&1) || {
+		log "$t does not answer: $body"
+		exit 1
+	}
+done
+
+cat >"$T/moderate.lua" <<EOF
+function delay() return $MOD_DELAY_MS end
+EOF
+
+# wrk_run target kind round: runs wrk, appends "kind target rps p50 p90 p99" (ms).
+wrk_run() {
+	local target=$1 kind=$2 out
+	if [[ $kind == full ]]; then
+		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $VHOST" "http://127.0.0.1:${PORTS[$target]}/")
+	else
+		out=$(wrk -t1 -c"$MOD_CONNS" -d"$DURATION" --latency -s "$T/moderate.lua" -H "Host: $VHOST" "http://127.0.0.1:${PORTS[$target]}/")
+	fi
+	echo "$out" >>"$T/wrk-$target-$kind.txt"
+	if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+		log "$target ($kind): wrk saw errors:"
+		grep "Non-2xx\|Socket errors" <<<"$out" >&2
+	fi
+	awk -v target="$target" -v kind="$kind" '
+		function ms(v) {
+			if (v ~ /us$/) return substr(v, 1, length(v)-2) / 1000
+			if (v ~ /ms$/) return substr(v, 1, length(v)-2) + 0
+			if (v ~ /s$/)  return substr(v, 1, length(v)-1) * 1000
+			return v
+		}
+		/^ +50%/ { p50 = ms($2) }
+		/^ +90%/ { p90 = ms($2) }
+		/^ +99%/ { p99 = ms($2) }
+		/^Requests\/sec:/ { rps = $2 }
+		END { printf "%s %s %s %s %s %s\n", kind, target, rps, p50, p90, p99 }
+	' <<<"$out" >>"$T/results.txt"
+}
+
+log "warming up"
+for t in "${TARGETS[@]}"; do
+	wrk -t"$THREADS" -c"$CONNS" -d2s -H "Host: $VHOST" "http://127.0.0.1:${PORTS[$t]}/" >/dev/null
+done
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for round in $(seq "$ROUNDS"); do
+	# Rotate the order each round so no target always runs first or last.
+	order=("${TARGETS[@]:round%4}" "${TARGETS[@]:0:round%4}")
+	for kind in full moderate; do
+		for t in "${order[@]}"; do
+			log "round $round/$ROUNDS: $t ($kind)"
+			wrk_run "$t" "$kind"
+		done
+	done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report ------------------------------------------------------------
+# median kind target column(3=rps 4=p50 5=p90 6=p99)
+median() {
+	awk -v k="$1" -v t="$2" -v c="$3" '$1==k && $2==t {print $c}' "$T/results.txt" | sort -g |
+		awk '{v[NR]=$1} END { if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'
+}
+fmt() { awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v }'; }
+
+echo "## Ingress: skiff vs nginx vs Caddy (wrk, loopback)"
+echo
+echo "Replica: \`$BACKEND_SRC\` (Go, GET / → 17-byte text). Proxies with keep-alive to it:"
+echo "skiff \`bench/ingressbench\` (internal/ingress), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (\`worker_processes auto\`, upstream \`keepalive 256\`),"
+echo "Caddy $CADDY_VERSION (\`reverse_proxy\`, keep-alive). $(nproc) CPUs shared by wrk, replica and proxy;"
+echo "$(go version | awk '{print $3}'); medians of $ROUNDS interleaved rounds of $DURATION each; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+echo
+echo "### Saturated: \`wrk -t$THREADS -c$CONNS -d$DURATION --latency\`"
+echo
+echo "| target | requests/s | vs direct | p50 ms | p90 ms | p99 ms |"
+echo "|---|---:|---:|---:|---:|---:|"
+DIRECT_RPS=$(median full direct 3)
+for t in "${TARGETS[@]}"; do
+	rps=$(median full "$t" 3)
+	echo "| $t | $(fmt "$rps" 0) | $(fmt "$(awk -v a="$rps" -v b="$DIRECT_RPS" 'BEGIN{print a/b}')" 2) | $(fmt "$(median full "$t" 4)" 3) | $(fmt "$(median full "$t" 5)" 3) | $(fmt "$(median full "$t" 6)" 3) |"
+done
+echo
+echo "### Moderate: \`wrk -t1 -c$MOD_CONNS -d$DURATION\`, each connection pausing ${MOD_DELAY_MS} ms between requests"
+echo
+echo "| target | requests/s | p50 ms | p90 ms | p99 ms | p99 added vs direct ms |"
+echo "|---|---:|---:|---:|---:|---:|"
+DIRECT_P99=$(median moderate direct 6)
+for t in "${TARGETS[@]}"; do
+	p99=$(median moderate "$t" 6)
+	added="–"
+	[[ $t != direct ]] && added=$(fmt "$(awk -v a="$p99" -v b="$DIRECT_P99" 'BEGIN{print a-b}')" 3)
+	echo "| $t | $(fmt "$(median moderate "$t" 3)" 0) | $(fmt "$(median moderate "$t" 4)" 3) | $(fmt "$(median moderate "$t" 5)" 3) | $(fmt "$p99" 3) | $added |"
+done
+echo
+S=$(median full skiff 3)
+N=$(median full nginx 3)
+C=$(median full caddy 3)
+echo "Saturated throughput: skiff/Caddy = $(fmt "$(awk -v a="$S" -v b="$C" 'BEGIN{print a/b}')" 2) (target ≥ 1), skiff/nginx = $(fmt "$(awk -v a="$S" -v b="$N" 'BEGIN{print a/b}')" 2) (target ≥ 0.8)."
+echo
+echo "<details><summary>every run (kind target requests/s p50 p90 p99 ms)</summary>"
+echo
+echo '```'
+cat "$T/results.txt"
+echo '```'
+echo "</details>"

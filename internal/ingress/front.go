@@ -1,0 +1,684 @@
+package ingress
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The front is the ingress's own HTTP/1.1 server loop for the common
+// case: keep-alive connections carrying requests without a body or an
+// upgrade. Per request it does what net/http's server does minus the
+// background read of the client connection and its per-request
+// goroutine hand-offs, which on a small proxied request cost about a
+// quarter of the CPU (see the README's figures).
+//
+// It serves a connection only as long as every request on it is plain:
+// the first request that is not (a body, an upgrade, Expect, HTTP/1.0 or
+// HTTP/2, anything malformed or unusual) is handed, with the connection
+// and every byte read since the request began, to a net/http server that
+// serves the connection from then on. So every case the front does not
+// handle is handled by net/http, which also answers malformed requests.
+
+// frontConn is one client connection served by the front.
+type frontConn struct {
+	p      *Proxy
+	nc     net.Conn
+	raw    syscall.RawConn
+	remote string
+	rec    recorder
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	res    frontResponse
+
+	ctx    context.Context // canceled when the client is seen gone, or the connection ends
+	cancel context.CancelFunc
+
+	idleDeadline time.Time // the read deadline armed for idle waits
+	state        atomic.Int32
+
+	watch     *time.Timer // starts watchClient when a request lasts
+	watchDone sync.WaitGroup
+}
+
+// Connection states, for Shutdown.
+const (
+	connIdle int32 = iota
+	connActive
+	connClosing
+)
+
+// clientWatchAfter is how long a request may last before the front starts
+// watching its client connection for a close, to cancel the request.
+const clientWatchAfter = 500 * time.Millisecond
+
+// recorder reads from a connection and, while recording, keeps a copy of
+// what it reads, so a request can be replayed to net/http.
+type recorder struct {
+	nc    net.Conn
+	on    bool
+	buf   []byte
+	limit int // read budget while recording; bounds the header size
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	if !r.on {
+		return r.nc.Read(p)
+	}
+	if r.limit <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if len(p) > r.limit {
+		p = p[:r.limit]
+	}
+	n, err := r.nc.Read(p)
+	r.limit -= n
+	r.buf = append(r.buf, p[:n]...)
+	return n, err
+}
+
+// frontAccept serves the connections ln accepts until it is closed.
+func (p *Proxy) frontAccept(ln net.Listener) {
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.log.Warn("ingress: accept failed; retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		go p.serveFrontConn(nc)
+	}
+}
+
+func (p *Proxy) trackConn(c *frontConn, add bool) bool {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	if add {
+		if p.frontClosed {
+			return false
+		}
+		p.conns[c] = struct{}{}
+		p.connsWG.Add(1)
+		return true
+	}
+	delete(p.conns, c)
+	p.connsWG.Done()
+	return true
+}
+
+// serveFrontConn serves one client connection.
+func (p *Proxy) serveFrontConn(nc net.Conn) {
+	c := &frontConn{p: p, nc: nc, remote: nc.RemoteAddr().String()}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if !p.trackConn(c, true) {
+		c.cancel()
+		nc.Close()
+		return
+	}
+	handedOff := false
+	defer func() {
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			p.log.Error("ingress: panic serving a request", "remote", c.remote, "panic", fmt.Sprint(err), "stack", string(buf))
+		}
+		if c.watch != nil {
+			c.watch.Stop()
+		}
+		c.cancel()
+		if !handedOff {
+			nc.Close()
+		}
+		p.trackConn(c, false)
+	}()
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	c.rec.nc = nc
+	c.br = bufio.NewReaderSize(&c.rec, 4<<10)
+	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.res.c = c
+	c.res.h = make(http.Header)
+	handedOff = c.serve()
+}
+
+// serve runs the request loop; it reports whether it handed the
+// connection to net/http.
+func (c *frontConn) serve() (handedOff bool) {
+	p := c.p
+	for {
+		c.state.Store(connIdle)
+		if p.frontClosing.Load() {
+			return false
+		}
+		now := time.Now()
+		if c.idleDeadline.Sub(now) < p.cfg.ClientIdleTimeout/2 {
+			// Re-armed lazily: an idle connection is closed between
+			// half the idle timeout and the whole of it.
+			c.idleDeadline = now.Add(p.cfg.ClientIdleTimeout)
+			c.nc.SetReadDeadline(c.idleDeadline)
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+		if !c.state.CompareAndSwap(connIdle, connActive) {
+			return false // Shutdown closed it
+		}
+		c.rec.buf = append(c.rec.buf[:0], peekBuffered(c.br)...)
+		c.rec.on = true
+		c.rec.limit = maxRequestHeaderBytes
+		if !bytes.Contains(peekBuffered(c.br), []byte("\r\n\r\n")) {
+			// The header is not all here yet: bound the wait for it.
+			c.nc.SetReadDeadline(time.Now().Add(p.cfg.ReadHeaderTimeout))
+			c.idleDeadline = time.Time{}
+		}
+		req, err := http.ReadRequest(c.br)
+		c.rec.on = false
+		if err != nil && connGone(err) {
+			return false // timed out, or the client left mid-header
+		}
+		if err != nil || !c.plain(req) {
+			c.handOff()
+			return true
+		}
+		if c.idleDeadline.IsZero() {
+			c.idleDeadline = time.Now().Add(p.cfg.ClientIdleTimeout)
+			c.nc.SetReadDeadline(c.idleDeadline)
+		}
+		if !c.serveRequest(req) {
+			return false
+		}
+	}
+}
+
+// connGone reports whether a read error is the connection's, not a
+// malformed request's.
+func connGone(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET)
+}
+
+func peekBuffered(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return b
+}
+
+// maxRequestHeaderBytes bounds a request header read by the front, as
+// net/http's DefaultMaxHeaderBytes does; a larger one is handed to
+// net/http, which answers 431.
+const maxRequestHeaderBytes = http.DefaultMaxHeaderBytes
+
+// plain reports whether the front serves req itself: HTTP/1.1, no body,
+// no upgrade or Expect, a single valid Host, valid header values.
+func (c *frontConn) plain(req *http.Request) bool {
+	if req.ProtoMajor != 1 || req.ProtoMinor != 1 || !fastPathOK(req) || req.Host == "" || !validHost(req.Host) {
+		return false
+	}
+	if _, ok := req.Header["Expect"]; ok {
+		return false
+	}
+	if _, ok := req.Header["Transfer-Encoding"]; ok {
+		return false
+	}
+	for _, vv := range req.Header {
+		for _, v := range vv {
+			if !validHeaderValue(v) {
+				return false
+			}
+		}
+	}
+	return countHostHeaders(c.rec.buf) == 1
+}
+
+// countHostHeaders counts the Host lines of the raw request head.
+func countHostHeaders(raw []byte) int {
+	end := bytes.Index(raw, []byte("\r\n\r\n"))
+	if end < 0 {
+		return -1
+	}
+	head := raw[:end+2]
+	n := 0
+	for {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 || i+5 >= len(head) {
+			return n
+		}
+		head = head[i+1:]
+		if len(head) >= 5 && (head[0]|0x20) == 'h' && (head[1]|0x20) == 'o' && (head[2]|0x20) == 's' && (head[3]|0x20) == 't' && head[4] == ':' {
+			n++
+		}
+	}
+}
+
+// validHost accepts the bytes RFC 3986 allows in a host and port.
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue rejects control bytes other than tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// handOff gives the connection, with the bytes of the request being read,
+// to the net/http server.
+func (c *frontConn) handOff() {
+	// Answers to earlier pipelined requests go first.
+	if c.bw.Flush() != nil {
+		c.nc.Close()
+		return
+	}
+	replay := make([]byte, len(c.rec.buf))
+	copy(replay, c.rec.buf)
+	c.nc.SetReadDeadline(time.Time{})
+	rc := &replayConn{Conn: c.nc, replay: replay}
+	if !c.p.std.give(rc) {
+		c.nc.Close()
+	}
+}
+
+// serveRequest answers one plain request; it reports whether the
+// connection stays open for the next one.
+func (c *frontConn) serveRequest(req *http.Request) bool {
+	req.RemoteAddr = c.remote
+	req = req.WithContext(c.ctx)
+	w := &c.res
+	w.reset(req)
+
+	c.startWatch()
+	c.p.ServeHTTP(w, req)
+	c.stopWatch()
+
+	w.finish()
+	if w.err != nil {
+		return false
+	}
+	if w.closeAfter || c.ctx.Err() != nil {
+		c.bw.Flush()
+		return false
+	}
+	// Answers to pipelined requests go out together.
+	if c.br.Buffered() == 0 {
+		if err := c.bw.Flush(); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// startWatch arms the timer that watches the client of a long request.
+func (c *frontConn) startWatch() {
+	c.watchDone.Add(1)
+	if c.watch == nil {
+		c.watch = time.AfterFunc(clientWatchAfter, c.watchClient)
+	} else {
+		c.watch.Reset(clientWatchAfter)
+	}
+}
+
+// stopWatch ends the watch of the request that just finished.
+func (c *frontConn) stopWatch() {
+	if c.watch.Stop() {
+		c.watchDone.Done()
+		return
+	}
+	// The watcher runs: wake it and wait for it.
+	c.nc.SetReadDeadline(aLongTimeAgo)
+	c.watchDone.Wait()
+	c.idleDeadline = time.Now().Add(c.p.cfg.ClientIdleTimeout)
+	c.nc.SetReadDeadline(c.idleDeadline)
+}
+
+// watchClient waits, without reading anything, until the client closes
+// the connection (then it cancels the request), sends more (a pipelined
+// request: nothing to learn) or stopWatch wakes it.
+func (c *frontConn) watchClient() {
+	defer c.watchDone.Done()
+	if c.raw == nil || c.br.Buffered() > 0 {
+		return
+	}
+	var buf [1]byte
+	var n int
+	var rerr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return rerr != syscall.EAGAIN
+	})
+	if err == nil && (n == 0 && rerr == nil || rerr != nil && rerr != syscall.EINTR) {
+		c.cancel()
+	}
+}
+
+// frontResponse is the http.ResponseWriter of a request served by the
+// front. It writes HTTP/1.1 straight into the connection's buffer:
+// Content-Length when the handler sets it, chunked otherwise.
+type frontResponse struct {
+	c           *frontConn
+	req         *http.Request
+	h           http.Header
+	wroteHeader bool
+	status      int
+	bodyOK      bool // the status and method allow a body
+	chunked     bool
+	closeAfter  bool
+	length      int64 // declared Content-Length, or -1
+	written     int64
+	err         error // a write to the client failed
+}
+
+func (w *frontResponse) reset(req *http.Request) {
+	clear(w.h)
+	*w = frontResponse{c: w.c, h: w.h, req: req, length: -1, closeAfter: req.Close}
+}
+
+// Header returns the response header map.
+func (w *frontResponse) Header() http.Header { return w.h }
+
+// WriteHeader sends the status line and header; 1xx codes other than 101
+// are sent as interim responses.
+func (w *frontResponse) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		if code != http.StatusContinue {
+			w.writeHead(code)
+			w.c.bw.WriteString("\r\n")
+			w.err = w.c.bw.Flush()
+		}
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	w.bodyOK = w.req.Method != http.MethodHead && code != http.StatusNoContent && code != http.StatusNotModified
+	if cl := w.h["Content-Length"]; len(cl) == 1 {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+			w.length = n
+		} else {
+			delete(w.h, "Content-Length")
+		}
+	} else if len(cl) > 1 {
+		delete(w.h, "Content-Length")
+	}
+	if code == http.StatusNoContent || code == http.StatusNotModified {
+		delete(w.h, "Content-Length")
+		w.length = -1
+	}
+	if w.bodyOK && w.length < 0 {
+		w.chunked = true
+	}
+	delete(w.h, "Transfer-Encoding")
+	delete(w.h, "Connection")
+	w.writeHead(code)
+	bw := w.c.bw
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if w.closeAfter {
+		bw.WriteString("Connection: close\r\n")
+	}
+	if _, ok := w.h["Date"]; !ok {
+		var buf [len(http.TimeFormat) + 8]byte
+		bw.WriteString("Date: ")
+		bw.Write(time.Now().UTC().AppendFormat(buf[:0], http.TimeFormat))
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+// writeHead writes the status line and the header map, without the
+// final empty line.
+func (w *frontResponse) writeHead(code int) {
+	bw := w.c.bw
+	bw.WriteString(statusLine(code))
+	for k, vv := range w.h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeHeaderValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// writeHeaderValue writes v with CR and LF turned into spaces, as
+// net/http does, so no value can split the response.
+func writeHeaderValue(bw *bufio.Writer, v string) {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	bw.WriteString(v)
+}
+
+// statusLines holds "HTTP/1.1 <code> <text>\r\n" for the known codes.
+var statusLines = func() (lines [600]string) {
+	for code := 100; code < len(lines); code++ {
+		if text := http.StatusText(code); text != "" {
+			lines[code] = fmt.Sprintf("HTTP/1.1 %d %s\r\n", code, text)
+		}
+	}
+	return lines
+}()
+
+// statusLine returns the status line of code.
+func statusLine(code int) string {
+	if code >= 100 && code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
+	return fmt.Sprintf("HTTP/1.1 %03d status code %d\r\n", code, code)
+}
+
+// Write writes body bytes, chunked when no length was declared.
+func (w *frontResponse) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.bodyOK {
+		if w.req.Method == http.MethodHead {
+			return len(b), nil
+		}
+		return 0, http.ErrBodyNotAllowed
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	bw := w.c.bw
+	if w.chunked {
+		var size [20]byte
+		bw.Write(strconv.AppendInt(size[:0], int64(len(b)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(b)
+		_, w.err = bw.WriteString("\r\n")
+		if w.err != nil {
+			return 0, w.err
+		}
+		return len(b), nil
+	}
+	if w.written+int64(len(b)) > w.length {
+		b = b[:w.length-w.written]
+		n, err := bw.Write(b)
+		w.written += int64(n)
+		if err != nil {
+			w.err = err
+			return n, err
+		}
+		return n, http.ErrContentLength
+	}
+	n, err := bw.Write(b)
+	w.written += int64(n)
+	w.err = err
+	return n, err
+}
+
+// Flush sends what is buffered to the client.
+func (w *frontResponse) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err == nil {
+		w.err = w.c.bw.Flush()
+	}
+}
+
+// finish ends the response: the status if none was sent, the last chunk
+// and the trailers.
+func (w *frontResponse) finish() {
+	if !w.wroteHeader {
+		if w.req.Method != http.MethodHead {
+			w.h["Content-Length"] = []string{"0"}
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return
+	}
+	bw := w.c.bw
+	switch {
+	case w.chunked:
+		bw.WriteString("0\r\n")
+		for _, k := range w.announcedTrailers() {
+			for _, v := range w.h[k] {
+				bw.WriteString(k)
+				bw.WriteString(": ")
+				writeHeaderValue(bw, v)
+				bw.WriteString("\r\n")
+			}
+		}
+		for k, vv := range w.h {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+				for _, v := range vv {
+					bw.WriteString(name)
+					bw.WriteString(": ")
+					writeHeaderValue(bw, v)
+					bw.WriteString("\r\n")
+				}
+			}
+		}
+		_, w.err = bw.WriteString("\r\n")
+	case w.bodyOK && w.written < w.length:
+		// The body is short of its declared length: the client can
+		// only tell by the connection closing.
+		w.closeAfter = true
+	}
+}
+
+// announcedTrailers returns the names the handler announced in its
+// Trailer header.
+func (w *frontResponse) announcedTrailers() []string {
+	var out []string
+	for _, v := range w.h["Trailer"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				out = append(out, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	return out
+}
+
+// replayConn is a connection handed to net/http: it reads the replayed
+// bytes first, then the connection.
+type replayConn struct {
+	net.Conn
+	replay []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.replay) > 0 {
+		n := copy(p, r.replay)
+		r.replay = r.replay[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// stdServer is the net/http server the front hands connections to; it
+// accepts them from a channel.
+type stdServer struct {
+	srv    *http.Server
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	addr   net.Addr
+	closed atomic.Bool
+}
+
+// give hands c to the server; false when it is closed.
+func (s *stdServer) give(c net.Conn) bool {
+	if s.closed.Load() {
+		return false
+	}
+	select {
+	case s.conns <- c:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// Accept implements net.Listener for http.Server.Serve.
+func (s *stdServer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept.
+func (s *stdServer) Close() error {
+	s.once.Do(func() { s.closed.Store(true); close(s.done) })
+	return nil
+}
+
+// Addr returns the front's address.
+func (s *stdServer) Addr() net.Addr { return s.addr }
+
+var (
+	_ http.ResponseWriter = (*frontResponse)(nil)
+	_ http.Flusher        = (*frontResponse)(nil)
+	_ net.Listener        = (*stdServer)(nil)
+	_ io.Reader           = (*recorder)(nil)
+)
