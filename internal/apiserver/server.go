@@ -68,6 +68,7 @@ type Server struct {
 	images     Images
 	apps       Apps
 	events     Events
+	networks   Networks
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -82,13 +83,14 @@ type Services struct {
 	Images     Images
 	Apps       Apps
 	Events     Events
+	Networks   Networks
 	System     System
 }
 
 // New returns the API handler.
 func New(svc Services, log *slog.Logger) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		system: svc.System, log: log, mux: http.NewServeMux()}
+		networks: svc.Networks, system: svc.System, log: log, mux: http.NewServeMux()}
 	srv.routes()
 	return srv
 }
@@ -135,6 +137,9 @@ func (s *Server) routes() {
 
 	if s.apps != nil {
 		s.appRoutes(h)
+	}
+	if s.networks != nil {
+		networkRoutes(s.networks, h)
 	}
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {

@@ -107,8 +107,10 @@ type Config struct {
 	LogMaxSize int64
 	Logger     *slog.Logger
 	// Notify, when set, is called with a container's new state after each
-	// change (created, started, exited, restarting, removed). It must not
-	// block; it is called from many goroutines.
+	// change (created, started, exited, restarting, removed). It is called
+	// from many goroutines, sometimes with the manager's locks held: it
+	// must not block, nor call the Manager, nor take a lock that is held
+	// while calling the Manager.
 	Notify func(c api.Container, removed bool)
 }
 

@@ -83,7 +83,12 @@ type Controller struct {
 	// mu guards apps and everything reachable from them.
 	mu   sync.Mutex
 	apps map[string]*appState
-	// byContainer finds a replica by container ID.
+
+	// bcMu guards byContainer, which finds a replica by container ID. It
+	// is a leaf lock: nothing else is locked while it is held, so the
+	// container manager's notifications (sent under its own locks) can
+	// take it.
+	bcMu        sync.Mutex
 	byContainer map[string]*replica
 
 	routeMu sync.Mutex
@@ -150,11 +155,11 @@ func (c *Controller) Start(ctx context.Context) error {
 // Close stops reconciling. Replicas keep running.
 func (c *Controller) Close() {
 	c.cnl()
-	c.mu.Lock()
+	c.bcMu.Lock()
 	for _, r := range c.byContainer {
 		r.stopProber()
 	}
-	c.mu.Unlock()
+	c.bcMu.Unlock()
 	c.wg.Wait()
 }
 
@@ -218,17 +223,19 @@ func (c *Controller) resync() {
 	}
 }
 
-// ContainerChanged is the container manager's notification hook.
+// ContainerChanged is the container manager's notification hook. It is
+// called with the manager's locks held, so it takes only leaf locks.
 func (c *Controller) ContainerChanged(ctr api.Container, removed bool) {
 	name := ctr.Config.Labels[LabelApp]
 	if name == "" {
 		return
 	}
-	c.mu.Lock()
-	if r := c.byContainer[ctr.ID]; r != nil {
+	c.bcMu.Lock()
+	r := c.byContainer[ctr.ID]
+	c.bcMu.Unlock()
+	if r != nil {
 		r.poke()
 	}
-	c.mu.Unlock()
 	c.enqueue(name)
 }
 

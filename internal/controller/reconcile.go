@@ -195,7 +195,9 @@ func (c *Controller) syncReplicasLocked(st *appState) {
 		if !seen[id] {
 			r.stopProber()
 			delete(st.replicas, id)
+			c.bcMu.Lock()
 			delete(c.byContainer, id)
+			c.bcMu.Unlock()
 		}
 	}
 }
@@ -213,7 +215,9 @@ func (c *Controller) trackLocked(st *appState, ctr api.Container) *replica {
 		}
 	}
 	st.replicas[ctr.ID] = r
+	c.bcMu.Lock()
 	c.byContainer[ctr.ID] = r
+	c.bcMu.Unlock()
 	ctx, cancel := context.WithCancel(c.bg)
 	r.cancel = cancel
 	c.wg.Add(1)

@@ -34,7 +34,8 @@ type replica struct {
 	everReady   bool
 	terminating bool
 	status      string // container status
-	restarts    int
+	restarts    int // by the container's restart policy
+	probeKills  int // restarts after failed startup or liveness probes
 	oomKilled   bool
 	lastErr     string
 	failingFor  time.Time // when the current unready stretch began
@@ -65,7 +66,7 @@ func (r *replica) view() replicaView {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return replicaView{ready: r.ready, everReady: r.everReady, terminating: r.terminating, ip: r.ip,
-		status: r.status, lastErr: r.lastErr, restarts: r.restarts, oomKilled: r.oomKilled, failingFor: r.failingFor}
+		status: r.status, lastErr: r.lastErr, restarts: r.restarts + r.probeKills, oomKilled: r.oomKilled, failingFor: r.failingFor}
 }
 
 // Probe timing. Until a replica is first ready in a run, readiness is
@@ -360,6 +361,9 @@ func (c *Controller) restartReplica(r *replica, why string) {
 		c.event(st, api.EventWarning, "ProbeFailed", "replica %s: %s; restarting it", r.name, why)
 	}
 	c.mu.Unlock()
+	r.mu.Lock()
+	r.probeKills++
+	r.mu.Unlock()
 	grace := 5 * time.Second
 	if err := c.cfg.Containers.Restart(context.WithoutCancel(c.bg), r.id, &grace); err != nil {
 		c.log.Warn("restart replica", "replica", r.name, "err", err)

@@ -186,7 +186,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	handler := apiserver.New(apiserver.Services{
 		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs},
-		Apps: d.apps, Events: d.db, System: &system{d: d},
+		Apps: d.apps, Events: d.db, Networks: d.networks, System: &system{d: d},
 	}, d.log)
 	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 	d.log.Info("skiff daemon ready", "root", root, "socket", cfg.Socket, "ingress", d.proxy.Addr().String(),

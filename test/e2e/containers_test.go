@@ -70,7 +70,7 @@ func TestRunExitCodes(t *testing.T) {
 
 func TestIsolation(t *testing.T) {
 	d := env.daemon
-	out := must(t, d, "run", "--rm", "--hostname", "box1", "busybox", "sh", "-c",
+	out := must(t, d, "run", "--rm", "--network", "none", "--hostname", "box1", "busybox", "sh", "-c",
 		"echo pid=$$; hostname; ls /proc | grep -c '^[0-9]'; grep Seccomp: /proc/self/status; grep NoNewPrivs /proc/self/status; grep CapBnd /proc/self/status; cat /proc/kcore | wc -c; ip link 2>/dev/null | grep -c ': <' || cat /proc/net/dev | grep -c :")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) < 8 {

@@ -119,7 +119,7 @@ func (d *Daemon) Start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(env.skiff, "daemon", "--root", d.Root, "--socket", d.Socket)
+	cmd := exec.Command(env.skiff, "daemon", "--root", d.Root, "--socket", d.Socket, "--ingress-addr", "127.0.0.1:0")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

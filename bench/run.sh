@@ -1,0 +1,74 @@
+#!/bin/bash
+# run.sh — runs skiff's benchmarks side by side with their peers and
+# writes the tables to bench/out/. Run as root from the repository root
+# (make bench). Each section starts its own daemon with a temporary root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=bench/out
+mkdir -p "$OUT"
+SKIFF="$PWD/bin/skiff"
+WORK=$(mktemp -d /tmp/skiff-bench-XXXX)
+SOCK="$WORK/skiff.sock"
+ROOT="$WORK/root"
+RUNS=${RUNS:-30}
+
+cleanup() {
+	"$SKIFF" --socket "$SOCK" ps -aq 2>/dev/null | xargs -r "$SKIFF" --socket "$SOCK" rm -f >/dev/null 2>&1 || true
+	[ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null || true
+	[ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null || true
+	grep -o " $WORK[^ ]*" /proc/self/mountinfo | xargs -r -n1 umount -l 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+machine() {
+	echo "Machine: $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r); $(runc --version | head -1); $(conmon --version | head -1); $(podman --version 2>/dev/null || true). Date: $(date -u +%Y-%m-%d)."
+}
+
+"$SKIFF" daemon --root "$ROOT" --socket "$SOCK" >"$WORK/daemon.log" 2>&1 &
+DPID=$!
+for _ in $(seq 200); do "$SKIFF" --socket "$SOCK" info >/dev/null 2>&1 && break; sleep 0.05; done
+go build -o "$WORK/hello-ctx/hello" ./examples/hello
+cp examples/hello/Dockerfile "$WORK/hello-ctx/"
+"$SKIFF" --socket "$SOCK" image build -q -t hello "$WORK/hello-ctx" >/dev/null
+# busybox image for the density test
+mkdir -p "$WORK/bb/rootfs/bin"
+cp /bin/busybox "$WORK/bb/rootfs/bin/"
+for a in sh sleep true; do ln -s busybox "$WORK/bb/rootfs/bin/$a"; done
+printf 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n' >"$WORK/bb/Dockerfile"
+"$SKIFF" --socket "$SOCK" image build -q -t busybox "$WORK/bb" >/dev/null
+
+CRUN_ARGS=()
+if command -v crun >/dev/null; then
+	"$SKIFF" daemon --root "$WORK/root-crun" --socket "$WORK/crun.sock" --runtime crun >"$WORK/daemon-crun.log" 2>&1 &
+	CPID=$!
+	for _ in $(seq 200); do "$SKIFF" --socket "$WORK/crun.sock" info >/dev/null 2>&1 && break; sleep 0.05; done
+	"$SKIFF" --socket "$WORK/crun.sock" image build -q -t hello "$WORK/hello-ctx" >/dev/null
+	CRUN_ARGS=(-crun-socket "$WORK/crun.sock")
+fi
+
+echo "== start-to-exit latency ($RUNS runs each, interleaved)"
+go build -o "$WORK/startbench" ./bench/startbench
+{
+	echo "### Start to exit: \`skiff run --rm hello -exit 0\`"
+	echo
+	machine
+	echo
+	"$WORK/startbench" -skiff "$SKIFF" -socket "$SOCK" -root "$ROOT" -image hello -args "-exit 0" -n "$RUNS" "${CRUN_ARGS[@]}"
+} | tee "$OUT/start.md"
+
+echo "== memory per idle container"
+{
+	echo "### Memory per idle container"
+	echo
+	machine
+	echo
+	bench/density.sh "$SKIFF" "$SOCK" 50
+} | tee "$OUT/density.md"
+
+for extra in bench/network.sh bench/ingress.sh; do
+	if [ -x "$extra" ]; then
+		echo "== $extra"
+		"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
+	fi
+done
