@@ -21,7 +21,7 @@ CONNS=${CONNS:-50}
 MOD_CONNS=${MOD_CONNS:-10}
 MOD_DELAY_MS=${MOD_DELAY_MS:-5}
 VHOST=hello.localhost
-BASE_PORT=${BASE_PORT:-18080}
+BASE_PORT=${BASE_PORT:-38180}
 BACKEND_PORT=$BASE_PORT
 SKIFF_PORT=$((BASE_PORT + 1))
 NGINX_PORT=$((BASE_PORT + 2))
@@ -136,6 +136,7 @@ http://:$CADDY_PORT {
 		transport http {
 			keepalive 90s
 			keepalive_idle_conns 256
+			keepalive_idle_conns_per_host 256
 		}
 	}
 }

@@ -88,15 +88,21 @@ func connectionTokens(h http.Header) []string {
 	return out
 }
 
+// isIdempotent reports whether r may be sent twice (RFC 9110 §9.2.2):
+// a retry after a kept-alive connection failed is safe.
 func isIdempotent(r *http.Request) bool {
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}
 	_, a := r.Header["Idempotency-Key"]
 	_, b := r.Header["X-Idempotency-Key"]
 	return a || b
 }
+
+// writeGrace is how long after a request's deadline writes to its client
+// may still go on: time to deliver a 504.
+const writeGrace = time.Second
 
 // aLongTimeAgo is a deadline in the past: it wakes blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -123,9 +129,24 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, rt *route, t *
 		// Only reads wait on the replica: a request head fits in the
 		// socket buffer of a kept-alive connection.
 		c.nc.SetReadDeadline(deadline)
-		stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+		// A client that leaves aborts the exchange: the front's watcher
+		// does it for its requests, a context callback for net/http's.
+		fc, onFront := w.(*frontResponse)
+		var stop func() bool
+		if onFront {
+			fc.c.setWriteDeadline(deadline.Add(writeGrace))
+			onFront = fc.c.setUpstream(c)
+		} else {
+			stop = context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+		}
 		retry, done := p.exchange(w, r, c, attempt == 0 && c.reused && idempotent, rt, t, deadline)
-		if !stop() || !done {
+		aborted := false
+		if onFront {
+			aborted = !fc.c.setUpstream(nil)
+		} else {
+			aborted = !stop()
+		}
+		if aborted || !done {
 			c.nc.Close()
 		} else {
 			up.put(c)

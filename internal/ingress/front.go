@@ -51,6 +51,46 @@ type frontConn struct {
 
 	watch     *time.Timer // starts watchClient when a request lasts
 	watchDone sync.WaitGroup
+
+	// abortMu guards the replica connection of the request in flight,
+	// which watchClient aborts when the client leaves.
+	abortMu  sync.Mutex
+	upstream *upConn
+	gone     bool
+
+	writeDeadline bool // a request's timeout bounds writes to the client
+}
+
+// setWriteDeadline bounds the writes of the request's response by the
+// request's deadline; serveRequest lifts it afterwards.
+func (c *frontConn) setWriteDeadline(t time.Time) {
+	c.nc.SetWriteDeadline(t)
+	c.writeDeadline = true
+}
+
+// setUpstream records the replica connection the request uses (nil when
+// done with it). It reports false when the client has left: the caller
+// must not use, or must not reuse, the connection.
+func (c *frontConn) setUpstream(u *upConn) bool {
+	c.abortMu.Lock()
+	defer c.abortMu.Unlock()
+	c.upstream = u
+	if c.gone && u != nil {
+		u.nc.SetDeadline(aLongTimeAgo)
+	}
+	return !c.gone
+}
+
+// clientGone cancels the request in flight: its context, and its
+// exchange with a replica.
+func (c *frontConn) clientGone() {
+	c.abortMu.Lock()
+	c.gone = true
+	if c.upstream != nil {
+		c.upstream.nc.SetDeadline(aLongTimeAgo)
+	}
+	c.abortMu.Unlock()
+	c.cancel()
 }
 
 // Connection states, for Shutdown.
@@ -328,6 +368,14 @@ func (c *frontConn) serveRequest(req *http.Request) bool {
 	if w.err != nil {
 		return false
 	}
+	if c.writeDeadline {
+		c.bw.Flush()
+		c.nc.SetWriteDeadline(time.Time{})
+		c.writeDeadline = false
+	}
+	if cap(c.rec.buf) > 64<<10 {
+		c.rec.buf = nil // a huge header once is no reason to keep its buffer
+	}
 	if w.closeAfter || c.ctx.Err() != nil {
 		c.bw.Flush()
 		return false
@@ -380,7 +428,7 @@ func (c *frontConn) watchClient() {
 		return rerr != syscall.EAGAIN
 	})
 	if err == nil && (n == 0 && rerr == nil || rerr != nil && rerr != syscall.EINTR) {
-		c.cancel()
+		c.clientGone()
 	}
 }
 

@@ -272,9 +272,13 @@ func TestReplicaClosesKeptAliveConnections(t *testing.T) {
 		mustUpdate(t, p,
 			route1("idle", "idle-1", []string{"idle.localhost"}, Endpoint{ID: "idle", Addr: idle.Listener.Addr().String()}),
 			route1("rude", "rude-1", []string{"rude.localhost"}, rude.endpoint()))
+		// GET and DELETE are retried on a new connection; POST, which
+		// cannot be, relies on the check of the idle connection (a close
+		// is seen once the replica's FIN has arrived: hence the pause).
 		for i := range 4 {
 			for _, host := range []string{"idle.localhost", "rude.localhost"} {
-				for _, method := range []string{"GET", "DELETE"} {
+				for _, method := range []string{"GET", "DELETE", "POST"} {
+					time.Sleep(5 * time.Millisecond)
 					if code, body := do(t, mustRequest(t, method, base+"/", host, nil)); code != 200 || body != "ok" {
 						t.Fatalf("%s %s #%d: got %d %q", method, host, i, code, body)
 					}
@@ -376,6 +380,37 @@ func TestShutdownDrainsConnections(t *testing.T) {
 		}
 		if _, err := net.Dial("tcp", strings.TrimPrefix(base, "http://")); err == nil {
 			t.Error("a new connection was accepted after Shutdown")
+		}
+	})
+}
+
+// TestStuckClientTimesOut: a client that stops reading does not hold a
+// replica past the route's timeout (plus the grace to write a 504).
+func TestStuckClientTimesOut(t *testing.T) {
+	forEachPath(t, func(t *testing.T, start func(Config) (*Proxy, string)) {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		rp := newReplica(t, "r", func(w http.ResponseWriter, r *http.Request) {
+			for r.Context().Err() == nil {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		})
+		p, base := start(Config{})
+		rt := route1("r", "r-1", []string{"r.localhost"}, rp.endpoint())
+		rt.Timeout = 200 * time.Millisecond
+		mustUpdate(t, p, rt)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /endless HTTP/1.1\r\nHost: r.localhost\r\n\r\n")
+		eventually(t, "the request to reach the replica", func() bool { return rp.count.Load() == 1 })
+		start0 := time.Now()
+		eventually(t, "the stuck request to end", func() bool { return p.InFlight("r") == 0 })
+		if d := time.Since(start0); d > 3*time.Second {
+			t.Errorf("a client that stopped reading held the replica %v", d)
 		}
 	})
 }

@@ -281,7 +281,7 @@ func (p *Proxy) closeFront() {
 	for c := range p.conns {
 		c.state.Store(connClosing)
 		c.nc.Close()
-		c.cancel() // aborts its request to a replica
+		c.clientGone() // aborts its request to a replica
 	}
 }
 
@@ -484,6 +484,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route, t *ta
 		return false
 	}
 	defer t.ep.release()
+	if _, onFront := w.(*frontResponse); !onFront {
+		// The timeout bounds writing the response to the client too
+		// (serveFast does it for the front).
+		rc := http.NewResponseController(w)
+		if rc.SetWriteDeadline(time.Now().Add(rt.timeout+writeGrace)) == nil {
+			defer rc.SetWriteDeadline(time.Time{})
+		}
+	}
 	if !p.noFastPath && fastPathOK(r) {
 		p.serveFast(w, r, rt, t)
 		return true
