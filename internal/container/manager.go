@@ -157,6 +157,9 @@ type entry struct {
 	gone    bool
 	timer   *time.Timer // pending restart
 	backoff time.Duration
+	// prepared: the runtime has created the container (network attached,
+	// init process waiting); Start only starts it.
+	prepared bool
 
 	// attachN counts clients streaming the container's output; an
 	// auto-removal waits for them (attachIdle) so they see the whole log.
@@ -611,60 +614,38 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	return m.startLocked(ctx, e, false)
 }
 
-// startLocked runs the container; the caller holds e.op.
+// startLocked runs the container; the caller holds e.op. A prepared
+// container (see Prepare) only needs its process started.
 func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error {
 	ctx = context.WithoutCancel(ctx)
 	id := e.rec.ID
-	dir := m.containerDir(id)
-	spec, err := m.loadSpec(id)
-	if err == nil {
-		err = m.ensureMounted(ctx, e)
-	}
-	var (
-		pid    int
-		netset *api.NetworkSettings
-	)
-	t0 := time.Now()
-	var t1, t2 time.Time
-	if err == nil {
-		// A previous run may have left runtime state behind.
-		m.cfg.Runtime.Delete(ctx, id)
-		if m.cfg.Networks != nil {
-			netset, err = m.cfg.Networks.Setup(ctx, NetworkRequest{
-				ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
-				Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, FilesDir: dir,
-			})
+	e.mu.Lock()
+	prepared := e.prepared
+	pid := e.rec.State.Pid
+	e.mu.Unlock()
+	var err error
+	if !prepared {
+		if pid, err = m.prepareRunLocked(ctx, e); err != nil {
+			return m.startFailedLocked(ctx, e, err)
 		}
-	}
-	t1 = time.Now()
-	if err == nil {
-		pid, err = m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize})
 	}
 	startedAt := time.Now().UTC()
-	t2 = startedAt
-	if err == nil {
-		if err = m.cfg.Runtime.Start(ctx, id); err != nil {
-			m.cfg.Runtime.Delete(ctx, id)
+	if err = m.cfg.Runtime.Start(ctx, id); err != nil {
+		m.cfg.Runtime.Delete(ctx, id)
+		if m.cfg.Networks != nil {
+			m.cfg.Networks.Teardown(ctx, id)
 		}
+		e.mu.Lock()
+		e.prepared = false
+		e.rec.NetworkSettings = nil
+		e.mu.Unlock()
+		return m.startFailedLocked(ctx, e, err)
 	}
-	if err != nil && netset != nil {
-		m.cfg.Networks.Teardown(ctx, id)
-		netset = nil
-	}
-	m.log.Debug("container start timing", "id", id[:12], "network", t1.Sub(t0), "create", t2.Sub(t1), "start", time.Since(t2))
+	m.log.Debug("container start timing", "id", id[:12], "prepared", prepared, "start", time.Since(startedAt))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err != nil {
-		e.rec.State.Status = api.StatusExited
-		e.rec.State.Error = err.Error()
-		e.rec.State.ExitCode = startFailureCode(err)
-		e.rec.State.FinishedAt = time.Now().UTC()
-		e.rec.State.Pid = 0
-		m.persist(ctx, e)
-		return classifyStartError(e.rec.Name, err)
-	}
+	e.prepared = false
 	e.run++
-	e.rec.NetworkSettings = netset
 	e.rec.State = api.ContainerState{
 		Status: api.StatusRunning, Pid: pid, StartedAt: startedAt,
 		RestartCount: e.rec.State.RestartCount,
@@ -678,6 +659,90 @@ func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error
 		m.log.Error("record container start", "id", id[:12], "err", err)
 	}
 	m.watch(e, e.run)
+	return nil
+}
+
+// prepareRunLocked does everything of a start but starting the process:
+// it mounts the rootfs if needed, attaches the network and has the
+// runtime create the container (its init process waits to be started).
+// On error it undoes what it did. The caller holds e.op.
+func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err error) {
+	id := e.rec.ID
+	dir := m.containerDir(id)
+	spec, err := m.loadSpec(id)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.ensureMounted(ctx, e); err != nil {
+		return 0, err
+	}
+	// A previous run may have left runtime state behind.
+	m.cfg.Runtime.Delete(ctx, id)
+	t0 := time.Now()
+	var netset *api.NetworkSettings
+	if m.cfg.Networks != nil {
+		netset, err = m.cfg.Networks.Setup(ctx, NetworkRequest{
+			ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
+			Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, FilesDir: dir,
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	t1 := time.Now()
+	pid, err = m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize})
+	if err != nil {
+		if netset != nil {
+			m.cfg.Networks.Teardown(ctx, id)
+		}
+		return 0, err
+	}
+	m.log.Debug("container create timing", "id", id[:12], "network", t1.Sub(t0), "create", time.Since(t1))
+	e.mu.Lock()
+	e.rec.NetworkSettings = netset
+	e.rec.State.Pid = pid
+	e.mu.Unlock()
+	return pid, nil
+}
+
+// startFailedLocked records that a start failed and returns the error to
+// give the caller.
+func (m *Manager) startFailedLocked(ctx context.Context, e *entry, err error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rec.State.Status = api.StatusExited
+	e.rec.State.Error = err.Error()
+	e.rec.State.ExitCode = startFailureCode(err)
+	e.rec.State.FinishedAt = time.Now().UTC()
+	e.rec.State.Pid = 0
+	m.persist(ctx, e)
+	return classifyStartError(e.rec.Name, err)
+}
+
+// Prepare gets a created container ready to start in a few milliseconds:
+// network attached and the runtime's create done, so Start only has to
+// start its process. Preparing a prepared or running container does
+// nothing.
+func (m *Manager) Prepare(ctx context.Context, ref string) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	status, prepared := e.rec.State.Status, e.prepared
+	e.mu.Unlock()
+	if prepared || status != api.StatusCreated {
+		return nil
+	}
+	if _, err := m.prepareRunLocked(context.WithoutCancel(ctx), e); err != nil {
+		return classifyStartError(e.rec.Name, err)
+	}
+	e.mu.Lock()
+	e.prepared = true
+	m.persist(ctx, e)
+	e.mu.Unlock()
 	return nil
 }
 

@@ -62,6 +62,13 @@ func (m *Manager) Restore(ctx context.Context) error {
 			e.rec.State.Error = "the container was gone when the daemon started (the host restarted, or its runtime state was removed)"
 			e.mu.Unlock()
 			m.exitedRun(e, 1, runtime.ExitStatus{Code: 255, At: time.Now()})
+		case api.StatusCreated:
+			if st, err := m.cfg.Runtime.State(ctx, id); err == nil && st.Status == runtime.StatusCreated {
+				e.mu.Lock()
+				e.prepared = true
+				e.rec.State.Pid = st.Pid
+				e.mu.Unlock()
+			}
 		case api.StatusRestarting:
 			e.mu.Lock()
 			m.scheduleRestartLocked(e, minBackoff)

@@ -40,6 +40,8 @@ type Containers interface {
 	Restart(ctx context.Context, ref string, timeout *time.Duration) error
 	Remove(ctx context.Context, ref string, force bool) error
 	Exec(ctx context.Context, ref string, req api.ExecRequest, stdio runtime.ExecIO) (int, error)
+	Prepare(ctx context.Context, ref string) error
+	Stats(ctx context.Context, ref string) (api.ContainerStats, error)
 }
 
 // Images resolves an image reference to the image ID replicas run.
@@ -51,6 +53,7 @@ type Images interface {
 type Router interface {
 	Update(t ingress.Table) error
 	WaitIdle(ctx context.Context, endpointID string) error
+	RevisionStats(revision string) ingress.RevisionStats
 }
 
 // Config holds a Controller's dependencies.
@@ -109,6 +112,9 @@ type appState struct {
 	targets    []target
 	revErrs    map[string]revError // revision → why it cannot run
 	lastEvents map[string]time.Time
+	scalers    map[string]*scaler // revision → autoscaler
+	// preparing counts prewarmed replicas being created, per revision.
+	preparing map[string]int
 }
 
 type revError struct{ reason, message string }
@@ -146,9 +152,10 @@ func (c *Controller) Start(ctx context.Context) error {
 			c.enqueue(name)
 		}
 	}
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.worker()
 	go c.resync()
+	go c.autoscaleLoop()
 	return nil
 }
 
@@ -244,8 +251,12 @@ func (c *Controller) ContainerChanged(ctr api.Container, removed bool) {
 func (c *Controller) Activate(ctx context.Context, appName, revision string) {
 	c.mu.Lock()
 	if st := c.apps[appName]; st != nil {
+		if sc := st.scalers[revision]; sc != nil {
+			sc.dec.Activate(time.Now())
+		}
 		if st.want[revision] < 1 {
 			st.want[revision] = 1
+			c.event(st, api.EventNormal, "Activated", "revision %s: a request is waiting: starting a replica", revision)
 		}
 	}
 	c.mu.Unlock()
@@ -286,7 +297,8 @@ func (c *Controller) stateLocked(name string) *appState {
 	st := c.apps[name]
 	if st == nil {
 		st = &appState{name: name, imageIDs: map[string]string{}, replicas: map[string]*replica{},
-			creating: map[string]int{}, want: map[string]int{}, revErrs: map[string]revError{}, lastEvents: map[string]time.Time{}}
+			creating: map[string]int{}, want: map[string]int{}, revErrs: map[string]revError{}, lastEvents: map[string]time.Time{},
+			scalers: map[string]*scaler{}, preparing: map[string]int{}}
 		c.apps[name] = st
 	}
 	return st

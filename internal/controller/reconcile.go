@@ -49,6 +49,17 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Revisions that are ready for the first time (before any scaling
+	// takes their replicas away).
+	for i, rev := range st.revs {
+		if !rev.Status.Ready && c.readyReplicasLocked(st, rev.Name) > 0 {
+			st.revs[i].Status.Ready = true
+			if err := c.cfg.Store.PutRevision(ctx, st.revs[i]); err != nil {
+				return err
+			}
+			c.event(st, api.EventNormal, "RevisionReady", "revision %s is ready", rev.Name)
+		}
+	}
 	latestCreated := st.revs[len(st.revs)-1].Name
 	latestReady := c.latestReadyLocked(st)
 	targets, err := resolveTraffic(st.app.Spec.Traffic, latestReady, latestCreated)
@@ -65,16 +76,6 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	for _, r := range st.replicas {
 		if !hasRevision(st.revs, r.rev) && !r.view().terminating {
 			c.terminateLocked(st, r, "its revision was deleted")
-		}
-	}
-	// 4. Revisions that are ready for the first time.
-	for i, rev := range st.revs {
-		if !rev.Status.Ready && c.readyReplicasLocked(st, rev.Name) > 0 {
-			st.revs[i].Status.Ready = true
-			if err := c.cfg.Store.PutRevision(ctx, st.revs[i]); err != nil {
-				return err
-			}
-			c.event(st, api.EventNormal, "RevisionReady", "revision %s is ready", rev.Name)
 		}
 	}
 	c.pruneRevisionsLocked(ctx, st)
@@ -205,7 +206,8 @@ func (c *Controller) syncReplicasLocked(st *appState) {
 // trackLocked starts tracking a replica container.
 func (c *Controller) trackLocked(st *appState, ctr api.Container) *replica {
 	revName := ctr.Config.Labels[LabelRevision]
-	r := &replica{id: ctr.ID, name: ctr.Name, app: st.name, rev: revName, created: ctr.Created, wakeCh: make(chan struct{}, 1), port: 8080}
+	r := &replica{id: ctr.ID, name: ctr.Name, app: st.name, rev: revName, created: ctr.Created, wakeCh: make(chan struct{}, 1), port: 8080,
+		status: ctr.State.Status, restarts: ctr.State.RestartCount}
 	for _, rev := range st.revs {
 		if rev.Name == revName {
 			if rev.Spec.Port != 0 {
@@ -225,24 +227,37 @@ func (c *Controller) trackLocked(st *appState, ctr api.Container) *replica {
 	return r
 }
 
-// scaleRevisionLocked starts or drains replicas of rev to reach want.
+// scaleRevisionLocked starts or drains replicas of rev to reach want,
+// starting prewarmed containers first, and keeps the revision's pool of
+// prewarmed containers full.
 func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev api.Revision, want int) {
-	var live []*replica
+	var live, warm []*replica
 	for _, r := range st.replicas {
-		if r.rev == rev.Name && !r.view().terminating {
+		if r.rev != rev.Name {
+			continue
+		}
+		v := r.view()
+		if v.terminating {
+			continue
+		}
+		if v.status == api.StatusCreated && !r.isStarting() {
+			warm = append(warm, r)
+		} else {
 			live = append(live, r)
 		}
 	}
-	have := len(live) + st.creating[rev.Name]
-	if have < want {
-		if e, bad := st.revErrs[rev.Name]; bad && e.reason == api.ReasonImageNotFound {
-			return
-		}
-		imageID := st.imageIDs[rev.Name]
-		for i := have; i < want; i++ {
-			c.createReplicaLocked(st, rev, imageID)
-		}
+	if e, bad := st.revErrs[rev.Name]; bad && e.reason == api.ReasonImageNotFound {
 		return
+	}
+	imageID := st.imageIDs[rev.Name]
+	have := len(live) + st.creating[rev.Name]
+	for have < want && len(warm) > 0 {
+		c.startPrewarmedLocked(st, warm[0])
+		warm = warm[1:]
+		have++
+	}
+	for ; have < want; have++ {
+		c.createReplicaLocked(st, rev, imageID, false)
 	}
 	if len(live) > want && st.creating[rev.Name] == 0 {
 		// Remove the least useful first: not ready, then the newest.
@@ -257,33 +272,73 @@ func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev 
 			c.terminateLocked(st, r, fmt.Sprintf("revision %s wants %d replicas", rev.Name, want))
 		}
 	}
+	// The prewarm pool: only for a revision that takes traffic.
+	pool := 0
+	if st.app.Spec.Scale.Prewarm > 0 {
+		for _, t := range st.targets {
+			if t.Revision == rev.Name && t.Percent > 0 {
+				pool = st.app.Spec.Scale.Prewarm
+			}
+		}
+	}
+	for n := len(warm) + st.preparing[rev.Name]; n < pool; n++ {
+		c.createReplicaLocked(st, rev, imageID, true)
+	}
+	for len(warm) > pool {
+		c.terminateLocked(st, warm[len(warm)-1], "the prewarm pool is full")
+		warm = warm[:len(warm)-1]
+	}
 }
 
-// createReplicaLocked creates and starts one replica in the background.
-func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID string) {
+// startPrewarmedLocked starts a prewarmed replica in the background.
+func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
+	r.mu.Lock()
+	r.starting = true
+	r.mu.Unlock()
+	c.log.Info("starting prewarmed replica", "app", st.name, "replica", r.name)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := c.cfg.Containers.Start(c.bg, r.id); err != nil {
+			c.mu.Lock()
+			c.event(st, api.EventWarning, "ReplicaFailed", "prewarmed replica %s failed to start: %v", r.name, err)
+			c.mu.Unlock()
+		}
+		r.poke()
+		c.enqueue(st.name)
+	}()
+}
+
+// createReplicaLocked creates one replica in the background: started, or
+// prewarmed (created and prepared, not started).
+func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID string, prewarm bool) {
 	req, err := containerRequest(st.app, rev, imageID, replicaName(rev.Name, randomSuffix()))
 	if err != nil {
 		st.revErrs[rev.Name] = revError{api.ReasonSecretNotFound, err.Error()}
 		return
 	}
-	req.Start = true
-	st.creating[rev.Name]++
+	req.Start = !prewarm
+	counter := st.creating
+	if prewarm {
+		counter = st.preparing
+	}
+	counter[rev.Name]++
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		ctr, err := c.cfg.Containers.Create(c.bg, req)
+		if err == nil && prewarm {
+			err = c.cfg.Containers.Prepare(c.bg, ctr.ID)
+		}
 		c.mu.Lock()
-		st.creating[rev.Name]--
+		counter[rev.Name]--
 		if err != nil {
 			c.event(st, api.EventWarning, "ReplicaFailed", "replica of %s failed to start: %v", rev.Name, err)
-			if ctr.ID != "" {
-				// Created but not started: its restart policy takes over.
-				if _, ok := st.replicas[ctr.ID]; !ok {
-					c.trackLocked(st, ctr)
-				}
+		}
+		if ctr.ID != "" {
+			if _, ok := st.replicas[ctr.ID]; !ok {
+				c.trackLocked(st, ctr)
 			}
-		} else if _, ok := st.replicas[ctr.ID]; !ok {
-			c.trackLocked(st, ctr)
 		}
 		c.mu.Unlock()
 		c.enqueue(st.name)

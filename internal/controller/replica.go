@@ -33,6 +33,7 @@ type replica struct {
 	ready       bool
 	everReady   bool
 	terminating bool
+	starting    bool   // a prewarmed container is being started
 	status      string // container status
 	restarts    int // by the container's restart policy
 	probeKills  int // restarts after failed startup or liveness probes
@@ -46,6 +47,12 @@ func (r *replica) poke() {
 	case r.wakeCh <- struct{}{}:
 	default:
 	}
+}
+
+func (r *replica) isStarting() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.starting
 }
 
 func (r *replica) stopProber() {
@@ -191,6 +198,9 @@ func (c *Controller) runProber(ctx context.Context, r *replica) {
 		}
 		r.mu.Lock()
 		r.status = ctr.State.Status
+		if ctr.State.Status != api.StatusCreated {
+			r.starting = false
+		}
 		r.restarts = ctr.State.RestartCount
 		r.oomKilled = ctr.State.OOMKilled
 		if ctr.NetworkSettings != nil {

@@ -138,3 +138,9 @@ func desiredReplicas(a api.App, targets []target, latestCreated string, latestRe
 func replicaName(rev string, suffix string) string {
 	return rev + "-" + strings.ToLower(suffix)
 }
+
+// containerResources is app.ContainerResources (kept here so the
+// autoscaler reads limits the way replicas get them).
+func containerResources(r api.AppResources) (api.Resources, error) {
+	return app.ContainerResources(r)
+}

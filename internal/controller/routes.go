@@ -4,6 +4,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"time"
 
 	"skiff.dev/skiff/internal/app"
 	"skiff.dev/skiff/internal/ingress"
@@ -49,6 +50,12 @@ func (c *Controller) tableLocked() ingress.Table {
 		if rt.PathPrefix == "/" {
 			rt.PathPrefix = ""
 		}
+		if n, err := strconv.Atoi(a.Metadata.Annotations[AnnotationActivatorQueue]); err == nil && n > 0 {
+			rt.MaxQueue = n
+		}
+		if d, err := time.ParseDuration(a.Metadata.Annotations[AnnotationActivatorTimeout]); err == nil && d > 0 {
+			rt.QueueTimeout = d
+		}
 		for _, tg := range st.targets {
 			if tg.Percent == 0 {
 				continue
@@ -64,6 +71,7 @@ func (c *Controller) tableLocked() ingress.Table {
 			}
 			t.Routes = append(t.Routes, ingress.Route{
 				App: a.Metadata.Name, Hosts: []string{app.TagHost(a, tg.Tag, c.cfg.Domain)}, PathPrefix: rt.PathPrefix, Timeout: rt.Timeout,
+				MaxQueue: rt.MaxQueue, QueueTimeout: rt.QueueTimeout,
 				Backends: []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: c.endpointsLocked(st, tg.Revision)}},
 			})
 		}
