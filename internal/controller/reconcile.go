@@ -207,7 +207,7 @@ func (c *Controller) syncReplicasLocked(st *appState) {
 func (c *Controller) trackLocked(st *appState, ctr api.Container) *replica {
 	revName := ctr.Config.Labels[LabelRevision]
 	r := &replica{id: ctr.ID, name: ctr.Name, app: st.name, rev: revName, created: ctr.Created, wakeCh: make(chan struct{}, 1), port: 8080,
-		status: ctr.State.Status, restarts: ctr.State.RestartCount}
+		status: ctr.State.Status, restarts: ctr.State.RestartCount, prewarm: ctr.Config.Labels[LabelPrewarm] == "true"}
 	for _, rev := range st.revs {
 		if rev.Name == revName {
 			if rev.Spec.Port != 0 {
@@ -240,7 +240,7 @@ func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev 
 		if v.terminating {
 			continue
 		}
-		if v.status == api.StatusCreated && !r.isStarting() {
+		if r.prewarm && v.status == api.StatusCreated && !r.isStarting() {
 			warm = append(warm, r)
 		} else {
 			live = append(live, r)
@@ -318,6 +318,9 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 		return
 	}
 	req.Start = !prewarm
+	if prewarm {
+		req.Config.Labels[LabelPrewarm] = "true"
+	}
 	counter := st.creating
 	if prewarm {
 		counter = st.preparing

@@ -22,6 +22,7 @@ type replica struct {
 	port               int
 	probes             api.Probes
 	created            time.Time
+	prewarm            bool // made for the prewarm pool
 
 	wakeCh chan struct{}
 	cancel context.CancelFunc

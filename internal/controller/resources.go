@@ -14,6 +14,8 @@ import (
 const (
 	LabelApp      = "skiff.dev/app"
 	LabelRevision = "skiff.dev/revision"
+	// LabelPrewarm marks containers made for the prewarm pool.
+	LabelPrewarm = "skiff.dev/prewarm"
 )
 
 // containerRequest builds the create request of one replica of rev

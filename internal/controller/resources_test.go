@@ -1,0 +1,136 @@
+package controller
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/autoscale"
+	"skiff.dev/skiff/internal/errdefs"
+)
+
+func ptr(n int) *int { return &n }
+
+func TestResolveTraffic(t *testing.T) {
+	tests := []struct {
+		name          string
+		spec          []api.TrafficTarget
+		ready, latest string
+		want          []target
+		err           bool
+	}{
+		{"default follows latest ready", nil, "a-00001", "a-00002", []target{{"a-00001", 100, ""}}, false},
+		{"nothing ready yet", nil, "", "a-00001", []target{{"a-00001", 100, ""}}, false},
+		{"no revision", nil, "", "", nil, false},
+		{"split", []api.TrafficTarget{{Revision: "a-00001", Percent: 90}, {Latest: true, Percent: 10}}, "a-00002", "a-00002",
+			[]target{{"a-00001", 90, ""}, {"a-00002", 10, ""}}, false},
+		{"latest is the pinned one", []api.TrafficTarget{{Revision: "a-00002", Percent: 50}, {Latest: true, Percent: 50}}, "a-00002", "a-00003",
+			[]target{{"a-00002", 100, ""}}, false},
+		{"tagged kept apart", []api.TrafficTarget{{Revision: "a-00001", Percent: 100}, {Latest: true, Percent: 0, Tag: "next"}}, "a-00002", "a-00002",
+			[]target{{"a-00001", 100, ""}, {"a-00002", 0, "next"}}, false},
+		{"latest without revisions", []api.TrafficTarget{{Latest: true, Percent: 100}}, "", "", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := resolveTraffic(tc.spec, tc.ready, tc.latest)
+			if (err != nil) != tc.err || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDesiredReplicas(t *testing.T) {
+	app := func(lo, hi int) api.App {
+		return api.App{Spec: api.AppSpec{Scale: api.Scale{Min: ptr(lo), Max: ptr(hi)}}}
+	}
+	tests := []struct {
+		name          string
+		app           api.App
+		targets       []target
+		latest        string
+		latestIsReady bool
+		want          map[string]int
+		got           map[string]int
+	}{
+		{"min when no autoscaler word", app(2, 5), []target{{"a-1", 100, ""}}, "a-1", true, nil, map[string]int{"a-1": 2}},
+		{"autoscaler within bounds", app(1, 5), []target{{"a-1", 100, ""}}, "a-1", true, map[string]int{"a-1": 4}, map[string]int{"a-1": 4}},
+		{"autoscaler capped", app(1, 3), []target{{"a-1", 100, ""}}, "a-1", true, map[string]int{"a-1": 9}, map[string]int{"a-1": 3}},
+		{"zero allowed with min 0", app(0, 3), []target{{"a-1", 100, ""}}, "a-1", true, map[string]int{"a-1": 0}, map[string]int{"a-1": 0}},
+		{"rollout: new revision gets one while not ready", app(0, 3), []target{{"a-1", 100, ""}}, "a-2", false, map[string]int{"a-1": 2}, map[string]int{"a-1": 2, "a-2": 1}},
+		{"rollout with min 2", app(2, 3), []target{{"a-1", 100, ""}}, "a-2", false, nil, map[string]int{"a-1": 2, "a-2": 2}},
+		{"0% revisions get none", app(1, 3), []target{{"a-1", 100, ""}, {"a-2", 0, ""}}, "a-1", true, nil, map[string]int{"a-1": 1}},
+		{"tagged 0% revision is kept", app(1, 3), []target{{"a-1", 100, ""}, {"a-2", 0, "next"}}, "a-2", true, nil, map[string]int{"a-1": 1, "a-2": 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := desiredReplicas(tc.app, tc.targets, tc.latest, tc.latestIsReady, tc.want)
+			if !reflect.DeepEqual(got, tc.got) {
+				t.Fatalf("got %v, want %v", got, tc.got)
+			}
+		})
+	}
+}
+
+func TestContainerRequest(t *testing.T) {
+	a := api.App{Metadata: api.ObjectMeta{Name: "shop"}}
+	rev := api.Revision{Name: "shop-00002", Spec: api.RevisionSpec{
+		Image: "shop:1", Command: []string{"/srv"}, Args: []string{"-v"}, Port: 9000,
+		Env:       []api.EnvVar{{Name: "MODE", Value: "prod"}},
+		Resources: api.AppResources{CPU: "500m", Memory: "64Mi", Pids: 50},
+		Volumes:   []api.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: true}},
+	}}
+	req, err := containerRequest(a, rev, "sha256:abc", "shop-00002-xyz12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := req.Config
+	want := api.ContainerConfig{
+		Image: "sha256:abc", Entrypoint: []string{"/srv"}, Cmd: []string{"-v"},
+		Env:            []string{"PORT=9000", "SKIFF_APP=shop", "SKIFF_REVISION=shop-00002", "MODE=prod"},
+		Labels:         map[string]string{LabelApp: "shop", LabelRevision: "shop-00002"},
+		Resources:      api.Resources{NanoCPUs: 5e8, MemoryBytes: 64 << 20, PidsLimit: 50},
+		RestartPolicy:  api.RestartPolicy{Name: api.RestartAlways},
+		Network:        api.DefaultNetwork,
+		NetworkAliases: []string{"shop", "shop-00002"},
+		Mounts:         []api.Mount{{Type: api.MountVolume, Source: "data", Target: "/data", ReadOnly: true}},
+	}
+	if !reflect.DeepEqual(c, want) || req.Name != "shop-00002-xyz12" {
+		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
+	rev.Spec.Env = []api.EnvVar{{Name: "PW", SecretRef: "db/password"}}
+	if _, err := containerRequest(a, rev, "sha256:abc", "x"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("secret ref: %v", err)
+	}
+}
+
+func TestScaleSpec(t *testing.T) {
+	a := api.App{
+		Metadata: api.ObjectMeta{Annotations: map[string]string{AnnotationWindow: "6s", AnnotationPanicWindow: "500ms"}},
+		Spec:     api.AppSpec{Scale: api.Scale{Min: ptr(0), Max: ptr(4), RPS: 20, IdleTimeout: api.Duration{Duration: 5 * time.Second}}},
+	}
+	got := scaleSpec(a)
+	want := autoscale.Spec{Min: 0, Max: 4, Metric: autoscale.RPS, Target: 20, StableWindow: 6 * time.Second, PanicWindow: 500 * time.Millisecond, IdleTimeout: 5 * time.Second}
+	if got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestPace(t *testing.T) {
+	tests := []struct {
+		since, period, want time.Duration
+	}{
+		{0, time.Second, fastProbe},
+		{2 * time.Second, time.Second, fastProbe},
+		{5 * time.Second, time.Second, mediumProbe},
+		{time.Minute, time.Second, time.Second},
+		{0, 500 * time.Microsecond, 500 * time.Microsecond},
+	}
+	for _, tc := range tests {
+		if got := pace(tc.since, tc.period); got != tc.want {
+			t.Errorf("pace(%v, %v) = %v, want %v", tc.since, tc.period, got, tc.want)
+		}
+	}
+}
