@@ -364,9 +364,14 @@ func (c *Controller) terminateLocked(st *appState, r *replica, why string) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.bg), 5*time.Minute)
+		// The drain ends with the controller: a daemon that stops leaves the
+		// replica running, and the next daemon drains it again.
+		ctx, cancel := context.WithTimeout(c.bg, 5*time.Minute)
 		defer cancel()
 		if err := c.cfg.Router.WaitIdle(ctx, r.id); err != nil {
+			if c.bg.Err() != nil {
+				return
+			}
 			c.log.Warn("drain replica", "replica", r.name, "err", err)
 		}
 		r.stopProber()
