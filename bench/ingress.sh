@@ -85,10 +85,12 @@ CADDY_VERSION=$(go version -m "$CADDY" | awk '$2 == "github.com/caddyserver/cadd
 # --- start -------------------------------------------------------------
 HOST=127.0.0.1 PORT=$BACKEND_PORT "$T/hello" >"$T/hello.log" 2>&1 &
 PIDS+=($!)
+BACKEND_PID=$!
 wait_port "$BACKEND_PORT" replica
 
 "$T/ingressbench" -listen "127.0.0.1:$SKIFF_PORT" -backend "127.0.0.1:$BACKEND_PORT" -host "$VHOST" >"$T/skiff.log" 2>&1 &
 PIDS+=($!)
+SKIFF_PID=$!
 
 mkdir -p "$T/nginx"
 cat >"$T/nginx/nginx.conf" <<EOF
@@ -123,6 +125,7 @@ http {
 EOF
 nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -g 'daemon off;' >"$T/nginx/out.log" 2>&1 &
 PIDS+=($!)
+NGINX_PID=$!
 
 cat >"$T/Caddyfile" <<EOF
 {
@@ -143,12 +146,26 @@ http://:$CADDY_PORT {
 EOF
 XDG_DATA_HOME=$T XDG_CONFIG_HOME=$T "$CADDY" run --config "$T/Caddyfile" --adapter caddyfile >"$T/caddy.log" 2>&1 &
 PIDS+=($!)
+CADDY_PID=$!
 
 wait_port "$SKIFF_PORT" "skiff ingress"
 wait_port "$NGINX_PORT" nginx
 wait_port "$CADDY_PORT" Caddy
 
 declare -A PORTS=([direct]=$BACKEND_PORT [skiff]=$SKIFF_PORT [nginx]=$NGINX_PORT [caddy]=$CADDY_PORT)
+# The process whose CPU time is charged to each target: the proxy (nginx
+# with its workers), or for direct the replica itself.
+declare -A CPU_PID=([direct]=$BACKEND_PID [skiff]=$SKIFF_PID [nginx]=$NGINX_PID [caddy]=$CADDY_PID)
+TICK=$(getconf CLK_TCK)
+# cpu_ticks pid: user+system ticks of pid and its children processes.
+cpu_ticks() {
+	local sum=0 f
+	for p in $1 $(pgrep -P "$1"); do
+		read -r -a f <"/proc/$p/stat" || continue
+		sum=$((sum + f[13] + f[14]))
+	done
+	echo "$sum"
+}
 TARGETS=(direct skiff nginx caddy)
 for t in "${TARGETS[@]}"; do
 	body=$(curl -fsS -H "Host: $VHOST" "http://127.0.0.1:${PORTS[$t]}/" 2>&1) || {
@@ -161,20 +178,24 @@ cat >"$T/moderate.lua" <<EOF
 function delay() return $MOD_DELAY_MS end
 EOF
 
-# wrk_run target kind round: runs wrk, appends "kind target rps p50 p90 p99" (ms).
+# wrk_run target kind round: runs wrk, appends "kind round target rps
+# p50 p90 p99 cpu" to results.txt (latencies in ms, cpu in us of the
+# target's process per request).
 wrk_run() {
-	local target=$1 kind=$2 out
+	local target=$1 kind=$2 round=$3 out c0 c1
+	c0=$(cpu_ticks "${CPU_PID[$target]}")
 	if [[ $kind == full ]]; then
 		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $VHOST" "http://127.0.0.1:${PORTS[$target]}/")
 	else
 		out=$(wrk -t1 -c"$MOD_CONNS" -d"$DURATION" --latency -s "$T/moderate.lua" -H "Host: $VHOST" "http://127.0.0.1:${PORTS[$target]}/")
 	fi
+	c1=$(cpu_ticks "${CPU_PID[$target]}")
 	echo "$out" >>"$T/wrk-$target-$kind.txt"
 	if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
 		log "$target ($kind): wrk saw errors:"
 		grep "Non-2xx\|Socket errors" <<<"$out" >&2
 	fi
-	awk -v target="$target" -v kind="$kind" '
+	awk -v target="$target" -v kind="$kind" -v round="$round" -v ticks=$((c1 - c0)) -v tick="$TICK" '
 		function ms(v) {
 			if (v ~ /us$/) return substr(v, 1, length(v)-2) / 1000
 			if (v ~ /ms$/) return substr(v, 1, length(v)-2) + 0
@@ -184,8 +205,9 @@ wrk_run() {
 		/^ +50%/ { p50 = ms($2) }
 		/^ +90%/ { p90 = ms($2) }
 		/^ +99%/ { p99 = ms($2) }
+		/requests in/ { n = $1 }
 		/^Requests\/sec:/ { rps = $2 }
-		END { printf "%s %s %s %s %s %s\n", kind, target, rps, p50, p90, p99 }
+		END { printf "%s %s %s %s %s %s %s %.1f\n", kind, round, target, rps, p50, p90, p99, ticks / tick / n * 1e6 }
 	' <<<"$out" >>"$T/results.txt"
 }
 
@@ -201,55 +223,65 @@ for round in $(seq "$ROUNDS"); do
 	for kind in full moderate; do
 		for t in "${order[@]}"; do
 			log "round $round/$ROUNDS: $t ($kind)"
-			wrk_run "$t" "$kind"
+			wrk_run "$t" "$kind" "$round"
 		done
 	done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report ------------------------------------------------------------
-# median kind target column(3=rps 4=p50 5=p90 6=p99)
+# median kind target column (4=rps 5=p50 6=p90 7=p99 8=cpu)
 median() {
-	awk -v k="$1" -v t="$2" -v c="$3" '$1==k && $2==t {print $c}' "$T/results.txt" | sort -g |
+	awk -v k="$1" -v t="$2" -v c="$3" '$1==k && $3==t {print $c}' "$T/results.txt" | sort -g |
+		awk '{v[NR]=$1} END { if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'
+}
+# ratio_median kind a b column: the median over rounds of a's value over
+# b's in the same round (each round runs both within seconds, so a ratio
+# is less exposed to the machine's other load than two medians).
+ratio_median() {
+	awk -v k="$1" -v a="$2" -v b="$3" -v c="$4" '$1==k && $3==a {x[$2]=$c} $1==k && $3==b {y[$2]=$c}
+		END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$T/results.txt" | sort -g |
+		awk '{v[NR]=$1} END { if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'
+}
+# added_median kind a column: the median over rounds of a's value minus
+# direct's in the same round.
+added_median() {
+	awk -v k="$1" -v a="$2" -v c="$3" '$1==k && $3==a {x[$2]=$c} $1==k && $3=="direct" {y[$2]=$c}
+		END { for (r in x) print x[r] - y[r] }' "$T/results.txt" | sort -g |
 		awk '{v[NR]=$1} END { if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2 }'
 }
 fmt() { awk -v v="$1" -v d="$2" 'BEGIN { printf "%.*f", d, v }'; }
 
 echo "## Ingress: skiff vs nginx vs Caddy (wrk, loopback)"
 echo
-echo "Replica: \`$BACKEND_SRC\` (Go, GET / → 17-byte text). Proxies with keep-alive to it:"
-echo "skiff \`bench/ingressbench\` (internal/ingress), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (\`worker_processes auto\`, upstream \`keepalive 256\`),"
-echo "Caddy $CADDY_VERSION (\`reverse_proxy\`, keep-alive). $(nproc) CPUs shared by wrk, replica and proxy;"
+echo "Replica: \`$BACKEND_SRC\` (Go, GET /). Proxies with keep-alive to it:"
+echo "skiff \`bench/ingressbench\` (internal/ingress, the daemon's code), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (\`worker_processes auto\`, upstream \`keepalive 256\`),"
+echo "Caddy $CADDY_VERSION (\`reverse_proxy\`, 256 idle connections per host). $(nproc) CPUs shared by wrk, replica and proxy;"
 echo "$(go version | awk '{print $3}'); medians of $ROUNDS interleaved rounds of $DURATION each; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+echo "CPU µs/request is the proxy's own CPU time (for direct: the replica's) divided by the requests served."
 echo
 echo "### Saturated: \`wrk -t$THREADS -c$CONNS -d$DURATION --latency\`"
 echo
-echo "| target | requests/s | vs direct | p50 ms | p90 ms | p99 ms |"
-echo "|---|---:|---:|---:|---:|---:|"
-DIRECT_RPS=$(median full direct 3)
+echo "| target | requests/s | vs direct | p50 ms | p90 ms | p99 ms | CPU µs/request |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for t in "${TARGETS[@]}"; do
-	rps=$(median full "$t" 3)
-	echo "| $t | $(fmt "$rps" 0) | $(fmt "$(awk -v a="$rps" -v b="$DIRECT_RPS" 'BEGIN{print a/b}')" 2) | $(fmt "$(median full "$t" 4)" 3) | $(fmt "$(median full "$t" 5)" 3) | $(fmt "$(median full "$t" 6)" 3) |"
+	echo "| $t | $(fmt "$(median full "$t" 4)" 0) | $(fmt "$(ratio_median full "$t" direct 4)" 2) | $(fmt "$(median full "$t" 5)" 3) | $(fmt "$(median full "$t" 6)" 3) | $(fmt "$(median full "$t" 7)" 3) | $(fmt "$(median full "$t" 8)" 1) |"
 done
 echo
 echo "### Moderate: \`wrk -t1 -c$MOD_CONNS -d$DURATION\`, each connection pausing ${MOD_DELAY_MS} ms between requests"
 echo
 echo "| target | requests/s | p50 ms | p90 ms | p99 ms | p99 added vs direct ms |"
 echo "|---|---:|---:|---:|---:|---:|"
-DIRECT_P99=$(median moderate direct 6)
 for t in "${TARGETS[@]}"; do
-	p99=$(median moderate "$t" 6)
 	added="–"
-	[[ $t != direct ]] && added=$(fmt "$(awk -v a="$p99" -v b="$DIRECT_P99" 'BEGIN{print a-b}')" 3)
-	echo "| $t | $(fmt "$(median moderate "$t" 3)" 0) | $(fmt "$(median moderate "$t" 4)" 3) | $(fmt "$(median moderate "$t" 5)" 3) | $(fmt "$p99" 3) | $added |"
+	[[ $t != direct ]] && added=$(fmt "$(added_median moderate "$t" 7)" 3)
+	echo "| $t | $(fmt "$(median moderate "$t" 4)" 0) | $(fmt "$(median moderate "$t" 5)" 3) | $(fmt "$(median moderate "$t" 6)" 3) | $(fmt "$(median moderate "$t" 7)" 3) | $added |"
 done
 echo
-S=$(median full skiff 3)
-N=$(median full nginx 3)
-C=$(median full caddy 3)
-echo "Saturated throughput: skiff/Caddy = $(fmt "$(awk -v a="$S" -v b="$C" 'BEGIN{print a/b}')" 2) (target ≥ 1), skiff/nginx = $(fmt "$(awk -v a="$S" -v b="$N" 'BEGIN{print a/b}')" 2) (target ≥ 0.8)."
+echo "Saturated throughput, median of the per-round ratios: skiff/Caddy = $(fmt "$(ratio_median full skiff caddy 4)" 2) (target ≥ 1),"
+echo "skiff/nginx = $(fmt "$(ratio_median full skiff nginx 4)" 2) (target ≥ 0.8). Moderate load: skiff adds $(fmt "$(added_median moderate skiff 7)" 3) ms at p99 (target ≤ 1 ms)."
 echo
-echo "<details><summary>every run (kind target requests/s p50 p90 p99 ms)</summary>"
+echo "<details><summary>every run (kind round target requests/s p50 p90 p99 ms, CPU µs/request)</summary>"
 echo
 echo '```'
 cat "$T/results.txt"

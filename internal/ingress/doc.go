@@ -13,26 +13,34 @@
 //     unknown host is answered 404 "no app serves host X".
 //   - Balancing. A route's traffic is split across revisions by
 //     Backend.Percent; within a revision, a request goes to the less busy
-//     (fewer requests in flight) of two randomly drawn endpoints. The
-//     request path takes no lock: an atomic snapshot pointer, a map
-//     lookup, atomic counters.
-//   - Proxying. net/http/httputil.ReverseProxy does the HTTP work: hop-by-hop
-//     headers are stripped, X-Forwarded-For is appended to,
-//     X-Forwarded-Host and X-Forwarded-Proto are set, the client's Host is
-//     kept; responses of unknown length and Server-Sent Events are
-//     flushed as they arrive; WebSocket (and any HTTP/1.1 Upgrade) is
-//     tunnelled. Clients may speak HTTP/1.1 or cleartext HTTP/2 (prior
-//     knowledge, as `curl --http2-prior-knowledge`); replicas are spoken
-//     to in HTTP/1.1 over one keep-alive connection pool per replica.
+//     (fewer requests in flight) of two randomly drawn endpoints. Routing
+//     takes no lock: an atomic snapshot pointer, a map lookup, atomic
+//     counters.
+//   - Proxying. Hop-by-hop headers are stripped, X-Forwarded-For is
+//     appended to, X-Forwarded-Host and X-Forwarded-Proto are set, the
+//     client's Host is kept, the path is passed unchanged. Responses of
+//     unknown length and Server-Sent Events are flushed as they arrive;
+//     trailers and 1xx interim responses (103 Early Hints) pass through;
+//     WebSocket (any HTTP/1.1 Upgrade) is tunnelled. Clients speak
+//     HTTP/1.1 or cleartext HTTP/2 (prior knowledge, as
+//     `curl --http2-prior-knowledge`); replicas are spoken to in HTTP/1.1
+//     over kept-alive connections, pooled per replica.
+//   - Timeouts. Route.Timeout bounds a request from the moment it is sent
+//     to a replica to the end of its response, writes to the client
+//     included (WebSocket sessions and event streams too: give such apps
+//     a long timeout).
 //   - Failures are answered by the ingress with a short text/plain body
 //     naming the app: 502 when a replica fails ("app X: replica Y failed:
 //     connection refused"), 504 when it does not answer within the
 //     route's Timeout, 503 when no replica became ready in time or too
-//     many requests are held.
+//     many requests are held. A bodyless idempotent request whose kept-
+//     alive connection turns out closed by the replica is retried once on
+//     a new connection.
 //   - Draining. Once Update returns, endpoints absent from the new table
 //     get no new request; WaitIdle returns when their last request in
 //     flight has finished. Remove, WaitIdle, then stop the replica: no
-//     request fails because of a scale-down or a rollout.
+//     request fails because of a scale-down or a rollout. A client that
+//     leaves cancels its request to the replica.
 //   - Activation. A request whose chosen revision has no endpoint is held
 //     (per app at most Route.MaxQueue, each at most Route.QueueTimeout)
 //     and the Activator is asked for a replica, once per wave of held
@@ -43,7 +51,17 @@
 //     flight (held ones included), the held ones, and a monotonic request
 //     count, read straight from the counters the request path keeps.
 //
-// Listening on port 80: set the daemon's ingress address to ":80" (or
-// "0.0.0.0:80"); binding a port below 1024 needs root or
-// CAP_NET_BIND_SERVICE. See README.md in this directory.
+// How requests are served (see README.md for the measurements): plain
+// HTTP/1.1 requests (no body, no upgrade) are read by the ingress's own
+// connection loop (front.go) and proxied over its own per-replica
+// connection pool in the request's goroutine (fastpath.go, upstream.go).
+// The first request on a connection that is not plain — a body, an
+// upgrade, HTTP/1.0 or HTTP/2, anything malformed — hands the connection,
+// with the bytes read so far, to a net/http server, whose requests with
+// bodies and upgrades go through httputil.ReverseProxy. The same
+// behaviour tests run against the three ways.
+//
+// Listening on port 80: set the ingress address to ":80" (or a host's
+// address and 80); binding a port below 1024 needs root or
+// CAP_NET_BIND_SERVICE. See README.md.
 package ingress

@@ -84,13 +84,13 @@ func (c *frontConn) setUpstream(u *upConn) bool {
 // clientGone cancels the request in flight: its context, and its
 // exchange with a replica.
 func (c *frontConn) clientGone() {
+	c.cancel() // first: the aborted exchange must see it
 	c.abortMu.Lock()
 	c.gone = true
 	if c.upstream != nil {
 		c.upstream.nc.SetDeadline(aLongTimeAgo)
 	}
 	c.abortMu.Unlock()
-	c.cancel()
 }
 
 // Connection states, for Shutdown.
@@ -187,6 +187,7 @@ func (p *Proxy) serveFrontConn(nc net.Conn) {
 		}
 		c.cancel()
 		if !handedOff {
+			c.bw.Flush() // answers to pipelined requests, if any
 			nc.Close()
 		}
 		p.trackConn(c, false)
@@ -217,6 +218,9 @@ func (c *frontConn) serve() (handedOff bool) {
 			// half the idle timeout and the whole of it.
 			c.idleDeadline = now.Add(p.cfg.ClientIdleTimeout)
 			c.nc.SetReadDeadline(c.idleDeadline)
+			if c.state.Load() == connClosing {
+				return false // Shutdown's deadline may have been overwritten
+			}
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return false
@@ -369,7 +373,6 @@ func (c *frontConn) serveRequest(req *http.Request) bool {
 		return false
 	}
 	if c.writeDeadline {
-		c.bw.Flush()
 		c.nc.SetWriteDeadline(time.Time{})
 		c.writeDeadline = false
 	}

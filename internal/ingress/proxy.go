@@ -268,7 +268,7 @@ func (p *Proxy) closeIdleFront() {
 	p.connsMu.Lock()
 	defer p.connsMu.Unlock()
 	for c := range p.conns {
-		if c.state.CompareAndSwap(connIdle, connClosing) {
+		if c.state.CompareAndSwap(connIdle, connClosing) || c.state.Load() == connClosing {
 			c.nc.SetReadDeadline(aLongTimeAgo)
 		}
 	}
