@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"skiff.dev/skiff/api"
@@ -80,8 +81,7 @@ func TestCrashLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, netip.Addr{})
 	ports := []api.PortMapping{{ContainerPort: 80}, {ContainerPort: 53, Protocol: "udp"}}
-	// A daemon attaches containers, then dies without tearing them down
-	// (Close leaves what its death leaves: every host object).
+	// A daemon attaches containers, then dies without tearing them down.
 	m1, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestRestartKeepsRunningContainers(t *testing.T) {
 	echoServer(t, web.NetNS, ":8080", "web")
 	published := fmt.Sprintf("127.0.0.1:%d", web.Ports[0].HostPort)
 	mustAsk(t, "", published, "web")
-	m1.Close()
+	abandon(m1) // the daemon dies
 	// While no daemon runs, the container stays reachable.
 	mustAsk(t, "", published, "web")
 
@@ -185,5 +185,103 @@ func TestRestartKeepsRunningContainers(t *testing.T) {
 	l.Close()
 	if c := countObjects(t, m2); c.Leases != 2 || c.Veths != 2 {
 		t.Fatalf("after restore: %+v, want 2 leases and veths (web, client)", c)
+	}
+}
+
+func TestCloseKeepsOnlyWhatContainersNeed(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, netip.Addr{})
+	m1, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if m, err := New(ctx, cfg); err == nil {
+			m.RemoveAll(ctx)
+		}
+	})
+	if _, err := m1.Create(ctx, api.NetworkCreateRequest{Name: "idle"}); err != nil {
+		t.Fatal(err)
+	}
+	webID, _ := container(t, "web")
+	web, err := m1.Setup(ctx, SetupRequest{ContainerID: webID, Name: "web", Ports: []api.PortMapping{{ContainerPort: 8080}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoServer(t, web.NetNS, ":8080", "web")
+	published := fmt.Sprintf("127.0.0.1:%d", web.Ports[0].HostPort)
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The idle network's bridge went; the container's stayed, and works.
+	if c := countObjects(t, m1); c.Bridges != 1 || c.Veths != 1 || c.NetNS != 1 {
+		t.Fatalf("after a graceful stop with one container: %+v", c)
+	}
+	mustAsk(t, "", published, "web")
+	mustAsk(t, "", net.JoinHostPort(web.IP, "8080"), "web")
+
+	// The next daemon makes the idle network's bridge again.
+	m2, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Restore(ctx, map[string]bool{webID: true}); err != nil {
+		t.Fatal(err)
+	}
+	if c := countObjects(t, m2); c.Bridges != 2 {
+		t.Fatalf("after restart: %+v", c)
+	}
+	mustAsk(t, "", published, "web")
+	// Without containers, a graceful stop leaves nothing on the host.
+	if err := m2.Teardown(ctx, webID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c := countObjects(t, m2); c.Bridges != 0 || c.Rules != 0 || c.Veths != 0 || c.NetNS != 0 {
+		t.Fatalf("after a graceful stop without containers: %+v", c)
+	}
+	if mounted, _ := isMountPoint(m2.netnsDir); mounted {
+		t.Fatal("the namespace directory is still mounted")
+	}
+}
+
+func TestDeadInstancesAreCollected(t *testing.T) {
+	ctx := context.Background()
+	dead := testConfig(t, netip.Addr{})
+	m1, err := New(ctx, dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := container(t, "c")
+	if _, err := m1.Setup(ctx, SetupRequest{ContainerID: id, Name: "c", Ports: []api.PortMapping{{ContainerPort: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	abandon(m1)
+	if c := countObjects(t, m1); c.Bridges != 1 || c.Veths != 1 || c.Rules == 0 {
+		t.Fatalf("the dead daemon left %+v", c)
+	}
+	// While its state exists, another daemon leaves it alone.
+	m2, err := New(ctx, testConfig(t, netip.Addr{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2.RemoveAll(ctx)
+	if c := countObjects(t, m1); c.Bridges != 1 || c.Veths != 1 {
+		t.Fatalf("a dead daemon's objects were collected while its state exists: %+v", c)
+	}
+	// Once its state is gone, the next daemon to start collects it.
+	removeNetNS(m1.NetNSPath(id))
+	unmountDir(m1.netnsDir)
+	if err := os.RemoveAll(dead.StateDir); err != nil {
+		t.Fatal(err)
+	}
+	newManager(t, testConfig(t, netip.Addr{}))
+	if c := countObjects(t, m1); c.Bridges != 0 || c.Veths != 0 || c.Rules != 0 {
+		t.Fatalf("a dead daemon's objects were not collected: %+v", c)
+	}
+	if _, err := os.Stat(filepath.Join(instanceDir, dead.Instance+".lock")); !os.IsNotExist(err) {
+		t.Fatalf("its lock file: %v", err)
 	}
 }

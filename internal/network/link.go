@@ -83,6 +83,14 @@ func ensureBridge(name string, subnet netip.Prefix, gw netip.Addr, warmName stri
 	if err := writeSysctl(filepath.Join("/proc/sys/net/ipv4/conf", name, "route_localnet"), "1"); err != nil {
 		return 0, err
 	}
+	// Networks are IPv4 only: without an IPv6 address on the bridge, a
+	// container cannot reach the host over IPv6 link-local addresses,
+	// around the firewall rules (for instance from an internal network).
+	if v6 := filepath.Join("/proc/sys/net/ipv6/conf", name, "disable_ipv6"); fileExists(v6) {
+		if err := writeSysctl(v6, "1"); err != nil {
+			return 0, err
+		}
+	}
 	return link.Attrs().Index, nil
 }
 
@@ -308,4 +316,9 @@ func linkNamesWithPrefix(prefix string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -80,6 +80,13 @@ func newManager(t testing.TB, cfg Config) *Manager {
 	return m
 }
 
+// abandon drops a Manager the way a daemon's death does: its sockets
+// close and its instance lock is released, every host object stays.
+func abandon(m *Manager) {
+	m.release()
+	unlockInstance(m.instanceLock, false)
+}
+
 // inNS runs fn on an OS thread inside the network namespace at path.
 func inNS(path string, fn func() error) error {
 	errc := make(chan error, 1)

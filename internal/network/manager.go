@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 
@@ -69,6 +70,8 @@ type Manager struct {
 	dns          map[string]*dns.Server    // network ID → DNS server
 	reservations map[string][]*reservation // container ID → held ports
 	closed       bool
+	// instanceLock is held while the Manager lives (see instance.go).
+	instanceLock *os.File
 }
 
 var (
@@ -124,6 +127,9 @@ func New(ctx context.Context, cfg Config) (_ *Manager, err error) {
 	if m.fw, err = firewall.New(cfg.Instance); err != nil {
 		return nil, err
 	}
+	if m.instanceLock, err = lockInstance(cfg.Instance, cfg.StateDir); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -138,6 +144,12 @@ func New(ctx context.Context, cfg Config) (_ *Manager, err error) {
 	if err := m.fw.Install(ctx); err != nil {
 		return nil, err
 	}
+	unlock, err := lockHost()
+	if err != nil {
+		return nil, errdefs.Unavailable("%v", err)
+	}
+	defer unlock()
+	m.collectDeadInstances(ctx)
 	if err := m.ensureDefault(ctx); err != nil {
 		return nil, err
 	}
@@ -145,11 +157,6 @@ func New(ctx context.Context, cfg Config) (_ *Manager, err error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockHost()
-	if err != nil {
-		return nil, errdefs.Unavailable("%v", err)
-	}
-	defer unlock()
 	for _, n := range nets {
 		if n.Driver != driverBridge {
 			continue
@@ -364,25 +371,76 @@ func (m *Manager) removeOrphanBridges(nets []netRecord) error {
 	return errors.Join(errs...)
 }
 
-// Close stops the DNS servers and releases the port reservations. Host
-// objects (bridges, namespaces, veths, rules) stay, so running containers
-// keep their networking while no daemon runs.
+// Close stops the DNS servers and releases the port reservations. What
+// running containers need stays on the host (their namespaces and veths,
+// their networks' bridges and rules), so they keep their networking while
+// no daemon runs; the bridges of networks without containers, and skiff's
+// chains when no container is attached at all, are removed (New makes
+// them again).
 func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.release() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := m.removeIdle(ctx)
+	unlockInstance(m.instanceLock, false)
+	return err
+}
+
+// release stops the DNS servers and closes the port reservations, as the
+// daemon's exit would; it reports false when that was done already.
+func (m *Manager) release() bool {
 	m.objMu.Lock()
 	servers := m.dns
 	res := m.reservations
+	was := m.closed
 	m.dns = map[string]*dns.Server{}
 	m.reservations = map[string][]*reservation{}
 	m.closed = true
 	m.objMu.Unlock()
-	var errs []error
 	for _, s := range servers {
-		errs = append(errs, s.Close())
+		s.Close()
 	}
 	for _, rs := range res {
 		for _, r := range rs {
 			r.Close()
 		}
 	}
+	return !was
+}
+
+// removeIdle deletes the host objects no attachment needs.
+func (m *Manager) removeIdle(ctx context.Context) error {
+	nets, err := listNetworks(ctx, m.db)
+	if err != nil {
+		return err
+	}
+	eps, err := listEndpoints(ctx, m.db, "")
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for _, ep := range eps {
+		used[ep.NetworkID] = true
+	}
+	var errs []error
+	var keep []firewall.Network
+	for _, n := range nets {
+		if n.Driver != driverBridge {
+			continue
+		}
+		if used[n.ID] {
+			keep = append(keep, firewall.Network{Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal})
+			continue
+		}
+		errs = append(errs, deleteLink(n.Bridge))
+	}
+	if len(eps) > 0 {
+		return errors.Join(append(errs, m.fw.SetNetworks(ctx, keep))...)
+	}
+	errs = append(errs, m.fw.Uninstall(ctx), removeOrphanNetNS(m.netnsDir, nil), unmountDir(m.netnsDir))
 	return errors.Join(errs...)
 }

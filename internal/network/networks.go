@@ -357,13 +357,16 @@ func (m *Manager) RemoveAll(ctx context.Context) error {
 	for _, n := range nets {
 		errs = append(errs, m.destroyNetwork(ctx, n))
 	}
-	errs = append(errs, m.syncPortRules(ctx, ""), m.fw.Uninstall(ctx), m.Close())
+	m.release()
+	errs = append(errs, m.syncPortRules(ctx, ""), m.fw.Uninstall(ctx))
 	if err := removeOrphanNetNS(m.netnsDir, nil); err != nil {
 		errs = append(errs, err)
 	}
 	if err := unmountDir(m.netnsDir); err != nil {
 		errs = append(errs, err)
 	}
+	unlockInstance(m.instanceLock, true)
+	m.instanceLock = nil
 	return errors.Join(errs...)
 }
 

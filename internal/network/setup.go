@@ -428,7 +428,9 @@ func (m *Manager) Restore(ctx context.Context, live map[string]bool) error {
 	if names, err := linkNamesWithPrefix(m.vethPrefix()); err != nil {
 		errs = append(errs, err)
 	} else {
-		for _, name := range names {
+		// Also the short-lived veths that activate a new bridge.
+		warm, _ := linkNamesWithPrefix("sw" + m.cfg.Instance)
+		for _, name := range append(names, warm...) {
 			if !keepVeth[name] {
 				m.log.Info("removing left-over veth", "veth", name)
 				errs = append(errs, deleteLink(name))
