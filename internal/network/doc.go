@@ -13,7 +13,9 @@
 //     the containers still running, keeps their attachments (DNS names,
 //     port reservations, rules) and tears down everything else, also what
 //     a crash left half done. Close stops the DNS servers and leaves the
-//     host objects of running containers in place.
+//     host objects of running containers in place, removing the rest (New
+//     makes them again). A daemon starting also removes the host objects
+//     of dead daemons whose state directory is gone (see instance.go).
 //   - Setup gives a container its network namespace at NetNSPath: a
 //     bridge network's address (leased in the state database: never
 //     handed out twice, also across a crash), loopback up, a default
