@@ -53,12 +53,14 @@ func main() {
 	defer os.RemoveAll(work)
 	argv := strings.Fields(*args)
 
-	tools := []*tool{{name: "skiff run --rm", cmd: func(int) *exec.Cmd {
+	tools := []*tool{{name: "skiff run --rm (bridge network)", cmd: func(int) *exec.Cmd {
 		return exec.Command(*skiff, append([]string{"--socket", *socket, "run", "--rm", *image}, argv...)...)
+	}}, {name: "skiff run --rm --network none", cmd: func(int) *exec.Cmd {
+		return exec.Command(*skiff, append([]string{"--socket", *socket, "run", "--rm", "--network", "none", *image}, argv...)...)
 	}}}
 	if *extraSock != "" {
-		tools = append(tools, &tool{name: "skiff run --rm (crun)", cmd: func(int) *exec.Cmd {
-			return exec.Command(*skiff, append([]string{"--socket", *extraSock, "run", "--rm", *image}, argv...)...)
+		tools = append(tools, &tool{name: "skiff run --rm --network none (crun)", cmd: func(int) *exec.Cmd {
+			return exec.Command(*skiff, append([]string{"--socket", *extraSock, "run", "--rm", "--network", "none", *image}, argv...)...)
 		}})
 	}
 
@@ -130,7 +132,7 @@ func report(tools []*tool) {
 // same image and command, with the image's files copied to a plain rootfs.
 func prepareBundle(work string, argv []string) string {
 	name := fmt.Sprintf("startbench-ref-%d", os.Getpid())
-	out, err := exec.Command(*skiff, append([]string{"--socket", *socket, "create", "--name", name, *image}, argv...)...).CombinedOutput()
+	out, err := exec.Command(*skiff, append([]string{"--socket", *socket, "create", "--network", "none", "--name", name, *image}, argv...)...).CombinedOutput()
 	must(err, "create reference container: "+string(out))
 	id := strings.TrimSpace(string(out))
 	defer exec.Command(*skiff, "--socket", *socket, "rm", "-f", name).Run()
