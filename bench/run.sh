@@ -25,7 +25,7 @@ machine() {
 	echo "Machine: $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r); $(runc --version | head -1); $(conmon --version | head -1); $(podman --version 2>/dev/null || true). Date: $(date -u +%Y-%m-%d)."
 }
 
-"$SKIFF" daemon --root "$ROOT" --socket "$SOCK" >"$WORK/daemon.log" 2>&1 &
+"$SKIFF" daemon --root "$ROOT" --socket "$SOCK" --ingress-addr 127.0.0.1:0 >"$WORK/daemon.log" 2>&1 &
 DPID=$!
 for _ in $(seq 200); do "$SKIFF" --socket "$SOCK" info >/dev/null 2>&1 && break; sleep 0.05; done
 go build -o "$WORK/hello-ctx/hello" ./examples/hello
@@ -40,7 +40,7 @@ printf 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n' >"$WORK/bb/Dockerfile"
 
 CRUN_ARGS=()
 if command -v crun >/dev/null; then
-	"$SKIFF" daemon --root "$WORK/root-crun" --socket "$WORK/crun.sock" --runtime crun >"$WORK/daemon-crun.log" 2>&1 &
+	"$SKIFF" daemon --root "$WORK/root-crun" --socket "$WORK/crun.sock" --runtime crun --ingress-addr 127.0.0.1:0 >"$WORK/daemon-crun.log" 2>&1 &
 	CPID=$!
 	for _ in $(seq 200); do "$SKIFF" --socket "$WORK/crun.sock" info >/dev/null 2>&1 && break; sleep 0.05; done
 	"$SKIFF" --socket "$WORK/crun.sock" image build -q -t hello "$WORK/hello-ctx" >/dev/null
@@ -65,6 +65,14 @@ echo "== memory per idle container"
 	echo
 	bench/density.sh "$SKIFF" "$SOCK" 50
 } | tee "$OUT/density.md"
+
+echo "== apps: cold start, rollout, scale-out"
+go build -o "$WORK/appbench" ./bench/appbench
+{
+	machine
+	echo
+	"$WORK/appbench" -skiff "$SKIFF" -socket "$SOCK" -root "$ROOT" -n "$RUNS"
+} | tee "$OUT/apps.md"
 
 for extra in bench/network.sh bench/ingress.sh; do
 	if [ -x "$extra" ]; then
