@@ -2,11 +2,37 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/network"
 )
+
+// imageText is the IMAGE column: the name the user gave, or a short ID.
+func imageText(c api.Container) string {
+	if strings.HasPrefix(c.Config.Image, "sha256:") {
+		return shortID(c.Config.Image)
+	}
+	return c.Config.Image
+}
+
+// portsText is the PORTS column: the published ports, with the host
+// ports chosen while the container runs.
+func portsText(c api.Container) string {
+	ports := c.Config.Ports
+	if c.NetworkSettings != nil && len(c.NetworkSettings.Ports) > 0 {
+		ports = c.NetworkSettings.Ports
+	}
+	var out []string
+	for _, p := range ports {
+		out = append(out, network.FormatPort(p))
+	}
+	return strings.Join(out, ", ")
+}
 
 func newPsCmd(g *globals) *cobra.Command {
 	var all, quiet bool
@@ -36,9 +62,9 @@ func newPsCmd(g *globals) *cobra.Command {
 			now := time.Now()
 			tw := tabwriter.NewWriter(g.stdout, 0, 8, 3, ' ', 0)
 			if output == outWide {
-				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPID\tRESTARTS\tLIMITS\tNAMES")
+				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tIP\tPID\tRESTARTS\tLIMITS\tNAMES")
 			} else {
-				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")
+				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
 			}
 			for _, c := range cs {
 				cmdline := fmt.Sprintf("%q", truncate(quoteCommand(c.Process), 20))
@@ -47,12 +73,16 @@ func newPsCmd(g *globals) *cobra.Command {
 					if c.State.Pid > 0 {
 						pid = fmt.Sprint(c.State.Pid)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortID(c.ID), c.Config.Image, quoteCommand(c.Process),
-						ago(c.Created, now), statusText(c.State, now), pid, c.State.RestartCount, limitsText(c.Config.Resources), c.Name)
+					ip := ""
+					if c.NetworkSettings != nil {
+						ip = c.NetworkSettings.IP
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortID(c.ID), imageText(c), quoteCommand(c.Process),
+						ago(c.Created, now), statusText(c.State, now), portsText(c), ip, pid, c.State.RestartCount, limitsText(c.Config.Resources), c.Name)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(c.ID), c.Config.Image, cmdline,
-					ago(c.Created, now), statusText(c.State, now), c.Name)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(c.ID), imageText(c), cmdline,
+					ago(c.Created, now), statusText(c.State, now), portsText(c), c.Name)
 			}
 			return tw.Flush()
 		},
