@@ -224,9 +224,15 @@ func (c *Controller) Rollback(ctx context.Context, name, to string) (api.App, er
 		}
 		sort.Slice(revs, func(i, j int) bool { return revs[i].Name < revs[j].Name })
 		if to == "" {
-			current := a.Status.LatestReadyRevision
-			if len(a.Status.Traffic) > 0 {
-				current = a.Status.Traffic[0].Revision
+			// The newest revision receiving traffic is the one to leave.
+			current := ""
+			for _, t := range a.Status.Traffic {
+				if t.Percent > 0 && t.Revision > current {
+					current = t.Revision
+				}
+			}
+			if current == "" {
+				current = a.Status.LatestReadyRevision
 			}
 			for i := len(revs) - 1; i >= 0; i-- {
 				if revs[i].Name < current && revs[i].Status.Ready {
