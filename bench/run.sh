@@ -11,6 +11,7 @@ WORK=$(mktemp -d /tmp/skiff-bench-XXXX)
 SOCK="$WORK/skiff.sock"
 ROOT="$WORK/root"
 RUNS=${RUNS:-30}
+export CGO_ENABLED=0
 
 cleanup() {
 	"$SKIFF" --socket "$SOCK" ps -aq 2>/dev/null | xargs -r "$SKIFF" --socket "$SOCK" rm -f >/dev/null 2>&1 || true
