@@ -1,0 +1,171 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"skiff.dev/skiff/internal/errdefs"
+)
+
+// Start listens on the configured address and serves HTTP/1.1 and
+// cleartext HTTP/2 (prior knowledge) there in the background until
+// Shutdown or Close. ctx bounds only the listen.
+func (p *Proxy) Start(ctx context.Context) error {
+	p.srvMu.Lock()
+	defer p.srvMu.Unlock()
+	if p.std != nil {
+		return errdefs.Conflict("ingress: already started on %s", p.ln.Addr())
+	}
+	select {
+	case <-p.closed:
+		return errdefs.Conflict("ingress: closed; create a new one")
+	default:
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", p.cfg.Addr)
+	if err != nil {
+		return errdefs.Unavailable("ingress: listen on %s: %w (is another server using the port? set another ingress address)", p.cfg.Addr, err)
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	p.std = &stdServer{
+		srv: &http.Server{
+			Handler:           p,
+			Protocols:         &protos,
+			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+			IdleTimeout:       p.cfg.ClientIdleTimeout,
+			ErrorLog:          p.debugLog,
+		},
+		conns: make(chan net.Conn),
+		done:  make(chan struct{}),
+		addr:  ln.Addr(),
+	}
+	p.ln = ln
+	var stdLn net.Listener = p.std
+	if p.noFront {
+		stdLn = ln
+	} else {
+		go p.frontAccept(ln)
+	}
+	go func(srv *http.Server) {
+		if err := srv.Serve(stdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("ingress stopped serving", "addr", ln.Addr().String(), "err", err)
+		}
+	}(p.std.srv)
+	return nil
+}
+
+// Addr returns the address Start listens on, or nil before Start.
+func (p *Proxy) Addr() net.Addr {
+	p.srvMu.Lock()
+	defer p.srvMu.Unlock()
+	if p.ln == nil {
+		return nil
+	}
+	return p.ln.Addr()
+}
+
+// Shutdown stops accepting connections, answers held requests with 503,
+// and waits for proxied requests to finish until ctx is done (then it
+// closes the remaining connections and returns ctx's error).
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.closeOnce.Do(func() { close(p.closed) })
+	p.srvMu.Lock()
+	std, ln := p.std, p.ln
+	p.srvMu.Unlock()
+	if std == nil {
+		return nil
+	}
+	ln.Close()
+	p.connsMu.Lock()
+	p.frontClosed = true
+	p.connsMu.Unlock()
+	p.frontClosing.Store(true)
+
+	frontDone := make(chan struct{})
+	go func() { p.connsWG.Wait(); close(frontDone) }()
+	stdDone := make(chan error, 1)
+	go func() { stdDone <- std.srv.Shutdown(ctx); std.Close() }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		p.closeIdleFront()
+		select {
+		case <-frontDone:
+			break wait
+		case <-tick.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+			p.closeFront()
+			<-frontDone
+			break wait
+		}
+	}
+	if serr := <-stdDone; serr != nil {
+		std.srv.Close()
+		if err == nil {
+			err = serr
+		}
+	}
+	p.closeIdle()
+	return err
+}
+
+// Close stops the listener and closes every connection at once, cutting
+// requests in flight; held requests get 503.
+func (p *Proxy) Close() error {
+	p.closeOnce.Do(func() { close(p.closed) })
+	p.srvMu.Lock()
+	std, ln := p.std, p.ln
+	p.srvMu.Unlock()
+	if std == nil {
+		return nil
+	}
+	ln.Close()
+	p.connsMu.Lock()
+	p.frontClosed = true
+	p.connsMu.Unlock()
+	p.frontClosing.Store(true)
+	p.closeFront()
+	err := std.srv.Close()
+	std.Close()
+	p.connsWG.Wait()
+	p.closeIdle()
+	return err
+}
+
+// closeIdleFront closes the front connections waiting for a request.
+func (p *Proxy) closeIdleFront() {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	for c := range p.conns {
+		if c.state.CompareAndSwap(connIdle, connClosing) || c.state.Load() == connClosing {
+			c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+}
+
+// closeFront closes every front connection.
+func (p *Proxy) closeFront() {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	for c := range p.conns {
+		c.state.Store(connClosing)
+		c.nc.Close()
+		c.clientGone() // aborts its request to a replica
+	}
+}
+
+func (p *Proxy) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, es := range p.endpoints {
+		es.closeIdleConns(true)
+	}
+}
