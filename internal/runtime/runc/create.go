@@ -182,10 +182,19 @@ func classifyCreate(id, runtimeName, msg string) error {
 	}
 }
 
-// Start runs the created container's process.
+// Start runs the created container's process. With runc it does what
+// "runc start" does without starting runc: it opens the container's exec
+// fifo, which releases the init process into the user's program, and
+// removes it; other runtimes (and any surprise) go through the binary.
 func (r *Runtime) Start(ctx context.Context, id string) error {
 	if _, err := r.loadMeta(id); err != nil {
 		return err
+	}
+	if r.runtimeName == "runc" {
+		done, err := startViaFifo(ctx, filepath.Join(r.stateDir, "runtime", id, "exec.fifo"))
+		if done {
+			return err
+		}
 	}
 	if _, err := r.run(ctx, id, "start", id); err != nil {
 		if st, serr := r.State(ctx, id); serr == nil && st.Status != runtime.StatusCreated {
@@ -194,4 +203,62 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		return err
 	}
 	return nil
+}
+
+// fifoStartTimeout bounds the wait for a created container's init process
+// to be waiting on its exec fifo.
+const fifoStartTimeout = 10 * time.Second
+
+// startViaFifo releases a runc container created with "runc create": its
+// init process blocks opening the fifo for writing until a reader opens
+// it, then writes one byte and execs the user's program (the fifo closes
+// on exec). done is false when the fifo is not there (not runc's layout,
+// or already started), so the caller falls back to the runtime binary.
+func startViaFifo(ctx context.Context, path string) (done bool, err error) {
+	st, err := os.Lstat(path)
+	if err != nil || st.Mode()&fs.ModeNamedPipe == 0 {
+		return false, nil
+	}
+	type result struct {
+		f   *os.File
+		err error
+	}
+	opened := make(chan result, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_RDONLY, 0)
+		opened <- result{f, err}
+	}()
+	var f *os.File
+	select {
+	case res := <-opened:
+		if res.err != nil {
+			return true, errdefs.Unavailable("start: open exec fifo: %v", res.err)
+		}
+		f = res.f
+	case <-time.After(fifoStartTimeout):
+	case <-ctx.Done():
+	}
+	if f == nil {
+		// Unblock our own open with a writer of our own, then give up.
+		if w, err := os.OpenFile(path, os.O_RDWR, 0); err == nil {
+			if res := <-opened; res.f != nil {
+				res.f.Close()
+			}
+			w.Close()
+		}
+		if ctx.Err() != nil {
+			return true, ctx.Err()
+		}
+		return true, errdefs.Unavailable("start: the container's init process did not wait on its exec fifo within %s", fifoStartTimeout)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return true, errdefs.Unavailable("start: read exec fifo: %v", err)
+	}
+	if len(data) == 0 {
+		return true, errdefs.Conflict("start: the container's init process is gone or already started")
+	}
+	os.Remove(path)
+	return true, nil
 }
