@@ -310,9 +310,11 @@ func coldBench() {
 			setPortEnv(bundle, port)
 			id := fmt.Sprintf("appbench-%d", i)
 			t := time.Now()
+			// The detached container keeps its stdio: give it /dev/null,
+			// not pipes this process would wait on.
 			c := exec.Command("runc", "--root", runcRoot, "run", "--detach", "--bundle", bundle, id)
-			if out, err := c.CombinedOutput(); err != nil {
-				must(fmt.Errorf("runc run: %v %s", err, out))
+			if err := c.Run(); err != nil {
+				must(fmt.Errorf("runc run: %v", err))
 			}
 			must(pollPort(fmt.Sprintf("http://127.0.0.1:%d/", port), 30*time.Second))
 			floor.ds = append(floor.ds, time.Since(t))

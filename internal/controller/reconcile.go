@@ -567,7 +567,7 @@ func (c *Controller) problemLocked(st *appState, rev string) (reason, msg string
 			continue
 		}
 		v := rp.view()
-		if v.terminating {
+		if v.terminating || rp.prewarm && v.status == api.StatusCreated {
 			continue
 		}
 		switch {
@@ -576,7 +576,7 @@ func (c *Controller) problemLocked(st *appState, rev string) (reason, msg string
 		case v.restarts >= 2 || v.status == api.StatusRestarting && v.restarts >= 1:
 			return api.ReasonCrashLoopBackOff, fmt.Sprintf("replica %s of %s keeps exiting (restarted %d times): see skiff logs %s", rp.name, rev, v.restarts, rp.name)
 		case !v.failingFor.IsZero() && r != nil && time.Since(v.failingFor) > probeDeadline(r.Spec):
-			return api.ReasonProbeFailed, fmt.Sprintf("replica %s of %s is not ready after %s: %s", rp.name, rev, time.Since(v.failingFor).Round(time.Second), v.lastErr)
+			return api.ReasonProbeFailed, fmt.Sprintf("replica %s of %s did not become ready within %s: %s", rp.name, rev, probeDeadline(r.Spec), v.lastErr)
 		}
 	}
 	return "", ""
