@@ -381,3 +381,28 @@ func TestAppValidation(t *testing.T) {
 		t.Fatalf("the good document of a bad file was applied:\n%s", out)
 	}
 }
+
+func TestAppDiff(t *testing.T) {
+	d := env.daemon
+	dir := t.TempDir()
+	path := dir + "/app.yaml"
+	os.WriteFile(path, []byte(helloApp("differ", "1", "")), 0o644)
+	// Before the first apply the whole App is new.
+	if r := d.Run("", "diff", "-f", path); r.Code != 1 || !strings.Contains(r.Stdout, "+") {
+		t.Fatalf("diff of a new app: %s", r)
+	}
+	must(t, d, "apply", "-f", path)
+	defer d.Run("", "delete", "app", "differ")
+	if r := d.Run("", "diff", "-f", path); r.Code != 0 || r.Stdout != "" {
+		t.Fatalf("diff of an applied app: %s", r)
+	}
+	os.WriteFile(path, []byte(helloApp("differ", "2", "")), 0o644)
+	r := d.Run("", "diff", "-f", path)
+	if r.Code != 1 || !strings.Contains(r.Stdout, `-`) || !strings.Contains(r.Stdout, `"2"`) {
+		t.Fatalf("diff of a changed app: %s", r)
+	}
+	// diff changes nothing.
+	if a := getApp(t, d, "differ"); a.Metadata.Generation != 1 {
+		t.Fatalf("diff changed the app: generation %d", a.Metadata.Generation)
+	}
+}
