@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/lazyregexp"
 	"skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/store"
 )
@@ -219,7 +219,7 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+var nameRE = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 func newID() string {
 	b := make([]byte, 32)
@@ -371,7 +371,7 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 }
 
 // volumeNameRE is what a named volume may be called.
-var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+var volumeNameRE = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // mounts turns the user's mounts into spec mounts, creating named volumes
 // on first use.

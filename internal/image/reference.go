@@ -2,10 +2,10 @@ package image
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/lazyregexp"
 )
 
 // Registry names used when normalising references.
@@ -26,13 +26,13 @@ const (
 var (
 	// pathComponentRE is one repository path component: lowercase
 	// alphanumerics, joined by ".", "_", "__" or runs of "-".
-	pathComponentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	pathComponentRE = lazyregexp.New(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 	// hostRE is a registry host: DNS labels joined by dots, an IPv4
 	// address, or an IPv6 address in brackets; an optional port follows.
-	hostRE   = regexp.MustCompile(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
-	tagRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-	hexRE    = regexp.MustCompile(`^[a-f0-9]+$`)
+	hostRE   = lazyregexp.New(`^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
+	tagRE    = lazyregexp.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	digestRE = lazyregexp.New(`^sha256:[a-f0-9]{64}$`)
+	hexRE    = lazyregexp.New(`^[a-f0-9]+$`)
 )
 
 // Reference is a parsed image reference: [DOMAIN/]PATH[:TAG][@DIGEST].

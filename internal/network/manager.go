@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/lazyregexp"
 	"skiff.dev/skiff/internal/network/dns"
 	"skiff.dev/skiff/internal/network/firewall"
 )
@@ -75,10 +75,10 @@ type Manager struct {
 }
 
 var (
-	instanceRE    = regexp.MustCompile(`^[a-z0-9]{6}$`)
-	networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
-	containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-	dnsNameRE     = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?$`)
+	instanceRE    = lazyregexp.New(`^[a-z0-9]{6}$`)
+	networkNameRE = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+	containerIDRE = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	dnsNameRE     = lazyregexp.New(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?$`)
 )
 
 // InstanceFor derives an instance name from a daemon's root directory.

@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/lazyregexp"
 )
 
 // Firewall applies one instance's rules with the iptables binaries. It is
@@ -22,7 +22,7 @@ type Firewall struct {
 	mu      sync.Mutex
 }
 
-var instanceRE = regexp.MustCompile(`^[a-z0-9]{1,8}$`)
+var instanceRE = lazyregexp.New(`^[a-z0-9]{1,8}$`)
 
 // New returns the firewall of instance (lowercase letters and digits, at
 // most 8). It fails with ErrNotImplemented when iptables is not installed.

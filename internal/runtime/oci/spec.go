@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -17,6 +16,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/lazyregexp"
 )
 
 // SpecVersion is the ociVersion of the specs Spec builds. It is 1.0.2,
@@ -57,9 +57,9 @@ type Input struct {
 }
 
 var (
-	idPattern       = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-	hostnamePattern = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$`)
-	envKeyPattern   = regexp.MustCompile(`^[^=\x00]+$`)
+	idPattern       = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	hostnamePattern = lazyregexp.New(`^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$`)
+	envKeyPattern   = lazyregexp.New(`^[^=\x00]+$`)
 )
 
 // Spec builds the OCI runtime spec of a container. See the package

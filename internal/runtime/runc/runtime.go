@@ -10,10 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/lazyregexp"
 	"skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/runtime/cgroups"
 )
@@ -134,7 +134,7 @@ func (r *Runtime) StateDir() string { return r.stateDir }
 // Info describes the runtime binary, conmon and the cgroup layout.
 func (r *Runtime) Info(ctx context.Context) (runtime.Info, error) { return r.info, nil }
 
-var versionPattern = regexp.MustCompile(`version\s+(\S+)`)
+var versionPattern = lazyregexp.New(`version\s+(\S+)`)
 
 // version runs "bin --version" and returns the first version it prints.
 func version(ctx context.Context, bin string) string {
@@ -149,7 +149,7 @@ func version(ctx context.Context, bin string) string {
 }
 
 // idPattern is what container ids may look like (they name files).
-var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+var idPattern = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 func checkID(id string) error {
 	if !idPattern.MatchString(id) {
@@ -215,7 +215,7 @@ func (r *Runtime) run(ctx context.Context, id string, args ...string) ([]byte, e
 	return stdout.Bytes(), nil
 }
 
-var msgPattern = regexp.MustCompile(`msg="((?:[^"\\]|\\.)*)"`)
+var msgPattern = lazyregexp.New(`msg="((?:[^"\\]|\\.)*)"`)
 
 // runtimeMessage extracts the message from runc's logfmt error line, or
 // returns the trimmed output.
