@@ -328,8 +328,8 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 		switch cfg.Network {
 		case api.NetworkHost:
 			in.HostNetwork = true
-		case api.NetworkNone:
 		default:
+			// "none" too: the network makes that namespace with loopback up.
 			in.NetNS = m.cfg.Networks.NetNSPath(id)
 		}
 		// hosts, resolv.conf and hostname are written by the network at
