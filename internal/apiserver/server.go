@@ -68,6 +68,7 @@ type Server struct {
 	images     Images
 	apps       Apps
 	events     Events
+	metrics    http.Handler
 	networks   Networks
 	system     System
 	log        *slog.Logger
@@ -79,6 +80,8 @@ const MaxJSONBody = 1 << 20
 
 // Services are what the API serves.
 type Services struct {
+	// Metrics serves GET /metrics (Prometheus text format), if set.
+	Metrics    http.Handler
 	Containers Containers
 	Images     Images
 	Apps       Apps
@@ -90,7 +93,7 @@ type Services struct {
 // New returns the API handler.
 func New(svc Services, log *slog.Logger) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, system: svc.System, log: log, mux: http.NewServeMux()}
+		networks: svc.Networks, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux()}
 	srv.routes()
 	return srv
 }
@@ -108,6 +111,9 @@ func (s *Server) routes() {
 		})
 	}
 	h("GET /_ping", func(w http.ResponseWriter, r *http.Request) error { w.Write([]byte("OK")); return nil })
+	if s.metrics != nil {
+		s.mux.Handle("GET /metrics", s.metrics)
+	}
 	h("GET /v1/version", s.version)
 	h("GET /v1/info", s.info)
 

@@ -46,6 +46,7 @@ so containers keep running when the daemon stops or restarts.`,
 	c.Flags().StringVar(&cfg.Runtime, "runtime", daemon.DefaultRuntime, "OCI runtime: runc, crun or a path")
 	c.Flags().StringVar(&logSize, "log-max-size", "10m", "size at which a container log is rotated")
 	c.Flags().StringVar(&cfg.IngressAddr, "ingress-addr", "127.0.0.1:8080", "address of the HTTP ingress for Apps (\":80\" for every address on port 80)")
+	c.Flags().StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics on this TCP address (they are always at /metrics on the API socket)")
 	c.Flags().StringVar(&cfg.Domain, "domain", "localhost", "domain of Apps' default hosts: NAME.DOMAIN")
 	c.Flags().BoolVar(&debug, "debug", false, "log debug messages")
 	return c

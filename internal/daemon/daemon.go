@@ -14,6 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
@@ -51,6 +55,9 @@ type Config struct {
 	Domain string
 	// DefaultSubnet is the default network's subnet ("" picks a free one).
 	DefaultSubnet string
+	// MetricsAddr, when set, serves Prometheus metrics on /metrics over
+	// TCP there (they are always on the API socket too).
+	MetricsAddr string
 	// Version is reported by the API.
 	Version string
 	Logger  *slog.Logger
@@ -58,18 +65,19 @@ type Config struct {
 
 // Daemon is a running skiff daemon.
 type Daemon struct {
-	cfg      Config
-	log      *slog.Logger
-	lock     *os.File
-	db       *store.Store
-	images   *image.Store
-	runtime  *runc.Runtime
-	ctrs     *container.Manager
-	networks *network.Manager
-	proxy    *ingress.Proxy
-	apps     *controller.Controller
-	listener net.Listener
-	server   *http.Server
+	cfg        Config
+	log        *slog.Logger
+	lock       *os.File
+	db         *store.Store
+	images     *image.Store
+	runtime    *runc.Runtime
+	ctrs       *container.Manager
+	networks   *network.Manager
+	proxy      *ingress.Proxy
+	apps       *controller.Controller
+	listener   net.Listener
+	server     *http.Server
+	metricsSrv *http.Server
 }
 
 // notify forwards container changes to the App controller once it exists.
@@ -184,7 +192,21 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if d.listener, err = listen(cfg.Socket); err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), d.apps)
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.MetricsAddr != "" {
+		l, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen for metrics on %s: %w (choose another --metrics-addr)", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics)
+		d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go d.metricsSrv.Serve(l)
+	}
 	handler := apiserver.New(apiserver.Services{
+		Metrics:    metrics,
 		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs},
 		Apps: d.apps, Events: d.db, Networks: d.networks, System: &system{d: d},
 	}, d.log)
@@ -216,6 +238,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 func (d *Daemon) close() {
 	if d.server != nil {
 		d.server.Close()
+	}
+	if d.metricsSrv != nil {
+		d.metricsSrv.Close()
 	}
 	if d.listener != nil {
 		d.listener.Close()

@@ -164,6 +164,12 @@ func TestAppLifecycle(t *testing.T) {
 		t.Fatalf("90/10 split gave %d/%d", v1, v2)
 	}
 	t.Logf("90/10 split over %d requests: %d/%d", n, v1, v2)
+	// The ingress's counts are Prometheus metrics.
+	if code, body := rawAPI(t, "GET", "/metrics", ""); code != 200 ||
+		!strings.Contains(body, `skiff_revision_requests_total{app="shop",revision="shop-00001"}`) ||
+		!strings.Contains(body, `skiff_revision_traffic_percent{app="shop",revision="shop-00002"} 10`) {
+		t.Fatalf("metrics: %d\n%s", code, truncateForLog(body))
+	}
 	must(t, d, "traffic", "shop", "latest=100")
 	// describe shows it all.
 	desc := must(t, d, "describe", "app", "shop")
