@@ -412,3 +412,47 @@ func TestAppDiff(t *testing.T) {
 		t.Fatalf("diff changed the app: generation %d", a.Metadata.Generation)
 	}
 }
+
+// TestAppSurvivesDaemonRestart kills the daemon while an App serves: the
+// replicas keep running, and the new daemon adopts them without
+// restarting any and routes to them again.
+func TestAppSurvivesDaemonRestart(t *testing.T) {
+	d, err := startDaemon("apprestart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extraDaemons = append(extraDaemons, d)
+	if err := buildSubset(d, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(t, d, helloApp("durable", "1", "  scale: {min: 2, max: 2}\n"))
+	eventually(t, 30*time.Second, "durable ready", appReady(t, d, "durable"))
+	before := replicasOf(t, d, "durable")
+	pids := map[string]int{}
+	for _, r := range before {
+		pids[r.ContainerID] = inspect(t, d, r.ContainerID).State.Pid
+	}
+	d.Kill()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := ingressAddr(t, d)
+	eventually(t, 10*time.Second, "durable to serve again", func() bool {
+		code, _ := get(t, addr, "durable.localhost", "/")
+		return code == 200
+	})
+	after := replicasOf(t, d, "durable")
+	if len(after) != 2 {
+		t.Fatalf("replicas after restart: %+v", after)
+	}
+	for _, r := range after {
+		pid, ok := pids[r.ContainerID]
+		if !ok {
+			t.Fatalf("replica %s is new: the daemon replaced a healthy replica", r.Name)
+		}
+		if c := inspect(t, d, r.ContainerID); c.State.Pid != pid || c.State.RestartCount != 0 {
+			t.Fatalf("replica %s was restarted: pid %d → %d", r.Name, pid, c.State.Pid)
+		}
+	}
+	must(t, d, "delete", "app", "durable")
+}
