@@ -60,6 +60,24 @@ func (p *pinSet) release() {
 	p.keys = nil
 }
 
+// pinImage pins what the image m names needs: its index entry, manifest,
+// config and layer blobs and, with layers set, its layer directories. The
+// caller holds the index lock (readIndex or lockIndex), so all the blobs
+// are present and no sweep can run before the pins are in place.
+func (s *Store) pinImage(m match, layers bool) *pinSet {
+	mf := m.meta.manifest
+	keys := []string{blobKey(m.entry.Digest), blobKey(m.meta.desc.Digest), blobKey(mf.Config.Digest)}
+	for _, l := range mf.Layers {
+		keys = append(keys, blobKey(l.Digest))
+	}
+	if layers {
+		for _, c := range m.meta.chains {
+			keys = append(keys, layerKey(c.Hex))
+		}
+	}
+	return s.pin(keys...)
+}
+
 // ctxReader fails reads once ctx is done, so long copies stop on cancel.
 type ctxReader struct {
 	ctx context.Context
@@ -310,9 +328,12 @@ func (s *Store) discard(w *written) {
 	if len(blobs) == 0 {
 		return
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	reach, _, err := s.reachableLocked(s.index)
+	entries, unlock, err := s.readIndex()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	reach, _, err := s.reachableLocked(entries)
 	if err != nil {
 		return
 	}

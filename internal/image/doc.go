@@ -64,10 +64,14 @@
 // The Store is safe for concurrent use. One process opens a root at a
 // time (Open clears the temporary files of the previous one); other
 // programs may read the layout, and a change they make to index.json is
-// noticed and reloaded. Writers pin the blobs and layer
-// directories they work on, so Remove and Prune, which delete what no
-// index entry needs, never delete what a pull, import or unpack in
-// progress is using. Images used by containers stay in index.json until
+// noticed and reloaded. Remove and Prune change the index and delete what
+// no index entry needs under the index write lock. Readers look images up
+// and read their metadata under the read lock, so an image visible by a
+// tag or an ID always has every blob it needs. Operations that go on
+// reading after the lookup (pull, import, unpack, push) pin the blobs and
+// layer directories they use first, so Remove and Prune never delete
+// them, even when the image leaves the index meanwhile. Images used by
+// containers stay in index.json until
 // they are no longer used (Remove only untags them), so a Prune never
 // deletes anything a tag or a container still uses.
 //

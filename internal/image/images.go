@@ -68,11 +68,12 @@ func (s *Store) tagsOf(entries []v1.Descriptor, id v1.Hash) ([]string, error) {
 // List returns one entry per image (config digest) with all its tags,
 // newest first.
 func (s *Store) List(ctx context.Context) ([]api.Image, error) {
-	entries, err := s.snapshot()
+	entries, unlock, err := s.readIndex()
 	if err != nil {
 		return nil, err
 	}
 	gs, err := s.groups(entries)
+	unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -91,10 +92,11 @@ func (s *Store) List(ctx context.Context) ([]api.Image, error) {
 
 // Count returns the number of images (distinct config digests).
 func (s *Store) Count(ctx context.Context) (int, error) {
-	entries, err := s.snapshot()
+	entries, unlock, err := s.readIndex()
 	if err != nil {
 		return 0, err
 	}
+	defer unlock()
 	gs, err := s.groups(entries)
 	if err != nil {
 		return 0, err
@@ -105,10 +107,11 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 // Inspect returns the image ref names (see the package documentation for
 // how references are looked up).
 func (s *Store) Inspect(ctx context.Context, ref string) (api.Image, error) {
-	entries, err := s.snapshot()
+	entries, unlock, err := s.readIndex()
 	if err != nil {
 		return api.Image{}, err
 	}
+	defer unlock()
 	m, err := s.lookup(entries, ref)
 	if err != nil {
 		return api.Image{}, err
@@ -121,12 +124,14 @@ func (s *Store) Inspect(ctx context.Context, ref string) (api.Image, error) {
 }
 
 // Image returns the image ref names as a go-containerregistry image read
-// from the store, e.g. as a build's base image.
+// from the store, e.g. as a build's base image. The image reads its blobs
+// when asked for them: removing the image meanwhile makes those reads fail.
 func (s *Store) Image(ctx context.Context, ref string) (v1.Image, error) {
-	entries, err := s.snapshot()
+	entries, unlock, err := s.readIndex()
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	m, err := s.lookup(entries, ref)
 	if err != nil {
 		return nil, err
@@ -134,6 +139,8 @@ func (s *Store) Image(ctx context.Context, ref string) (v1.Image, error) {
 	return s.imageOf(m)
 }
 
+// imageOf returns the image m names as read from the layout. The caller
+// holds the index lock, so index.json on disk names m's entry.
 func (s *Store) imageOf(m match) (v1.Image, error) {
 	ii, err := s.lp.ImageIndex()
 	if err != nil {

@@ -172,14 +172,15 @@ func (s *Store) commit(adds []addition, w *written) ([]api.Image, error) {
 		s.discard(w)
 		return nil, err
 	}
-	err := s.writeIndex(withAdditions(s.index, adds))
-	entries := s.index
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.writeIndex(withAdditions(s.index, adds)); err != nil {
+		s.mu.Unlock()
 		s.discard(w)
 		return nil, err
 	}
-	gs, err := s.groups(entries)
+	// Read the result before unlocking: afterwards a Remove or Prune may
+	// delete images the index named a moment ago.
+	defer s.mu.Unlock()
+	gs, err := s.groups(s.index)
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,9 @@ func (s *Store) meta(d v1.Descriptor) (*imageMeta, error) {
 	if ok {
 		return m, nil
 	}
+	if s.beforeLoadMeta != nil {
+		s.beforeLoadMeta(d)
+	}
 	m, err := s.loadMeta(d)
 	if err != nil {
 		return nil, err

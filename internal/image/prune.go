@@ -30,11 +30,16 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool, inUse func(i
 		return api.ImageRemoveResponse{}, err
 	}
 	resp, deleted, err := s.removeLocked(ref, force, inUse)
-	s.mu.Unlock()
 	if err != nil || !deleted {
+		s.mu.Unlock()
 		return resp, err
 	}
-	if _, err := s.sweep(); err != nil {
+	_, trash, err := s.sweepLocked()
+	s.mu.Unlock()
+	if err == nil {
+		_, err = emptyTrash(trash)
+	}
+	if err != nil {
 		return resp, fmt.Errorf("image %s was removed but freeing its files failed (run prune to retry): %w", resp.Deleted[0], err)
 	}
 	return resp, nil
@@ -131,8 +136,14 @@ func (s *Store) Prune(ctx context.Context, inUse func(id string) bool) (api.Imag
 			return api.ImagePruneResponse{}, err
 		}
 	}
+	resp, trash, err := s.sweepLocked()
 	s.mu.Unlock()
-	return s.sweep()
+	if err != nil {
+		return resp, err
+	}
+	freed, err := emptyTrash(trash)
+	resp.BytesFreed += freed
+	return resp, err
 }
 
 // reachableLocked returns every blob and layer chain (hex) the entries
@@ -187,72 +198,78 @@ func (s *Store) reachableLocked(entries []v1.Descriptor) (map[v1.Hash]bool, map[
 	return blobs, chains, nil
 }
 
-// sweep deletes every blob and layer directory that neither index.json
-// nor a running operation (a pin) needs. It stops without deleting
-// anything if it cannot read what an index entry needs.
-func (s *Store) sweep() (api.ImagePruneResponse, error) {
-	var resp api.ImagePruneResponse
-	s.mu.RLock()
+// sweepLocked deletes every blob that neither index.json nor a running
+// operation (a pin) needs, and moves every such layer directory into a
+// trash directory under layers/ for emptyTrash to delete once the lock is
+// released. The caller holds the index write lock (lockIndex), so no
+// reader is between looking an image up and pinning what it uses. It
+// stops without deleting anything if it cannot read what an index entry
+// needs.
+func (s *Store) sweepLocked() (resp api.ImagePruneResponse, trash []string, err error) {
 	blobs, chains, err := s.reachableLocked(s.index)
 	if err != nil {
-		s.mu.RUnlock()
-		return resp, err
+		return resp, nil, err
 	}
-	var trash []string
-	func() {
-		defer s.mu.RUnlock()
-		s.pinMu.Lock()
-		defer s.pinMu.Unlock()
-		if ents, err := os.ReadDir(s.blobsDir); err == nil {
-			for _, e := range ents {
-				h := v1.Hash{Algorithm: "sha256", Hex: e.Name()}
-				if !isHex64(e.Name()) || blobs[h] || s.pins[blobKey(h)] > 0 {
-					continue
-				}
-				fi, err := e.Info()
-				if err != nil {
-					continue
-				}
-				if err := os.Remove(filepath.Join(s.blobsDir, e.Name())); err == nil {
-					resp.BlobsDeleted++
-					resp.BytesFreed += fi.Size()
-				}
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	if ents, err := os.ReadDir(s.blobsDir); err == nil {
+		for _, e := range ents {
+			h := v1.Hash{Algorithm: "sha256", Hex: e.Name()}
+			if !isHex64(e.Name()) || blobs[h] || s.pins[blobKey(h)] > 0 {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if err := os.Remove(filepath.Join(s.blobsDir, e.Name())); err == nil {
+				resp.BlobsDeleted++
+				resp.BytesFreed += fi.Size()
 			}
 		}
-		if ents, err := os.ReadDir(s.layersDir); err == nil {
-			for _, e := range ents {
-				n := e.Name()
-				if !isHex64(n) || chains[n] || s.pins[layerKey(n)] > 0 {
-					continue
-				}
-				// Move it out of the way now; delete the tree unlocked.
-				t, err := os.MkdirTemp(s.layersDir, tmpPrefix+"del-")
-				if err != nil {
-					continue
-				}
-				if err := os.Rename(filepath.Join(s.layersDir, n), filepath.Join(t, n)); err != nil {
-					os.Remove(t)
-					continue
-				}
-				resp.LayersDeleted++
-				trash = append(trash, t)
+	}
+	if ents, err := os.ReadDir(s.layersDir); err == nil {
+		for _, e := range ents {
+			n := e.Name()
+			if !isHex64(n) || chains[n] || s.pins[layerKey(n)] > 0 {
+				continue
 			}
+			// Move it out of the way now; delete the tree unlocked.
+			t, err := os.MkdirTemp(s.layersDir, tmpPrefix+"del-")
+			if err != nil {
+				continue
+			}
+			if err := os.Rename(filepath.Join(s.layersDir, n), filepath.Join(t, n)); err != nil {
+				os.Remove(t)
+				continue
+			}
+			resp.LayersDeleted++
+			trash = append(trash, t)
 		}
-	}()
+	}
+	// Forget the metadata of deleted images; keep that of images being
+	// written (pinned), which are about to enter the index.
 	s.metaMu.Lock()
 	for h := range s.metas {
-		if !blobs[h] {
+		if !blobs[h] && s.pins[blobKey(h)] == 0 {
 			delete(s.metas, h)
 		}
 	}
 	s.metaMu.Unlock()
+	return resp, trash, nil
+}
+
+// emptyTrash deletes the layer directories sweepLocked moved away and
+// returns the bytes they held.
+func emptyTrash(trash []string) (int64, error) {
+	var freed int64
 	for _, t := range trash {
-		resp.BytesFreed += dirSize(t)
+		freed += dirSize(t)
 		if err := os.RemoveAll(t); err != nil {
-			return resp, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("delete layer directory: %w", err))
+			return freed, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("delete layer directory: %w", err))
 		}
 	}
-	return resp, nil
+	return freed, nil
 }
 
 func isHex64(s string) bool { return len(s) == 64 && hexRE.MatchString(s) }

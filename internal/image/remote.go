@@ -184,22 +184,10 @@ func fetch(nref name.Reference, opts RemoteOptions, ropts []remote.Option) (v1.I
 // reference names. An image named only by ID cannot be pushed: tag it
 // first.
 func (s *Store) Push(ctx context.Context, ref string, opts RemoteOptions) error {
-	entries, err := s.snapshot()
+	m, img, pins, err := s.pushable(ref)
 	if err != nil {
 		return err
 	}
-	m, err := s.lookup(entries, ref)
-	if err != nil {
-		return err
-	}
-	if m.ref == "" {
-		return errdefs.Invalid("cannot push %q: it names an image by ID; tag it with a registry name first (skiff image tag %s REGISTRY/NAME:TAG)", ref, ref)
-	}
-	keys := []string{blobKey(m.entry.Digest), blobKey(m.meta.desc.Digest), blobKey(m.meta.manifest.Config.Digest)}
-	for _, l := range m.meta.manifest.Layers {
-		keys = append(keys, blobKey(l.Digest))
-	}
-	pins := s.pin(keys...)
 	defer pins.release()
 	ropts, nopts, err := opts.options(ctx)
 	if err != nil {
@@ -209,12 +197,30 @@ func (s *Store) Push(ctx context.Context, ref string, opts RemoteOptions) error 
 	if err != nil {
 		return errdefs.Invalid("invalid image reference %q: %v", m.ref, err)
 	}
-	img, err := s.imageOf(m)
-	if err != nil {
-		return err
-	}
 	if err := remote.Write(nref, img, ropts...); err != nil {
 		return remoteError("push", m.ref, err)
 	}
 	return nil
+}
+
+// pushable looks up the image Push sends and pins its blobs, under the
+// index lock so that a Remove or Prune cannot delete them in between.
+func (s *Store) pushable(ref string) (match, v1.Image, *pinSet, error) {
+	entries, unlock, err := s.readIndex()
+	if err != nil {
+		return match{}, nil, nil, err
+	}
+	defer unlock()
+	m, err := s.lookup(entries, ref)
+	if err != nil {
+		return match{}, nil, nil, err
+	}
+	if m.ref == "" {
+		return match{}, nil, nil, errdefs.Invalid("cannot push %q: it names an image by ID; tag it with a registry name first (skiff image tag %s REGISTRY/NAME:TAG)", ref, ref)
+	}
+	img, err := s.imageOf(m)
+	if err != nil {
+		return match{}, nil, nil, err
+	}
+	return m, img, s.pinImage(m, false), nil
 }

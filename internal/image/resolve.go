@@ -43,23 +43,25 @@ type Resolved struct {
 // concurrent Resolves of images sharing layers wait for one another, and
 // a second Resolve does no work. A layer that fails to unpack leaves no
 // directory behind and its error (errdefs.ErrInvalid for bad content)
-// names the entry.
+// names the entry. A Remove or Prune running meanwhile does not delete the
+// blobs and layer directories a Resolve in progress uses.
 func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
-	entries, err := s.snapshot()
+	entries, unlock, err := s.readIndex()
 	if err != nil {
 		return nil, err
 	}
 	m, err := s.lookup(entries, ref)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
-	meta := m.meta
-	keys := make([]string, len(meta.chains))
-	for i, c := range meta.chains {
-		keys[i] = layerKey(c.Hex)
-	}
-	pins := s.pin(keys...)
+	// Pin before unlocking: the unpacks below read the layer blobs and
+	// stack on the layer directories after the index may have dropped
+	// the image.
+	pins := s.pinImage(m, true)
+	unlock()
 	defer pins.release()
+	meta := m.meta
 
 	dirs := make([]string, len(meta.chains)) // bottom first
 	for i, c := range meta.chains {
@@ -109,7 +111,7 @@ func (s *Store) lockChain(hex string) func() {
 
 // ensureLayer makes sure layer i of meta is unpacked; lowers are the
 // directories of the layers below it, bottom first. The caller has pinned
-// the chain.
+// the chain and the layer's blob.
 func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string) error {
 	chain := meta.chains[i].Hex
 	dir := filepath.Join(s.layersDir, chain)
@@ -130,8 +132,6 @@ func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers 
 	}
 	desc := meta.manifest.Layers[i]
 	diffID := meta.config.RootFS.DiffIDs[i]
-	pins := s.pin(blobKey(desc.Digest))
-	defer pins.release()
 	if err := s.unpackLayer(ctx, desc.Digest, diffID, dir, lowers); err != nil {
 		return fmt.Errorf("unpack layer %d (%s) of image %s: %w", i+1, desc.Digest, meta.id, err)
 	}

@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -223,4 +224,79 @@ func TestResolveMissingBlob(t *testing.T) {
 	}
 	_, err := s.Resolve(ctx, "x")
 	wantCategory(t, err, errdefs.ErrNotFound, d.String(), "missing")
+}
+
+// A Resolve in progress keeps the blobs and layer directories it uses,
+// even when the image is removed and pruned while it unpacks; the next
+// Prune deletes them.
+func TestResolveKeepsWhatItUses(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		// during runs while the first layer of image "x" unpacks.
+		during func(s *Store) error
+	}{
+		{
+			name: "remove",
+			during: func(s *Store) error {
+				_, err := s.Remove(ctx, "x", false, nil)
+				return err
+			},
+		},
+		{
+			name: "untag and prune",
+			during: func(s *Store) error {
+				if err := s.Tag(ctx, "other", "x"); err != nil {
+					return err
+				}
+				_, err := s.Prune(ctx, nil)
+				return err
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, root := newStore(t)
+			img := imagetest.RandomImage(t, 3)
+			save(t, s, img, "x")
+			other := save(t, s, imagetest.RandomImage(t, 1), "other")
+			real := s.apply
+			var once sync.Once
+			var duringErr error
+			s.apply = func(ctx context.Context, dir string, r io.Reader, o unpack.Options) (unpack.Stats, error) {
+				once.Do(func() { duringErr = tt.during(s) })
+				return real(ctx, dir, r, o)
+			}
+			res, err := s.Resolve(ctx, "x")
+			if duringErr != nil {
+				t.Fatalf("during Resolve: %v", duringErr)
+			}
+			if err != nil {
+				t.Fatalf("Resolve while the image was removed: %v", err)
+			}
+			if res.ID != idOf(t, img) || len(res.Layers) != 3 {
+				t.Fatalf("Resolved %s with %d layers, want %s with 3", res.ID, len(res.Layers), idOf(t, img))
+			}
+			for _, d := range res.Layers {
+				if _, err := os.Stat(d); err != nil {
+					t.Errorf("layer dir: %v", err)
+				}
+			}
+			if _, err := s.Inspect(ctx, res.ID); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Errorf("Inspect of the removed image: %v, want not found", err)
+			}
+			// Nothing pins the image now: Prune frees everything but "other".
+			s.apply = real
+			if _, err := s.Prune(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := layerNames(t, root); len(got) != 0 {
+				t.Errorf("layers/ holds %v after the Prune", got)
+			}
+			if got, want := len(blobNames(t, root)), 3; got != want {
+				t.Errorf("%d blobs left, want %d (manifest, config and layer of %s)", got, want, other.ID)
+			}
+			checkConsistent(t, root)
+		})
+	}
 }

@@ -59,9 +59,15 @@ type Store struct {
 	blobsDir  string
 	lp        layout.Path
 	apply     applyFunc
+	// beforeLoadMeta, when set (by tests), runs on a metadata cache miss
+	// before the manifest and config are read from disk.
+	beforeLoadMeta func(v1.Descriptor)
 
-	// mu guards the in-memory copy of index.json. Index writers hold it
-	// for writing while they replace the file.
+	// mu guards the in-memory copy of index.json and, with pins, the
+	// files it names. Index writers hold it for writing while they
+	// replace the file, and so does the sweep that deletes what the index
+	// no longer needs; readers hold it for reading while they look an
+	// image up and read or pin its blobs (see readIndex).
 	mu    sync.RWMutex
 	index []v1.Descriptor
 	stamp fileStamp
@@ -71,9 +77,10 @@ type Store struct {
 	metaMu sync.Mutex
 	metas  map[v1.Hash]*imageMeta
 
-	// pins protects blobs and layer dirs a writer or unpacker is working
-	// with from the sweep: keys are blob digests and "layer:"+chain hex.
-	// The sweep holds pinMu while it decides and deletes.
+	// pins protects blobs and layer dirs an operation is working with
+	// from the sweep, also once the index no longer names them: keys are
+	// blob digests and "layer:"+chain hex. The sweep holds pinMu while it
+	// decides and deletes.
 	pinMu sync.Mutex
 	pins  map[string]int
 
@@ -173,26 +180,31 @@ func (s *Store) cleanTemp() error {
 	return nil
 }
 
-// snapshot returns the current index entries, reloading index.json first
-// if another program replaced it. The slice must not be modified.
-func (s *Store) snapshot() ([]v1.Descriptor, error) {
+// readIndex returns the current index entries with the index lock held,
+// reloading index.json first if another program replaced it; unlock
+// releases the lock. The slice must not be modified.
+//
+// While the lock is held every blob and layer directory the entries need
+// stays on disk: Remove and Prune change the index and delete files only
+// under the write lock. So a reader looks images up, reads their metadata
+// and pins what it will go on using (pinImage) before it unlocks, never
+// after: once unlocked, its entries may name images that are gone.
+func (s *Store) readIndex() (entries []v1.Descriptor, unlock func(), err error) {
 	s.mu.RLock()
 	fresh, err := s.freshLocked()
 	if err == nil && fresh {
-		idx := s.index
-		s.mu.RUnlock()
-		return idx, nil
+		return s.index, s.mu.RUnlock, nil
 	}
 	s.mu.RUnlock()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.loadIndexLocked(); err != nil {
-		return nil, err
+	// Another program changed index.json: reload it, and read under the
+	// write lock rather than let go and race the next change.
+	if err := s.lockIndex(); err != nil {
+		return nil, nil, err
 	}
-	return s.index, nil
+	return s.index, s.mu.Unlock, nil
 }
 
 // freshLocked reports whether the in-memory index matches index.json.

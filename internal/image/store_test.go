@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -407,36 +409,54 @@ func TestExternalChangeIsNoticed(t *testing.T) {
 	}
 }
 
+// Workers save, resolve, list, prune and remove at once. Each worker owns
+// its tag, so its Resolve right after its Save must succeed; and no
+// operation may fail because another one deleted what it was reading.
 func TestConcurrentUse(t *testing.T) {
 	ctx := context.Background()
 	s, root := newStore(t)
+	const workers, rounds = 4, 24
 	base := imagetest.Layer(t, imagetest.File{Name: "base", Body: "shared"})
-	const workers, rounds = 4, 8
+	imgs := make([][]v1.Image, workers)
+	for w := range imgs {
+		for r := 0; r < rounds; r++ {
+			top := imagetest.Layer(t, imagetest.File{Name: "top", Body: strings.Repeat("x", w*rounds+r)})
+			imgs[w] = append(imgs[w], imagetest.Image(t, v1.Config{}, base, top))
+		}
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, workers*rounds*4)
+	errs := make(chan error, workers*rounds*6)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for r := 0; r < rounds; r++ {
-				top := imagetest.Layer(t, imagetest.File{Name: "top", Body: strings.Repeat("x", w*100+r)})
-				img := imagetest.Image(t, v1.Config{}, base, top)
-				tag := "w" + string(rune('a'+w))
-				if _, err := s.Save(ctx, img, tag); err != nil {
-					errs <- err
+			tag := "w" + string(rune('a'+w))
+			for r, img := range imgs[w] {
+				fail := func(op string, err error) { errs <- fmt.Errorf("worker %s round %d: %s: %w", tag, r, op, err) }
+				saved, err := s.Save(ctx, img, tag)
+				if err != nil {
+					fail("save", err)
 					continue
 				}
-				if _, err := s.Resolve(ctx, tag); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-					errs <- err
+				if got, err := s.Resolve(ctx, tag); err != nil {
+					fail("resolve", err)
+				} else if got.ID != saved.ID {
+					fail("resolve", fmt.Errorf("got image %s, saved %s", got.ID, saved.ID))
+				}
+				if _, err := s.List(ctx); err != nil {
+					fail("list", err)
+				}
+				if _, err := s.Inspect(ctx, saved.ID); err != nil {
+					fail("inspect", err)
 				}
 				if r%3 == 0 {
 					if _, err := s.Prune(ctx, nil); err != nil {
-						errs <- err
+						fail("prune", err)
 					}
 				}
 				if r%4 == 1 {
-					if _, err := s.Remove(ctx, tag, false, nil); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-						errs <- err
+					if _, err := s.Remove(ctx, tag, false, nil); err != nil {
+						fail("remove", err)
 					}
 				}
 			}
@@ -462,6 +482,84 @@ func TestConcurrentUse(t *testing.T) {
 			if _, err := os.Stat(d); err != nil {
 				t.Errorf("layer dir of %s: %v", im.ID, err)
 			}
+		}
+	}
+}
+
+// A reader never fails on an image that a Remove or Prune deletes while
+// it reads: it sees the index from before or from after, whole. The
+// reader starts with a cold metadata cache (a reopened store); on its
+// first cache miss the hook starts the Remove or Prune and gives it time
+// to finish before the reader goes on. A reader that let go of the index
+// lock too early then finds the deleted image's blobs gone.
+func TestReadersDuringRemove(t *testing.T) {
+	ctx := context.Background()
+	readers := []struct {
+		name string
+		read func(t *testing.T, s *Store, first string) error
+	}{
+		{name: "list", read: func(_ *testing.T, s *Store, _ string) error { _, err := s.List(ctx); return err }},
+		{name: "count", read: func(_ *testing.T, s *Store, _ string) error { _, err := s.Count(ctx); return err }},
+		{name: "inspect", read: func(_ *testing.T, s *Store, _ string) error { _, err := s.Inspect(ctx, "first"); return err }},
+		{name: "resolve by ID", read: func(_ *testing.T, s *Store, first string) error { _, err := s.Resolve(ctx, first); return err }},
+		{name: "save", read: func(t *testing.T, s *Store, _ string) error {
+			_, err := s.Save(ctx, imagetest.RandomImage(t, 1), "new")
+			return err
+		}},
+	}
+	writers := []struct {
+		name string
+		// tag is the tag of the image the writer deletes, "" for a
+		// dangling image.
+		tag   string
+		write func(s *Store) error
+	}{
+		{name: "remove", tag: "gone", write: func(s *Store) error { _, err := s.Remove(ctx, "gone", false, nil); return err }},
+		{name: "prune", write: func(s *Store) error { _, err := s.Prune(ctx, nil); return err }},
+	}
+	for _, w := range writers {
+		for _, r := range readers {
+			t.Run(r.name+" during "+w.name, func(t *testing.T) {
+				s0, root := newStore(t)
+				first := save(t, s0, imagetest.RandomImage(t, 1), "first")
+				var tags []string
+				if w.tag != "" {
+					tags = append(tags, w.tag)
+				}
+				gone := save(t, s0, imagetest.RandomImage(t, 1), tags...)
+				s, err := Open(root) // a cold metadata cache
+				if err != nil {
+					t.Fatal(err)
+				}
+				var started atomic.Bool
+				writeDone := make(chan error, 1)
+				s.beforeLoadMeta = func(v1.Descriptor) {
+					if !started.CompareAndSwap(false, true) {
+						return
+					}
+					go func() { writeDone <- w.write(s) }()
+					// A correct store makes the writer wait for the
+					// reader; this only bounds that wait.
+					select {
+					case err := <-writeDone:
+						writeDone <- err
+					case <-time.After(150 * time.Millisecond):
+					}
+				}
+				if err := r.read(t, s, first.ID); err != nil {
+					t.Errorf("%s while %s deleted image %s: %v", r.name, w.name, gone.ID, err)
+				}
+				if !started.Load() {
+					t.Fatal("the reader read no metadata from disk: the test does not interleave")
+				}
+				if err := <-writeDone; err != nil {
+					t.Errorf("%s: %v", w.name, err)
+				}
+				if _, err := s.Inspect(ctx, gone.ID); !errors.Is(err, errdefs.ErrNotFound) {
+					t.Errorf("image %s after the %s: %v, want not found", gone.ID, w.name, err)
+				}
+				checkConsistent(t, root)
+			})
 		}
 	}
 }
