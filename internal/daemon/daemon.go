@@ -133,6 +133,11 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if d.lock, err = lockRoot(root); err != nil {
 		return nil, err
 	}
+	// Refuse a socket a live daemon answers on before anything starts.
+	if c, err := net.DialTimeout("unix", cfg.Socket, time.Second); err == nil {
+		c.Close()
+		return nil, errdefs.Conflict("another daemon is listening on %s: stop it, or give this one another --socket", cfg.Socket)
+	}
 	if d.db, err = store.Open(ctx, filepath.Join(root, "skiff.db")); err != nil {
 		return nil, err
 	}

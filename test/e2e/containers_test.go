@@ -478,7 +478,7 @@ func TestSecondDaemonOnSameRootRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, env.skiff, "daemon", "--root", tc.root, "--socket", tc.socket).CombinedOutput()
+			out, err := exec.CommandContext(ctx, env.skiff, "daemon", "--root", tc.root, "--socket", tc.socket, "--ingress-addr", "127.0.0.1:0").CombinedOutput()
 			if err == nil || ctx.Err() != nil {
 				t.Fatalf("second daemon was not refused: %v\n%s", err, out)
 			}
