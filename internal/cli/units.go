@@ -140,4 +140,3 @@ func parseLabels(ls []string) (map[string]string, error) {
 	}
 	return m, nil
 }
-

@@ -144,7 +144,9 @@ func (f *fakeRuntime) Delete(ctx context.Context, id string) error {
 	}
 	return nil
 }
-func (f *fakeRuntime) Info(ctx context.Context) (runtime.Info, error) { return runtime.Info{Name: "fake"}, nil }
+func (f *fakeRuntime) Info(ctx context.Context) (runtime.Info, error) {
+	return runtime.Info{Name: "fake"}, nil
+}
 
 type fakeImages struct{}
 

@@ -36,8 +36,8 @@ type replica struct {
 	terminating bool
 	starting    bool   // a prewarmed container is being started
 	status      string // container status
-	restarts    int // by the container's restart policy
-	probeKills  int // restarts after failed startup or liveness probes
+	restarts    int    // by the container's restart policy
+	probeKills  int    // restarts after failed startup or liveness probes
 	oomKilled   bool
 	lastErr     string
 	failingFor  time.Time // when the current unready stretch began

@@ -97,7 +97,6 @@ func isForeignKeyViolation(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
 }
 
-
 // ListRevisions returns an App's revisions by name.
 func (s *Store) ListRevisions(ctx context.Context, app string) ([]api.Revision, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT doc FROM revisions WHERE app = ? ORDER BY name`, app)
