@@ -117,7 +117,11 @@ func (c *Controller) autoscaleTick(now time.Time, decide, sampleStats bool) {
 				sc.dec.SetSpec(spec)
 			}
 			rs := c.cfg.Router.RevisionStats(t.Revision)
-			load := float64(rs.InFlight)
+			// Requests held by the activator wait for the cold start,
+			// not for more replicas: counting them would turn every
+			// burst at zero into a panic scale-out. Load that is real
+			// is still in flight once they are released.
+			load := float64(rs.InFlight - rs.Queued)
 			if spec.Metric == autoscale.CPU || spec.Metric == autoscale.Memory {
 				load = sc.util
 				if sampleStats {
