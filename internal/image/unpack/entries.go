@@ -2,8 +2,8 @@ package unpack
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -232,8 +232,23 @@ func isSparse(hdr *tar.Header) bool {
 	return false
 }
 
-// zeros is compared against to find holes in sparse files.
-var zeros = make([]byte, 256<<10)
+// allZero reports whether b holds only zero bytes (a hole in a sparse
+// file). It needs no zero buffer to compare with, which every process
+// would otherwise allocate at start-up.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // copySparse streams a sparse file's content to dst, leaving holes where
 // the content is zero.
@@ -252,7 +267,7 @@ func (u *unpacker) copySparse(ctx context.Context, dst *os.File, src io.Reader) 
 			n += m
 		}
 		if n > 0 {
-			if bytes.Equal(u.buf[:n], zeros[:n]) {
+			if allZero(u.buf[:n]) {
 				if _, err := dst.Seek(int64(n), io.SeekCurrent); err != nil {
 					return written, err
 				}

@@ -209,7 +209,7 @@ func (r *Runtime) Delete(ctx context.Context, id string) error {
 // the conmon process if it lingers, and the monitor's files.
 func (r *Runtime) cleanup(ctx context.Context, id, bundle string) error {
 	var errs []error
-	if _, err := os.Stat(filepath.Join(r.stateDir, "runtime", id)); err == nil {
+	if _, err := os.Stat(filepath.Join(r.stateDir, "runtime", id)); err == nil && !r.deleteStopped(id) {
 		if _, err := r.run(ctx, id, "delete", "--force", id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, err)
 		}

@@ -31,6 +31,7 @@ type Runtime struct {
 	runtimePath string // the binary conmon and Runtime run (may be the crun wrapper)
 	binaryPath  string // the runtime binary itself
 	conmonPath  string
+	sealed      *os.File // runc's sealed in-memory copy that runtimePath names, if any
 	cg          *cgroups.Reader
 	info        runtime.Info
 	w           *watcher
@@ -108,6 +109,10 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 	if err := r.setupCrun(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.useSealedRunc(); err != nil {
+		// Slower, not broken: runc copies itself for each container.
+		r.runtimePath = r.binaryPath
+	}
 	r.info = runtime.Info{
 		Name:           r.runtimeName,
 		Path:           binary,
@@ -126,7 +131,13 @@ func New(ctx context.Context, opts ...Option) (*Runtime, error) {
 
 // Close stops the Runtime's exit and log watcher. Containers keep running
 // and a later Runtime on the same state directory adopts them.
-func (r *Runtime) Close() error { return r.w.close() }
+func (r *Runtime) Close() error {
+	err := r.w.close()
+	if r.sealed != nil {
+		r.sealed.Close()
+	}
+	return err
+}
 
 // StateDir returns the Runtime's state directory.
 func (r *Runtime) StateDir() string { return r.stateDir }
@@ -196,6 +207,7 @@ func (r *Runtime) loadMeta(id string) (meta, error) {
 func (r *Runtime) runtimeCmd(ctx context.Context, args ...string) *exec.Cmd {
 	full := append([]string{"--root", filepath.Join(r.stateDir, "runtime")}, args...)
 	cmd := exec.CommandContext(ctx, r.runtimePath, full...)
+	cmd.Args[0] = r.runtimeName // not /proc/<pid>/fd/<n> in ps
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	return cmd
 }
