@@ -365,5 +365,9 @@ func writeRequest(c *upConn, r *http.Request) error {
 	} else {
 		bw.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
 	}
-	return bw.Flush()
+	// The request has no body: the response's first read sends it.
+	c.out.hold = true
+	err = bw.Flush()
+	c.out.hold = false
+	return err
 }

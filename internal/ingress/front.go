@@ -36,6 +36,7 @@ type frontConn struct {
 	p      *Proxy
 	nc     net.Conn
 	raw    syscall.RawConn
+	out    heldConn // nc, holding the last answer for the next read
 	remote string
 	rec    recorder
 	br     *bufio.Reader
@@ -186,7 +187,8 @@ func (p *Proxy) serveFrontConn(nc net.Conn) {
 		}
 		c.cancel()
 		if !handedOff {
-			c.bw.Flush() // answers to pipelined requests, if any
+			c.out.flush() // the last answer
+			c.bw.Flush()  // answers to pipelined requests, if any
 			nc.Close()
 		}
 		p.trackConn(c, false)
@@ -194,9 +196,10 @@ func (p *Proxy) serveFrontConn(nc net.Conn) {
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
-	c.rec.nc = nc
+	c.out = heldConn{Conn: nc, raw: c.raw}
+	c.rec.nc = &c.out
 	c.br = bufio.NewReaderSize(&c.rec, 4<<10)
-	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.bw = bufio.NewWriterSize(&c.out, 4<<10)
 	c.res.c = c
 	c.res.h = make(http.Header)
 	handedOff = c.serve()
@@ -342,7 +345,7 @@ func validHeaderValue(v string) bool {
 // to the net/http server.
 func (c *frontConn) handOff() {
 	// Answers to earlier pipelined requests go first.
-	if c.bw.Flush() != nil {
+	if c.out.flush() != nil || c.bw.Flush() != nil {
 		c.nc.Close()
 		return
 	}
@@ -382,9 +385,13 @@ func (c *frontConn) serveRequest(req *http.Request) bool {
 		c.bw.Flush()
 		return false
 	}
-	// Answers to pipelined requests go out together.
+	// Answers to pipelined requests go out together. The last one is
+	// held for the read of the next request, which sends it.
 	if c.br.Buffered() == 0 {
-		if err := c.bw.Flush(); err != nil {
+		c.out.hold = true
+		err := c.bw.Flush()
+		c.out.hold = false
+		if err != nil {
 			return false
 		}
 	}

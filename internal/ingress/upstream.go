@@ -38,6 +38,7 @@ type upstream struct {
 type upConn struct {
 	nc       net.Conn
 	raw      syscall.RawConn // nil when the conn offers none
+	out      heldConn        // nc, holding a request for the response's read
 	lr       limitedConn
 	br       *bufio.Reader
 	bw       *bufio.Writer
@@ -110,9 +111,10 @@ func (u *upstream) dial(ctx context.Context) (*upConn, error) {
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
-	c.lr.nc = nc
+	c.out = heldConn{Conn: nc, raw: c.raw}
+	c.lr.nc = &c.out
 	c.br = bufio.NewReaderSize(&c.lr, upReadBufferSize)
-	c.bw = bufio.NewWriterSize(nc, upWriteBufferSize)
+	c.bw = bufio.NewWriterSize(&c.out, upWriteBufferSize)
 	return c, nil
 }
 

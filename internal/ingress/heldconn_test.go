@@ -1,0 +1,135 @@
+package ingress
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+func held(t *testing.T, nc net.Conn) *heldConn {
+	t.Helper()
+	raw, err := nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &heldConn{Conn: nc, raw: raw}
+}
+
+func TestHeldConn(t *testing.T) {
+	tests := []struct {
+		name string
+		size int // bytes held
+	}{
+		{"small", 200},
+		// More than the socket buffers take at once: the rest goes out
+		// through the connection's Write.
+		{"larger than the socket buffer", 16 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := tcpPair(t)
+			h := held(t, client)
+			msg := bytes.Repeat([]byte("x"), tt.size)
+			h.hold = true
+			if n, err := h.Write(msg); err != nil || n != len(msg) {
+				t.Fatalf("Write = %d, %v", n, err)
+			}
+			if h.hold || len(h.pending) != len(msg) {
+				t.Fatalf("the write was not held (hold %v, %d pending)", h.hold, len(h.pending))
+			}
+			// The peer reads everything, then answers.
+			go func() {
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(server, got); err != nil || !bytes.Equal(got, msg) {
+					server.Close()
+					return
+				}
+				server.Write([]byte("answer"))
+			}()
+			client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 64)
+			n, err := h.Read(buf)
+			if err != nil || string(buf[:n]) != "answer" {
+				t.Fatalf("Read = %q, %v; want the answer", buf[:n], err)
+			}
+			if len(h.pending) != 0 {
+				t.Fatal("the held write is still pending after the read")
+			}
+		})
+	}
+}
+
+func TestHeldConnFlushAndErrors(t *testing.T) {
+	client, server := tcpPair(t)
+	h := held(t, client)
+	h.hold = true
+	h.Write([]byte("last answer"))
+	// A connection closed without another read still sends what it held.
+	if err := h.flush(); err != nil {
+		t.Fatal(err)
+	}
+	server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	if n, err := server.Read(buf); err != nil || string(buf[:n]) != "last answer" {
+		t.Fatalf("peer read %q, %v", buf[:n], err)
+	}
+
+	// A peer that is gone: the held write or the read fails, and the
+	// failure comes back from Read, not as a silent success.
+	server.(*net.TCPConn).SetLinger(0)
+	server.Close()
+	time.Sleep(50 * time.Millisecond)
+	h.hold = true
+	h.Write([]byte("to nobody"))
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := h.Read(buf); err == nil {
+		t.Fatalf("Read after the peer reset = %d bytes, no error", n)
+	}
+
+	// A read deadline bounds the wait that follows the held write.
+	c2, s2 := tcpPair(t)
+	h2 := held(t, c2)
+	h2.hold = true
+	h2.Write([]byte("ping"))
+	c2.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := h2.Read(buf); err == nil || !isTimeout(err) {
+		t.Fatalf("Read with a silent peer = %v, want a timeout", err)
+	}
+	s2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := s2.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("the held write did not go out before the wait: %q, %v", buf[:n], err)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
