@@ -73,7 +73,7 @@ type specer struct{}
 func (specer) Spec(in container.SpecInput) (*specs.Spec, error) {
 	spec, err := oci.Spec(oci.Input{
 		ID: in.ID, Hostname: in.Hostname, Rootfs: in.Rootfs, Image: in.Image, Config: in.Config,
-		NetNS: in.NetNS, Mounts: in.Mounts, HostRlimits: true, HostCapabilities: true,
+		NetNS: in.NetNS, Mounts: in.Mounts, HostRlimits: true, HostCapabilities: true, HostArches: true,
 	})
 	if err != nil || !in.HostNetwork {
 		return spec, err

@@ -5,7 +5,8 @@
 // only reads the container's own /etc/passwd and /etc/group (to resolve a
 // user name, confined to the rootfs with RESOLVE_IN_ROOT) and, when asked
 // with Input.HostRlimits or Input.HostCapabilities, the calling process's
-// limits.
+// limits; with Input.HostArches it asks the kernel once whether it runs
+// x32 code.
 //
 // The spec follows Docker's defaults: entrypoint and cmd with Docker's
 // override rules, new pid/mount/uts/ipc/cgroup/network namespaces, Docker's

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,6 +55,12 @@ type Input struct {
 	// bounding set lacks, so a privileged container or a CapAdd does not
 	// ask for one the runtime cannot grant.
 	HostCapabilities bool
+	// HostArches leaves out of the seccomp filter the architectures the
+	// running kernel cannot execute: x32 on an amd64 kernel built without
+	// CONFIG_X86_X32_ABI (most distributions'). No process can make such
+	// system calls there, so the filter is the same in effect, and runc
+	// compiles a third less of it (about 8 ms per container here).
+	HostArches bool
 }
 
 var (
@@ -205,6 +212,9 @@ func Spec(in Input) (*specs.Spec, error) {
 		sc, err := seccomp.GetDefaultProfile(s)
 		if err != nil {
 			return nil, fmt.Errorf("build the default seccomp profile: %w", err)
+		}
+		if in.HostArches && !x32Supported() {
+			sc.Architectures = slices.DeleteFunc(sc.Architectures, func(a specs.Arch) bool { return a == specs.ArchX32 })
 		}
 		s.Linux.Seccomp = sc
 	}

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -369,5 +372,40 @@ func TestStopSignal(t *testing.T) {
 				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestHostArches(t *testing.T) {
+	in := Input{ID: "a", Rootfs: testRootfs(t), Image: busyboxImage()}
+	full, err := Spec(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.HostArches = true
+	host, err := Spec(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasX32 := func(s *specs.Spec) bool { return slices.Contains(s.Linux.Seccomp.Architectures, specs.ArchX32) }
+	if runtime.GOARCH == "amd64" && !hasX32(full) {
+		t.Fatalf("the default profile on amd64 lists %v, without x32", full.Linux.Seccomp.Architectures)
+	}
+	if want := x32Supported() && hasX32(full); hasX32(host) != want {
+		t.Fatalf("with HostArches, x32 in the filter = %v; the kernel runs x32: %v", hasX32(host), x32Supported())
+	}
+	// Only the architecture list differs.
+	host.Linux.Seccomp.Architectures = full.Linux.Seccomp.Architectures
+	if !reflect.DeepEqual(full.Linux.Seccomp, host.Linux.Seccomp) {
+		t.Fatal("HostArches changed more of the seccomp profile than its architectures")
+	}
+	// The kernel's answer, checked another way where the config is readable.
+	if b, err := os.ReadFile("/proc/config.gz"); err == nil && len(b) > 0 {
+		out, err := exec.Command("sh", "-c", "zcat /proc/config.gz | grep -c '^CONFIG_X86_X32_ABI=y'").Output()
+		if err == nil || len(out) > 0 {
+			built := strings.TrimSpace(string(out)) == "1"
+			if runtime.GOARCH == "amd64" && built != x32Supported() {
+				t.Fatalf("CONFIG_X86_X32_ABI=y is %v, probe says %v", built, x32Supported())
+			}
+		}
 	}
 }
