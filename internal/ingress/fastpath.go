@@ -107,6 +107,21 @@ const writeGrace = time.Second
 // aLongTimeAgo is a deadline in the past: it wakes blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// lazyDeadline decides whether a connection whose armed deadline is armed
+// needs a new one for a request that must end by t (its timeout being
+// timeout). A deadline up to timeout/32 later than t is kept, so a busy
+// kept-alive connection re-arms its timer about once per timeout/32
+// instead of on every request; when it must re-arm, it arms the end of
+// that range. So a request's deadline is never earlier than asked, and
+// at most 1/32 of its timeout later.
+func lazyDeadline(armed, t time.Time, timeout time.Duration) (time.Time, bool) {
+	slack := timeout / 32
+	if !armed.Before(t) && armed.Sub(t) <= slack {
+		return armed, false
+	}
+	return t.Add(slack), true
+}
+
 // serveFast proxies r to t over its upstream pool. It answers every
 // failure itself, like ReverseProxy's ErrorHandler would.
 func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, rt *route, t *target) {
@@ -128,13 +143,13 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, rt *route, t *
 		}
 		// Only reads wait on the replica: a request head fits in the
 		// socket buffer of a kept-alive connection.
-		c.nc.SetReadDeadline(deadline)
+		c.setReadDeadline(deadline, rt.timeout)
 		// A client that leaves aborts the exchange: the front's watcher
 		// does it for its requests, a context callback for net/http's.
 		fc, onFront := w.(*frontResponse)
 		var stop func() bool
 		if onFront {
-			fc.c.setWriteDeadline(deadline.Add(writeGrace))
+			fc.c.setWriteDeadline(deadline.Add(writeGrace), rt.timeout)
 			onFront = fc.c.setUpstream(c)
 		} else {
 			stop = context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })

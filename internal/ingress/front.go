@@ -58,14 +58,19 @@ type frontConn struct {
 	upstream *upConn
 	gone     bool
 
-	writeDeadline bool // a request's timeout bounds writes to the client
+	writeDeadline time.Time // the write deadline armed on nc; zero: none
 }
 
 // setWriteDeadline bounds the writes of the request's response by the
-// request's deadline; serveRequest lifts it afterwards.
-func (c *frontConn) setWriteDeadline(t time.Time) {
-	c.nc.SetWriteDeadline(t)
-	c.writeDeadline = true
+// request's deadline t, or up to deadlineSlack(timeout) later: a deadline
+// armed for an earlier request is kept when it is in that range, since
+// re-arming the timer on every request costs more than the rest of the
+// bookkeeping. serveRequest lifts an expired one.
+func (c *frontConn) setWriteDeadline(t time.Time, timeout time.Duration) {
+	if t2, ok := lazyDeadline(c.writeDeadline, t, timeout); ok {
+		c.nc.SetWriteDeadline(t2)
+		c.writeDeadline = t2
+	}
 }
 
 // setUpstream records the replica connection the request uses (nil when
@@ -352,6 +357,7 @@ func (c *frontConn) handOff() {
 	replay := make([]byte, len(c.rec.buf))
 	copy(replay, c.rec.buf)
 	c.nc.SetReadDeadline(time.Time{})
+	c.nc.SetWriteDeadline(time.Time{})
 	rc := &replayConn{Conn: c.nc, replay: replay}
 	if !c.p.std.give(rc) {
 		c.nc.Close()
@@ -374,9 +380,10 @@ func (c *frontConn) serveRequest(req *http.Request) bool {
 	if w.err != nil {
 		return false
 	}
-	if c.writeDeadline {
+	if !c.writeDeadline.IsZero() && c.writeDeadline.Before(time.Now()) {
+		// Only requests that reach a replica arm it.
 		c.nc.SetWriteDeadline(time.Time{})
-		c.writeDeadline = false
+		c.writeDeadline = time.Time{}
 	}
 	if cap(c.rec.buf) > 64<<10 {
 		c.rec.buf = nil // a huge header once is no reason to keep its buffer

@@ -133,3 +133,32 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+func TestLazyDeadline(t *testing.T) {
+	now := time.Unix(1000, 0)
+	const timeout = 32 * time.Second // slack: 1s
+	tests := []struct {
+		name  string
+		armed time.Time
+		t     time.Time
+		want  time.Time
+		rearm bool
+	}{
+		{"none armed", time.Time{}, now, now.Add(time.Second), true},
+		{"armed within the slack", now.Add(500 * time.Millisecond), now, now.Add(500 * time.Millisecond), false},
+		{"armed exactly at t", now, now, now, false},
+		{"armed too early", now.Add(-time.Millisecond), now, now.Add(time.Second), true},
+		{"armed too late", now.Add(time.Second + time.Millisecond), now, now.Add(time.Second), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, rearm := lazyDeadline(tt.armed, tt.t, timeout)
+			if !got.Equal(tt.want) || rearm != tt.rearm {
+				t.Fatalf("lazyDeadline = %v, %v; want %v, %v", got, rearm, tt.want, tt.rearm)
+			}
+			if got.Before(tt.t) || got.Sub(tt.t) > timeout/32 {
+				t.Fatalf("deadline %v is outside [t, t+timeout/32]", got)
+			}
+		})
+	}
+}

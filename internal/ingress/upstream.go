@@ -44,6 +44,16 @@ type upConn struct {
 	bw       *bufio.Writer
 	idleFrom time.Time
 	reused   bool
+	deadline time.Time // the read deadline armed on nc (see lazyDeadline)
+}
+
+// setReadDeadline bounds the wait for the response of a request that must
+// end by t, lazily (see lazyDeadline).
+func (c *upConn) setReadDeadline(t time.Time, timeout time.Duration) {
+	if t2, ok := lazyDeadline(c.deadline, t, timeout); ok {
+		c.nc.SetReadDeadline(t2)
+		c.deadline = t2
+	}
 }
 
 // limitedConn reads from a connection with a budget, so a replica cannot
@@ -180,6 +190,7 @@ func (c *upConn) closedByPeer() bool {
 		return false
 	}
 	c.nc.SetReadDeadline(time.Time{}) // a past deadline fails the read below
+	c.deadline = time.Time{}
 	var buf [1]byte
 	gone := false
 	err := c.raw.Read(func(fd uintptr) bool {
