@@ -250,16 +250,23 @@ func (c *Controller) ContainerChanged(ctr api.Container, removed bool) {
 // when a request finds none).
 func (c *Controller) Activate(ctx context.Context, appName, revision string) {
 	c.mu.Lock()
-	if st := c.apps[appName]; st != nil {
-		if sc := st.scalers[revision]; sc != nil {
-			sc.dec.Activate(time.Now())
-		}
-		if st.want[revision] < 1 {
-			st.want[revision] = 1
-			c.event(st, api.EventNormal, "Activated", "revision %s: a request is waiting: starting a replica", revision)
-		}
+	defer c.mu.Unlock()
+	st := c.apps[appName]
+	if st == nil {
+		c.enqueue(appName)
+		return
 	}
-	c.mu.Unlock()
+	if sc := st.scalers[revision]; sc != nil {
+		sc.dec.Activate(time.Now())
+	}
+	if st.want[revision] < 1 {
+		st.want[revision] = 1
+		// The worker can start the replica while the event is written
+		// (it waits for c.mu only once it has the app's state to read).
+		c.enqueue(appName)
+		c.event(st, api.EventNormal, "Activated", "revision %s: a request is waiting: starting a replica", revision)
+		return
+	}
 	c.enqueue(appName)
 }
 
