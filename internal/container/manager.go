@@ -67,6 +67,10 @@ type NetworkRequest struct {
 	Ports                       []api.PortMapping
 	// FilesDir receives hosts, resolv.conf and hostname.
 	FilesDir string
+	// Created, if set, is called by Setup once the namespace and the
+	// files exist, before it finishes the rest: the runtime's create
+	// may then run alongside.
+	Created func()
 }
 
 // Networks attaches containers to networks.
@@ -679,25 +683,51 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 	// A previous run may have left runtime state behind.
 	m.cfg.Runtime.Delete(ctx, id)
 	t0 := time.Now()
+	create := func() (int, error) {
+		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize})
+	}
 	var netset *api.NetworkSettings
-	if m.cfg.Networks != nil {
-		netset, err = m.cfg.Networks.Setup(ctx, NetworkRequest{
-			ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
-			Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, FilesDir: dir,
-		})
-		if err != nil {
+	if m.cfg.Networks == nil {
+		if pid, err = create(); err != nil {
+			return 0, err
+		}
+	} else {
+		// The network finishes its set-up (interfaces, addresses, DNS,
+		// port rules) while the runtime creates the container: the
+		// container only needs the namespace and its files to exist.
+		created := make(chan struct{})
+		var once sync.Once
+		done := make(chan struct{})
+		var netErr error
+		go func() {
+			defer close(done)
+			netset, netErr = m.cfg.Networks.Setup(ctx, NetworkRequest{
+				ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
+				Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, FilesDir: dir,
+				Created: func() { once.Do(func() { close(created) }) },
+			})
+		}()
+		select {
+		case <-created:
+		case <-done:
+			if netErr != nil {
+				return 0, netErr
+			}
+		}
+		pid, err = create()
+		<-done
+		switch {
+		case netErr != nil && err == nil:
+			m.cfg.Runtime.Delete(ctx, id)
+			return 0, netErr
+		case netErr != nil:
+			return 0, netErr
+		case err != nil:
+			m.cfg.Networks.Teardown(ctx, id)
 			return 0, err
 		}
 	}
-	t1 := time.Now()
-	pid, err = m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize})
-	if err != nil {
-		if netset != nil {
-			m.cfg.Networks.Teardown(ctx, id)
-		}
-		return 0, err
-	}
-	m.log.Debug("container create timing", "id", id[:12], "network", t1.Sub(t0), "create", time.Since(t1))
+	m.log.Debug("container create timing", "id", id[:12], "network and create", time.Since(t0))
 	e.mu.Lock()
 	e.rec.NetworkSettings = netset
 	e.rec.State.Pid = pid

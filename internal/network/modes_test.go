@@ -54,3 +54,49 @@ func TestNoneAndHost(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSetupCreatedCallback: Created comes once, when the namespace and the
+// final files exist (a runtime creating the container then bind-mounts
+// them), before the interfaces are made.
+func TestSetupCreatedCallback(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, testConfig(t, netip.Addr{}))
+	for _, network := range []string{api.NetworkNone, ""} {
+		name := "cb-" + network
+		if network == "" {
+			name = "cb-bridge"
+		}
+		t.Run(name, func(t *testing.T) {
+			id, files := container(t, name)
+			calls := 0
+			var hosts []byte
+			var nsAtCall, ifacesAtCall bool
+			s, err := m.Setup(ctx, SetupRequest{ContainerID: id, Name: name, Network: network, FilesDir: files, Created: func() {
+				calls++
+				hosts, _ = os.ReadFile(files + "/hosts")
+				nsAtCall = isNetNS(m.NetNSPath(id))
+				if nsAtCall {
+					st := inspectNS(t, m.NetNSPath(id))
+					ifacesAtCall = len(st.Up) > 0
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Teardown(ctx, id)
+			if calls != 1 || !nsAtCall {
+				t.Fatalf("Created called %d times, namespace there: %v", calls, nsAtCall)
+			}
+			if ifacesAtCall {
+				t.Error("interfaces were up before Created: nothing was left to overlap")
+			}
+			final, _ := os.ReadFile(files + "/hosts")
+			if len(hosts) == 0 || string(hosts) != string(final) {
+				t.Fatalf("hosts file at Created:\n%s\nafter Setup:\n%s", hosts, final)
+			}
+			if s.IP != "" && !strings.Contains(string(hosts), s.IP) {
+				t.Fatalf("hosts file at Created lacks the address %s:\n%s", s.IP, hosts)
+			}
+		})
+	}
+}

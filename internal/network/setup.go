@@ -34,6 +34,13 @@ type SetupRequest struct {
 	// FilesDir receives the files "hosts", "resolv.conf" and "hostname"
 	// for the container to bind-mount; empty writes none.
 	FilesDir string
+	// Created, if set, is called once the container's namespace and
+	// files are in place, before Setup makes the rest (interfaces,
+	// addresses, routes, DNS names, port rules): an OCI runtime may
+	// create the container from then on while Setup finishes. It is
+	// not called when Setup fails before that point; a Setup that fails
+	// after it has removed the namespace again.
+	Created func()
 }
 
 func validateSetup(req *SetupRequest) error {
@@ -169,10 +176,11 @@ func (m *Manager) setupNone(ctx context.Context, req SetupRequest) (*api.Network
 	path := m.NetNSPath(req.ContainerID)
 	err := createNetNS(path)
 	if err == nil {
-		err = plumb(attachment{NetNS: path, Loopback: true})
+		err = writeFiles(req.FilesDir, hostsFile(netip.Addr{}, req.Hostname, req.Name), resolvConf(m.resolv, netip.Addr{}), req.Hostname)
 	}
 	if err == nil {
-		err = writeFiles(req.FilesDir, hostsFile(netip.Addr{}, req.Hostname, req.Name), resolvConf(m.resolv, netip.Addr{}), req.Hostname)
+		req.created()
+		err = plumb(attachment{NetNS: path, Loopback: true})
 	}
 	if err != nil {
 		m.teardownEndpoint(ctx, ep, false)
@@ -254,7 +262,7 @@ func (m *Manager) setupBridge(ctx context.Context, req SetupRequest, n netRecord
 		return nil, err
 	}
 	m.holdPorts(req.ContainerID, res)
-	if err := m.plumbBridge(ctx, ep, n, req.FilesDir); err != nil {
+	if err := m.plumbBridge(ctx, ep, n, req); err != nil {
 		m.teardownEndpoint(ctx, ep, true)
 		return nil, setupErr(err)
 	}
@@ -262,11 +270,15 @@ func (m *Manager) setupBridge(ctx context.Context, req SetupRequest, n netRecord
 }
 
 // plumbBridge makes the host objects of a leased bridge endpoint.
-func (m *Manager) plumbBridge(ctx context.Context, ep endpointRecord, n netRecord, filesDir string) error {
+func (m *Manager) plumbBridge(ctx context.Context, ep endpointRecord, n netRecord, req SetupRequest) error {
 	path := m.NetNSPath(ep.ContainerID)
 	if err := createNetNS(path); err != nil {
 		return err
 	}
+	if err := writeFiles(req.FilesDir, hostsFile(ep.IP, ep.Hostname, ep.Name), resolvConf(m.resolv, n.Gateway), ep.Hostname); err != nil {
+		return err
+	}
+	req.created()
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
 		// Someone deleted the bridge: make it again.
@@ -285,10 +297,14 @@ func (m *Manager) plumbBridge(ctx context.Context, ep endpointRecord, n netRecor
 			return err
 		}
 	}
-	if err := m.register(ctx, ep, n.Gateway, n.Internal); err != nil {
-		return err
+	return m.register(ctx, ep, n.Gateway, n.Internal)
+}
+
+// created calls r.Created, if set.
+func (r SetupRequest) created() {
+	if r.Created != nil {
+		r.Created()
 	}
-	return writeFiles(filesDir, hostsFile(ep.IP, ep.Hostname, ep.Name), resolvConf(m.resolv, n.Gateway), ep.Hostname)
 }
 
 // register puts the endpoint's names into its network's DNS server,
