@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/controller"
 )
 
 // rawAPI sends a request straight to the daemon's socket.
@@ -67,8 +71,22 @@ func TestAPIBadInput(t *testing.T) {
 	}
 }
 
+// skiffPsAll returns the IDs of all containers but App replicas, which
+// Apps that other tests deleted may still be removing.
 func skiffPsAll(t *testing.T) []string {
-	return strings.Fields(must(t, env.daemon, "ps", "-aq"))
+	t.Helper()
+	var cs []api.Container
+	out := must(t, env.daemon, "ps", "-a", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &cs); err != nil {
+		t.Fatalf("ps -a -o json: %v\n%s", err, out)
+	}
+	var ids []string
+	for _, c := range cs {
+		if c.Config.Labels[controller.LabelApp] == "" {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
 }
 
 func truncateForLog(s string) string {

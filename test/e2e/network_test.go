@@ -61,6 +61,25 @@ func networkInspect(t *testing.T, d *Daemon, name string) api.Network {
 	return ns[0]
 }
 
+// networksOf returns the daemon's networks as JSON, with the attachments
+// of this file's networks only: replicas of Apps that other tests
+// deleted may still be leaving the default network.
+func networksOf(t *testing.T, d *Daemon) string {
+	t.Helper()
+	var ns []api.Network
+	out := must(t, d, "network", "ls", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &ns); err != nil {
+		t.Fatalf("network ls: %v\n%s", err, out)
+	}
+	for i := range ns {
+		if !strings.HasPrefix(ns[i].Name, "e2e-") {
+			ns[i].Containers = nil
+		}
+	}
+	b, _ := json.MarshalIndent(ns, "", "  ")
+	return string(b)
+}
+
 // netObjects counts what a daemon's networking made on the host.
 type netObjects struct {
 	Veths, NetNS, Rules, Leases, Bridges int
@@ -258,7 +277,7 @@ func TestNetworkCLI(t *testing.T) {
 		t.Fatalf("inspect shows %d containers, want 1", len(n.Containers))
 	}
 
-	before := must(t, d, "network", "ls", "-o", "json")
+	before := networksOf(t, d)
 	for _, tc := range []struct {
 		name  string
 		wants []string
@@ -276,7 +295,7 @@ func TestNetworkCLI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fails(t, d, tc.wants, tc.args...)
-			if after := must(t, d, "network", "ls", "-o", "json"); after != before {
+			if after := networksOf(t, d); after != before {
 				t.Fatalf("a failed command changed the networks:\n%s\n%s", before, after)
 			}
 		})
