@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/controller"
@@ -69,6 +70,24 @@ func TestAPIBadInput(t *testing.T) {
 	if after := len(skiffPsAll(t)); after != before {
 		t.Fatalf("bad requests changed the container count: %d -> %d", before, after)
 	}
+}
+
+// waitNoReplicas waits until d runs no App replica: Apps deleted by earlier
+// tests are gone, so counts of host objects are this test's own.
+func waitNoReplicas(t *testing.T, d *Daemon) {
+	t.Helper()
+	eventually(t, 60*time.Second, "the replicas of deleted Apps to be removed", func() bool {
+		var cs []api.Container
+		if err := json.Unmarshal([]byte(must(t, d, "ps", "-a", "-o", "json")), &cs); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Config.Labels[controller.LabelApp] != "" {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // skiffPsAll returns the IDs of all containers but App replicas, which

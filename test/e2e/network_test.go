@@ -249,6 +249,7 @@ func TestNetworkNoneAndHost(t *testing.T) {
 
 func TestNetworkCLI(t *testing.T) {
 	d := env.daemon
+	waitNoReplicas(t, d)
 	defer d.Run("", "network", "rm", "e2e-cli", "e2e-cli2", "e2e-internal")
 	defer d.Run("", "rm", "-f", "e2e-user")
 	id := strings.TrimSpace(must(t, d, "network", "create", "--subnet", "10.89.231.0/24", "--label", "team=web", "e2e-cli"))
@@ -309,6 +310,7 @@ func TestNetworkCLI(t *testing.T) {
 
 func TestNetworkCleanupCounts(t *testing.T) {
 	d := env.daemon
+	waitNoReplicas(t, d)
 	base := countNetObjects(t, d)
 	must(t, d, "network", "create", "e2e-clean")
 	must(t, d, "run", "-d", "--name", "e2e-c1", "-p", "8080", "-p", "127.0.0.1::53/udp", "hello")
