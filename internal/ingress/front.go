@@ -62,7 +62,7 @@ type frontConn struct {
 }
 
 // setWriteDeadline bounds the writes of the request's response by the
-// request's deadline t, or up to deadlineSlack(timeout) later: a deadline
+// request's deadline t, or up to timeout/32 later (see lazyDeadline): a deadline
 // armed for an earlier request is kept when it is in that range, since
 // re-arming the timer on every request costs more than the rest of the
 // bookkeeping. serveRequest lifts an expired one.
