@@ -107,7 +107,9 @@ wait:
 			break wait
 		}
 	}
-	if serr := <-stdDone; serr != nil {
+	// Shutdown reports the close of a listener we closed above when
+	// Serve had not yet noticed it: not a failure.
+	if serr := <-stdDone; serr != nil && !errors.Is(serr, net.ErrClosed) {
 		std.srv.Close()
 		if err == nil {
 			err = serr
