@@ -64,7 +64,7 @@ func newDescribeCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "  NAME\tTRAFFIC\tREADY\tREPLICAS\tIMAGE\tREASON")
 			for i := len(revs) - 1; i >= 0; i-- {
 				r := revs[i]
-				fmt.Fprintf(tw, "  %s\t%d%%\t%t\t%d/%d\t%s\t%s\n", r.Name, traffic[r.Name], r.Status.Ready, r.Status.Replicas.Ready, r.Status.Replicas.Desired, r.Spec.Image, orDash(r.Status.Reason))
+				fmt.Fprintf(tw, "  %s\t%d%%\t%s\t%d/%d\t%s\t%s\n", r.Name, traffic[r.Name], boolText(r.Status.Ready), r.Status.Replicas.Ready, r.Status.Replicas.Desired, r.Spec.Image, orDash(r.Status.Reason))
 			}
 			tw.Flush()
 			reps, err := cl.Replicas(ctx, a.Metadata.Name)
@@ -76,7 +76,10 @@ func newDescribeCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(w, "  none")
 			} else {
 				var b strings.Builder
-				printReplicas(&b, reps, false)
+				sortReplicas(reps)
+				if err := replicaTable.print(&b, "", false, reps); err != nil {
+					return err
+				}
 				for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
 					fmt.Fprintln(w, "  "+line)
 				}

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"skiff.dev/skiff/api"
@@ -127,4 +129,40 @@ func humanBytes(n uint64) string {
 		f /= 1024
 	}
 	return fmt.Sprintf("%.4gPiB", f)
+}
+
+// table is how a list command prints one kind of resource: -o json and
+// -o yaml print the items as they are, -q their short IDs, and otherwise
+// a header and the rows of each item, aligned (-o wide: more columns).
+type table[T any] struct {
+	header, wideHeader string // tab-separated column names
+	// id is what -q prints, shortened.
+	id func(T) string
+	// rows writes an item's tab-separated rows, each ending in "\n".
+	rows func(w io.Writer, item T, wide bool, now time.Time)
+}
+
+// print writes items to w the way output and quiet ask.
+func (t table[T]) print(w io.Writer, output string, quiet bool, items []T) error {
+	if output == outJSON || output == outYAML {
+		return printStructured(w, output, items)
+	}
+	if quiet {
+		for _, it := range items {
+			fmt.Fprintln(w, shortID(t.id(it)))
+		}
+		return nil
+	}
+	wide := output == outWide
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	if wide {
+		fmt.Fprintln(tw, t.wideHeader)
+	} else {
+		fmt.Fprintln(tw, t.header)
+	}
+	now := time.Now()
+	for _, it := range items {
+		t.rows(tw, it, wide, now)
+	}
+	return tw.Flush()
 }

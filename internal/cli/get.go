@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -96,29 +95,25 @@ func getApps(ctx context.Context, g *globals, name, output string) error {
 			return err
 		}
 	}
-	if output == outJSON || output == outYAML {
-		if name != "" {
-			return printStructured(g.stdout, output, apps[0])
-		}
-		return printStructured(g.stdout, output, apps)
+	if name != "" && (output == outJSON || output == outYAML) {
+		return printStructured(g.stdout, output, apps[0])
 	}
-	now := time.Now()
-	tw := tabwriter.NewWriter(g.stdout, 0, 8, 3, ' ', 0)
-	if output == outWide {
-		fmt.Fprintln(tw, "NAME\tURL\tREADY\tREPLICAS\tLATEST\tTRAFFIC\tIMAGE\tGENERATION\tAGE")
-	} else {
-		fmt.Fprintln(tw, "NAME\tURL\tREADY\tREPLICAS\tLATEST\tTRAFFIC\tAGE")
-	}
-	for _, a := range apps {
+	return appTable.print(g.stdout, output, false, apps)
+}
+
+var appTable = table[api.App]{
+	header:     "NAME\tURL\tREADY\tREPLICAS\tLATEST\tTRAFFIC\tAGE",
+	wideHeader: "NAME\tURL\tREADY\tREPLICAS\tLATEST\tTRAFFIC\tIMAGE\tGENERATION\tAGE",
+	id:         func(a api.App) string { return a.Metadata.Name },
+	rows: func(w io.Writer, a api.App, wide bool, now time.Time) {
 		reps := fmt.Sprintf("%d/%d", a.Status.Replicas.Ready, a.Status.Replicas.Desired)
 		age := humanDuration(now.Sub(a.Metadata.CreationTimestamp))
-		if output == outWide {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Metadata.Name, a.Status.URL, readyText(a), reps, a.Status.LatestCreatedRevision, trafficSummary(a.Status.Traffic), a.Spec.Image, a.Metadata.Generation, age)
-			continue
+		if wide {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Metadata.Name, a.Status.URL, readyText(a), reps, a.Status.LatestCreatedRevision, trafficSummary(a.Status.Traffic), a.Spec.Image, a.Metadata.Generation, age)
+			return
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Metadata.Name, a.Status.URL, readyText(a), reps, a.Status.LatestCreatedRevision, trafficSummary(a.Status.Traffic), age)
-	}
-	return tw.Flush()
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Metadata.Name, a.Status.URL, readyText(a), reps, a.Status.LatestCreatedRevision, trafficSummary(a.Status.Traffic), age)
+	},
 }
 
 func getRevisions(ctx context.Context, g *globals, name, output string) error {
@@ -148,28 +143,19 @@ func getRevisions(ctx context.Context, g *globals, name, output string) error {
 			}
 		}
 	}
-	if output == outJSON || output == outYAML {
-		return printStructured(g.stdout, output, all)
+	t := table[api.Revision]{
+		header:     "NAME\tAPP\tTRAFFIC\tREADY\tREPLICAS\tIMAGE\tAGE",
+		wideHeader: "NAME\tAPP\tTRAFFIC\tREADY\tREPLICAS\tIMAGE\tAGE\tIMAGE ID\tREASON",
+		id:         func(r api.Revision) string { return r.Name },
+		rows: func(w io.Writer, r api.Revision, wide bool, now time.Time) {
+			fmt.Fprintf(w, "%s\t%s\t%d%%\t%s\t%d/%d\t%s\t%s", r.Name, r.App, traffic[r.Name], boolText(r.Status.Ready), r.Status.Replicas.Ready, r.Status.Replicas.Desired, r.Spec.Image, humanDuration(now.Sub(r.Created)))
+			if wide {
+				fmt.Fprintf(w, "\t%s\t%s", shortID(r.Status.ImageDigest), r.Status.Reason)
+			}
+			fmt.Fprintln(w)
+		},
 	}
-	now := time.Now()
-	tw := tabwriter.NewWriter(g.stdout, 0, 8, 3, ' ', 0)
-	fmt.Fprint(tw, "NAME\tAPP\tTRAFFIC\tREADY\tREPLICAS\tIMAGE\tAGE")
-	if output == outWide {
-		fmt.Fprint(tw, "\tIMAGE ID\tREASON")
-	}
-	fmt.Fprintln(tw)
-	for _, r := range all {
-		ready := "False"
-		if r.Status.Ready {
-			ready = "True"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d%%\t%s\t%d/%d\t%s\t%s", r.Name, r.App, traffic[r.Name], ready, r.Status.Replicas.Ready, r.Status.Replicas.Desired, r.Spec.Image, humanDuration(now.Sub(r.Created)))
-		if output == outWide {
-			fmt.Fprintf(tw, "\t%s\t%s", shortID(r.Status.ImageDigest), r.Status.Reason)
-		}
-		fmt.Fprintln(tw)
-	}
-	return tw.Flush()
+	return t.print(g.stdout, output, false, all)
 }
 
 func getReplicas(ctx context.Context, g *globals, app, output string) error {
@@ -177,32 +163,32 @@ func getReplicas(ctx context.Context, g *globals, app, output string) error {
 	if err != nil {
 		return err
 	}
-	if output == outJSON || output == outYAML {
-		return printStructured(g.stdout, output, reps)
-	}
-	printReplicas(g.stdout, reps, output == outWide)
-	return nil
+	sortReplicas(reps)
+	return replicaTable.print(g.stdout, output, false, reps)
 }
 
-func printReplicas(w io.Writer, reps []api.Replica, wide bool) {
-	sort.Slice(reps, func(i, j int) bool { return reps[i].Name < reps[j].Name })
-	now := time.Now()
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprint(tw, "NAME\tREVISION\tREADY\tSTATE\tRESTARTS\tIP\tAGE")
-	if wide {
-		fmt.Fprint(tw, "\tCONTAINER ID")
-	}
-	fmt.Fprintln(tw)
-	for _, r := range reps {
-		ready := "False"
-		if r.Ready {
-			ready = "True"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s", r.Name, r.Revision, ready, r.State, r.Restarts, r.IP, humanDuration(now.Sub(r.Created)))
+func sortReplicas(reps []api.Replica) {
+	slices.SortFunc(reps, func(a, b api.Replica) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// replicaTable lists replicas (sorted first by sortReplicas).
+var replicaTable = table[api.Replica]{
+	header:     "NAME\tREVISION\tREADY\tSTATE\tRESTARTS\tIP\tAGE",
+	wideHeader: "NAME\tREVISION\tREADY\tSTATE\tRESTARTS\tIP\tAGE\tCONTAINER ID",
+	id:         func(r api.Replica) string { return r.Name },
+	rows: func(w io.Writer, r api.Replica, wide bool, now time.Time) {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s", r.Name, r.Revision, boolText(r.Ready), r.State, r.Restarts, r.IP, humanDuration(now.Sub(r.Created)))
 		if wide {
-			fmt.Fprintf(tw, "\t%s", shortID(r.ContainerID))
+			fmt.Fprintf(w, "\t%s", shortID(r.ContainerID))
 		}
-		fmt.Fprintln(tw)
+		fmt.Fprintln(w)
+	},
+}
+
+// boolText is a condition's status: True or False.
+func boolText(b bool) string {
+	if b {
+		return "True"
 	}
-	tw.Flush()
+	return "False"
 }

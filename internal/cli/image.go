@@ -7,9 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,6 +49,31 @@ func splitRef(ref string) (repo, tag string) {
 	return ref, "latest"
 }
 
+// imageTable has a row for each of an image's names.
+var imageTable = table[api.Image]{
+	header:     "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE",
+	wideHeader: "REPOSITORY\tTAG\tIMAGE ID\tDIGEST\tCREATED\tSIZE\tLAYERS\tPLATFORM",
+	id:         func(img api.Image) string { return img.ID },
+	rows: func(w io.Writer, img api.Image, wide bool, now time.Time) {
+		tags := slices.Sorted(slices.Values(img.Tags))
+		if len(tags) == 0 {
+			tags = []string{"<none>:<none>"}
+		}
+		for _, t := range tags {
+			repo, tag := splitRef(t)
+			if t == "<none>:<none>" {
+				repo, tag = "<none>", "<none>"
+			}
+			created := ago(img.Created, now)
+			if wide {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s/%s\n", repo, tag, shortID(img.ID), shortID(img.Digest), created, humanSize(img.Size), len(img.Layers), img.OS, img.Architecture)
+				continue
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", repo, tag, shortID(img.ID), created, humanSize(img.Size))
+		}
+	},
+}
+
 func newImageLsCmd(g *globals, use string) *cobra.Command {
 	var output string
 	var quiet bool
@@ -66,42 +90,7 @@ func newImageLsCmd(g *globals, use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == outJSON || output == outYAML {
-				return printStructured(g.stdout, output, imgs)
-			}
-			if quiet {
-				for _, img := range imgs {
-					fmt.Fprintln(g.stdout, shortID(img.ID))
-				}
-				return nil
-			}
-			now := time.Now()
-			tw := tabwriter.NewWriter(g.stdout, 0, 8, 3, ' ', 0)
-			if output == outWide {
-				fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tDIGEST\tCREATED\tSIZE\tLAYERS\tPLATFORM")
-			} else {
-				fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
-			}
-			for _, img := range imgs {
-				tags := img.Tags
-				if len(tags) == 0 {
-					tags = []string{"<none>:<none>"}
-				}
-				sort.Strings(tags)
-				for _, t := range tags {
-					repo, tag := splitRef(t)
-					if t == "<none>:<none>" {
-						repo, tag = "<none>", "<none>"
-					}
-					created := ago(img.Created, now)
-					if output == outWide {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s/%s\n", repo, tag, shortID(img.ID), shortID(img.Digest), created, humanSize(img.Size), len(img.Layers), img.OS, img.Architecture)
-						continue
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", repo, tag, shortID(img.ID), created, humanSize(img.Size))
-				}
-			}
-			return tw.Flush()
+			return imageTable.print(g.stdout, output, quiet, imgs)
 		},
 	}
 	addOutputFlag(c, &output, outWide, outJSON, outYAML)

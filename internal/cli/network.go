@@ -2,10 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,6 +74,24 @@ by the CNI plugins of a configuration list.`,
 	return c
 }
 
+var networkTable = table[api.Network]{
+	header:     "NETWORK ID\tNAME\tDRIVER\tSUBNET\tINTERNAL\tCONTAINERS",
+	wideHeader: "NETWORK ID\tNAME\tDRIVER\tSUBNET\tGATEWAY\tBRIDGE\tINTERNAL\tCONTAINERS\tCREATED\tLABELS",
+	id:         func(n api.Network) string { return n.ID },
+	rows: func(w io.Writer, n api.Network, wide bool, now time.Time) {
+		internal := ""
+		if n.Internal {
+			internal = "yes"
+		}
+		if wide {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortID(n.ID), n.Name, n.Driver, n.Subnet, n.Gateway, n.Bridge,
+				internal, len(n.Containers), ago(n.Created, now), labelsText(n.Labels))
+			return
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", shortID(n.ID), n.Name, n.Driver, n.Subnet, internal, len(n.Containers))
+	},
+}
+
 func newNetworkLsCmd(g *globals) *cobra.Command {
 	var output string
 	var quiet bool
@@ -90,35 +108,7 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == outJSON || output == outYAML {
-				return printStructured(g.stdout, output, nets)
-			}
-			if quiet {
-				for _, n := range nets {
-					fmt.Fprintln(g.stdout, shortID(n.ID))
-				}
-				return nil
-			}
-			now := time.Now()
-			tw := tabwriter.NewWriter(g.stdout, 0, 8, 3, ' ', 0)
-			if output == outWide {
-				fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSUBNET\tGATEWAY\tBRIDGE\tINTERNAL\tCONTAINERS\tCREATED\tLABELS")
-			} else {
-				fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSUBNET\tINTERNAL\tCONTAINERS")
-			}
-			for _, n := range nets {
-				internal := ""
-				if n.Internal {
-					internal = "yes"
-				}
-				if output == outWide {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortID(n.ID), n.Name, n.Driver, n.Subnet, n.Gateway, n.Bridge,
-						internal, len(n.Containers), ago(n.Created, now), labelsText(n.Labels))
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", shortID(n.ID), n.Name, n.Driver, n.Subnet, internal, len(n.Containers))
-			}
-			return tw.Flush()
+			return networkTable.print(g.stdout, output, quiet, nets)
 		},
 	}
 	addOutputFlag(c, &output, outWide, outJSON, outYAML)

@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,6 +34,29 @@ func portsText(c api.Container) string {
 	return strings.Join(out, ", ")
 }
 
+var containerTable = table[api.Container]{
+	header:     "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES",
+	wideHeader: "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tIP\tPID\tRESTARTS\tLIMITS\tNAMES",
+	id:         func(c api.Container) string { return c.ID },
+	rows: func(w io.Writer, c api.Container, wide bool, now time.Time) {
+		if !wide {
+			fmt.Fprintf(w, "%s\t%s\t%q\t%s\t%s\t%s\t%s\n", shortID(c.ID), imageText(c), truncate(quoteCommand(c.Process), 20),
+				ago(c.Created, now), statusText(c.State, now), portsText(c), c.Name)
+			return
+		}
+		pid := ""
+		if c.State.Pid > 0 {
+			pid = fmt.Sprint(c.State.Pid)
+		}
+		ip := ""
+		if c.NetworkSettings != nil {
+			ip = c.NetworkSettings.IP
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortID(c.ID), imageText(c), quoteCommand(c.Process),
+			ago(c.Created, now), statusText(c.State, now), portsText(c), ip, pid, c.State.RestartCount, limitsText(c.Config.Resources), c.Name)
+	},
+}
+
 func newPsCmd(g *globals) *cobra.Command {
 	var all, quiet bool
 	var output string
@@ -50,41 +73,7 @@ func newPsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == outJSON || output == outYAML {
-				return printStructured(g.stdout, output, cs)
-			}
-			if quiet {
-				for _, c := range cs {
-					fmt.Fprintln(g.stdout, shortID(c.ID))
-				}
-				return nil
-			}
-			now := time.Now()
-			tw := tabwriter.NewWriter(g.stdout, 0, 8, 3, ' ', 0)
-			if output == outWide {
-				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tIP\tPID\tRESTARTS\tLIMITS\tNAMES")
-			} else {
-				fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
-			}
-			for _, c := range cs {
-				cmdline := fmt.Sprintf("%q", truncate(quoteCommand(c.Process), 20))
-				if output == outWide {
-					pid := ""
-					if c.State.Pid > 0 {
-						pid = fmt.Sprint(c.State.Pid)
-					}
-					ip := ""
-					if c.NetworkSettings != nil {
-						ip = c.NetworkSettings.IP
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", shortID(c.ID), imageText(c), quoteCommand(c.Process),
-						ago(c.Created, now), statusText(c.State, now), portsText(c), ip, pid, c.State.RestartCount, limitsText(c.Config.Resources), c.Name)
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(c.ID), imageText(c), cmdline,
-					ago(c.Created, now), statusText(c.State, now), portsText(c), c.Name)
-			}
-			return tw.Flush()
+			return containerTable.print(g.stdout, output, quiet, cs)
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "show all containers (default: running ones)")
