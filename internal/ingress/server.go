@@ -73,18 +73,10 @@ func (p *Proxy) Addr() net.Addr {
 // and waits for proxied requests to finish until ctx is done (then it
 // closes the remaining connections and returns ctx's error).
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.closeOnce.Do(func() { close(p.closed) })
-	p.srvMu.Lock()
-	std, ln := p.std, p.ln
-	p.srvMu.Unlock()
+	std := p.stopAccepting()
 	if std == nil {
 		return nil
 	}
-	ln.Close()
-	p.connsMu.Lock()
-	p.frontClosed = true
-	p.connsMu.Unlock()
-	p.frontClosing.Store(true)
 
 	frontDone := make(chan struct{})
 	go func() { p.connsWG.Wait(); close(frontDone) }()
@@ -119,9 +111,9 @@ wait:
 	return err
 }
 
-// Close stops the listener and closes every connection at once, cutting
-// requests in flight; held requests get 503.
-func (p *Proxy) Close() error {
+// stopAccepting marks the proxy closed and closes its listener; it
+// returns the server to stop, or nil if Start never ran.
+func (p *Proxy) stopAccepting() *stdServer {
 	p.closeOnce.Do(func() { close(p.closed) })
 	p.srvMu.Lock()
 	std, ln := p.std, p.ln
@@ -134,6 +126,16 @@ func (p *Proxy) Close() error {
 	p.frontClosed = true
 	p.connsMu.Unlock()
 	p.frontClosing.Store(true)
+	return std
+}
+
+// Close stops the listener and closes every connection at once, cutting
+// requests in flight; held requests get 503.
+func (p *Proxy) Close() error {
+	std := p.stopAccepting()
+	if std == nil {
+		return nil
+	}
 	p.closeFront()
 	err := std.srv.Close()
 	std.Close()
