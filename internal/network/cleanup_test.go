@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"skiff.dev/skiff/api"
@@ -283,5 +284,68 @@ func TestDeadInstancesAreCollected(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(instanceDir, dead.Instance+".lock")); !os.IsNotExist(err) {
 		t.Fatalf("its lock file: %v", err)
+	}
+}
+
+// TestDefaultNetworkMovesWhenItsSubnetWasTaken: a daemon stopped without
+// containers has no bridge; if its default subnet is taken meanwhile, it
+// still starts, on a free subnet, and its containers get addresses there.
+// A daemon whose default subnet is configured refuses instead.
+func TestDefaultNetworkMovesWhenItsSubnetWasTaken(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, netip.Addr{})
+	m1, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := m1.Inspect(ctx, api.DefaultNetwork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if linkExists(def.Bridge) {
+		t.Fatal("the bridge of a daemon stopped without containers is still there")
+	}
+	// Another daemon takes the subnet: its default network is the first
+	// free one, else it asks for it.
+	other := newManager(t, testConfig(t, netip.Addr{}))
+	if n, err := other.Inspect(ctx, api.DefaultNetwork); err != nil {
+		t.Fatal(err)
+	} else if n.Subnet != def.Subnet {
+		if _, err := other.Create(ctx, api.NetworkCreateRequest{Name: "taker", Subnet: def.Subnet}); err != nil {
+			t.Fatalf("take %s: %v", def.Subnet, err)
+		}
+	}
+
+	m2 := newManager(t, cfg)
+	moved, err := m2.Inspect(ctx, api.DefaultNetwork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Subnet == def.Subnet || moved.ID != def.ID {
+		t.Fatalf("default network after restart: %s %s, want the same network on another subnet than %s", moved.ID, moved.Subnet, def.Subnet)
+	}
+	id, _ := container(t, "c")
+	ns, err := m2.Setup(ctx, SetupRequest{ContainerID: id, Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !netip.MustParsePrefix(moved.Subnet).Contains(netip.MustParseAddr(ns.IP)) {
+		t.Fatalf("container address %s is not in the new subnet %s", ns.IP, moved.Subnet)
+	}
+	if err := m2.Teardown(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+
+	// With the subnet configured, the daemon keeps to it and says why not.
+	cfg3 := testConfig(t, netip.Addr{})
+	cfg3.DefaultSubnet = def.Subnet
+	if m3, err := New(ctx, cfg3); err == nil {
+		m3.RemoveAll(ctx)
+		t.Fatal("a daemon started on a configured default subnet that a host route holds")
+	} else if !strings.Contains(err.Error(), "overlaps") {
+		t.Fatalf("configured default subnet taken: %v", err)
 	}
 }

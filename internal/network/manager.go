@@ -193,7 +193,7 @@ func (m *Manager) ensureDefault(ctx context.Context) error {
 		return err
 	}
 	if m.cfg.DefaultSubnet == "" {
-		return nil
+		return m.repickDefault(ctx, n)
 	}
 	want, err := parseSubnet(m.cfg.DefaultSubnet)
 	if err != nil {
@@ -217,6 +217,31 @@ func (m *Manager) ensureDefault(ctx context.Context) error {
 		return errdefs.Unavailable("%v", err)
 	}
 	_, err = m.db.ExecContext(ctx, `UPDATE networks SET subnet = ?, gateway = ?, ip_cursor = '' WHERE id = ?`, want.String(), gatewayOf(want).String(), n.ID)
+	return dbErr("update the default network", err)
+}
+
+// repickDefault moves the default network, when no subnet is configured
+// for it, to a free subnet if its bridge is gone (a reboot, a purge),
+// nothing is attached, and its subnet has meanwhile been taken by a host
+// route (another daemon's network, a VPN): the daemon then starts instead
+// of refusing to. A network that still has its bridge keeps its subnet.
+func (m *Manager) repickDefault(ctx context.Context, n netRecord) error {
+	if n.Driver != driverBridge || linkExists(n.Bridge) {
+		return nil
+	}
+	if err := m.checkSubnetFree(ctx, m.db, n.Subnet, n.ID); err == nil || !errors.Is(err, errdefs.ErrConflict) {
+		return err
+	}
+	eps, err := listEndpoints(ctx, m.db, n.ID)
+	if err != nil || len(eps) > 0 {
+		return err // ensureHostObjects says what overlaps
+	}
+	p, err := m.pickSubnet(ctx, m.db)
+	if err != nil {
+		return fmt.Errorf("default network: %w", err)
+	}
+	m.log.Warn("default network moves to a free subnet: its own was taken while its bridge was gone", "from", n.Subnet, "to", p)
+	_, err = m.db.ExecContext(ctx, `UPDATE networks SET subnet = ?, gateway = ?, ip_cursor = '' WHERE id = ?`, p.String(), gatewayOf(p).String(), n.ID)
 	return dbErr("update the default network", err)
 }
 
