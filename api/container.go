@@ -174,6 +174,19 @@ type ExecRequest struct {
 	User       string   `json:"user,omitempty"`
 	// Stdin attaches the request's stdin stream to the process.
 	Stdin bool `json:"stdin,omitempty"`
+	// Tty runs the process on a pseudo-terminal: its output comes as one
+	// stdout stream with terminal line endings, and stdin (raw bytes)
+	// goes through the terminal, so ^C interrupts it. TERM is xterm
+	// unless Env sets it.
+	Tty bool `json:"tty,omitempty"`
+	// ConsoleSize is the terminal's initial size, with Tty.
+	ConsoleSize *ConsoleSize `json:"consoleSize,omitempty"`
+}
+
+// ConsoleSize is a terminal's size in characters.
+type ConsoleSize struct {
+	Height uint `json:"height"`
+	Width  uint `json:"width"`
 }
 
 // LogEntry is one line of a container's output.

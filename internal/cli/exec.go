@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"errors"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"skiff.dev/skiff/api"
 )
@@ -16,8 +19,11 @@ func newExecCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "exec [flags] CONTAINER COMMAND [ARG...]",
 		Short: "Run a command in a running container",
-		Long:  "Run a command in a running container; skiff exits with the command's exit code.",
-		Args:  cobra.MinimumNArgs(2),
+		Long: `Run a command in a running container; skiff exits with the command's exit code.
+
+With -it the command gets a terminal and this terminal's keys, as
+"docker exec -it" gives: skiff exec -it web sh`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			env, err := expandEnv(req.Env)
 			if err != nil {
@@ -28,6 +34,13 @@ func newExecCmd(g *globals) *cobra.Command {
 			var stdin io.Reader
 			if interactive {
 				stdin = g.stdin
+			}
+			if req.Tty {
+				restore, err := g.useTerminal(&req, interactive)
+				if err != nil {
+					return withCode(125, err)
+				}
+				defer restore()
 			}
 			code, err := g.client().Exec(cmd.Context(), args[0], req, stdin, g.stdout, g.stderr)
 			if err != nil {
@@ -44,5 +57,31 @@ func newExecCmd(g *globals) *cobra.Command {
 	c.Flags().StringVarP(&req.WorkingDir, "workdir", "w", "", "working directory inside the container")
 	c.Flags().StringVarP(&req.User, "user", "u", "", "user to run as")
 	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "send this command's stdin to the process")
+	c.Flags().BoolVarP(&req.Tty, "tty", "t", false, "give the process a terminal (with -i, this terminal's keys go to it)")
 	return c
+}
+
+// useTerminal prepares this terminal for a process with a terminal in
+// the container: req gets its size, and with interactive it is put in
+// raw mode so every key goes to the process; restore undoes that. With
+// interactive, stdin must be a terminal.
+func (g *globals) useTerminal(req *api.ExecRequest, interactive bool) (restore func(), err error) {
+	restore = func() {}
+	if out, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(out.Fd())) {
+		if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
+			req.ConsoleSize = &api.ConsoleSize{Height: uint(h), Width: uint(w)}
+		}
+	}
+	if !interactive {
+		return restore, nil
+	}
+	in, ok := g.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(in.Fd())) {
+		return nil, errors.New("-t with -i needs a terminal, and the input is not one: drop -t to pipe input in")
+	}
+	state, err := term.MakeRaw(int(in.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	return func() { term.Restore(int(in.Fd()), state) }, nil
 }

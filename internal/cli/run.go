@@ -188,7 +188,7 @@ func startExitCode(err error) int {
 
 func newRunCmd(g *globals) *cobra.Command {
 	var f runFlags
-	var detach bool
+	var detach, interactive, tty bool
 	c := &cobra.Command{
 		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
 		Short: "Create and start a container",
@@ -201,6 +201,9 @@ with its exit code. With -d it prints the container ID and returns.`,
   skiff run --rm busybox sh -c 'echo $HOSTNAME'`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if interactive || tty {
+				return withCode(125, fmt.Errorf("skiff run has no -i or -t: start the container with -d, then get a shell with skiff exec -it CONTAINER sh"))
+			}
 			req, err := f.request(args)
 			if err != nil {
 				return withCode(125, err)
@@ -252,6 +255,11 @@ with its exit code. With -d it prints the container ID and returns.`,
 	}
 	f.register(c)
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
+	// Accepted only to say what to do instead.
+	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "not supported: use skiff exec -it")
+	c.Flags().BoolVarP(&tty, "tty", "t", false, "not supported: use skiff exec -it")
+	c.Flags().MarkHidden("interactive")
+	c.Flags().MarkHidden("tty")
 	return c
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -94,9 +95,17 @@ func (specer) Exec(spec *specs.Spec, rootfsDir string, req api.ExecRequest) (*sp
 		return nil, fmt.Errorf("container spec has no process")
 	}
 	p := *spec.Process
-	p.Terminal = false
+	p.Terminal = req.Tty
+	p.ConsoleSize = nil
+	if req.Tty && req.ConsoleSize != nil {
+		p.ConsoleSize = &specs.Box{Height: req.ConsoleSize.Height, Width: req.ConsoleSize.Width}
+	}
 	p.Args = req.Cmd
-	env, err := oci.Env(spec.Process.Env, req.Env, spec.Hostname)
+	reqEnv := req.Env
+	if req.Tty && !slices.ContainsFunc(reqEnv, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
+		reqEnv = append([]string{"TERM=xterm"}, reqEnv...)
+	}
+	env, err := oci.Env(spec.Process.Env, reqEnv, spec.Hostname)
 	if err != nil {
 		return nil, err
 	}

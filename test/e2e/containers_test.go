@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/api"
 )
@@ -335,6 +342,79 @@ func TestExec(t *testing.T) {
 	}
 	must(t, d, "stop", "-t", "0", "exectarget")
 	fails(t, d, []string{"not running"}, "exec", "exectarget", "true")
+}
+
+// TestExecTerminal: exec -t gives the process a terminal; -it from a
+// terminal types keys into it, sized like the caller's, with the exit
+// code kept; -it from a pipe is refused with a clear error.
+func TestExecTerminal(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "--name", "ttytarget", "busybox", "sleep", "300")
+	defer d.Run("", "rm", "-f", "ttytarget")
+	if out := must(t, d, "exec", "-t", "ttytarget", "sh", "-c", "tty; echo $TERM"); !regexp.MustCompile(`^/dev/pts/\d+\r\nxterm\r\n$`).MatchString(out) {
+		t.Fatalf("exec -t: %q, want a /dev/pts terminal, TERM=xterm and terminal line endings", out)
+	}
+	if r := d.Run("", "exec", "ttytarget", "tty"); r.Code == 0 || !strings.Contains(r.Stdout, "not a tty") {
+		t.Fatalf("exec without -t has a terminal: %s", r)
+	}
+	fails(t, d, []string{"not one", "drop -t"}, "exec", "-it", "ttytarget", "sh")
+
+	master, slave := openTerminal(t, 33, 101)
+	defer master.Close()
+	cmd := exec.Command(env.skiff, "--socket", d.Socket, "exec", "-it", "ttytarget", "sh")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var out bytes.Buffer
+	read := make(chan struct{})
+	go func() { io.Copy(&out, master); close(read) }() // EIO once the CLI exits
+	// Typed keys: the line discipline in the container echoes and ends
+	// the line; the answers carry a marker the echo does not.
+	io.WriteString(master, "stty size; echo ans$((6*7)); exit 3\r")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("exec -it exit: %v, want exit status 3", err)
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("exec -it did not end after exit was typed")
+	}
+	<-read
+	if got := out.String(); !strings.Contains(got, "33 101\r\n") || !strings.Contains(got, "ans42\r\n") {
+		t.Fatalf("exec -it output %q: want the terminal size 33 101 and ans42", got)
+	}
+}
+
+// openTerminal opens a pseudo-terminal of rows×cols for a CLI to run on.
+func openTerminal(t *testing.T, rows, cols uint16) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return master, slave
 }
 
 func TestStatsAndInfo(t *testing.T) {

@@ -317,8 +317,12 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio r
 	f.Close()
 
 	cmd := r.runtimeCmd(ctx, "--log", logFile, "--log-format", "json", "exec", "--process", f.Name(), id)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
-	err = cmd.Run()
+	if proc.Terminal {
+		err = runOnTerminal(cmd, proc.ConsoleSize, stdio)
+	} else {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+		err = cmd.Run()
+	}
 	if err == nil {
 		return 0, nil
 	}
@@ -353,7 +357,6 @@ func (r *Runtime) execProcess(m meta, p *specs.Process) (*specs.Process, error) 
 		return nil, errdefs.Unavailable("parse the container's config.json: %w", err)
 	}
 	proc := *p
-	proc.Terminal = false
 	if base := spec.Process; base != nil {
 		if proc.Cwd == "" {
 			proc.Cwd = base.Cwd
