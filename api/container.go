@@ -183,6 +183,10 @@ type ExecRequest struct {
 	ConsoleSize *ConsoleSize `json:"consoleSize,omitempty"`
 }
 
+// ExecSessionHeader names, in the 101 answer to an exec with tty and
+// stdin, the session whose terminal POST /v1/exec/{session}/resize sizes.
+const ExecSessionHeader = "Skiff-Exec-Session"
+
 // ConsoleSize is a terminal's size in characters.
 type ConsoleSize struct {
 	Height uint `json:"height"`

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"skiff.dev/skiff/api"
@@ -175,8 +176,24 @@ func (c *Client) Exec(ctx context.Context, ref string, req api.ExecRequest, stdi
 		res, err := copyStream(resp.Body, stdout, stderr)
 		return res.ExitCode, err
 	}
-	// With stdin: speak HTTP/1.1 by hand on a fresh connection so it can be
-	// upgraded to a raw duplex stream.
+	return c.execUpgraded(ctx, path, req, stdin, stdout, stderr, nil)
+}
+
+// ExecTerminal is Exec for a request with Tty: stdin is typed into the
+// process's terminal, and each size sent on resize is given to that
+// terminal while the process runs.
+func (c *Client) ExecTerminal(ctx context.Context, ref string, req api.ExecRequest, stdin io.Reader, stdout io.Writer, resize <-chan api.ConsoleSize) (int, error) {
+	req.Tty, req.Stdin = true, true
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	return c.execUpgraded(ctx, "/containers/"+url.PathEscape(ref)+"/exec", req, stdin, stdout, io.Discard, resize)
+}
+
+// execUpgraded runs an exec whose connection is upgraded to carry stdin.
+func (c *Client) execUpgraded(ctx context.Context, path string, req api.ExecRequest, stdin io.Reader, stdout, stderr io.Writer, resize <-chan api.ConsoleSize) (int, error) {
+	// Speak HTTP/1.1 by hand on a fresh connection so it can be upgraded
+	// to a raw duplex stream.
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socket)
 	if err != nil {
@@ -201,6 +218,23 @@ func (c *Client) Exec(ctx context.Context, ref string, req api.ExecRequest, stdi
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer resp.Body.Close()
 		return 0, decodeError(resp)
+	}
+	if session := resp.Header.Get(api.ExecSessionHeader); session != "" && resize != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case size := <-resize:
+					b, _ := json.Marshal(size)
+					if resp, err := c.do(ctx, "POST", "/exec/"+url.PathEscape(session)+"/resize", nil, bytes.NewReader(b), "application/json"); err == nil {
+						resp.Body.Close()
+					}
+				case <-done:
+					return
+				}
+			}
+		}()
 	}
 	go func() {
 		io.Copy(conn, stdin)

@@ -3,12 +3,17 @@ package apiserver
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/stream"
@@ -245,8 +250,9 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	var (
-		sw    *stream.Writer
-		stdin io.Reader
+		sw     *stream.Writer
+		stdin  io.Reader
+		resize chan specs.Box
 	)
 	if req.Stdin {
 		if r.Header.Get("Upgrade") != "skiff-stream" {
@@ -264,7 +270,17 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 		// A hijacked request's context is cancelled at once; the process
 		// lives until it exits.
 		ctx = context.WithoutCancel(ctx)
-		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: skiff-stream\r\n\r\n")
+		session := ""
+		if req.Tty {
+			// The client resizes the terminal through this session.
+			session, resize = s.execSessions.add()
+			defer s.execSessions.remove(session)
+		}
+		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: skiff-stream\r\n")
+		if session != "" {
+			buf.WriteString(api.ExecSessionHeader + ": " + session + "\r\n")
+		}
+		buf.WriteString("\r\n")
 		buf.Flush()
 		sw = stream.NewWriter(conn, nil)
 		stdin = buf.Reader
@@ -279,12 +295,70 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	code, err := s.containers.Exec(ctx, c.ID, req, runtime.ExecIO{
-		Stdin: stdin, Stdout: sw.Stream(stream.Stdout), Stderr: sw.Stream(stream.Stderr),
+		Stdin: stdin, Stdout: sw.Stream(stream.Stdout), Stderr: sw.Stream(stream.Stderr), Resize: resize,
 	})
 	if err != nil {
 		return sw.WriteError(APIError(err))
 	}
 	return sw.WriteExit(api.ContainerWaitResponse{ExitCode: code})
+}
+
+// resizeExec sets the terminal size of an exec session (exec with tty
+// and stdin).
+func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) error {
+	var size api.ConsoleSize
+	if err := decode(r, &size); err != nil {
+		return err
+	}
+	if size.Height == 0 || size.Width == 0 || size.Height > 0xffff || size.Width > 0xffff {
+		return errdefs.Invalid("terminal size %dx%d: height and width must be 1..65535", size.Height, size.Width)
+	}
+	if !s.execSessions.send(r.PathValue("session"), specs.Box{Height: size.Height, Width: size.Width}) {
+		return errdefs.NotFound("no exec session %q with a terminal: it ended, or was started without tty and stdin", r.PathValue("session"))
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// execSessions are the running execs with a terminal, by session ID.
+type execSessions struct {
+	mu sync.Mutex
+	m  map[string]chan specs.Box
+}
+
+func (e *execSessions) add() (string, chan specs.Box) {
+	b := make([]byte, 16)
+	rand.Read(b)
+	id, ch := hex.EncodeToString(b), make(chan specs.Box, 1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = map[string]chan specs.Box{}
+	}
+	e.m[id] = ch
+	return id, ch
+}
+
+func (e *execSessions) remove(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.m, id)
+}
+
+// send passes size to the session, replacing a size not yet taken.
+func (e *execSessions) send(id string, size specs.Box) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch, ok := e.m[id]
+	if !ok {
+		return false
+	}
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- size
+	return true
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {

@@ -73,6 +73,8 @@ type Server struct {
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
+
+	execSessions execSessions
 }
 
 // MaxJSONBody caps JSON request bodies.
@@ -129,6 +131,7 @@ func (s *Server) routes() {
 	h("GET /v1/containers/{id}/logs", s.logs)
 	h("POST /v1/containers/{id}/attach", s.attach)
 	h("POST /v1/containers/{id}/exec", s.exec)
+	h("POST /v1/exec/{session}/resize", s.resizeExec)
 	h("GET /v1/containers/{id}/stats", s.stats)
 
 	h("GET /v1/images", s.listImages)

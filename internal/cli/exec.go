@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -35,6 +37,7 @@ With -it the command gets a terminal and this terminal's keys, as
 			if interactive {
 				stdin = g.stdin
 			}
+			var code int
 			if req.Tty {
 				restore, err := g.useTerminal(&req, interactive)
 				if err != nil {
@@ -42,7 +45,14 @@ With -it the command gets a terminal and this terminal's keys, as
 				}
 				defer restore()
 			}
-			code, err := g.client().Exec(cmd.Context(), args[0], req, stdin, g.stdout, g.stderr)
+			if req.Tty && interactive {
+				resize := make(chan api.ConsoleSize, 1)
+				stop := g.watchTerminalSize(resize)
+				defer stop()
+				code, err = g.client().ExecTerminal(cmd.Context(), args[0], req, stdin, g.stdout, resize)
+			} else {
+				code, err = g.client().Exec(cmd.Context(), args[0], req, stdin, g.stdout, g.stderr)
+			}
 			if err != nil {
 				return withCode(startExitCode(err), err)
 			}
@@ -59,6 +69,34 @@ With -it the command gets a terminal and this terminal's keys, as
 	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "send this command's stdin to the process")
 	c.Flags().BoolVarP(&req.Tty, "tty", "t", false, "give the process a terminal (with -i, this terminal's keys go to it)")
 	return c
+}
+
+// watchTerminalSize sends this terminal's size on resize each time the
+// window changes (SIGWINCH), until stop.
+func (g *globals) watchTerminalSize(resize chan<- api.ConsoleSize) (stop func()) {
+	out, ok := g.stdout.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
+					select {
+					case resize <- api.ConsoleSize{Height: uint(h), Width: uint(w)}:
+					default:
+					}
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(sigs); close(done) }
 }
 
 // useTerminal prepares this terminal for a process with a terminal in

@@ -83,6 +83,9 @@ type CreateOpts struct {
 type ExecIO struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Resize, for a process on a terminal, carries the terminal's new
+	// sizes while it runs.
+	Resize <-chan specs.Box
 }
 
 // ExitStatus is how a container's init process ended.

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -345,8 +346,8 @@ func TestExec(t *testing.T) {
 }
 
 // TestExecTerminal: exec -t gives the process a terminal; -it from a
-// terminal types keys into it, sized like the caller's, with the exit
-// code kept; -it from a pipe is refused with a clear error.
+// terminal types keys into it, sized like the caller's and resized with
+// it, with the exit code kept; -it from a pipe is refused.
 func TestExecTerminal(t *testing.T) {
 	d := env.daemon
 	must(t, d, "run", "-d", "--name", "ttytarget", "busybox", "sleep", "300")
@@ -368,12 +369,38 @@ func TestExecTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	slave.Close()
-	var out bytes.Buffer
+	var (
+		mu  sync.Mutex
+		out bytes.Buffer
+	)
 	read := make(chan struct{})
-	go func() { io.Copy(&out, master); close(read) }() // EIO once the CLI exits
-	// Typed keys: the line discipline in the container echoes and ends
-	// the line; the answers carry a marker the echo does not.
-	io.WriteString(master, "stty size; echo ans$((6*7)); exit 3\r")
+	go func() { // until EIO, once the CLI exits
+		defer close(read)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			out.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// The answers carry a marker that the echo of the typed line lacks.
+	seen := func(s string) bool { mu.Lock(); defer mu.Unlock(); return strings.Contains(out.String(), s) }
+	io.WriteString(master, "stty size; echo ans$((6*7))\r")
+	eventually(t, 10*time.Second, "the shell's answers", func() bool { return seen("33 101\r\n") && seen("ans42\r\n") })
+	// The window changes: the CLI gets SIGWINCH and resizes the process's terminal.
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the new terminal size", func() bool {
+		io.WriteString(master, "stty size\r")
+		time.Sleep(100 * time.Millisecond)
+		return seen("40 120\r\n")
+	})
+	io.WriteString(master, "exit 3\r")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -387,9 +414,6 @@ func TestExecTerminal(t *testing.T) {
 		t.Fatal("exec -it did not end after exit was typed")
 	}
 	<-read
-	if got := out.String(); !strings.Contains(got, "33 101\r\n") || !strings.Contains(got, "ans42\r\n") {
-		t.Fatalf("exec -it output %q: want the terminal size 33 101 and ans42", got)
-	}
 }
 
 // openTerminal opens a pseudo-terminal of rows×cols for a CLI to run on.

@@ -24,7 +24,8 @@ const ttyDrain = 2 * time.Second
 // console, puts it in raw mode and relays between it and the terminal it
 // makes in the container, sizing that one from it. The daemon reads and
 // writes the other end: stdio.Stdout gets all output, stdio.Stdin (if
-// set) is typed in. size, if set, is the terminal's initial size.
+// set) is typed in. size, if set, is the terminal's initial size, and
+// stdio.Resize its later ones.
 func runOnTerminal(cmd *exec.Cmd, size *specs.Box, stdio runtime.ExecIO) error {
 	master, slave, err := openPty()
 	if err != nil {
@@ -56,7 +57,23 @@ func runOnTerminal(cmd *exec.Cmd, size *specs.Box, stdio runtime.ExecIO) error {
 	if stdio.Stdin != nil {
 		go io.Copy(master, stdio.Stdin)
 	}
+	exited := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case size := <-stdio.Resize:
+				// The runtime sizes the container's terminal from its own
+				// on SIGWINCH.
+				if size.Height > 0 && size.Width > 0 && setWinsize(master, &size) == nil {
+					cmd.Process.Signal(unix.SIGWINCH)
+				}
+			case <-exited:
+				return
+			}
+		}
+	}()
 	err = cmd.Wait()
+	close(exited)
 	select {
 	case <-out:
 	case <-time.After(ttyDrain):
