@@ -25,6 +25,10 @@ type ContainerConfig struct {
 	// AutoRemove deletes the container once it has exited and will not be
 	// restarted (docker run --rm).
 	AutoRemove bool `json:"autoRemove,omitempty"`
+	// OpenStdin keeps the process's stdin open for an attach with stdin
+	// (docker run -i); otherwise it reads /dev/null. Each run's stdin ends
+	// when the attachment that fed it ends.
+	OpenStdin bool `json:"openStdin,omitempty"`
 	// Privileged gives all capabilities, all devices and no seccomp filter.
 	Privileged bool     `json:"privileged,omitempty"`
 	CapAdd     []string `json:"capAdd,omitempty"`

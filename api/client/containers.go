@@ -138,10 +138,16 @@ func (c *Client) Logs(ctx context.Context, ref string, opts LogsOptions, fn func
 
 // Attach streams a container's output to stdout and stderr until it
 // exits and returns its exit status; with start it starts the container.
-func (c *Client) Attach(ctx context.Context, ref string, start bool, stdout, stderr io.Writer) (api.ContainerWaitResponse, error) {
+// A non-nil stdin is sent to the process, which must have been created
+// with OpenStdin; its end (EOF) closes the process's stdin.
+func (c *Client) Attach(ctx context.Context, ref string, start bool, stdin io.Reader, stdout, stderr io.Writer) (api.ContainerWaitResponse, error) {
 	q := url.Values{}
 	if start {
 		q.Set("start", "1")
+	}
+	if stdin != nil {
+		q.Set("stdin", "1")
+		return c.upgraded(ctx, "/containers/"+url.PathEscape(ref)+"/attach", q, nil, stdin, stdout, stderr, nil)
 	}
 	resp, err := c.do(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/attach", q, nil, "")
 	if err != nil {
@@ -192,32 +198,43 @@ func (c *Client) ExecTerminal(ctx context.Context, ref string, req api.ExecReque
 
 // execUpgraded runs an exec whose connection is upgraded to carry stdin.
 func (c *Client) execUpgraded(ctx context.Context, path string, req api.ExecRequest, stdin io.Reader, stdout, stderr io.Writer, resize <-chan api.ConsoleSize) (int, error) {
+	b, _ := json.Marshal(req)
+	res, err := c.upgraded(ctx, path, nil, b, stdin, stdout, stderr, resize)
+	return res.ExitCode, err
+}
+
+// upgraded posts body (JSON, if any) to path on a connection upgraded to
+// a raw duplex stream: stdin goes up it (a half-close ends it), frames
+// come down to stdout and stderr. resize, with an exec session, passes
+// terminal sizes on.
+func (c *Client) upgraded(ctx context.Context, path string, q url.Values, body []byte, stdin io.Reader, stdout, stderr io.Writer, resize <-chan api.ConsoleSize) (api.ContainerWaitResponse, error) {
 	// Speak HTTP/1.1 by hand on a fresh connection so it can be upgraded
 	// to a raw duplex stream.
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.socket)
 	if err != nil {
-		return 0, c.connError(err)
+		return api.ContainerWaitResponse{}, c.connError(err)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	b, _ := json.Marshal(req)
-	hreq, _ := http.NewRequest("POST", c.url(path, nil), bytes.NewReader(b))
-	hreq.Header.Set("Content-Type", "application/json")
+	hreq, _ := http.NewRequest("POST", c.url(path, q), bytes.NewReader(body))
+	if len(body) > 0 {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
 	hreq.Header.Set("Connection", "Upgrade")
 	hreq.Header.Set("Upgrade", "skiff-stream")
 	if err := hreq.Write(conn); err != nil {
-		return 0, err
+		return api.ContainerWaitResponse{}, err
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, hreq)
 	if err != nil {
-		return 0, err
+		return api.ContainerWaitResponse{}, err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer resp.Body.Close()
-		return 0, decodeError(resp)
+		return api.ContainerWaitResponse{}, decodeError(resp)
 	}
 	if session := resp.Header.Get(api.ExecSessionHeader); session != "" && resize != nil {
 		done := make(chan struct{})
@@ -242,8 +259,7 @@ func (c *Client) execUpgraded(ctx context.Context, path string, req api.ExecRequ
 			uc.CloseWrite()
 		}
 	}()
-	res, err := copyStream(br, stdout, stderr)
-	return res.ExitCode, err
+	return copyStream(br, stdout, stderr)
 }
 
 // Stats samples a running container's resource usage.

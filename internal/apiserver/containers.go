@@ -201,19 +201,24 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.containers.Get(r.Context(), r.PathValue("id")); err != nil {
+	withStdin, err := boolParam(r, "stdin")
+	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/vnd.skiff.stream")
-	w.WriteHeader(200)
-	flusher, _ := w.(http.Flusher)
-	sw := stream.NewWriter(w, func() {
-		if flusher != nil {
-			flusher.Flush()
-		}
-	})
+	c, err := s.containers.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if withStdin && !c.Config.OpenStdin {
+		return errdefs.Conflict("container %s was created without -i: its stdin is closed; create it with -i (openStdin) to attach stdin", c.Name)
+	}
+	ctx, sw, stdin, end, err := openStream(w, r, withStdin, "attach", nil)
+	if err != nil {
+		return err
+	}
+	defer end()
 	var line []byte
-	res, err := s.containers.Attach(r.Context(), r.PathValue("id"), start, func(e api.LogEntry) error {
+	res, err := s.containers.Attach(ctx, r.PathValue("id"), start, stdin, func(e api.LogEntry) error {
 		t := stream.Stdout
 		if e.Stream == "stderr" {
 			t = stream.Stderr
@@ -248,43 +253,38 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 	if c.State.Status != api.StatusRunning {
 		return errdefs.Conflict("container %s is not running: start it first (skiff start %s)", c.Name, c.Name)
 	}
-	ctx := r.Context()
 	var (
-		sw     *stream.Writer
-		stdin  io.Reader
 		resize chan specs.Box
+		header http.Header
 	)
-	if req.Stdin {
-		if r.Header.Get("Upgrade") != "skiff-stream" {
-			return errdefs.Invalid("exec with stdin needs the connection upgraded: send Connection: Upgrade and Upgrade: skiff-stream")
-		}
-		hj, ok := w.(http.Hijacker)
-		if !ok {
-			return errors.New("connection cannot be upgraded")
-		}
-		conn, buf, err := hj.Hijack()
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		// A hijacked request's context is cancelled at once; the process
-		// lives until it exits.
-		ctx = context.WithoutCancel(ctx)
-		session := ""
-		if req.Tty {
-			// The client resizes the terminal through this session.
-			session, resize = s.execSessions.add()
-			defer s.execSessions.remove(session)
-		}
-		buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: skiff-stream\r\n")
-		if session != "" {
-			buf.WriteString(api.ExecSessionHeader + ": " + session + "\r\n")
-		}
-		buf.WriteString("\r\n")
-		buf.Flush()
-		sw = stream.NewWriter(conn, nil)
-		stdin = buf.Reader
-	} else {
+	if req.Tty && req.Stdin {
+		// The client resizes the terminal through this session.
+		var session string
+		session, resize = s.execSessions.add()
+		defer s.execSessions.remove(session)
+		header = http.Header{api.ExecSessionHeader: {session}}
+	}
+	ctx, sw, stdin, end, err := openStream(w, r, req.Stdin, "exec", header)
+	if err != nil {
+		return err
+	}
+	defer end()
+	code, err := s.containers.Exec(ctx, c.ID, req, runtime.ExecIO{
+		Stdin: stdin, Stdout: sw.Stream(stream.Stdout), Stderr: sw.Stream(stream.Stderr), Resize: resize,
+	})
+	if err != nil {
+		return sw.WriteError(APIError(err))
+	}
+	return sw.WriteExit(api.ContainerWaitResponse{ExitCode: code})
+}
+
+// openStream answers r with a frame stream: with stdin, on the
+// connection upgraded to a raw duplex stream (101, with header), whose
+// further bytes from the client are returned as stdin; otherwise as a 200
+// response. ctx outlives a hijacked request, whose own context ends at
+// once. end closes what openStream opened.
+func openStream(w http.ResponseWriter, r *http.Request, withStdin bool, what string, header http.Header) (ctx context.Context, sw *stream.Writer, stdin io.Reader, end func(), err error) {
+	if !withStdin {
 		w.Header().Set("Content-Type", "application/vnd.skiff.stream")
 		w.WriteHeader(200)
 		flusher, _ := w.(http.Flusher)
@@ -293,14 +293,24 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) error {
 				flusher.Flush()
 			}
 		})
+		return r.Context(), sw, nil, func() {}, nil
 	}
-	code, err := s.containers.Exec(ctx, c.ID, req, runtime.ExecIO{
-		Stdin: stdin, Stdout: sw.Stream(stream.Stdout), Stderr: sw.Stream(stream.Stderr), Resize: resize,
-	})
+	if r.Header.Get("Upgrade") != "skiff-stream" {
+		return nil, nil, nil, nil, errdefs.Invalid("%s with stdin needs the connection upgraded: send Connection: Upgrade and Upgrade: skiff-stream", what)
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, nil, nil, nil, errors.New("connection cannot be upgraded")
+	}
+	conn, buf, err := hj.Hijack()
 	if err != nil {
-		return sw.WriteError(APIError(err))
+		return nil, nil, nil, nil, err
 	}
-	return sw.WriteExit(api.ContainerWaitResponse{ExitCode: code})
+	buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: skiff-stream\r\n")
+	header.Write(buf)
+	buf.WriteString("\r\n")
+	buf.Flush()
+	return context.WithoutCancel(r.Context()), stream.NewWriter(conn, nil), buf.Reader, func() { conn.Close() }, nil
 }
 
 // resizeExec sets the terminal size of an exec session (exec with tty

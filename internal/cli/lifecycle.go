@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,17 +48,24 @@ func limitsText(r api.Resources) string {
 }
 
 func newStartCmd(g *globals) *cobra.Command {
-	var attach bool
+	var attach, interactive bool
 	c := &cobra.Command{
 		Use:   "start [flags] CONTAINER...",
 		Short: "Start one or more stopped containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if interactive && !attach {
+				return withCode(125, fmt.Errorf("start -i needs -a: use start -ai to attach stdin and output"))
+			}
 			if attach {
 				if len(args) != 1 {
 					return withCode(125, fmt.Errorf("start -a takes exactly one container"))
 				}
-				res, err := g.client().Attach(cmd.Context(), args[0], true, g.stdout, g.stderr)
+				var stdin io.Reader
+				if interactive {
+					stdin = g.stdin
+				}
+				res, err := g.client().Attach(cmd.Context(), args[0], true, stdin, g.stdout, g.stderr)
 				if err != nil {
 					return withCode(startExitCode(err), err)
 				}
@@ -70,6 +78,7 @@ func newStartCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVarP(&attach, "attach", "a", false, "print the container's output and exit with its exit code")
+	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "with -a, send this command's stdin to the container (created with -i)")
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,7 +26,7 @@ type runFlags struct {
 	stopTimeout                                                      int
 	env, envFiles, labels, capAdd, capDrop, volumes                  []string
 	pidsLimit                                                        int64
-	rm, privileged, readOnly                                         bool
+	rm, privileged, readOnly, interactive                            bool
 	pull                                                             string
 	publish, aliases                                                 []string
 	network                                                          string
@@ -45,6 +46,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "maximum number of processes (0: unlimited)")
 	fl.StringVar(&f.restart, "restart", "no", "restart policy: no, on-failure[:N] or always")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open; run attached sends this command's stdin to it")
 	fl.BoolVar(&f.privileged, "privileged", false, "give the container all capabilities and devices, without seccomp (unsafe)")
 	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "add a Linux capability (e.g. NET_ADMIN, or ALL)")
 	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a Linux capability (e.g. NET_RAW, or ALL)")
@@ -64,7 +66,7 @@ func (f *runFlags) register(c *cobra.Command) {
 func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 	cfg := api.ContainerConfig{Image: args[0], Cmd: args[1:], WorkingDir: f.workdir, User: f.user,
 		Hostname: f.hostname, AutoRemove: f.rm, Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop,
-		ReadonlyRootfs: f.readOnly, StopSignal: f.stopSignal}
+		ReadonlyRootfs: f.readOnly, StopSignal: f.stopSignal, OpenStdin: f.interactive}
 	for _, ef := range f.envFiles {
 		env, err := parseEnvFile(ef)
 		if err != nil {
@@ -188,7 +190,7 @@ func startExitCode(err error) int {
 
 func newRunCmd(g *globals) *cobra.Command {
 	var f runFlags
-	var detach, interactive, tty bool
+	var detach, tty bool
 	c := &cobra.Command{
 		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
 		Short: "Create and start a container",
@@ -201,8 +203,8 @@ with its exit code. With -d it prints the container ID and returns.`,
   skiff run --rm busybox sh -c 'echo $HOSTNAME'`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if interactive || tty {
-				return withCode(125, fmt.Errorf("skiff run has no -i or -t: start the container with -d, then get a shell with skiff exec -it CONTAINER sh"))
+			if tty {
+				return withCode(125, fmt.Errorf("skiff run has no -t: start the container with -d, then get a shell with skiff exec -it CONTAINER sh (run -i pipes input without a terminal)"))
 			}
 			req, err := f.request(args)
 			if err != nil {
@@ -234,7 +236,11 @@ with its exit code. With -d it prints the container ID and returns.`,
 					cancel()
 				}
 			}()
-			res, err := cl.Attach(context.WithoutCancel(ctx), ctr.ID, true, g.stdout, g.stderr)
+			var stdin io.Reader
+			if f.interactive {
+				stdin = g.stdin
+			}
+			res, err := cl.Attach(context.WithoutCancel(ctx), ctr.ID, true, stdin, g.stdout, g.stderr)
 			if err != nil {
 				if f.rm {
 					cl.Remove(context.Background(), ctr.ID, true)
@@ -256,9 +262,7 @@ with its exit code. With -d it prints the container ID and returns.`,
 	f.register(c)
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
 	// Accepted only to say what to do instead.
-	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "not supported: use skiff exec -it")
 	c.Flags().BoolVarP(&tty, "tty", "t", false, "not supported: use skiff exec -it")
-	c.Flags().MarkHidden("interactive")
 	c.Flags().MarkHidden("tty")
 	return c
 }

@@ -2,9 +2,11 @@ package container
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/errdefs"
 	"skiff.dev/skiff/internal/logs"
 )
 
@@ -36,17 +38,45 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts LogOptions, fn func
 // run to fn until the run ends, then returns its exit status. With start,
 // it starts the container itself, so no output is missed and an
 // auto-removed container stays until its output was streamed.
-func (m *Manager) Attach(ctx context.Context, ref string, start bool, fn func(api.LogEntry) error) (api.ContainerWaitResponse, error) {
+func (m *Manager) Attach(ctx context.Context, ref string, start bool, stdin io.Reader, fn func(api.LogEntry) error) (api.ContainerWaitResponse, error) {
 	e, err := m.lookup(ref)
 	if err != nil {
 		return api.ContainerWaitResponse{}, err
 	}
 	e.attach()
 	defer e.detach()
+	e.mu.Lock()
+	openStdin := e.rec.Config.OpenStdin
+	e.mu.Unlock()
+	if stdin != nil && !openStdin {
+		return api.ContainerWaitResponse{}, errdefs.Conflict("container %s was created without -i: its stdin is closed; create it with -i (openStdin) to attach stdin", ref)
+	}
+	fed := false
+	feed := func(id string) error {
+		fed = true
+		w, err := m.cfg.Runtime.AttachStdin(ctx, id)
+		if err != nil {
+			return err
+		}
+		go func() {
+			io.Copy(w, stdin)
+			w.Close()
+		}()
+		return nil
+	}
 	var since time.Time
 	if start {
 		since = time.Now()
-		if err := m.Start(ctx, e.rec.ID); err != nil {
+		var beforeStart func(string) error
+		if stdin != nil {
+			beforeStart = feed
+		}
+		if err := m.start(ctx, e.rec.ID, beforeStart); err != nil {
+			return api.ContainerWaitResponse{}, err
+		}
+	}
+	if stdin != nil && !fed { // attached to a running container
+		if err := feed(e.rec.ID); err != nil {
 			return api.ContainerWaitResponse{}, err
 		}
 	}

@@ -595,6 +595,11 @@ func (m *Manager) persist(ctx context.Context, e *entry) error {
 // Start starts a created or exited container. Starting a running
 // container does nothing.
 func (m *Manager) Start(ctx context.Context, ref string) error {
+	return m.start(ctx, ref, nil)
+}
+
+// start is Start with startHookedLocked's beforeStart.
+func (m *Manager) start(ctx context.Context, ref string, beforeStart func(id string) error) error {
 	e, err := m.lookup(ref)
 	if err != nil {
 		return err
@@ -615,12 +620,19 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	if status == api.StatusRunning || status == api.StatusStopping {
 		return nil
 	}
-	return m.startLocked(ctx, e, false)
+	return m.startHookedLocked(ctx, e, false, beforeStart)
 }
 
 // startLocked runs the container; the caller holds e.op. A prepared
 // container (see Prepare) only needs its process started.
 func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error {
+	return m.startHookedLocked(ctx, e, restart, nil)
+}
+
+// startHookedLocked is startLocked calling beforeStart, if not nil, once
+// the runtime has created the container and before its process starts;
+// an error from it fails the start.
+func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool, beforeStart func(id string) error) error {
 	ctx = context.WithoutCancel(ctx)
 	id := e.rec.ID
 	e.mu.Lock()
@@ -633,8 +645,14 @@ func (m *Manager) startLocked(ctx context.Context, e *entry, restart bool) error
 			return m.startFailedLocked(ctx, e, err)
 		}
 	}
+	if beforeStart != nil {
+		err = beforeStart(id)
+	}
 	startedAt := time.Now().UTC()
-	if err = m.cfg.Runtime.Start(ctx, id); err != nil {
+	if err == nil {
+		err = m.cfg.Runtime.Start(ctx, id)
+	}
+	if err != nil {
 		m.cfg.Runtime.Delete(ctx, id)
 		if m.cfg.Networks != nil {
 			m.cfg.Networks.Teardown(ctx, id)
@@ -684,7 +702,7 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 	m.cfg.Runtime.Delete(ctx, id)
 	t0 := time.Now()
 	create := func() (int, error) {
-		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize})
+		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize, Stdin: e.rec.Config.OpenStdin})
 	}
 	var netset *api.NetworkSettings
 	if m.cfg.Networks == nil {

@@ -55,6 +55,10 @@ type Runtime interface {
 	// Exec runs p inside the running container and returns its exit code
 	// once it exits and its output has been copied.
 	Exec(ctx context.Context, id string, p *specs.Process, stdio ExecIO) (exitCode int, err error)
+	// AttachStdin connects to the standard input of a container created
+	// with CreateOpts.Stdin: what is written reaches the process, and
+	// Close ends its input (EOF) — once, for every attachment.
+	AttachStdin(ctx context.Context, id string) (io.WriteCloser, error)
 	// Stats samples the container's cgroup.
 	Stats(ctx context.Context, id string) (Stats, error)
 	// Delete removes the container from the runtime (killing it first if
@@ -76,6 +80,9 @@ type CreateOpts struct {
 	// LogMaxSize caps the log file; when it is reached the file is rotated
 	// to LogPath+".1" (one old file is kept). 0 means no cap.
 	LogMaxSize int64
+	// Stdin keeps the process's standard input open for AttachStdin
+	// (otherwise it reads /dev/null).
+	Stdin bool
 }
 
 // ExecIO carries an exec'd process's standard streams. Nil members are

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -343,6 +344,46 @@ func TestExec(t *testing.T) {
 	}
 	must(t, d, "stop", "-t", "0", "exectarget")
 	fails(t, d, []string{"not running"}, "exec", "exectarget", "true")
+}
+
+// TestRunStdin: run -i and start -ai pipe stdin into the container
+// through conmon, whole and in order, and its end closes the process's
+// stdin; without -i the process reads nothing.
+func TestRunStdin(t *testing.T) {
+	d := env.daemon
+	big := make([]byte, 3<<20+17) // several conmon messages, not a multiple
+	for i := range big {
+		big[i] = byte(i*7 + i>>11)
+	}
+	tests := []struct {
+		name, stdin string
+		args        []string
+		code        int
+		stdout      string
+	}{
+		{"lines", "a\nb\nc\n", []string{"run", "--rm", "-i", "busybox", "wc", "-l"}, 0, "3\n"},
+		{"3 MiB", string(big), []string{"run", "--rm", "-i", "busybox", "md5sum"}, 0, fmt.Sprintf("%x  -\n", md5.Sum(big))},
+		{"exit code", "exit 4\n", []string{"run", "--rm", "-i", "busybox", "sh"}, 4, ""},
+		{"without -i", "ignored\n", []string{"run", "--rm", "busybox", "wc", "-c"}, 0, "0\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := d.Run(tc.stdin, tc.args...)
+			if r.Code != tc.code || (tc.stdout != "" && r.Stdout != tc.stdout) {
+				t.Fatalf("got %s\nwant exit %d stdout %q", truncateForLog(r.String()), tc.code, tc.stdout)
+			}
+		})
+	}
+	must(t, d, "create", "-i", "--name", "stdin-later", "busybox", "wc", "-c")
+	defer d.Run("", "rm", "-f", "stdin-later")
+	for i := range 2 { // the second run gets a stdin of its own
+		if r := d.Run("hello\n", "start", "-ai", "stdin-later"); r.Code != 0 || r.Stdout != "6\n" {
+			t.Fatalf("start -ai, run %d: %s", i+1, r)
+		}
+	}
+	must(t, d, "create", "--name", "no-stdin", "busybox", "cat")
+	defer d.Run("", "rm", "-f", "no-stdin")
+	fails(t, d, []string{"created without -i"}, "start", "-ai", "no-stdin")
 }
 
 // TestExecTerminal: exec -t gives the process a terminal; -it from a

@@ -176,6 +176,8 @@ type meta struct {
 	LogPath     string `json:"logPath"`
 	LogMaxSize  int64  `json:"logMaxSize,omitempty"`
 	CgroupsPath string `json:"cgroupsPath"`
+	// Stdin: conmon keeps the process's stdin open for its attach socket.
+	Stdin bool `json:"stdin,omitempty"`
 }
 
 func (r *Runtime) containerDir(id string) string {
