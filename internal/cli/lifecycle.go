@@ -176,3 +176,37 @@ func newWaitCmd(g *globals) *cobra.Command {
 		},
 	}
 }
+
+func newAttachCmd(g *globals) *cobra.Command {
+	var noStdin bool
+	c := &cobra.Command{
+		Use:   "attach [flags] CONTAINER",
+		Short: "Attach to a running container's output, and its stdin if it was created with -i",
+		Long: `Print a running container's output from now on until it exits, then exit
+with its exit code. For a container created with -i, this command's stdin
+goes to it, and its end (^D on a terminal) closes the container's stdin.
+^C stops attaching and leaves the container running (with -i, its stdin
+then ends).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctr, err := g.client().Container(cmd.Context(), args[0])
+			if err != nil {
+				return withCode(1, err)
+			}
+			var stdin io.Reader
+			if ctr.Config.OpenStdin && !noStdin {
+				stdin = g.stdin
+			}
+			res, err := g.client().Attach(cmd.Context(), args[0], false, stdin, g.stdout, g.stderr)
+			if err != nil {
+				return withCode(1, err)
+			}
+			if res.ExitCode != 0 {
+				return withCode(res.ExitCode, nil)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&noStdin, "no-stdin", false, "do not send this command's stdin to the container")
+	return c
+}

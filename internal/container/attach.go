@@ -37,7 +37,10 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts LogOptions, fn func
 // Attach streams the output of the container's next (start) or current
 // run to fn until the run ends, then returns its exit status. With start,
 // it starts the container itself, so no output is missed and an
-// auto-removed container stays until its output was streamed.
+// auto-removed container stays until its output was streamed; without,
+// the container must be running, and its output from now on is streamed.
+// A non-nil stdin feeds the process's stdin (the container must have
+// OpenStdin); its end closes that.
 func (m *Manager) Attach(ctx context.Context, ref string, start bool, stdin io.Reader, fn func(api.LogEntry) error) (api.ContainerWaitResponse, error) {
 	e, err := m.lookup(ref)
 	if err != nil {
@@ -46,8 +49,11 @@ func (m *Manager) Attach(ctx context.Context, ref string, start bool, stdin io.R
 	e.attach()
 	defer e.detach()
 	e.mu.Lock()
-	openStdin := e.rec.Config.OpenStdin
+	openStdin, status := e.rec.Config.OpenStdin, e.rec.State.Status
 	e.mu.Unlock()
+	if !start && status != api.StatusRunning {
+		return api.ContainerWaitResponse{}, errdefs.Conflict("container %s is %s: attach needs a running container; start it attached instead (skiff start -a %s)", ref, status, ref)
+	}
 	if stdin != nil && !openStdin {
 		return api.ContainerWaitResponse{}, errdefs.Conflict("container %s was created without -i: its stdin is closed; create it with -i (openStdin) to attach stdin", ref)
 	}
@@ -64,9 +70,8 @@ func (m *Manager) Attach(ctx context.Context, ref string, start bool, stdin io.R
 		}()
 		return nil
 	}
-	var since time.Time
+	since := time.Now()
 	if start {
-		since = time.Now()
 		var beforeStart func(string) error
 		if stdin != nil {
 			beforeStart = feed

@@ -386,6 +386,26 @@ func TestRunStdin(t *testing.T) {
 	fails(t, d, []string{"created without -i"}, "start", "-ai", "no-stdin")
 }
 
+// TestAttach: attach streams a running container's output from then on
+// and, for one created with -i, feeds its stdin; it ends with the exit
+// code, and refuses a container that is not running.
+func TestAttach(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "-i", "--name", "attach-in", "busybox", "sh", "-c", "read l; echo got $l; exit 5")
+	defer d.Run("", "rm", "-f", "attach-in")
+	if r := d.Run("x\n", "attach", "attach-in"); r.Code != 5 || r.Stdout != "got x\n" {
+		t.Fatalf("attach with stdin: %s", r)
+	}
+	fails(t, d, []string{"attach needs a running container", "start -a"}, "attach", "attach-in")
+
+	must(t, d, "run", "-d", "--name", "attach-out", "busybox", "sh", "-c", "echo before; sleep 2; echo after")
+	defer d.Run("", "rm", "-f", "attach-out")
+	eventually(t, 10*time.Second, "the first line", func() bool { return must(t, d, "logs", "attach-out") == "before\n" })
+	if r := d.Run("", "attach", "attach-out"); r.Code != 0 || r.Stdout != "after\n" {
+		t.Fatalf("attach: %s, want only the output after it began", r)
+	}
+}
+
 // TestExecTerminal: exec -t gives the process a terminal; -it from a
 // terminal types keys into it, sized like the caller's and resized with
 // it, with the exit code kept; -it from a pipe is refused.
