@@ -29,6 +29,13 @@ type ContainerConfig struct {
 	// (docker run -i); otherwise it reads /dev/null. Each run's stdin ends
 	// when the attachment that fed it ends.
 	OpenStdin bool `json:"openStdin,omitempty"`
+	// Tty runs the process on a terminal (docker run -t): its output is
+	// one stream with terminal line endings, logged as stdout; with
+	// OpenStdin, attached input is typed into it. TERM is xterm unless Env
+	// sets it. ConsoleSize is the terminal's first size; resize it with
+	// POST /v1/containers/{id}/resize.
+	Tty         bool         `json:"tty,omitempty"`
+	ConsoleSize *ConsoleSize `json:"consoleSize,omitempty"`
 	// Privileged gives all capabilities, all devices and no seccomp filter.
 	Privileged bool     `json:"privileged,omitempty"`
 	CapAdd     []string `json:"capAdd,omitempty"`

@@ -262,6 +262,17 @@ func (c *Client) upgraded(ctx context.Context, path string, q url.Values, body [
 	return copyStream(br, stdout, stderr)
 }
 
+// Resize sets the terminal size of a running container created with Tty.
+func (c *Client) Resize(ctx context.Context, ref string, size api.ConsoleSize) error {
+	b, _ := json.Marshal(size)
+	resp, err := c.do(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/resize", nil, bytes.NewReader(b), "application/json")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // Stats samples a running container's resource usage.
 func (c *Client) Stats(ctx context.Context, ref string) (api.ContainerStats, error) {
 	var out api.ContainerStats

@@ -313,6 +313,19 @@ func openStream(w http.ResponseWriter, r *http.Request, withStdin bool, what str
 	return context.WithoutCancel(r.Context()), stream.NewWriter(conn, nil), buf.Reader, func() { conn.Close() }, nil
 }
 
+// resizeContainer sets the terminal size of a container created with tty.
+func (s *Server) resizeContainer(w http.ResponseWriter, r *http.Request) error {
+	var size api.ConsoleSize
+	if err := decode(r, &size); err != nil {
+		return err
+	}
+	if err := s.containers.Resize(r.Context(), r.PathValue("id"), size); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // resizeExec sets the terminal size of an exec session (exec with tty
 // and stdin).
 func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) error {

@@ -33,6 +33,7 @@ type Containers interface {
 	Attach(ctx context.Context, ref string, start bool, stdin io.Reader, fn func(api.LogEntry) error) (api.ContainerWaitResponse, error)
 	Exec(ctx context.Context, ref string, req api.ExecRequest, stdio runtime.ExecIO) (int, error)
 	Stats(ctx context.Context, ref string) (api.ContainerStats, error)
+	Resize(ctx context.Context, ref string, size api.ConsoleSize) error
 }
 
 // BuildOptions are the parameters of an image build.
@@ -132,6 +133,7 @@ func (s *Server) routes() {
 	h("POST /v1/containers/{id}/attach", s.attach)
 	h("POST /v1/containers/{id}/exec", s.exec)
 	h("POST /v1/exec/{session}/resize", s.resizeExec)
+	h("POST /v1/containers/{id}/resize", s.resizeContainer)
 	h("GET /v1/containers/{id}/stats", s.stats)
 
 	h("GET /v1/images", s.listImages)

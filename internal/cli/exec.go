@@ -39,15 +39,21 @@ With -it the command gets a terminal and this terminal's keys, as
 			}
 			var code int
 			if req.Tty {
-				restore, err := g.useTerminal(&req, interactive)
+				size, restore, err := g.useTerminal(interactive)
 				if err != nil {
 					return withCode(125, err)
 				}
 				defer restore()
+				req.ConsoleSize = size
 			}
 			if req.Tty && interactive {
 				resize := make(chan api.ConsoleSize, 1)
-				stop := g.watchTerminalSize(resize)
+				stop := g.watchTerminalSize(func(size api.ConsoleSize) {
+					select {
+					case resize <- size:
+					default:
+					}
+				})
 				defer stop()
 				code, err = g.client().ExecTerminal(cmd.Context(), args[0], req, stdin, g.stdout, resize)
 			} else {
@@ -71,9 +77,9 @@ With -it the command gets a terminal and this terminal's keys, as
 	return c
 }
 
-// watchTerminalSize sends this terminal's size on resize each time the
+// watchTerminalSize calls resize with this terminal's size each time the
 // window changes (SIGWINCH), until stop.
-func (g *globals) watchTerminalSize(resize chan<- api.ConsoleSize) (stop func()) {
+func (g *globals) watchTerminalSize(resize func(api.ConsoleSize)) (stop func()) {
 	out, ok := g.stdout.(*os.File)
 	if !ok {
 		return func() {}
@@ -86,10 +92,7 @@ func (g *globals) watchTerminalSize(resize chan<- api.ConsoleSize) (stop func())
 			select {
 			case <-sigs:
 				if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
-					select {
-					case resize <- api.ConsoleSize{Height: uint(h), Width: uint(w)}:
-					default:
-					}
+					resize(api.ConsoleSize{Height: uint(h), Width: uint(w)})
 				}
 			case <-done:
 				return
@@ -100,26 +103,27 @@ func (g *globals) watchTerminalSize(resize chan<- api.ConsoleSize) (stop func())
 }
 
 // useTerminal prepares this terminal for a process with a terminal in
-// the container: req gets its size, and with interactive it is put in
-// raw mode so every key goes to the process; restore undoes that. With
-// interactive, stdin must be a terminal.
-func (g *globals) useTerminal(req *api.ExecRequest, interactive bool) (restore func(), err error) {
+// the container: size is this one's (nil if stdout is not a terminal),
+// and with interactive it is put in raw mode so every key goes to the
+// process; restore undoes that. With interactive, stdin must be a
+// terminal.
+func (g *globals) useTerminal(interactive bool) (size *api.ConsoleSize, restore func(), err error) {
 	restore = func() {}
 	if out, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(out.Fd())) {
 		if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
-			req.ConsoleSize = &api.ConsoleSize{Height: uint(h), Width: uint(w)}
+			size = &api.ConsoleSize{Height: uint(h), Width: uint(w)}
 		}
 	}
 	if !interactive {
-		return restore, nil
+		return size, restore, nil
 	}
 	in, ok := g.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(in.Fd())) {
-		return nil, errors.New("-t with -i needs a terminal, and the input is not one: drop -t to pipe input in")
+		return nil, nil, errors.New("-t with -i needs a terminal, and the input is not one: drop -t to pipe input in")
 	}
 	state, err := term.MakeRaw(int(in.Fd()))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return func() { term.Restore(int(in.Fd()), state) }, nil
+	return size, func() { term.Restore(int(in.Fd()), state) }, nil
 }

@@ -65,6 +65,17 @@ func newStartCmd(g *globals) *cobra.Command {
 				if interactive {
 					stdin = g.stdin
 				}
+				ctr, err := g.client().Container(cmd.Context(), args[0])
+				if err != nil {
+					return withCode(1, err)
+				}
+				if ctr.Config.Tty {
+					restore, err := g.followTerminal(cmd.Context(), ctr.ID, interactive, false)
+					if err != nil {
+						return withCode(125, err)
+					}
+					defer restore()
+				}
 				res, err := g.client().Attach(cmd.Context(), args[0], true, stdin, g.stdout, g.stderr)
 				if err != nil {
 					return withCode(startExitCode(err), err)
@@ -197,6 +208,13 @@ then ends).`,
 			if ctr.Config.OpenStdin && !noStdin {
 				stdin = g.stdin
 			}
+			if ctr.Config.Tty {
+				restore, err := g.followTerminal(cmd.Context(), ctr.ID, stdin != nil, true)
+				if err != nil {
+					return withCode(125, err)
+				}
+				defer restore()
+			}
 			res, err := g.client().Attach(cmd.Context(), args[0], false, stdin, g.stdout, g.stderr)
 			if err != nil {
 				return withCode(1, err)
@@ -209,4 +227,22 @@ then ends).`,
 	}
 	c.Flags().BoolVar(&noStdin, "no-stdin", false, "do not send this command's stdin to the container")
 	return c
+}
+
+// followTerminal makes this terminal the one of container id, created
+// with a terminal: raw mode with interactive (see useTerminal), and the
+// container's terminal resized with the window — at once if running.
+// restore undoes it.
+func (g *globals) followTerminal(ctx context.Context, id string, interactive, running bool) (restore func(), err error) {
+	size, restoreMode, err := g.useTerminal(interactive)
+	if err != nil {
+		return nil, err
+	}
+	cl := g.client()
+	resize := func(size api.ConsoleSize) { cl.Resize(context.WithoutCancel(ctx), id, size) }
+	if running && size != nil {
+		resize(*size)
+	}
+	stop := g.watchTerminalSize(resize)
+	return func() { stop(); restoreMode() }, nil
 }

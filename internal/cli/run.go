@@ -26,7 +26,7 @@ type runFlags struct {
 	stopTimeout                                                      int
 	env, envFiles, labels, capAdd, capDrop, volumes                  []string
 	pidsLimit                                                        int64
-	rm, privileged, readOnly, interactive                            bool
+	rm, privileged, readOnly, interactive, tty                       bool
 	pull                                                             string
 	publish, aliases                                                 []string
 	network                                                          string
@@ -47,6 +47,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringVar(&f.restart, "restart", "no", "restart policy: no, on-failure[:N] or always")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open; run attached sends this command's stdin to it")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "give the process a terminal (with -i, this terminal's keys go to it)")
 	fl.BoolVar(&f.privileged, "privileged", false, "give the container all capabilities and devices, without seccomp (unsafe)")
 	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "add a Linux capability (e.g. NET_ADMIN, or ALL)")
 	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a Linux capability (e.g. NET_RAW, or ALL)")
@@ -66,7 +67,7 @@ func (f *runFlags) register(c *cobra.Command) {
 func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 	cfg := api.ContainerConfig{Image: args[0], Cmd: args[1:], WorkingDir: f.workdir, User: f.user,
 		Hostname: f.hostname, AutoRemove: f.rm, Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop,
-		ReadonlyRootfs: f.readOnly, StopSignal: f.stopSignal, OpenStdin: f.interactive}
+		ReadonlyRootfs: f.readOnly, StopSignal: f.stopSignal, OpenStdin: f.interactive, Tty: f.tty}
 	for _, ef := range f.envFiles {
 		env, err := parseEnvFile(ef)
 		if err != nil {
@@ -190,7 +191,7 @@ func startExitCode(err error) int {
 
 func newRunCmd(g *globals) *cobra.Command {
 	var f runFlags
-	var detach, tty bool
+	var detach bool
 	c := &cobra.Command{
 		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
 		Short: "Create and start a container",
@@ -203,12 +204,17 @@ with its exit code. With -d it prints the container ID and returns.`,
   skiff run --rm busybox sh -c 'echo $HOSTNAME'`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if tty {
-				return withCode(125, fmt.Errorf("skiff run has no -t: start the container with -d, then get a shell with skiff exec -it CONTAINER sh (run -i pipes input without a terminal)"))
-			}
 			req, err := f.request(args)
 			if err != nil {
 				return withCode(125, err)
+			}
+			if f.tty {
+				size, restore, err := g.useTerminal(f.interactive && !detach)
+				if err != nil {
+					return withCode(125, err)
+				}
+				defer restore()
+				req.Config.ConsoleSize = size
 			}
 			ctx := cmd.Context()
 			cl := g.client()
@@ -240,6 +246,10 @@ with its exit code. With -d it prints the container ID and returns.`,
 			if f.interactive {
 				stdin = g.stdin
 			}
+			if f.tty {
+				stop := g.watchTerminalSize(func(size api.ConsoleSize) { cl.Resize(context.WithoutCancel(ctx), ctr.ID, size) })
+				defer stop()
+			}
 			res, err := cl.Attach(context.WithoutCancel(ctx), ctr.ID, true, stdin, g.stdout, g.stderr)
 			if err != nil {
 				if f.rm {
@@ -261,9 +271,6 @@ with its exit code. With -d it prints the container ID and returns.`,
 	}
 	f.register(c)
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
-	// Accepted only to say what to do instead.
-	c.Flags().BoolVarP(&tty, "tty", "t", false, "not supported: use skiff exec -it")
-	c.Flags().MarkHidden("tty")
 	return c
 }
 

@@ -5,6 +5,8 @@ import (
 	"io"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/errdefs"
 	"skiff.dev/skiff/internal/logs"
@@ -94,4 +96,22 @@ func (m *Manager) Attach(ctx context.Context, ref string, start bool, stdin io.R
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return api.ContainerWaitResponse{ExitCode: e.rec.State.ExitCode, OOMKilled: e.rec.State.OOMKilled}, nil
+}
+
+// Resize sets the terminal size of a running container created with Tty.
+func (m *Manager) Resize(ctx context.Context, ref string, size api.ConsoleSize) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	id, tty, status := e.rec.ID, e.rec.Config.Tty, e.rec.State.Status
+	e.mu.Unlock()
+	if !tty {
+		return errdefs.Conflict("container %s has no terminal: create it with -t to resize it", ref)
+	}
+	if status != api.StatusRunning {
+		return errdefs.Conflict("container %s is %s: only a running container's terminal can be resized", ref, status)
+	}
+	return m.cfg.Runtime.Resize(ctx, id, specs.Box{Height: size.Height, Width: size.Width})
 }

@@ -702,7 +702,7 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 	m.cfg.Runtime.Delete(ctx, id)
 	t0 := time.Now()
 	create := func() (int, error) {
-		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize, Stdin: e.rec.Config.OpenStdin})
+		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize, Stdin: e.rec.Config.OpenStdin, Terminal: e.rec.Config.Tty})
 	}
 	var netset *api.NetworkSettings
 	if m.cfg.Networks == nil {

@@ -127,6 +127,9 @@ func (f *fakeRuntime) State(ctx context.Context, id string) (runtime.State, erro
 func (f *fakeRuntime) Exec(ctx context.Context, id string, p *specs.Process, stdio runtime.ExecIO) (int, error) {
 	return 0, nil
 }
+func (f *fakeRuntime) Resize(ctx context.Context, id string, size specs.Box) error {
+	return errdefs.Unavailable("the fake runtime has no terminal")
+}
 func (f *fakeRuntime) AttachStdin(ctx context.Context, id string) (io.WriteCloser, error) {
 	return nil, errdefs.Unavailable("the fake runtime has no stdin")
 }

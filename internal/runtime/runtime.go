@@ -59,6 +59,9 @@ type Runtime interface {
 	// with CreateOpts.Stdin: what is written reaches the process, and
 	// Close ends its input (EOF) — once, for every attachment.
 	AttachStdin(ctx context.Context, id string) (io.WriteCloser, error)
+	// Resize sets the terminal size of a container created with
+	// CreateOpts.Terminal.
+	Resize(ctx context.Context, id string, size specs.Box) error
 	// Stats samples the container's cgroup.
 	Stats(ctx context.Context, id string) (Stats, error)
 	// Delete removes the container from the runtime (killing it first if
@@ -83,6 +86,9 @@ type CreateOpts struct {
 	// Stdin keeps the process's standard input open for AttachStdin
 	// (otherwise it reads /dev/null).
 	Stdin bool
+	// Terminal gives the process a terminal (the spec's process.terminal
+	// must say so too): output and input go through it.
+	Terminal bool
 }
 
 // ExecIO carries an exec'd process's standard streams. Nil members are

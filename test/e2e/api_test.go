@@ -140,7 +140,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"unknown container", []string{"stop", "ghost"}, []string{"no such container"}},
 		{"bad cap", []string{"run", "--rm", "--cap-add", "FLY", "busybox", "true"}, []string{"FLY"}},
 		{"bad user", []string{"run", "--rm", "-u", "nobody-here", "busybox", "true"}, []string{"nobody-here"}},
-		{"run with a terminal", []string{"run", "-it", "busybox", "sh"}, []string{"no -t", "exec -it"}},
+		{"run -it from a pipe", []string{"run", "-it", "busybox", "sh"}, []string{"not one", "drop -t"}},
 	}
 	before := len(skiffPsAll(t))
 	for _, tc := range tests {

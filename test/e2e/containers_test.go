@@ -421,9 +421,35 @@ func TestExecTerminal(t *testing.T) {
 	}
 	fails(t, d, []string{"not one", "drop -t"}, "exec", "-it", "ttytarget", "sh")
 
+	shellOnTerminal(t, d, "exec", "-it", "ttytarget", "sh")
+}
+
+// TestRunTerminal: run -t gives the container's process a terminal
+// (through conmon); run -it from a terminal is an interactive shell,
+// sized and resized like the caller's, with its exit code.
+func TestRunTerminal(t *testing.T) {
+	d := env.daemon
+	if out := must(t, d, "run", "--rm", "-t", "busybox", "sh", "-c", "tty; echo $TERM"); !regexp.MustCompile(`^/dev/pts/\d+\r\nxterm\r\n$`).MatchString(out) {
+		t.Fatalf("run -t: %q, want a /dev/pts terminal, TERM=xterm and terminal line endings", out)
+	}
+	fails(t, d, []string{"not one", "drop -t"}, "run", "--rm", "-it", "busybox", "sh")
+	shellOnTerminal(t, d, "run", "--rm", "-it", "busybox", "sh")
+
+	must(t, d, "run", "-d", "--name", "no-tty", "busybox", "sleep", "60")
+	defer d.Run("", "rm", "-f", "no-tty")
+	if status, body := rawAPI(t, "POST", "/v1/containers/no-tty/resize", `{"height":10,"width":10}`); status != 409 || !strings.Contains(body, "has no terminal") {
+		t.Fatalf("resize without a terminal: %d %s", status, body)
+	}
+}
+
+// shellOnTerminal runs the CLI with args (an interactive sh) on a
+// pseudo-terminal of 33×101, types into it, resizes it to 40×120, and
+// checks the shell saw both sizes and exits with the code typed.
+func shellOnTerminal(t *testing.T, d *Daemon, args ...string) {
+	t.Helper()
 	master, slave := openTerminal(t, 33, 101)
 	defer master.Close()
-	cmd := exec.Command(env.skiff, "--socket", d.Socket, "exec", "-it", "ttytarget", "sh")
+	cmd := exec.Command(env.skiff, append([]string{"--socket", d.Socket}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := cmd.Start(); err != nil {
@@ -468,11 +494,11 @@ func TestExecTerminal(t *testing.T) {
 	case err := <-done:
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
-			t.Errorf("exec -it exit: %v, want exit status 3", err)
+			t.Errorf("%s: exit %v, want exit status 3", strings.Join(args, " "), err)
 		}
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("exec -it did not end after exit was typed")
+		t.Fatalf("%s did not end after exit was typed", strings.Join(args, " "))
 	}
 	<-read
 }

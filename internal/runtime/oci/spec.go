@@ -99,7 +99,11 @@ func Spec(in Input) (*specs.Spec, error) {
 		return nil, errdefs.Invalid("hostname %q is not valid: use up to 63 letters, digits, '.' or '-'", hostname)
 	}
 
-	env, err := Env(in.Image.Env, cfg.Env, hostname)
+	userEnv := cfg.Env
+	if cfg.Tty && !slices.ContainsFunc(userEnv, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
+		userEnv = append([]string{"TERM=xterm"}, userEnv...)
+	}
+	env, err := Env(in.Image.Env, userEnv, hostname)
 	if err != nil {
 		return nil, err
 	}
@@ -178,10 +182,12 @@ func Spec(in Input) (*specs.Spec, error) {
 		Root:     &specs.Root{Path: in.Rootfs, Readonly: cfg.ReadonlyRootfs},
 		Hostname: hostname,
 		Process: &specs.Process{
-			Args: args,
-			Env:  env,
-			Cwd:  cwd,
-			User: user,
+			Terminal:    cfg.Tty,
+			ConsoleSize: consoleSize(cfg),
+			Args:        args,
+			Env:         env,
+			Cwd:         cwd,
+			User:        user,
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding:  caps,
 				Effective: caps,
@@ -317,4 +323,12 @@ func hostCapabilityMask() (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no CapBnd line in /proc/self/status")
+}
+
+// consoleSize is the terminal's first size, if the process has one.
+func consoleSize(cfg api.ContainerConfig) *specs.Box {
+	if !cfg.Tty || cfg.ConsoleSize == nil || cfg.ConsoleSize.Height == 0 || cfg.ConsoleSize.Width == 0 {
+		return nil
+	}
+	return &specs.Box{Height: cfg.ConsoleSize.Height, Width: cfg.ConsoleSize.Width}
 }

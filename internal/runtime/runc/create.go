@@ -75,7 +75,7 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, opts 
 	if err := writeFileAtomic(filepath.Join(opts.Bundle, "config.json"), config, 0o600); err != nil {
 		return 0, errdefs.Unavailable("write config.json: %w", err)
 	}
-	m := meta{ID: id, Bundle: opts.Bundle, LogPath: opts.LogPath, LogMaxSize: opts.LogMaxSize, Stdin: opts.Stdin}
+	m := meta{ID: id, Bundle: opts.Bundle, LogPath: opts.LogPath, LogMaxSize: opts.LogMaxSize, Stdin: opts.Stdin, Terminal: opts.Terminal}
 	if spec.Linux != nil {
 		m.CgroupsPath = spec.Linux.CgroupsPath
 	}
@@ -122,6 +122,9 @@ func (r *Runtime) conmonArgs(id string, m meta) []string {
 	}
 	if m.Stdin {
 		args = append(args, "--stdin")
+	}
+	if m.Terminal {
+		args = append(args, "--terminal")
 	}
 	return args
 }

@@ -178,6 +178,8 @@ type meta struct {
 	CgroupsPath string `json:"cgroupsPath"`
 	// Stdin: conmon keeps the process's stdin open for its attach socket.
 	Stdin bool `json:"stdin,omitempty"`
+	// Terminal: conmon holds the process's terminal.
+	Terminal bool `json:"terminal,omitempty"`
 }
 
 func (r *Runtime) containerDir(id string) string {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/internal/errdefs"
@@ -57,4 +59,31 @@ func (c *stdinConn) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, nil
+}
+
+// Resize asks conmon, through the control fifo it makes in the bundle
+// directory, to resize the container's terminal. conmon takes sizes up
+// to 1000×1000.
+func (r *Runtime) Resize(ctx context.Context, id string, size specs.Box) error {
+	m, err := r.loadMeta(id)
+	if err != nil {
+		return err
+	}
+	if !m.Terminal {
+		return errdefs.Conflict("container %s has no terminal: create it with one (skiff run -t) to resize it", id)
+	}
+	if size.Height == 0 || size.Width == 0 || size.Height > 1000 || size.Width > 1000 {
+		return errdefs.Invalid("terminal size %dx%d: height and width must be 1..1000", size.Height, size.Width)
+	}
+	// conmon holds a reader, so opening for writing does not block; a
+	// gone conmon leaves no reader and the open fails at once.
+	f, err := os.OpenFile(filepath.Join(m.Bundle, "ctl"), os.O_WRONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return errdefs.Conflict("resize %s: the container is not running (%v)", id, err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "1 %d %d\n", size.Height, size.Width); err != nil {
+		return errdefs.Unavailable("resize %s: %w", id, err)
+	}
+	return nil
 }
