@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"skiff.dev/skiff/api"
@@ -253,14 +254,29 @@ func (c *Client) upgraded(ctx context.Context, path string, q url.Values, body [
 			}
 		}()
 	}
+	var detached atomic.Bool
 	go func() {
-		io.Copy(conn, stdin)
+		_, err := io.Copy(conn, stdin)
+		if errors.Is(err, ErrDetached) {
+			detached.Store(true)
+			conn.Close()
+			return
+		}
 		if uc, ok := conn.(*net.UnixConn); ok {
 			uc.CloseWrite()
 		}
 	}()
-	return copyStream(br, stdout, stderr)
+	res, err := copyStream(br, stdout, stderr)
+	if detached.Load() {
+		return res, ErrDetached
+	}
+	return res, err
 }
+
+// ErrDetached is what a stdin reader returns to detach: the stream ends
+// at once, and the process goes on without this client (and, for a
+// terminal, keeps its stdin for the next attach).
+var ErrDetached = errors.New("detached")
 
 // Resize sets the terminal size of a running container created with Tty.
 func (c *Client) Resize(ctx context.Context, ref string, size api.ConsoleSize) error {

@@ -1,14 +1,9 @@
 package cli
 
 import (
-	"errors"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"skiff.dev/skiff/api"
 )
@@ -75,55 +70,4 @@ With -it the command gets a terminal and this terminal's keys, as
 	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "send this command's stdin to the process")
 	c.Flags().BoolVarP(&req.Tty, "tty", "t", false, "give the process a terminal (with -i, this terminal's keys go to it)")
 	return c
-}
-
-// watchTerminalSize calls resize with this terminal's size each time the
-// window changes (SIGWINCH), until stop.
-func (g *globals) watchTerminalSize(resize func(api.ConsoleSize)) (stop func()) {
-	out, ok := g.stdout.(*os.File)
-	if !ok {
-		return func() {}
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGWINCH)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-sigs:
-				if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
-					resize(api.ConsoleSize{Height: uint(h), Width: uint(w)})
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { signal.Stop(sigs); close(done) }
-}
-
-// useTerminal prepares this terminal for a process with a terminal in
-// the container: size is this one's (nil if stdout is not a terminal),
-// and with interactive it is put in raw mode so every key goes to the
-// process; restore undoes that. With interactive, stdin must be a
-// terminal.
-func (g *globals) useTerminal(interactive bool) (size *api.ConsoleSize, restore func(), err error) {
-	restore = func() {}
-	if out, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(out.Fd())) {
-		if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
-			size = &api.ConsoleSize{Height: uint(h), Width: uint(w)}
-		}
-	}
-	if !interactive {
-		return size, restore, nil
-	}
-	in, ok := g.stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(in.Fd())) {
-		return nil, nil, errors.New("-t with -i needs a terminal, and the input is not one: drop -t to pipe input in")
-	}
-	state, err := term.MakeRaw(int(in.Fd()))
-	if err != nil {
-		return nil, nil, err
-	}
-	return size, func() { term.Restore(int(in.Fd()), state) }, nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/client"
 )
 
 // eachContainer runs fn for every named container, printing the name of
@@ -75,8 +77,15 @@ func newStartCmd(g *globals) *cobra.Command {
 						return withCode(125, err)
 					}
 					defer restore()
+					if stdin != nil {
+						stdin = &detachReader{r: stdin}
+					}
 				}
 				res, err := g.client().Attach(cmd.Context(), args[0], true, stdin, g.stdout, g.stderr)
+				if errors.Is(err, client.ErrDetached) {
+					g.saidDetached(ctr.Name)
+					return nil
+				}
 				if err != nil {
 					return withCode(startExitCode(err), err)
 				}
@@ -197,7 +206,7 @@ func newAttachCmd(g *globals) *cobra.Command {
 with its exit code. For a container created with -i, this command's stdin
 goes to it, and its end (^D on a terminal) closes the container's stdin.
 ^C stops attaching and leaves the container running (with -i, its stdin
-then ends).`,
+then ends); on a container's terminal (-it), ^P ^Q detaches and keeps it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctr, err := g.client().Container(cmd.Context(), args[0])
@@ -214,8 +223,15 @@ then ends).`,
 					return withCode(125, err)
 				}
 				defer restore()
+				if stdin != nil {
+					stdin = &detachReader{r: stdin}
+				}
 			}
 			res, err := g.client().Attach(cmd.Context(), args[0], false, stdin, g.stdout, g.stderr)
+			if errors.Is(err, client.ErrDetached) {
+				g.saidDetached(ctr.Name)
+				return nil
+			}
 			if err != nil {
 				return withCode(1, err)
 			}
@@ -227,22 +243,4 @@ then ends).`,
 	}
 	c.Flags().BoolVar(&noStdin, "no-stdin", false, "do not send this command's stdin to the container")
 	return c
-}
-
-// followTerminal makes this terminal the one of container id, created
-// with a terminal: raw mode with interactive (see useTerminal), and the
-// container's terminal resized with the window — at once if running.
-// restore undoes it.
-func (g *globals) followTerminal(ctx context.Context, id string, interactive, running bool) (restore func(), err error) {
-	size, restoreMode, err := g.useTerminal(interactive)
-	if err != nil {
-		return nil, err
-	}
-	cl := g.client()
-	resize := func(size api.ConsoleSize) { cl.Resize(context.WithoutCancel(ctx), id, size) }
-	if running && size != nil {
-		resize(*size)
-	}
-	stop := g.watchTerminalSize(resize)
-	return func() { stop(); restoreMode() }, nil
 }

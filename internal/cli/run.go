@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/client"
 	"skiff.dev/skiff/internal/errdefs"
 	"skiff.dev/skiff/internal/network"
 )
@@ -245,12 +246,19 @@ with its exit code. With -d it prints the container ID and returns.`,
 			var stdin io.Reader
 			if f.interactive {
 				stdin = g.stdin
+				if f.tty {
+					stdin = &detachReader{r: g.stdin}
+				}
 			}
 			if f.tty {
 				stop := g.watchTerminalSize(func(size api.ConsoleSize) { cl.Resize(context.WithoutCancel(ctx), ctr.ID, size) })
 				defer stop()
 			}
 			res, err := cl.Attach(context.WithoutCancel(ctx), ctr.ID, true, stdin, g.stdout, g.stderr)
+			if errors.Is(err, client.ErrDetached) {
+				g.saidDetached(ctr.Name)
+				return nil
+			}
 			if err != nil {
 				if f.rm {
 					cl.Remove(context.Background(), ctr.ID, true)

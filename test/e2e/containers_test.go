@@ -435,6 +435,26 @@ func TestRunTerminal(t *testing.T) {
 	fails(t, d, []string{"not one", "drop -t"}, "run", "--rm", "-it", "busybox", "sh")
 	shellOnTerminal(t, d, "run", "--rm", "-it", "busybox", "sh")
 
+	// ^P ^Q detaches and leaves the shell running; attach comes back to it.
+	run := startOnTerminal(t, d, 24, 80, "run", "-it", "--name", "detachme", "busybox", "sh")
+	defer d.Run("", "rm", "-f", "detachme")
+	run.typeKeys("echo one$((1+1))\r")
+	run.waitFor("one2\r\n")
+	run.typeKeys("\x10\x11")
+	if code := run.wait(); code != 0 || !run.seen("detached from detachme") {
+		t.Fatalf("run -it after ^P ^Q: exit %d, output %q", code, run.out.String())
+	}
+	if st := inspect(t, d, "detachme").State.Status; st != api.StatusRunning {
+		t.Fatalf("after detaching the container is %s, want running", st)
+	}
+	back := startOnTerminal(t, d, 24, 80, "attach", "detachme")
+	back.typeKeys("echo two$((1+1))\r")
+	back.waitFor("two2\r\n")
+	back.typeKeys("exit 7\r")
+	if code := back.wait(); code != 7 {
+		t.Fatalf("attach after a detach: exit %d, want 7; output %q", code, back.out.String())
+	}
+
 	must(t, d, "run", "-d", "--name", "no-tty", "busybox", "sleep", "60")
 	defer d.Run("", "rm", "-f", "no-tty")
 	if status, body := rawAPI(t, "POST", "/v1/containers/no-tty/resize", `{"height":10,"width":10}`); status != 409 || !strings.Contains(body, "has no terminal") {
@@ -447,60 +467,108 @@ func TestRunTerminal(t *testing.T) {
 // checks the shell saw both sizes and exits with the code typed.
 func shellOnTerminal(t *testing.T, d *Daemon, args ...string) {
 	t.Helper()
-	master, slave := openTerminal(t, 33, 101)
-	defer master.Close()
-	cmd := exec.Command(env.skiff, append([]string{"--socket", d.Socket}, args...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	if err := cmd.Start(); err != nil {
+	s := startOnTerminal(t, d, 33, 101, args...)
+	// The answers carry a marker that the echo of the typed line lacks.
+	s.typeKeys("stty size; echo ans$((6*7))\r")
+	s.waitFor("33 101\r\n", "ans42\r\n")
+	// The window changes: the CLI gets SIGWINCH and resizes the process's terminal.
+	if err := unix.IoctlSetWinsize(int(s.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, "the new terminal size", func() bool {
+		s.typeKeys("stty size\r")
+		time.Sleep(100 * time.Millisecond)
+		return s.seen("40 120\r\n")
+	})
+	s.typeKeys("exit 3\r")
+	if code := s.wait(); code != 3 {
+		t.Errorf("%s: exit %d, want 3", strings.Join(args, " "), code)
+	}
+}
+
+// termSession is the CLI running on a pseudo-terminal, as a user's.
+type termSession struct {
+	t      *testing.T
+	args   []string
+	master *os.File
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	out    bytes.Buffer
+	read   chan struct{}
+}
+
+// startOnTerminal runs the CLI with args on a new rows×cols terminal.
+func startOnTerminal(t *testing.T, d *Daemon, rows, cols uint16, args ...string) *termSession {
+	t.Helper()
+	master, slave := openTerminal(t, rows, cols)
+	t.Cleanup(func() { master.Close() })
+	s := &termSession{t: t, args: args, master: master, read: make(chan struct{})}
+	s.cmd = exec.Command(env.skiff, append([]string{"--socket", d.Socket}, args...)...)
+	s.cmd.Stdin, s.cmd.Stdout, s.cmd.Stderr = slave, slave, slave
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cmd.Process.Kill() })
 	slave.Close()
-	var (
-		mu  sync.Mutex
-		out bytes.Buffer
-	)
-	read := make(chan struct{})
 	go func() { // until EIO, once the CLI exits
-		defer close(read)
+		defer close(s.read)
 		buf := make([]byte, 4096)
 		for {
 			n, err := master.Read(buf)
-			mu.Lock()
-			out.Write(buf[:n])
-			mu.Unlock()
+			s.mu.Lock()
+			s.out.Write(buf[:n])
+			s.mu.Unlock()
 			if err != nil {
 				return
 			}
 		}
 	}()
-	// The answers carry a marker that the echo of the typed line lacks.
-	seen := func(s string) bool { mu.Lock(); defer mu.Unlock(); return strings.Contains(out.String(), s) }
-	io.WriteString(master, "stty size; echo ans$((6*7))\r")
-	eventually(t, 10*time.Second, "the shell's answers", func() bool { return seen("33 101\r\n") && seen("ans42\r\n") })
-	// The window changes: the CLI gets SIGWINCH and resizes the process's terminal.
-	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, "the new terminal size", func() bool {
-		io.WriteString(master, "stty size\r")
-		time.Sleep(100 * time.Millisecond)
-		return seen("40 120\r\n")
+	return s
+}
+
+func (s *termSession) typeKeys(keys string) { io.WriteString(s.master, keys) }
+
+func (s *termSession) seen(text string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Contains(s.out.String(), text)
+}
+
+// waitFor waits until every one of texts was shown.
+func (s *termSession) waitFor(texts ...string) {
+	s.t.Helper()
+	eventually(s.t, 10*time.Second, fmt.Sprintf("%q on the terminal", texts), func() bool {
+		for _, x := range texts {
+			if !s.seen(x) {
+				return false
+			}
+		}
+		return true
 	})
-	io.WriteString(master, "exit 3\r")
+}
+
+// wait waits for the CLI to exit and returns its exit code.
+func (s *termSession) wait() int {
+	s.t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- s.cmd.Wait() }()
 	select {
 	case err := <-done:
+		<-s.read
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
-			t.Errorf("%s: exit %v, want exit status 3", strings.Join(args, " "), err)
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
 		}
+		if err != nil {
+			s.t.Fatalf("%s: %v", strings.Join(s.args, " "), err)
+		}
+		return 0
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("%s did not end after exit was typed", strings.Join(args, " "))
+		s.cmd.Process.Kill()
+		s.t.Fatalf("%s did not end", strings.Join(s.args, " "))
+		return -1
 	}
-	<-read
 }
 
 // openTerminal opens a pseudo-terminal of rows×cols for a CLI to run on.

@@ -125,6 +125,11 @@ func (r *Runtime) conmonArgs(id string, m meta) []string {
 	}
 	if m.Terminal {
 		args = append(args, "--terminal")
+		if m.Stdin {
+			// A terminal's input ends with what is typed (^D), not with an
+			// attachment: keep it for the next attach after a detach.
+			args = append(args, "--leave-stdin-open")
+		}
 	}
 	return args
 }
