@@ -293,6 +293,9 @@ func newCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return withCode(125, err)
 			}
+			if f.tty { // the terminal starts as large as this one
+				req.Config.ConsoleSize, _, _ = g.useTerminal(false)
+			}
 			ctr, err := create(cmd.Context(), g, &f, req)
 			if err != nil {
 				return withCode(125, err)
