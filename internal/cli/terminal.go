@@ -30,7 +30,7 @@ func (g *globals) watchTerminalSize(resize func(api.ConsoleSize)) (stop func()) 
 			select {
 			case <-sigs:
 				if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
-					resize(api.ConsoleSize{Height: uint(h), Width: uint(w)})
+					resize(api.ConsoleSize{Height: uint(min(h, 1000)), Width: uint(min(w, 1000))})
 				}
 			case <-done:
 				return
@@ -49,7 +49,8 @@ func (g *globals) useTerminal(interactive bool) (size *api.ConsoleSize, restore 
 	restore = func() {}
 	if out, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(out.Fd())) {
 		if w, h, err := term.GetSize(int(out.Fd())); err == nil && w > 0 && h > 0 {
-			size = &api.ConsoleSize{Height: uint(h), Width: uint(w)}
+			// conmon takes terminals up to 1000×1000.
+			size = &api.ConsoleSize{Height: uint(min(h, 1000)), Width: uint(min(w, 1000))}
 		}
 	}
 	if !interactive {

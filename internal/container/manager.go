@@ -434,6 +434,14 @@ func validateConfig(c *api.ContainerConfig) error {
 	if strings.TrimSpace(c.Image) == "" {
 		return errdefs.Invalid("config.image is required: name the image to run")
 	}
+	if cs := c.ConsoleSize; cs != nil {
+		if !c.Tty {
+			return errdefs.Invalid("config.consoleSize needs config.tty: only a terminal has a size")
+		}
+		if cs.Height == 0 || cs.Width == 0 || cs.Height > 1000 || cs.Width > 1000 {
+			return errdefs.Invalid("config.consoleSize %dx%d: height and width must be 1..1000", cs.Height, cs.Width)
+		}
+	}
 	switch c.RestartPolicy.Name {
 	case "", api.RestartNo, api.RestartAlways:
 		if c.RestartPolicy.MaxRetries != 0 {

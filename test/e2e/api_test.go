@@ -54,6 +54,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"bad signal", "POST", "/v1/containers/nope/kill?signal=SIGNOPE", ``, 400, "unknown signal"},
 		{"bad stop timeout", "POST", "/v1/containers/nope/stop?t=soon", ``, 400, "whole number"},
 		{"bad bool", "GET", "/v1/containers?all=maybe", ``, 400, "true or false"},
+		{"size without a terminal", "POST", "/v1/containers", `{"config":{"image":"busybox","consoleSize":{"height":24,"width":80}}}`, 400, "needs config.tty"},
+		{"huge terminal", "POST", "/v1/containers", `{"config":{"image":"busybox","tty":true,"consoleSize":{"height":24,"width":5000}}}`, 400, "1..1000"},
 		{"zero terminal size", "POST", "/v1/exec/nope/resize", `{"height":0,"width":80}`, 400, "1..65535"},
 		{"unknown exec session", "POST", "/v1/exec/nope/resize", `{"height":24,"width":80}`, 404, "no exec session"},
 	}
