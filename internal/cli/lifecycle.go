@@ -63,36 +63,11 @@ func newStartCmd(g *globals) *cobra.Command {
 				if len(args) != 1 {
 					return withCode(125, fmt.Errorf("start -a takes exactly one container"))
 				}
-				var stdin io.Reader
-				if interactive {
-					stdin = g.stdin
-				}
 				ctr, err := g.client().Container(cmd.Context(), args[0])
 				if err != nil {
 					return withCode(1, err)
 				}
-				if ctr.Config.Tty {
-					restore, err := g.followTerminal(cmd.Context(), ctr.ID, interactive, false)
-					if err != nil {
-						return withCode(125, err)
-					}
-					defer restore()
-					if stdin != nil {
-						stdin = &detachReader{r: stdin}
-					}
-				}
-				res, err := g.client().Attach(cmd.Context(), args[0], true, stdin, g.stdout, g.stderr)
-				if errors.Is(err, client.ErrDetached) {
-					g.saidDetached(ctr.Name)
-					return nil
-				}
-				if err != nil {
-					return withCode(startExitCode(err), err)
-				}
-				if res.ExitCode != 0 {
-					return withCode(res.ExitCode, nil)
-				}
-				return nil
+				return g.attachTo(cmd.Context(), ctr, true, interactive, startExitCode)
 			}
 			return eachContainer(cmd.Context(), g, args, g.client().Start)
 		},
@@ -213,34 +188,42 @@ then ends); on a container's terminal (-it), ^P ^Q detaches and keeps it.`,
 			if err != nil {
 				return withCode(1, err)
 			}
-			var stdin io.Reader
-			if ctr.Config.OpenStdin && !noStdin {
-				stdin = g.stdin
-			}
-			if ctr.Config.Tty {
-				restore, err := g.followTerminal(cmd.Context(), ctr.ID, stdin != nil, true)
-				if err != nil {
-					return withCode(125, err)
-				}
-				defer restore()
-				if stdin != nil {
-					stdin = &detachReader{r: stdin}
-				}
-			}
-			res, err := g.client().Attach(cmd.Context(), args[0], false, stdin, g.stdout, g.stderr)
-			if errors.Is(err, client.ErrDetached) {
-				g.saidDetached(ctr.Name)
-				return nil
-			}
-			if err != nil {
-				return withCode(1, err)
-			}
-			if res.ExitCode != 0 {
-				return withCode(res.ExitCode, nil)
-			}
-			return nil
+			return g.attachTo(cmd.Context(), ctr, false, ctr.Config.OpenStdin && !noStdin, func(error) int { return 1 })
 		},
 	}
 	c.Flags().BoolVar(&noStdin, "no-stdin", false, "do not send this command's stdin to the container")
 	return c
+}
+
+// attachTo streams ctr's output (starting it first with start) and, with
+// withStdin, sends this command's stdin; on a container's terminal it
+// follows this terminal and ^P ^Q detaches. It returns the container's
+// exit code as the command's, and errors with the code errCode gives.
+func (g *globals) attachTo(ctx context.Context, ctr api.Container, start, withStdin bool, errCode func(error) int) error {
+	var stdin io.Reader
+	if withStdin {
+		stdin = g.stdin
+	}
+	if ctr.Config.Tty {
+		restore, err := g.followTerminal(ctx, ctr.ID, withStdin, !start)
+		if err != nil {
+			return withCode(125, err)
+		}
+		defer restore()
+		if withStdin {
+			stdin = &detachReader{r: stdin}
+		}
+	}
+	res, err := g.client().Attach(ctx, ctr.Name, start, stdin, g.stdout, g.stderr)
+	if errors.Is(err, client.ErrDetached) {
+		g.saidDetached(ctr.Name)
+		return nil
+	}
+	if err != nil {
+		return withCode(errCode(err), err)
+	}
+	if res.ExitCode != 0 {
+		return withCode(res.ExitCode, nil)
+	}
+	return nil
 }
