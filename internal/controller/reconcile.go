@@ -379,8 +379,24 @@ func (c *Controller) terminateLocked(st *appState, r *replica, why string) {
 		if err := c.cfg.Containers.Stop(ctx, r.id, &grace); err != nil && !isNotFound(err) {
 			c.log.Warn("stop replica", "replica", r.name, "err", err)
 		}
-		if err := c.cfg.Containers.Remove(ctx, r.id, true); err != nil && !isNotFound(err) {
-			c.log.Warn("remove replica", "replica", r.name, "err", err)
+		// A remove that fails (the container busy in another operation, a
+		// runtime hiccup) is tried again: nothing else would remove it.
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+			err := c.cfg.Containers.Remove(ctx, r.id, true)
+			if err == nil || isNotFound(err) {
+				break
+			}
+			c.log.Warn("remove replica", "replica", r.name, "err", err, "retry in", wait)
+			select {
+			case <-ctx.Done():
+				// Let a later reconcile start over.
+				r.mu.Lock()
+				r.terminating = false
+				r.mu.Unlock()
+				c.enqueue(st.name)
+				return
+			case <-time.After(wait):
+			}
 		}
 		c.enqueue(st.name)
 	}()

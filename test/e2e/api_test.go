@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -80,18 +82,28 @@ func TestAPIBadInput(t *testing.T) {
 // tests are gone, so counts of host objects are this test's own.
 func waitNoReplicas(t *testing.T, d *Daemon) {
 	t.Helper()
-	eventually(t, 60*time.Second, "the replicas of deleted Apps to be removed", func() bool {
+	var left []string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		var cs []api.Container
 		if err := json.Unmarshal([]byte(must(t, d, "ps", "-a", "-o", "json")), &cs); err != nil {
 			t.Fatal(err)
 		}
+		left = left[:0]
 		for _, c := range cs {
-			if c.Config.Labels[controller.LabelApp] != "" {
-				return false
+			if app := c.Config.Labels[controller.LabelApp]; app != "" {
+				left = append(left, fmt.Sprintf("%s (app %s, %s)", c.Name, app, c.State.Status))
 			}
 		}
-		return true
-	})
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := exec.Command("tail", "-n", "40", d.Log).Output()
+			t.Fatalf("replicas of deleted Apps still there after 60s: %s\ndaemon log:\n%s", strings.Join(left, ", "), log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // skiffPsAll returns the IDs of all containers but App replicas, which
