@@ -20,4 +20,9 @@ type Event struct {
 	// Reason is a CamelCase word (RevisionCreated, ScaledUp, ...).
 	Reason  string `json:"reason"`
 	Message string `json:"message"`
+	// Count is how many times the same event (type, reason and message)
+	// happened to the object in a row of repeats, when more than once;
+	// Time is then the last time and FirstTime the first.
+	Count     int        `json:"count,omitempty"`
+	FirstTime *time.Time `json:"firstTime,omitempty"`
 }

@@ -72,6 +72,9 @@ type Sample struct {
 	Load float64
 	// Requests counts requests routed to the revision, ever (monotonic).
 	Requests uint64
+	// InFlight is the number of requests being served now, whatever the
+	// Metric: while any is, the revision is not idle.
+	InFlight int
 }
 
 // bucket aggregates the samples of one bucket interval.
@@ -113,7 +116,7 @@ func (d *Decider) SetSpec(spec Spec) {
 
 // Record adds an observation.
 func (d *Decider) Record(s Sample) {
-	if s.Requests != d.lastReq || s.Load > 0 && d.spec.Metric == Concurrency {
+	if s.Requests != d.lastReq || s.InFlight > 0 || s.Load > 0 && d.spec.Metric == Concurrency {
 		d.lastActive = s.Time
 	}
 	d.lastReq = s.Requests
@@ -201,7 +204,13 @@ func (d *Decider) Decide(now time.Time, ready int) Decision {
 
 	desired := d.desired
 	reason := ""
+	idle := s.Min == 0 && now.Sub(d.lastActive) >= s.IdleTimeout
 	switch {
+	case idle:
+		// The idle timeout counts from the end of the last request,
+		// whatever the windows still remember of the load before it.
+		desired, d.panicSince = 0, time.Time{}
+		reason = fmt.Sprintf("no requests for %s", s.IdleTimeout)
 	case !haveStable && !havePanic:
 		reason = "no load measured yet"
 	default:
@@ -221,15 +230,19 @@ func (d *Decider) Decide(now time.Time, ready int) Decision {
 		} else {
 			desired = stableWant
 			reason = fmt.Sprintf("%.1f %s over the last %s for a target of %g per replica", stable, unit, s.StableWindow, s.Target)
+			// A scale-down never goes below what the load of this moment
+			// needs: the stable window may still average in the quiet
+			// time before a load that is now steady, and scaling under it
+			// would only panic back up.
+			if floor := min(panicWant, d.desired); havePanic && desired < floor {
+				desired = floor
+				reason = fmt.Sprintf("%.1f %s over the last %s holds %d replicas for a target of %g per replica", panicLoad, unit, s.PanicWindow, floor, s.Target)
+			}
 		}
 	}
-	// Scale to zero only after the idle timeout; until then keep one.
-	if desired == 0 {
-		if s.Min == 0 && now.Sub(d.lastActive) >= s.IdleTimeout {
-			reason = fmt.Sprintf("no requests for %s", s.IdleTimeout)
-		} else {
-			desired = 1
-		}
+	// Until the idle timeout, a revision with no load keeps one replica.
+	if desired == 0 && !idle {
+		desired = 1
 	}
 	if desired < s.Min {
 		desired = s.Min

@@ -150,3 +150,79 @@ func TestNoFlapping(t *testing.T) {
 		t.Fatalf("the replica count moved under steady noisy load: %v", seen)
 	}
 }
+
+func TestIdleTimeoutCountsFromTheLastRequest(t *testing.T) {
+	tests := []struct {
+		name   string
+		metric Metric
+	}{
+		{"concurrency", Concurrency},
+		{"rps", RPS},
+		{"cpu", CPU},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// One request that takes 8s, with a 5s idle timeout: zero
+			// replicas 5s after it ended, though the 60s stable window
+			// still holds its load.
+			spec := Spec{Min: 0, Max: 3, Metric: tc.metric, Target: 10, IdleTimeout: 5 * time.Second}
+			d := NewDecider(spec, 1, t0)
+			var zeroAt time.Duration
+			for at := time.Duration(0); at <= 30*time.Second; at += 20 * time.Millisecond {
+				s := Sample{Time: t0.Add(at), Requests: 1}
+				if at < 8*time.Second {
+					s.InFlight, s.Load = 1, 1
+				}
+				d.Record(s)
+				if at%(100*time.Millisecond) == 0 {
+					dec := d.Decide(t0.Add(at), 1)
+					if dec.Desired == 0 && zeroAt == 0 {
+						zeroAt = at
+						if dec.Reason != "no requests for 5s" {
+							t.Errorf("reason %q", dec.Reason)
+						}
+					}
+					if dec.Desired != 0 && zeroAt != 0 {
+						t.Fatalf("back to %d at %v after reaching zero at %v", dec.Desired, at, zeroAt)
+					}
+				}
+			}
+			if zeroAt < 13*time.Second || zeroAt > 13200*time.Millisecond {
+				t.Fatalf("reached zero at %v, want 13s (8s request + 5s idle)", zeroAt)
+			}
+		})
+	}
+}
+
+func TestLeavingPanicUnderSteadyLoadDoesNotFlap(t *testing.T) {
+	// A 3s burst of 150 in flight, quiet, then a steady 60 from 40s with
+	// a target of 25. The panic ends a stable window after the burst,
+	// while that window still averages in the quiet time (23 in flight,
+	// one replica's worth): the count must stay at the 3 the steady load
+	// needs, not drop to 1 and panic back up.
+	spec := Spec{Min: 1, Max: 4, Target: 25}
+	d := NewDecider(spec, 1, t0)
+	ready := 1
+	feed(d, 0, 3*time.Second, &ready, constant(150), nil)
+	if ready != 4 {
+		t.Fatalf("after the burst: %d replicas, want 4 (max)", ready)
+	}
+	feed(d, 3*time.Second, 40*time.Second, &ready, constant(0), nil)
+	var seen []int
+	for at := 40 * time.Second; at <= 160*time.Second; at += 20 * time.Millisecond {
+		d.Record(Sample{Time: t0.Add(at), Load: 60, InFlight: 60})
+		if at%(100*time.Millisecond) == 0 {
+			dec := d.Decide(t0.Add(at), ready)
+			if dec.Desired < 3 {
+				t.Fatalf("at %v: %d replicas for a steady 60 at 25 each (%s)", at, dec.Desired, dec.Reason)
+			}
+			if len(seen) == 0 || seen[len(seen)-1] != dec.Desired {
+				seen = append(seen, dec.Desired)
+			}
+			ready = dec.Desired
+		}
+	}
+	if len(seen) != 2 || seen[0] != 4 || seen[1] != 3 {
+		t.Fatalf("replica counts under the steady load: %v, want [4 3]", seen)
+	}
+}

@@ -185,7 +185,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tOBJECT\tTYPE\tREASON\tMESSAGE")
 			for _, e := range evs {
-				fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.TimeOnly), strings.ToLower(e.Kind), e.Name, e.Type, e.Reason, e.Message)
+				fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.TimeOnly), strings.ToLower(e.Kind), e.Name, e.Type, e.Reason, eventMessage(e))
 			}
 			return tw.Flush()
 		},

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"skiff.dev/skiff/api"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -94,11 +95,20 @@ func newDescribeCmd(g *globals) *cobra.Command {
 			}
 			tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 			for _, e := range evs {
-				fmt.Fprintf(tw, "  %s ago\t%s\t%s\t%s\n", humanDuration(now.Sub(e.Time)), e.Type, e.Reason, e.Message)
+				fmt.Fprintf(tw, "  %s ago\t%s\t%s\t%s\n", humanDuration(now.Sub(e.Time)), e.Type, e.Reason, eventMessage(e))
 			}
 			return tw.Flush()
 		},
 	}
+}
+
+// eventMessage is an event's message with its repeats, as kubectl
+// describe shows them: "... (x3 over 2m)".
+func eventMessage(e api.Event) string {
+	if e.Count < 2 || e.FirstTime == nil {
+		return e.Message
+	}
+	return fmt.Sprintf("%s (x%d over %s)", e.Message, e.Count, humanDuration(e.Time.Sub(*e.FirstTime)))
 }
 
 func orDash(s string) string {

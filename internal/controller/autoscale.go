@@ -138,7 +138,7 @@ func (c *Controller) autoscaleTick(now time.Time, decide, sampleStats bool) {
 					statReqs = append(statReqs, statReq{sc, ids, lim, spec.Metric})
 				}
 			}
-			sc.dec.Record(autoscale.Sample{Time: now, Load: load, Requests: rs.Requests})
+			sc.dec.Record(autoscale.Sample{Time: now, Load: load, Requests: rs.Requests, InFlight: int(rs.InFlight)})
 			if !decide {
 				continue
 			}

@@ -68,7 +68,11 @@ type Config struct {
 	URLPort int
 	// Resync is how often every App is reconciled regardless (default 2s).
 	Resync time.Duration
-	Logger *slog.Logger
+	// DrainTimeout bounds how long a replica taken out of the routes waits
+	// for its requests in flight (WebSockets, long polls) before it is
+	// stopped anyway (default 5m).
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Controller reconciles Apps. It is safe for concurrent use.
@@ -126,6 +130,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 2 * time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 5 * time.Minute
 	}
 	if cfg.Domain == "" {
 		cfg.Domain = app.DefaultDomain
@@ -280,18 +287,19 @@ func randomSuffix() string {
 	return string(b)
 }
 
-// event records an event for app, suppressing repeats of the same reason
-// and message within a minute.
+// event records an event for app and logs it.
 func (c *Controller) event(st *appState, typ, reason, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	// Every event is recorded (the store counts repeats); the log gets
+	// a repeat at most once a minute.
+	if err := c.cfg.Store.AddEvent(context.WithoutCancel(c.bg), api.Event{Time: time.Now().UTC(), Kind: "App", Name: st.name, Type: typ, Reason: reason, Message: msg}); err != nil {
+		c.log.Warn("record event", "app", st.name, "err", err)
+	}
 	key := reason + "\x00" + msg
 	if t, ok := st.lastEvents[key]; ok && time.Since(t) < time.Minute {
 		return
 	}
 	st.lastEvents[key] = time.Now()
-	if err := c.cfg.Store.AddEvent(context.WithoutCancel(c.bg), api.Event{Time: time.Now().UTC(), Kind: "App", Name: st.name, Type: typ, Reason: reason, Message: msg}); err != nil {
-		c.log.Warn("record event", "app", st.name, "err", err)
-	}
 	if typ == api.EventWarning {
 		c.log.Warn(msg, "app", st.name, "reason", reason)
 	} else {

@@ -366,16 +366,21 @@ func (c *Controller) terminateLocked(st *appState, r *replica, why string) {
 		defer c.wg.Done()
 		// The drain ends with the controller: a daemon that stops leaves the
 		// replica running, and the next daemon drains it again.
-		ctx, cancel := context.WithTimeout(c.bg, 5*time.Minute)
-		defer cancel()
-		if err := c.cfg.Router.WaitIdle(ctx, r.id); err != nil {
-			if c.bg.Err() != nil {
-				return
-			}
-			c.log.Warn("drain replica", "replica", r.name, "err", err)
+		drain, cancel := context.WithTimeout(c.bg, c.cfg.DrainTimeout)
+		err := c.cfg.Router.WaitIdle(drain, r.id)
+		cancel()
+		if c.bg.Err() != nil {
+			return
+		}
+		if err != nil {
+			c.log.Warn("drain replica: stopping it with requests still in flight", "replica", r.name, "err", err)
 		}
 		r.stopProber()
+		// The stop and the removal get a context of their own: the drain's
+		// may have run out, and they must still happen.
 		grace := 10 * time.Second
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.bg), grace+5*time.Minute)
+		defer cancel()
 		if err := c.cfg.Containers.Stop(ctx, r.id, &grace); err != nil && !isNotFound(err) {
 			c.log.Warn("stop replica", "replica", r.name, "err", err)
 		}
@@ -388,6 +393,8 @@ func (c *Controller) terminateLocked(st *appState, r *replica, why string) {
 			}
 			c.log.Warn("remove replica", "replica", r.name, "err", err, "retry in", wait)
 			select {
+			case <-c.bg.Done():
+				return // the next daemon removes it
 			case <-ctx.Done():
 				// Let a later reconcile start over.
 				r.mu.Lock()

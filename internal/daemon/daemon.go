@@ -53,6 +53,9 @@ type Config struct {
 	IngressAddr string
 	// Domain makes Apps' default hosts: NAME.Domain (default localhost).
 	Domain string
+	// DrainTimeout bounds the wait for a replica's requests in flight
+	// before it is stopped anyway (default 5m).
+	DrainTimeout time.Duration
 	// DefaultSubnet is the default network's subnet ("" picks a free one).
 	DefaultSubnet string
 	// MetricsAddr, when set, serves Prometheus metrics on /metrics over
@@ -189,7 +192,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	port, _ := strconv.Atoi(portStr)
 	d.apps = controller.New(controller.Config{
 		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
-		Domain: cfg.Domain, URLPort: port, Logger: d.log.With("component", "apps"),
+		Domain: cfg.Domain, URLPort: port, DrainTimeout: cfg.DrainTimeout, Logger: d.log.With("component", "apps"),
 	})
 	if err := d.apps.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start the app controller: %w", err)

@@ -130,13 +130,23 @@ func (s *Store) DeleteRevision(ctx context.Context, name string) error {
 // MaxEvents bounds the events kept; older ones are trimmed.
 const MaxEvents = 10000
 
-// AddEvent records an event.
+// RepeatWindow is how long an event can repeat and still be counted as
+// a repeat of the earlier one.
+const RepeatWindow = 10 * time.Minute
+
+// AddEvent records an event. An event equal in type, reason and message to
+// one of the object's recent events within RepeatWindow is a repeat: the
+// earlier record is replaced by e with Count and FirstTime carried on, so
+// repeats are counted, never dropped, and the list stays in time order.
 func (s *Store) AddEvent(ctx context.Context, e api.Event) error {
-	doc, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := foldRepeat(ctx, tx, &e); err != nil {
+			return err
+		}
+		doc, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO events (time, kind, name, doc) VALUES (?, ?, ?, ?)`, e.Time.UnixNano(), e.Kind, e.Name, string(doc))
 		if err != nil {
 			return err
@@ -146,6 +156,43 @@ func (s *Store) AddEvent(ctx context.Context, e api.Event) error {
 		}
 		return err
 	})
+}
+
+// foldRepeat looks for an earlier record of e among the object's recent
+// events; if there is one, it is deleted and e counts it.
+func foldRepeat(ctx context.Context, tx *sql.Tx, e *api.Event) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, doc FROM events WHERE kind = ? AND name = ? AND time >= ? ORDER BY id DESC LIMIT 20`,
+		e.Kind, e.Name, e.Time.Add(-RepeatWindow).UnixNano())
+	if err != nil {
+		return err
+	}
+	var found int64
+	var prev api.Event
+	for rows.Next() {
+		var id int64
+		var doc string
+		var old api.Event
+		if err := rows.Scan(&id, &doc); err != nil {
+			rows.Close()
+			return err
+		}
+		if json.Unmarshal([]byte(doc), &old) == nil && old.Type == e.Type && old.Reason == e.Reason && old.Message == e.Message {
+			found, prev = id, old
+			break
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || found == 0 {
+		return err
+	}
+	e.Count = max(prev.Count, 1) + 1
+	e.FirstTime = prev.FirstTime
+	if e.FirstTime == nil {
+		t := prev.Time
+		e.FirstTime = &t
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE id = ?`, found)
+	return err
 }
 
 // EventFilter selects events; zero fields match everything.

@@ -97,7 +97,9 @@ type Daemon struct {
 	Root   string
 	Socket string
 	Log    string
-	cmd    *exec.Cmd
+	// Args are daemon flags beyond the root, socket and ingress address.
+	Args []string
+	cmd  *exec.Cmd
 }
 
 var extraDaemons []*Daemon
@@ -119,7 +121,8 @@ func (d *Daemon) Start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(env.skiff, "daemon", "--root", d.Root, "--socket", d.Socket, "--ingress-addr", "127.0.0.1:0")
+	args := append([]string{"daemon", "--root", d.Root, "--socket", d.Socket, "--ingress-addr", "127.0.0.1:0"}, d.Args...)
+	cmd := exec.Command(env.skiff, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
