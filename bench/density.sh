@@ -18,7 +18,11 @@ after=$(pss "$daemon_pid")
 total=0 count=0 rss_total=0
 for id in "${ids[@]}"; do
 	pid=$(pgrep -f "conmon .*-c $id" | head -1)
-	[ -n "$pid" ] || continue
+	if [ -z "$pid" ]; then
+		echo "density: container $id has no conmon process: the measure would leave it out" >&2
+		sk rm -f "${ids[@]}" >/dev/null
+		exit 1
+	fi
 	total=$((total + $(pss "$pid")))
 	rss_total=$((rss_total + $(awk '/^Rss:/ {print $2}' /proc/$pid/smaps_rollup)))
 	count=$((count + 1))

@@ -69,16 +69,25 @@ log "building the replica ($BACKEND_SRC) and the ingress (bench/ingressbench)"
 CGO_ENABLED=0 go build -o "$T/hello" "$BACKEND_SRC"
 CGO_ENABLED=0 go build -o "$T/ingressbench" ./bench/ingressbench
 
+# Caddy is pinned, and its binary kept between runs (building it takes
+# minutes).
+CADDY_PIN=${CADDY_PIN:-v2.11.9}
+CADDY_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/skiff-bench/caddy-$CADDY_PIN
+if [[ -z "${CADDY:-}" && -x "$CADDY_CACHE" ]]; then
+	CADDY=$CADDY_CACHE
+fi
 if [[ -z "${CADDY:-}" ]]; then
-	log "building Caddy from its Go module (a few minutes)"
+	log "building Caddy $CADDY_PIN from its Go module (a few minutes)"
 	mkdir "$T/caddy-src"
 	(
 		cd "$T/caddy-src"
 		go mod init caddybench >/dev/null 2>&1
-		go get github.com/caddyserver/caddy/v2/cmd/caddy@latest >/dev/null 2>&1
+		go get "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_PIN" >/dev/null 2>&1
 		go build -o "$T/caddy" github.com/caddyserver/caddy/v2/cmd/caddy
 	)
-	CADDY=$T/caddy
+	mkdir -p "$(dirname "$CADDY_CACHE")"
+	cp "$T/caddy" "$CADDY_CACHE"
+	CADDY=$CADDY_CACHE
 fi
 CADDY_VERSION=$(go version -m "$CADDY" | awk '$2 == "github.com/caddyserver/caddy/v2" {print $3; exit}')
 
@@ -191,9 +200,13 @@ wrk_run() {
 	fi
 	c1=$(cpu_ticks "${CPU_PID[$target]}")
 	echo "$out" >>"$T/wrk-$target-$kind.txt"
+	# A run with errors or non-2xx answers is invalid: the round is left
+	# out for every target (ratios compare targets within a round).
 	if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
-		log "$target ($kind): wrk saw errors:"
+		log "$target ($kind): wrk saw errors: round $round of this kind is invalid"
 		grep "Non-2xx\|Socket errors" <<<"$out" >&2
+		echo "$kind $round $target $(grep "Non-2xx\|Socket errors" <<<"$out" | tr -s ' ' | tr '\n' ' ')" >>"$T/invalid.txt"
+		return
 	fi
 	awk -v target="$target" -v kind="$kind" -v round="$round" -v ticks=$((c1 - c0)) -v tick="$TICK" '
 		function ms(v) {
@@ -228,6 +241,19 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+touch "$T/invalid.txt"
+if [[ -s "$T/invalid.txt" ]]; then
+	awk 'NR==FNR {bad[$1" "$2]=1; next} !(($1" "$2) in bad)' "$T/invalid.txt" "$T/results.txt" >"$T/valid.txt"
+	mv "$T/valid.txt" "$T/results.txt"
+fi
+for kind in full moderate; do
+	if ! awk -v k="$kind" '$1==k {found=1} END {exit !found}' "$T/results.txt"; then
+		log "every $kind round had errors: no valid figure (see $T/wrk-*-$kind.txt)"
+		exit 1
+	fi
+done
+VALID_FULL=$(awk '$1=="full" {print $2}' "$T/results.txt" | sort -u | wc -l)
+VALID_MOD=$(awk '$1=="moderate" {print $2}' "$T/results.txt" | sort -u | wc -l)
 
 # --- report ------------------------------------------------------------
 # median kind target column (4=rps 5=p50 6=p90 7=p99 8=cpu)
@@ -257,7 +283,7 @@ echo
 echo "Replica: \`$BACKEND_SRC\` (Go, GET /). Proxies with keep-alive to it:"
 echo "skiff \`bench/ingressbench\` (internal/ingress, the daemon's code), nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (\`worker_processes auto\`, upstream \`keepalive 256\`),"
 echo "Caddy $CADDY_VERSION (\`reverse_proxy\`, 256 idle connections per host). $(nproc) CPUs shared by wrk, replica and proxy;"
-echo "$(go version | awk '{print $3}'); medians of $ROUNDS interleaved rounds of $DURATION each; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+echo "$(go version | awk '{print $3}'); medians of the valid ones of $ROUNDS interleaved rounds of $DURATION each ($VALID_FULL saturated, $VALID_MOD moderate: a round where any target saw a socket error or a non-2xx answer is left out); load average $LOAD_BEFORE before, $LOAD_AFTER after."
 echo "CPU µs/request is the proxy's own CPU time (for direct: the replica's) divided by the requests served."
 echo
 echo "### Saturated: \`wrk -t$THREADS -c$CONNS -d$DURATION --latency\`"
@@ -286,4 +312,12 @@ echo
 echo '```'
 cat "$T/results.txt"
 echo '```'
+if [[ -s "$T/invalid.txt" ]]; then
+	echo
+	echo "Rounds left out (kind round target wrk's error lines):"
+	echo
+	echo '```'
+	cat "$T/invalid.txt"
+	echo '```'
+fi
 echo "</details>"

@@ -6,9 +6,13 @@
 # and p90 as a markdown table. Run as root.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=$(go test -run '^$' -bench 'BenchmarkSetup' -count 10 -benchtime 50x ./internal/network/ 2>&1
-	go test -run '^$' -bench 'BenchmarkTCP' -count 10 -benchtime 5000x ./internal/network/ 2>&1)
-echo "### Networking (go test -bench, 10 runs each)"
+if ! out=$(go test -run '^$' -bench 'BenchmarkSetup' -count 10 -benchtime 50x ./internal/network/ 2>&1 &&
+	go test -run '^$' -bench 'BenchmarkTCP' -count 10 -benchtime 5000x ./internal/network/ 2>&1); then
+	echo "network.sh: the network benchmarks failed:" >&2
+	echo "$out" >&2
+	exit 1
+fi
+echo "## Networking (go test -bench, 10 runs each)"
 echo
 echo "| benchmark | metric | median | p90 |"
 echo "|---|---|---|---|"

@@ -51,7 +51,7 @@ fi
 echo "== start-to-exit latency ($RUNS runs each, interleaved)"
 go build -o "$WORK/startbench" ./bench/startbench
 {
-	echo "### Start to exit: \`skiff run --rm hello -exit 0\`"
+	echo "## Start to exit: \`skiff run --rm hello -exit 0\`"
 	echo
 	machine
 	echo
@@ -60,7 +60,7 @@ go build -o "$WORK/startbench" ./bench/startbench
 
 echo "== memory per idle container"
 {
-	echo "### Memory per idle container"
+	echo "## Memory per idle container"
 	echo
 	machine
 	echo
@@ -70,14 +70,33 @@ echo "== memory per idle container"
 echo "== apps: cold start, rollout, scale-out"
 go build -o "$WORK/appbench" ./bench/appbench
 {
+	echo "## Apps: cold start, rollout, scale-out"
+	echo
 	machine
 	echo
 	"$WORK/appbench" -skiff "$SKIFF" -socket "$SOCK" -root "$ROOT" -n "$RUNS"
 } | tee "$OUT/apps.md"
 
 for extra in bench/network.sh bench/ingress.sh; do
-	if [ -x "$extra" ]; then
-		echo "== $extra"
-		"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
-	fi
+	echo "== $extra"
+	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
 done
+
+# RESULTS.md holds this run's output and nothing else; how each figure is
+# measured, and dated notes on them, are in NOTES.md.
+{
+	echo "# Benchmark results"
+	echo
+	echo "Written by \`make bench\` (bench/run.sh): every figure below was printed by"
+	echo "that one run, beside its peer measured in the same run. Percentiles are"
+	echo "nearest-rank; one that falls on the slowest run (p99 of fewer than 100"
+	echo "runs) is marked \"(max)\". How each figure is measured, and notes on"
+	echo "them: [NOTES.md](NOTES.md)."
+	echo
+	machine
+	for section in start density apps network ingress; do
+		echo
+		cat "$OUT/$section.md"
+	done
+} >bench/RESULTS.md
+echo "== wrote bench/RESULTS.md"

@@ -26,7 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"skiff.dev/skiff/bench/latency"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,28 +139,20 @@ type series struct {
 	ds   []time.Duration
 }
 
-func pct(ds []time.Duration, p float64) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[int(p*float64(len(s)-1)+0.5)]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-
 func table(ss []*series, floor string) {
 	var base time.Duration
 	for _, s := range ss {
 		if s.name == floor {
-			base = pct(s.ds, 0.5)
+			base = latency.Percentile(s.ds, 0.5)
 		}
 	}
 	fmt.Printf("| variant | runs | median | p90 | p99 | min | median vs floor |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range ss {
 		ratio := "-"
 		if base > 0 {
-			ratio = fmt.Sprintf("%.2f×", float64(pct(s.ds, 0.5))/float64(base))
+			ratio = fmt.Sprintf("%.2f×", float64(latency.Percentile(s.ds, 0.5))/float64(base))
 		}
-		fmt.Printf("| %s | %d | %s | %s | %s | %s | %s |\n", s.name, len(s.ds), ms(pct(s.ds, 0.5)), ms(pct(s.ds, 0.9)), ms(pct(s.ds, 0.99)), ms(pct(s.ds, 0)), ratio)
+		fmt.Printf("| %s | %d | %s | %s | %s | %s | %s |\n", s.name, len(s.ds), latency.MS(latency.Percentile(s.ds, 0.5)), latency.Cell(s.ds, 0.9), latency.Cell(s.ds, 0.99), latency.MS(latency.Percentile(s.ds, 0)), ratio)
 	}
 	fmt.Println()
 }
@@ -344,6 +336,7 @@ func coldBench() {
 		}
 	}
 	fmt.Printf("### Cold start of the example app (static Go HTTP server)\n\n")
+	fmt.Printf("App settings that differ from the defaults: `scale: {min: 0, max: 1, idleTimeout: 1s}` (`prewarm: 1` for the prewarmed row) and a 2s stable window (`autoscaling.skiff.dev/window`), so each run reaches zero in seconds; they do not change the start path.\n\n")
 	ss := []*series{cold, warm, floor}
 	if *podman {
 		ss = append(ss, pod)
@@ -454,6 +447,7 @@ spec:
 		time.Sleep(3 * time.Second)
 	}
 	fmt.Printf("### Scale-out reaction (target 50 in-flight per replica)\n\n")
+	fmt.Printf("App settings that differ from the defaults: `scale: {min: 1, max: 5, concurrency: 50}` and a 4s stable window (`autoscaling.skiff.dev/window`); the panic window is the default 1s.\n\n")
 	table([]*series{s}, "")
 }
 

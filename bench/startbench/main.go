@@ -15,7 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"skiff.dev/skiff/bench/latency"
 	"strings"
 	"time"
 
@@ -105,26 +105,17 @@ func run(t *tool, i int) {
 	}
 }
 
-func pct(ds []time.Duration, p float64) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-	idx := int(p*float64(len(s)-1) + 0.5)
-	return s[idx]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-
 func report(tools []*tool) {
 	var base time.Duration
 	for _, t := range tools {
 		if strings.HasPrefix(t.name, "runc run") {
-			base = pct(t.runs, 0.5)
+			base = latency.Percentile(t.runs, 0.5)
 		}
 	}
 	fmt.Printf("| tool | runs | median | p90 | p99 | min | median vs runc |\n|---|---|---|---|---|---|---|\n")
 	for _, t := range tools {
-		med := pct(t.runs, 0.5)
-		fmt.Printf("| %s | %d | %s | %s | %s | %s | %.2f× |\n", t.name, len(t.runs), ms(med), ms(pct(t.runs, 0.9)), ms(pct(t.runs, 0.99)), ms(pct(t.runs, 0)), float64(med)/float64(base))
+		med := latency.Percentile(t.runs, 0.5)
+		fmt.Printf("| %s | %d | %s | %s | %s | %s | %.2f× |\n", t.name, len(t.runs), latency.MS(med), latency.Cell(t.runs, 0.9), latency.Cell(t.runs, 0.99), latency.MS(latency.Percentile(t.runs, 0)), float64(med)/float64(base))
 	}
 }
 
