@@ -133,6 +133,10 @@ type Manager struct {
 	byID   map[string]*entry
 	byName map[string]*entry
 
+	// minBackoff and maxBackoff bound the restart delay (the constants of
+	// the same names; tests shorten them).
+	minBackoff, maxBackoff time.Duration
+
 	// images is held for reading from image resolution until the new
 	// container is registered, and for writing by HoldImages, so an image
 	// cannot be removed between a container choosing it and using it.
@@ -205,6 +209,7 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{
 		cfg: cfg, log: cfg.Logger, bg: bg, cancel: cancel,
 		byID: map[string]*entry{}, byName: map[string]*entry{},
+		minBackoff: minBackoff, maxBackoff: maxBackoff,
 	}, nil
 }
 
@@ -274,7 +279,7 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 		return api.Container{}, errdefs.Conflict("container name %q is already in use: remove that container (skiff rm %s) or choose another name", name, name)
 	}
 	// Reserve the name while the container is prepared.
-	e := &entry{exited: closedChan(), removed: make(chan struct{}), backoff: minBackoff}
+	e := &entry{exited: closedChan(), removed: make(chan struct{}), backoff: m.minBackoff}
 	m.byName[name] = e
 	m.mu.Unlock()
 
@@ -941,10 +946,10 @@ func (m *Manager) afterExit(e *entry, run int) {
 	if m.shouldRestart(rec) {
 		e.mu.Lock()
 		if rec.State.FinishedAt.Sub(rec.State.StartedAt) >= runResetsBackoff {
-			e.backoff = minBackoff
+			e.backoff = m.minBackoff
 		}
 		delay := e.backoff
-		e.backoff = min(e.backoff*2, maxBackoff)
+		e.backoff = min(e.backoff*2, m.maxBackoff)
 		e.rec.State.Status = api.StatusRestarting
 		m.persist(ctx, e)
 		m.scheduleRestartLocked(e, delay)
@@ -1003,7 +1008,7 @@ func (m *Manager) scheduleRestartLocked(e *entry, delay time.Duration) {
 			if m.shouldRestart(rec) {
 				e.mu.Lock()
 				delay := e.backoff
-				e.backoff = min(e.backoff*2, maxBackoff)
+				e.backoff = min(e.backoff*2, m.maxBackoff)
 				e.rec.State.Status = api.StatusRestarting
 				m.persist(m.bg, e)
 				m.scheduleRestartLocked(e, delay)

@@ -310,35 +310,34 @@ func TestRestartPolicies(t *testing.T) {
 func TestBackoffGrowsAndIsCapped(t *testing.T) {
 	rt := newFakeRuntime()
 	m := newTestManager(t, rt, t.TempDir())
+	m.minBackoff, m.maxBackoff = 20*time.Millisecond, 80*time.Millisecond
 	ctx := context.Background()
 	c, err := m.Create(ctx, api.ContainerCreateRequest{Name: "c", Start: true, Config: api.ContainerConfig{Image: "img", Cmd: []string{"x"}, RestartPolicy: api.RestartPolicy{Name: "always"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gaps []time.Duration
-	last := time.Now()
-	for i := 0; i < 4; i++ {
-		waitFor(t, "running", func() bool { s := status(t, m, "c"); return s.Status == api.StatusRunning && s.RestartCount == i })
-		if i > 0 {
-			gaps = append(gaps, time.Since(last))
-		}
-		last = time.Now()
-		rt.exit(c.ID, 1)
-	}
-	for i := 1; i < len(gaps); i++ {
-		if gaps[i] < gaps[i-1] {
-			t.Fatalf("restart delays do not grow: %v", gaps)
-		}
-	}
-	if gaps[0] < minBackoff/2 {
-		t.Fatalf("first restart after %v, want about %v", gaps[0], minBackoff)
-	}
 	e, _ := m.lookup("c")
-	for i := 0; i < 20; i++ {
-		e.backoff = min(e.backoff*2, maxBackoff)
+	// The delay the manager schedules after each quick exit: doubling
+	// from the minimum, then held at the cap.
+	want := []time.Duration{20, 40, 80, 80, 80, 80}
+	var gaps []time.Duration
+	for i, w := range want {
+		waitFor(t, "running", func() bool { s := status(t, m, "c"); return s.Status == api.StatusRunning && s.RestartCount == i })
+		e.mu.Lock()
+		delay := e.backoff
+		e.mu.Unlock()
+		if delay != w*time.Millisecond {
+			t.Fatalf("restart %d: the manager would wait %v, want %v", i+1, delay, w*time.Millisecond)
+		}
+		exited := time.Now()
+		rt.exit(c.ID, 1)
+		waitFor(t, "restarted", func() bool { return status(t, m, "c").RestartCount == i+1 })
+		gaps = append(gaps, time.Since(exited))
 	}
-	if e.backoff != maxBackoff {
-		t.Fatalf("backoff not capped: %v", e.backoff)
+	for i, g := range gaps {
+		if g < want[i]*time.Millisecond {
+			t.Fatalf("restart %d came %v after the exit, before its delay of %v (gaps %v)", i+1, g, want[i]*time.Millisecond, gaps)
+		}
 	}
 }
 

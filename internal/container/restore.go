@@ -27,7 +27,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 	var entries []*entry
 	m.mu.Lock()
 	for _, r := range recs {
-		e := &entry{rec: *r, exited: closedChan(), removed: make(chan struct{}), backoff: minBackoff}
+		e := &entry{rec: *r, exited: closedChan(), removed: make(chan struct{}), backoff: m.minBackoff}
 		m.byID[r.ID] = e
 		m.byName[r.Name] = e
 		known[r.ID] = true

@@ -58,7 +58,7 @@ func TestRunExitCodes(t *testing.T) {
 			if r.Code != tc.code {
 				t.Fatalf("exit code %d, want %d: %s", r.Code, tc.code, r)
 			}
-			if tc.stdout != "" && r.Stdout != tc.stdout {
+			if r.Stdout != tc.stdout {
 				t.Fatalf("stdout %q, want %q", r.Stdout, tc.stdout)
 			}
 			if tc.stderrIn != "" && !strings.Contains(r.Stderr, tc.stderrIn) {
@@ -337,7 +337,7 @@ func TestExec(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := d.Run(tc.stdin, tc.args...)
-			if r.Code != tc.code || (tc.stdout != "" && r.Stdout != tc.stdout) {
+			if r.Code != tc.code || r.Stdout != tc.stdout {
 				t.Fatalf("got %s\nwant exit %d stdout %q", r, tc.code, tc.stdout)
 			}
 		})
@@ -369,7 +369,7 @@ func TestRunStdin(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := d.Run(tc.stdin, tc.args...)
-			if r.Code != tc.code || (tc.stdout != "" && r.Stdout != tc.stdout) {
+			if r.Code != tc.code || r.Stdout != tc.stdout {
 				t.Fatalf("got %s\nwant exit %d stdout %q", truncateForLog(r.String()), tc.code, tc.stdout)
 			}
 		})
@@ -642,6 +642,18 @@ func TestPsFormats(t *testing.T) {
 	if err := json.Unmarshal([]byte(must(t, d, "ps", "-o", "json")), &cs); err != nil {
 		t.Fatal(err)
 	}
+	found := false
+	for _, c := range cs {
+		if c.Name == "listed" {
+			found = true
+			if c.State.Status != api.StatusRunning || c.State.Pid <= 0 || c.Config.Image != "busybox" || c.ImageRef != "localhost/busybox:latest" || len(c.ID) != 64 {
+				t.Fatalf("ps -o json describes the container wrongly: %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("ps -o json does not list the running container: %+v", cs)
+	}
 	if out := must(t, d, "ps", "-o", "yaml"); !strings.Contains(out, "name: listed") {
 		t.Fatalf("ps -o yaml:\n%s", out)
 	}
@@ -671,10 +683,18 @@ func TestDaemonRestartAdoptsContainers(t *testing.T) {
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("container process %d died with the daemon: %v", pid, err)
 	}
+	atKill, err := os.Stat(survivor.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(1500 * time.Millisecond) // shortlived exits while no daemon runs
 	b, err := os.ReadFile(survivor.LogPath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The log kept growing while the daemon was away (a tick every 100 ms).
+	if int64(len(b)) < atKill.Size()+5*int64(len("tick 0")) {
+		t.Fatalf("the log grew from %d to %d bytes in 1.5s without the daemon", atKill.Size(), len(b))
 	}
 	logBefore := len(strings.Split(string(b), "\n"))
 	if err := d.Start(); err != nil {
@@ -688,9 +708,9 @@ func TestDaemonRestartAdoptsContainers(t *testing.T) {
 		s := inspect(t, d, "shortlived").State
 		return s.Status == api.StatusExited && s.ExitCode == 5
 	})
-	// The log kept growing while the daemon was away.
+	// skiff logs shows what was written while the daemon was away.
 	if n := len(strings.Split(d.Run("", "logs", "survivor").Stdout, "\n")); n < logBefore {
-		t.Fatalf("log shrank: %d < %d lines", n, logBefore)
+		t.Fatalf("logs shows %d lines, fewer than the %d on disk", n, logBefore)
 	}
 	// The adopted container is fully managed: stop records its exit.
 	must(t, d, "stop", "-t", "1", "survivor")

@@ -125,14 +125,26 @@ func TestImageInUseAndPrune(t *testing.T) {
 	d := env.daemon
 	must(t, d, "image", "tag", "busybox", "inuse:1")
 	must(t, d, "create", "--name", "user-of-inuse", "inuse:1", "true")
+	var imgs []api.Image
+	if err := json.Unmarshal([]byte(must(t, d, "image", "inspect", "inuse:1", "-o", "json")), &imgs); err != nil || len(imgs) != 1 {
+		t.Fatalf("image inspect: %v %+v", err, imgs)
+	}
+	img := imgs[0]
+	manifest := filepath.Join(d.Root, "images", "blobs", strings.Replace(img.Digest, ":", "/", 1))
+	if _, err := os.Stat(manifest); err != nil {
+		t.Fatalf("the image's manifest is not where the layout keeps it: %v", err)
+	}
 	// busybox still names the same image, so untagging inuse:1 is fine; make
 	// a private copy so the image has one tag only.
 	must(t, d, "image", "rm", "busybox")
 	fails(t, d, []string{"user-of-inuse"}, "image", "rm", "inuse:1")
 	must(t, d, "image", "rm", "-f", "inuse:1")
 	res := must(t, d, "image", "prune")
-	if !strings.Contains(res, "Deleted") {
+	if !strings.Contains(res, "Total reclaimed space") {
 		t.Fatalf("prune: %s", res)
+	}
+	if _, err := os.Stat(manifest); err != nil {
+		t.Fatalf("prune removed the manifest of an image a container uses: %v\n%s", err, res)
 	}
 	// The container still has its image and runs.
 	if r := d.Run("", "start", "-a", "user-of-inuse"); r.Code != 0 {
@@ -143,6 +155,9 @@ func TestImageInUseAndPrune(t *testing.T) {
 	out := must(t, d, "image", "prune")
 	if strings.Contains(out, "Deleted 0 blobs") {
 		t.Fatalf("prune freed nothing after the last user left: %s", out)
+	}
+	if _, err := os.Stat(manifest); !os.IsNotExist(err) {
+		t.Fatalf("the manifest of an image nothing uses is still there after prune (%v):\n%s", err, out)
 	}
 	// Restore busybox for the other tests.
 	if err := buildSubset(d, "busybox"); err != nil {
