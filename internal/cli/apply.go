@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -94,6 +95,8 @@ func readManifests(g *globals, path string) ([]api.App, error) {
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var file string
+	var wait bool
+	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "apply -f FILE|DIR|-",
 		Short: "Create or update Apps from YAML",
@@ -101,7 +104,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 by ---). Every document is checked first: if any is invalid, nothing is
 applied and every problem is listed with its line and field.`,
 		Example: `  skiff apply -f examples/hello/app.yaml
-  skiff apply -f deploy/
+  skiff apply -f deploy/ --wait
   cat app.yaml | skiff apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -113,6 +116,8 @@ applied and every problem is listed with its line and field.`,
 				return err
 			}
 			cl := g.client()
+			gens := map[string]int64{}
+			var order []string
 			for _, a := range apps {
 				before, gerr := cl.App(cmd.Context(), a.Metadata.Name)
 				out, err := cl.ApplyApp(cmd.Context(), a)
@@ -127,11 +132,18 @@ applied and every problem is listed with its line and field.`,
 					verb = "unchanged"
 				}
 				fmt.Fprintf(g.stdout, "app/%s %s\n", out.Metadata.Name, verb)
+				gens[out.Metadata.Name] = out.Metadata.Generation
+				order = append(order, out.Metadata.Name)
+			}
+			if wait {
+				return waitRollouts(cmd.Context(), cl, g.stdout, gens, order, timeout)
 			}
 			return nil
 		},
 	}
 	c.Flags().StringVarP(&file, "filename", "f", "", "file, directory or - for stdin")
+	c.Flags().BoolVar(&wait, "wait", false, "wait until every applied App is Ready at the applied generation; exit non-zero naming the condition that failed")
+	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to wait")
 	return c
 }
 
