@@ -34,6 +34,13 @@ func TestLoopbackGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	first, abandoned := m, false
+	t.Cleanup(func() {
+		// Should the test stop early, leave nothing on the host.
+		if !abandoned {
+			first.RemoveAll(ctx)
+		}
+	})
 	def, err := m.Inspect(ctx, api.DefaultNetwork)
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +93,7 @@ func TestLoopbackGuard(t *testing.T) {
 
 	// A daemon that dies leaves both in place; the next one keeps them.
 	abandon(m)
+	abandoned = true
 	mustHaveRules(true, def.Bridge, other.Bridge)
 	m = newManager(t, cfg)
 	if err := m.Restore(ctx, map[string]bool{plainID: true, webID: true}); err != nil {
