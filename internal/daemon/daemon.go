@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,13 +37,17 @@ const (
 	DefaultSocket     = "/run/skiff/skiff.sock"
 	DefaultRuntime    = "runc"
 	DefaultLogMaxSize = 10 << 20
+	// SocketGroup, when a group of that name exists, owns the API socket,
+	// so its members can use the CLI without root.
+	SocketGroup = "skiff"
 )
 
 // Config is the daemon's configuration.
 type Config struct {
 	// Root holds all state (images, layers, containers, skiff.db).
 	Root string
-	// Socket is the unix socket the API listens on (mode 0660).
+	// Socket is the unix socket the API listens on (mode 0660, group
+	// SocketGroup if that group exists).
 	Socket string
 	// Runtime is the OCI runtime: "runc", "crun" or a path.
 	Runtime string
@@ -197,7 +202,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := d.apps.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start the app controller: %w", err)
 	}
-	if d.listener, err = listen(cfg.Socket); err != nil {
+	if d.listener, err = listen(cfg.Socket, SocketGroup); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -302,10 +307,15 @@ func lockRoot(root string) (*os.File, error) {
 	return f, nil
 }
 
-// listen opens the API socket, replacing a stale socket file but never
-// one a live daemon answers on.
-func listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+// listen opens the API socket at path with mode 0660, owned by root and,
+// when a group named group exists, by that group, replacing a stale
+// socket file but never one a live daemon answers on. The socket is
+// bound in a private directory (0700) beside path and moved into place
+// once its mode and owner are set, so it never exists at path, even for
+// an instant, with the mode the umask would give it.
+func listen(path, group string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
 	}
 	if _, err := os.Stat(path); err == nil {
@@ -313,15 +323,32 @@ func listen(path string) (net.Listener, error) {
 			c.Close()
 			return nil, errdefs.Conflict("another daemon is listening on %s: stop it, or give this one another --socket", path)
 		}
-		os.Remove(path)
 	}
-	l, err := net.Listen("unix", path)
+	gid := -1
+	if g, err := user.LookupGroup(group); err == nil {
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	private, err := os.MkdirTemp(dir, ".skiff")
+	if err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	defer os.RemoveAll(private)
+	tmp := filepath.Join(private, "s")
+	l, err := net.Listen("unix", tmp)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	l.(*net.UnixListener).SetUnlinkOnClose(false) // close removes path
+	err = os.Chmod(tmp, 0o660)
+	if err == nil && gid >= 0 {
+		err = os.Lchown(tmp, -1, gid)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		l.Close()
-		return nil, err
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return l, nil
 }

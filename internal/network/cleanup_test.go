@@ -112,8 +112,9 @@ func TestCrashLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	m1.Close()
-	// n3 adds 11 rules (6 FWD, 2 IN, 3 POST), two containers 2 ports each.
-	if c := countObjects(t, m1); c.Veths != 2 || c.NetNS != 4 || c.Leases != 3 || c.Rules != base.Rules+11+4 {
+	// n3 adds 13 rules (2 RAW, 6 FWD, 2 IN, 3 POST), two containers 2
+	// ports each.
+	if c := countObjects(t, m1); c.Veths != 2 || c.NetNS != 4 || c.Leases != 3 || c.Rules != base.Rules+13+4 {
 		t.Fatalf("after the crash: %+v (base %+v)", c, base)
 	}
 	// The next daemon finds no container alive.

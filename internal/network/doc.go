@@ -29,6 +29,12 @@
 //     host address (0.0.0.0 for all); see DefaultHostIP. A port is held
 //     by a bound socket while published, so a port in use is refused and
 //     nothing else can take it.
+//   - No container of a bridge network reaches the host's loopback:
+//     packets arriving on a bridge to or from 127.0.0.0/8 are dropped
+//     (firewall.RawRules), and a bridge routes 127.0.0.1 (route_localnet,
+//     which DNAT from the host's loopback needs) only while a port of its
+//     network is published on 127.0.0.1 or every address, and only once
+//     that guard is in place. IPv6 is disabled on bridges.
 //   - Errors are classified with errdefs: bad input is ErrInvalid, an
 //     unknown network ErrNotFound, a name, subnet or port already taken or
 //     a network still in use ErrConflict, a failing host facility

@@ -79,10 +79,8 @@ func ensureBridge(name string, subnet netip.Prefix, gw netip.Addr, warmName stri
 			return 0, err
 		}
 	}
-	// 127.0.0.1 may be DNAT'ed into this bridge (published ports).
-	if err := writeSysctl(filepath.Join("/proc/sys/net/ipv4/conf", name, "route_localnet"), "1"); err != nil {
-		return 0, err
-	}
+	// route_localnet is not set here: setLocalnet does it, once the
+	// loopback guard of the bridge is in place.
 	// Networks are IPv4 only: without an IPv6 address on the bridge, a
 	// container cannot reach the host over IPv6 link-local addresses,
 	// around the firewall rules (for instance from an internal network).

@@ -157,6 +157,11 @@ func New(ctx context.Context, cfg Config) (_ *Manager, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The rules first: a bridge left by an earlier run may still route
+	// 127.0.0.1 (see setLocalnet), and must not do so without its guard.
+	if err := m.syncNetworkRules(ctx); err != nil {
+		return nil, err
+	}
 	for _, n := range nets {
 		if n.Driver != driverBridge {
 			continue
@@ -170,9 +175,6 @@ func New(ctx context.Context, cfg Config) (_ *Manager, err error) {
 	}
 	if err := m.removeOrphanBridges(nets); err != nil {
 		m.log.Warn("cannot remove left-over bridges", "err", err)
-	}
-	if err := m.syncNetworkRules(ctx); err != nil {
-		return nil, err
 	}
 	return m, nil
 }
@@ -347,7 +349,8 @@ func (m *Manager) syncNetworkRules(ctx context.Context) error {
 }
 
 // syncPortRules rebuilds the DNAT chain from the state, leaving out the
-// ports of the container exclude (being torn down).
+// ports of the container exclude (being torn down), then sets
+// route_localnet on the bridges as the ports need it (see setLocalnet).
 func (m *Manager) syncPortRules(ctx context.Context, exclude string) error {
 	m.portsMu.Lock()
 	defer m.portsMu.Unlock()
@@ -356,6 +359,7 @@ func (m *Manager) syncPortRules(ctx context.Context, exclude string) error {
 		return err
 	}
 	var ports []firewall.Port
+	localNets := map[string]bool{} // network ID → a port answers on 127.0.0.1
 	for _, ep := range eps {
 		if ep.ContainerID == exclude || ep.Mode != driverBridge || !ep.IP.IsValid() {
 			continue
@@ -363,9 +367,42 @@ func (m *Manager) syncPortRules(ctx context.Context, exclude string) error {
 		for _, p := range ep.Ports {
 			hip, _ := netip.ParseAddr(p.HostIP)
 			ports = append(ports, firewall.Port{Owner: ep.Name + " " + shortID(ep.ContainerID), Proto: p.Protocol, HostIP: hip, HostPort: p.HostPort, IP: ep.IP, Port: p.ContainerPort})
+			if !hip.IsValid() || hip.IsUnspecified() || hip.IsLoopback() {
+				localNets[ep.NetworkID] = true
+			}
 		}
 	}
-	return m.fw.SetPorts(ctx, ports)
+	if err := m.fw.SetPorts(ctx, ports); err != nil {
+		return err
+	}
+	return m.setLocalnet(ctx, localNets)
+}
+
+// setLocalnet turns route_localnet on for the bridges of the networks in
+// local and off for the others. The kernel routes 127.0.0.1 to and from a
+// bridge only with it, which DNAT from the host's loopback to a container
+// needs; it is on only where a port is published on 127.0.0.1 (or on
+// every address), and only for networks whose loopback guard (the raw
+// rules of firewall.RawRules, applied by syncNetworkRules when the
+// network was made or the daemon started) is in place.
+func (m *Manager) setLocalnet(ctx context.Context, local map[string]bool) error {
+	nets, err := listNetworks(ctx, m.db)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nets {
+		path := filepath.Join("/proc/sys/net/ipv4/conf", n.Bridge, "route_localnet")
+		if n.Driver != driverBridge || !fileExists(path) {
+			continue
+		}
+		v := "0"
+		if local[n.ID] {
+			v = "1"
+		}
+		errs = append(errs, writeSysctl(path, v))
+	}
+	return errors.Join(errs...)
 }
 
 func shortID(id string) string {

@@ -55,6 +55,7 @@ type Server struct {
 	cfg      Config
 	udp, tcp *dns.Server
 	log      *slog.Logger
+	serving  sync.WaitGroup // the goroutines serving udp and tcp
 
 	mu     sync.RWMutex
 	names  map[string][]record   // name → records
@@ -62,8 +63,9 @@ type Server struct {
 	addrs  map[netip.Addr]string // address → first name, for PTR
 }
 
-// Listen starts a server on cfg.Addr. The sockets are bound before it
-// returns, so a busy address is reported here.
+// Listen starts a server on cfg.Addr. The sockets are bound and served
+// before it returns, so a busy address is reported here and Close, at
+// any time after, releases them.
 func Listen(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -81,23 +83,36 @@ func Listen(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.udp = &dns.Server{PacketConn: pc, Handler: s}
 	s.tcp = &dns.Server{Listener: l, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	// Shutdown fails on a server that has not started serving yet, and
+	// its socket would stay open: wait until both serve (or failed).
+	var started sync.WaitGroup
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		started.Add(1)
+		s.serving.Add(1)
+		done := sync.OnceFunc(started.Done)
+		srv.NotifyStartedFunc = done
 		go func() {
+			defer s.serving.Done()
+			defer done()
 			if err := srv.ActivateAndServe(); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("dns server stopped", "addr", cfg.Addr, "err", err)
 			}
 		}()
 	}
+	started.Wait()
 	return s, nil
 }
 
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.cfg.Addr }
 
-// Close stops the server.
+// Close stops the server. When it returns, the address is free again.
 func (s *Server) Close() error {
 	err1 := s.udp.Shutdown()
 	err2 := s.tcp.Shutdown()
+	// Shutdown and the serving goroutine both close the socket; the one
+	// that loses returns before the other's close is done.
+	s.serving.Wait()
 	return errors.Join(err1, err2)
 }
 

@@ -2,6 +2,8 @@ package dns
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -162,5 +164,31 @@ func TestManyReplicasTruncateOverUDP(t *testing.T) {
 	}
 	if r := query(t, s, "tcp", "replicated-service-name", dns.TypeA); len(r.Answer) != 100 {
 		t.Fatalf("over TCP got %d answers, want 100", len(r.Answer))
+	}
+}
+
+// TestCloseRightAfterListen: a server closed as soon as it is made frees
+// its address (the sockets are served, so Shutdown can stop them).
+func TestCloseRightAfterListen(t *testing.T) {
+	// A port below the kernel's ephemeral range, so no other socket on
+	// the host takes it between the rounds.
+	var addr string
+	for addr == "" {
+		a := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if s, err := Listen(context.Background(), Config{Addr: a}); err == nil {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			addr = a
+		}
+	}
+	for i := range 200 {
+		s, err := Listen(context.Background(), Config{Addr: addr})
+		if err != nil {
+			t.Fatalf("listen %d on %s after a close: %v", i, addr, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("close %d: %v", i, err)
+		}
 	}
 }

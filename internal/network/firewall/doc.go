@@ -1,9 +1,9 @@
 // Package firewall keeps the iptables rules of one skiff daemon.
 //
-// Contract: every rule skiff adds lives in four chains of its own, named
-// with the daemon's instance (SKIFF-<instance>-FWD and -IN in the filter
-// table, -POST and -DNAT in the nat table), reached by one jump each from
-// the built-in chains. The content of those chains is a pure function of
+// Contract: every rule skiff adds lives in five chains of its own, named
+// with the daemon's instance (SKIFF-<instance>-RAW in the raw table, -FWD
+// and -IN in the filter table, -POST and -DNAT in the nat table), reached
+// by one jump each from the built-in chains. The content of those chains is a pure function of
 // the daemon's networks and published ports (NetworkRules, PortRules): a
 // change rebuilds the affected chains atomically in one iptables-restore
 // call, so the rules on the host never drift from the state and nothing is
@@ -11,6 +11,15 @@
 // jumps and the chains.
 //
 // Per network (bridge br, subnet S, gateway G):
+//   - raw RAW (PREROUTING, before connection tracking): packets arriving
+//     on br with a destination or source in 127.0.0.0/8 are dropped. The
+//     network package sets route_localnet on br (which DNAT from
+//     127.0.0.1 needs) only once SetNetworks has put this guard in place:
+//     without it a container that writes its own frames reaches the
+//     host's loopback services (the class of CVE-2020-8558). Kubernetes
+//     closed it with a filter-table rule in INPUT (drop 127.0.0.0/8 from
+//     ! 127.0.0.0/8 unless conntrack says RELATED, ESTABLISHED or DNAT);
+//     matching the bridge in raw needs no conntrack state.
 //   - filter FWD: replies and published-port (DNAT) traffic into br are
 //     accepted; br to br is accepted; br to any other skiff bridge
 //     (skf+) is dropped; anything else into br is dropped; br out of the

@@ -53,44 +53,38 @@ func (f *Firewall) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var filter, nat []string
-	addTo := func(table string, line string) {
-		if table == "nat" {
-			nat = append(nat, line)
-		} else {
-			filter = append(filter, line)
-		}
-	}
-	for _, ch := range []struct{ table, name string }{
-		{"filter", f.chains.Forward}, {"filter", f.chains.Input}, {"nat", f.chains.Post}, {"nat", f.chains.DNAT},
-	} {
+	lines := tableLines{}
+	for _, ch := range f.chains.all() {
 		if !saved.hasChain(ch.table, ch.name) {
-			addTo(ch.table, ":"+ch.name+" - [0:0]")
+			lines.add(ch.table, ":"+ch.name+" - [0:0]")
 		}
 	}
 	for _, j := range jumps(f.chains) {
 		if !saved.hasRule(j.table, j.rule()) {
-			addTo(j.table, j.insert())
+			lines.add(j.table, j.insert())
 		}
 	}
-	return f.apply(ctx, filter, nat)
+	return f.apply(ctx, lines)
 }
 
-// SetNetworks rebuilds the FWD, IN and POST chains for nets.
+// SetNetworks rebuilds the RAW, FWD, IN and POST chains for nets. When
+// it returns nil, the loopback guard of every network in nets is in
+// place (see RawRules): only then may a bridge of nets route 127.0.0.1.
 func (f *Firewall) SetNetworks(ctx context.Context, nets []Network) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	filter := append([]string{":" + f.chains.Forward + " - [0:0]", ":" + f.chains.Input + " - [0:0]"}, FilterRules(f.chains, nets)...)
-	nat := append([]string{":" + f.chains.Post + " - [0:0]"}, NATRules(f.chains, nets)...)
-	return f.apply(ctx, filter, nat)
+	return f.apply(ctx, tableLines{
+		"raw":    append([]string{":" + f.chains.Raw + " - [0:0]"}, RawRules(f.chains, nets)...),
+		"filter": append([]string{":" + f.chains.Forward + " - [0:0]", ":" + f.chains.Input + " - [0:0]"}, FilterRules(f.chains, nets)...),
+		"nat":    append([]string{":" + f.chains.Post + " - [0:0]"}, NATRules(f.chains, nets)...),
+	})
 }
 
 // SetPorts rebuilds the DNAT chain for ports.
 func (f *Firewall) SetPorts(ctx context.Context, ports []Port) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	nat := append([]string{":" + f.chains.DNAT + " - [0:0]"}, PortRules(f.chains, ports)...)
-	return f.apply(ctx, nil, nat)
+	return f.apply(ctx, tableLines{"nat": append([]string{":" + f.chains.DNAT + " - [0:0]"}, PortRules(f.chains, ports)...)})
 }
 
 // Uninstall removes the jumps and the chains. Missing ones are fine.
@@ -101,32 +95,19 @@ func (f *Firewall) Uninstall(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var filter, nat []string
+	lines := tableLines{}
 	for _, j := range jumps(f.chains) {
 		for saved.hasRule(j.table, j.rule()) {
-			line := "-D" + strings.TrimPrefix(j.rule(), "-A")
-			if j.table == "nat" {
-				nat = append(nat, line)
-			} else {
-				filter = append(filter, line)
-			}
+			lines.add(j.table, "-D"+strings.TrimPrefix(j.rule(), "-A"))
 			saved.remove(j.table, j.rule())
 		}
 	}
-	for _, ch := range []struct{ table, name string }{
-		{"filter", f.chains.Forward}, {"filter", f.chains.Input}, {"nat", f.chains.Post}, {"nat", f.chains.DNAT},
-	} {
-		if !saved.hasChain(ch.table, ch.name) {
-			continue
-		}
-		lines := []string{":" + ch.name + " - [0:0]", "-X " + ch.name}
-		if ch.table == "nat" {
-			nat = append(nat, lines...)
-		} else {
-			filter = append(filter, lines...)
+	for _, ch := range f.chains.all() {
+		if saved.hasChain(ch.table, ch.name) {
+			lines.add(ch.table, ":"+ch.name+" - [0:0]", "-X "+ch.name)
 		}
 	}
-	return f.apply(ctx, filter, nat)
+	return f.apply(ctx, lines)
 }
 
 // Rules returns the instance's rules as iptables-save prints them (chain
@@ -139,7 +120,7 @@ func (f *Firewall) Rules(ctx context.Context) ([]string, error) {
 	}
 	mark := "SKIFF-" + strings.TrimSuffix(strings.TrimPrefix(f.chains.Forward, "SKIFF-"), "-FWD") + "-"
 	var out []string
-	for _, t := range []string{"filter", "nat"} {
+	for _, t := range tables {
 		for _, l := range saved[t] {
 			if strings.Contains(l, mark) {
 				out = append(out, l)
@@ -149,21 +130,22 @@ func (f *Firewall) Rules(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// apply feeds the lines of each table to iptables-restore --noflush in
+// tableLines holds iptables-restore lines by table.
+type tableLines map[string][]string
+
+func (t tableLines) add(table string, lines ...string) { t[table] = append(t[table], lines...) }
+
+// apply feeds the lines of every table to iptables-restore --noflush in
 // one call, so the change is atomic.
-func (f *Firewall) apply(ctx context.Context, filter, nat []string) error {
-	if len(filter) == 0 && len(nat) == 0 {
-		return nil
-	}
+func (f *Firewall) apply(ctx context.Context, lines tableLines) error {
 	var in bytes.Buffer
-	for _, t := range []struct {
-		name  string
-		lines []string
-	}{{"filter", filter}, {"nat", nat}} {
-		if len(t.lines) == 0 {
-			continue
+	for _, t := range tables {
+		if len(lines[t]) > 0 {
+			fmt.Fprintf(&in, "*%s\n%s\nCOMMIT\n", t, strings.Join(lines[t], "\n"))
 		}
-		fmt.Fprintf(&in, "*%s\n%s\nCOMMIT\n", t.name, strings.Join(t.lines, "\n"))
+	}
+	if in.Len() == 0 {
+		return nil
 	}
 	cmd := exec.CommandContext(ctx, f.restore, "-w", "10", "--noflush")
 	cmd.Stdin = &in
@@ -202,7 +184,7 @@ func (s savedRules) remove(table, line string) {
 
 func (f *Firewall) saveRules(ctx context.Context) (savedRules, error) {
 	out := savedRules{}
-	for _, table := range []string{"filter", "nat"} {
+	for _, table := range tables {
 		b, err := exec.CommandContext(ctx, f.save, "-t", table).Output()
 		if err != nil {
 			return nil, errdefs.Unavailable("iptables-save -t %s failed: %v", table, err)

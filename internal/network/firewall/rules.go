@@ -35,14 +35,33 @@ type Port struct {
 
 // Chains are the names of an instance's chains.
 type Chains struct {
-	Forward, Input, Post, DNAT string
+	Raw, Forward, Input, Post, DNAT string
 }
 
 // ChainsFor returns the chain names of instance.
 func ChainsFor(instance string) Chains {
 	p := "SKIFF-" + instance + "-"
-	return Chains{Forward: p + "FWD", Input: p + "IN", Post: p + "POST", DNAT: p + "DNAT"}
+	return Chains{Raw: p + "RAW", Forward: p + "FWD", Input: p + "IN", Post: p + "POST", DNAT: p + "DNAT"}
 }
+
+// tables are the iptables tables skiff uses, in the order they are
+// written to iptables-restore.
+var tables = []string{"raw", "filter", "nat"}
+
+// chainRef is one of an instance's chains with its table.
+type chainRef struct{ table, name string }
+
+// all returns every chain of c with its table.
+func (c Chains) all() []chainRef {
+	return []chainRef{{"raw", c.Raw}, {"filter", c.Forward}, {"filter", c.Input}, {"nat", c.Post}, {"nat", c.DNAT}}
+}
+
+// Loopback is the IPv4 loopback network. No packet that arrives on a
+// bridge may carry it as destination or source: route_localnet, which
+// DNAT from 127.0.0.1 into a bridge needs, would otherwise let a
+// container that writes its own frames reach the host's loopback
+// services (CVE-2020-8558).
+const Loopback = "127.0.0.0/8"
 
 // BridgeWildcard matches every skiff bridge of every daemon on the host
 // (iptables interface wildcard): bridges are named skf<instance>-<n>.
@@ -67,6 +86,7 @@ func (j jump) insert() string {
 
 func jumps(c Chains) []jump {
 	return []jump{
+		{"raw", "PREROUTING", "", c.Raw},
 		{"filter", "FORWARD", "", c.Forward},
 		{"filter", "INPUT", "", c.Input},
 		{"nat", "POSTROUTING", "", c.Post},
@@ -110,6 +130,22 @@ func FilterRules(c Chains, nets []Network) []string {
 			add("-A %s -i %s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", c.Input, n.Bridge)
 			add("-A %s -i %s -j DROP", c.Input, n.Bridge)
 		}
+	}
+	return r
+}
+
+// RawRules returns the rules of the raw chain for nets: packets that
+// arrive on a network's bridge for, or from, the loopback network are
+// dropped before connection tracking sees them. Replies to connections
+// DNAT'ed from 127.0.0.1 are not caught: they arrive addressed to the
+// gateway, and conntrack turns them back into 127.0.0.1 only later.
+func RawRules(c Chains, nets []Network) []string {
+	nets = sortedNetworks(nets)
+	r := make([]string, 0, 2*len(nets))
+	for _, n := range nets {
+		r = append(r,
+			fmt.Sprintf("-A %s -d %s -i %s -j DROP", c.Raw, Loopback, n.Bridge),
+			fmt.Sprintf("-A %s -s %s -i %s -j DROP", c.Raw, Loopback, n.Bridge))
 	}
 	return r
 }

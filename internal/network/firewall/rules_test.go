@@ -25,6 +25,12 @@ func TestRules(t *testing.T) {
 		want []string
 	}{
 		{"filter, no networks", FilterRules(c, nil), nil},
+		{"raw", RawRules(c, []Network{prv, def}), []string{
+			"-A SKIFF-abc123-RAW -d 127.0.0.0/8 -i skfabc123-0 -j DROP",
+			"-A SKIFF-abc123-RAW -s 127.0.0.0/8 -i skfabc123-0 -j DROP",
+			"-A SKIFF-abc123-RAW -d 127.0.0.0/8 -i skfabc123-1 -j DROP",
+			"-A SKIFF-abc123-RAW -s 127.0.0.0/8 -i skfabc123-1 -j DROP",
+		}},
 		{"filter", FilterRules(c, []Network{prv, def}), []string{
 			"-A SKIFF-abc123-FWD -o skfabc123-0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
 			"-A SKIFF-abc123-FWD -o skfabc123-1 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
@@ -111,6 +117,7 @@ func TestFirewall(t *testing.T) {
 	for _, j := range jumps(c) {
 		want = append(want, j.rule())
 	}
+	want = append(want, RawRules(c, nets)...)
 	want = append(want, FilterRules(c, nets)...)
 	want = append(want, NATRules(c, nets)...)
 	want = append(want, PortRules(c, ports)...)

@@ -23,11 +23,15 @@ var allCapabilities = []string{
 	"CAP_CHECKPOINT_RESTORE",
 }
 
-// DefaultCapabilities is Docker's default capability set, given to every
-// container that is not privileged.
+// DefaultCapabilities is the capability set of every container that is
+// not privileged: Docker's default set without CAP_NET_RAW, as podman's
+// and Kubernetes' restricted profile have it. NET_RAW lets a process
+// write its own packets and frames (spoof addresses, answer ARP for
+// neighbours, reach what routing would not); ping needs it only where
+// ping sockets are off, and --cap-add NET_RAW gives it back.
 var DefaultCapabilities = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
 	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 

@@ -291,7 +291,8 @@ func TestCapabilities(t *testing.T) {
 		want       []string
 		wantAbsent []string
 	}{
-		{"defaults", nil, nil, DefaultCapabilities, []string{"CAP_SYS_ADMIN"}},
+		{"defaults", nil, nil, DefaultCapabilities, []string{"CAP_SYS_ADMIN", "CAP_NET_RAW", "CAP_NET_ADMIN"}},
+		{"net_raw given back", []string{"net_raw"}, nil, append([]string{"CAP_NET_RAW"}, DefaultCapabilities...), nil},
 		{"drop all add one", []string{"NET_ADMIN"}, []string{"ALL"}, []string{"CAP_NET_ADMIN"}, nil},
 		{"add all", []string{"all"}, nil, allCapabilities, nil},
 		{"drop one", nil, []string{"cap_kill"}, nil, []string{"CAP_KILL"}},
