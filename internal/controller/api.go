@@ -28,15 +28,26 @@ import (
 // nothing changes. metadata.generation grows by one exactly when the
 // spec changes.
 func (c *Controller) Apply(ctx context.Context, in api.App) (api.App, error) {
-	in.Status = api.AppStatus{}
-	app.SetDefaults(&in)
-	if err := app.Validate(in).Err(); err != nil {
+	in, err := prepare(in)
+	if err != nil {
 		return api.App{}, err
 	}
+	unlock, err := c.appLocks.lock(ctx, in.Metadata.Name)
+	if err != nil {
+		return api.App{}, err
+	}
+	defer unlock()
 	if in.Metadata.ResourceVersion != "" {
 		return c.applyOnce(ctx, in)
 	}
 	return retryOnConflict(ctx, func() (api.App, error) { return c.applyOnce(ctx, in) })
+}
+
+// prepare makes an App as it is stored, without status, and validates it.
+func prepare(in api.App) (api.App, error) {
+	in.Status = api.AppStatus{}
+	app.SetDefaults(&in)
+	return in, app.Validate(in).Err()
 }
 
 // applyOnce writes in over the App as it is stored now: on condition that
@@ -257,6 +268,11 @@ func (c *Controller) Replicas(ctx context.Context, name string) ([]api.Replica, 
 // like an apply) if the App is still as read; a race lost to another
 // write is read and patched again.
 func (c *Controller) patch(ctx context.Context, name string, fn func(a *api.App) error) (api.App, error) {
+	unlock, err := c.appLocks.lock(ctx, name)
+	if err != nil {
+		return api.App{}, err
+	}
+	defer unlock()
 	return retryOnConflict(ctx, func() (api.App, error) {
 		a, err := c.Get(ctx, name)
 		if err != nil {
@@ -266,7 +282,10 @@ func (c *Controller) patch(ctx context.Context, name string, fn func(a *api.App)
 		if err := fn(&a); err != nil {
 			return api.App{}, err
 		}
-		return c.Apply(ctx, a)
+		if a, err = prepare(a); err != nil {
+			return api.App{}, err
+		}
+		return c.applyOnce(ctx, a)
 	})
 }
 

@@ -89,6 +89,9 @@ type Controller struct {
 	cnl context.CancelFunc
 	wg  sync.WaitGroup
 
+	// appLocks queues the API verbs per App.
+	appLocks appLocks
+
 	qmu     sync.Mutex
 	pending map[string]bool
 	wake    chan struct{}
