@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,5 +162,47 @@ func TestParallelAppsRapidApplies(t *testing.T) {
 	}
 	for _, name := range names {
 		checkLastApplied(t, d, name, n)
+	}
+}
+
+// TestApplyStaleResourceVersion: a file that carries the resourceVersion
+// it was read at is applied only while the App is still at it.
+func TestApplyStaleResourceVersion(t *testing.T) {
+	d := env.daemon
+	t.Cleanup(func() { d.Run("", "delete", "app", "pinned") })
+	if r := applyYAML(t, d, rapidApp("pinned", 1)); r.Code != 0 {
+		t.Fatalf("apply: %s", r)
+	}
+	saved := must(t, d, "get", "apps", "pinned", "-o", "yaml")
+	read := getApp(t, d, "pinned").Metadata.ResourceVersion
+	if read == "" || !strings.Contains(saved, "resourceVersion: ") {
+		t.Fatalf("no resourceVersion in the App read back:\n%s", saved)
+	}
+	if r := applyYAML(t, d, rapidApp("pinned", 2)); r.Code != 0 {
+		t.Fatalf("apply v2: %s", r)
+	}
+	// The saved file, edited to v3, was read before v2 was applied.
+	r := applyYAML(t, d, strings.Replace(saved, `value: v1`, `value: v3`, 1))
+	if r.Code == 0 || !strings.Contains(r.Stderr, "was changed since it was read") || !strings.Contains(r.Stderr, "read it again and retry") {
+		t.Fatalf("apply of a stale file: want a conflict, got %s", r)
+	}
+	a := getApp(t, d, "pinned")
+	if appVersion(a) != "v2" || a.Metadata.Generation != 2 {
+		t.Fatalf("after the refused apply: VERSION %s, generation %d; want v2, 2", appVersion(a), a.Metadata.Generation)
+	}
+	// Read again, the same edit goes in (retried, as the message says,
+	// if a status write comes between the read and the apply).
+	for try := 1; ; try++ {
+		fresh := must(t, d, "get", "apps", "pinned", "-o", "yaml")
+		r := applyYAML(t, d, strings.Replace(fresh, `value: v2`, `value: v3`, 1))
+		if r.Code == 0 {
+			break
+		}
+		if try == 10 || !strings.Contains(r.Stderr, "was changed since it was read") {
+			t.Fatalf("apply of a fresh file (try %d): %s", try, r)
+		}
+	}
+	if a := getApp(t, d, "pinned"); appVersion(a) != "v3" || a.Metadata.Generation != 3 {
+		t.Fatalf("after the fresh apply: VERSION %s, generation %d; want v3, 3", appVersion(a), a.Metadata.Generation)
 	}
 }
