@@ -2,8 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -168,5 +173,45 @@ func TestAppConcurrentUpdatesLoseNothing(t *testing.T) {
 	got, _ := s.GetApp(ctx, "count")
 	if got.Metadata.Annotations["n"] != strconv.Itoa(writers*each) {
 		t.Fatalf("counter = %s after %d acknowledged increments", got.Metadata.Annotations["n"], writers*each)
+	}
+}
+
+// TestAppsStoredBeforeVersions: an App written by a skiff without
+// resourceVersions is read at version 1 after the upgrade and can be
+// updated at it.
+func TestAppsStoredBeforeVersions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "skiff.db")
+	first := slices.IndexFunc(migrations, func(m string) bool { return strings.HasPrefix(m, "CREATE TABLE resource_version") })
+	if first < 0 {
+		t.Fatal("no resource_version migration")
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := append([]string{`CREATE TABLE schema_version (version INTEGER NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO schema_version (version) VALUES (%d)`, first)}, migrations[:first]...)
+	stmts = append(stmts, `INSERT INTO apps (name, doc, updated) VALUES ('old', '{"apiVersion":"skiff.dev/v1","kind":"App","metadata":{"name":"old","generation":4},"spec":{"image":"old:1"}}', 0)`)
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, err := s.GetApp(ctx, "old")
+	if err != nil || a.Metadata.ResourceVersion != "1" || a.Metadata.Generation != 4 || a.Spec.Image != "old:1" {
+		t.Fatalf("old App after the upgrade: %+v %s, %v", a.Metadata, a.Spec.Image, err)
+	}
+	a.Spec.Image = "old:2"
+	out, err := s.UpdateApp(ctx, a)
+	if err != nil || out.Metadata.ResourceVersion == "1" {
+		t.Fatalf("update at version 1: %+v, %v", out.Metadata, err)
 	}
 }
