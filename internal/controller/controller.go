@@ -19,7 +19,17 @@ import (
 
 // Store persists Apps, revisions and events.
 type Store interface {
-	PutApp(ctx context.Context, a api.App) error
+	// CreateApp stores a new App (ErrConflict if one has its name) and
+	// returns it with its resourceVersion.
+	CreateApp(ctx context.Context, a api.App) (api.App, error)
+	// UpdateApp writes an App's metadata and spec if it is still at
+	// a.Metadata.ResourceVersion, else returns a *store.StaleError
+	// (ErrConflict) and writes nothing. The status stays as stored.
+	UpdateApp(ctx context.Context, a api.App) (api.App, error)
+	// UpdateAppStatus writes only an App's status, under the same
+	// condition as UpdateApp.
+	UpdateAppStatus(ctx context.Context, name, resourceVersion string, s api.AppStatus) (api.App, error)
+	// GetApp returns an App with its resourceVersion.
 	GetApp(ctx context.Context, name string) (api.App, error)
 	ListApps(ctx context.Context) ([]api.App, error)
 	// DeleteApp deletes an App and its revisions.
@@ -82,6 +92,9 @@ type Controller struct {
 	bg  context.Context
 	cnl context.CancelFunc
 	wg  sync.WaitGroup
+
+	// appLocks queues the API verbs per App.
+	appLocks appLocks
 
 	qmu     sync.Mutex
 	pending map[string]bool

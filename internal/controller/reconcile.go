@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/internal/store"
 )
 
 // reconcile converges one App. It never blocks on containers starting or
@@ -48,14 +50,48 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	}
 
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	status, changed, err := c.convergeLocked(ctx, st)
+	read := st.app.Metadata.ResourceVersion
+	c.mu.Unlock()
+	if err != nil || !changed {
+		return err
+	}
+	return c.writeStatus(ctx, st, read, status)
+}
+
+// writeStatus stores status as the status of the App read at version
+// read. Only the status is written, and only if the App is still at that
+// version: a status computed from an older spec never replaces a newer
+// one, nor puts the older spec back. A newer App is reconciled again.
+func (c *Controller) writeStatus(ctx context.Context, st *appState, read string, status api.AppStatus) error {
+	stored, err := c.cfg.Store.UpdateAppStatus(ctx, st.name, read, status)
+	var stale *store.StaleError
+	if errors.As(err, &stale) {
+		c.enqueue(st.name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if st.app.Metadata.ResourceVersion == read {
+		st.app = stored
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// convergeLocked acts on the revisions and replicas of an App whose spec
+// and revisions st holds, and returns the App's new status and whether it
+// differs from the stored one. The caller holds c.mu.
+func (c *Controller) convergeLocked(ctx context.Context, st *appState) (api.AppStatus, bool, error) {
 	// Revisions that are ready for the first time (before any scaling
 	// takes their replicas away).
 	for i, rev := range st.revs {
 		if !rev.Status.Ready && c.readyReplicasLocked(st, rev.Name) > 0 {
 			st.revs[i].Status.Ready = true
 			if err := c.cfg.Store.PutRevision(ctx, st.revs[i]); err != nil {
-				return err
+				return api.AppStatus{}, false, err
 			}
 			c.event(st, api.EventNormal, "RevisionReady", "revision %s is ready", rev.Name)
 		}
@@ -64,7 +100,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	latestReady := c.latestReadyLocked(st)
 	targets, err := resolveTraffic(st.app.Spec.Traffic, latestReady, latestCreated)
 	if err != nil {
-		return err
+		return api.AppStatus{}, false, err
 	}
 	st.targets = targets
 	// 3. Replicas per revision.
@@ -80,7 +116,8 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	}
 	c.pruneRevisionsLocked(ctx, st)
 	c.updateRoutesLocked()
-	return c.updateStatusLocked(ctx, st)
+	status := c.statusLocked(st)
+	return status, !reflect.DeepEqual(status, st.app.Status), nil
 }
 
 func hasRevision(revs []api.Revision, name string) bool {
@@ -470,8 +507,8 @@ func (c *Controller) pruneRevisionsLocked(ctx context.Context, st *appState) {
 	}
 }
 
-// updateStatusLocked computes the App's status and stores it if changed.
-func (c *Controller) updateStatusLocked(ctx context.Context, st *appState) error {
+// statusLocked computes the App's status from what st holds.
+func (c *Controller) statusLocked(st *appState) api.AppStatus {
 	now := time.Now()
 	a := app.Clone(st.app)
 	s := &a.Status
@@ -552,11 +589,7 @@ func (c *Controller) updateStatusLocked(ctx context.Context, st *appState) error
 			c.event(st, api.EventNormal, "RolloutComplete", "revision %s serves %s", latestCreated, trafficText(st.targets))
 		}
 	}
-	if reflect.DeepEqual(a.Status, st.app.Status) {
-		return nil
-	}
-	st.app.Status = a.Status
-	return c.cfg.Store.PutApp(ctx, st.app)
+	return a.Status
 }
 
 func trafficText(ts []target) string {
