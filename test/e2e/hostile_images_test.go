@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// runWithin runs the CLI against d and gives up after limit, so a daemon
+// that hangs fails the test instead of stalling it.
+func runWithin(d *Daemon, limit time.Duration, args ...string) (Result, time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, env.skiff, append([]string{"--socket", d.Socket}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := Result{Stdout: out.String(), Stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		r.Code = -1
+	}
+	if ctx.Err() != nil {
+		r.Code = -1
+		r.Stderr += "\n(no answer within " + limit.String() + ")"
+	}
+	return r, time.Since(start)
+}
+
+// alongside runs the hostile command together with ordinary ones and
+// requires every one to finish within limit; it returns the hostile
+// command's result.
+func alongside(t *testing.T, d *Daemon, limit time.Duration, hostile []string, ordinary ...[]string) Result {
+	t.Helper()
+	var wg sync.WaitGroup
+	var hostileRes Result
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hostileRes, _ = runWithin(d, limit, hostile...)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	results := make([]Result, len(ordinary))
+	for i, args := range ordinary {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _ = runWithin(d, limit, args...)
+		}()
+	}
+	wg.Wait()
+	for i, args := range ordinary {
+		if results[i].Code != 0 {
+			t.Errorf("skiff %s beside a hostile container: %s", strings.Join(args, " "), results[i])
+		}
+	}
+	return hostileRes
+}
+
+// noInternals fails the test if an error message shows the daemon's state
+// directory (which holds container and layer IDs).
+func noInternals(t *testing.T, d *Daemon, r Result) {
+	t.Helper()
+	if strings.Contains(r.Stderr, d.Root) || strings.Contains(r.Stderr, "/rootfs") {
+		t.Errorf("the error shows internal paths: %s", r.Stderr)
+	}
+}
+
+// TestHostileImageFIFOPasswd: an image whose /etc/passwd is a FIFO fails
+// to run at once with an error naming the file, and neither stalls other
+// runs nor image pruning (it used to hang its create with the image lock
+// held, then prune, then every create).
+func TestHostileImageFIFOPasswd(t *testing.T) {
+	d := env.daemon
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeFifo, Mode: 0o644})
+	writeFile(tw, "bin/ok", "never run")
+	tw.Close()
+	name := "localhost/fifo-passwd:1"
+	must(t, d, "image", "import", ociArchive(t, t.TempDir(), name, layer.Bytes()))
+	defer d.Run("", "image", "rm", name)
+
+	r := alongside(t, d, 30*time.Second, []string{"run", "--rm", name},
+		[]string{"run", "--rm", "busybox", "true"},
+		[]string{"image", "prune"},
+		[]string{"run", "--rm", "busybox", "echo", "still-running"})
+	if r.Code == 0 {
+		t.Fatalf("an image with a FIFO /etc/passwd ran: %s", r)
+	}
+	if !strings.Contains(r.Stderr, "/etc/passwd is a named pipe (FIFO), not a regular file") {
+		t.Fatalf("the error does not say what is wrong: %s", r)
+	}
+	noInternals(t, d, r)
+	// Nothing of the failed container is left.
+	if out := must(t, d, "ps", "-a"); strings.Contains(out, "fifo-passwd") {
+		t.Fatalf("a container of the refused image is left: %s", out)
+	}
+}
+
+// TestHostileContainerFIFOPasswd: exec -u NAME against a container that
+// made its own /etc/passwd a FIFO fails at once and stalls nothing.
+func TestHostileContainerFIFOPasswd(t *testing.T) {
+	d := env.daemon
+	must(t, d, "run", "-d", "--name", "fifo-maker", "busybox", "sleep", "300")
+	defer d.Run("", "rm", "-f", "fifo-maker")
+	must(t, d, "exec", "fifo-maker", "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd")
+	must(t, d, "run", "-d", "--name", "fifo-bystander", "busybox", "sleep", "300")
+	defer d.Run("", "rm", "-f", "fifo-bystander")
+
+	// (runc itself reads the container's /etc/passwd when it starts a
+	// process there, so any exec into fifo-maker is that container's own
+	// trouble; the daemon and other containers must not notice.)
+	r := alongside(t, d, 30*time.Second, []string{"exec", "-u", "app", "fifo-maker", "id"},
+		[]string{"exec", "-u", "app", "fifo-bystander", "true"},
+		[]string{"run", "--rm", "busybox", "true"},
+		[]string{"image", "prune"})
+	if r.Code == 0 {
+		t.Fatalf("exec -u resolved a user through a FIFO: %s", r)
+	}
+	if !strings.Contains(r.Stderr, "/etc/passwd is a named pipe (FIFO), not a regular file") {
+		t.Fatalf("the error does not say what is wrong: %s", r)
+	}
+	noInternals(t, d, r)
+}
