@@ -37,7 +37,8 @@ import (
 const resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
 // Open opens the regular file name (slash separated, taken relative to
-// root even when it starts with "/") for reading. It refuses anything but
+// root even when it starts with "/": write "/etc/passwd" for a root
+// filesystem, "Dockerfile" for a build context) for reading. It refuses anything but
 // a regular file of at most limit bytes (limit < 0: no bound). The caller
 // closes the file and should read at most limit bytes from it.
 func Open(root, name string, limit int64) (*os.File, error) {
@@ -94,6 +95,22 @@ func ReadFile(root, name string, limit int64) ([]byte, error) {
 		return nil, tooLarge(display(name), limit)
 	}
 	return data, nil
+}
+
+// Exists reports whether name is an entry of root, looked up as Open
+// does but without following a final symlink and whatever its type.
+func Exists(root, name string) bool {
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(dir)
+	fd, err := openat2(dir, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: resolve})
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
 }
 
 // openat2 retries the transient failures of a RESOLVE_IN_ROOT lookup.
@@ -161,8 +178,8 @@ func fileKind(mode uint32) string {
 	return "of an unknown type"
 }
 
-// display is name as messages show it: absolute, inside the root.
-func display(name string) string { return path.Clean("/" + name) }
+// display is name as messages show it: as the caller wrote it, cleaned.
+func display(name string) string { return path.Clean(name) }
 
 // Size formats a byte count for messages: "4 MiB", "20 GiB", "1000 bytes".
 func Size(n int64) string {

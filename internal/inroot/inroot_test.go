@@ -56,16 +56,17 @@ func TestReadFile(t *testing.T) {
 	}{
 		{"etc/passwd", "root:x:0:0", nil},
 		{"/etc/passwd", "root:x:0:0", nil},
-		{"etc/in", "root:x:0:0", nil},
+		{"/etc/in", "root:x:0:0", nil},
 		{"../../etc/passwd", "root:x:0:0", nil},
-		{"etc/fifo", "/etc/fifo is a named pipe (FIFO), not a regular file", errdefs.ErrInvalid},
-		{"etc/zero", "/etc/zero is a character device, not a regular file", errdefs.ErrInvalid},
-		{"etc", "/etc is a directory, not a regular file", errdefs.ErrInvalid},
-		{"etc/big", "/etc/big is larger than the limit of 4 MiB", errdefs.ErrInvalid},
-		{"etc/abs-out", "/etc/abs-out does not exist", errdefs.ErrNotFound},
-		{"etc/rel-out", "/etc/rel-out does not exist", errdefs.ErrNotFound},
-		{"etc/magic", "/etc/magic", nil},
-		{"etc/missing", "/etc/missing does not exist", errdefs.ErrNotFound},
+		{"/etc/fifo", "/etc/fifo is a named pipe (FIFO), not a regular file", errdefs.ErrInvalid},
+		{"etc/fifo", "etc/fifo is a named pipe (FIFO), not a regular file", errdefs.ErrInvalid},
+		{"/etc/zero", "/etc/zero is a character device, not a regular file", errdefs.ErrInvalid},
+		{"/etc", "/etc is a directory, not a regular file", errdefs.ErrInvalid},
+		{"/etc/big", "/etc/big is larger than the limit of 4 MiB", errdefs.ErrInvalid},
+		{"/etc/abs-out", "/etc/abs-out does not exist", errdefs.ErrNotFound},
+		{"/etc/rel-out", "/etc/rel-out does not exist", errdefs.ErrNotFound},
+		{"/etc/magic", "/etc/magic", nil},
+		{"/etc/missing", "/etc/missing does not exist", errdefs.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			done := make(chan struct{})
@@ -86,14 +87,14 @@ func TestReadFile(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), root) {
 				t.Errorf("error shows the root's host path: %v", err)
 			}
-			if tc.cat == nil && tc.name != "etc/magic" {
+			if tc.cat == nil && tc.name != "/etc/magic" {
 				if err != nil || !strings.Contains(string(data), tc.want) {
 					t.Fatalf("got %q, %v; want %q", data, err, tc.want)
 				}
 				return
 			}
 			if err == nil {
-				if tc.name == "etc/magic" {
+				if tc.name == "/etc/magic" {
 					t.Fatalf("a magic link was followed: %q", data)
 				}
 				t.Fatalf("got %q, want an error %q", data, tc.want)
@@ -139,6 +140,18 @@ func TestSize(t *testing.T) {
 	} {
 		if got := Size(n); got != want {
 			t.Errorf("Size(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestExists(t *testing.T) {
+	root, _ := hostile(t)
+	for name, want := range map[string]bool{
+		"/etc/passwd": true, "/etc/fifo": true, "/etc/abs-out": true, "/etc": true,
+		"/etc/missing": false, "/etc/abs-out/x": false, "/secret": false,
+	} {
+		if got := Exists(root, name); got != want {
+			t.Errorf("Exists(%q) = %v, want %v", name, got, want)
 		}
 	}
 }

@@ -146,7 +146,7 @@ func readColonFile(rootfs, name string) ([][]string, error) {
 }
 
 func readPasswd(rootfs string) ([]passwdEntry, error) {
-	lines, err := readColonFile(rootfs, "etc/passwd")
+	lines, err := readColonFile(rootfs, "/etc/passwd")
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func readPasswd(rootfs string) ([]passwdEntry, error) {
 }
 
 func readGroup(rootfs string) ([]groupEntry, error) {
-	lines, err := readColonFile(rootfs, "etc/group")
+	lines, err := readColonFile(rootfs, "/etc/group")
 	if err != nil {
 		return nil, err
 	}
