@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/units"
 )
 
 // resolve keeps every lookup inside the root.
@@ -154,7 +155,7 @@ func check(shown string, st *unix.Stat_t, limit int64) error {
 }
 
 func tooLarge(shown string, limit int64) error {
-	return errdefs.Invalid("%s is larger than the limit of %s", shown, Size(limit))
+	return errdefs.Invalid("%s is larger than the limit of %s", shown, units.Bytes(limit))
 }
 
 // fileKind names the type of a file that is not regular, or "".
@@ -180,16 +181,3 @@ func fileKind(mode uint32) string {
 
 // display is name as messages show it: as the caller wrote it, cleaned.
 func display(name string) string { return path.Clean(name) }
-
-// Size formats a byte count for messages: "4 MiB", "20 GiB", "1000 bytes".
-func Size(n int64) string {
-	for _, u := range []struct {
-		shift uint
-		name  string
-	}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
-			return strconv.FormatInt(n>>u.shift, 10) + " " + u.name
-		}
-	}
-	return strconv.FormatInt(n, 10) + " bytes"
-}

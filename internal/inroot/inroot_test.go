@@ -134,16 +134,6 @@ func TestOpenMissingRoot(t *testing.T) {
 	}
 }
 
-func TestSize(t *testing.T) {
-	for n, want := range map[int64]string{
-		4 << 20: "4 MiB", 20 << 30: "20 GiB", 1000: "1000 bytes", 1 << 10: "1 KiB", 1<<20 + 1: "1048577 bytes",
-	} {
-		if got := Size(n); got != want {
-			t.Errorf("Size(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestExists(t *testing.T) {
 	root, _ := hostile(t)
 	for name, want := range map[string]bool{
