@@ -37,11 +37,12 @@ import (
 // resolve keeps every lookup inside the root.
 const resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
-// Open opens the regular file name (slash separated, taken relative to
-// root even when it starts with "/": write "/etc/passwd" for a root
-// filesystem, "Dockerfile" for a build context) for reading. It refuses anything but
-// a regular file of at most limit bytes (limit < 0: no bound). The caller
-// closes the file and should read at most limit bytes from it.
+// Open opens the regular file name for reading. name is slash separated
+// and taken relative to root even when it starts with "/": write
+// "/etc/passwd" for a root filesystem, "Dockerfile" for a build context.
+// It refuses anything but a regular file of at most limit bytes (limit <
+// 0: no bound). The caller closes the file and should read at most limit
+// bytes from it.
 func Open(root, name string, limit int64) (*os.File, error) {
 	shown := display(name)
 	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -62,9 +63,14 @@ func Open(root, name string, limit int64) (*os.File, error) {
 		return nil, err
 	}
 	// Reopen the very inode checked above, not the name again (which may
-	// have changed since): O_NONBLOCK and O_NOCTTY guard the open should
-	// that ever differ.
-	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	// have changed since); without /proc, the name. O_NONBLOCK and
+	// O_NOCTTY guard the open should the file ever differ, and the
+	// identity check below refuses it then.
+	const flags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags, 0)
+	if errors.Is(err, unix.ENOENT) {
+		fd, err = openat2(dir, name, &unix.OpenHow{Flags: flags, Resolve: resolve})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", shown, err)
 	}

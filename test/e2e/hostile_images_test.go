@@ -4,11 +4,20 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"skiff.dev/skiff/api"
 )
 
 // runWithin runs the CLI against d and gives up after limit, so a daemon
@@ -130,4 +139,97 @@ func TestHostileContainerFIFOPasswd(t *testing.T) {
 		t.Fatalf("the error does not say what is wrong: %s", r)
 	}
 	noInternals(t, d, r)
+}
+
+// postBuild sends a hand-made build context (as any API client may) and
+// returns the build's error message, or "" when it succeeded.
+func postBuild(t *testing.T, d *Daemon, tag string, contextTar []byte) string {
+	t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
+		}}}
+	resp, err := c.Post("http://skiff/v1/images/build?t="+tag, "application/x-tar", bytes.NewReader(contextTar))
+	if err != nil {
+		t.Fatalf("build: %v (a build that blocks on its context times out here)", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var line struct {
+			Error  *api.Error
+			Result *api.ImageBuildResponse
+		}
+		if json.Unmarshal([]byte(l), &line) == nil && line.Error != nil {
+			return line.Error.Message
+		}
+		if line.Result != nil {
+			return ""
+		}
+	}
+	t.Fatalf("build answered %d: %s", resp.StatusCode, out)
+	return ""
+}
+
+// TestHostileBuildContext: a build context uploaded through the API
+// cannot make the daemon read its own files through symlinks, nor block
+// it with a FIFO.
+func TestHostileBuildContext(t *testing.T) {
+	d := env.daemon
+	const canary = "CANARY-HOST-SECRET-" + "e2e"
+	secret := filepath.Join(t.TempDir(), "shadow")
+	// Read as ignore rules, the second line would exclude "keep".
+	if err := os.WriteFile(secret, []byte(canary+"\nkeep\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		entries func(tw *tar.Writer)
+		want    string
+	}{
+		{"Dockerfile links to a host file", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Name: "Dockerfile", Typeflag: tar.TypeSymlink, Linkname: secret})
+		}, `no Dockerfile "Dockerfile" in the build context`},
+		{"Dockerfile is a FIFO", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Name: "Dockerfile", Typeflag: tar.TypeFifo, Mode: 0o644})
+		}, "Dockerfile is a named pipe (FIFO), not a regular file"},
+		{".dockerignore links to a host file", func(tw *tar.Writer) {
+			writeFile(tw, "Dockerfile", "FROM scratch\nCOPY keep /keep\n")
+			writeFile(tw, "keep", "kept")
+			tw.WriteHeader(&tar.Header{Name: ".dockerignore", Typeflag: tar.TypeSymlink, Linkname: secret})
+		}, ""},
+		{"COPY of a link to a host file", func(tw *tar.Writer) {
+			writeFile(tw, "Dockerfile", "FROM scratch\nCOPY shadow /shadow\n")
+			tw.WriteHeader(&tar.Header{Name: "shadow", Typeflag: tar.TypeSymlink, Linkname: secret})
+		}, `"shadow" is a symlink to`},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			tc.entries(tw)
+			tw.Close()
+			tag := fmt.Sprintf("localhost/hostile-context:%d", i)
+			msg := postBuild(t, d, tag, buf.Bytes())
+			defer d.Run("", "image", "rm", tag)
+			if strings.Contains(msg, canary) {
+				t.Fatalf("the build shows a host file: %s", msg)
+			}
+			if strings.Contains(msg, "skiff-build-") || strings.Contains(msg, "/tmp/") && !strings.Contains(msg, secret) {
+				t.Errorf("the error shows the daemon's temporary directory: %s", msg)
+			}
+			if tc.want == "" {
+				if msg != "" {
+					t.Fatalf("the build failed: %s", msg)
+				}
+				return
+			}
+			if !strings.Contains(msg, tc.want) {
+				t.Fatalf("error %q, want it to say %q", msg, tc.want)
+			}
+		})
+	}
 }
