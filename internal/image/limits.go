@@ -59,11 +59,15 @@ type budgetReader struct {
 
 func (br *budgetReader) Read(p []byte) (int, error) {
 	if br.b.left <= 0 {
+		// At the bound: more data is over it; the end, or the source's
+		// own error, is passed on.
 		var one [1]byte
-		if n, _ := br.r.Read(one[:]); n > 0 {
+		if n, err := br.r.Read(one[:]); n > 0 {
 			return 0, br.b.over
+		} else if err != nil {
+			return 0, err
 		}
-		return 0, io.EOF
+		return 0, nil
 	}
 	if int64(len(p)) > br.b.left {
 		p = p[:br.b.left]

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -153,5 +154,28 @@ func TestUnpackOverTheLimit(t *testing.T) {
 	save(t, s, small, "localhost/small:1")
 	if _, err := s.Resolve(context.Background(), "localhost/small:1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLimitReaderAtTheBound: a source that ends, or fails, exactly at the
+// bound is passed on as it is.
+func TestLimitReaderAtTheBound(t *testing.T) {
+	srcErr := errors.New("the source failed")
+	over := errors.New("over")
+	for _, tc := range []struct {
+		name string
+		src  io.Reader
+		want error
+	}{
+		{"ends at the bound", strings.NewReader("1234"), nil},
+		{"fails at the bound", io.MultiReader(strings.NewReader("1234"), iotest.ErrReader(srcErr)), srcErr},
+		{"goes on", strings.NewReader("12345"), over},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := io.ReadAll(limitReader(tc.src, 4, over))
+			if !errors.Is(err, tc.want) || string(b) != "1234" {
+				t.Fatalf("got %q, %v; want 1234, %v", b, err, tc.want)
+			}
+		})
 	}
 }

@@ -233,3 +233,62 @@ func TestHostileBuildContext(t *testing.T) {
 		})
 	}
 }
+
+// startDaemonWith starts a daemon of its own with extra flags; the test
+// stops it.
+func startDaemonWith(t *testing.T, name string, flags ...string) *Daemon {
+	t.Helper()
+	dir := t.TempDir()
+	d := &Daemon{Name: name, Root: filepath.Join(dir, "root"), Socket: filepath.Join(dir, "skiff.sock"), Log: filepath.Join(dir, "daemon.log")}
+	logf, err := os.Create(d.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"daemon", "--root", d.Root, "--socket", d.Socket, "--ingress-addr", "127.0.0.1:0"}, flags...)
+	d.cmd = exec.Command(env.skiff, args...)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); logf.Close() }()
+	t.Cleanup(d.Cleanup)
+	eventually(t, 20*time.Second, "the daemon to answer", func() bool {
+		return d.Run("", "version").Code == 0
+	})
+	return d
+}
+
+// TestMaxImageSize: skiff daemon --max-image-size bounds what an import or
+// a build brings in, with an error that names the limit and the flag.
+func TestMaxImageSize(t *testing.T) {
+	d := startDaemonWith(t, "small", "--max-image-size", "1m")
+	const limit = "limit of 1 MiB: raise it with skiff daemon --max-image-size"
+	noise := make([]byte, 2<<20)
+	for i := range noise {
+		noise[i] = byte(i*7919 + i>>8)
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	writeFile(tw, "bin/ok", string(noise))
+	tw.Close()
+	r := fails(t, d, []string{"exceeds the", limit}, "image", "import", ociArchive(t, t.TempDir(), "localhost/big:1", layer.Bytes()))
+	noInternals(t, d, r)
+
+	layer.Reset()
+	tw = tar.NewWriter(&layer)
+	writeFile(tw, "bin/ok", "small")
+	tw.Close()
+	must(t, d, "image", "import", ociArchive(t, t.TempDir(), "localhost/small:1", layer.Bytes()))
+
+	ctx := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM scratch\nCOPY big /big\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctx, "big"), noise, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, d, []string{"the build context exceeds the upload " + limit}, "image", "build", "-t", "big-build", ctx)
+	if imgs := listImages(t, d); len(imgs) != 1 || !hasTag(imgs, "localhost/small:1") {
+		t.Fatalf("images after the refusals: %+v", imgs)
+	}
+}
