@@ -107,17 +107,39 @@ func ReadFile(root, name string, limit int64) ([]byte, error) {
 // Exists reports whether name is an entry of root, looked up as Open
 // does but without following a final symlink and whatever its type.
 func Exists(root, name string) bool {
-	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(dir)
-	fd, err := openat2(dir, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: resolve})
+	fd, err := openEntry(root, name)
 	if err != nil {
 		return false
 	}
 	unix.Close(fd)
 	return true
+}
+
+// Readlink returns the target of the symlink name inside root, looked up
+// as Exists does; ok is false when name is not a symlink there.
+func Readlink(root, name string) (target string, ok bool) {
+	fd, err := openEntry(root, name)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(fd, "", buf)
+	if err != nil {
+		return "", false
+	}
+	return string(buf[:n]), true
+}
+
+// openEntry opens name inside root with O_PATH, not following a final
+// symlink.
+func openEntry(root, name string) (int, error) {
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dir)
+	return openat2(dir, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: resolve})
 }
 
 // openat2 retries the transient failures of a RESOLVE_IN_ROOT lookup.

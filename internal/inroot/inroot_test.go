@@ -145,3 +145,21 @@ func TestExists(t *testing.T) {
 		}
 	}
 }
+
+func TestReadlink(t *testing.T) {
+	root, outside := hostile(t)
+	if target, ok := Readlink(root, "/etc/abs-out"); !ok || target != outside {
+		t.Errorf("Readlink(/etc/abs-out) = %q, %v; want %q", target, ok, outside)
+	}
+	for _, name := range []string{"/etc/passwd", "/etc/missing", "/etc/abs-out/x"} {
+		if target, ok := Readlink(root, name); ok {
+			t.Errorf("Readlink(%s) = %q, want no link", name, target)
+		}
+	}
+	// A link met on the way is resolved inside the root, not on the host.
+	must(t, os.Symlink(filepath.Dir(outside), filepath.Join(root, "up")))
+	must(t, os.Symlink("/anywhere", filepath.Join(filepath.Dir(outside), "hostlink")))
+	if target, ok := Readlink(root, "/up/hostlink"); ok {
+		t.Errorf("Readlink went through a link out of the root: %q", target)
+	}
+}

@@ -109,8 +109,8 @@ func (cx *buildContext) readFile(rel string) ([]byte, error) {
 // linkHint explains that rel is a symlink leading out of the context, or
 // is "".
 func (cx *buildContext) linkHint(rel string) string {
-	target, err := os.Readlink(filepath.Join(cx.dir, filepath.FromSlash(rel)))
-	if err != nil || !inroot.Exists(cx.dir, rel) {
+	target, ok := inroot.Readlink(cx.dir, rel)
+	if !ok {
 		return ""
 	}
 	return fmt.Sprintf(" (it is a symlink to %q, which is not in the context: symlinks resolve inside it)", target)
