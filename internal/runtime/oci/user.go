@@ -132,7 +132,7 @@ func readColonFile(rootfs, name string) ([][]string, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the container's users: %w", err)
+		return nil, fmt.Errorf("looking up the user: %w", err)
 	}
 	var out [][]string
 	for line := range strings.Lines(string(data)) {
