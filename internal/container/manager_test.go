@@ -467,3 +467,66 @@ func TestParseSignal(t *testing.T) {
 		})
 	}
 }
+
+// blockingSpecer stops in Spec, as reading a hostile image's files once
+// did, until release is closed; then it fails or builds the spec.
+type blockingSpecer struct {
+	fakeSpecer
+	entered chan struct{}
+	release chan struct{}
+	fail    bool
+}
+
+func (s blockingSpecer) Spec(in SpecInput) (*specs.Spec, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	if s.fail {
+		return nil, errdefs.Invalid("/etc/passwd is a named pipe (FIFO), not a regular file")
+	}
+	return s.fakeSpecer.Spec(in)
+}
+
+// TestCreateHoldsNoImageLockWhilePreparing: a Create stuck preparing its
+// container must not stop image removal (HoldImages) or other Creates,
+// and its image stays in use until it is registered or has failed.
+func TestCreateHoldsNoImageLockWhilePreparing(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		m := newTestManager(t, newFakeRuntime(), t.TempDir())
+		sp := blockingSpecer{entered: make(chan struct{}, 1), release: make(chan struct{}), fail: fail}
+		m.cfg.Specer = sp
+		errc := make(chan error, 1)
+		go func() {
+			_, err := m.Create(context.Background(), api.ContainerCreateRequest{Name: "stuck", Config: api.ContainerConfig{Image: "img", Cmd: []string{"x"}}})
+			errc <- err
+		}()
+		<-sp.entered
+		held := make(chan func(), 1)
+		go func() { held <- m.HoldImages() }()
+		select {
+		case release := <-held:
+			if !m.ImageInUse("sha256:1234") {
+				t.Error("the image of a container being created is not in use")
+			}
+			release()
+		case <-time.After(5 * time.Second):
+			t.Fatal("HoldImages waited for a Create that was reading its container's files")
+		}
+		close(sp.release)
+		err := <-errc
+		if fail {
+			if err == nil {
+				t.Fatal("the create did not fail")
+			}
+			if m.ImageInUse("sha256:1234") {
+				t.Error("a failed create left its image in use")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.ImageInUse("sha256:1234") {
+			t.Error("a created container's image is not in use")
+		}
+	}
+}

@@ -75,6 +75,16 @@
 // they are no longer used (Remove only untags them), so a Prune never
 // deletes anything a tag or a container still uses.
 //
+// # Limits
+//
+// WithMaxImageSize (skiff daemon --max-image-size, default 20 GiB)
+// bounds what one operation brings in, checked while reading rather than
+// afterwards: an import archive once decompressed, each docker save layer
+// decompressed, the compressed layers a manifest lists (summed before any
+// is fetched), and the layers one Resolve unpacks, decompressed. A blob
+// is read at most one byte past its descriptor's size. Refusals are
+// ErrInvalid and name the limit and the flag.
+//
 // Errors are classified with internal/errdefs: ErrInvalid for bad
 // references and bad archives (the index is then unchanged), ErrNotFound
 // for unknown images, ErrConflict for removing an image in use,
