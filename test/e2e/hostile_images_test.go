@@ -234,7 +234,6 @@ func TestHostileBuildContext(t *testing.T) {
 	}
 }
 
-
 // TestMaxImageSize: skiff daemon --max-image-size bounds what an import or
 // a build brings in, with an error that names the limit and the flag.
 func TestMaxImageSize(t *testing.T) {
