@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,7 @@ type Store struct {
 	blobsDir  string
 	lp        layout.Path
 	apply     applyFunc
+	log       *slog.Logger
 	// beforeLoadMeta, when set (by tests), runs on a metadata cache miss
 	// before the manifest and config are read from disk.
 	beforeLoadMeta func(v1.Descriptor)
@@ -107,10 +109,18 @@ func stampOf(fi fs.FileInfo) fileStamp {
 	return st
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithLogger sets the logger that records what the store does on its own,
+// such as the device nodes left out of a layer. The default is
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
 // Open opens (creating if needed) the store under root: the OCI layout in
 // root/images and unpacked layers in root/layers. It removes temporary
 // files left by a crash.
-func Open(root string) (*Store, error) {
+func Open(root string, opts ...Option) (*Store, error) {
 	if root == "" {
 		return nil, errdefs.Invalid("open image store: root directory is empty")
 	}
@@ -125,6 +135,10 @@ func Open(root string) (*Store, error) {
 		pins:       map[string]int{},
 		chainLocks: map[string]*chainLock{},
 		apply:      unpack.Apply,
+		log:        slog.Default(),
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	s.tmpDir = filepath.Join(s.imagesDir, tmpDirName)
 	s.blobsDir = filepath.Join(s.imagesDir, "blobs", "sha256")
