@@ -67,8 +67,10 @@ func copyRoot(dir, parent string, marked bool) error {
 	return mark(dir)
 }
 
+// mark marks dir. A file system without trusted xattrs cannot hold the
+// mark: the layers above then take their own root entries into account.
 func mark(dir string) error {
-	if err := unix.Lsetxattr(dir, rootMarkXattr, []byte("1"), 0); err != nil {
+	if err := unix.Lsetxattr(dir, rootMarkXattr, []byte("1"), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 		return fmt.Errorf("mark the layer root: %w", err)
 	}
 	return nil
@@ -79,7 +81,7 @@ func hasRootMark(dir string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, unix.ENODATA):
+	case errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP):
 		return false, nil
 	}
 	return false, fmt.Errorf("read the root of the layer below %s: %w", dir, err)
