@@ -85,7 +85,9 @@ func (e *EntryError) Is(target error) bool { return target == errdefs.ErrInvalid
 // mtimes and xattrs (PAX SCHILY.xattr.*; security.capability matters) are kept.
 // An entry that would land outside dir — ".." escaping, absolute names that escape
 // after cleaning, a path through a symlink, a hardlink whose target escapes or does
-// not exist, unknown entry types — is refused with an *EntryError, and on any error Apply removes everything it wrote, leaving dir empty.
+// not exist, unknown entry types — is refused with an *EntryError, and on any
+// error Apply removes everything it wrote, leaving dir empty. Device nodes are
+// skipped and counted in Stats unless opts.AllowDevices is set.
 //
 // The package documentation details the rules for names, entry types,
 // whiteouts and metadata.
