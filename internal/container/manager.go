@@ -41,6 +41,10 @@ type Images interface {
 
 // Mounter mounts and unmounts container root filesystems.
 type Mounter interface {
+	// Mount mounts lowers (top first) under upper at target, creating
+	// upper, work and target when missing; a new upper directory takes
+	// the owner, mode and times of the image root, which the container's
+	// root shows.
 	Mount(lowers []string, upper, work, target string) error
 	Unmount(target string) error
 }
@@ -316,11 +320,11 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 // container. On error it leaves nothing behind.
 func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg api.ContainerConfig) (_ *store.ContainerRecord, err error) {
 	dir := m.containerDir(id)
-	for _, d := range []string{"upper", "work", "rootfs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("create container directory: %w", err)
-		}
+	// The mounter makes upper/, work/ and rootfs/ inside: upper/ with the
+	// image root's mode, which the container's root takes.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create container directory: %w", err)
 	}
 	rootfs := filepath.Join(dir, "rootfs")
 	defer func() {

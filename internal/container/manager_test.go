@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -165,8 +166,16 @@ func (fakeImages) Resolve(ctx context.Context, ref string) (*Image, error) {
 
 type fakeMounter struct{}
 
-func (fakeMounter) Mount(lowers []string, upper, work, target string) error { return nil }
-func (fakeMounter) Unmount(target string) error                             { return nil }
+// Mount creates the directories, as the real mounter does.
+func (fakeMounter) Mount(lowers []string, upper, work, target string) error {
+	for _, d := range []string{upper, work, target} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (fakeMounter) Unmount(target string) error { return nil }
 
 type fakeSpecer struct{}
 

@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if d.db, err = store.Open(ctx, filepath.Join(root, "skiff.db")); err != nil {
 		return nil, err
 	}
-	if d.images, err = image.Open(root, image.WithMaxImageSize(cfg.MaxImageSize)); err != nil {
+	if d.images, err = image.Open(root, image.WithMaxImageSize(cfg.MaxImageSize), image.WithLogger(d.log.With("component", "images"))); err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
 	if d.runtime, err = runc.New(ctx, runc.WithStateDir(filepath.Join(root, "runtime")), runc.WithRuntime(cfg.Runtime)); err != nil {

@@ -177,8 +177,20 @@ func (s *Store) unpackLayer(ctx context.Context, blob, diffID v1.Hash, dir strin
 	for i, l := range lowersBottomFirst {
 		lowers[len(lowers)-1-i] = l
 	}
-	if _, err := s.apply(ctx, tmp, tee, unpack.Options{Lowers: lowers}); err != nil {
+	st, err := s.apply(ctx, tmp, tee, unpack.Options{Lowers: lowers})
+	if err != nil {
 		return err
+	}
+	parent := ""
+	if len(lowers) > 0 {
+		parent = lowers[0]
+	}
+	if err := setLayerRoot(tmp, parent, st.Root); err != nil {
+		return errdefs.WithCategory(errdefs.ErrUnavailable, err)
+	}
+	if st.SkippedDevices > 0 {
+		s.log.Warn("the layer holds device nodes; they were left out, as every container gets its own /dev",
+			"layer", blob.String(), "devices", st.SkippedDevices, "first", st.FirstSkippedDevice)
 	}
 	// The tar end marker and padding may follow the last entry unread.
 	if _, err := io.Copy(io.Discard, tee); err != nil {

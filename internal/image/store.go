@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,7 @@ type Store struct {
 	apply     applyFunc
 	// maxImageSize bounds image data (see WithMaxImageSize).
 	maxImageSize int64
+	log          *slog.Logger
 	// beforeLoadMeta, when set (by tests), runs on a metadata cache miss
 	// before the manifest and config are read from disk.
 	beforeLoadMeta func(v1.Descriptor)
@@ -109,6 +111,11 @@ func stampOf(fi fs.FileInfo) fileStamp {
 	return st
 }
 
+// WithLogger sets the logger that records what the store does on its own,
+// such as the device nodes left out of a layer. The default is
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
 // Open opens (creating if needed) the store under root: the OCI layout in
 // root/images and unpacked layers in root/layers. It removes temporary
 // files left by a crash.
@@ -127,6 +134,7 @@ func Open(root string, opts ...Option) (*Store, error) {
 		pins:       map[string]int{},
 		chainLocks: map[string]*chainLock{},
 		apply:      unpack.Apply,
+		log:        slog.Default(),
 
 		maxImageSize: DefaultMaxImageSize,
 	}
