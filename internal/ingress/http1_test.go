@@ -134,6 +134,31 @@ func TestHeaderTimeout(t *testing.T) {
 	})
 }
 
+// TestPartialRequestLineTimesOut: a client whose request line never ends
+// is disconnected after one header timeout, not two (the front once took
+// the timed-out partial line for a malformed request and handed it to
+// net/http, which started its own).
+func TestPartialRequestLineTimesOut(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	forEachPath(t, func(t *testing.T, start func(Config) (*Proxy, string)) {
+		_, base := start(Config{ReadHeaderTimeout: timeout})
+		for _, partial := range []string{"G", "GET /", "GET / HTTP/1.1"} {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(conn, partial)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			start0 := time.Now()
+			io.Copy(io.Discard, conn) // nothing, or net/http's 400, then EOF
+			conn.Close()
+			if d := time.Since(start0); d > timeout*9/5 {
+				t.Errorf("%q: the connection lasted %v with a header timeout of %v", partial, d.Round(time.Millisecond), timeout)
+			}
+		}
+	})
+}
+
 func TestResponses(t *testing.T) { forEachPath(t, testResponses) }
 
 func testResponses(t *testing.T, start func(Config) (*Proxy, string)) {
