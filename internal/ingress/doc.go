@@ -26,9 +26,12 @@
 //     `curl --http2-prior-knowledge`); replicas are spoken to in HTTP/1.1
 //     over kept-alive connections, pooled per replica.
 //   - Timeouts. Route.Timeout bounds a request from the moment it is sent
-//     to a replica to the end of its response, writes to the client
-//     included (WebSocket sessions and event streams too: give such apps
-//     a long timeout).
+//     to a replica to the end of its response, the client's request body
+//     and writes to the client included (WebSocket sessions and event
+//     streams too: give such apps a long timeout). A request body that
+//     stalls for Config.BodyReadTimeout, or is not all received within
+//     Route.Timeout, ends the request with 408 and closes the connection;
+//     the request no longer counts as in flight.
 //   - Failures are answered by the ingress with a short text/plain body
 //     naming the app: 502 when a replica fails ("app X: replica Y failed:
 //     connection refused"), 504 when it does not answer within the

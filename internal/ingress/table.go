@@ -56,8 +56,11 @@ type Route struct {
 	PathPrefix string
 	// Timeout bounds a proxied request from the moment it is sent to a
 	// replica until its response (body included, WebSocket sessions too)
-	// is complete; 0 means DefaultTimeout. Time spent held waiting for a
-	// replica does not count: QueueTimeout bounds that.
+	// is complete, the client's request body included: a body not all
+	// received by then is answered 408, a replica that has the whole
+	// request and does not answer 504; 0 means DefaultTimeout. Time
+	// spent held waiting for a replica does not count: QueueTimeout
+	// bounds that.
 	Timeout  time.Duration
 	Backends []Backend
 	// MaxQueue bounds the requests of the app held while their chosen
