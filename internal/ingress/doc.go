@@ -7,7 +7,10 @@
 //
 //   - Routing. A Table of Routes maps host names (exact, case-insensitive,
 //     port ignored) and an optional path prefix (longest wins, on a
-//     segment boundary) to an app. Update validates a table, compiles it
+//     segment boundary) to an app. A path with empty, "." or ".."
+//     segments is cleaned first, as net/http's ServeMux does, and the
+//     replica gets the path it was routed by ("/api/../x" is "/x", not
+//     routed by the "/api" prefix). Update validates a table, compiles it
 //     into an immutable snapshot and swaps it in atomically; requests in
 //     flight finish on the snapshot and replicas they started with. An
 //     unknown host is answered 404 "no app serves host X".
@@ -18,7 +21,7 @@
 //     counters.
 //   - Proxying. Hop-by-hop headers are stripped, X-Forwarded-For is
 //     appended to, X-Forwarded-Host and X-Forwarded-Proto are set, the
-//     client's Host is kept, the path is passed unchanged. Responses of
+//     client's Host is kept, a clean path is passed unchanged. Responses of
 //     unknown length and Server-Sent Events are flushed as they arrive;
 //     trailers and 1xx interim responses (103 Early Hints) pass through;
 //     WebSocket (any HTTP/1.1 Upgrade) is tunnelled. Clients speak

@@ -282,6 +282,9 @@ const maxReroutes = 8
 // ServeHTTP routes r to a replica of the app serving its host and path.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := requestHost(r.Host)
+	if !isCleanPath(r.URL.Path) {
+		r = withCleanPath(r)
+	}
 	path := r.URL.Path
 	rt := p.snap.Load().route(host, path)
 	if rt == nil {
