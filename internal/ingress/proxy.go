@@ -286,6 +286,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = withCleanPath(r)
 	}
 	path := r.URL.Path
+	if closeAfter(r) {
+		w.Header().Set("Connection", "close")
+	}
 	rt := p.snap.Load().route(host, path)
 	if rt == nil {
 		p.notFound(w, host, path)
@@ -325,6 +328,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, http.StatusServiceUnavailable, "app "+rt.app.name+": the route changed too often while choosing a replica; retry")
+}
+
+// closeAfter reports whether the client's connection must close after
+// the answer to r: an HTTP/1 request with a Transfer-Encoding may have
+// come with a Content-Length too, and then RFC 9112 §6.1 requires the
+// close (a peer in front of the ingress may have framed the body by the
+// other header). net/http drops the Content-Length before a handler sees
+// the request, so every such request closes.
+func closeAfter(r *http.Request) bool {
+	return r.ProtoMajor == 1 && len(r.TransferEncoding) > 0
 }
 
 // forward proxies r to t under the route's timeout. It returns false,

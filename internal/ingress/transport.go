@@ -46,6 +46,14 @@ func (p *Proxy) reverseProxy(app string, rt *route, es *endpointState) *httputil
 			}
 			pr.SetXForwarded()
 		},
+		// ReverseProxy clears the response header after each 1xx
+		// answer: the close ServeHTTP asked for is asked again.
+		ModifyResponse: func(res *http.Response) error {
+			if res.StatusCode != http.StatusSwitchingProtocols && closeAfter(res.Request) {
+				res.Header.Set("Connection", "close")
+			}
+			return nil
+		},
 		Transport:  es.transport,
 		BufferPool: &p.bufs,
 		ErrorLog:   p.debugLog,
