@@ -215,3 +215,28 @@ func TestReplicaSendsWhileIdle(t *testing.T) {
 		checkReal(t, rb, base)
 	})
 }
+
+// TestBodilessStatusDoesNotPoisonPool: 204 and 304 answers have no body
+// whatever the replica sends after them; what it sends is nobody's
+// answer.
+func TestBodilessStatusDoesNotPoisonPool(t *testing.T) {
+	for _, status := range []string{"204 No Content", "304 Not Modified"} {
+		t.Run(status[:3], func(t *testing.T) {
+			forEachPath(t, func(t *testing.T, start func(Config) (*Proxy, string)) {
+				rb := newRawBackend(t, 0, func(method, path string) []string {
+					if path == "/bodiless" {
+						return []string{"HTTP/1.1 " + status + "\r\nContent-Length: " + strconv.Itoa(len(poison)) + "\r\n\r\n" + poison}
+					}
+					return []string{realAnswer}
+				})
+				p, base := start(Config{})
+				mustUpdate(t, p, route1("raw", "raw-1", []string{"raw.localhost"}, rb.endpoint()))
+				res, body := freshGet(t, "GET", base, "raw.localhost", "/bodiless")
+				if res.Status != status || body != "" {
+					t.Fatalf("GET /bodiless: %q %q", res.Status, body)
+				}
+				checkReal(t, rb, base)
+			})
+		})
+	}
+}
