@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // upstream is the pool of kept-alive HTTP/1.1 connections the fast path
@@ -45,6 +46,10 @@ type upConn struct {
 	idleFrom time.Time
 	reused   bool
 	deadline time.Time // the read deadline armed on nc (see lazyDeadline)
+
+	peek      func(fd uintptr) // c.peekFD, for quiet
+	peekBuf   [1]byte
+	peekQuiet bool
 }
 
 // setReadDeadline bounds the wait for the response of a request that must
@@ -121,6 +126,7 @@ func (u *upstream) dial(ctx context.Context) (*upConn, error) {
 		c.raw, _ = sc.SyscallConn()
 	}
 	c.out = heldConn{Conn: nc, raw: c.raw}
+	c.peek = c.peekFD
 	c.lr.nc = &c.out
 	c.br = bufio.NewReaderSize(&c.lr, upReadBufferSize)
 	c.bw = bufio.NewWriterSize(&c.out, upWriteBufferSize)
@@ -190,7 +196,7 @@ func (u *upstream) closeIdle(final bool) {
 // finds neither bytes nor a close or reset by the replica. The peek is
 // made through Control, not Read, so that the read deadline the last
 // request left (possibly past) neither fails it nor needs re-arming: one
-// recvfrom that returns EAGAIN, about a microsecond.
+// recvfrom that returns EAGAIN, no allocation.
 func (c *upConn) quiet() bool {
 	if c.br.Buffered() > 0 || len(c.out.pending) > 0 {
 		return false
@@ -198,21 +204,27 @@ func (c *upConn) quiet() bool {
 	if c.raw == nil {
 		return true
 	}
-	var buf [1]byte
-	ok := false
-	err := c.raw.Control(func(fd uintptr) {
-		for {
-			_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if err == syscall.EINTR {
-				continue
-			}
-			// Bytes nobody asked for (n > 0), a close (n == 0) or a
-			// reset: only EAGAIN means nothing happened.
-			ok = err == syscall.EAGAIN
-			return
+	c.peekQuiet = false
+	if err := c.raw.Control(c.peek); err != nil {
+		return false
+	}
+	return c.peekQuiet
+}
+
+// peekFD peeks at the socket for quiet; c.peek holds it, bound once per
+// connection.
+func (c *upConn) peekFD(fd uintptr) {
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno == syscall.EINTR {
+			continue
 		}
-	})
-	return ok && err == nil
+		// Bytes nobody asked for, a close (0 bytes) or a reset: only
+		// EAGAIN means nothing happened.
+		c.peekQuiet = errno == syscall.EAGAIN
+		return
+	}
 }
 
 // nothingReceived reports whether the replica sent no byte since
