@@ -212,10 +212,10 @@ func (c *upConn) quiet() bool {
 }
 
 // peekFD peeks at the socket for quiet; c.peek holds it, bound once per
-// connection.
+// connection. MSG_DONTWAIT never blocks: a raw system call will do.
 func (c *upConn) peekFD(fd uintptr) {
 	for {
-		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		if errno == syscall.EINTR {
 			continue
