@@ -191,3 +191,36 @@ func TestManyStalledBodies(t *testing.T) {
 		eventually(t, "the in-flight gauge to return to 0", func() bool { return p.RevisionStats("body-1").InFlight == 0 })
 	})
 }
+
+// TestStalledBodyH2C: over cleartext HTTP/2 too, a stalled body ends the
+// request with 408 and it stops counting as in flight.
+func TestStalledBodyH2C(t *testing.T) {
+	rp := bodyReplica(t)
+	p, base := testProxy(t, Config{BodyReadTimeout: 300 * time.Millisecond})
+	mustUpdate(t, p, route1("body", "body-1", []string{"body.localhost"}, rp.endpoint()))
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go io.WriteString(pw, "0123456789") // then nothing
+	req, _ := http.NewRequest("POST", base+"/", pr)
+	req.Host = "body.localhost"
+	req.ContentLength = 1000
+	start0 := time.Now()
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != 408 || !strings.Contains(string(b), "stalled") {
+		t.Errorf("got %s %d %q, want HTTP/2 408 saying the body stalled", res.Proto, res.StatusCode, b)
+	}
+	if d := time.Since(start0); d > 3*time.Second {
+		t.Errorf("answered after %v", d)
+	}
+	eventually(t, "no request in flight", func() bool { return p.InFlight("body") == 0 })
+}
