@@ -89,7 +89,7 @@ func TestStalledBody(t *testing.T) {
 func TestTrickledBody(t *testing.T) {
 	forEachPath(t, func(t *testing.T, start func(Config) (*Proxy, string)) {
 		rp := bodyReplica(t)
-		p, base := start(Config{BodyReadTimeout: 500 * time.Millisecond})
+		p, base := start(Config{BodyReadTimeout: 800 * time.Millisecond})
 		rt := route1("body", "body-1", []string{"body.localhost"}, rp.endpoint())
 		rt.Timeout = time.Second
 		mustUpdate(t, p, rt)
@@ -148,7 +148,7 @@ func TestManyStalledBodies(t *testing.T) {
 		rp := bodyReplica(t)
 		p, base := start(Config{})
 		rt := route1("body", "body-1", []string{"body.localhost"}, rp.endpoint())
-		rt.Timeout = 2 * time.Second
+		rt.Timeout = 3 * time.Second // time for all of them to reach the replica
 		mustUpdate(t, p, rt)
 		const n = 200
 		codes := make(chan int, n)
