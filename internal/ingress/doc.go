@@ -39,9 +39,17 @@
 //     naming the app: 502 when a replica fails ("app X: replica Y failed:
 //     connection refused"), 504 when it does not answer within the
 //     route's Timeout, 503 when no replica became ready in time or too
-//     many requests are held. A bodyless idempotent request whose kept-
-//     alive connection turns out closed by the replica is retried once on
-//     a new connection.
+//     many requests are held; 408 when the client's body is too slow (see
+//     Timeouts). A bodyless idempotent request whose kept-alive connection
+//     turns out closed by the replica is retried once on a new connection.
+//   - Refusals. A request net/http's server refuses (invalid header names
+//     such as "Content-Length : 5", control bytes, a missing or repeated
+//     Host...) gets its 400 and never reaches a replica. After a request
+//     with a Transfer-Encoding the client's connection is closed (RFC 9112
+//     §6.1). A replica's answer is framed by its request (no body after
+//     HEAD, 1xx, 204, 304); a replica connection with bytes left after an
+//     answer, or sent while idle, is closed and never reused, so they
+//     cannot become another request's answer.
 //   - Draining. Once Update returns, endpoints absent from the new table
 //     get no new request; WaitIdle returns when their last request in
 //     flight has finished. Remove, WaitIdle, then stop the replica: no
