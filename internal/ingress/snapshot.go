@@ -31,6 +31,7 @@ type route struct {
 	msgShutdown     string
 	msgBodyStalled  string
 	msgBodyTimeout  string
+	msgUnavailable  string // Route.Unavailable
 }
 
 // backend is a compiled Backend.
@@ -100,6 +101,7 @@ func (p *Proxy) compile(t Table) (*snapshot, map[string]*endpointState) {
 		rt.msgShutdown = fmt.Sprintf("app %s: the ingress is shutting down", r.App)
 		rt.msgBodyStalled = fmt.Sprintf("app %s: the request body stalled: no byte for %s", r.App, p.cfg.BodyReadTimeout)
 		rt.msgBodyTimeout = fmt.Sprintf("app %s: the request body did not arrive within %s", r.App, rt.timeout)
+		rt.msgUnavailable = r.Unavailable
 		sum := 0
 		for _, b := range r.Backends {
 			rs := p.revisionState(b.Revision)

@@ -74,6 +74,12 @@ type Route struct {
 	// QueueTimeout bounds how long one request is held; 0 means
 	// DefaultQueueTimeout.
 	QueueTimeout time.Duration
+	// Unavailable, when set, says why the app cannot get a replica (its
+	// image does not resolve, its replicas crash): a request whose chosen
+	// backend has no endpoint is answered 503 with this message at once
+	// instead of being held, and requests already held get the same
+	// answer when the table that sets it lands.
+	Unavailable string
 }
 
 // Table is the whole routing state of a Proxy. Update replaces it at once.
