@@ -217,18 +217,7 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer end()
-	var line []byte
-	res, err := s.containers.Attach(ctx, r.PathValue("id"), start, stdin, func(e api.LogEntry) error {
-		t := stream.Stdout
-		if e.Stream == "stderr" {
-			t = stream.Stderr
-		}
-		line = append(line[:0], e.Line...)
-		if !e.Partial {
-			line = append(line, '\n')
-		}
-		return sw.WriteFrame(t, line)
-	})
+	res, err := s.containers.Attach(ctx, r.PathValue("id"), start, stdin, sw.Stream(stream.Stdout), sw.Stream(stream.Stderr))
 	if err != nil {
 		return sw.WriteError(APIError(err))
 	}
