@@ -21,6 +21,9 @@ type LogOptions struct {
 	Since  time.Time
 	Until  time.Time
 	Follow bool
+	// Idle, with Follow, is called whenever all output written so far
+	// was passed on (see logs.Options.Idle).
+	Idle func() error
 }
 
 // Logs calls fn for the container's log entries. With Follow it returns
@@ -36,7 +39,7 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts LogOptions, fn func
 	e.mu.Lock()
 	path, done := e.rec.LogPath, e.exited
 	e.mu.Unlock()
-	return logs.Read(ctx, path, logs.Options{Tail: opts.Tail, Since: opts.Since, Until: opts.Until, Follow: opts.Follow, Done: done}, fn)
+	return logs.Read(ctx, path, logs.Options{Tail: opts.Tail, Since: opts.Since, Until: opts.Until, Follow: opts.Follow, Done: done, Idle: opts.Idle}, fn)
 }
 
 // Attach streams the output of the container's next (start) or current
