@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -210,4 +211,45 @@ func firstGap(b []byte) string {
 		want++
 	}
 	return fmt.Sprintf("ends after %d lines", want-1)
+}
+
+// TestStreamsStalledClient: a client that stops reading holds the
+// container back (as a pipe would), but cannot keep rm -f from removing
+// it; before, conmon stayed blocked on the attach socket and rm -f gave
+// up after 30 s.
+func TestStreamsStalledClient(t *testing.T) {
+	d := env.daemon
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inW.Close()
+	outR, outW, err := os.Pipe() // never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(env.skiff, "--socket", d.Socket, "run", "-i", "--name", "stalled", "busybox", "yes", "0123456789")
+	cmd.Stdin, cmd.Stdout = inR, outW
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	inR.Close()
+	outW.Close()
+	defer func() {
+		outR.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+		d.Run("", "rm", "-f", "stalled")
+	}()
+	eventually(t, 30*time.Second, "the container to run", func() bool {
+		return strings.Contains(d.Run("", "inspect", "stalled").Stdout, `"running"`)
+	})
+	time.Sleep(2 * time.Second) // every buffer on the way fills up
+	start := time.Now()
+	if r := d.Run("", "rm", "-f", "stalled"); r.Code != 0 {
+		t.Fatalf("rm -f of a container whose client stalled: %s", r)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("rm -f took %s", took)
+	}
 }
