@@ -151,8 +151,9 @@ func TestStreamsTerminalOutput(t *testing.T) {
 }
 
 // TestStreamsLogsFollowAcrossRotations: logs -f of a container writing
-// short lines fast, across several rotations of its 10 MiB log, gets
-// every line in order (it used to fall behind and skip whole files).
+// short lines in bursts, across three rotations of its 10 MiB log, gets
+// every line in order: a follower that keeps within the retention loses
+// nothing when files are rotated away.
 func TestStreamsLogsFollowAcrossRotations(t *testing.T) {
 	d := env.daemon
 	const bursts, per = 30, 20000 // 600,000 lines, about 31 MiB of log
