@@ -30,7 +30,7 @@ type Containers interface {
 	Remove(ctx context.Context, ref string, force bool) error
 	Wait(ctx context.Context, ref, condition string) (api.ContainerWaitResponse, error)
 	Logs(ctx context.Context, ref string, opts container.LogOptions, fn func(api.LogEntry) error) error
-	Attach(ctx context.Context, ref string, start bool, stdin io.Reader, fn func(api.LogEntry) error) (api.ContainerWaitResponse, error)
+	Attach(ctx context.Context, ref string, start bool, stdin io.Reader, stdout, stderr io.Writer) (api.ContainerWaitResponse, error)
 	Exec(ctx context.Context, ref string, req api.ExecRequest, stdio runtime.ExecIO) (int, error)
 	Stats(ctx context.Context, ref string) (api.ContainerStats, error)
 	Resize(ctx context.Context, ref string, size api.ConsoleSize) error

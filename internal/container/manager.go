@@ -182,6 +182,29 @@ type entry struct {
 	// auto-removal waits for them (attachIdle) so they see the whole log.
 	attachN    int
 	attachIdle chan struct{}
+	// release, once closed, tells attached clients to stop holding the
+	// container's output back (see attachRelease).
+	release chan struct{}
+}
+
+// attachRelease returns a channel closed when the container is about to
+// be killed: attached clients then drop output they have not taken, so
+// that none can keep the monitor from recording the exit. e.mu is held.
+func (e *entry) attachRelease() <-chan struct{} {
+	if e.release == nil {
+		e.release = make(chan struct{})
+	}
+	return e.release
+}
+
+// releaseAttachments closes the channel attachRelease returned.
+func (e *entry) releaseAttachments() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.release != nil {
+		close(e.release)
+		e.release = nil
+	}
 }
 
 func (e *entry) attach() {
@@ -1104,6 +1127,7 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry, timeout *time.Durati
 			return ctx.Err()
 		}
 	}
+	e.releaseAttachments()
 	if err := m.cfg.Runtime.Kill(ctx, id, syscall.SIGKILL, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		m.log.Warn("send SIGKILL", "id", id[:12], "err", err)
 	}

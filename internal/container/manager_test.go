@@ -131,8 +131,8 @@ func (f *fakeRuntime) Exec(ctx context.Context, id string, p *specs.Process, std
 func (f *fakeRuntime) Resize(ctx context.Context, id string, size specs.Box) error {
 	return errdefs.Unavailable("the fake runtime has no terminal")
 }
-func (f *fakeRuntime) AttachStdin(ctx context.Context, id string) (io.WriteCloser, error) {
-	return nil, errdefs.Unavailable("the fake runtime has no stdin")
+func (f *fakeRuntime) Attach(ctx context.Context, id string, stdin bool) (runtime.Attachment, error) {
+	return nil, errdefs.Unavailable("the fake runtime has no stdio")
 }
 func (f *fakeRuntime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 	return runtime.Stats{}, nil
