@@ -34,9 +34,9 @@ type fakeCtr struct {
 	status string
 	// monitorDead: the container's monitor is gone (State says so).
 	monitorDead bool
-	pid    int
-	exit   *runtime.ExitStatus
-	done   chan struct{}
+	pid         int
+	exit        *runtime.ExitStatus
+	done        chan struct{}
 }
 
 var _ runtime.Runtime = (*fakeRuntime)(nil)
