@@ -74,8 +74,8 @@ func (a restoreAction) String() string { return restoreActionNames[a] }
 // the step got.
 func decideRestore(rec store.ContainerRecord, o observed) restoreAction {
 	runs := o.status == runtime.StatusRunning || o.status == runtime.StatusPaused
-	switch rec.State.Status {
-	case api.StatusRunning, api.StatusStopping:
+	status := rec.State.Status
+	if status == api.StatusRunning || status == api.StatusStopping {
 		switch {
 		case o.exited:
 			return actRecordExit
@@ -85,7 +85,10 @@ func decideRestore(rec store.ContainerRecord, o observed) restoreAction {
 			return actKillOrphan
 		}
 		return actGone
-	case api.StatusCreated:
+	}
+	// Not recorded as running: a start may have been under way (a created
+	// container, or an exited or restarting one started again).
+	if status == api.StatusCreated || rec.Intent == store.IntentStart {
 		switch {
 		case o.exited:
 			return actRecordExit
@@ -93,14 +96,18 @@ func decideRestore(rec store.ContainerRecord, o observed) restoreAction {
 			return actMarkRunning
 		case runs:
 			return actKillOrphan
-		case o.status == runtime.StatusCreated && o.monitor && rec.Intent == "":
+		case status == api.StatusCreated && o.status == runtime.StatusCreated && o.monitor && rec.Intent == "":
 			return actKeepPrepared
 		case rec.Intent == store.IntentStart && rec.Config.AutoRemove:
 			return actRemove
+		case status == api.StatusRestarting:
+			return actReschedule // the restart cleans up what was made
 		case o.known, rec.Intent == store.IntentStart:
 			return actUndoStart
 		}
 		return actNone
+	}
+	switch status {
 	case api.StatusRestarting:
 		return actReschedule
 	case api.StatusExited:
@@ -235,7 +242,7 @@ func (m *Manager) restoreEnded(ctx context.Context, e *entry, act restoreAction)
 	e.run = 1
 	e.exited = make(chan struct{})
 	// exitedRun records exits of running containers only.
-	if e.rec.State.Status == api.StatusCreated {
+	if s := e.rec.State.Status; s != api.StatusRunning && s != api.StatusStopping {
 		e.rec.State.Status = api.StatusRunning
 	}
 	e.mu.Unlock()
