@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +136,16 @@ func noTraces(t *testing.T, d *Daemon, id string) {
 	})
 }
 
+// alive reports whether process pid runs (a zombie does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && len(b) > i+2 && b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
 // timedRemove removes ref with rm -f and fails if that takes long.
 func timedRemove(t *testing.T, d *Daemon, ref string) {
 	t.Helper()
@@ -256,7 +268,7 @@ func TestCrashCreatedWhileRunning(t *testing.T) {
 	if s := inspect(t, d, "unrecorded").State; s.Status != api.StatusExited {
 		t.Fatalf("stop did not stop it: %+v", s)
 	}
-	if syscall.Kill(c.State.Pid, 0) == nil {
+	if alive(c.State.Pid) {
 		t.Fatalf("process %d still runs after stop", c.State.Pid)
 	}
 	timedRemove(t, d, "unrecorded")
@@ -291,7 +303,7 @@ func TestCrashDuringStopGrace(t *testing.T) {
 	if took := time.Since(stopAt); took < 2*time.Second {
 		t.Fatalf("killed %s after the stop began, before its 3s grace period ended", took)
 	}
-	if syscall.Kill(pid, 0) == nil {
+	if alive(pid) {
 		t.Fatalf("process %d still runs", pid)
 	}
 	id := inspect(t, d, "stubborn").ID
@@ -403,4 +415,95 @@ func TestCrashAfterApplyConverges(t *testing.T) {
 	if got := countNetObjects(t, d); got != base {
 		t.Fatalf("network objects after delete: %+v, want %+v", got, base)
 	}
+}
+
+// matchesRuntime fails unless the recorded state of container name agrees
+// with runc and conmon: running ones run under a live conmon; created
+// ones have nothing in runc (or, prepared, a created container under a
+// live conmon); exited ones have no conmon left.
+func matchesRuntime(t *testing.T, d *Daemon, name string) api.Container {
+	t.Helper()
+	c := inspect(t, d, name)
+	out, err := exec.Command("runc", "--root", filepath.Join(d.Root, "runtime", "runtime"), "state", c.ID).Output()
+	runc := "absent"
+	if err == nil {
+		var st struct{ Status string }
+		if json.Unmarshal(out, &st) == nil {
+			runc = st.Status
+		}
+	}
+	conmon := conmonPid(c.ID) != 0
+	ok := false
+	switch c.State.Status {
+	case api.StatusRunning, api.StatusStopping:
+		ok = runc == "running" && conmon
+	case api.StatusCreated:
+		ok = runc == "absent" && !conmon || runc == "created" && conmon
+	case api.StatusExited, api.StatusRestarting:
+		ok = !conmon
+	}
+	if !ok {
+		t.Fatalf("container %s is recorded %s, but runc says %s and conmon runs: %v", name, c.State.Status, runc, conmon)
+	}
+	return c
+}
+
+// TestCrashRandomKillsDuringRun kills the daemon at random moments of
+// run -d (most land in the runtime's create or between create and
+// start) and checks each container afterwards.
+func TestCrashRandomKillsDuringRun(t *testing.T) {
+	d := crashDaemonFor(t)
+	restartPaused(t, d, "")
+	base := countNetObjects(t, d)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	for i := 0; i < 6; i++ {
+		name := fmt.Sprintf("random-kill-%d", i)
+		delay := time.Duration(50+rng.IntN(550)) * time.Millisecond
+		res := runInBackground(d, "run", "-d", "--name", name, "-p", "8080", "busybox", "sleep", "1000")
+		time.Sleep(delay)
+		restartPaused(t, d, "")
+		<-res
+		if r := d.Run("", "inspect", "--type", "container", name); r.Code != 0 {
+			t.Logf("kill %d after %s: the container was never recorded", i, delay)
+			continue
+		}
+		c := matchesRuntime(t, d, name)
+		t.Logf("kill %d after %s: %s", i, delay, c.State.Status)
+		if c.State.Status != api.StatusRunning {
+			must(t, d, "start", name)
+		}
+		c = matchesRuntime(t, d, name)
+		if c.State.Status != api.StatusRunning || c.NetworkSettings == nil || !netnsHasAddr(t, c.NetworkSettings.NetNS, c.NetworkSettings.IP) {
+			t.Fatalf("kill %d: after start %+v %+v", i, c.State, c.NetworkSettings)
+		}
+		timedRemove(t, d, name)
+		noTraces(t, d, c.ID)
+	}
+	if got := countNetObjects(t, d); got != base {
+		t.Fatalf("network objects: %+v, want %+v", got, base)
+	}
+}
+
+// TestCrashMonitorGone kills a running container's conmon: the daemon
+// kills the container (nothing would record its exit), records the exit
+// and removes it quickly.
+func TestCrashMonitorGone(t *testing.T) {
+	d := crashDaemonFor(t)
+	restartPaused(t, d, "")
+	must(t, d, "run", "-d", "--name", "orphaned", "busybox", "sleep", "1000")
+	c := inspect(t, d, "orphaned")
+	pid := conmonPid(c.ID)
+	if pid == 0 {
+		t.Fatal("no conmon for a running container")
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	eventually(t, 10*time.Second, "the exit to be recorded", func() bool {
+		s := inspect(t, d, "orphaned").State
+		return s.Status == api.StatusExited && s.ExitCode == 137 && strings.Contains(s.Error, "conmon")
+	})
+	if alive(c.State.Pid) {
+		t.Fatalf("process %d still runs without its conmon", c.State.Pid)
+	}
+	timedRemove(t, d, "orphaned")
+	noTraces(t, d, c.ID)
 }
