@@ -657,13 +657,7 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 		}
 		// The network made is recorded before the process may run.
 		if err := m.noteIntent(ctx, e, store.IntentStart); err != nil {
-			m.cfg.Runtime.Delete(ctx, id)
-			if m.cfg.Networks != nil {
-				m.cfg.Networks.Teardown(ctx, id)
-			}
-			e.mu.Lock()
-			e.rec.NetworkSettings = nil
-			e.mu.Unlock()
+			m.unprepareLocked(ctx, e)
 			return m.startFailedLocked(ctx, e, err)
 		}
 	}
@@ -679,14 +673,7 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 		m.pauseForTest(pauseStarted, id)
 	}
 	if err != nil {
-		m.cfg.Runtime.Delete(ctx, id)
-		if m.cfg.Networks != nil {
-			m.cfg.Networks.Teardown(ctx, id)
-		}
-		e.mu.Lock()
-		e.prepared = false
-		e.rec.NetworkSettings = nil
-		e.mu.Unlock()
+		m.unprepareLocked(ctx, e)
 		return m.startFailedLocked(ctx, e, err)
 	}
 	m.log.Debug("container start timing", "id", id[:12], "prepared", prepared, "start", time.Since(startedAt))
@@ -778,6 +765,19 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 	e.rec.State.Pid = pid
 	e.mu.Unlock()
 	return pid, nil
+}
+
+// unprepareLocked deletes what prepareRunLocked made: the runtime's
+// container and the network attachment. The caller holds e.op.
+func (m *Manager) unprepareLocked(ctx context.Context, e *entry) {
+	m.cfg.Runtime.Delete(ctx, e.rec.ID)
+	if m.cfg.Networks != nil {
+		m.cfg.Networks.Teardown(ctx, e.rec.ID)
+	}
+	e.mu.Lock()
+	e.prepared = false
+	e.rec.NetworkSettings = nil
+	e.mu.Unlock()
 }
 
 // startFailedLocked records that a start failed and returns the error to
