@@ -240,7 +240,7 @@ func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev 
 		if v.terminating {
 			continue
 		}
-		if !r.prewarm && v.status == api.StatusCreated && !r.isStarting() && !st.launching[r.name] {
+		if !r.prewarm && v.status == api.StatusCreated && !r.isStarting() && !st.launching[r.name] && c.neverStarted(r) {
 			// Nothing will start it: the daemon stopped between its create
 			// and its start (a restart undoes such a start).
 			c.event(st, api.EventWarning, "ReplicaFailed", "replica %s was never started (the daemon stopped while starting it); replacing it", r.name)
@@ -295,6 +295,13 @@ func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev 
 		c.terminateLocked(st, warm[len(warm)-1], "the prewarm pool is full")
 		warm = warm[:len(warm)-1]
 	}
+}
+
+// neverStarted reports whether r's container is still created. (The
+// prober's view of the status can be a moment behind a start.)
+func (c *Controller) neverStarted(r *replica) bool {
+	ctr, err := c.cfg.Containers.Get(c.bg, r.id)
+	return err == nil && ctr.State.Status == api.StatusCreated
 }
 
 // startPrewarmedLocked starts a prewarmed replica in the background.
