@@ -277,6 +277,13 @@ func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev 
 		if v.terminating {
 			continue
 		}
+		if !r.prewarm && v.status == api.StatusCreated && !r.isStarting() && !st.launching[r.name] && c.neverStarted(r) {
+			// Nothing will start it: the daemon stopped between its create
+			// and its start (a restart undoes such a start).
+			c.event(st, api.EventWarning, "ReplicaFailed", "replica %s was never started (the daemon stopped while starting it); replacing it", r.name)
+			c.terminateLocked(st, r, "it was never started")
+			continue
+		}
 		if r.prewarm && v.status == api.StatusCreated && !r.isStarting() {
 			warm = append(warm, r)
 		} else {
@@ -327,6 +334,13 @@ func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev 
 	}
 }
 
+// neverStarted reports whether r's container is still created. (The
+// prober's view of the status can be a moment behind a start.)
+func (c *Controller) neverStarted(r *replica) bool {
+	ctr, err := c.cfg.Containers.Get(c.bg, r.id)
+	return err == nil && ctr.State.Status == api.StatusCreated
+}
+
 // startPrewarmedLocked starts a prewarmed replica in the background.
 func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 	r.mu.Lock()
@@ -339,6 +353,7 @@ func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 		if err := c.cfg.Containers.Start(c.bg, r.id); err != nil {
 			c.mu.Lock()
 			c.event(st, api.EventWarning, "ReplicaFailed", "prewarmed replica %s failed to start: %v", r.name, err)
+			c.replaceFailedLocked(st, r)
 			c.mu.Unlock()
 		}
 		r.poke()
@@ -349,7 +364,8 @@ func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 // createReplicaLocked creates one replica in the background: started, or
 // prewarmed (created and prepared, not started).
 func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID string, prewarm bool) {
-	req, err := containerRequest(st.app, rev, imageID, replicaName(rev.Name, randomSuffix()))
+	name := replicaName(rev.Name, randomSuffix())
+	req, err := containerRequest(st.app, rev, imageID, name)
 	if err != nil {
 		st.revErrs[rev.Name] = revError{api.ReasonSecretNotFound, err.Error()}
 		return
@@ -363,6 +379,7 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 		counter = st.preparing
 	}
 	counter[rev.Name]++
+	st.launching[name] = true
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -372,17 +389,42 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 		}
 		c.mu.Lock()
 		counter[rev.Name]--
+		delete(st.launching, name)
 		if err != nil {
 			c.event(st, api.EventWarning, "ReplicaFailed", "replica of %s failed to start: %v", rev.Name, err)
 		}
 		if ctr.ID != "" {
-			if _, ok := st.replicas[ctr.ID]; !ok {
-				c.trackLocked(st, ctr)
+			r := st.replicas[ctr.ID]
+			if r == nil {
+				r = c.trackLocked(st, ctr)
+			}
+			if err != nil {
+				c.replaceFailedLocked(st, r)
 			}
 		}
 		c.mu.Unlock()
 		c.enqueue(st.name)
 	}()
+}
+
+// failedReplicaHold is how long a replica that could not be started is
+// kept before it is replaced, so a start that keeps failing is retried at
+// that pace and not in a tight loop.
+const failedReplicaHold = 5 * time.Second
+
+// replaceFailedLocked removes, after failedReplicaHold, a replica whose
+// container could not be started; the next reconcile makes another.
+func (c *Controller) replaceFailedLocked(st *appState, r *replica) {
+	time.AfterFunc(failedReplicaHold, func() {
+		if c.bg.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if st.replicas[r.id] == r {
+			c.terminateLocked(st, r, "it could not be started")
+		}
+	})
 }
 
 // terminateLocked drains and removes a replica in the background: it
