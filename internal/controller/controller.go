@@ -71,7 +71,7 @@ type Config struct {
 	Store      Store
 	Containers Containers
 	Images     Images
-	Router     Router
+	Router     Router // optional: without it no route is served
 	// Domain makes default hosts: NAME.Domain ("localhost").
 	Domain string
 	// URLPort is the ingress port shown in status.url (omitted for 80).
@@ -145,6 +145,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 2 * time.Second
+	}
+	if cfg.Router == nil {
+		cfg.Router = nopRouter{}
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Minute
@@ -338,3 +341,13 @@ var errGone = errors.New("app gone")
 
 // isNotFound reports an ErrNotFound error.
 func isNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }
+
+// nopRouter is the Router of a controller configured without one: it
+// takes route tables and drops them.
+type nopRouter struct{}
+
+func (nopRouter) Update(ingress.Table) error                     { return nil }
+func (nopRouter) WaitIdle(context.Context, string) error         { return nil }
+func (nopRouter) RevisionStats(string) (s ingress.RevisionStats) { return s }
+
+var _ Router = nopRouter{}
