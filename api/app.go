@@ -62,8 +62,16 @@ type ObjectMeta struct {
 	// it tells apart two Apps that had the same name at different times.
 	UID string `json:"uid,omitempty"`
 	// Generation is set by skiff: 1 at creation, incremented on every
-	// change to the spec.
+	// change to the spec and only then.
 	Generation int64 `json:"generation,omitempty"`
+	// ResourceVersion is set by skiff and changes on every write of the
+	// App (spec, metadata or status); compare it only for equality. An
+	// App applied with a resourceVersion is written only if the stored
+	// App is still at that version, else the apply fails with a conflict
+	// (HTTP 409) and changes nothing: read the App again and retry. An
+	// App applied without one replaces the stored spec whatever its
+	// version.
+	ResourceVersion string `json:"resourceVersion,omitempty"`
 	// CreationTimestamp is set by skiff when the App is first created.
 	CreationTimestamp time.Time `json:"creationTimestamp,omitzero"`
 }

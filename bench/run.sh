@@ -77,6 +77,14 @@ go build -o "$WORK/appbench" ./bench/appbench
 	"$WORK/appbench" -skiff "$SKIFF" -socket "$SOCK" -root "$ROOT" -n "$RUNS"
 } | tee "$OUT/apps.md"
 
+echo "== apps: rapid applies (none lost)"
+go build -o "$WORK/applybench" ./bench/applybench
+{
+	machine
+	echo
+	"$WORK/applybench" -socket "$SOCK"
+} | tee "$OUT/applies.md"
+
 for extra in bench/network.sh bench/ingress.sh; do
 	echo "== $extra"
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"

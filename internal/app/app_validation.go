@@ -24,7 +24,7 @@ const (
 // Validate checks an App as it will be stored: call SetDefaults first, so
 // that defaulted fields are checked too. It returns every problem found,
 // each with its field path, in field order; nil means the App is valid.
-// Status and the metadata skiff sets (uid, generation,
+// Status and the metadata skiff sets (uid, generation, resourceVersion,
 // creationTimestamp) are not checked. That traffic targets name
 // revisions that exist is checked by the controller, which knows them.
 func Validate(app api.App) FieldErrors {

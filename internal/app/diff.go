@@ -18,7 +18,7 @@ const maxDiffCells = 4 << 20
 // Diff returns a unified diff of the YAML forms of two Apps, as `skiff
 // diff` shows it, or "" when they do not differ. Both are compared with
 // defaults applied and without status and the metadata skiff sets (uid,
-// generation, creationTimestamp), so that the diff shows only what
+// generation, resourceVersion, creationTimestamp), so that the diff shows only what
 // applying new over old would change. The headers name the App.
 func Diff(old, new api.App) string {
 	a := strings.SplitAfter(string(diffForm(old)), "\n")
@@ -51,7 +51,7 @@ func diffForm(app api.App) []byte {
 	c := Clone(app)
 	SetDefaults(&c)
 	c.Status = api.AppStatus{}
-	c.Metadata.UID, c.Metadata.Generation = "", 0
+	c.Metadata.UID, c.Metadata.Generation, c.Metadata.ResourceVersion = "", 0, ""
 	c.Metadata.CreationTimestamp = time.Time{}
 	b, err := MarshalYAML(c)
 	if err != nil {

@@ -41,6 +41,10 @@ type Images interface {
 
 // Mounter mounts and unmounts container root filesystems.
 type Mounter interface {
+	// Mount mounts lowers (top first) under upper at target, creating
+	// upper, work and target when missing; a new upper directory takes
+	// the owner, mode and times of the image root, which the container's
+	// root shows.
 	Mount(lowers []string, upper, work, target string) error
 	Unmount(target string) error
 }
@@ -137,10 +141,15 @@ type Manager struct {
 	// the same names; tests shorten them).
 	minBackoff, maxBackoff time.Duration
 
-	// images is held for reading from image resolution until the new
-	// container is registered, and for writing by HoldImages, so an image
-	// cannot be removed between a container choosing it and using it.
+	// images is held for reading while Create resolves an image and
+	// counts it in preparing, and for writing by HoldImages, so an image
+	// cannot be removed between a container choosing it and using it. It
+	// is never held while a container's files are read: a hostile image
+	// must not stall image removal and, behind it, every other Create.
 	images sync.RWMutex
+	// preparing counts, by image ID, the containers being created from
+	// each image and not registered yet; guarded by mu.
+	preparing map[string]int
 }
 
 // HoldImages blocks container creation until the returned function is
@@ -173,6 +182,29 @@ type entry struct {
 	// auto-removal waits for them (attachIdle) so they see the whole log.
 	attachN    int
 	attachIdle chan struct{}
+	// release, once closed, tells attached clients to stop holding the
+	// container's output back (see attachRelease).
+	release chan struct{}
+}
+
+// attachRelease returns a channel closed when the container is about to
+// be killed: attached clients then drop output they have not taken, so
+// that none can keep the monitor from recording the exit. e.mu is held.
+func (e *entry) attachRelease() <-chan struct{} {
+	if e.release == nil {
+		e.release = make(chan struct{})
+	}
+	return e.release
+}
+
+// releaseAttachments closes the channel attachRelease returned.
+func (e *entry) releaseAttachments() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.release != nil {
+		close(e.release)
+		e.release = nil
+	}
 }
 
 func (e *entry) attach() {
@@ -208,7 +240,7 @@ func New(cfg Config) (*Manager, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		cfg: cfg, log: cfg.Logger, bg: bg, cancel: cancel,
-		byID: map[string]*entry{}, byName: map[string]*entry{},
+		byID: map[string]*entry{}, byName: map[string]*entry{}, preparing: map[string]int{},
 		minBackoff: minBackoff, maxBackoff: maxBackoff,
 	}, nil
 }
@@ -258,14 +290,9 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 		return api.Container{}, errdefs.Invalid("this daemon has no networking: use --network none and no -p")
 	}
 	m.images.RLock()
-	registered := false
-	defer func() {
-		if !registered {
-			m.images.RUnlock()
-		}
-	}()
 	img, err := m.cfg.Images.Resolve(ctx, req.Config.Image)
 	if err != nil {
+		m.images.RUnlock()
 		return api.Container{}, err
 	}
 	id := newID()
@@ -276,26 +303,30 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 	}
 	if _, taken := m.byName[name]; taken {
 		m.mu.Unlock()
+		m.images.RUnlock()
 		return api.Container{}, errdefs.Conflict("container name %q is already in use: remove that container (skiff rm %s) or choose another name", name, name)
 	}
-	// Reserve the name while the container is prepared.
+	// Reserve the name, and keep the image in use, while the container
+	// is prepared.
 	e := &entry{exited: closedChan(), removed: make(chan struct{}), backoff: m.minBackoff}
 	m.byName[name] = e
+	m.preparing[img.ID]++
 	m.mu.Unlock()
+	m.images.RUnlock()
 
 	rec, err := m.prepare(ctx, id, name, img, req.Config)
+	m.mu.Lock()
+	if m.preparing[img.ID]--; m.preparing[img.ID] == 0 {
+		delete(m.preparing, img.ID)
+	}
 	if err != nil {
-		m.mu.Lock()
 		delete(m.byName, name)
 		m.mu.Unlock()
 		return api.Container{}, err
 	}
 	e.rec = *rec
-	m.mu.Lock()
 	m.byID[id] = e
 	m.mu.Unlock()
-	registered = true
-	m.images.RUnlock()
 	if m.cfg.Notify != nil {
 		m.cfg.Notify(rec.Container, false)
 	}
@@ -312,11 +343,11 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 // container. On error it leaves nothing behind.
 func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg api.ContainerConfig) (_ *store.ContainerRecord, err error) {
 	dir := m.containerDir(id)
-	for _, d := range []string{"upper", "work", "rootfs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("create container directory: %w", err)
-		}
+	// The mounter makes upper/, work/ and rootfs/ inside: upper/ with the
+	// image root's mode, which the container's root takes.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create container directory: %w", err)
 	}
 	rootfs := filepath.Join(dir, "rootfs")
 	defer func() {
@@ -558,10 +589,14 @@ func (m *Manager) List(ctx context.Context, all bool) []api.Container {
 	return out
 }
 
-// ImageInUse reports whether any container was made from image id.
+// ImageInUse reports whether any container was made, or is being made,
+// from image id.
 func (m *Manager) ImageInUse(id string) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if m.preparing[id] > 0 {
+		return true
+	}
 	for _, e := range m.byID {
 		e.mu.Lock()
 		used := e.rec.ImageID == id
@@ -598,7 +633,7 @@ func (m *Manager) Counts() (total, running int) {
 
 // persist writes e's state and announces it; callers hold e.mu.
 func (m *Manager) persist(ctx context.Context, e *entry) error {
-	err := m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), e.rec.ID, e.rec.State, e.rec.ManuallyStopped, e.rec.NetworkSettings)
+	err := m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), &e.rec)
 	if m.cfg.Notify != nil {
 		m.cfg.Notify(e.rec.Container, false)
 	}
@@ -654,10 +689,19 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 	e.mu.Unlock()
 	var err error
 	if !prepared {
+		if err := m.noteIntent(ctx, e, store.IntentStart); err != nil {
+			return err
+		}
 		if pid, err = m.prepareRunLocked(ctx, e); err != nil {
 			return m.startFailedLocked(ctx, e, err)
 		}
+		// The network made is recorded before the process may run.
+		if err := m.noteIntent(ctx, e, store.IntentStart); err != nil {
+			m.unprepareLocked(ctx, e)
+			return m.startFailedLocked(ctx, e, err)
+		}
 	}
+	m.pauseForTest(pauseCreated, id)
 	if beforeStart != nil {
 		err = beforeStart(id)
 	}
@@ -665,15 +709,11 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 	if err == nil {
 		err = m.cfg.Runtime.Start(ctx, id)
 	}
+	if err == nil {
+		m.pauseForTest(pauseStarted, id)
+	}
 	if err != nil {
-		m.cfg.Runtime.Delete(ctx, id)
-		if m.cfg.Networks != nil {
-			m.cfg.Networks.Teardown(ctx, id)
-		}
-		e.mu.Lock()
-		e.prepared = false
-		e.rec.NetworkSettings = nil
-		e.mu.Unlock()
+		m.unprepareLocked(ctx, e)
 		return m.startFailedLocked(ctx, e, err)
 	}
 	m.log.Debug("container start timing", "id", id[:12], "prepared", prepared, "start", time.Since(startedAt))
@@ -689,6 +729,7 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 		e.rec.State.RestartCount++
 	}
 	e.rec.ManuallyStopped = false
+	e.rec.Intent = ""
 	e.exited = make(chan struct{})
 	if err := m.persist(ctx, e); err != nil {
 		m.log.Error("record container start", "id", id[:12], "err", err)
@@ -766,12 +807,26 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 	return pid, nil
 }
 
+// unprepareLocked deletes what prepareRunLocked made: the runtime's
+// container and the network attachment. The caller holds e.op.
+func (m *Manager) unprepareLocked(ctx context.Context, e *entry) {
+	m.cfg.Runtime.Delete(ctx, e.rec.ID)
+	if m.cfg.Networks != nil {
+		m.cfg.Networks.Teardown(ctx, e.rec.ID)
+	}
+	e.mu.Lock()
+	e.prepared = false
+	e.rec.NetworkSettings = nil
+	e.mu.Unlock()
+}
+
 // startFailedLocked records that a start failed and returns the error to
 // give the caller.
 func (m *Manager) startFailedLocked(ctx context.Context, e *entry, err error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.rec.State.Status = api.StatusExited
+	e.rec.Intent = ""
 	e.rec.State.Error = err.Error()
 	e.rec.State.ExitCode = startFailureCode(err)
 	e.rec.State.FinishedAt = time.Now().UTC()
@@ -797,13 +852,33 @@ func (m *Manager) Prepare(ctx context.Context, ref string) error {
 	if prepared || status != api.StatusCreated {
 		return nil
 	}
-	if _, err := m.prepareRunLocked(context.WithoutCancel(ctx), e); err != nil {
+	if err := m.noteIntent(ctx, e, store.IntentStart); err != nil {
+		return err
+	}
+	_, err = m.prepareRunLocked(context.WithoutCancel(ctx), e)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rec.Intent = ""
+	e.prepared = err == nil
+	if perr := m.persist(ctx, e); err == nil && perr != nil {
+		// Unrecorded, the prepared state would be undone by a restart.
+		m.log.Error("record container prepared", "id", e.rec.ID[:12], "err", perr)
+	}
+	if err != nil {
 		return classifyStartError(e.rec.Name, err)
 	}
+	return nil
+}
+
+// noteIntent records, before the step begins, that e is about to take
+// it (see store.ContainerRecord.Intent).
+func (m *Manager) noteIntent(ctx context.Context, e *entry, intent string) error {
 	e.mu.Lock()
-	e.prepared = true
-	m.persist(ctx, e)
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	e.rec.Intent = intent
+	if err := m.persist(ctx, e); err != nil {
+		return fmt.Errorf("record container state: %w", err)
+	}
 	return nil
 }
 
@@ -873,10 +948,23 @@ func (m *Manager) watch(e *entry, run int) {
 		defer m.wg.Done()
 		st, err := m.cfg.Runtime.Wait(m.bg, id)
 		if err != nil {
-			if m.bg.Err() == nil {
-				m.log.Error("wait for container", "id", id[:12], "err", err)
+			if m.bg.Err() != nil {
+				return
 			}
-			return
+			if !errors.Is(err, errdefs.ErrUnavailable) {
+				m.log.Error("wait for container", "id", id[:12], "err", err)
+				return
+			}
+			// The monitor is gone: nothing would record the exit. End the
+			// run now rather than leave a container no stop can stop.
+			m.log.Warn("the container's monitor is gone: killing the container", "id", id[:12], "err", err)
+			if err := m.cfg.Runtime.Kill(m.bg, id, syscall.SIGKILL, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+				m.log.Warn("send SIGKILL", "id", id[:12], "err", err)
+			}
+			e.mu.Lock()
+			e.rec.State.Error = "the container's monitor (conmon) exited while it ran: the container was killed"
+			e.mu.Unlock()
+			st = runtime.ExitStatus{Code: 137, At: time.Now()}
 		}
 		m.exitedRun(e, run, st)
 	}()
@@ -898,6 +986,7 @@ func (m *Manager) exitedRun(e *entry, run int, st runtime.ExitStatus) {
 			e.rec.State.FinishedAt = time.Now().UTC()
 		}
 		e.rec.State.Pid = 0
+		e.rec.Intent, e.rec.StopDeadline = "", time.Time{}
 		if err := m.persist(m.bg, e); err != nil {
 			m.log.Error("record container exit", "id", e.rec.ID[:12], "err", err)
 		}
@@ -1056,25 +1145,28 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry, timeout *time.Durati
 	}
 	e.rec.ManuallyStopped = true
 	status := e.rec.State.Status
-	if status == api.StatusRestarting {
-		e.rec.State.Status = api.StatusExited
-	}
-	if status == api.StatusRunning {
-		e.rec.State.Status = api.StatusStopping
-	}
-	m.persist(ctx, e)
-	exited := e.exited
-	id, cfg := e.rec.ID, e.rec.Config
-	e.mu.Unlock()
-	if status != api.StatusRunning && status != api.StatusStopping {
-		return nil
-	}
+	id, cfg, run := e.rec.ID, e.rec.Config, e.run
 	grace := 10 * time.Second
 	if cfg.StopTimeout != nil {
 		grace = time.Duration(*cfg.StopTimeout) * time.Second
 	}
 	if timeout != nil {
 		grace = *timeout
+	}
+	deadline := time.Now().Add(grace)
+	if status == api.StatusRestarting {
+		e.rec.State.Status = api.StatusExited
+	}
+	if status == api.StatusRunning || status == api.StatusStopping {
+		// Written before the signal: a restart finishes the stop.
+		e.rec.State.Status = api.StatusStopping
+		e.rec.Intent, e.rec.StopDeadline = store.IntentStop, deadline
+	}
+	m.persist(ctx, e)
+	exited := e.exited
+	e.mu.Unlock()
+	if status != api.StatusRunning && status != api.StatusStopping {
+		return nil
 	}
 	sig := syscall.SIGTERM
 	if cfg.StopSignal != "" {
@@ -1089,9 +1181,12 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry, timeout *time.Durati
 			return nil
 		case <-time.After(grace):
 		case <-ctx.Done():
+			// The caller gave up; the stop still ends on time.
+			m.killAt(e, run, deadline)
 			return ctx.Err()
 		}
 	}
+	e.releaseAttachments()
 	if err := m.cfg.Runtime.Kill(ctx, id, syscall.SIGKILL, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		m.log.Warn("send SIGKILL", "id", id[:12], "err", err)
 	}

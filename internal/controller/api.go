@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"reflect"
 	"sort"
 	"strings"
@@ -13,45 +15,116 @@ import (
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/app"
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/store"
 )
 
 // Apply creates or updates an App from its desired state and returns it
 // as stored. Invalid Apps are ErrInvalid with every field error listed,
-// and change nothing. Status in the input is ignored.
+// and change nothing. Status in the input is ignored; so are uid,
+// generation and creationTimestamp. Without metadata.resourceVersion the
+// spec replaces the stored one whatever its version (a write that races
+// with another is read again and retried); with one, the App is written
+// only if it is still at that version, else the result is ErrConflict and
+// nothing changes. metadata.generation grows by one exactly when the
+// spec changes.
 func (c *Controller) Apply(ctx context.Context, in api.App) (api.App, error) {
-	in.Status = api.AppStatus{}
-	app.SetDefaults(&in)
-	if err := app.Validate(in).Err(); err != nil {
+	in, err := prepare(in)
+	if err != nil {
 		return api.App{}, err
 	}
-	name := in.Metadata.Name
+	unlock, err := c.appLocks.lock(ctx, in.Metadata.Name)
+	if err != nil {
+		return api.App{}, err
+	}
+	defer unlock()
+	if in.Metadata.ResourceVersion != "" {
+		return c.applyOnce(ctx, in)
+	}
+	return retryOnConflict(ctx, func() (api.App, error) { return c.applyOnce(ctx, in) })
+}
+
+// prepare makes an App as it is stored, without status, and validates it.
+func prepare(in api.App) (api.App, error) {
+	in.Status = api.AppStatus{}
+	app.SetDefaults(&in)
+	return in, app.Validate(in).Err()
+}
+
+// applyOnce writes in over the App as it is stored now: on condition that
+// the App is still at the version read here, or at in's resourceVersion
+// when in has one. A race lost is a *store.StaleError.
+func (c *Controller) applyOnce(ctx context.Context, in api.App) (api.App, error) {
+	name, want := in.Metadata.Name, in.Metadata.ResourceVersion
 	old, err := c.cfg.Store.GetApp(ctx, name)
 	switch {
+	case isNotFound(err) && want != "":
+		return api.App{}, &store.StaleError{Kind: "app", Name: name, Read: want}
 	case isNotFound(err):
 		in.Metadata.UID = newUID()
 		in.Metadata.Generation = 1
 		in.Metadata.CreationTimestamp = time.Now().UTC()
+		if err := c.checkTraffic(ctx, in); err != nil {
+			return api.App{}, err
+		}
+		out, err := c.cfg.Store.CreateApp(ctx, in)
+		if errors.Is(err, errdefs.ErrConflict) {
+			// Created meanwhile: the next attempt updates it.
+			return api.App{}, &store.StaleError{Kind: "app", Name: name}
+		}
+		if err != nil {
+			return api.App{}, err
+		}
+		c.routeNew(out)
+		c.enqueue(name)
+		return out, nil
 	case err != nil:
 		return api.App{}, err
-	default:
-		in.Metadata.UID = old.Metadata.UID
-		in.Metadata.CreationTimestamp = old.Metadata.CreationTimestamp
-		in.Metadata.Generation = old.Metadata.Generation
-		in.Status = old.Status
-		if !reflect.DeepEqual(normalized(old.Spec), normalized(in.Spec)) {
-			in.Metadata.Generation++
-		} else if reflect.DeepEqual(old.Metadata, in.Metadata) {
-			return old, nil // unchanged
-		}
+	case want != "" && want != old.Metadata.ResourceVersion:
+		return api.App{}, &store.StaleError{Kind: "app", Name: name, Read: want, Current: old.Metadata.ResourceVersion}
+	}
+	in.Metadata.UID = old.Metadata.UID
+	in.Metadata.CreationTimestamp = old.Metadata.CreationTimestamp
+	in.Metadata.Generation = old.Metadata.Generation
+	in.Metadata.ResourceVersion = old.Metadata.ResourceVersion
+	in.Status = old.Status
+	if !reflect.DeepEqual(normalized(old.Spec), normalized(in.Spec)) {
+		in.Metadata.Generation++
+	} else if reflect.DeepEqual(old.Metadata, in.Metadata) {
+		return old, nil // unchanged
 	}
 	if err := c.checkTraffic(ctx, in); err != nil {
 		return api.App{}, err
 	}
-	if err := c.cfg.Store.PutApp(ctx, in); err != nil {
+	out, err := c.cfg.Store.UpdateApp(ctx, in)
+	if err != nil {
 		return api.App{}, err
 	}
 	c.enqueue(name)
-	return in, nil
+	return out, nil
+}
+
+// maxConflictRetries bounds how often a verb reads and writes again after
+// losing a race with another write of the same App.
+const maxConflictRetries = 50
+
+// retryOnConflict runs one read-modify-write until it does not lose a
+// race (a *store.StaleError), waiting a little longer each time. Other
+// errors, and the race lost maxConflictRetries times, are returned.
+func retryOnConflict(ctx context.Context, once func() (api.App, error)) (api.App, error) {
+	wait := time.Millisecond
+	for i := 0; ; i++ {
+		out, err := once()
+		var stale *store.StaleError
+		if !errors.As(err, &stale) || i == maxConflictRetries {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return api.App{}, ctx.Err()
+		case <-time.After(wait + time.Duration(mrand.Int64N(int64(wait)))):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // normalized makes equal specs compare equal (nil vs empty).
@@ -175,7 +248,7 @@ func (c *Controller) Replicas(ctx context.Context, name string) ([]api.Replica, 
 				state = api.ReplicaTerminating
 			case v.status == api.StatusRestarting || v.status == api.StatusExited:
 				state = api.ReplicaFailed
-			case v.status == api.StatusCreated:
+			case v.status == api.StatusCreated && r.prewarm:
 				state = api.ReplicaPrewarmed
 			case !v.ready && !v.everReady:
 				state = api.ReplicaStarting
@@ -192,18 +265,29 @@ func (c *Controller) Replicas(ctx context.Context, name string) ([]api.Replica, 
 	return out, nil
 }
 
-// patch applies fn to the stored spec of an App and stores the result as
-// a new generation (validated like an apply).
+// patch applies fn to the stored App and stores the result (validated
+// like an apply) if the App is still as read; a race lost to another
+// write is read and patched again.
 func (c *Controller) patch(ctx context.Context, name string, fn func(a *api.App) error) (api.App, error) {
-	a, err := c.Get(ctx, name)
+	unlock, err := c.appLocks.lock(ctx, name)
 	if err != nil {
 		return api.App{}, err
 	}
-	a = app.Clone(a)
-	if err := fn(&a); err != nil {
-		return api.App{}, err
-	}
-	return c.Apply(ctx, a)
+	defer unlock()
+	return retryOnConflict(ctx, func() (api.App, error) {
+		a, err := c.Get(ctx, name)
+		if err != nil {
+			return api.App{}, err
+		}
+		a = app.Clone(a)
+		if err := fn(&a); err != nil {
+			return api.App{}, err
+		}
+		if a, err = prepare(a); err != nil {
+			return api.App{}, err
+		}
+		return c.applyOnce(ctx, a)
+	})
 }
 
 // SetTraffic replaces an App's traffic split.

@@ -19,7 +19,17 @@ import (
 
 // Store persists Apps, revisions and events.
 type Store interface {
-	PutApp(ctx context.Context, a api.App) error
+	// CreateApp stores a new App (ErrConflict if one has its name) and
+	// returns it with its resourceVersion.
+	CreateApp(ctx context.Context, a api.App) (api.App, error)
+	// UpdateApp writes an App's metadata and spec if it is still at
+	// a.Metadata.ResourceVersion, else returns a *store.StaleError
+	// (ErrConflict) and writes nothing. The status stays as stored.
+	UpdateApp(ctx context.Context, a api.App) (api.App, error)
+	// UpdateAppStatus writes only an App's status, under the same
+	// condition as UpdateApp.
+	UpdateAppStatus(ctx context.Context, name, resourceVersion string, s api.AppStatus) (api.App, error)
+	// GetApp returns an App with its resourceVersion.
 	GetApp(ctx context.Context, name string) (api.App, error)
 	ListApps(ctx context.Context) ([]api.App, error)
 	// DeleteApp deletes an App and its revisions.
@@ -61,7 +71,7 @@ type Config struct {
 	Store      Store
 	Containers Containers
 	Images     Images
-	Router     Router
+	Router     Router // optional: without it no route is served
 	// Domain makes default hosts: NAME.Domain ("localhost").
 	Domain string
 	// URLPort is the ingress port shown in status.url (omitted for 80).
@@ -82,6 +92,9 @@ type Controller struct {
 	bg  context.Context
 	cnl context.CancelFunc
 	wg  sync.WaitGroup
+
+	// appLocks queues the API verbs per App.
+	appLocks appLocks
 
 	qmu     sync.Mutex
 	pending map[string]bool
@@ -119,6 +132,8 @@ type appState struct {
 	scalers    map[string]*scaler // revision → autoscaler
 	// preparing counts prewarmed replicas being created, per revision.
 	preparing map[string]int
+	// launching holds the names of replicas being created and started.
+	launching map[string]bool
 }
 
 type revError struct{ reason, message string }
@@ -130,6 +145,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 2 * time.Second
+	}
+	if cfg.Router == nil {
+		cfg.Router = nopRouter{}
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Minute
@@ -313,7 +331,7 @@ func (c *Controller) stateLocked(name string) *appState {
 	if st == nil {
 		st = &appState{name: name, imageIDs: map[string]string{}, replicas: map[string]*replica{},
 			creating: map[string]int{}, want: map[string]int{}, revErrs: map[string]revError{}, lastEvents: map[string]time.Time{},
-			scalers: map[string]*scaler{}, preparing: map[string]int{}}
+			scalers: map[string]*scaler{}, preparing: map[string]int{}, launching: map[string]bool{}}
 		c.apps[name] = st
 	}
 	return st
@@ -323,3 +341,13 @@ var errGone = errors.New("app gone")
 
 // isNotFound reports an ErrNotFound error.
 func isNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }
+
+// nopRouter is the Router of a controller configured without one: it
+// takes route tables and drops them.
+type nopRouter struct{}
+
+func (nopRouter) Update(ingress.Table) error                     { return nil }
+func (nopRouter) WaitIdle(context.Context, string) error         { return nil }
+func (nopRouter) RevisionStats(string) (s ingress.RevisionStats) { return s }
+
+var _ Router = nopRouter{}

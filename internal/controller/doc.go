@@ -16,4 +16,12 @@
 // only when it is ready; a revision without traffic is scaled to zero, and
 // each of its replicas is first taken out of the route table, then waits
 // for its in-flight requests, then gets SIGTERM.
+//
+// Writes of an App are conditional on the resourceVersion they are based
+// on (store.UpdateApp). The API verbs (Apply, SetTraffic, Rollback,
+// Scale) take turns per App and read, change and write again when a
+// status write came between; an App applied with a resourceVersion gets
+// the conflict instead. Reconcile writes only status
+// (store.UpdateAppStatus), based on its own read: a status computed from
+// an older spec is refused, never stored over a newer App.
 package controller

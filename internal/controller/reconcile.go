@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/internal/store"
 )
 
 // reconcile converges one App. It never blocks on containers starting or
@@ -48,14 +50,48 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	}
 
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	status, changed, err := c.convergeLocked(ctx, st)
+	read := st.app.Metadata.ResourceVersion
+	c.mu.Unlock()
+	if err != nil || !changed {
+		return err
+	}
+	return c.writeStatus(ctx, st, read, status)
+}
+
+// writeStatus stores status as the status of the App read at version
+// read. Only the status is written, and only if the App is still at that
+// version: a status computed from an older spec never replaces a newer
+// one, nor puts the older spec back. A newer App is reconciled again.
+func (c *Controller) writeStatus(ctx context.Context, st *appState, read string, status api.AppStatus) error {
+	stored, err := c.cfg.Store.UpdateAppStatus(ctx, st.name, read, status)
+	var stale *store.StaleError
+	if errors.As(err, &stale) {
+		c.enqueue(st.name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if st.app.Metadata.ResourceVersion == read {
+		st.app = stored
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// convergeLocked acts on the revisions and replicas of an App whose spec
+// and revisions st holds, and returns the App's new status and whether it
+// differs from the stored one. The caller holds c.mu.
+func (c *Controller) convergeLocked(ctx context.Context, st *appState) (api.AppStatus, bool, error) {
 	// Revisions that are ready for the first time (before any scaling
 	// takes their replicas away).
 	for i, rev := range st.revs {
 		if !rev.Status.Ready && c.readyReplicasLocked(st, rev.Name) > 0 {
 			st.revs[i].Status.Ready = true
 			if err := c.cfg.Store.PutRevision(ctx, st.revs[i]); err != nil {
-				return err
+				return api.AppStatus{}, false, err
 			}
 			c.event(st, api.EventNormal, "RevisionReady", "revision %s is ready", rev.Name)
 		}
@@ -64,7 +100,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	latestReady := c.latestReadyLocked(st)
 	targets, err := resolveTraffic(st.app.Spec.Traffic, latestReady, latestCreated)
 	if err != nil {
-		return err
+		return api.AppStatus{}, false, err
 	}
 	st.targets = targets
 	// 3. Replicas per revision.
@@ -80,7 +116,8 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	}
 	c.pruneRevisionsLocked(ctx, st)
 	c.updateRoutesLocked()
-	return c.updateStatusLocked(ctx, st)
+	status := c.statusLocked(st)
+	return status, !reflect.DeepEqual(status, st.app.Status), nil
 }
 
 func hasRevision(revs []api.Revision, name string) bool {
@@ -240,6 +277,13 @@ func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev 
 		if v.terminating {
 			continue
 		}
+		if !r.prewarm && v.status == api.StatusCreated && !r.isStarting() && !st.launching[r.name] && c.neverStarted(r) {
+			// Nothing will start it: the daemon stopped between its create
+			// and its start (a restart undoes such a start).
+			c.event(st, api.EventWarning, "ReplicaFailed", "replica %s was never started (the daemon stopped while starting it); replacing it", r.name)
+			c.terminateLocked(st, r, "it was never started")
+			continue
+		}
 		if r.prewarm && v.status == api.StatusCreated && !r.isStarting() {
 			warm = append(warm, r)
 		} else {
@@ -290,6 +334,13 @@ func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev 
 	}
 }
 
+// neverStarted reports whether r's container is still created. (The
+// prober's view of the status can be a moment behind a start.)
+func (c *Controller) neverStarted(r *replica) bool {
+	ctr, err := c.cfg.Containers.Get(c.bg, r.id)
+	return err == nil && ctr.State.Status == api.StatusCreated
+}
+
 // startPrewarmedLocked starts a prewarmed replica in the background.
 func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 	r.mu.Lock()
@@ -302,6 +353,7 @@ func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 		if err := c.cfg.Containers.Start(c.bg, r.id); err != nil {
 			c.mu.Lock()
 			c.event(st, api.EventWarning, "ReplicaFailed", "prewarmed replica %s failed to start: %v", r.name, err)
+			c.replaceFailedLocked(st, r)
 			c.mu.Unlock()
 		}
 		r.poke()
@@ -312,7 +364,8 @@ func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 // createReplicaLocked creates one replica in the background: started, or
 // prewarmed (created and prepared, not started).
 func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID string, prewarm bool) {
-	req, err := containerRequest(st.app, rev, imageID, replicaName(rev.Name, randomSuffix()))
+	name := replicaName(rev.Name, randomSuffix())
+	req, err := containerRequest(st.app, rev, imageID, name)
 	if err != nil {
 		st.revErrs[rev.Name] = revError{api.ReasonSecretNotFound, err.Error()}
 		return
@@ -326,6 +379,7 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 		counter = st.preparing
 	}
 	counter[rev.Name]++
+	st.launching[name] = true
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -335,17 +389,42 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 		}
 		c.mu.Lock()
 		counter[rev.Name]--
+		delete(st.launching, name)
 		if err != nil {
 			c.event(st, api.EventWarning, "ReplicaFailed", "replica of %s failed to start: %v", rev.Name, err)
 		}
 		if ctr.ID != "" {
-			if _, ok := st.replicas[ctr.ID]; !ok {
-				c.trackLocked(st, ctr)
+			r := st.replicas[ctr.ID]
+			if r == nil {
+				r = c.trackLocked(st, ctr)
+			}
+			if err != nil {
+				c.replaceFailedLocked(st, r)
 			}
 		}
 		c.mu.Unlock()
 		c.enqueue(st.name)
 	}()
+}
+
+// failedReplicaHold is how long a replica that could not be started is
+// kept before it is replaced, so a start that keeps failing is retried at
+// that pace and not in a tight loop.
+const failedReplicaHold = 5 * time.Second
+
+// replaceFailedLocked removes, after failedReplicaHold, a replica whose
+// container could not be started; the next reconcile makes another.
+func (c *Controller) replaceFailedLocked(st *appState, r *replica) {
+	time.AfterFunc(failedReplicaHold, func() {
+		if c.bg.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if st.replicas[r.id] == r {
+			c.terminateLocked(st, r, "it could not be started")
+		}
+	})
 }
 
 // terminateLocked drains and removes a replica in the background: it
@@ -470,8 +549,8 @@ func (c *Controller) pruneRevisionsLocked(ctx context.Context, st *appState) {
 	}
 }
 
-// updateStatusLocked computes the App's status and stores it if changed.
-func (c *Controller) updateStatusLocked(ctx context.Context, st *appState) error {
+// statusLocked computes the App's status from what st holds.
+func (c *Controller) statusLocked(st *appState) api.AppStatus {
 	now := time.Now()
 	a := app.Clone(st.app)
 	s := &a.Status
@@ -552,11 +631,7 @@ func (c *Controller) updateStatusLocked(ctx context.Context, st *appState) error
 			c.event(st, api.EventNormal, "RolloutComplete", "revision %s serves %s", latestCreated, trafficText(st.targets))
 		}
 	}
-	if reflect.DeepEqual(a.Status, st.app.Status) {
-		return nil
-	}
-	st.app.Status = a.Status
-	return c.cfg.Store.PutApp(ctx, st.app)
+	return a.Status
 }
 
 func trafficText(ts []target) string {

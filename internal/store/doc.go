@@ -7,4 +7,10 @@
 // changes are numbered migrations applied at Open, in a transaction each.
 // Errors are classified with errdefs: a missing row is ErrNotFound, a
 // duplicate name is ErrConflict.
+//
+// Apps are versioned as in Kubernetes: each write gives the App a new
+// resourceVersion from one counter. UpdateApp (metadata and spec) and
+// UpdateAppStatus (status only) write only if the App is still at the
+// version the caller read, else they return a *StaleError (ErrConflict)
+// and write nothing.
 package store

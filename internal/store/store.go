@@ -119,6 +119,12 @@ var migrations = []string{
 		doc      TEXT NOT NULL
 	)`,
 	`CREATE INDEX events_object ON events (kind, name, id)`,
+	// resourceVersion: one counter for every versioned object, taken by
+	// each write (so a version is never reused); an App's version is its
+	// own column. Apps stored before versions existed start at 1.
+	`CREATE TABLE resource_version (value INTEGER NOT NULL)`,
+	`INSERT INTO resource_version (value) VALUES (1)`,
+	`ALTER TABLE apps ADD COLUMN version INTEGER NOT NULL DEFAULT 1`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
