@@ -291,10 +291,10 @@ func chaosConverged(t *testing.T, d *Daemon, addr string, m *chaosModel) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(d.Log)
-	t.Fatalf("%s did not converge on %+v within 60s: %s\ndaemon log tail:\n%s", m.name, *m, last, tail(string(b), 40))
+	t.Fatalf("%s did not converge on %+v within 60s: %s\ndaemon log tail:\n%s", m.name, *m, last, lastLines(string(b), 40))
 }
 
-func tail(s string, lines int) string {
+func lastLines(s string, lines int) string {
 	ls := strings.Split(s, "\n")
 	if len(ls) > lines {
 		ls = ls[len(ls)-lines:]
