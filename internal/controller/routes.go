@@ -44,6 +44,7 @@ func (c *Controller) tableLocked() ingress.Table {
 		}
 		a := st.app
 		rt := ingress.Route{
+			Internal:   !a.Spec.Ingress.External,
 			App:        a.Metadata.Name,
 			Hosts:      []string{app.Host(a, c.cfg.Domain)},
 			PathPrefix: a.Spec.Ingress.PathPrefix,
@@ -78,7 +79,7 @@ func (c *Controller) tableLocked() ingress.Table {
 				continue
 			}
 			t.Routes = append(t.Routes, ingress.Route{
-				App: a.Metadata.Name, Hosts: []string{app.TagHost(a, tg.Tag, c.cfg.Domain)}, PathPrefix: rt.PathPrefix, Timeout: rt.Timeout,
+				App: a.Metadata.Name, Internal: rt.Internal, Hosts: []string{app.TagHost(a, tg.Tag, c.cfg.Domain)}, PathPrefix: rt.PathPrefix, Timeout: rt.Timeout,
 				MaxQueue: rt.MaxQueue, QueueTimeout: rt.QueueTimeout,
 				Backends: []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: c.endpointsLocked(st, tg.Revision)}},
 			})

@@ -193,7 +193,8 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if cfg.IngressAddr == "" {
 		cfg.IngressAddr = ingress.DefaultAddr
 	}
-	if d.proxy, err = ingress.New(ingress.Config{Addr: cfg.IngressAddr, Activator: d, Logger: d.log.With("component", "ingress")}); err != nil {
+	local := &localClients{nets: d.networks}
+	if d.proxy, err = ingress.New(ingress.Config{Addr: cfg.IngressAddr, Activator: d, Local: local.Local, Logger: d.log.With("component", "ingress")}); err != nil {
 		return nil, err
 	}
 	if err := d.proxy.Start(ctx); err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,11 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// ClientIdleTimeout closes idle client connections; 120s.
 	ClientIdleTimeout time.Duration
+	// Local reports whether a client address belongs to this machine (one
+	// of the host's addresses, or a container on its networks); routes
+	// marked Internal answer only such clients and loopback ones. nil
+	// means loopback clients only.
+	Local func(netip.Addr) bool
 	// BodyReadTimeout bounds each wait for more bytes of a request body:
 	// a client whose body stalls longer is answered 408 and its request
 	// ends; 30s. The route's Timeout bounds the whole body as well.
@@ -290,7 +296,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	rt := p.snap.Load().route(host, path)
-	if rt == nil {
+	if rt == nil || rt.internal && !p.local(r.RemoteAddr) {
+		// An internal app is unknown to clients from elsewhere.
 		p.notFound(w, host, path)
 		return
 	}
@@ -379,3 +386,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route, t *ta
 }
 
 var _ http.Handler = (*Proxy)(nil)
+
+// local reports whether the client at remote ("ip:port") may reach
+// internal routes: a loopback client, or one Config.Local accepts.
+func (p *Proxy) local(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	return ip.IsLoopback() || p.cfg.Local != nil && p.cfg.Local(ip)
+}

@@ -32,6 +32,7 @@ type route struct {
 	msgBodyStalled  string
 	msgBodyTimeout  string
 	msgUnavailable  string // Route.Unavailable
+	internal        bool   // Route.Internal
 }
 
 // backend is a compiled Backend.
@@ -102,6 +103,7 @@ func (p *Proxy) compile(t Table) (*snapshot, map[string]*endpointState) {
 		rt.msgBodyStalled = fmt.Sprintf("app %s: the request body stalled: no byte for %s", r.App, p.cfg.BodyReadTimeout)
 		rt.msgBodyTimeout = fmt.Sprintf("app %s: the request body did not arrive within %s", r.App, rt.timeout)
 		rt.msgUnavailable = r.Unavailable
+		rt.internal = r.Internal
 		sum := 0
 		for _, b := range r.Backends {
 			rs := p.revisionState(b.Revision)

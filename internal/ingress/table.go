@@ -74,6 +74,10 @@ type Route struct {
 	// QueueTimeout bounds how long one request is held; 0 means
 	// DefaultQueueTimeout.
 	QueueTimeout time.Duration
+	// Internal restricts the route to clients on this machine (loopback,
+	// and those Config.Local accepts); clients from elsewhere get the 404
+	// of an unknown host.
+	Internal bool
 	// Unavailable, when set, says why the app cannot get a replica (its
 	// image does not resolve, its replicas crash): a request whose chosen
 	// backend has no endpoint is answered 503 with this message at once
