@@ -367,11 +367,7 @@ func (c *Controller) setReady(r *replica, ready bool, why string) {
 // liveness probe.
 func (c *Controller) restartReplica(r *replica, why string) {
 	c.setReady(r, false, why)
-	c.mu.Lock()
-	if st := c.apps[r.app]; st != nil {
-		c.event(st, api.EventWarning, "ProbeFailed", "replica %s: %s; restarting it", r.name, why)
-	}
-	c.mu.Unlock()
+	c.appEvent(r.app, api.EventWarning, "ProbeFailed", "replica %s: %s; restarting it", r.name, why)
 	r.mu.Lock()
 	r.probeKills++
 	r.mu.Unlock()
@@ -379,4 +375,12 @@ func (c *Controller) restartReplica(r *replica, why string) {
 	if err := c.cfg.Containers.Restart(context.WithoutCancel(c.bg), r.id, &grace); err != nil {
 		c.log.Warn("restart replica", "replica", r.name, "err", err)
 	}
+}
+
+// state is r as decide observes it.
+func (r *replica) state() replicaState {
+	r.mu.Lock()
+	starting := r.starting
+	r.mu.Unlock()
+	return replicaState{ID: r.id, Name: r.name, Revision: r.rev, Created: r.created, Prewarm: r.prewarm, Starting: starting, replicaView: r.view()}
 }
