@@ -9,6 +9,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/internal/probe"
 )
 
 // observed is what a reconcile saw of one App: the input of decide. It
@@ -346,7 +347,7 @@ func trafficText(ts []target) string {
 // probeDeadline is how long a replica may stay unready before its
 // revision counts as failing its probes.
 func probeDeadline(rs api.RevisionSpec) time.Duration {
-	startup, readiness, _ := probeConfig(rs.Probes, rs.Port)
+	startup, readiness, _ := probe.Config(rs.Probes, rs.Port)
 	d := 5*time.Second + readiness.InitialDelay.Duration + readiness.Period.Duration*time.Duration(readiness.FailureThreshold)
 	if startup != nil {
 		d += startup.InitialDelay.Duration + startup.Period.Duration*time.Duration(startup.FailureThreshold)

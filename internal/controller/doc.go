@@ -16,7 +16,8 @@
 // worker carries them out. The status and the route table are pure
 // builders over the same observation. A reconcile never waits: slow work
 // (creating a replica, draining one before stopping it) runs in the
-// background and enqueues the App again when done.
+// background and enqueues the App again when done. Each replica has a
+// prober (package probe) that reports its state and readiness back.
 //
 // Events are queued and recorded by the worker: no caller, and in
 // particular not Activate on the ingress's request path, waits for the

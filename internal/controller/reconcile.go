@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/probe"
 	"skiff.dev/skiff/internal/store"
 )
 
@@ -280,8 +281,13 @@ func (c *Controller) trackLocked(st *appState, ctr api.Container) *replica {
 	c.bcMu.Unlock()
 	ctx, cancel := context.WithCancel(c.bg)
 	r.cancel = cancel
+	p := &probe.Prober{ID: r.id, Port: r.port, Probes: r.probes, Runtime: probeRuntime{c.cfg.Containers},
+		Reporter: replicaReporter{c, r}, Wake: r.wakeCh}
 	c.wg.Add(1)
-	go c.runProber(ctx, r)
+	go func() {
+		defer c.wg.Done()
+		p.Run(ctx)
+	}()
 	return r
 }
 
