@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/app"
 	"skiff.dev/skiff/internal/ingress"
 )
@@ -27,23 +28,47 @@ func (c *Controller) updateRoutesLocked() {
 	}
 }
 
-// tableLocked is the route table of the current state (pure over it).
+// appRoutes is what the route table needs of one App: its spec, its
+// resolved traffic targets and the endpoints of each revision.
+type appRoutes struct {
+	App       api.App
+	Targets   []target
+	Endpoints map[string][]ingress.Endpoint // revision → ready endpoints
+}
+
+// tableLocked is the route table of the current state; the caller holds
+// c.mu.
 func (c *Controller) tableLocked() ingress.Table {
-	var t ingress.Table
 	names := make([]string, 0, len(c.apps))
 	for n := range c.apps {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var in []appRoutes
 	for _, n := range names {
 		st := c.apps[n]
 		if !st.exists || len(st.targets) == 0 {
 			continue
 		}
-		a := st.app
+		ar := appRoutes{App: st.app, Targets: st.targets, Endpoints: map[string][]ingress.Endpoint{}}
+		for _, tg := range st.targets {
+			ar.Endpoints[tg.Revision] = c.endpointsLocked(st, tg.Revision)
+		}
+		in = append(in, ar)
+	}
+	return routeTable(c.cfg.Domain, in)
+}
+
+// routeTable builds the ingress's route table (pure): for each App a
+// route on its host to the revisions with a share of the traffic, and a
+// route on each tag's host to the tagged revision alone.
+func routeTable(domain string, apps []appRoutes) ingress.Table {
+	var t ingress.Table
+	for _, ar := range apps {
+		a := ar.App
 		rt := ingress.Route{
 			App:        a.Metadata.Name,
-			Hosts:      []string{app.Host(a, c.cfg.Domain)},
+			Hosts:      []string{app.Host(a, domain)},
 			PathPrefix: a.Spec.Ingress.PathPrefix,
 			Timeout:    a.Spec.Ingress.Timeout.Duration,
 		}
@@ -56,24 +81,22 @@ func (c *Controller) tableLocked() ingress.Table {
 		if d, err := time.ParseDuration(a.Metadata.Annotations[AnnotationActivatorTimeout]); err == nil && d > 0 {
 			rt.QueueTimeout = d
 		}
-		for _, tg := range st.targets {
-			if tg.Percent == 0 {
-				continue
+		for _, tg := range ar.Targets {
+			if tg.Percent > 0 {
+				rt.Backends = append(rt.Backends, ingress.Backend{Revision: tg.Revision, Percent: tg.Percent, Endpoints: ar.Endpoints[tg.Revision]})
 			}
-			rt.Backends = append(rt.Backends, ingress.Backend{Revision: tg.Revision, Percent: tg.Percent, Endpoints: c.endpointsLocked(st, tg.Revision)})
 		}
 		if len(rt.Backends) > 0 {
 			t.Routes = append(t.Routes, rt)
 		}
-		for _, tg := range st.targets {
+		for _, tg := range ar.Targets {
 			if tg.Tag == "" {
 				continue
 			}
-			t.Routes = append(t.Routes, ingress.Route{
-				App: a.Metadata.Name, Hosts: []string{app.TagHost(a, tg.Tag, c.cfg.Domain)}, PathPrefix: rt.PathPrefix, Timeout: rt.Timeout,
-				MaxQueue: rt.MaxQueue, QueueTimeout: rt.QueueTimeout,
-				Backends: []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: c.endpointsLocked(st, tg.Revision)}},
-			})
+			tr := rt
+			tr.Hosts = []string{app.TagHost(a, tg.Tag, domain)}
+			tr.Backends = []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: ar.Endpoints[tg.Revision]}}
+			t.Routes = append(t.Routes, tr)
 		}
 	}
 	return t
