@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // ContainerConfig is what a user asks for when creating a container. Empty
 // fields take the image's values (Entrypoint, Cmd, Env, WorkingDir, User) or
@@ -205,14 +208,42 @@ type ConsoleSize struct {
 }
 
 // LogEntry is one line of a container's output.
+//
+// In JSON the line's bytes are carried base64-encoded in "data" (see
+// MarshalJSON), so output that is not UTF-8 comes back byte for byte.
 type LogEntry struct {
 	Time   time.Time `json:"time"`
 	Stream string    `json:"stream"` // "stdout" or "stderr"
-	// Line is the text without its trailing newline.
-	Line string `json:"line"`
+	// Line is the bytes of the line without its trailing newline, as the
+	// process wrote them: not necessarily UTF-8.
+	Line string `json:"-"`
 	// Partial is true when the line was split because it was too long
 	// and continues in the next entry.
 	Partial bool `json:"partial,omitempty"`
+}
+
+// logEntryJSON is LogEntry on the wire.
+type logEntryJSON struct {
+	Time    time.Time `json:"time"`
+	Stream  string    `json:"stream"`
+	Data    []byte    `json:"data"`
+	Partial bool      `json:"partial,omitempty"`
+}
+
+// MarshalJSON encodes e as {"time", "stream", "data", "partial"}, data
+// being the base64 (RFC 4648, with padding) of Line's bytes.
+func (e LogEntry) MarshalJSON() ([]byte, error) {
+	return json.Marshal(logEntryJSON{Time: e.Time, Stream: e.Stream, Data: []byte(e.Line), Partial: e.Partial})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (e *LogEntry) UnmarshalJSON(b []byte) error {
+	var w logEntryJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*e = LogEntry{Time: w.Time, Stream: w.Stream, Line: string(w.Data), Partial: w.Partial}
+	return nil
 }
 
 // ContainerStats is one sample of a container's resource usage.

@@ -123,17 +123,20 @@ func (c *Client) Logs(ctx context.Context, ref string, opts LogsOptions, fn func
 	}
 	defer resp.Body.Close()
 	return readLines(resp.Body, func(line []byte) error {
-		var rec struct {
-			api.LogEntry
-			Error *api.Error `json:"error"`
-		}
-		if err := json.Unmarshal(line, &rec); err != nil {
+		var e api.LogEntry
+		if err := json.Unmarshal(line, &e); err != nil {
 			return fmt.Errorf("decode log entry: %w", err)
 		}
-		if rec.Error != nil {
+		if e.Stream == "" { // not an entry: the error that ends the answer
+			var rec struct {
+				Error *api.Error `json:"error"`
+			}
+			if err := json.Unmarshal(line, &rec); err != nil || rec.Error == nil {
+				return fmt.Errorf("decode log entry: neither an entry nor an error: %.100q", line)
+			}
 			return &Error{Status: 500, API: *rec.Error}
 		}
-		return fn(rec.LogEntry)
+		return fn(e)
 	})
 }
 

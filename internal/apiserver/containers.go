@@ -171,20 +171,18 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) error {
 	flusher, _ := w.(http.Flusher)
 	bw := bufio.NewWriterSize(w, 32<<10)
 	enc := json.NewEncoder(bw)
-	err = s.containers.Logs(r.Context(), r.PathValue("id"), opts, func(e api.LogEntry) error {
-		if err := enc.Encode(e); err != nil {
+	// Following, entries are sent whenever the reader has caught up with
+	// the log (and whenever the buffer fills), not one write per entry.
+	opts.Idle = func() error {
+		if err := bw.Flush(); err != nil {
 			return err
 		}
-		if opts.Follow {
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
+		if flusher != nil {
+			flusher.Flush()
 		}
 		return nil
-	})
+	}
+	err = s.containers.Logs(r.Context(), r.PathValue("id"), opts, func(e api.LogEntry) error { return enc.Encode(e) })
 	if err != nil && r.Context().Err() == nil {
 		enc.Encode(struct {
 			Error api.Error `json:"error"`
@@ -217,18 +215,7 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer end()
-	var line []byte
-	res, err := s.containers.Attach(ctx, r.PathValue("id"), start, stdin, func(e api.LogEntry) error {
-		t := stream.Stdout
-		if e.Stream == "stderr" {
-			t = stream.Stderr
-		}
-		line = append(line[:0], e.Line...)
-		if !e.Partial {
-			line = append(line, '\n')
-		}
-		return sw.WriteFrame(t, line)
-	})
+	res, err := s.containers.Attach(ctx, r.PathValue("id"), start, stdin, sw.Stream(stream.Stdout), sw.Stream(stream.Stderr))
 	if err != nil {
 		return sw.WriteError(APIError(err))
 	}

@@ -3,11 +3,14 @@ package apiserver
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/units"
 )
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
@@ -41,7 +44,11 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
 // importImage takes an image archive (OCI archive or docker save tar,
 // optionally compressed) as the request body.
 func (s *Server) importImage(w http.ResponseWriter, r *http.Request) error {
-	imgs, err := s.images.Import(r.Context(), r.Body)
+	body, err := s.upload(w, r, "the image archive")
+	if err != nil {
+		return err
+	}
+	imgs, err := s.images.Import(r.Context(), body)
 	if err != nil {
 		return err
 	}
@@ -120,6 +127,10 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 		}
 		opts.BuildArgs[k] = v
 	}
+	body, err := s.upload(w, r, "the build context")
+	if err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(200)
 	flusher, _ := w.(http.Flusher)
@@ -132,7 +143,7 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 			flusher.Flush()
 		}
 	})
-	res, err := s.images.Build(r.Context(), r.Body, opts, progress)
+	res, err := s.images.Build(r.Context(), body, opts, progress)
 	if err != nil {
 		enc.Encode(map[string]api.Error{"error": APIError(err)})
 	} else {
@@ -151,4 +162,31 @@ func (f lineWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// upload returns r's body capped at s.maxUpload: reading past it fails
+// with an ErrInvalid error that names what (the subject of a sentence),
+// the limit, and the flag that raises it. A body announced larger fails
+// at once.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request, what string) (io.Reader, error) {
+	over := errdefs.Invalid("%s exceeds the upload limit of %s: raise it with skiff daemon --max-image-size", what, units.Bytes(s.maxUpload))
+	if r.ContentLength > s.maxUpload {
+		return nil, over
+	}
+	return &uploadReader{r: http.MaxBytesReader(w, r.Body, s.maxUpload), over: over}, nil
+}
+
+// uploadReader turns http.MaxBytesReader's error into over.
+type uploadReader struct {
+	r    io.Reader
+	over error
+}
+
+func (u *uploadReader) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = u.over
+	}
+	return n, err
 }

@@ -30,7 +30,7 @@ type Containers interface {
 	Remove(ctx context.Context, ref string, force bool) error
 	Wait(ctx context.Context, ref, condition string) (api.ContainerWaitResponse, error)
 	Logs(ctx context.Context, ref string, opts container.LogOptions, fn func(api.LogEntry) error) error
-	Attach(ctx context.Context, ref string, start bool, stdin io.Reader, fn func(api.LogEntry) error) (api.ContainerWaitResponse, error)
+	Attach(ctx context.Context, ref string, start bool, stdin io.Reader, stdout, stderr io.Writer) (api.ContainerWaitResponse, error)
 	Exec(ctx context.Context, ref string, req api.ExecRequest, stdio runtime.ExecIO) (int, error)
 	Stats(ctx context.Context, ref string) (api.ContainerStats, error)
 	Resize(ctx context.Context, ref string, size api.ConsoleSize) error
@@ -74,12 +74,34 @@ type Server struct {
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
+	// maxUpload caps image archives and build contexts (see WithMaxUpload).
+	maxUpload int64
 
 	execSessions execSessions
 }
 
 // MaxJSONBody caps JSON request bodies.
 const MaxJSONBody = 1 << 20
+
+// DefaultMaxUpload caps image archives and build contexts unless
+// WithMaxUpload says otherwise; it matches the image store's default
+// image size limit.
+const DefaultMaxUpload int64 = 20 << 30
+
+// Option configures New.
+type Option func(*Server)
+
+// WithMaxUpload caps the bodies of image imports and builds at n bytes
+// (n <= 0 keeps DefaultMaxUpload). A larger body is refused with
+// ErrInvalid once n bytes have been read, naming the limit and
+// skiff daemon --max-image-size, which sets it.
+func WithMaxUpload(n int64) Option {
+	return func(s *Server) {
+		if n > 0 {
+			s.maxUpload = n
+		}
+	}
+}
 
 // Services are what the API serves.
 type Services struct {
@@ -94,9 +116,13 @@ type Services struct {
 }
 
 // New returns the API handler.
-func New(svc Services, log *slog.Logger) *Server {
+func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux()}
+		networks: svc.Networks, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		maxUpload: DefaultMaxUpload}
+	for _, o := range opts {
+		o(srv)
+	}
 	srv.routes()
 	return srv
 }

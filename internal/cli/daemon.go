@@ -8,13 +8,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/internal/daemon"
+	"skiff.dev/skiff/internal/errdefs"
 )
 
 func newDaemonCmd(g *globals) *cobra.Command {
 	var (
-		cfg     daemon.Config
-		logSize string
-		debug   bool
+		cfg       daemon.Config
+		logSize   string
+		imageSize string
+		debug     bool
 	)
 	c := &cobra.Command{
 		Use:   "daemon",
@@ -36,6 +38,12 @@ so containers keep running when the daemon stops or restarts.`,
 				return err
 			}
 			cfg.LogMaxSize = n
+			if cfg.MaxImageSize, err = parseBytes("max-image-size", imageSize); err != nil {
+				return err
+			}
+			if cfg.MaxImageSize < 1<<20 {
+				return errdefs.Invalid("--max-image-size %s is too small: give at least 1m", imageSize)
+			}
 			d, err := daemon.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -46,6 +54,7 @@ so containers keep running when the daemon stops or restarts.`,
 	c.Flags().StringVar(&cfg.Root, "root", daemon.DefaultRoot, "state directory")
 	c.Flags().StringVar(&cfg.Runtime, "runtime", daemon.DefaultRuntime, "OCI runtime: runc, crun or a path")
 	c.Flags().StringVar(&logSize, "log-max-size", "10m", "size at which a container log is rotated")
+	c.Flags().StringVar(&imageSize, "max-image-size", "20g", "largest image archive or build context accepted, and largest image (its layers compressed, or unpacked)")
 	c.Flags().StringVar(&cfg.IngressAddr, "ingress-addr", "127.0.0.1:8080", "address of the HTTP ingress for Apps (\":80\" for every address on port 80)")
 	c.Flags().StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics on this TCP address (they are always at /metrics on the API socket)")
 	c.Flags().StringVar(&cfg.Domain, "domain", "localhost", "domain of Apps' default hosts: NAME.DOMAIN")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"sync"
@@ -32,26 +33,48 @@ func newLogsCmd(g *globals) *cobra.Command {
 				}
 			}
 			var mu sync.Mutex
+			// Entries are written through buffers, flushed often enough
+			// for a follower to see output as it comes.
+			stdout, stderr := bufio.NewWriterSize(g.stdout, 64<<10), bufio.NewWriterSize(g.stderr, 64<<10)
+			flush := func() {
+				mu.Lock()
+				defer mu.Unlock()
+				stdout.Flush()
+				stderr.Flush()
+			}
+			defer flush()
+			stopFlushing := make(chan struct{})
+			defer close(stopFlushing)
+			go func() {
+				tick := time.NewTicker(100 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-tick.C:
+						flush()
+					case <-stopFlushing:
+						return
+					}
+				}
+			}()
 			printer := func(prefix string) func(e api.LogEntry) error {
 				return func(e api.LogEntry) error {
 					mu.Lock()
 					defer mu.Unlock()
-					w := g.stdout
+					w := stdout
 					if e.Stream == "stderr" {
-						w = g.stderr
+						w = stderr
 					}
-					if prefix != "" {
-						fmt.Fprint(w, prefix)
-					}
+					w.WriteString(prefix)
 					if timestamps {
-						fmt.Fprint(w, e.Time.Format(time.RFC3339Nano), " ")
+						w.WriteString(e.Time.Format(time.RFC3339Nano))
+						w.WriteByte(' ')
 					}
-					nl := "\n"
-					if e.Partial {
-						nl = ""
+					_, err := w.WriteString(e.Line)
+					if !e.Partial && err == nil {
+						err = w.WriteByte('\n')
 					}
-					_, err := fmt.Fprint(w, e.Line, nl)
-					return err
+					return err // a failed flush stays the writer's error
 				}
 			}
 			cl := g.client()

@@ -41,6 +41,10 @@ type Images interface {
 
 // Mounter mounts and unmounts container root filesystems.
 type Mounter interface {
+	// Mount mounts lowers (top first) under upper at target, creating
+	// upper, work and target when missing; a new upper directory takes
+	// the owner, mode and times of the image root, which the container's
+	// root shows.
 	Mount(lowers []string, upper, work, target string) error
 	Unmount(target string) error
 }
@@ -137,10 +141,15 @@ type Manager struct {
 	// the same names; tests shorten them).
 	minBackoff, maxBackoff time.Duration
 
-	// images is held for reading from image resolution until the new
-	// container is registered, and for writing by HoldImages, so an image
-	// cannot be removed between a container choosing it and using it.
+	// images is held for reading while Create resolves an image and
+	// counts it in preparing, and for writing by HoldImages, so an image
+	// cannot be removed between a container choosing it and using it. It
+	// is never held while a container's files are read: a hostile image
+	// must not stall image removal and, behind it, every other Create.
 	images sync.RWMutex
+	// preparing counts, by image ID, the containers being created from
+	// each image and not registered yet; guarded by mu.
+	preparing map[string]int
 }
 
 // HoldImages blocks container creation until the returned function is
@@ -173,6 +182,29 @@ type entry struct {
 	// auto-removal waits for them (attachIdle) so they see the whole log.
 	attachN    int
 	attachIdle chan struct{}
+	// release, once closed, tells attached clients to stop holding the
+	// container's output back (see attachRelease).
+	release chan struct{}
+}
+
+// attachRelease returns a channel closed when the container is about to
+// be killed: attached clients then drop output they have not taken, so
+// that none can keep the monitor from recording the exit. e.mu is held.
+func (e *entry) attachRelease() <-chan struct{} {
+	if e.release == nil {
+		e.release = make(chan struct{})
+	}
+	return e.release
+}
+
+// releaseAttachments closes the channel attachRelease returned.
+func (e *entry) releaseAttachments() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.release != nil {
+		close(e.release)
+		e.release = nil
+	}
 }
 
 func (e *entry) attach() {
@@ -208,7 +240,7 @@ func New(cfg Config) (*Manager, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		cfg: cfg, log: cfg.Logger, bg: bg, cancel: cancel,
-		byID: map[string]*entry{}, byName: map[string]*entry{},
+		byID: map[string]*entry{}, byName: map[string]*entry{}, preparing: map[string]int{},
 		minBackoff: minBackoff, maxBackoff: maxBackoff,
 	}, nil
 }
@@ -258,14 +290,9 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 		return api.Container{}, errdefs.Invalid("this daemon has no networking: use --network none and no -p")
 	}
 	m.images.RLock()
-	registered := false
-	defer func() {
-		if !registered {
-			m.images.RUnlock()
-		}
-	}()
 	img, err := m.cfg.Images.Resolve(ctx, req.Config.Image)
 	if err != nil {
+		m.images.RUnlock()
 		return api.Container{}, err
 	}
 	id := newID()
@@ -276,26 +303,30 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 	}
 	if _, taken := m.byName[name]; taken {
 		m.mu.Unlock()
+		m.images.RUnlock()
 		return api.Container{}, errdefs.Conflict("container name %q is already in use: remove that container (skiff rm %s) or choose another name", name, name)
 	}
-	// Reserve the name while the container is prepared.
+	// Reserve the name, and keep the image in use, while the container
+	// is prepared.
 	e := &entry{exited: closedChan(), removed: make(chan struct{}), backoff: m.minBackoff}
 	m.byName[name] = e
+	m.preparing[img.ID]++
 	m.mu.Unlock()
+	m.images.RUnlock()
 
 	rec, err := m.prepare(ctx, id, name, img, req.Config)
+	m.mu.Lock()
+	if m.preparing[img.ID]--; m.preparing[img.ID] == 0 {
+		delete(m.preparing, img.ID)
+	}
 	if err != nil {
-		m.mu.Lock()
 		delete(m.byName, name)
 		m.mu.Unlock()
 		return api.Container{}, err
 	}
 	e.rec = *rec
-	m.mu.Lock()
 	m.byID[id] = e
 	m.mu.Unlock()
-	registered = true
-	m.images.RUnlock()
 	if m.cfg.Notify != nil {
 		m.cfg.Notify(rec.Container, false)
 	}
@@ -312,11 +343,11 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 // container. On error it leaves nothing behind.
 func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg api.ContainerConfig) (_ *store.ContainerRecord, err error) {
 	dir := m.containerDir(id)
-	for _, d := range []string{"upper", "work", "rootfs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("create container directory: %w", err)
-		}
+	// The mounter makes upper/, work/ and rootfs/ inside: upper/ with the
+	// image root's mode, which the container's root takes.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create container directory: %w", err)
 	}
 	rootfs := filepath.Join(dir, "rootfs")
 	defer func() {
@@ -558,10 +589,14 @@ func (m *Manager) List(ctx context.Context, all bool) []api.Container {
 	return out
 }
 
-// ImageInUse reports whether any container was made from image id.
+// ImageInUse reports whether any container was made, or is being made,
+// from image id.
 func (m *Manager) ImageInUse(id string) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if m.preparing[id] > 0 {
+		return true
+	}
 	for _, e := range m.byID {
 		e.mu.Lock()
 		used := e.rec.ImageID == id
@@ -1092,6 +1127,7 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry, timeout *time.Durati
 			return ctx.Err()
 		}
 	}
+	e.releaseAttachments()
 	if err := m.cfg.Runtime.Kill(ctx, id, syscall.SIGKILL, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		m.log.Warn("send SIGKILL", "id", id[:12], "err", err)
 	}

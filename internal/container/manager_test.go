@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -130,8 +131,8 @@ func (f *fakeRuntime) Exec(ctx context.Context, id string, p *specs.Process, std
 func (f *fakeRuntime) Resize(ctx context.Context, id string, size specs.Box) error {
 	return errdefs.Unavailable("the fake runtime has no terminal")
 }
-func (f *fakeRuntime) AttachStdin(ctx context.Context, id string) (io.WriteCloser, error) {
-	return nil, errdefs.Unavailable("the fake runtime has no stdin")
+func (f *fakeRuntime) Attach(ctx context.Context, id string, stdin bool) (runtime.Attachment, error) {
+	return nil, errdefs.Unavailable("the fake runtime has no stdio")
 }
 func (f *fakeRuntime) Stats(ctx context.Context, id string) (runtime.Stats, error) {
 	return runtime.Stats{}, nil
@@ -165,8 +166,16 @@ func (fakeImages) Resolve(ctx context.Context, ref string) (*Image, error) {
 
 type fakeMounter struct{}
 
-func (fakeMounter) Mount(lowers []string, upper, work, target string) error { return nil }
-func (fakeMounter) Unmount(target string) error                             { return nil }
+// Mount creates the directories, as the real mounter does.
+func (fakeMounter) Mount(lowers []string, upper, work, target string) error {
+	for _, d := range []string{upper, work, target} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+func (fakeMounter) Unmount(target string) error { return nil }
 
 type fakeSpecer struct{}
 
@@ -465,5 +474,68 @@ func TestParseSignal(t *testing.T) {
 				t.Fatalf("ParseSignal(%q) = %v, %v", tc.in, got, err)
 			}
 		})
+	}
+}
+
+// blockingSpecer stops in Spec, as reading a hostile image's files once
+// did, until release is closed; then it fails or builds the spec.
+type blockingSpecer struct {
+	fakeSpecer
+	entered chan struct{}
+	release chan struct{}
+	fail    bool
+}
+
+func (s blockingSpecer) Spec(in SpecInput) (*specs.Spec, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	if s.fail {
+		return nil, errdefs.Invalid("/etc/passwd is a named pipe (FIFO), not a regular file")
+	}
+	return s.fakeSpecer.Spec(in)
+}
+
+// TestCreateHoldsNoImageLockWhilePreparing: a Create stuck preparing its
+// container must not stop image removal (HoldImages) or other Creates,
+// and its image stays in use until it is registered or has failed.
+func TestCreateHoldsNoImageLockWhilePreparing(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		m := newTestManager(t, newFakeRuntime(), t.TempDir())
+		sp := blockingSpecer{entered: make(chan struct{}, 1), release: make(chan struct{}), fail: fail}
+		m.cfg.Specer = sp
+		errc := make(chan error, 1)
+		go func() {
+			_, err := m.Create(context.Background(), api.ContainerCreateRequest{Name: "stuck", Config: api.ContainerConfig{Image: "img", Cmd: []string{"x"}}})
+			errc <- err
+		}()
+		<-sp.entered
+		held := make(chan func(), 1)
+		go func() { held <- m.HoldImages() }()
+		select {
+		case release := <-held:
+			if !m.ImageInUse("sha256:1234") {
+				t.Error("the image of a container being created is not in use")
+			}
+			release()
+		case <-time.After(5 * time.Second):
+			t.Fatal("HoldImages waited for a Create that was reading its container's files")
+		}
+		close(sp.release)
+		err := <-errc
+		if fail {
+			if err == nil {
+				t.Fatal("the create did not fail")
+			}
+			if m.ImageInUse("sha256:1234") {
+				t.Error("a failed create left its image in use")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.ImageInUse("sha256:1234") {
+			t.Error("a created container's image is not in use")
+		}
 	}
 }

@@ -74,6 +74,7 @@ func (c *Controller) applyOnce(ctx context.Context, in api.App) (api.App, error)
 		if err != nil {
 			return api.App{}, err
 		}
+		c.routeNew(out)
 		c.enqueue(name)
 		return out, nil
 	case err != nil:

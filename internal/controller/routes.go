@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -47,7 +48,7 @@ func (c *Controller) tableLocked() ingress.Table {
 	var in []appRoutes
 	for _, n := range names {
 		st := c.apps[n]
-		if !st.exists || len(st.targets) == 0 {
+		if !st.exists {
 			continue
 		}
 		ar := appRoutes{App: st.app, Targets: st.targets, Endpoints: map[string][]ingress.Endpoint{}}
@@ -86,6 +87,12 @@ func routeTable(domain string, apps []appRoutes) ingress.Table {
 				rt.Backends = append(rt.Backends, ingress.Backend{Revision: tg.Revision, Percent: tg.Percent, Endpoints: ar.Endpoints[tg.Revision]})
 			}
 		}
+		if len(st.targets) == 0 {
+			// Routed from the moment it is stored: until its first
+			// revision is made, requests wait for it (as at zero replicas).
+			rt.Backends = []ingress.Backend{{Revision: firstRevision(st), Percent: 100}}
+		}
+		rt.Unavailable = c.unavailableLocked(st, rt.Backends)
 		if len(rt.Backends) > 0 {
 			t.Routes = append(t.Routes, rt)
 		}
@@ -116,4 +123,50 @@ func (c *Controller) endpointsLocked(st *appState, rev string) []ingress.Endpoin
 	}
 	sort.Slice(eps, func(i, j int) bool { return eps[i].ID < eps[j].ID })
 	return eps
+}
+
+// routeNew routes a just-created App at once, before its first reconcile:
+// from the moment apply is acknowledged, requests for its host wait for
+// its first revision instead of finding no route.
+func (c *Controller) routeNew(a api.App) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.stateLocked(a.Metadata.Name)
+	if st.exists {
+		return
+	}
+	st.app, st.exists = a, true
+	c.updateRoutesLocked()
+}
+
+// firstRevision names the revision an App without traffic targets waits
+// for: its latest, or the first it will have.
+func firstRevision(st *appState) string {
+	if n := len(st.revs); n > 0 {
+		return st.revs[n-1].Name
+	}
+	return app.RevisionName(st.name, 1)
+}
+
+// cannotStart are the problems that keep a revision from getting a
+// replica however long a request waits.
+var cannotStart = map[string]bool{
+	api.ReasonImageNotFound:    true,
+	api.ReasonSecretNotFound:   true,
+	api.ReasonCrashLoopBackOff: true,
+	api.ReasonOOMKilled:        true,
+}
+
+// unavailableLocked says why requests for backends without endpoints
+// would wait in vain, or "" when a replica may still come.
+func (c *Controller) unavailableLocked(st *appState, bs []ingress.Backend) string {
+	for _, b := range bs {
+		if len(b.Endpoints) > 0 {
+			continue
+		}
+		if reason, msg := c.problemLocked(st, b.Revision); cannotStart[reason] {
+			return fmt.Sprintf("app %s cannot serve: %s: %s", st.name, reason, msg)
+		}
+	}
+	return ""
 }

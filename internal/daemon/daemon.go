@@ -40,6 +40,8 @@ const (
 	// SocketGroup, when a group of that name exists, owns the API socket,
 	// so its members can use the CLI without root.
 	SocketGroup = "skiff"
+	// DefaultMaxImageSize is the image store's default bound (20 GiB).
+	DefaultMaxImageSize = image.DefaultMaxImageSize
 )
 
 // Config is the daemon's configuration.
@@ -53,6 +55,10 @@ type Config struct {
 	Runtime string
 	// LogMaxSize caps each container log before it is rotated.
 	LogMaxSize int64
+	// MaxImageSize bounds image data: an import or build upload, an
+	// archive or layer decompressed, the layers of an image written or
+	// unpacked (default DefaultMaxImageSize).
+	MaxImageSize int64
 	// IngressAddr is where the HTTP ingress listens (default
 	// 127.0.0.1:8080; ":80" serves every address on the standard port).
 	IngressAddr string
@@ -118,6 +124,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if cfg.LogMaxSize == 0 {
 		cfg.LogMaxSize = DefaultLogMaxSize
 	}
+	if cfg.MaxImageSize <= 0 {
+		cfg.MaxImageSize = DefaultMaxImageSize
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -149,7 +158,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if d.db, err = store.Open(ctx, filepath.Join(root, "skiff.db")); err != nil {
 		return nil, err
 	}
-	if d.images, err = image.Open(root); err != nil {
+	if d.images, err = image.Open(root, image.WithMaxImageSize(cfg.MaxImageSize), image.WithLogger(d.log.With("component", "images"))); err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
 	if d.runtime, err = runc.New(ctx, runc.WithStateDir(filepath.Join(root, "runtime")), runc.WithRuntime(cfg.Runtime)); err != nil {
@@ -222,7 +231,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		Metrics:    metrics,
 		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs},
 		Apps: d.apps, Events: d.db, Networks: d.networks, System: &system{d: d},
-	}, d.log)
+	}, d.log, apiserver.WithMaxUpload(cfg.MaxImageSize))
 	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 	d.log.Info("skiff daemon ready", "root", root, "socket", cfg.Socket, "ingress", d.proxy.Addr().String(),
 		"runtime", info.Name+" "+info.Version, "cgroups", info.CgroupLayout)

@@ -134,8 +134,15 @@ func (s *Store) putBlob(ctx context.Context, want v1.Hash, size int64, open func
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	defer f.Close()
+	// Stop reading where the descriptor says the blob ends (or at the
+	// image size limit, for a blob of unknown size), rather than check
+	// the size once a source that never ends has filled the disk.
+	limit, over := size, errdefs.Invalid("blob %s: content is larger than the %d bytes its descriptor says: the source is corrupt", want, size)
+	if size < 0 {
+		limit, over = s.maxImageSize, s.tooLarge(fmt.Sprintf("blob %s", want))
+	}
 	h := newSHA256()
-	n, err := io.Copy(io.MultiWriter(diskWriter{f}, h), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(diskWriter{f}, h), limitReader(ctxReader{ctx, rc}, limit, over))
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
@@ -259,6 +266,17 @@ func (s *Store) writeImage(ctx context.Context, img v1.Image, pins *pinSet, w *w
 		return v1.Descriptor{}, nil, err
 	}
 	mf := meta.manifest
+	// Refuse an image whose layers add up to more than the limit before
+	// fetching any of them.
+	var total int64
+	for _, l := range mf.Layers {
+		if l.Size < 0 {
+			return v1.Descriptor{}, nil, errdefs.Invalid("layer %s has a negative size in the manifest: the source is corrupt", l.Digest)
+		}
+		if total += min(l.Size, s.maxImageSize+1); total > s.maxImageSize {
+			return v1.Descriptor{}, nil, s.tooLarge("the image's compressed layer data, as its manifest lists it,")
+		}
+	}
 	keys := []string{blobKey(desc.Digest), blobKey(mf.Config.Digest)}
 	for _, l := range mf.Layers {
 		keys = append(keys, blobKey(l.Digest))

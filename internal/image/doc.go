@@ -50,6 +50,19 @@
 // "/", ":" or "@"). A bare ref.name such as "latest" is a tag without a
 // repository: that image is imported untagged, kept by ID.
 //
+// # Layer roots
+//
+// A container's root takes its owner, mode and times from the top layer
+// directory of its image (see internal/runtime/rootfs). Each layer
+// directory therefore holds those of the image root as of that layer: the
+// root entry ("./") of the lowest layer that has one, else 0755 owned by
+// 0:0. A root entry in a higher layer is ignored: it often describes a
+// temporary build directory (0700) and would lock users other than root
+// out of "/". A directory whose attributes came from a root entry carries
+// the xattr trusted.skiff.root, so the layers above it keep them. Device
+// nodes in a layer are left out (unpack's rules), with one warning per
+// layer in the store's log.
+//
 // # Consistency
 //
 // Every write of index.json goes through a synced temporary file renamed
@@ -74,6 +87,16 @@
 // containers stay in index.json until
 // they are no longer used (Remove only untags them), so a Prune never
 // deletes anything a tag or a container still uses.
+//
+// # Limits
+//
+// WithMaxImageSize (skiff daemon --max-image-size, default 20 GiB)
+// bounds what one operation brings in, checked while reading rather than
+// afterwards: an import archive once decompressed, each docker save layer
+// decompressed, the compressed layers a manifest lists (summed before any
+// is fetched), and the layers one Resolve unpacks, decompressed. A blob
+// is read at most one byte past its descriptor's size. Refusals are
+// ErrInvalid and name the limit and the flag.
 //
 // Errors are classified with internal/errdefs: ErrInvalid for bad
 // references and bad archives (the index is then unchanged), ErrNotFound

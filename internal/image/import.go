@@ -44,7 +44,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader) ([]api.Image, error) {
 		return nil, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("import: %w", err))
 	}
 	defer os.RemoveAll(dir)
-	if err := extractArchive(ctx, rc, dir); err != nil {
+	if err := extractArchive(ctx, limitReader(rc, s.maxImageSize, s.tooLarge("the decompressed archive")), dir); err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
 	switch {
@@ -239,7 +239,7 @@ type layerFile struct {
 
 // inspectLayer reads a layer file once, computing its digest, its diff ID
 // (digest of the uncompressed tar) and its OCI media type.
-func inspectLayer(ctx context.Context, p string) (layerFile, error) {
+func (s *Store) inspectLayer(ctx context.Context, p string) (layerFile, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return layerFile{}, err
@@ -261,7 +261,7 @@ func inspectLayer(ctx context.Context, p string) (layerFile, error) {
 	}
 	defer rc.Close()
 	dh := newSHA256()
-	if _, err := io.Copy(dh, rc); err != nil {
+	if _, err := io.Copy(dh, limitReader(rc, s.maxImageSize, s.tooLarge("the decompressed layer"))); err != nil {
 		return layerFile{}, err
 	}
 	// Hash whatever follows the compressed stream too.
@@ -354,7 +354,7 @@ func (s *Store) importDockerImage(ctx context.Context, dir string, d tarball.Des
 		full := filepath.Join(dir, filepath.FromSlash(lp))
 		lf, ok := seen[lp]
 		if !ok {
-			if lf, err = inspectLayer(ctx, full); err != nil {
+			if lf, err = s.inspectLayer(ctx, full); err != nil {
 				return addition{}, fmt.Errorf("layer %q: %w", l, err)
 			}
 			seen[lp] = lf
@@ -399,5 +399,5 @@ func readFileLimited(p string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(limitReader(f, maxMetadataSize))
+	return io.ReadAll(limitReader(f, maxMetadataSize, errMetadataTooLarge))
 }

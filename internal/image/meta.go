@@ -18,6 +18,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/units"
 )
 
 // imageMeta is what the store knows about one image manifest: parsed once,
@@ -59,7 +60,7 @@ func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
 		return nil, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("read blob %s: %w", h, err))
 	}
 	defer f.Close()
-	b, err := io.ReadAll(limitReader(f, maxMetadataSize))
+	b, err := io.ReadAll(limitReader(f, maxMetadataSize, errMetadataTooLarge))
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
 	}
@@ -218,31 +219,6 @@ func toAPI(m *imageMeta, tags []string) api.Image {
 	return img
 }
 
-// limitReader returns a reader that fails once more than n bytes are read,
-// instead of silently stopping like io.LimitReader.
-func limitReader(r io.Reader, n int64) io.Reader {
-	return &capReader{r: r, left: n}
-}
-
-type capReader struct {
-	r    io.Reader
-	left int64
-}
-
-var _ io.Reader = (*capReader)(nil)
-
-func (c *capReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		var one [1]byte
-		if n, _ := c.r.Read(one[:]); n > 0 {
-			return 0, errdefs.Invalid("metadata file is larger than %d bytes", maxMetadataSize)
-		}
-		return 0, io.EOF
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.r.Read(p)
-	c.left -= int64(n)
-	return n, err
-}
+// errMetadataTooLarge is the error for a manifest, config or index over
+// maxMetadataSize.
+var errMetadataTooLarge = errdefs.Invalid("metadata file is larger than %s", units.Bytes(maxMetadataSize))

@@ -64,9 +64,10 @@ func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	meta := m.meta
 
 	dirs := make([]string, len(meta.chains)) // bottom first
+	b := &budget{left: s.maxImageSize, over: s.tooLarge("the image's decompressed layer data")}
 	for i, c := range meta.chains {
 		dirs[i] = filepath.Join(s.layersDir, c.Hex)
-		if err := s.ensureLayer(ctx, meta, i, dirs[:i]); err != nil {
+		if err := s.ensureLayer(ctx, meta, i, dirs[:i], b); err != nil {
 			return nil, err
 		}
 	}
@@ -111,8 +112,9 @@ func (s *Store) lockChain(hex string) func() {
 
 // ensureLayer makes sure layer i of meta is unpacked; lowers are the
 // directories of the layers below it, bottom first. The caller has pinned
-// the chain and the layer's blob.
-func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string) error {
+// the chain and the layer's blob. An unpack counts the decompressed layer
+// against b.
+func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string, b *budget) error {
 	chain := meta.chains[i].Hex
 	dir := filepath.Join(s.layersDir, chain)
 	present := func() (bool, error) {
@@ -132,7 +134,7 @@ func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers 
 	}
 	desc := meta.manifest.Layers[i]
 	diffID := meta.config.RootFS.DiffIDs[i]
-	if err := s.unpackLayer(ctx, desc.Digest, diffID, dir, lowers); err != nil {
+	if err := s.unpackLayer(ctx, desc.Digest, diffID, dir, lowers, b); err != nil {
 		return fmt.Errorf("unpack layer %d (%s) of image %s: %w", i+1, desc.Digest, meta.id, err)
 	}
 	s.unpacks.Add(1)
@@ -142,7 +144,7 @@ func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers 
 // unpackLayer unpacks blob into a temporary directory under layers/,
 // checks the uncompressed content against diffID, and renames the
 // directory to dir. On error nothing is left behind.
-func (s *Store) unpackLayer(ctx context.Context, blob, diffID v1.Hash, dir string, lowersBottomFirst []string) (err error) {
+func (s *Store) unpackLayer(ctx context.Context, blob, diffID v1.Hash, dir string, lowersBottomFirst []string, b *budget) (err error) {
 	f, err := os.Open(s.blobPath(blob))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -157,7 +159,7 @@ func (s *Store) unpackLayer(ctx context.Context, blob, diffID v1.Hash, dir strin
 	}
 	defer rc.Close()
 	h := newSHA256()
-	tee := io.TeeReader(rc, h)
+	tee := io.TeeReader(b.reader(rc), h)
 
 	tmp, err := os.MkdirTemp(s.layersDir, tmpPrefix)
 	if err != nil {
@@ -175,8 +177,20 @@ func (s *Store) unpackLayer(ctx context.Context, blob, diffID v1.Hash, dir strin
 	for i, l := range lowersBottomFirst {
 		lowers[len(lowers)-1-i] = l
 	}
-	if _, err := s.apply(ctx, tmp, tee, unpack.Options{Lowers: lowers}); err != nil {
+	st, err := s.apply(ctx, tmp, tee, unpack.Options{Lowers: lowers})
+	if err != nil {
 		return err
+	}
+	parent := ""
+	if len(lowers) > 0 {
+		parent = lowers[0]
+	}
+	if err := setLayerRoot(tmp, parent, st.Root); err != nil {
+		return errdefs.WithCategory(errdefs.ErrUnavailable, err)
+	}
+	if st.SkippedDevices > 0 {
+		s.log.Warn("the layer holds device nodes; they were left out, as every container gets its own /dev",
+			"layer", blob.String(), "devices", st.SkippedDevices, "first", st.FirstSkippedDevice)
 	}
 	// The tar end marker and padding may follow the last entry unread.
 	if _, err := io.Copy(io.Discard, tee); err != nil {

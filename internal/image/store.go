@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,9 @@ type Store struct {
 	blobsDir  string
 	lp        layout.Path
 	apply     applyFunc
+	// maxImageSize bounds image data (see WithMaxImageSize).
+	maxImageSize int64
+	log          *slog.Logger
 	// beforeLoadMeta, when set (by tests), runs on a metadata cache miss
 	// before the manifest and config are read from disk.
 	beforeLoadMeta func(v1.Descriptor)
@@ -107,10 +111,15 @@ func stampOf(fi fs.FileInfo) fileStamp {
 	return st
 }
 
+// WithLogger sets the logger that records what the store does on its own,
+// such as the device nodes left out of a layer. The default is
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
 // Open opens (creating if needed) the store under root: the OCI layout in
 // root/images and unpacked layers in root/layers. It removes temporary
 // files left by a crash.
-func Open(root string) (*Store, error) {
+func Open(root string, opts ...Option) (*Store, error) {
 	if root == "" {
 		return nil, errdefs.Invalid("open image store: root directory is empty")
 	}
@@ -125,6 +134,12 @@ func Open(root string) (*Store, error) {
 		pins:       map[string]int{},
 		chainLocks: map[string]*chainLock{},
 		apply:      unpack.Apply,
+		log:        slog.Default(),
+
+		maxImageSize: DefaultMaxImageSize,
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	s.tmpDir = filepath.Join(s.imagesDir, tmpDirName)
 	s.blobsDir = filepath.Join(s.imagesDir, "blobs", "sha256")
@@ -242,7 +257,7 @@ func (s *Store) loadIndexLocked() error {
 		return errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("read image index: %w", err))
 	}
 	var im v1.IndexManifest
-	dec := json.NewDecoder(limitReader(f, maxMetadataSize))
+	dec := json.NewDecoder(limitReader(f, maxMetadataSize, errMetadataTooLarge))
 	if err := dec.Decode(&im); err != nil {
 		return errdefs.Invalid("read image index %s: %v: restore it from a backup or move it away to start empty", p, err)
 	}

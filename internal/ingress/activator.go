@@ -28,9 +28,14 @@ type Activator interface {
 // hold makes r wait until the revision of b has an endpoint, asking the
 // activator for one. It returns the route and backend to proxy r to, from
 // the current table, or ok false once it has answered r itself (503 when
-// the queue is full, the wait timed out or the proxy is shutting down;
+// the queue is full, the wait timed out, the route says the app is
+// unavailable or the proxy is shutting down;
 // 404 when the table dropped the route; nothing when the client left).
 func (p *Proxy) hold(w http.ResponseWriter, r *http.Request, host string, rt *route, b *backend) (_ *route, _ *backend, ok bool) {
+	if rt.msgUnavailable != "" {
+		writeError(w, http.StatusServiceUnavailable, rt.msgUnavailable)
+		return nil, nil, false
+	}
 	app := rt.app
 	if app.queued.Add(1) > rt.maxQueue {
 		app.queued.Add(-1)
@@ -65,6 +70,10 @@ func (p *Proxy) hold(w http.ResponseWriter, r *http.Request, host string, rt *ro
 		}
 		if len(b.targets) > 0 {
 			return rt, b, true
+		}
+		if rt.msgUnavailable != "" {
+			writeError(w, http.StatusServiceUnavailable, rt.msgUnavailable)
+			return nil, nil, false
 		}
 		select {
 		case <-wake:

@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,5 +183,42 @@ func TestShutdownAnswersHeldRequests(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown = %v", err)
+	}
+}
+
+// TestUnavailableAnswersAtOnce: a route that says why its app cannot get
+// a replica answers 503 with that reason instead of holding requests, and
+// releases the requests it held when the table that says so lands; a
+// replica that comes later still serves.
+func TestUnavailableAnswersAtOnce(t *testing.T) {
+	act := newCountingActivator()
+	p, base := testProxy(t, Config{Activator: act})
+	mustUpdate(t, p, route1("shop", "shop-1", []string{"shop.localhost"}))
+	held := goDo(mustRequest(t, "GET", base+"/", "shop.localhost", nil))
+	eventually(t, "a held request", func() bool { return p.RevisionStats("shop-1").Queued == 1 })
+
+	down := route1("shop", "shop-1", []string{"shop.localhost"})
+	down.Unavailable = "app shop cannot start: ImageNotFound: no image nope"
+	start := time.Now()
+	mustUpdate(t, p, down)
+	if r := waitResult(t, held); r.code != 503 || !strings.Contains(r.body, down.Unavailable) {
+		t.Fatalf("held request got %d %q, want 503 naming the reason", r.code, r.body)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the held request was answered %v after the update", d)
+	}
+	if r := waitResult(t, goDo(mustRequest(t, "GET", base+"/", "shop.localhost", nil))); r.code != 503 || !strings.Contains(r.body, "ImageNotFound") {
+		t.Fatalf("new request got %d %q", r.code, r.body)
+	}
+	if s := p.RevisionStats("shop-1"); s.InFlight != 0 || s.Queued != 0 {
+		t.Fatalf("after the answers: %+v", s)
+	}
+	// With an endpoint, the route serves whatever it says.
+	rp := newReplica(t, "shop-1-a", nil)
+	up := route1("shop", "shop-1", []string{"shop.localhost"}, rp.endpoint())
+	up.Unavailable = down.Unavailable
+	mustUpdate(t, p, up)
+	if r := waitResult(t, goDo(mustRequest(t, "GET", base+"/", "shop.localhost", nil))); r.code != 200 {
+		t.Fatalf("with a replica: %d %q", r.code, r.body)
 	}
 }

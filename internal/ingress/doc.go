@@ -7,7 +7,10 @@
 //
 //   - Routing. A Table of Routes maps host names (exact, case-insensitive,
 //     port ignored) and an optional path prefix (longest wins, on a
-//     segment boundary) to an app. Update validates a table, compiles it
+//     segment boundary) to an app. A path with empty, "." or ".."
+//     segments is cleaned first, as net/http's ServeMux does, and the
+//     replica gets the path it was routed by ("/api/../x" is "/x", not
+//     routed by the "/api" prefix). Update validates a table, compiles it
 //     into an immutable snapshot and swaps it in atomically; requests in
 //     flight finish on the snapshot and replicas they started with. An
 //     unknown host is answered 404 "no app serves host X".
@@ -18,7 +21,7 @@
 //     counters.
 //   - Proxying. Hop-by-hop headers are stripped, X-Forwarded-For is
 //     appended to, X-Forwarded-Host and X-Forwarded-Proto are set, the
-//     client's Host is kept, the path is passed unchanged. Responses of
+//     client's Host is kept, a clean path is passed unchanged. Responses of
 //     unknown length and Server-Sent Events are flushed as they arrive;
 //     trailers and 1xx interim responses (103 Early Hints) pass through;
 //     WebSocket (any HTTP/1.1 Upgrade) is tunnelled. Clients speak
@@ -26,16 +29,27 @@
 //     `curl --http2-prior-knowledge`); replicas are spoken to in HTTP/1.1
 //     over kept-alive connections, pooled per replica.
 //   - Timeouts. Route.Timeout bounds a request from the moment it is sent
-//     to a replica to the end of its response, writes to the client
-//     included (WebSocket sessions and event streams too: give such apps
-//     a long timeout).
+//     to a replica to the end of its response, the client's request body
+//     and writes to the client included (WebSocket sessions and event
+//     streams too: give such apps a long timeout). A request body that
+//     stalls for Config.BodyReadTimeout, or is not all received within
+//     Route.Timeout, ends the request with 408 and closes the connection;
+//     the request no longer counts as in flight.
 //   - Failures are answered by the ingress with a short text/plain body
 //     naming the app: 502 when a replica fails ("app X: replica Y failed:
 //     connection refused"), 504 when it does not answer within the
 //     route's Timeout, 503 when no replica became ready in time or too
-//     many requests are held. A bodyless idempotent request whose kept-
-//     alive connection turns out closed by the replica is retried once on
-//     a new connection.
+//     many requests are held; 408 when the client's body is too slow (see
+//     Timeouts). A bodyless idempotent request whose kept-alive connection
+//     turns out closed by the replica is retried once on a new connection.
+//   - Refusals. A request net/http's server refuses (invalid header names
+//     such as "Content-Length : 5", control bytes, a missing or repeated
+//     Host...) gets its 400 and never reaches a replica. After a request
+//     with a Transfer-Encoding the client's connection is closed (RFC 9112
+//     §6.1). A replica's answer is framed by its request (no body after
+//     HEAD, 1xx, 204, 304); a replica connection with bytes left after an
+//     answer, or sent while idle, is closed and never reused, so they
+//     cannot become another request's answer.
 //   - Draining. Once Update returns, endpoints absent from the new table
 //     get no new request; WaitIdle returns when their last request in
 //     flight has finished. Remove, WaitIdle, then stop the replica: no

@@ -133,7 +133,7 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, rt *route, t *
 		var c *upConn
 		var err error
 		if attempt == 0 {
-			c, err = up.get(ctx, !idempotent)
+			c, err = up.get(ctx)
 		} else {
 			c, err = up.dial(ctx)
 		}
@@ -197,6 +197,11 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, c *upConn, mayR
 		if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
 			err = errors.New("replica switched protocols unasked")
 		}
+		if err == nil && len(c.out.pending) > 0 {
+			// Parsed from bytes that came before the request went out
+			// (get refuses such connections: this is a safety net).
+			err = errUnsolicited
+		}
 		silent = c.nothingReceived()
 		c.endHeader()
 	}
@@ -245,7 +250,10 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, c *upConn, mayR
 	return false, !res.Close
 }
 
-var errClientWrite = errors.New("client write failed")
+var (
+	errClientWrite = errors.New("client write failed")
+	errUnsolicited = errors.New("replica sent a response before the request")
+)
 
 // copyBody copies the response body to w, flushing after every read when
 // the response streams (unknown length or Server-Sent Events).

@@ -9,12 +9,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The front is the ingress's own HTTP/1.1 server loop for the common
@@ -115,7 +118,8 @@ type recorder struct {
 	nc    net.Conn
 	on    bool
 	buf   []byte
-	limit int // read budget while recording; bounds the header size
+	limit int   // read budget while recording; bounds the header size
+	err   error // the last read error while recording
 }
 
 func (r *recorder) Read(p []byte) (int, error) {
@@ -131,6 +135,9 @@ func (r *recorder) Read(p []byte) (int, error) {
 	n, err := r.nc.Read(p)
 	r.limit -= n
 	r.buf = append(r.buf, p[:n]...)
+	if err != nil {
+		r.err = err
+	}
 	return n, err
 }
 
@@ -243,10 +250,15 @@ func (c *frontConn) serve() (handedOff bool) {
 			c.nc.SetReadDeadline(time.Now().Add(p.cfg.ReadHeaderTimeout))
 			c.idleDeadline = time.Time{}
 		}
+		c.rec.err = nil
 		req, err := http.ReadRequest(c.br)
 		c.rec.on = false
-		if err != nil && connGone(err) {
-			return false // timed out, or the client left mid-header
+		if err != nil && (c.rec.err != nil || connGone(err)) {
+			// Timed out, or the client left, mid-header. A read error
+			// can come back as a malformed request (a partial request
+			// line reads as a whole one): it must not be handed to
+			// net/http, which would start a header timeout of its own.
+			return false
 		}
 		if err != nil || !c.plain(req) {
 			c.handOff()
@@ -262,12 +274,14 @@ func (c *frontConn) serve() (handedOff bool) {
 	}
 }
 
-// connGone reports whether a read error is the connection's, not a
-// malformed request's.
+// connGone reports whether an error is the connection's (a read that
+// failed, timed out or hit the end), not a malformed request's. Parse
+// errors may look like network errors (*url.Error is a net.Error): only
+// errors from the connection itself count.
 func connGone(err error) bool {
-	var ne net.Error
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, syscall.ECONNRESET)
+	var oe *net.OpError
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &oe) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func peekBuffered(br *bufio.Reader) []byte {
@@ -281,7 +295,10 @@ func peekBuffered(br *bufio.Reader) []byte {
 const maxRequestHeaderBytes = http.DefaultMaxHeaderBytes
 
 // plain reports whether the front serves req itself: HTTP/1.1, no body,
-// no upgrade or Expect, a single valid Host, valid header values.
+// no upgrade or Expect, a single valid Host, valid header names and
+// values. http.ReadRequest accepts names net/http's server refuses (a
+// space before the colon: "Content-Length : 5"); such a request goes to
+// net/http, which answers 400, and never to a replica (RFC 9112 §5.1).
 func (c *frontConn) plain(req *http.Request) bool {
 	if req.ProtoMajor != 1 || req.ProtoMinor != 1 || !fastPathOK(req) || req.Host == "" || !validHost(req.Host) {
 		return false
@@ -292,7 +309,10 @@ func (c *frontConn) plain(req *http.Request) bool {
 	if _, ok := req.Header["Transfer-Encoding"]; ok {
 		return false
 	}
-	for _, vv := range req.Header {
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return false
+		}
 		for _, v := range vv {
 			if !validHeaderValue(v) {
 				return false

@@ -24,11 +24,12 @@ type heldConn struct {
 	pending []byte          // the held write, not sent yet
 }
 
-// Write holds p when hold is set (and clears hold); otherwise it writes.
+// Write holds p when hold is set (and clears hold), after any write
+// still held; otherwise it sends what is held, then p.
 func (h *heldConn) Write(p []byte) (int, error) {
 	if h.hold && h.raw != nil {
 		h.hold = false
-		h.pending = append(h.pending[:0], p...)
+		h.pending = append(h.pending, p...)
 		return len(p), nil
 	}
 	if err := h.flush(); err != nil {

@@ -129,6 +129,38 @@ func TestHeldConnFlushAndErrors(t *testing.T) {
 	}
 }
 
+// TestHeldConnKeepsUnsentWrites: a second held write does not replace one
+// that no read has sent yet; both go out, in order.
+func TestHeldConnKeepsUnsentWrites(t *testing.T) {
+	client, server := tcpPair(t)
+	h := held(t, client)
+	h.hold = true
+	h.Write([]byte("first "))
+	h.hold = true
+	h.Write([]byte("second"))
+	go func() {
+		got := make([]byte, len("first second"))
+		if _, err := io.ReadFull(server, got); err != nil {
+			server.Close()
+			return
+		}
+		server.Write(got)
+	}()
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 0, 64)
+	buf := make([]byte, 64)
+	for len(got) < len("first second") {
+		n, err := h.Read(buf)
+		if err != nil {
+			t.Fatalf("Read after %q: %v", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != "first second" {
+		t.Fatalf("the peer received %q, want both held writes in order", got)
+	}
+}
+
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()

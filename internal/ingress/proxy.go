@@ -41,6 +41,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	// ClientIdleTimeout closes idle client connections; 120s.
 	ClientIdleTimeout time.Duration
+	// BodyReadTimeout bounds each wait for more bytes of a request body:
+	// a client whose body stalls longer is answered 408 and its request
+	// ends; 30s. The route's Timeout bounds the whole body as well.
+	BodyReadTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -64,6 +68,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClientIdleTimeout == 0 {
 		c.ClientIdleTimeout = 120 * time.Second
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = 30 * time.Second
 	}
 }
 
@@ -115,7 +122,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errdefs.Invalid("ingress: address %q is not host:port (e.g. 127.0.0.1:8080 or :80)", cfg.Addr)
 	}
 	if cfg.DialTimeout < 0 || cfg.MaxIdleConnsPerEndpoint < 0 || cfg.IdleConnTimeout < 0 ||
-		cfg.ReadHeaderTimeout < 0 || cfg.ClientIdleTimeout < 0 {
+		cfg.ReadHeaderTimeout < 0 || cfg.ClientIdleTimeout < 0 || cfg.BodyReadTimeout < 0 {
 		return nil, errdefs.Invalid("ingress: timeouts and connection limits must not be negative")
 	}
 	p := &Proxy{
@@ -275,7 +282,13 @@ const maxReroutes = 8
 // ServeHTTP routes r to a replica of the app serving its host and path.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := requestHost(r.Host)
+	if !isCleanPath(r.URL.Path) {
+		r = withCleanPath(r)
+	}
 	path := r.URL.Path
+	if closeAfter(r) {
+		w.Header().Set("Connection", "close")
+	}
 	rt := p.snap.Load().route(host, path)
 	if rt == nil {
 		p.notFound(w, host, path)
@@ -317,6 +330,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusServiceUnavailable, "app "+rt.app.name+": the route changed too often while choosing a replica; retry")
 }
 
+// closeAfter reports whether the client's connection must close after
+// the answer to r: an HTTP/1 request with a Transfer-Encoding may have
+// come with a Content-Length too, and then RFC 9112 §6.1 requires the
+// close (a peer in front of the ingress may have framed the body by the
+// other header). net/http drops the Content-Length before a handler sees
+// the request, so every such request closes.
+func closeAfter(r *http.Request) bool {
+	return r.ProtoMajor == 1 && len(r.TransferEncoding) > 0
+}
+
 // forward proxies r to t under the route's timeout. It returns false,
 // without touching w, when t's endpoint was removed from the table.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route, t *target) bool {
@@ -338,7 +361,20 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route, t *ta
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
 	defer cancel()
-	t.proxy.ServeHTTP(w, r.WithContext(ctx))
+	var body *timedBody
+	if r.Body != nil && r.Body != http.NoBody {
+		// The timeout bounds the client's body too, and a body that
+		// stalls ends the request sooner.
+		end, _ := ctx.Deadline()
+		body = newTimedBody(w, r.Body, p.cfg.BodyReadTimeout, end)
+		defer body.finish()
+		ctx = context.WithValue(ctx, timedBodyKey{}, body)
+	}
+	r = r.WithContext(ctx)
+	if body != nil {
+		r.Body = body
+	}
+	t.proxy.ServeHTTP(w, r)
 	return true
 }
 

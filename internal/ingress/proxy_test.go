@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -468,5 +469,66 @@ func TestStartErrors(t *testing.T) {
 	}
 	if _, err := New(Config{Addr: "8080"}); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("New with a bad address = %v, want invalid", err)
+	}
+}
+
+// TestRoutingCleansPath: a path with dot segments or empty segments is
+// routed as net/http's ServeMux would route it, cleaned, and the replica
+// gets the path it was routed by.
+func TestRoutingCleansPath(t *testing.T) { forEachPath(t, testRoutingCleansPath) }
+
+func testRoutingCleansPath(t *testing.T, start func(Config) (*Proxy, string)) {
+	echoURI := func(id string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "%s %s", id, r.RequestURI) }
+	}
+	api := newReplica(t, "api", echoURI("api"))
+	web := newReplica(t, "web", echoURI("web"))
+	p, base := start(Config{})
+	rtAPI := route1("api", "api-1", []string{"shop.localhost"}, api.endpoint())
+	rtAPI.PathPrefix = "/api"
+	mustUpdate(t, p, rtAPI, route1("web", "web-1", []string{"shop.localhost"}, web.endpoint()))
+	tests := []struct{ target, want string }{
+		{"/api/x", "api /api/x"},
+		{"/api/../x", "web /x"},
+		{"/api/%2e%2e/x", "web /x"},
+		{"/api/%2E%2E/x?q=1", "web /x?q=1"},
+		{"/api/..", "web /"},
+		{"/x/../api/y", "api /api/y"},
+		{"//api/y", "api /api/y"},
+		{"/api/./y", "api /api/y"},
+		{"/api/a/../b/", "api /api/b/"},
+		{"/api/y/", "api /api/y/"},
+		{"/api/a%2Fb?q=%2F", "api /api/a%2Fb?q=%2F"},
+		{"/web/../api/z?a=b", "api /api/z?a=b"},
+	}
+	for _, tt := range tests {
+		raw := "GET " + tt.target + " HTTP/1.1\r\nHost: shop.localhost\r\n\r\n"
+		res, bodies, _ := rawExchange(t, base, raw, 1)
+		if res[0].StatusCode != 200 || bodies[0] != tt.want {
+			t.Errorf("GET %s: got %d %q, want %q", tt.target, res[0].StatusCode, bodies[0], tt.want)
+		}
+	}
+}
+
+// TestIsCleanPath: the allocation-free check agrees with cleanPath.
+func TestIsCleanPath(t *testing.T) {
+	segs := []string{"", ".", "..", "a", ".a", "a.", "..a", "...", "a..b"}
+	var paths []string
+	for _, a := range segs {
+		for _, b := range segs {
+			for _, c := range segs {
+				paths = append(paths, "/"+a, "/"+a+"/"+b, "/"+a+"/"+b+"/"+c, "/"+a+"/"+b+"/"+c+"/")
+			}
+		}
+	}
+	for _, p := range paths {
+		if got, want := isCleanPath(p), cleanPath(p) == p; got != want {
+			t.Errorf("isCleanPath(%q) = %v, but cleanPath gives %q", p, got, cleanPath(p))
+		}
+	}
+	for _, p := range []string{"", "*"} {
+		if !isCleanPath(p) {
+			t.Errorf("isCleanPath(%q) = false: only paths starting with / are cleaned", p)
+		}
 	}
 }

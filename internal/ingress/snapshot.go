@@ -29,6 +29,9 @@ type route struct {
 	msgQueueFull    string
 	msgQueueTimeout string
 	msgShutdown     string
+	msgBodyStalled  string
+	msgBodyTimeout  string
+	msgUnavailable  string // Route.Unavailable
 }
 
 // backend is a compiled Backend.
@@ -96,6 +99,9 @@ func (p *Proxy) compile(t Table) (*snapshot, map[string]*endpointState) {
 		rt.msgQueueFull = fmt.Sprintf("app %s: too many requests waiting for a replica to start", r.App)
 		rt.msgQueueTimeout = fmt.Sprintf("app %s: no replica became ready within %s", r.App, rt.queueTimeout)
 		rt.msgShutdown = fmt.Sprintf("app %s: the ingress is shutting down", r.App)
+		rt.msgBodyStalled = fmt.Sprintf("app %s: the request body stalled: no byte for %s", r.App, p.cfg.BodyReadTimeout)
+		rt.msgBodyTimeout = fmt.Sprintf("app %s: the request body did not arrive within %s", r.App, rt.timeout)
+		rt.msgUnavailable = r.Unavailable
 		sum := 0
 		for _, b := range r.Backends {
 			rs := p.revisionState(b.Revision)

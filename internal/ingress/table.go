@@ -3,6 +3,8 @@ package ingress
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -51,13 +53,18 @@ type Route struct {
 	Hosts []string
 	// PathPrefix restricts the route to a path and what lies below it
 	// ("/api" matches "/api" and "/api/x", not "/apix"); "" matches all
-	// paths. The longest matching prefix of a host wins. The path is
-	// passed to the replica unchanged.
+	// paths. The longest matching prefix of a host wins. A path with
+	// empty, "." or ".." segments (percent-encoded or not) is cleaned as
+	// net/http's ServeMux cleans it ("/api/../x" is "/x"), then routed and
+	// passed to the replica cleaned; other paths are passed unchanged.
 	PathPrefix string
 	// Timeout bounds a proxied request from the moment it is sent to a
 	// replica until its response (body included, WebSocket sessions too)
-	// is complete; 0 means DefaultTimeout. Time spent held waiting for a
-	// replica does not count: QueueTimeout bounds that.
+	// is complete, the client's request body included: a body not all
+	// received by then is answered 408, a replica that has the whole
+	// request and does not answer 504; 0 means DefaultTimeout. Time
+	// spent held waiting for a replica does not count: QueueTimeout
+	// bounds that.
 	Timeout  time.Duration
 	Backends []Backend
 	// MaxQueue bounds the requests of the app held while their chosen
@@ -67,6 +74,12 @@ type Route struct {
 	// QueueTimeout bounds how long one request is held; 0 means
 	// DefaultQueueTimeout.
 	QueueTimeout time.Duration
+	// Unavailable, when set, says why the app cannot get a replica (its
+	// image does not resolve, its replicas crash): a request whose chosen
+	// backend has no endpoint is answered 503 with this message at once
+	// instead of being held, and requests already held get the same
+	// answer when the table that sets it lands.
+	Unavailable string
 }
 
 // Table is the whole routing state of a Proxy. Update replaces it at once.
@@ -181,6 +194,55 @@ func matchPrefix(path, prefix string) bool {
 		return false
 	}
 	return len(path) == len(prefix) || path[len(prefix)] == '/'
+}
+
+// isCleanPath reports whether a request path is routed as it is: it has
+// no empty, "." or ".." segment. Paths that do not start with a slash
+// ("*", or empty) are left alone.
+func isCleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return true
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		rest := p[i+1:]
+		switch {
+		case rest == "":
+			return true
+		case rest[0] == '/':
+			return false
+		case rest[0] == '.' && (len(rest) == 1 || rest[1] == '/'):
+			return false
+		case rest[0] == '.' && rest[1] == '.' && (len(rest) == 2 || rest[2] == '/'):
+			return false
+		}
+	}
+	return true
+}
+
+// cleanPath returns p cleaned as net/http's ServeMux cleans the paths it
+// routes: path.Clean, keeping a trailing slash.
+func cleanPath(p string) string {
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// withCleanPath returns a shallow copy of r whose path (and so request
+// target) is cleaned: the path it is routed by is the path the replica
+// gets, whatever dot segments or percent-encoded dots the client sent.
+func withCleanPath(r *http.Request) *http.Request {
+	r2 := r.WithContext(r.Context())
+	u := *r.URL
+	u.Path = cleanPath(u.Path)
+	u.RawPath = ""
+	r2.URL = &u
+	r2.RequestURI = u.RequestURI()
+	return r2
 }
 
 // requestHost returns the host name of a request's Host header: without

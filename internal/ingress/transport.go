@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -45,10 +46,26 @@ func (p *Proxy) reverseProxy(app string, rt *route, es *endpointState) *httputil
 			}
 			pr.SetXForwarded()
 		},
+		// ReverseProxy clears the response header after each 1xx
+		// answer: the close ServeHTTP asked for is asked again.
+		ModifyResponse: func(res *http.Response) error {
+			if res.StatusCode != http.StatusSwitchingProtocols && closeAfter(res.Request) {
+				res.Header.Set("Connection", "close")
+			}
+			return nil
+		},
 		Transport:  es.transport,
 		BufferPool: &p.bufs,
 		ErrorLog:   p.debugLog,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			// ReverseProxy wraps the body it was given: the context
+			// carries it.
+			if body, ok := r.Context().Value(timedBodyKey{}).(*timedBody); ok {
+				if berr, stalled := body.failure(); berr != nil {
+					p.clientBodyFailed(w, r, rt, berr, stalled)
+					return
+				}
+			}
 			switch ctxErr := r.Context().Err(); {
 			case errors.Is(ctxErr, context.DeadlineExceeded):
 				p.log.Warn("ingress: replica did not answer in time", "app", app, "endpoint", es.id, "timeout", rt.timeout)
@@ -62,6 +79,25 @@ func (p *Proxy) reverseProxy(app string, rt *route, es *endpointState) *httputil
 			}
 		},
 	}
+}
+
+// clientBodyFailed answers a request whose exchange failed because
+// reading the client's body did: 408 when it stalled or did not arrive
+// within the route's timeout, nothing when the client left. The
+// connection closes after the answer: the rest of the body cannot be
+// told from the next request.
+func (p *Proxy) clientBodyFailed(w http.ResponseWriter, r *http.Request, rt *route, err error, stalled bool) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		p.log.Debug("ingress: client failed while sending a request body", "app", rt.app.name, "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	msg := rt.msgBodyTimeout
+	if stalled {
+		msg = rt.msgBodyStalled
+	}
+	p.log.Debug("ingress: request body timed out", "app", rt.app.name, "remote", r.RemoteAddr, "reason", msg)
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusRequestTimeout, msg)
 }
 
 // failureReason says in a few words why a round trip to a replica failed.

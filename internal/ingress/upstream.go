@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // upstream is the pool of kept-alive HTTP/1.1 connections the fast path
@@ -45,6 +46,10 @@ type upConn struct {
 	idleFrom time.Time
 	reused   bool
 	deadline time.Time // the read deadline armed on nc (see lazyDeadline)
+
+	peek      func(fd uintptr) // c.peekFD, for quiet
+	peekBuf   [1]byte
+	peekQuiet bool
 }
 
 // setReadDeadline bounds the wait for the response of a request that must
@@ -81,15 +86,14 @@ const (
 	maxResponseHeaderBytes = 1 << 20
 	upReadBufferSize       = 8 << 10
 	upWriteBufferSize      = 4 << 10
-	// staleCheckAfter is how long a connection may sit idle before it is
-	// checked for a close by the replica before reuse.
-	staleCheckAfter = time.Second
 )
 
-// get returns an idle connection, or dials a new one. With check, an
-// idle connection is checked for a close by the replica however briefly
-// it was idle: for requests that cannot be retried.
-func (u *upstream) get(ctx context.Context, check bool) (*upConn, error) {
+// get returns an idle connection, or dials a new one. Every idle
+// connection is checked, without blocking, for a close by the replica or
+// bytes it sent unasked (a body after a HEAD response, a second
+// response): such a connection is closed, never used, since those bytes
+// would be read as the answer to the next request.
+func (u *upstream) get(ctx context.Context) (*upConn, error) {
 	for {
 		u.mu.Lock()
 		n := len(u.idle)
@@ -101,7 +105,7 @@ func (u *upstream) get(ctx context.Context, check bool) (*upConn, error) {
 		u.idle[n-1] = nil
 		u.idle = u.idle[:n-1]
 		u.mu.Unlock()
-		if idle := time.Since(c.idleFrom); idle > u.idleTimeout || ((check || idle > staleCheckAfter) && c.closedByPeer()) {
+		if time.Since(c.idleFrom) > u.idleTimeout || !c.quiet() {
 			c.nc.Close()
 			continue
 		}
@@ -122,16 +126,23 @@ func (u *upstream) dial(ctx context.Context) (*upConn, error) {
 		c.raw, _ = sc.SyscallConn()
 	}
 	c.out = heldConn{Conn: nc, raw: c.raw}
+	c.peek = c.peekFD
 	c.lr.nc = &c.out
 	c.br = bufio.NewReaderSize(&c.lr, upReadBufferSize)
 	c.bw = bufio.NewWriterSize(&c.out, upWriteBufferSize)
 	return c, nil
 }
 
-// put returns a connection whose last response was read in full. Its
-// read deadline is left as the last request set it: the next request sets
-// its own, and closedByPeer clears it.
+// put returns a connection whose last response was read in full. A
+// connection holding bytes beyond that response, or a request that was
+// never sent, is closed instead: those bytes are not the answer to any
+// request the pool will send. Its read deadline is left as the last
+// request set it: the next request sets its own.
 func (u *upstream) put(c *upConn) {
+	if c.br.Buffered() > 0 || len(c.out.pending) > 0 {
+		c.nc.Close()
+		return
+	}
 	c.idleFrom = time.Now()
 	u.mu.Lock()
 	if u.closed || len(u.idle) >= u.maxIdle {
@@ -180,25 +191,40 @@ func (u *upstream) closeIdle(final bool) {
 	}
 }
 
-// closedByPeer reports whether the replica closed (or reset) the idle
-// connection, or sent something unasked, with a non-blocking peek.
-func (c *upConn) closedByPeer() bool {
-	if c.br.Buffered() > 0 {
-		return true
-	}
-	if c.raw == nil {
+// quiet reports whether an idle connection is fit to carry a request:
+// nothing buffered, no held write, and a non-blocking peek at the socket
+// finds neither bytes nor a close or reset by the replica. The peek is
+// made through Control, not Read, so that the read deadline the last
+// request left (possibly past) neither fails it nor needs re-arming: one
+// recvfrom that returns EAGAIN, no allocation.
+func (c *upConn) quiet() bool {
+	if c.br.Buffered() > 0 || len(c.out.pending) > 0 {
 		return false
 	}
-	c.nc.SetReadDeadline(time.Time{}) // a past deadline fails the read below
-	c.deadline = time.Time{}
-	var buf [1]byte
-	gone := false
-	err := c.raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		gone = n > 0 || (n == 0 && err == nil) || (err != nil && err != syscall.EAGAIN && err != syscall.EINTR)
+	if c.raw == nil {
 		return true
-	})
-	return gone || err != nil
+	}
+	c.peekQuiet = false
+	if err := c.raw.Control(c.peek); err != nil {
+		return false
+	}
+	return c.peekQuiet
+}
+
+// peekFD peeks at the socket for quiet; c.peek holds it, bound once per
+// connection. MSG_DONTWAIT never blocks: a raw system call will do.
+func (c *upConn) peekFD(fd uintptr) {
+	for {
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		// Bytes nobody asked for, a close (0 bytes) or a reset: only
+		// EAGAIN means nothing happened.
+		c.peekQuiet = errno == syscall.EAGAIN
+		return
+	}
 }
 
 // nothingReceived reports whether the replica sent no byte since

@@ -133,3 +133,46 @@ func TestUpdatesUnderTraffic(t *testing.T) {
 		}
 	})
 }
+
+// TestQuietCheck: the check of an idle replica connection sees bytes the
+// replica sent and its close, and costs no allocation.
+func TestQuietCheck(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peers := make(chan net.Conn, 2)
+	go func() {
+		for range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			peers <- c
+		}
+	}()
+	u := &upstream{dialer: &net.Dialer{}, addr: ln.Addr().String()}
+	chatty, err := u.dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chatty.nc.Close()
+	closing, err := u.dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closing.nc.Close()
+	p1, p2 := <-peers, <-peers
+	defer p1.Close()
+	if !chatty.quiet() || !closing.quiet() {
+		t.Fatal("a fresh connection is not quiet")
+	}
+	if n := testing.AllocsPerRun(100, func() { chatty.quiet() }); n != 0 {
+		t.Errorf("quiet allocates %v times", n)
+	}
+	chatty.nc.SetReadDeadline(aLongTimeAgo) // a past deadline does not matter
+	p1.Write([]byte("H"))
+	p2.Close()
+	eventually(t, "the byte and the close to be seen", func() bool { return !chatty.quiet() && !closing.quiet() })
+}

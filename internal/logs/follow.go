@@ -45,6 +45,11 @@ func (r *reader) follow(ctx context.Context) error {
 			}
 			return nil
 		}
+		if r.opts.Idle != nil {
+			if err := r.opts.Idle(); err != nil {
+				return err
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -545,3 +545,28 @@ func TestFollowIgnoresOtherFiles(t *testing.T) {
 		t.Errorf("extra %q, skipped %v", rest, bad)
 	}
 }
+
+// TestFollowIdle: Idle is called once the follower has passed on what
+// was written, before it waits (the moment a server flushes), and its
+// error ends Read.
+func TestFollowIdle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctr.log")
+	w := newLogWriter(t, path)
+	defer w.close()
+	for i := range 3 {
+		w.write(rec(i))
+	}
+	var seen, seenAtIdle int
+	stop := errors.New("stop")
+	err := logs.Read(t.Context(), path, logs.Options{Tail: -1, Follow: true,
+		Idle: func() error {
+			seenAtIdle = seen
+			return stop
+		}}, func(api.LogEntry) error {
+		seen++
+		return nil
+	})
+	if !errors.Is(err, stop) || seenAtIdle != 3 {
+		t.Fatalf("Read: %v; Idle saw %d entries passed on, want 3", err, seenAtIdle)
+	}
+}

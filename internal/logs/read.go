@@ -41,6 +41,10 @@ type Options struct {
 	// (the container exited and its monitor flushed its output): Read
 	// reads what is left up to the end and returns nil.
 	Done <-chan struct{}
+	// Idle, when set with Follow, is called each time everything written
+	// so far was passed to fn and the reader is about to wait for more:
+	// the moment to flush what fn buffered. Its error ends Read.
+	Idle func() error
 	// OnMalformed, when set, is called with a *RecordError for each record
 	// that cannot be parsed. Such records are skipped either way; the
 	// number of calls is the number of records skipped.

@@ -55,10 +55,12 @@ type Runtime interface {
 	// Exec runs p inside the running container and returns its exit code
 	// once it exits and its output has been copied.
 	Exec(ctx context.Context, id string, p *specs.Process, stdio ExecIO) (exitCode int, err error)
-	// AttachStdin connects to the standard input of a container created
-	// with CreateOpts.Stdin: what is written reaches the process, and
-	// Close ends its input (EOF) — once, for every attachment.
-	AttachStdin(ctx context.Context, id string) (io.WriteCloser, error)
+	// Attach connects to the standard streams of a created or running
+	// container through its monitor: the output the process writes from
+	// then on and, with stdin, its input (the container must have been
+	// created with CreateOpts.Stdin, else ErrConflict). A container that
+	// has exited (its monitor is gone) is ErrConflict.
+	Attach(ctx context.Context, id string, stdin bool) (Attachment, error)
 	// Resize sets the terminal size of a container created with
 	// CreateOpts.Terminal.
 	Resize(ctx context.Context, id string, size specs.Box) error
@@ -73,6 +75,45 @@ type Runtime interface {
 	Info(ctx context.Context) (Info, error)
 }
 
+// Stream names one of a process's output streams.
+type Stream int
+
+// The output streams. A process on a terminal has only Stdout.
+const (
+	Stdout Stream = 1
+	Stderr Stream = 2
+)
+
+// Attachment is a connection to a container's standard streams (see
+// Runtime.Attach). Reading output and writing input are independent: each
+// may be done from its own goroutine, and a process that does not read
+// its input never keeps its output from being read.
+//
+// The monitor does not buffer output for a slow reader: while an
+// attachment is not read, the monitor waits, and so does the process once
+// its pipes are full — as with a pipe, the reader sets the pace. The
+// process's log is written before the output reaches any attachment.
+type Attachment interface {
+	// ReadOutput returns the next piece of the process's output and its
+	// stream; p is valid until the next call. After the process and its
+	// monitor have exited and all output was read, it returns io.EOF.
+	ReadOutput() (s Stream, p []byte, err error)
+	// Write sends p to the process's stdin (an attachment made with
+	// stdin). It blocks while the process does not read.
+	Write(p []byte) (int, error)
+	// CloseStdin ends the process's stdin (EOF), unless the container
+	// has a terminal (there the input ends with what is typed, ^D, and
+	// the terminal stays open for the next attachment). Output goes on.
+	CloseStdin() error
+	// Close ends the attachment: later calls fail, and pending ones
+	// return (a pending ReadOutput at the latest with the next piece of
+	// output, which it drops). Closing
+	// an attachment of a container created with CreateOpts.Stdin ends the
+	// process's stdin as CloseStdin does, except for an attachment made
+	// without stdin: that one keeps the process's stdin open.
+	Close() error
+}
+
 // CreateOpts are the per-container settings of Create.
 type CreateOpts struct {
 	// Bundle is the bundle directory; it must exist.
@@ -83,7 +124,7 @@ type CreateOpts struct {
 	// LogMaxSize caps the log file; when it is reached the file is rotated
 	// to LogPath+".1" (one old file is kept). 0 means no cap.
 	LogMaxSize int64
-	// Stdin keeps the process's standard input open for AttachStdin
+	// Stdin keeps the process's standard input open for Attach
 	// (otherwise it reads /dev/null).
 	Stdin bool
 	// Terminal gives the process a terminal (the spec's process.terminal

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestApplyWait: apply --wait returns once the App is Ready, and fails
@@ -38,5 +40,41 @@ func writeText(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNewAppRoutedAtOnce: from the moment apply is acknowledged the App's
+// host is routed: a request sent right after is held until the first
+// revision is ready, never answered 404; an App whose image does not
+// resolve is answered 503 with the reason, without waiting out the queue.
+func TestNewAppRoutedAtOnce(t *testing.T) {
+	d := env.daemon
+	addr := ingressAddr(t, d)
+	for i := range 3 {
+		name := fmt.Sprintf("atonce-%d", i)
+		path := t.TempDir() + "/app.yaml"
+		writeText(t, path, helloApp(name, "1", ""))
+		if r := d.Run("", "apply", "-f", path); r.Code != 0 {
+			t.Fatal(r)
+		}
+		code, body := get(t, addr, name+".localhost", "/")
+		d.Run("", "delete", "app", name)
+		if code != 200 || !strings.Contains(body, "version 1") {
+			t.Fatalf("right after apply of %s: %d %q, want the App's answer", name, code, body)
+		}
+	}
+	path := t.TempDir() + "/app.yaml"
+	writeText(t, path, strings.Replace(helloApp("noimage", "1", ""), "image: hello", "image: no-such-image", 1))
+	if r := d.Run("", "apply", "-f", path); r.Code != 0 {
+		t.Fatal(r)
+	}
+	defer d.Run("", "delete", "app", "noimage")
+	start := time.Now()
+	code, body := get(t, addr, "noimage.localhost", "/")
+	if code != 503 || !strings.Contains(body, "ImageNotFound") {
+		t.Fatalf("an App whose image does not resolve: %d %q, want 503 naming ImageNotFound", code, body)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the 503 took %v: it waited instead of saying why", took)
 	}
 }

@@ -49,7 +49,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"command not found", []string{"run", "--rm", "busybox", "/no/such/binary"}, 127, "", "/no/such/binary"},
 		{"image default command", []string{"run", "--rm", "hello", "-print", "from hello"}, 0, "from hello\n", ""},
 		{"env and workdir", []string{"run", "--rm", "-e", "A=1", "-w", "/tmp", "busybox", "sh", "-c", "echo $A $(pwd)"}, 0, "1 /tmp\n", ""},
-		{"user by name", []string{"run", "--rm", "-u", "app", "busybox", "id"}, 0, "uid=1000 gid=1000 groups=50\n", ""},
+		{"user by name", []string{"run", "--rm", "-u", "app", "busybox", "id"}, 0, "uid=1000(app) gid=1000(app) groups=50(staff)\n", ""}, // names: a non-root user reads /etc/passwd
 		{"user by uid:gid", []string{"run", "--rm", "-u", "1234:5678", "busybox", "id", "-u"}, 0, "1234\n", ""},
 	}
 	for _, tc := range tests {

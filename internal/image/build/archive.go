@@ -102,7 +102,9 @@ func isArchive(n *node) bool {
 
 // extract unpacks an archive below dest, as ADD does with local tar
 // files: entries keep their owners (unless --chown) and modes; entries
-// escaping dest or looking like overlay whiteouts are refused.
+// escaping dest or looking like overlay whiteouts are refused; device
+// nodes are left out with one warning, as every container gets its own
+// /dev (the image store would skip them too).
 func (c *copier) extract(it copyItem, dest string) error {
 	fail := func(format string, args ...any) error {
 		return errdefs.Invalid("%s %s: %s", c.op.name, it.src, fmt.Sprintf(format, args...))
@@ -120,12 +122,18 @@ func (c *copier) extract(it copyItem, dest string) error {
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	written := map[string]*node{}
+	devices, firstDevice := 0, ""
+	skipped := map[string]bool{}
 	for {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
 		h, err := tr.Next()
 		if err == io.EOF {
+			if devices > 0 {
+				c.b.warn(fmt.Sprintf("%s %s: left out %d device nodes (the first %s): every container gets its own /dev",
+					c.op.name, it.src, devices, firstDevice))
+			}
 			return nil
 		}
 		if err != nil {
@@ -140,6 +148,15 @@ func (c *copier) extract(it copyItem, dest string) error {
 		}
 		if strings.HasPrefix(path.Base(rel), ".wh.") {
 			return fail("archive entry %q looks like an overlay whiteout, which would delete files from the image", h.Name)
+		}
+		if h.Typeflag == tar.TypeChar || h.Typeflag == tar.TypeBlock ||
+			h.Typeflag == tar.TypeLink && skipped[path.Clean(strings.TrimLeft(h.Linkname, "/"))] {
+			// Images run without them (see internal/image/unpack).
+			if devices++; devices == 1 {
+				firstDevice = rel
+			}
+			skipped[rel] = true
+			continue
 		}
 		var n *node
 		if h.Typeflag == tar.TypeLink {

@@ -1,12 +1,14 @@
 package build
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -104,5 +106,35 @@ func TestBuildPlatform(t *testing.T) {
 				t.Errorf("labels %v, want %v", cfg.Config.Labels, tc.labels)
 			}
 		})
+	}
+}
+
+// TestAddLeavesOutDevices checks that ADD of a root filesystem tarball
+// holding device nodes (as mmdebstrap makes them) builds, leaves the
+// nodes and hardlinks to them out, and says so once.
+func TestAddLeavesOutDevices(t *testing.T) {
+	tarball := makeTar(t, []tarEntry{
+		{name: "./", typ: tar.TypeDir, mode: 0o755},
+		{name: "./dev/", typ: tar.TypeDir, mode: 0o755},
+		{name: "./dev/console", typ: tar.TypeChar, mode: 0o600},
+		{name: "./dev/null", typ: tar.TypeChar, mode: 0o666},
+		{name: "./dev/null2", typ: tar.TypeLink, link: "./dev/null"},
+		{name: "./dev/sda", typ: tar.TypeBlock, mode: 0o660},
+		{name: "./etc/hostname", mode: 0o644, body: "debian\n"},
+	})
+	dir := writeContext(t, "FROM scratch\nADD rootfs.tar /\n", map[string]string{"rootfs.tar": string(tarball)})
+	var out bytes.Buffer
+	img, err := Build(context.Background(), Options{ContextDir: dir, Progress: &out}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	got := listLayer(t, layers[0])
+	want := []string{"drwxr-xr-x 0:0 /dev", "drwxr-xr-x 0:0 /etc", `-rw-r--r-- 0:0 /etc/hostname "debian\n"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("layer %q, want %q", got, want)
+	}
+	if n := strings.Count(out.String(), "WARNING"); n != 1 || !strings.Contains(out.String(), "left out 4 device nodes (the first dev/console)") {
+		t.Errorf("want one warning about 4 device nodes, got:\n%s", out.String())
 	}
 }

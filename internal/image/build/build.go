@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,12 +122,7 @@ func (b *builder) run(ctx context.Context) (v1.Image, error) {
 	b.cx = cx
 	b.tmpDir = os.TempDir()
 	b.spool.dir = b.tmpDir
-	dfPath := dockerfilePath(cx.dir, b.opts.Dockerfile)
-	data, err := os.ReadFile(dfPath)
-	if err != nil {
-		return nil, errdefs.Invalid("reading the Dockerfile: %w", err)
-	}
-	if b.df, err = parseDockerfile(filepath.Base(dfPath), data, b.warn); err != nil {
+	if b.df, err = parseDockerfile(path.Base(cx.dockerfile), cx.dfData, b.warn); err != nil {
 		return nil, err
 	}
 	b.shlex = shell.NewLex(b.df.escape)

@@ -2,6 +2,7 @@ package build
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/inroot"
 )
 
 // ContextTar streams the build context dir as a tar, skipping what
@@ -42,10 +44,19 @@ func ContextTar(dir string, dockerfile string) (io.ReadCloser, error) {
 	return pr, nil
 }
 
+// maxControlFile bounds the Dockerfile and the ignore files.
+const maxControlFile = 4 << 20
+
 // buildContext is a build context directory with its ignore rules.
+//
+// Every file of the context is read with internal/inroot: symlinks resolve
+// inside the context, and only regular files are read (the Dockerfile and
+// ignore files of bounded size), so a context uploaded to the daemon
+// cannot make it read its own files, block on a FIFO or read a device.
 type buildContext struct {
 	dir        string
 	dockerfile string   // relative to dir, slash separated
+	dfData     []byte   // the Dockerfile's content
 	forced     []string // relative paths always included in ContextTar
 	ignore     *patternmatcher.PatternMatcher
 	ignoreFile string // relative path of the ignore file in use, or ""
@@ -77,14 +88,32 @@ func openContext(dir, dockerfile string) (*buildContext, error) {
 		return nil, errdefs.Invalid("Dockerfile %q is outside the build context %q: move it into the context directory", dockerfile, dir)
 	}
 	cx.dockerfile = filepath.ToSlash(rel)
-	if st, err := os.Stat(dfAbs); err != nil || st.IsDir() {
-		return nil, errdefs.NotFound("no Dockerfile at %s: create one or name it with -f", dfAbs)
+	if cx.dfData, err = cx.readFile(cx.dockerfile); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errdefs.NotFound("no Dockerfile %q in the build context%s: create one or name it with -f", cx.dockerfile, cx.linkHint(cx.dockerfile))
+		}
+		return nil, errdefs.Invalid("reading the Dockerfile: %w", err)
 	}
 	cx.forced = append(cx.forced, cx.dockerfile)
-	if err := cx.loadIgnore(dfAbs); err != nil {
+	if err := cx.loadIgnore(); err != nil {
 		return nil, err
 	}
 	return cx, nil
+}
+
+// readFile reads the regular file rel of the context (see buildContext).
+func (cx *buildContext) readFile(rel string) ([]byte, error) {
+	return inroot.ReadFile(cx.dir, rel, maxControlFile)
+}
+
+// linkHint explains that rel is a symlink leading out of the context, or
+// is "".
+func (cx *buildContext) linkHint(rel string) string {
+	target, ok := inroot.Readlink(cx.dir, rel)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(" (it is a symlink to %q, which is not in the context: symlinks resolve inside it)", target)
 }
 
 // dockerfilePath resolves the Dockerfile path: relative paths are taken
@@ -101,29 +130,27 @@ func dockerfilePath(contextDir, dockerfile string) string {
 }
 
 // loadIgnore reads <Dockerfile>.dockerignore, or else .dockerignore.
-func (cx *buildContext) loadIgnore(dockerfileAbs string) error {
-	for _, p := range []string{dockerfileAbs + ".dockerignore", filepath.Join(cx.dir, ".dockerignore")} {
-		f, err := os.Open(p)
+func (cx *buildContext) loadIgnore() error {
+	for _, rel := range []string{cx.dockerfile + ".dockerignore", ".dockerignore"} {
+		data, err := cx.readFile(rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return errdefs.Invalid("reading %s: %w", p, err)
+			return errdefs.Invalid("reading the ignore file: %w", err)
 		}
-		patterns, err := ignorefile.ReadAll(f)
-		f.Close()
+		patterns, err := ignorefile.ReadAll(bytes.NewReader(data))
 		if err != nil {
-			return errdefs.Invalid("reading %s: %w", p, err)
+			return errdefs.Invalid("reading %s: %w", rel, err)
 		}
-		rel, _ := filepath.Rel(cx.dir, p)
-		cx.ignoreFile = filepath.ToSlash(rel)
+		cx.ignoreFile = rel
 		cx.forced = append(cx.forced, cx.ignoreFile)
 		if len(patterns) == 0 {
 			return nil
 		}
 		pm, err := patternmatcher.New(patterns)
 		if err != nil {
-			return errdefs.Invalid("%s: %w", p, err)
+			return errdefs.Invalid("%s: %w", rel, err)
 		}
 		cx.ignore = pm
 		return nil
@@ -218,9 +245,9 @@ func (cx *buildContext) keepWalking(rel string) bool {
 	return false
 }
 
-// nodeFromFileInfo returns the node for a context entry, owned by root,
-// or nil for sockets.
-func nodeFromFileInfo(abs string, fi fs.FileInfo) (*node, error) {
+// node returns the node for the context entry rel, owned by root, or nil
+// for sockets.
+func (cx *buildContext) node(rel, abs string, fi fs.FileInfo) (*node, error) {
 	m := fi.Mode()
 	n := &node{mode: int64(m.Perm()), mtime: fi.ModTime().Truncate(time.Second)}
 	if m&fs.ModeSetuid != 0 {
@@ -236,7 +263,7 @@ func nodeFromFileInfo(abs string, fi fs.FileInfo) (*node, error) {
 	case m.IsRegular():
 		n.typ = tar.TypeReg
 		n.size = fi.Size()
-		n.data = fileContent{path: abs}
+		n.data = fileContent{root: cx.dir, rel: rel}
 	case m.IsDir():
 		n.typ = tar.TypeDir
 		n.children = map[string]*node{}
@@ -272,7 +299,7 @@ func (cx *buildContext) tree(ctx context.Context) (*fsTree, error) {
 		t.root.mtime = st.ModTime().Truncate(time.Second)
 	}
 	err := cx.walk(ctx, func(rel, abs string, fi fs.FileInfo) error {
-		n, err := nodeFromFileInfo(abs, fi)
+		n, err := cx.node(rel, abs, fi)
 		if err != nil || n == nil {
 			return err
 		}
@@ -306,7 +333,7 @@ func (cx *buildContext) writeTar(w io.Writer) error {
 	tw := tar.NewWriter(w)
 	seen := map[string]bool{}
 	write := func(rel, abs string, fi fs.FileInfo) error {
-		n, err := nodeFromFileInfo(abs, fi)
+		n, err := cx.node(rel, abs, fi)
 		if err != nil || n == nil {
 			return err
 		}
@@ -317,12 +344,12 @@ func (cx *buildContext) writeTar(w io.Writer) error {
 		if n.typ != tar.TypeReg {
 			return nil
 		}
-		f, err := os.Open(abs)
+		rc, err := n.data.open()
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if _, err := io.CopyN(tw, f, n.size); err != nil {
+		defer rc.Close()
+		if _, err := io.CopyN(tw, rc, n.size); err != nil {
 			return fmt.Errorf("reading %s: %w (did it change during the build?)", abs, err)
 		}
 		return nil

@@ -143,7 +143,7 @@ func TestContextTarErrors(t *testing.T) {
 	}{
 		{"no such directory", filepath.Join(dir, "nope"), "", errdefs.ErrNotFound, "does not exist"},
 		{"not a directory", filepath.Join(dir, "Dockerfile"), "", errdefs.ErrInvalid, "is not a directory"},
-		{"no Dockerfile", dir, "other.Dockerfile", errdefs.ErrNotFound, "no Dockerfile at"},
+		{"no Dockerfile", dir, "other.Dockerfile", errdefs.ErrNotFound, "no Dockerfile \"other.Dockerfile\" in the build context"},
 		{"Dockerfile outside", dir, "../Dockerfile", errdefs.ErrInvalid, "is outside the build context"},
 		{"empty dir", "", "", errdefs.ErrInvalid, "no build context directory"},
 		{"bad ignore pattern", bad, "", errdefs.ErrInvalid, ".dockerignore"},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"skiff.dev/skiff/internal/inroot"
 )
 
 // content is where a regular file's bytes come from.
@@ -13,10 +15,11 @@ type content interface {
 	open() (io.ReadCloser, error)
 }
 
-// fileContent is a file on disk (in the build context).
-type fileContent struct{ path string }
+// fileContent is the regular file rel of the build context root, read as
+// internal/inroot reads: inside the root, and only if regular.
+type fileContent struct{ root, rel string }
 
-func (c fileContent) open() (io.ReadCloser, error) { return os.Open(c.path) }
+func (c fileContent) open() (io.ReadCloser, error) { return inroot.Open(c.root, c.rel, -1) }
 
 // memContent is bytes held in memory (heredocs).
 type memContent []byte

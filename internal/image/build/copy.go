@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/moby/patternmatcher"
 
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/inroot"
 )
 
 // copyOp is a COPY or ADD after variable expansion.
@@ -288,10 +287,8 @@ func (c *copier) lookup(src *fsTree, p, raw, where string) (*node, error) {
 	hint := ""
 	if c.op.from == "" {
 		rel := strings.TrimPrefix(p, "/")
-		if _, statErr := os.Lstat(filepath.Join(c.b.cx.dir, filepath.FromSlash(rel))); statErr == nil && c.b.cx.ignored(rel) {
+		if c.b.cx.ignored(rel) && inroot.Exists(c.b.cx.dir, rel) {
 			hint = fmt.Sprintf(": it is excluded by %s", c.b.cx.ignoreFile)
-		} else {
-			hint = fmt.Sprintf(" (%s)", c.b.cx.dir)
 		}
 	}
 	return nil, errdefs.NotFound("%s %s: %q was not found in %s%s", c.op.name, raw, strings.TrimPrefix(p, "/"), where, hint)

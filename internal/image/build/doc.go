@@ -43,6 +43,13 @@
 // Layers are written to unlinked temporary files under os.TempDir that
 // live as long as the returned image is referenced.
 //
+// The context is read only inside it, with internal/inroot: symlinks (the
+// Dockerfile, the ignore file, COPY and ADD sources and the directories
+// on their way) resolve within the context, and only regular files are
+// read, the Dockerfile and ignore files up to 4 MiB. A context uploaded
+// to the daemon so cannot make it read its own files, block on a FIFO or
+// read a device, and messages name files relative to the context.
+//
 // Errors are classified with internal/errdefs: Dockerfile mistakes and
 // unsupported instructions are ErrInvalid, missing files, stages and
 // images are ErrNotFound, a failing image store or disk is

@@ -346,7 +346,7 @@ func TestBuildErrors(t *testing.T) {
 			name:       "missing Dockerfile",
 			dockerfile: "",
 			cat:        errdefs.ErrNotFound,
-			want:       []string{"no Dockerfile at", "name it with -f"},
+			want:       []string{"no Dockerfile \"Dockerfile\" in the build context", "name it with -f"},
 		},
 		{
 			name:       "missing context directory",

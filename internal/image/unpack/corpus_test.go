@@ -183,6 +183,12 @@ type corpusCase struct {
 	static bool
 	// check runs extra checks on the unpacked root.
 	check func(t *testing.T, root string)
+	// wantSkipped and wantFirstSkipped are the device entries Apply must
+	// report as skipped.
+	wantSkipped      int
+	wantFirstSkipped string
+	// wantRoot is the root entry Apply must report.
+	wantRoot *RootEntry
 }
 
 func (c corpusCase) tarFile() string {
@@ -363,20 +369,41 @@ func corpus() []corpusCase {
 		}, want: []string{
 			"etc/ dir 0755 0:0", `etc/passwd file 0644 0:0 "upper" links=2`, `p file 0644 0:0 "upper" links=2`,
 		}},
-		{name: "device-char", wantEntry: "dev/null", wantReason: "AllowDevices", data: func() []byte {
+		// Devices are skipped unless allowed: root filesystem tarballs
+		// (mmdebstrap, debootstrap) hold dev/console, dev/null and more.
+		{name: "device-char", wantSkipped: 1, wantFirstSkipped: "dev/null", data: func() []byte {
 			return tarOf(dir("dev/"), dev("dev/null", tar.TypeChar, 1, 3))
-		}},
+		}, want: []string{"dev/ dir 0755 0:0"}},
 		{name: "device-char-allowed", file: "device-char", allowDevices: true, want: []string{
 			"dev/ dir 0755 0:0", "dev/null char 0666 0:0 1/3",
 		}},
-		{name: "device-block", wantEntry: "dev/sda", data: func() []byte {
+		{name: "device-block", wantSkipped: 1, wantFirstSkipped: "dev/sda", data: func() []byte {
 			return tarOf(dev("dev/sda", tar.TypeBlock, 8, 0))
 		}},
 		{name: "device-block-allowed", file: "device-block", allowDevices: true, want: []string{
 			"dev/ dir 0755 0:0", "dev/sda block 0666 0:0 8/0",
 		}},
+		{name: "device-hardlinks", wantSkipped: 3, wantFirstSkipped: "dev/console", data: func() []byte {
+			return tarOf(dir("dev/"), dev("dev/console", tar.TypeChar, 5, 1), dev("dev/null", tar.TypeChar, 1, 3),
+				hard("dev/null2", "/dev/null"), reg("dev/x", "x"), hard("dev/x2", "dev/x"))
+		}, want: []string{"dev/ dir 0755 0:0", `dev/x file 0644 0:0 "x" links=2`, `dev/x2 file 0644 0:0 "x" links=2`}},
+		{name: "device-replaced", wantSkipped: 1, wantFirstSkipped: "x", data: func() []byte {
+			return tarOf(dev("x", tar.TypeChar, 1, 3), reg("x", "file"), hard("y", "x"))
+		}, want: []string{`x file 0644 0:0 "file" links=2`, `y file 0644 0:0 "file" links=2`}},
+		{name: "lower-devices", allowDevices: true, data: func() []byte {
+			return tarOf(dir("dev/"), dev("dev/null", tar.TypeChar, 1, 3))
+		}, want: []string{"dev/ dir 0755 0:0", "dev/null char 0666 0:0 1/3"}},
+		{name: "device-hardlink-lower", lowers: []string{"lower-devices"}, wantSkipped: 1, wantFirstSkipped: "null", data: func() []byte {
+			return tarOf(hard("null", "dev/null"), reg("a", "a"))
+		}, want: []string{`a file 0644 0:0 "a"`}},
+		{name: "device-hardlink-lower-allowed", file: "device-hardlink-lower", lowers: []string{"lower-devices"}, allowDevices: true,
+			want: []string{`a file 0644 0:0 "a"`, "null char 0666 0:0 1/3"}},
 		{name: "device-whiteout-lookalike", allowDevices: true, wantEntry: "fake", wantReason: "whiteout", data: func() []byte {
 			return tarOf(dev("fake", tar.TypeChar, 0, 0))
+		}},
+		{name: "device-whiteout-lookalike-skipping", file: "device-whiteout-lookalike", wantEntry: "fake", wantReason: "whiteout"},
+		{name: "device-out-of-range", wantEntry: "dev/big", wantReason: "out of range", data: func() []byte {
+			return tarOf(dev("dev/big", tar.TypeBlock, 1<<33, 0))
 		}},
 		{name: "fifo", data: func() []byte {
 			return tarOf(with(dev("run/fifo", tar.TypeFifo, 0, 0), mode(0o600)))
@@ -511,9 +538,18 @@ func corpus() []corpusCase {
 		{name: "contiguous-type", wantEntry: "cont", data: func() []byte {
 			return tarOf(ent{hdr: tar.Header{Typeflag: tar.TypeCont, Name: "cont", Mode: 0o644, ModTime: epoch}})
 		}},
-		{name: "root-entries", data: func() []byte {
+		// The root's metadata is reported, never given to the directory.
+		{name: "root-entries", wantRoot: &RootEntry{Mode: 0o700, ModTime: epoch, AccessTime: epoch}, data: func() []byte {
 			return tarOf(dir("./"), dir("/"), dir("."), with(dir("./"), mode(0o700)), reg("./a", "a"))
 		}, want: []string{`a file 0644 0:0 "a"`}},
+		{name: "root-metadata", wantRoot: &RootEntry{UID: 5, GID: 6, Mode: 0o1750, ModTime: epoch, AccessTime: epoch.Add(time.Hour)}, data: func() []byte {
+			return tarOf(with(dir("./"), func(h *tar.Header) {
+				h.Uid, h.Gid, h.Mode, h.AccessTime, h.Format = 5, 6, 0o1750, epoch.Add(time.Hour), tar.FormatPAX
+			}))
+		}},
+		{name: "root-owner-out-of-range", wantEntry: "./", wantReason: "out of range", data: func() []byte {
+			return tarOf(with(dir("./"), owner(1<<32, 0)))
+		}},
 		{name: "root-file", wantEntry: "./", wantReason: "layer root", data: func() []byte {
 			return tarOf(ent{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "./", Linkname: "/", ModTime: epoch}})
 		}},
@@ -759,6 +795,26 @@ func ensureCanary(t testing.TB) {
 	}
 }
 
+func sameRoot(a, b *RootEntry) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.UID == b.UID && a.GID == b.GID && a.Mode == b.Mode && a.ModTime.Equal(b.ModTime) && a.AccessTime.Equal(b.AccessTime)
+}
+
+// checkRootDir fails t unless the layer directory kept the mode, owner
+// and times the sandbox gave it: a layer's root entry is only reported.
+func checkRootDir(t *testing.T, root string) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(root, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o755 || st.Uid != 0 || st.Gid != 0 || st.Mtim.Sec == epoch.Unix() {
+		t.Errorf("the layer directory is mode %04o owned by %d:%d, modified %d; want it untouched (0755 0:0)", st.Mode&0o7777, st.Uid, st.Gid, st.Mtim.Sec)
+	}
+}
+
 // requireRoot fails a test that needs root: skipping would hide that the
 // unpacker's security checks went untested.
 func requireRoot(t testing.TB) {
@@ -797,7 +853,7 @@ func TestCorpus(t *testing.T) {
 				if err := os.Mkdir(ldir, 0o755); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := Apply(context.Background(), ldir, bytes.NewReader(files[lc.tarFile()]), Options{Lowers: lowers}); err != nil {
+				if _, err := Apply(context.Background(), ldir, bytes.NewReader(files[lc.tarFile()]), Options{Lowers: lowers, AllowDevices: lc.allowDevices}); err != nil {
 					t.Fatalf("unpack lower %s: %v", lc.name, err)
 				}
 				lowers = append([]string{ldir}, lowers...)
@@ -862,6 +918,13 @@ func TestCorpus(t *testing.T) {
 			if d := diffLines(c.want, got); d != "" {
 				t.Errorf("unpacked tree differs:%s", d)
 			}
+			if st.SkippedDevices != c.wantSkipped || st.FirstSkippedDevice != c.wantFirstSkipped {
+				t.Errorf("skipped %d devices, the first %q; want %d, %q", st.SkippedDevices, st.FirstSkippedDevice, c.wantSkipped, c.wantFirstSkipped)
+			}
+			if !sameRoot(st.Root, c.wantRoot) {
+				t.Errorf("root entry %+v, want %+v", st.Root, c.wantRoot)
+			}
+			checkRootDir(t, s.root)
 		})
 	}
 }

@@ -21,8 +21,10 @@
 // the "/" cannot reach outside the root. A name whose ".." components climb
 // above the root ("../x", "a/../../x", and "/../x" alike) is refused. The
 // root itself ("/", "./") carries no content: a directory entry for it is
-// accepted and ignored (its metadata would only describe the store's own
-// directory), any other type is refused. A name component other than the
+// accepted and its owner, mode and times are reported in Stats.Root, not
+// given to the directory Apply writes into, which is the caller's (the
+// image store decides which layer's root a container's root takes); any
+// other type is refused. A name component other than the
 // last that begins with ".wh." is refused: that prefix is reserved for
 // whiteouts.
 //
@@ -51,9 +53,14 @@
 //     lower file are linked to that copy. A target that escapes the root,
 //     goes through a symlink, is a directory or does not exist is refused.
 //   - Fifos are allowed, as Docker allows them.
-//   - Character and block devices are refused unless Options.AllowDevices
-//     is set. A character device 0/0 is always refused: in overlayfs format
-//     it means "deleted"; layers express deletion with whiteouts.
+//   - Character and block devices, and hardlinks to them, are skipped
+//     and counted in Stats.SkippedDevices unless Options.AllowDevices is
+//     set: root filesystem tarballs usually hold dev/console, dev/null and
+//     the like, and the runtime gives every container its own /dev. Nothing
+//     is written for a skipped entry: an earlier entry of the same name in
+//     the layer stays. A device number out of range, and a character device
+//     0/0, are refused even so: in overlayfs format 0/0 means "deleted";
+//     layers express deletion with whiteouts.
 //   - PAX global headers and AUFS metadata (names starting ".wh..wh."
 //     other than the opaque marker, and everything below them) are
 //     skipped; every other type is refused.

@@ -53,14 +53,19 @@ func (u *unpacker) dispatch(ctx context.Context, tr io.Reader, hdr *tar.Header) 
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return u.whiteout(parent, base)
 	}
-	if rel == "" {
-		if hdr.Typeflag == tar.TypeDir {
-			return true, nil
-		}
-		return false, refuse("the entry would replace the layer root with a non-directory")
-	}
 	if err := checkOwner(hdr); err != nil {
 		return false, err
+	}
+	if rel == "" {
+		if hdr.Typeflag != tar.TypeDir {
+			return false, refuse("the entry would replace the layer root with a non-directory")
+		}
+		root := &RootEntry{UID: hdr.Uid, GID: hdr.Gid, Mode: uint32(hdr.Mode & 0o7777), ModTime: hdr.ModTime, AccessTime: hdr.AccessTime}
+		if root.AccessTime.IsZero() {
+			root.AccessTime = root.ModTime
+		}
+		u.stats.Root = root
+		return true, nil
 	}
 	xs, err := entryXattrs(hdr)
 	if err != nil {
@@ -81,7 +86,30 @@ func (u *unpacker) dispatch(ctx context.Context, tr io.Reader, hdr *tar.Header) 
 	default:
 		return false, refuse("the entry type %q is not supported", hdr.Typeflag)
 	}
+	if errors.Is(err, errDeviceSkipped) {
+		u.skipDevice(rel)
+		return false, nil
+	}
+	if err == nil && u.skipped[rel] {
+		delete(u.skipped, rel) // a later entry took the name
+	}
 	return err == nil, err
+}
+
+// errDeviceSkipped tells dispatch that the entry is a device node (or a
+// hardlink to one) that the layer leaves out.
+var errDeviceSkipped = errors.New("device node skipped")
+
+// skipDevice records that the device entry rel was left out.
+func (u *unpacker) skipDevice(rel string) {
+	if u.stats.SkippedDevices == 0 {
+		u.stats.FirstSkippedDevice = rel
+	}
+	u.stats.SkippedDevices++
+	if u.skipped == nil {
+		u.skipped = make(map[string]bool)
+	}
+	u.skipped[rel] = true
 }
 
 func checkOwner(hdr *tar.Header) error {
@@ -362,7 +390,8 @@ func (u *unpacker) symlink(n *node) error {
 	return setTimesAt(pfd, n.base, entryTimes(n.hdr))
 }
 
-// special creates fifos and device nodes.
+// special creates fifos and device nodes; without Options.AllowDevices
+// it returns errDeviceSkipped for a valid device node.
 func (u *unpacker) special(n *node) error {
 	var kind uint32
 	switch n.hdr.Typeflag {
@@ -377,12 +406,12 @@ func (u *unpacker) special(n *node) error {
 	if kind != unix.S_IFIFO {
 		major, minor := n.hdr.Devmajor, n.hdr.Devminor
 		switch {
-		case !u.opts.AllowDevices:
-			return refuse("device nodes are refused unless Options.AllowDevices is set")
 		case major < 0 || major > math.MaxUint32 || minor < 0 || minor > math.MaxUint32:
 			return refuse("the device number %d/%d is out of range", major, minor)
 		case kind == unix.S_IFCHR && major == 0 && minor == 0:
 			return refuse("a character device 0/0 is an overlayfs whiteout; layers delete files with %q entries", whiteoutPrefix+"NAME")
+		case !u.opts.AllowDevices:
+			return errDeviceSkipped
 		}
 		dev = unix.Mkdev(uint32(major), uint32(minor))
 	}

@@ -85,6 +85,10 @@ func FuzzApply(f *testing.F) {
 			return
 		}
 		for _, n := range nodes {
+			kind := n.st.Mode & unix.S_IFMT
+			if !opts.AllowDevices && (kind == unix.S_IFBLK || kind == unix.S_IFCHR && n.st.Rdev != 0) {
+				t.Errorf("%s: a device node reached the disk without AllowDevices", n.rel)
+			}
 			if n.st.Mode&unix.S_IFMT == unix.S_IFLNK && symlinkClimbs(n.rel, n.target) {
 				t.Errorf("symlink %s -> %s climbs out of the layer", n.rel, n.target)
 			}

@@ -58,6 +58,8 @@ func (u *unpacker) hardlink(n *node) error {
 		return err
 	}
 	switch {
+	case u.skipped[target]:
+		return errDeviceSkipped
 	case target == "":
 		return refuse("the hardlink points at the layer root")
 	case target == n.rel:
@@ -155,7 +157,7 @@ func (u *unpacker) lower(i int) (int, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-			return -1, errdefs.NotFound("unpack layer: open lower layer %s: %w; Options.Lowers must list unpacked layer directories", dir, err)
+			return -1, errdefs.NotFound("unpack layer: open lower layer %s: %w; the layers below must be unpacked first", dir, err)
 		}
 		return -1, errdefs.Unavailable("unpack layer: open lower layer %s: %w", dir, err)
 	}
@@ -255,7 +257,7 @@ func (u *unpacker) copyFromLower(n *node, target string, loc *location) error {
 		err = u.mknod(n, unix.S_IFIFO, 0, uid, gid, perm, xs, ts)
 	case unix.S_IFCHR, unix.S_IFBLK:
 		if !u.opts.AllowDevices {
-			return refuse("the hardlink target %q is a device node; device nodes are refused unless Options.AllowDevices is set", n.hdr.Linkname)
+			return errDeviceSkipped
 		}
 		err = u.mknod(n, st.Mode&unix.S_IFMT, st.Rdev, uid, gid, perm, xs, ts)
 	default:

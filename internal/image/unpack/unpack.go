@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -21,8 +22,10 @@ type Options struct {
 	// They are only read: to resolve hardlinks whose target is not in this layer
 	// (the file is then copied into dir), and nothing else.
 	Lowers []string
-	// AllowDevices lets character and block device entries through (refused by default;
-	// whiteouts are not device entries in the tar and are always handled).
+	// AllowDevices creates character and block device entries. By default
+	// they are skipped and counted in Stats: a container gets its own /dev
+	// from the runtime. Whiteouts are not device entries in the tar and are
+	// always handled.
 	AllowDevices bool
 }
 
@@ -34,6 +37,27 @@ type Stats struct {
 	// Bytes counts the file content written, including files copied from
 	// lower layers to resolve hardlinks.
 	Bytes int64
+	// SkippedDevices counts the character and block device entries, and
+	// hardlinks to them, left out because Options.AllowDevices is not set;
+	// FirstSkippedDevice is the cleaned name of the first of them.
+	SkippedDevices     int
+	FirstSkippedDevice string
+	// Root is the metadata of the layer's directory entry for its own root
+	// ("./" or "/"), the last one when there are several; nil when the
+	// layer has none. Apply does not give it to the directory it writes
+	// into: that directory is the caller's.
+	Root *RootEntry
+}
+
+// RootEntry is the metadata a layer tar gives its root directory.
+type RootEntry struct {
+	// UID and GID are the numeric owner.
+	UID, GID int
+	// Mode holds the permission bits with setuid, setgid and sticky.
+	Mode uint32
+	// ModTime and AccessTime are the entry's times; AccessTime is ModTime
+	// when the tar has none.
+	ModTime, AccessTime time.Time
 }
 
 // EntryError names the tar entry that was refused and why. It matches
@@ -61,8 +85,9 @@ func (e *EntryError) Is(target error) bool { return target == errdefs.ErrInvalid
 // mtimes and xattrs (PAX SCHILY.xattr.*; security.capability matters) are kept.
 // An entry that would land outside dir — ".." escaping, absolute names that escape
 // after cleaning, a path through a symlink, a hardlink whose target escapes or does
-// not exist, a device node when not allowed, unknown entry types — is refused
-// with an *EntryError, and on any error Apply removes everything it wrote, leaving dir empty.
+// not exist, unknown entry types — is refused with an *EntryError, and on any
+// error Apply removes everything it wrote, leaving dir empty. Device nodes are
+// skipped and counted in Stats unless opts.AllowDevices is set.
 //
 // The package documentation details the rules for names, entry types,
 // whiteouts and metadata.
@@ -105,6 +130,9 @@ type unpacker struct {
 	stats  Stats
 	// sparseBytes adds up the logical sizes of the sparse files so far.
 	sparseBytes int64
+	// skipped holds the names of the device entries skipped so far, so
+	// that hardlinks to them are skipped too.
+	skipped map[string]bool
 }
 
 func newUnpacker(dir string, opts Options) (*unpacker, error) {
@@ -126,7 +154,7 @@ func newUnpacker(dir string, opts Options) (*unpacker, error) {
 	}
 	if len(names) > 0 {
 		u.close()
-		return nil, errdefs.Conflict("unpack layer: directory %s is not empty (it holds %q); give Apply a new empty directory", dir, names[0])
+		return nil, errdefs.Conflict("unpack layer: directory %s is not empty (it holds %q); unpack into a new empty directory", dir, names[0])
 	}
 	u.lowers = make([]int, len(opts.Lowers))
 	for i := range u.lowers {
@@ -196,7 +224,7 @@ func (u *unpacker) apply(ctx context.Context, r io.Reader) error {
 		if src.err != nil {
 			return fmt.Errorf("unpack layer: read layer stream: %w", src.err)
 		}
-		return errdefs.Invalid("unpack layer: the stream is %s-compressed; Apply takes an uncompressed tar, decompress it first", compression(magic))
+		return errdefs.Invalid("unpack layer: the layer's tar stream is itself %s-compressed; a layer is a tar compressed at most once: decompress it and store the tar", compression(magic))
 	}
 	tr := tar.NewReader(br)
 	last := ""

@@ -3,7 +3,9 @@
 //
 // Spec is pure and deterministic: the same Input gives the same spec. It
 // only reads the container's own /etc/passwd and /etc/group (to resolve a
-// user name, confined to the rootfs with RESOLVE_IN_ROOT) and, when asked
+// user name, with internal/inroot: confined to the rootfs, regular files of
+// bounded size only, so a FIFO or a device in an image cannot block or
+// flood the daemon) and, when asked
 // with Input.HostRlimits or Input.HostCapabilities, the calling process's
 // limits; with Input.HostArches it asks the kernel once whether it runs
 // x32 code.

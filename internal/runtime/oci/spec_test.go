@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -281,6 +282,50 @@ func TestResolveUserStaysInRootfs(t *testing.T) {
 	}
 	if _, err := ResolveUser(root, "daemon"); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Fatalf("a user from outside the rootfs resolved: %v", err)
+	}
+}
+
+// TestResolveUserRefusesSpecialFiles: an /etc/passwd or /etc/group that is
+// a FIFO (which would block the open forever) or a device (which would
+// never end) is refused at once, with a message that names the file and
+// not the rootfs's host path.
+func TestResolveUserRefusesSpecialFiles(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		make func(path string) error
+		want string
+	}{
+		{"etc/passwd", func(p string) error { return syscall.Mkfifo(p, 0o644) }, "/etc/passwd is a named pipe (FIFO), not a regular file"},
+		{"etc/group", func(p string) error { return syscall.Mkfifo(p, 0o644) }, "/etc/group is a named pipe (FIFO), not a regular file"},
+		{"etc/passwd", func(p string) error { return syscall.Mknod(p, syscall.S_IFCHR|0o666, 1<<8|5) }, "/etc/passwd is a character device"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("app:x:1000:1000::/:/bin/sh\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(root, tc.file))
+			if err := tc.make(filepath.Join(root, tc.file)); err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() { _, err := ResolveUser(root, "app"); errc <- err }()
+			var err error
+			select {
+			case err = <-errc:
+			case <-time.After(5 * time.Second):
+				t.Fatal("ResolveUser blocked on a special file")
+			}
+			if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an invalid-input error saying %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), root) {
+				t.Errorf("the error shows the rootfs's host path: %v", err)
+			}
+		})
 	}
 }
 

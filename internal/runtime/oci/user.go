@@ -1,18 +1,16 @@
 package oci
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
-	"os"
+	"io/fs"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/internal/inroot"
 )
 
 // passwdEntry is one line of /etc/passwd.
@@ -119,59 +117,36 @@ func parseID(s string) (uint32, bool) {
 	return uint32(n), err == nil
 }
 
-// openInRoot opens name relative to root without letting symlinks or ".."
-// leave root. A missing file is reported as (nil, nil).
-func openInRoot(root, name string) (*os.File, error) {
-	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, errdefs.Invalid("open rootfs %s: %w", root, err)
-	}
-	defer unix.Close(dir)
-	fd, err := unix.Openat2(dir, name, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if errors.Is(err, unix.ENOENT) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s in rootfs %s: %w", name, root, err)
-	}
-	return os.NewFile(uintptr(fd), name), nil
-}
-
-// maxAccountFile bounds how much of /etc/passwd or /etc/group is read.
+// maxAccountFile bounds /etc/passwd and /etc/group.
 const maxAccountFile = 4 << 20
 
 // readColonFile reads the lines of a colon-separated file in rootfs, split
-// into fields; comments and blank lines are skipped.
+// into fields; comments and blank lines are skipped. A missing file has no
+// lines; anything but a regular file (a FIFO, a device) is refused.
 func readColonFile(rootfs, name string) ([][]string, error) {
 	if rootfs == "" {
 		return nil, nil
 	}
-	f, err := openInRoot(rootfs, name)
-	if err != nil || f == nil {
-		return nil, err
+	data, err := inroot.ReadFile(rootfs, name, maxAccountFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	defer f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("looking up the user: %w", err)
+	}
 	var out [][]string
-	sc := bufio.NewScanner(io.LimitReader(f, maxAccountFile))
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		out = append(out, strings.Split(line, ":"))
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s in rootfs %s: %w", name, rootfs, err)
-	}
 	return out, nil
 }
 
 func readPasswd(rootfs string) ([]passwdEntry, error) {
-	lines, err := readColonFile(rootfs, "etc/passwd")
+	lines, err := readColonFile(rootfs, "/etc/passwd")
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +166,7 @@ func readPasswd(rootfs string) ([]passwdEntry, error) {
 }
 
 func readGroup(rootfs string) ([]groupEntry, error) {
-	lines, err := readColonFile(rootfs, "etc/group")
+	lines, err := readColonFile(rootfs, "/etc/group")
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,14 @@
 // for the call, which fits about 200 layers in a page. Beyond that Mount
 // returns errdefs.ErrInvalid.
 //
+// The root of an overlay takes its owner, mode and times from the upper
+// directory. Mount creates the upper directory with those of the top lower
+// directory, which the image store gives the image root's (a non-root
+// process must be able to read "/"); an existing upper directory keeps
+// what the container made of its root.
+//
 // An image with no layers gets an empty lower directory, made beside the
-// upper directory (<dir of upper>/lower-empty). Unmount is idempotent and
+// upper directory (<dir of upper>/lower-empty), mode 0755 owned by
+// root, and so does its root. Unmount is idempotent and
 // falls back to a lazy (MNT_DETACH) unmount when the mount is busy.
 package rootfs

@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,8 +20,9 @@ var maxOptions = os.Getpagesize() - 1
 
 // Mount mounts an overlay at target with lowers (top layer first) under
 // the writable upper directory, using work as overlayfs's work directory.
-// upper, work and target are created if missing; they and the lowers must
-// be absolute paths without ',' or ':'.
+// upper, work and target are created if missing, upper with the owner,
+// mode and times of the top lower (the overlay's root takes them from
+// upper); they and the lowers must be absolute paths without ',' or ':'.
 func Mount(lowers []string, upper, work, target string) error {
 	for _, p := range append([]string{upper, work, target}, lowers...) {
 		if !filepath.IsAbs(p) {
@@ -30,7 +32,7 @@ func Mount(lowers []string, upper, work, target string) error {
 			return errdefs.Invalid("overlay path %q contains ',' or ':', which overlayfs options cannot hold: use another directory", p)
 		}
 	}
-	for _, d := range []string{upper, work, target} {
+	for _, d := range []string{filepath.Dir(upper), work, target} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create overlay directory: %w", err)
 		}
@@ -38,6 +40,10 @@ func Mount(lowers []string, upper, work, target string) error {
 	if len(lowers) == 0 {
 		empty := filepath.Join(filepath.Dir(upper), "lower-empty")
 		if err := os.MkdirAll(empty, 0o755); err != nil {
+			return fmt.Errorf("create the empty lower directory of an image without layers: %w", err)
+		}
+		// The mode must not depend on the umask: it becomes the root's.
+		if err := os.Chmod(empty, 0o755); err != nil {
 			return fmt.Errorf("create the empty lower directory of an image without layers: %w", err)
 		}
 		lowers = []string{empty}
@@ -48,6 +54,9 @@ func Mount(lowers []string, upper, work, target string) error {
 		} else if !st.IsDir() {
 			return errdefs.Invalid("overlay lower %s is not a directory", l)
 		}
+	}
+	if err := makeUpper(upper, lowers[0]); err != nil {
+		return err
 	}
 
 	data := options(lowers, upper, work)
@@ -74,6 +83,37 @@ func Mount(lowers []string, upper, work, target string) error {
 		return errdefs.Invalid("overlay of %d layers does not fit in the kernel's mount options (%d bytes, limit %d): squash the image to fewer layers", len(lowers), len(data), maxOptions)
 	}
 	return mountData(target, data)
+}
+
+// makeUpper creates the upper directory with the owner, mode and times of
+// the top lower directory: the root of an overlay takes its attributes
+// from the upper directory, and the image store gives the top layer
+// directory those of the image's root. An existing upper directory is
+// left as it is: it holds what the container made of its root.
+func makeUpper(upper, top string) error {
+	err := os.Mkdir(upper, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create overlay directory: %w", err)
+	}
+	var st unix.Stat_t
+	err = unix.Stat(top, &st)
+	if err == nil {
+		err = unix.Lchown(upper, int(st.Uid), int(st.Gid))
+	}
+	if err == nil {
+		err = unix.Chmod(upper, st.Mode&0o7777)
+	}
+	if err == nil {
+		err = unix.UtimesNanoAt(unix.AT_FDCWD, upper, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err != nil {
+		os.Remove(upper)
+		return errdefs.Unavailable("give the overlay upper directory %s the attributes of the image root %s: %w", upper, top, err)
+	}
+	return nil
 }
 
 func options(lowers []string, upper, work string) string {

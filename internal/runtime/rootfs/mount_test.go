@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -181,5 +182,73 @@ func TestUnmountBusy(t *testing.T) {
 func TestUnmountMissing(t *testing.T) {
 	if err := Unmount(filepath.Join(t.TempDir(), "nothing")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMountRootTakesTopLower checks that the overlay's root shows the
+// owner, mode and times of the top lower directory (which the image store
+// gives the image root's), whatever the umask, that a remount keeps what
+// the container made of its root, and that an image without layers gets
+// 0755 owned by root.
+func TestMountRootTakesTopLower(t *testing.T) {
+	old := unix.Umask(0o077)
+	t.Cleanup(func() { unix.Umask(old) })
+	dir := t.TempDir()
+	lowers := layers(t, filepath.Join(dir, "layers"), 2, 2)
+	mtime := time.Date(2023, 5, 6, 7, 8, 9, 0, time.UTC)
+	if err := os.Chown(lowers[0], 1000, 1001); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Chmod(lowers[0], 0o1751); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(lowers[0], mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(lowers[1], 0o700); err != nil { // a lower layer's root does not count
+		t.Fatal(err)
+	}
+	c := filepath.Join(dir, "c")
+	target := filepath.Join(c, "rootfs")
+	mount := func(lowers []string) {
+		t.Helper()
+		if err := Mount(lowers, filepath.Join(c, "upper"), filepath.Join(c, "work"), target); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = Unmount(target) })
+	}
+	mount(lowers)
+	checkRoot(t, target, 0o1751, 1000, 1001, mtime)
+
+	// What the container does to its root outlives a remount.
+	if err := os.Chmod(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unmount(target); err != nil {
+		t.Fatal(err)
+	}
+	mount(lowers)
+	checkRoot(t, target, 0o755, 1000, 1001, time.Time{})
+	if err := Unmount(target); err != nil {
+		t.Fatal(err)
+	}
+
+	c = filepath.Join(dir, "empty")
+	target = filepath.Join(c, "rootfs")
+	mount(nil)
+	checkRoot(t, target, 0o755, 0, 0, time.Time{})
+}
+
+func checkRoot(t *testing.T, root string, mode uint32, uid, gid int, mtime time.Time) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != mode || int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("the overlay root is %04o %d:%d, want %04o %d:%d", st.Mode&0o7777, st.Uid, st.Gid, mode, uid, gid)
+	}
+	if !mtime.IsZero() && st.Mtim.Sec != mtime.Unix() {
+		t.Errorf("the overlay root was modified at %d, want %d", st.Mtim.Sec, mtime.Unix())
 	}
 }

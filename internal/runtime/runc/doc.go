@@ -61,6 +61,21 @@
 // writing faster than one rotation per watcher wake-up can make <log>.1
 // hold an older file than the one just before <log>.
 //
+// # Attach
+//
+// conmon makes an attach socket (SOCK_SEQPACKET) in every bundle. Each
+// piece of the container's output that conmon reads (8 KiB at most) is
+// written to the log and then, as one message prefixed by a byte naming
+// the pipe (2 stdout, 3 stderr), to every connection, with a blocking
+// write: a connection that is not read stops conmon, and so the
+// container. Attach reads every message; with --stdin, what is written on
+// a connection goes to the process's stdin, and the connection's end
+// (a half-close is enough) closes that, except with --leave-stdin-open,
+// which a terminal with stdin gets so that its input survives a detach.
+// An attachment made without stdin to a container with stdin is read to
+// its end in the background when closed, instead of closing it and with
+// it the process's stdin.
+//
 // # Exec, kill, state, delete
 //
 // Exec runs "<runtime> exec --process <file>" with the caller's stdio;

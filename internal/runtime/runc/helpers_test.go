@@ -102,6 +102,13 @@ type testContainer struct {
 // create mounts a busybox rootfs and creates a container running cmd.
 func create(t testing.TB, r *Runtime, cfg api.ContainerConfig, logMax int64, cmd ...string) *testContainer {
 	t.Helper()
+	return createOpts(t, r, cfg, runtime.CreateOpts{LogMaxSize: logMax}, cmd...)
+}
+
+// createOpts is create with the runtime's options (Bundle and LogPath are
+// filled in).
+func createOpts(t testing.TB, r *Runtime, cfg api.ContainerConfig, opts runtime.CreateOpts, cmd ...string) *testContainer {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	c := &testContainer{
@@ -122,7 +129,8 @@ func create(t testing.TB, r *Runtime, cfg api.ContainerConfig, logMax int64, cmd
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.pid, err = r.Create(ctx, c.id, spec, runtime.CreateOpts{Bundle: c.bundle, LogPath: c.log, LogMaxSize: logMax})
+	opts.Bundle, opts.LogPath = c.bundle, c.log
+	c.pid, err = r.Create(ctx, c.id, spec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
