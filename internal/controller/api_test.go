@@ -38,7 +38,7 @@ func TestVerbsRetryAfterStatusWrites(t *testing.T) {
 	}
 	defer st.Close()
 	rs := &racingStore{Store: st}
-	c := New(Config{Store: rs, Logger: slog.New(slog.DiscardHandler)})
+	c := New(Config{Store: rs, Router: nullRouter{}, Logger: slog.New(slog.DiscardHandler)})
 	defer c.Close()
 	in := api.App{APIVersion: api.AppAPIVersion, Kind: api.AppKind, Metadata: api.ObjectMeta{Name: "shop"},
 		Spec: api.AppSpec{Image: "hello", Env: []api.EnvVar{{Name: "V", Value: "1"}}}}

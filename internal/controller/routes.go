@@ -35,6 +35,12 @@ type appRoutes struct {
 	App       api.App
 	Targets   []target
 	Endpoints map[string][]ingress.Endpoint // revision → ready endpoints
+	// Waiting is the revision requests wait for while there are no
+	// targets (the App has no revision yet).
+	Waiting string
+	// Unavailable says, per revision, why it cannot get a replica
+	// however long a request waits.
+	Unavailable map[string]string
 }
 
 // tableLocked is the route table of the current state; the caller holds
@@ -51,9 +57,13 @@ func (c *Controller) tableLocked() ingress.Table {
 		if !st.exists {
 			continue
 		}
-		ar := appRoutes{App: st.app, Targets: st.targets, Endpoints: map[string][]ingress.Endpoint{}}
-		for _, tg := range st.targets {
-			ar.Endpoints[tg.Revision] = c.endpointsLocked(st, tg.Revision)
+		ar := appRoutes{App: st.app, Targets: st.targets, Endpoints: map[string][]ingress.Endpoint{},
+			Waiting: firstRevision(st), Unavailable: map[string]string{}}
+		for _, rev := range append(targetRevisions(st.targets), ar.Waiting) {
+			ar.Endpoints[rev] = c.endpointsLocked(st, rev)
+			if reason, msg := c.problemLocked(st, rev); cannotStart[reason] {
+				ar.Unavailable[rev] = fmt.Sprintf("app %s cannot serve: %s: %s", st.name, reason, msg)
+			}
 		}
 		in = append(in, ar)
 	}
@@ -87,12 +97,12 @@ func routeTable(domain string, apps []appRoutes) ingress.Table {
 				rt.Backends = append(rt.Backends, ingress.Backend{Revision: tg.Revision, Percent: tg.Percent, Endpoints: ar.Endpoints[tg.Revision]})
 			}
 		}
-		if len(st.targets) == 0 {
+		if len(ar.Targets) == 0 {
 			// Routed from the moment it is stored: until its first
 			// revision is made, requests wait for it (as at zero replicas).
-			rt.Backends = []ingress.Backend{{Revision: firstRevision(st), Percent: 100}}
+			rt.Backends = []ingress.Backend{{Revision: ar.Waiting, Percent: 100, Endpoints: ar.Endpoints[ar.Waiting]}}
 		}
-		rt.Unavailable = c.unavailableLocked(st, rt.Backends)
+		rt.Unavailable = unavailable(rt.Backends, ar.Unavailable)
 		if len(rt.Backends) > 0 {
 			t.Routes = append(t.Routes, rt)
 		}
@@ -101,6 +111,7 @@ func routeTable(domain string, apps []appRoutes) ingress.Table {
 				continue
 			}
 			tr := rt
+			tr.Unavailable = ""
 			tr.Hosts = []string{app.TagHost(a, tg.Tag, domain)}
 			tr.Backends = []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: ar.Endpoints[tg.Revision]}}
 			t.Routes = append(t.Routes, tr)
@@ -157,16 +168,22 @@ var cannotStart = map[string]bool{
 	api.ReasonOOMKilled:        true,
 }
 
-// unavailableLocked says why requests for backends without endpoints
-// would wait in vain, or "" when a replica may still come.
-func (c *Controller) unavailableLocked(st *appState, bs []ingress.Backend) string {
+// unavailable says why requests for backends without endpoints would
+// wait in vain (why[revision]), or "" when a replica may still come.
+func unavailable(bs []ingress.Backend, why map[string]string) string {
 	for _, b := range bs {
-		if len(b.Endpoints) > 0 {
-			continue
-		}
-		if reason, msg := c.problemLocked(st, b.Revision); cannotStart[reason] {
-			return fmt.Sprintf("app %s cannot serve: %s: %s", st.name, reason, msg)
+		if len(b.Endpoints) == 0 && why[b.Revision] != "" {
+			return why[b.Revision]
 		}
 	}
 	return ""
+}
+
+// targetRevisions lists the revisions of targets.
+func targetRevisions(ts []target) []string {
+	out := make([]string, 0, len(ts)+1)
+	for _, t := range ts {
+		out = append(out, t.Revision)
+	}
+	return out
 }

@@ -43,3 +43,25 @@ func TestRouteTable(t *testing.T) {
 		t.Fatalf("route table:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+func TestRouteTableWaitingAndUnavailable(t *testing.T) {
+	fresh := shopApp()
+	broken := shopApp(func(a *api.App) { a.Metadata.Name = "broken" })
+	why := "app broken cannot serve: ImageNotFound: no image"
+	got := routeTable("localhost", []appRoutes{
+		// Applied, no revision yet: requests wait for the first one.
+		{App: fresh, Waiting: "shop-00001"},
+		// A revision that can never start: requests get the reason, but
+		// its tag route is only the tag's.
+		{App: broken, Targets: []target{{"broken-00001", 100, ""}, {"broken-00001", 0, "x"}}, Waiting: "broken-00001",
+			Unavailable: map[string]string{"broken-00001": why}},
+	})
+	want := ingress.Table{Routes: []ingress.Route{
+		{App: "shop", Hosts: []string{"shop.localhost"}, Backends: []ingress.Backend{{Revision: "shop-00001", Percent: 100}}},
+		{App: "broken", Hosts: []string{"broken.localhost"}, Backends: []ingress.Backend{{Revision: "broken-00001", Percent: 100}}, Unavailable: why},
+		{App: "broken", Hosts: []string{"x-broken.localhost"}, Backends: []ingress.Backend{{Revision: "broken-00001", Percent: 100}}},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("route table:\n got %+v\nwant %+v", got, want)
+	}
+}
