@@ -633,7 +633,7 @@ func (m *Manager) Counts() (total, running int) {
 
 // persist writes e's state and announces it; callers hold e.mu.
 func (m *Manager) persist(ctx context.Context, e *entry) error {
-	err := m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), e.rec.ID, e.rec.State, e.rec.ManuallyStopped, e.rec.NetworkSettings)
+	err := m.cfg.Store.PutContainerState(context.WithoutCancel(ctx), &e.rec)
 	if m.cfg.Notify != nil {
 		m.cfg.Notify(e.rec.Container, false)
 	}
@@ -689,10 +689,19 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 	e.mu.Unlock()
 	var err error
 	if !prepared {
+		if err := m.noteIntent(ctx, e, store.IntentStart); err != nil {
+			return err
+		}
 		if pid, err = m.prepareRunLocked(ctx, e); err != nil {
 			return m.startFailedLocked(ctx, e, err)
 		}
+		// The network made is recorded before the process may run.
+		if err := m.noteIntent(ctx, e, store.IntentStart); err != nil {
+			m.unprepareLocked(ctx, e)
+			return m.startFailedLocked(ctx, e, err)
+		}
 	}
+	m.pauseForTest(pauseCreated, id)
 	if beforeStart != nil {
 		err = beforeStart(id)
 	}
@@ -700,15 +709,11 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 	if err == nil {
 		err = m.cfg.Runtime.Start(ctx, id)
 	}
+	if err == nil {
+		m.pauseForTest(pauseStarted, id)
+	}
 	if err != nil {
-		m.cfg.Runtime.Delete(ctx, id)
-		if m.cfg.Networks != nil {
-			m.cfg.Networks.Teardown(ctx, id)
-		}
-		e.mu.Lock()
-		e.prepared = false
-		e.rec.NetworkSettings = nil
-		e.mu.Unlock()
+		m.unprepareLocked(ctx, e)
 		return m.startFailedLocked(ctx, e, err)
 	}
 	m.log.Debug("container start timing", "id", id[:12], "prepared", prepared, "start", time.Since(startedAt))
@@ -724,6 +729,7 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 		e.rec.State.RestartCount++
 	}
 	e.rec.ManuallyStopped = false
+	e.rec.Intent = ""
 	e.exited = make(chan struct{})
 	if err := m.persist(ctx, e); err != nil {
 		m.log.Error("record container start", "id", id[:12], "err", err)
@@ -801,12 +807,26 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 	return pid, nil
 }
 
+// unprepareLocked deletes what prepareRunLocked made: the runtime's
+// container and the network attachment. The caller holds e.op.
+func (m *Manager) unprepareLocked(ctx context.Context, e *entry) {
+	m.cfg.Runtime.Delete(ctx, e.rec.ID)
+	if m.cfg.Networks != nil {
+		m.cfg.Networks.Teardown(ctx, e.rec.ID)
+	}
+	e.mu.Lock()
+	e.prepared = false
+	e.rec.NetworkSettings = nil
+	e.mu.Unlock()
+}
+
 // startFailedLocked records that a start failed and returns the error to
 // give the caller.
 func (m *Manager) startFailedLocked(ctx context.Context, e *entry, err error) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.rec.State.Status = api.StatusExited
+	e.rec.Intent = ""
 	e.rec.State.Error = err.Error()
 	e.rec.State.ExitCode = startFailureCode(err)
 	e.rec.State.FinishedAt = time.Now().UTC()
@@ -832,13 +852,33 @@ func (m *Manager) Prepare(ctx context.Context, ref string) error {
 	if prepared || status != api.StatusCreated {
 		return nil
 	}
-	if _, err := m.prepareRunLocked(context.WithoutCancel(ctx), e); err != nil {
+	if err := m.noteIntent(ctx, e, store.IntentStart); err != nil {
+		return err
+	}
+	_, err = m.prepareRunLocked(context.WithoutCancel(ctx), e)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rec.Intent = ""
+	e.prepared = err == nil
+	if perr := m.persist(ctx, e); err == nil && perr != nil {
+		// Unrecorded, the prepared state would be undone by a restart.
+		m.log.Error("record container prepared", "id", e.rec.ID[:12], "err", perr)
+	}
+	if err != nil {
 		return classifyStartError(e.rec.Name, err)
 	}
+	return nil
+}
+
+// noteIntent records, before the step begins, that e is about to take
+// it (see store.ContainerRecord.Intent).
+func (m *Manager) noteIntent(ctx context.Context, e *entry, intent string) error {
 	e.mu.Lock()
-	e.prepared = true
-	m.persist(ctx, e)
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	e.rec.Intent = intent
+	if err := m.persist(ctx, e); err != nil {
+		return fmt.Errorf("record container state: %w", err)
+	}
 	return nil
 }
 
@@ -908,10 +948,23 @@ func (m *Manager) watch(e *entry, run int) {
 		defer m.wg.Done()
 		st, err := m.cfg.Runtime.Wait(m.bg, id)
 		if err != nil {
-			if m.bg.Err() == nil {
-				m.log.Error("wait for container", "id", id[:12], "err", err)
+			if m.bg.Err() != nil {
+				return
 			}
-			return
+			if !errors.Is(err, errdefs.ErrUnavailable) {
+				m.log.Error("wait for container", "id", id[:12], "err", err)
+				return
+			}
+			// The monitor is gone: nothing would record the exit. End the
+			// run now rather than leave a container no stop can stop.
+			m.log.Warn("the container's monitor is gone: killing the container", "id", id[:12], "err", err)
+			if err := m.cfg.Runtime.Kill(m.bg, id, syscall.SIGKILL, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+				m.log.Warn("send SIGKILL", "id", id[:12], "err", err)
+			}
+			e.mu.Lock()
+			e.rec.State.Error = "the container's monitor (conmon) exited while it ran: the container was killed"
+			e.mu.Unlock()
+			st = runtime.ExitStatus{Code: 137, At: time.Now()}
 		}
 		m.exitedRun(e, run, st)
 	}()
@@ -933,6 +986,7 @@ func (m *Manager) exitedRun(e *entry, run int, st runtime.ExitStatus) {
 			e.rec.State.FinishedAt = time.Now().UTC()
 		}
 		e.rec.State.Pid = 0
+		e.rec.Intent, e.rec.StopDeadline = "", time.Time{}
 		if err := m.persist(m.bg, e); err != nil {
 			m.log.Error("record container exit", "id", e.rec.ID[:12], "err", err)
 		}
@@ -1091,25 +1145,28 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry, timeout *time.Durati
 	}
 	e.rec.ManuallyStopped = true
 	status := e.rec.State.Status
-	if status == api.StatusRestarting {
-		e.rec.State.Status = api.StatusExited
-	}
-	if status == api.StatusRunning {
-		e.rec.State.Status = api.StatusStopping
-	}
-	m.persist(ctx, e)
-	exited := e.exited
-	id, cfg := e.rec.ID, e.rec.Config
-	e.mu.Unlock()
-	if status != api.StatusRunning && status != api.StatusStopping {
-		return nil
-	}
+	id, cfg, run := e.rec.ID, e.rec.Config, e.run
 	grace := 10 * time.Second
 	if cfg.StopTimeout != nil {
 		grace = time.Duration(*cfg.StopTimeout) * time.Second
 	}
 	if timeout != nil {
 		grace = *timeout
+	}
+	deadline := time.Now().Add(grace)
+	if status == api.StatusRestarting {
+		e.rec.State.Status = api.StatusExited
+	}
+	if status == api.StatusRunning || status == api.StatusStopping {
+		// Written before the signal: a restart finishes the stop.
+		e.rec.State.Status = api.StatusStopping
+		e.rec.Intent, e.rec.StopDeadline = store.IntentStop, deadline
+	}
+	m.persist(ctx, e)
+	exited := e.exited
+	e.mu.Unlock()
+	if status != api.StatusRunning && status != api.StatusStopping {
+		return nil
 	}
 	sig := syscall.SIGTERM
 	if cfg.StopSignal != "" {
@@ -1124,6 +1181,8 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry, timeout *time.Durati
 			return nil
 		case <-time.After(grace):
 		case <-ctx.Done():
+			// The caller gave up; the stop still ends on time.
+			m.killAt(e, run, deadline)
 			return ctx.Err()
 		}
 	}

@@ -33,9 +33,11 @@ type fakeRuntime struct {
 
 type fakeCtr struct {
 	status string
-	pid    int
-	exit   *runtime.ExitStatus
-	done   chan struct{}
+	// monitorDead: the container's monitor is gone (State says so).
+	monitorDead bool
+	pid         int
+	exit        *runtime.ExitStatus
+	done        chan struct{}
 }
 
 var _ runtime.Runtime = (*fakeRuntime)(nil)
@@ -109,7 +111,11 @@ func (f *fakeRuntime) Wait(ctx context.Context, id string) (runtime.ExitStatus, 
 func (f *fakeRuntime) Exited(ctx context.Context, id string) (runtime.ExitStatus, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c, ok := f.ctrs[id]; ok && c.exit != nil {
+	c, ok := f.ctrs[id]
+	if !ok {
+		return runtime.ExitStatus{}, false, errdefs.NotFound("no %s", id)
+	}
+	if c.exit != nil {
 		return *c.exit, true, nil
 	}
 	return runtime.ExitStatus{}, false, nil
@@ -122,7 +128,7 @@ func (f *fakeRuntime) State(ctx context.Context, id string) (runtime.State, erro
 	if !ok {
 		return runtime.State{}, errdefs.NotFound("no %s", id)
 	}
-	return runtime.State{ID: id, Pid: c.pid, Status: c.status}, nil
+	return runtime.State{ID: id, Pid: c.pid, Status: c.status, Monitor: !c.monitorDead}, nil
 }
 
 func (f *fakeRuntime) Exec(ctx context.Context, id string, p *specs.Process, stdio runtime.ExecIO) (int, error) {

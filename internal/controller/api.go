@@ -248,7 +248,7 @@ func (c *Controller) Replicas(ctx context.Context, name string) ([]api.Replica, 
 				state = api.ReplicaTerminating
 			case v.status == api.StatusRestarting || v.status == api.StatusExited:
 				state = api.ReplicaFailed
-			case v.status == api.StatusCreated:
+			case v.status == api.StatusCreated && r.prewarm:
 				state = api.ReplicaPrewarmed
 			case !v.ready && !v.everReady:
 				state = api.ReplicaStarting

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/store"
 )
 
@@ -30,6 +31,15 @@ func (s *racingStore) GetApp(ctx context.Context, name string) (api.App, error) 
 	return a, err
 }
 
+// nopRouter takes route tables and drops them.
+type nopRouter struct{}
+
+func (nopRouter) Update(ingress.Table) error                     { return nil }
+func (nopRouter) WaitIdle(context.Context, string) error         { return nil }
+func (nopRouter) RevisionStats(string) (s ingress.RevisionStats) { return s }
+
+var _ Router = nopRouter{}
+
 func TestVerbsRetryAfterStatusWrites(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "skiff.db"))
@@ -38,7 +48,7 @@ func TestVerbsRetryAfterStatusWrites(t *testing.T) {
 	}
 	defer st.Close()
 	rs := &racingStore{Store: st}
-	c := New(Config{Store: rs, Router: nullRouter{}, Logger: slog.New(slog.DiscardHandler)})
+	c := New(Config{Store: rs, Router: nopRouter{}, Logger: slog.New(slog.DiscardHandler)})
 	defer c.Close()
 	in := api.App{APIVersion: api.AppAPIVersion, Kind: api.AppKind, Metadata: api.ObjectMeta{Name: "shop"},
 		Spec: api.AppSpec{Image: "hello", Env: []api.EnvVar{{Name: "V", Value: "1"}}}}

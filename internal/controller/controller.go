@@ -136,6 +136,8 @@ type appState struct {
 	scalers map[string]*scaler  // revision → autoscaler
 	// preparing counts prewarmed replicas being created, per revision.
 	preparing map[string]int
+	// launching holds the names of replicas being created and started.
+	launching map[string]bool
 }
 
 type revError struct{ reason, message string }
@@ -363,7 +365,7 @@ func (c *Controller) stateLocked(name string) *appState {
 	if st == nil {
 		st = &appState{name: name, imageIDs: map[string]string{}, replicas: map[string]*replica{},
 			creating: map[string]int{}, want: map[string]int{}, revErrs: map[string]revError{},
-			scalers: map[string]*scaler{}, preparing: map[string]int{}}
+			scalers: map[string]*scaler{}, preparing: map[string]int{}, launching: map[string]bool{}}
 		c.apps[name] = st
 	}
 	return st

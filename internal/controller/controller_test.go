@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/store"
 )
 
@@ -148,10 +147,6 @@ func (fixedImages) ResolveID(ctx context.Context, ref string) (string, string, e
 	return "sha256:feed", "sha256:feed", nil
 }
 
-type nullRouter struct{ Router }
-
-func (nullRouter) Update(ingress.Table) error { return nil }
-
 // A reconcile of a new App with a fake runtime: the first revision is
 // stored with its image pinned, a replica is asked for, the status says
 // the rollout is under way, and nothing is written under the lock.
@@ -164,7 +159,7 @@ func TestReconcileNewApp(t *testing.T) {
 	defer st.Close()
 	cs := &heldContainers{release: make(chan struct{}), reqs: make(chan api.ContainerCreateRequest, 10)}
 	ls := &lockCheckingStore{Store: st, t: t}
-	c := New(Config{Store: ls, Containers: cs, Images: fixedImages{}, Router: nullRouter{}, Logger: slog.New(slog.DiscardHandler)})
+	c := New(Config{Store: ls, Containers: cs, Images: fixedImages{}, Router: nopRouter{}, Logger: slog.New(slog.DiscardHandler)})
 	ls.c = c
 	defer c.Close()
 	defer close(cs.release)

@@ -42,6 +42,10 @@ type replicaState struct {
 	// Prewarm marks a container of the prewarm pool; Starting one whose
 	// start is under way.
 	Prewarm, Starting bool
+	// NeverStarted marks a replica (not prewarmed) whose container is
+	// still created with nothing starting it: the daemon stopped between
+	// its create and its start.
+	NeverStarted bool
 	replicaView
 }
 
@@ -181,6 +185,12 @@ func (p *plan) scaleRevision(rev api.Revision, want int) {
 	var live, warm []replicaState
 	for _, r := range p.o.Replicas {
 		if r.Revision != rev.Name || p.isTerminating(r) {
+			continue
+		}
+		if r.NeverStarted {
+			// Nothing will start it (a restart undoes such a start).
+			p.event(api.EventWarning, "ReplicaFailed", "replica %s was never started (the daemon stopped while starting it); replacing it", r.Name)
+			p.terminate(r, "it was never started")
 			continue
 		}
 		if r.Prewarm && r.status == api.StatusCreated && !r.Starting {

@@ -256,6 +256,19 @@ func TestDecide(t *testing.T) {
 		}(),
 		want: outcome{targets: []target{{"shop-00001", 100, ""}}, conds: readyOK, replicas: api.ReplicaCounts{Desired: 2, Ready: 2}},
 	}, {
+		name: "daemon restart: a replica never started is replaced",
+		o: obs(shopApp(), []api.Revision{r1}, rep("a", "shop-00001", true),
+			rep("dead", "shop-00001", false, func(r *replicaState) { r.status, r.NeverStarted = api.StatusCreated, true })),
+		want: outcome{terminate: []string{"dead"}, targets: []target{{"shop-00001", 100, ""}},
+			conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}, events: []string{"ReplicaFailed"}},
+	}, {
+		name: "daemon restart: the never-started replacement is created",
+		o: obs(shopApp(), []api.Revision{r1},
+			rep("dead", "shop-00001", false, func(r *replicaState) { r.status, r.NeverStarted = api.StatusCreated, true })),
+		want: outcome{create: []createAction{{Revision: "shop-00001"}}, terminate: []string{"dead"}, targets: []target{{"shop-00001", 100, ""}},
+			conds:    "Ready=Unknown/Deploying Degraded=False/ RolloutInProgress=False/",
+			replicas: api.ReplicaCounts{Desired: 1}, events: []string{"ReplicaFailed"}},
+	}, {
 		name: "daemon restart: replicas still starting are not doubled",
 		o:    obs(shopApp(), []api.Revision{revN(1, false)}, rep("a", "shop-00001", false)),
 		want: outcome{targets: []target{{"shop-00001", 100, ""}}, conds: deploying, replicas: api.ReplicaCounts{Desired: 1}},

@@ -52,7 +52,9 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	}
 
 	c.mu.Lock()
-	d, err := decide(c.observeLocked(st), time.Now())
+	o := c.observeLocked(st)
+	c.findNeverStartedLocked(st, o.Replicas)
+	d, err := decide(o, time.Now())
 	if err == nil {
 		c.actLocked(st, d)
 	}
@@ -291,6 +293,23 @@ func (c *Controller) trackLocked(st *appState, ctr api.Container) *replica {
 	return r
 }
 
+// findNeverStartedLocked marks the replicas that are not prewarmed, not
+// being created or started, and whose container is still created.
+func (c *Controller) findNeverStartedLocked(st *appState, rs []replicaState) {
+	for i, r := range rs {
+		if !r.Prewarm && r.status == api.StatusCreated && !r.Starting && !st.launching[r.Name] {
+			rs[i].NeverStarted = c.neverStarted(st.replicas[r.ID])
+		}
+	}
+}
+
+// neverStarted reports whether r's container is still created. (The
+// prober's view of the status can be a moment behind a start.)
+func (c *Controller) neverStarted(r *replica) bool {
+	ctr, err := c.cfg.Containers.Get(c.bg, r.id)
+	return err == nil && ctr.State.Status == api.StatusCreated
+}
+
 // startPrewarmedLocked starts a prewarmed replica in the background.
 func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 	r.mu.Lock()
@@ -303,6 +322,7 @@ func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 		if err := c.cfg.Containers.Start(c.bg, r.id); err != nil {
 			c.mu.Lock()
 			c.event(st, api.EventWarning, "ReplicaFailed", "prewarmed replica %s failed to start: %v", r.name, err)
+			c.replaceFailedLocked(st, r)
 			c.mu.Unlock()
 		}
 		r.poke()
@@ -313,7 +333,8 @@ func (c *Controller) startPrewarmedLocked(st *appState, r *replica) {
 // createReplicaLocked creates one replica in the background: started, or
 // prewarmed (created and prepared, not started).
 func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID string, prewarm bool) {
-	req, err := containerRequest(st.app, rev, imageID, replicaName(rev.Name, randomSuffix()))
+	name := replicaName(rev.Name, randomSuffix())
+	req, err := containerRequest(st.app, rev, imageID, name)
 	if err != nil {
 		st.revErrs[rev.Name] = revError{api.ReasonSecretNotFound, err.Error()}
 		return
@@ -327,6 +348,7 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 		counter = st.preparing
 	}
 	counter[rev.Name]++
+	st.launching[name] = true
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -336,17 +358,42 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 		}
 		c.mu.Lock()
 		counter[rev.Name]--
+		delete(st.launching, name)
 		if err != nil {
 			c.event(st, api.EventWarning, "ReplicaFailed", "replica of %s failed to start: %v", rev.Name, err)
 		}
 		if ctr.ID != "" {
-			if _, ok := st.replicas[ctr.ID]; !ok {
-				c.trackLocked(st, ctr)
+			r := st.replicas[ctr.ID]
+			if r == nil {
+				r = c.trackLocked(st, ctr)
+			}
+			if err != nil {
+				c.replaceFailedLocked(st, r)
 			}
 		}
 		c.mu.Unlock()
 		c.enqueue(st.name)
 	}()
+}
+
+// failedReplicaHold is how long a replica that could not be started is
+// kept before it is replaced, so a start that keeps failing is retried at
+// that pace and not in a tight loop.
+const failedReplicaHold = 5 * time.Second
+
+// replaceFailedLocked removes, after failedReplicaHold, a replica whose
+// container could not be started; the next reconcile makes another.
+func (c *Controller) replaceFailedLocked(st *appState, r *replica) {
+	time.AfterFunc(failedReplicaHold, func() {
+		if c.bg.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if st.replicas[r.id] == r {
+			c.terminateLocked(st, r, "it could not be started")
+		}
+	})
 }
 
 // terminateLocked drains and removes a replica in the background: it

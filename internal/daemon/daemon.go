@@ -186,11 +186,8 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := d.ctrs.Restore(ctx); err != nil {
 		return nil, fmt.Errorf("restore containers: %w", err)
 	}
-	live := map[string]bool{}
-	for _, c := range d.ctrs.List(ctx, false) {
-		live[c.ID] = true
-	}
-	if err := d.networks.Restore(ctx, live); err != nil {
+	// Prepared containers keep their network too, not only running ones.
+	if err := d.networks.Restore(ctx, d.ctrs.NetworkAttached()); err != nil {
 		return nil, fmt.Errorf("restore networking: %w", err)
 	}
 	if cfg.IngressAddr == "" {

@@ -384,7 +384,8 @@ func (m *Manager) teardownEndpoint(ctx context.Context, ep endpointRecord, syncP
 }
 
 // Restore reconciles the host with the state at daemon start. Containers
-// in live keep their attachments: their DNS names are registered again,
+// in live (running ones and prepared ones waiting to start) keep their
+// attachments: their DNS names are registered again,
 // their ports held again and the firewall rules rebuilt. Everything else
 // is torn down: attachments of containers not in live, and namespaces,
 // veths and rules no attachment owns (left by a crash).

@@ -50,7 +50,8 @@ type Runtime interface {
 	// Exited reports the exit status without blocking; ok is false while
 	// the container has not exited.
 	Exited(ctx context.Context, id string) (status ExitStatus, ok bool, err error)
-	// State asks the runtime binary for the container's state.
+	// State asks the runtime binary for the container's state, and
+	// whether its monitor still runs.
 	State(ctx context.Context, id string) (State, error)
 	// Exec runs p inside the running container and returns its exit code
 	// once it exits and its output has been copied.
@@ -166,6 +167,9 @@ type State struct {
 	ID     string
 	Pid    int
 	Status string
+	// Monitor is true while the container's monitor (conmon) runs: only
+	// then will its exit be recorded, and its output kept.
+	Monitor bool
 }
 
 // Stats is one sample of a container's cgroup counters.

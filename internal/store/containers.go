@@ -19,13 +19,37 @@ type ContainerRecord struct {
 	// ManuallyStopped is set by stop/kill so the restart policy leaves the
 	// container alone.
 	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
+	// Intent is the lifecycle step under way, written before the step
+	// begins and cleared when its outcome is recorded, so a daemon that
+	// restarts after a crash knows what was cut short (IntentStart,
+	// IntentStop; "" when none).
+	Intent string `json:"intent,omitempty"`
+	// StopDeadline, with IntentStop, is when the stop's grace period ends
+	// and the container is to be killed.
+	StopDeadline time.Time `json:"stopDeadline,omitzero"`
 }
+
+// Container intents (ContainerRecord.Intent).
+const (
+	// IntentStart: the network and the runtime's create are being made,
+	// or the process started; nothing recorded says it runs yet.
+	IntentStart = "start"
+	// IntentStop: the stop signal was (or is about to be) sent; SIGKILL
+	// is due at StopDeadline.
+	IntentStop = "stop"
+)
 
 // stateDoc is what the state column holds: the parts that change.
 type stateDoc struct {
 	State           api.ContainerState   `json:"state"`
 	ManuallyStopped bool                 `json:"manuallyStopped,omitempty"`
 	Network         *api.NetworkSettings `json:"network,omitempty"`
+	Intent          string               `json:"intent,omitempty"`
+	StopDeadline    time.Time            `json:"stopDeadline,omitzero"`
+}
+
+func stateDocOf(c *ContainerRecord) stateDoc {
+	return stateDoc{State: c.State, ManuallyStopped: c.ManuallyStopped, Network: c.NetworkSettings, Intent: c.Intent, StopDeadline: c.StopDeadline}
 }
 
 // specDoc is what the spec column holds: the parts fixed at creation.
@@ -45,7 +69,7 @@ func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
 	if err != nil {
 		return err
 	}
-	state, err := json.Marshal(stateDoc{State: c.State, ManuallyStopped: c.ManuallyStopped, Network: c.NetworkSettings})
+	state, err := json.Marshal(stateDocOf(c))
 	if err != nil {
 		return err
 	}
@@ -59,20 +83,20 @@ func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
 	})
 }
 
-// PutContainerState records the changing part of a container: its state,
-// whether it was stopped by hand, and its network settings.
-func (s *Store) PutContainerState(ctx context.Context, id string, st api.ContainerState, manuallyStopped bool, network *api.NetworkSettings) error {
-	state, err := json.Marshal(stateDoc{State: st, ManuallyStopped: manuallyStopped, Network: network})
+// PutContainerState records the changing part of c: its state, whether
+// it was stopped by hand, its network settings and its intent.
+func (s *Store) PutContainerState(ctx context.Context, c *ContainerRecord) error {
+	state, err := json.Marshal(stateDocOf(c))
 	if err != nil {
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE containers SET state = ? WHERE id = ?`, string(state), id)
+		res, err := tx.ExecContext(ctx, `UPDATE containers SET state = ? WHERE id = ?`, string(state), c.ID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return errdefs.NotFound("container %s not found", id)
+			return errdefs.NotFound("container %s not found", c.ID)
 		}
 		return nil
 	})
@@ -136,5 +160,6 @@ func scanContainer(r scanner) (*ContainerRecord, error) {
 	}
 	c.Config, c.ImageID, c.ImageRef, c.Process, c.Runtime, c.LogPath = sd.Config, sd.ImageID, sd.ImageRef, sd.Process, sd.Runtime, sd.LogPath
 	c.State, c.ManuallyStopped, c.NetworkSettings = st.State, st.ManuallyStopped, st.Network
+	c.Intent, c.StopDeadline = st.Intent, st.StopDeadline
 	return &c, nil
 }

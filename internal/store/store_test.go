@@ -50,7 +50,7 @@ func TestContainers(t *testing.T) {
 	}{
 		{"duplicate name", func() error { return s.CreateContainer(ctx, rec("c2", "web")) }, errdefs.ErrConflict},
 		{"duplicate id", func() error { return s.CreateContainer(ctx, rec("c1", "other")) }, nil},
-		{"state of unknown", func() error { return s.PutContainerState(ctx, "nope", api.ContainerState{}, false, nil) }, errdefs.ErrNotFound},
+		{"state of unknown", func() error { return s.PutContainerState(ctx, &ContainerRecord{Container: api.Container{ID: "nope"}}) }, errdefs.ErrNotFound},
 		{"get unknown", func() error { _, err := s.GetContainer(ctx, "nope"); return err }, errdefs.ErrNotFound},
 		{"delete unknown", func() error { return s.DeleteContainer(ctx, "nope") }, nil},
 	}
@@ -73,14 +73,18 @@ func TestContainers(t *testing.T) {
 	}
 
 	st := api.ContainerState{Status: api.StatusExited, ExitCode: 3, OOMKilled: true, RestartCount: 2}
-	if err := s.PutContainerState(ctx, "c1", st, true, &api.NetworkSettings{Network: "skiff", IP: "10.89.0.2"}); err != nil {
+	deadline := time.Date(2026, 12, 6, 17, 0, 0, 0, time.UTC)
+	put := &ContainerRecord{Container: api.Container{ID: "c1", State: st, NetworkSettings: &api.NetworkSettings{Network: "skiff", IP: "10.89.0.2"}},
+		ManuallyStopped: true, Intent: IntentStop, StopDeadline: deadline}
+	if err := s.PutContainerState(ctx, put); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetContainer(ctx, "c1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != st || !got.ManuallyStopped || got.Config.Env[0] != "A=1" || got.ImageID != "sha256:abc" || got.NetworkSettings == nil || got.NetworkSettings.IP != "10.89.0.2" {
+	if got.State != st || !got.ManuallyStopped || got.Config.Env[0] != "A=1" || got.ImageID != "sha256:abc" || got.NetworkSettings == nil || got.NetworkSettings.IP != "10.89.0.2" ||
+		got.Intent != IntentStop || !got.StopDeadline.Equal(deadline) {
 		t.Fatalf("round trip: %+v", got)
 	}
 	all, err := s.ListContainers(ctx)

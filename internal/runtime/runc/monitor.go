@@ -58,6 +58,12 @@ func (r *Runtime) monitorGone(id string) (<-chan struct{}, func()) {
 	return gone, func() { f.Close() }
 }
 
+// monitorAlive reports whether the container's conmon still runs.
+func (r *Runtime) monitorAlive(id string) bool {
+	pid, err := readPid(filepath.Join(r.containerDir(id), "conmon.pid"))
+	return err == nil && isMonitorOf(pid, id)
+}
+
 // isMonitorOf reports whether pid is conmon running container id.
 func isMonitorOf(pid int, id string) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

@@ -57,7 +57,7 @@ func (r *Runtime) State(ctx context.Context, id string) (runtime.State, error) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		return runtime.State{}, errdefs.Unavailable("parse %s state of %s: %w", r.runtimeName, id, err)
 	}
-	return runtime.State{ID: st.ID, Pid: st.Pid, Status: st.Status}, nil
+	return runtime.State{ID: st.ID, Pid: st.Pid, Status: st.Status, Monitor: r.monitorAlive(id)}, nil
 }
 
 // Exited reports the exit status from conmon's exit file.

@@ -226,6 +226,9 @@ func TestMonitorKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, err := r.State(ctx, c.id); err != nil || st.Status != runtime.StatusRunning || !st.Monitor {
+		t.Fatalf("State before conmon died: %+v, %v; want running with its monitor", st, err)
+	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := r.Wait(ctx, c.id)
@@ -239,6 +242,9 @@ func TestMonitorKilled(t *testing.T) {
 	case err := <-done:
 		if !errors.Is(err, errdefs.ErrUnavailable) {
 			t.Fatalf("Wait after conmon died: got %v, want ErrUnavailable", err)
+		}
+		if st, err := r.State(ctx, c.id); err != nil || st.Status != runtime.StatusRunning || st.Monitor {
+			t.Fatalf("State after conmon died: %+v, %v; want running without a monitor", st, err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Wait did not notice that conmon died")
