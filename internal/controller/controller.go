@@ -71,7 +71,9 @@ type Config struct {
 	Store      Store
 	Containers Containers
 	Images     Images
-	Router     Router
+	// Router gets the route tables; nil drops them (a controller without
+	// an ingress, as in tests of the API alone).
+	Router Router
 	// Domain makes default hosts: NAME.Domain ("localhost").
 	Domain string
 	// URLPort is the ingress port shown in status.url (omitted for 80).
@@ -105,7 +107,9 @@ type Controller struct {
 	// logged is when each event was last logged (the worker's own).
 	logged map[string]time.Time
 
-	// mu guards apps and everything reachable from them.
+	// mu guards apps and everything reachable from them. It is held
+	// only for work in memory: never across a store write (events are
+	// queued, revisions and status are written after it is released).
 	mu   sync.Mutex
 	apps map[string]*appState
 
@@ -152,6 +156,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 5 * time.Minute
+	}
+	if cfg.Router == nil {
+		cfg.Router = discardRouter{}
 	}
 	if cfg.Domain == "" {
 		cfg.Domain = app.DefaultDomain

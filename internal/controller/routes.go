@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sort"
@@ -187,3 +188,12 @@ func targetRevisions(ts []target) []string {
 	}
 	return out
 }
+
+// discardRouter is the Router of a controller configured without one.
+type discardRouter struct{}
+
+func (discardRouter) Update(ingress.Table) error                     { return nil }
+func (discardRouter) WaitIdle(context.Context, string) error         { return nil }
+func (discardRouter) RevisionStats(string) (s ingress.RevisionStats) { return s }
+
+var _ Router = discardRouter{}
