@@ -85,16 +85,22 @@ func (c *Controller) autoscaleLoop() {
 	}
 }
 
+// statReq asks for the CPU or memory use of a revision's ready replicas,
+// read outside the lock.
+type statReq struct {
+	sc   *scaler
+	ids  []string
+	lim  api.Resources
+	kind autoscale.Metric
+}
+
+// autoscaleTick records a load sample of every routed revision and, when
+// decide is set, re-decides its replica count; sampleStats reads the
+// replicas' CPU and memory use too.
 func (c *Controller) autoscaleTick(now time.Time, decide, sampleStats bool) {
-	type statReq struct {
-		sc   *scaler
-		ids  []string
-		lim  api.Resources
-		kind autoscale.Metric
-	}
 	var statReqs []statReq
-	c.mu.Lock()
 	var changed []string
+	c.mu.Lock()
 	for name, st := range c.apps {
 		if !st.exists {
 			continue
@@ -104,64 +110,13 @@ func (c *Controller) autoscaleTick(now time.Time, decide, sampleStats bool) {
 			if t.Percent == 0 && t.Tag == "" {
 				continue
 			}
-			sc := st.scalers[t.Revision]
-			ready := c.readyReplicasLocked(st, t.Revision)
-			if sc == nil {
-				start := max(ready, spec.Min)
-				if w, ok := st.want[t.Revision]; ok {
-					start = w
-				}
-				sc = &scaler{dec: autoscale.NewDecider(spec, start, now), lastStats: map[string]api.ContainerStats{}}
-				st.scalers[t.Revision] = sc
-			} else if sc.dec.Spec() != withDefaultsOf(spec) {
-				sc.dec.SetSpec(spec)
+			sr, scaled := c.autoscaleRevisionLocked(st, t.Revision, spec, now, decide, sampleStats)
+			if sr != nil {
+				statReqs = append(statReqs, *sr)
 			}
-			rs := c.cfg.Router.RevisionStats(t.Revision)
-			// Requests held by the activator wait for the cold start,
-			// not for more replicas: counting them would turn every
-			// burst at zero into a panic scale-out. Load that is real
-			// is still in flight once they are released.
-			load := float64(rs.InFlight - rs.Queued)
-			if spec.Metric == autoscale.CPU || spec.Metric == autoscale.Memory {
-				load = sc.util
-				if sampleStats {
-					var ids []string
-					for _, r := range st.replicas {
-						if r.rev == t.Revision && r.view().ready {
-							ids = append(ids, r.id)
-						}
-					}
-					lim := api.Resources{}
-					if rev := revisionNamed(st.revs, t.Revision); rev != nil {
-						lim, _ = containerResources(rev.Spec.Resources)
-					}
-					statReqs = append(statReqs, statReq{sc, ids, lim, spec.Metric})
-				}
-			}
-			sc.dec.Record(autoscale.Sample{Time: now, Load: load, Requests: rs.Requests, InFlight: int(rs.InFlight)})
-			if !decide {
-				continue
-			}
-			dec := sc.dec.Decide(now, ready)
-			old, had := st.want[t.Revision]
-			if !had {
-				old = max(ready, spec.Min)
-			}
-			if had && dec.Desired != old {
-				st.want[t.Revision] = dec.Desired
-				verb := "ScaledUp"
-				if dec.Desired < old {
-					verb = "ScaledDown"
-				}
-				if dec.Desired == 0 {
-					verb = "ScaledToZero"
-				}
-				c.event(st, api.EventNormal, verb, "revision %s: %d → %d replicas: %s", t.Revision, old, dec.Desired, dec.Reason)
+			if scaled {
 				changed = append(changed, name)
-			} else if !had {
-				st.want[t.Revision] = dec.Desired
 			}
-			sc.lastDec = dec
 		}
 	}
 	c.mu.Unlock()
@@ -170,37 +125,103 @@ func (c *Controller) autoscaleTick(now time.Time, decide, sampleStats bool) {
 	}
 	// CPU and memory use come from the replicas' cgroups, outside the lock.
 	for _, sr := range statReqs {
-		sum := 0.0
-		for _, id := range sr.ids {
-			s, err := c.cfg.Containers.Stats(context.WithoutCancel(c.bg), id)
-			if err != nil {
-				continue
-			}
-			switch sr.kind {
-			case autoscale.Memory:
-				limit := float64(s.MemoryLimitBytes)
-				if limit <= 0 || limit > 1<<50 {
-					limit = float64(sr.lim.MemoryBytes)
-				}
-				if limit > 0 {
-					sum += float64(s.MemoryUsageBytes) / limit * 100
-				}
-			case autoscale.CPU:
-				prev, ok := sr.sc.lastStats[id]
-				sr.sc.lastStats[id] = s
-				if ok && s.Time.After(prev.Time) && s.CPUUsageNanos >= prev.CPUUsageNanos {
-					cpus := float64(sr.lim.NanoCPUs) / 1e9
-					if cpus <= 0 {
-						cpus = 1
-					}
-					sum += float64(s.CPUUsageNanos-prev.CPUUsageNanos) / float64(s.Time.Sub(prev.Time).Nanoseconds()) / cpus * 100
-				}
-			}
-		}
+		util := c.utilization(sr)
 		c.mu.Lock()
-		sr.sc.util = math.Round(sum*10) / 10
+		sr.sc.util = util
 		c.mu.Unlock()
 	}
+}
+
+// autoscaleRevisionLocked samples one routed revision and, when decide is
+// set, applies the decider's count (scaled: it changed). It returns a
+// request for the replicas' use when the metric needs one. The caller
+// holds c.mu.
+func (c *Controller) autoscaleRevisionLocked(st *appState, rev string, spec autoscale.Spec, now time.Time, decide, sampleStats bool) (sr *statReq, scaled bool) {
+	sc := st.scalers[rev]
+	ready := c.readyReplicasLocked(st, rev)
+	if sc == nil {
+		start := max(ready, spec.Min)
+		if w, ok := st.want[rev]; ok {
+			start = w
+		}
+		sc = &scaler{dec: autoscale.NewDecider(spec, start, now), lastStats: map[string]api.ContainerStats{}}
+		st.scalers[rev] = sc
+	} else if sc.dec.Spec() != withDefaultsOf(spec) {
+		sc.dec.SetSpec(spec)
+	}
+	rs := c.cfg.Router.RevisionStats(rev)
+	// Requests held by the activator wait for the cold start, not for
+	// more replicas: counting them would turn every burst at zero into a
+	// panic scale-out. Load that is real is still in flight once they are
+	// released.
+	load := float64(rs.InFlight - rs.Queued)
+	if spec.Metric == autoscale.CPU || spec.Metric == autoscale.Memory {
+		load = sc.util
+		if sampleStats {
+			sr = &statReq{sc: sc, kind: spec.Metric}
+			for _, r := range st.replicas {
+				if r.rev == rev && r.view().ready {
+					sr.ids = append(sr.ids, r.id)
+				}
+			}
+			if r := revisionNamed(st.revs, rev); r != nil {
+				sr.lim, _ = containerResources(r.Spec.Resources)
+			}
+		}
+	}
+	sc.dec.Record(autoscale.Sample{Time: now, Load: load, Requests: rs.Requests, InFlight: int(rs.InFlight)})
+	if !decide {
+		return sr, false
+	}
+	dec := sc.dec.Decide(now, ready)
+	sc.lastDec = dec
+	old, had := st.want[rev]
+	st.want[rev] = dec.Desired
+	if !had || dec.Desired == old {
+		return sr, false
+	}
+	verb := "ScaledUp"
+	if dec.Desired < old {
+		verb = "ScaledDown"
+	}
+	if dec.Desired == 0 {
+		verb = "ScaledToZero"
+	}
+	c.event(st, api.EventNormal, verb, "revision %s: %d → %d replicas: %s", rev, old, dec.Desired, dec.Reason)
+	return sr, true
+}
+
+// utilization sums the CPU or memory use of sr's replicas, in percent of
+// their limits.
+func (c *Controller) utilization(sr statReq) float64 {
+	sum := 0.0
+	for _, id := range sr.ids {
+		s, err := c.cfg.Containers.Stats(context.WithoutCancel(c.bg), id)
+		if err != nil {
+			continue
+		}
+		switch sr.kind {
+		case autoscale.Memory:
+			limit := float64(s.MemoryLimitBytes)
+			if limit <= 0 || limit > 1<<50 {
+				limit = float64(sr.lim.MemoryBytes)
+			}
+			if limit > 0 {
+				sum += float64(s.MemoryUsageBytes) / limit * 100
+			}
+		case autoscale.CPU:
+			prev, ok := sr.sc.lastStats[id]
+			sr.sc.lastStats[id] = s
+			if ok && s.Time.After(prev.Time) && s.CPUUsageNanos >= prev.CPUUsageNanos {
+				cpus := float64(sr.lim.NanoCPUs) / 1e9
+				if cpus <= 0 {
+					cpus = 1
+				}
+				sum += float64(s.CPUUsageNanos-prev.CPUUsageNanos) / float64(s.Time.Sub(prev.Time).Nanoseconds()) / cpus * 100
+			}
+		}
+	}
+	return math.Round(sum*10) / 10
 }
 
 func withDefaultsOf(s autoscale.Spec) autoscale.Spec {

@@ -71,7 +71,9 @@ type Config struct {
 	Store      Store
 	Containers Containers
 	Images     Images
-	Router     Router // optional: without it no route is served
+	// Router gets the route tables; nil drops them (a controller without
+	// an ingress, as in tests of the API alone).
+	Router Router
 	// Domain makes default hosts: NAME.Domain ("localhost").
 	Domain string
 	// URLPort is the ingress port shown in status.url (omitted for 80).
@@ -96,11 +98,18 @@ type Controller struct {
 	// appLocks queues the API verbs per App.
 	appLocks appLocks
 
+	// qmu guards the worker's queue: Apps to reconcile and events to
+	// record. It is a leaf lock.
 	qmu     sync.Mutex
 	pending map[string]bool
+	events  []api.Event
 	wake    chan struct{}
+	// logged is when each event was last logged (the worker's own).
+	logged map[string]time.Time
 
-	// mu guards apps and everything reachable from them.
+	// mu guards apps and everything reachable from them. It is held
+	// only for work in memory: never across a store write (events are
+	// queued, revisions and status are written after it is released).
 	mu   sync.Mutex
 	apps map[string]*appState
 
@@ -125,11 +134,10 @@ type appState struct {
 	creating map[string]int // revision → creations under way
 	// want is the replica count asked for each revision (autoscaler,
 	// activator); missing means min.
-	want       map[string]int
-	targets    []target
-	revErrs    map[string]revError // revision → why it cannot run
-	lastEvents map[string]time.Time
-	scalers    map[string]*scaler // revision → autoscaler
+	want    map[string]int
+	targets []target
+	revErrs map[string]revError // revision → why it cannot run
+	scalers map[string]*scaler  // revision → autoscaler
 	// preparing counts prewarmed replicas being created, per revision.
 	preparing map[string]int
 	// launching holds the names of replicas being created and started.
@@ -157,7 +165,7 @@ func New(cfg Config) *Controller {
 	}
 	bg, cnl := context.WithCancel(context.Background())
 	return &Controller{cfg: cfg, log: cfg.Logger, bg: bg, cnl: cnl,
-		pending: map[string]bool{}, wake: make(chan struct{}, 1),
+		pending: map[string]bool{}, wake: make(chan struct{}, 1), logged: map[string]time.Time{},
 		apps: map[string]*appState{}, byContainer: map[string]*replica{}}
 }
 
@@ -193,12 +201,17 @@ func (c *Controller) Close() {
 	}
 	c.bcMu.Unlock()
 	c.wg.Wait()
+	c.recordEvents()
 }
 
 func (c *Controller) enqueue(name string) {
 	c.qmu.Lock()
 	c.pending[name] = true
 	c.qmu.Unlock()
+	c.wakeWorker()
+}
+
+func (c *Controller) wakeWorker() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -214,6 +227,7 @@ func (c *Controller) worker() {
 		case <-c.wake:
 		}
 		for {
+			c.recordEvents()
 			c.qmu.Lock()
 			var names []string
 			for n := range c.pending {
@@ -232,6 +246,7 @@ func (c *Controller) worker() {
 				if err := c.reconcile(c.bg, n); err != nil {
 					c.log.Warn("reconcile app", "app", n, "err", err)
 				}
+				c.recordEvents()
 			}
 		}
 	}
@@ -272,27 +287,26 @@ func (c *Controller) ContainerChanged(ctr api.Container, removed bool) {
 }
 
 // Activate asks for a replica of an App's revision (the ingress calls it
-// when a request finds none).
+// when a request finds none). It writes nothing to the store: the event
+// is queued for the worker, which records it.
 func (c *Controller) Activate(ctx context.Context, appName, revision string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	st := c.apps[appName]
-	if st == nil {
-		c.enqueue(appName)
-		return
+	activated := false
+	if st != nil {
+		if sc := st.scalers[revision]; sc != nil {
+			sc.dec.Activate(time.Now())
+		}
+		if st.want[revision] < 1 {
+			st.want[revision] = 1
+			activated = true
+		}
 	}
-	if sc := st.scalers[revision]; sc != nil {
-		sc.dec.Activate(time.Now())
-	}
-	if st.want[revision] < 1 {
-		st.want[revision] = 1
-		// The worker can start the replica while the event is written
-		// (it waits for c.mu only once it has the app's state to read).
-		c.enqueue(appName)
-		c.event(st, api.EventNormal, "Activated", "revision %s: a request is waiting: starting a replica", revision)
-		return
-	}
+	c.mu.Unlock()
 	c.enqueue(appName)
+	if activated {
+		c.event(st, api.EventNormal, "Activated", "revision %s: a request is waiting: starting a replica", revision)
+	}
 }
 
 func randomSuffix() string {
@@ -305,23 +319,50 @@ func randomSuffix() string {
 	return string(b)
 }
 
-// event records an event for app and logs it.
+// event queues an event for st's App; the worker records it in the store
+// and the log (recordEvents), so no caller waits for the store.
 func (c *Controller) event(st *appState, typ, reason, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	// Every event is recorded (the store counts repeats); the log gets
-	// a repeat at most once a minute.
-	if err := c.cfg.Store.AddEvent(context.WithoutCancel(c.bg), api.Event{Time: time.Now().UTC(), Kind: "App", Name: st.name, Type: typ, Reason: reason, Message: msg}); err != nil {
-		c.log.Warn("record event", "app", st.name, "err", err)
-	}
-	key := reason + "\x00" + msg
-	if t, ok := st.lastEvents[key]; ok && time.Since(t) < time.Minute {
-		return
-	}
-	st.lastEvents[key] = time.Now()
-	if typ == api.EventWarning {
-		c.log.Warn(msg, "app", st.name, "reason", reason)
-	} else {
-		c.log.Info(msg, "app", st.name, "reason", reason)
+	c.appEvent(st.name, typ, reason, format, args...)
+}
+
+// appEvent queues an event for the App named app.
+func (c *Controller) appEvent(app, typ, reason, format string, args ...any) {
+	e := api.Event{Time: time.Now().UTC(), Kind: "App", Name: app, Type: typ, Reason: reason, Message: fmt.Sprintf(format, args...)}
+	c.qmu.Lock()
+	c.events = append(c.events, e)
+	c.qmu.Unlock()
+	c.wakeWorker()
+}
+
+// recordEvents writes the queued events to the store and the log. Every
+// event is recorded (the store counts repeats); the log gets a repeat at
+// most once a minute. Only the worker calls it (and Close, after it).
+func (c *Controller) recordEvents() {
+	c.qmu.Lock()
+	evs := c.events
+	c.events = nil
+	c.qmu.Unlock()
+	for _, e := range evs {
+		if err := c.cfg.Store.AddEvent(context.WithoutCancel(c.bg), e); err != nil {
+			c.log.Warn("record event", "app", e.Name, "err", err)
+		}
+		key := e.Name + "\x00" + e.Reason + "\x00" + e.Message
+		if t, ok := c.logged[key]; ok && e.Time.Sub(t) < time.Minute {
+			continue
+		}
+		if len(c.logged) > 1000 {
+			for k, t := range c.logged {
+				if e.Time.Sub(t) >= time.Minute {
+					delete(c.logged, k)
+				}
+			}
+		}
+		c.logged[key] = e.Time
+		if e.Type == api.EventWarning {
+			c.log.Warn(e.Message, "app", e.Name, "reason", e.Reason)
+		} else {
+			c.log.Info(e.Message, "app", e.Name, "reason", e.Reason)
+		}
 	}
 }
 
@@ -330,7 +371,7 @@ func (c *Controller) stateLocked(name string) *appState {
 	st := c.apps[name]
 	if st == nil {
 		st = &appState{name: name, imageIDs: map[string]string{}, replicas: map[string]*replica{},
-			creating: map[string]int{}, want: map[string]int{}, revErrs: map[string]revError{}, lastEvents: map[string]time.Time{},
+			creating: map[string]int{}, want: map[string]int{}, revErrs: map[string]revError{},
 			scalers: map[string]*scaler{}, preparing: map[string]int{}, launching: map[string]bool{}}
 		c.apps[name] = st
 	}

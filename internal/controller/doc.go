@@ -4,12 +4,24 @@
 // revision, probed for health), the ingress route table (ready replicas,
 // weighted by spec.traffic) and the App's status.
 //
-// The controller is level-triggered: Reconcile looks at the whole desired
-// and actual state of one App and acts on the difference; it runs when
-// the App changes, when one of its containers changes, when a probe
-// changes a replica's readiness, and on a periodic resync. Reconcile never
-// waits: slow work (draining a replica before stopping it) runs in the
-// background and enqueues the App again when done.
+// The controller is level-triggered: a reconcile looks at the whole
+// desired and actual state of one App and acts on the difference; it runs
+// when the App changes, when one of its containers changes, when a probe
+// changes a replica's readiness, and on a periodic resync. A reconcile is
+// observe, decide, act, as in Knative: it reads the App and its revisions
+// from the store and its replicas as the probers see them; decide (a pure
+// function of that observation and the time, with no store, goroutines
+// or clock) returns the actions (create, start or drain replicas, store
+// revisions as ready, prune old ones), the events and the new status; the
+// worker carries them out. The status and the route table are pure
+// builders over the same observation. A reconcile never waits: slow work
+// (creating a replica, draining one before stopping it) runs in the
+// background and enqueues the App again when done. Each replica has a
+// prober (package probe) that reports its state and readiness back.
+//
+// Events are queued and recorded by the worker: no caller, and in
+// particular not Activate on the ingress's request path, waits for the
+// store, and no store write happens under the controller's lock.
 //
 // Zero-downtime rollouts follow from the rules: a new revision gets
 // replicas at once; traffic that follows the latest revision moves to it

@@ -4,18 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 	"time"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/internal/probe"
 	"skiff.dev/skiff/internal/store"
 )
 
-// reconcile converges one App. It never blocks on containers starting or
-// draining: those run in the background and enqueue the App again.
+// reconcile converges one App in three steps: observe (the store, the
+// containers, the probers' view of them), decide (decide: pure, no store,
+// no goroutines, no clock) and act (start, create and drain replicas in
+// the background, update the routes, write revisions and status). It
+// never blocks on containers starting or draining: those enqueue the App
+// again when done. No store write happens under c.mu.
 func (c *Controller) reconcile(ctx context.Context, name string) error {
 	a, err := c.cfg.Store.GetApp(ctx, name)
 	exists := err == nil
@@ -39,24 +42,95 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	if !exists {
 		return c.reconcileGone(ctx, st)
 	}
-
-	// 1. A new revision when the runnable part of the spec changed.
+	// A new revision when the runnable part of the spec changed, and each
+	// revision's image, pinned once.
 	if err := c.ensureRevision(ctx, st); err != nil {
 		return err
 	}
-	// 2. Each revision's image, pinned once.
 	for _, r := range st.revs {
 		c.resolveImage(ctx, st, r)
 	}
 
 	c.mu.Lock()
-	status, changed, err := c.convergeLocked(ctx, st)
+	o := c.observeLocked(st)
+	c.findNeverStartedLocked(st, o.Replicas)
+	d, err := decide(o, time.Now())
+	if err == nil {
+		c.actLocked(st, d)
+	}
 	read := st.app.Metadata.ResourceVersion
 	c.mu.Unlock()
-	if err != nil || !changed {
+	if err != nil {
 		return err
 	}
-	return c.writeStatus(ctx, st, read, status)
+	if err := c.storeRevisions(ctx, d); err != nil {
+		return err
+	}
+	if !d.StatusChanged {
+		return nil
+	}
+	return c.writeStatus(ctx, st, read, d.Status)
+}
+
+// observeLocked is what st holds, as decide's input. The caller holds
+// c.mu.
+func (c *Controller) observeLocked(st *appState) observed {
+	o := observed{App: st.app, Revs: st.revs, ImageIDs: st.imageIDs, RevErrs: st.revErrs,
+		Creating: st.creating, Preparing: st.preparing, Want: st.want, Domain: c.cfg.Domain, URLPort: c.cfg.URLPort}
+	for _, r := range st.replicas {
+		o.Replicas = append(o.Replicas, r.state())
+	}
+	sort.Slice(o.Replicas, func(i, j int) bool { return o.Replicas[i].ID < o.Replicas[j].ID })
+	return o
+}
+
+// actLocked carries out a decision in memory and starts its background
+// work; storeRevisions writes its revisions. The caller holds c.mu.
+func (c *Controller) actLocked(st *appState, d decision) {
+	st.revs, st.targets = d.Revs, d.Targets
+	for _, name := range d.Prune {
+		delete(st.imageIDs, name)
+	}
+	for rev, e := range d.RevErrs {
+		st.revErrs[rev] = e
+	}
+	for _, id := range d.Start {
+		if r := st.replicas[id]; r != nil {
+			c.startPrewarmedLocked(st, r)
+		}
+	}
+	for _, cr := range d.Create {
+		if rev := revisionNamed(st.revs, cr.Revision); rev != nil {
+			c.createReplicaLocked(st, *rev, st.imageIDs[cr.Revision], cr.Prewarm)
+		}
+	}
+	for _, t := range d.Terminate {
+		if r := st.replicas[t.ID]; r != nil {
+			c.terminateLocked(st, r, t.Why)
+		}
+	}
+	c.updateRoutesLocked()
+	for _, e := range d.Events {
+		c.event(st, e.Type, e.Reason, "%s", e.Message)
+	}
+}
+
+// storeRevisions writes what a decision changed of the revisions: those
+// ready for the first time, and those pruned.
+func (c *Controller) storeRevisions(ctx context.Context, d decision) error {
+	for _, name := range d.ReadyRevisions {
+		if r := revisionNamed(d.Revs, name); r != nil {
+			if err := c.cfg.Store.PutRevision(ctx, *r); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range d.Prune {
+		if err := c.cfg.Store.DeleteRevision(ctx, name); err != nil {
+			c.log.Warn("delete old revision", "revision", name, "err", err)
+		}
+	}
+	return nil
 }
 
 // writeStatus stores status as the status of the App read at version
@@ -81,80 +155,19 @@ func (c *Controller) writeStatus(ctx context.Context, st *appState, read string,
 	return nil
 }
 
-// convergeLocked acts on the revisions and replicas of an App whose spec
-// and revisions st holds, and returns the App's new status and whether it
-// differs from the stored one. The caller holds c.mu.
-func (c *Controller) convergeLocked(ctx context.Context, st *appState) (api.AppStatus, bool, error) {
-	// Revisions that are ready for the first time (before any scaling
-	// takes their replicas away).
-	for i, rev := range st.revs {
-		if !rev.Status.Ready && c.readyReplicasLocked(st, rev.Name) > 0 {
-			st.revs[i].Status.Ready = true
-			if err := c.cfg.Store.PutRevision(ctx, st.revs[i]); err != nil {
-				return api.AppStatus{}, false, err
-			}
-			c.event(st, api.EventNormal, "RevisionReady", "revision %s is ready", rev.Name)
-		}
-	}
-	latestCreated := st.revs[len(st.revs)-1].Name
-	latestReady := c.latestReadyLocked(st)
-	targets, err := resolveTraffic(st.app.Spec.Traffic, latestReady, latestCreated)
-	if err != nil {
-		return api.AppStatus{}, false, err
-	}
-	st.targets = targets
-	// 3. Replicas per revision.
-	desired := desiredReplicas(st.app, targets, latestCreated, latestReady == latestCreated, st.want)
-	for _, rev := range st.revs {
-		c.scaleRevisionLocked(ctx, st, rev, desired[rev.Name])
-	}
-	// Replicas of revisions that no longer exist.
-	for _, r := range st.replicas {
-		if !hasRevision(st.revs, r.rev) && !r.view().terminating {
-			c.terminateLocked(st, r, "its revision was deleted")
-		}
-	}
-	c.pruneRevisionsLocked(ctx, st)
-	c.updateRoutesLocked()
-	status := c.statusLocked(st)
-	return status, !reflect.DeepEqual(status, st.app.Status), nil
-}
-
-func hasRevision(revs []api.Revision, name string) bool {
-	for _, r := range revs {
-		if r.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// ensureRevision creates revision N+1 when the spec's runnable part
-// differs from the latest revision's.
+// ensureRevision stores and adds to st the revision nextRevision asks for.
 func (c *Controller) ensureRevision(ctx context.Context, st *appState) error {
-	rs := app.RevisionSpecOf(st.app.Spec)
-	if n := len(st.revs); n > 0 && app.Hash(rs) == st.revs[n-1].Hash {
-		return nil
-	}
-	num := 1
-	if n := len(st.revs); n > 0 {
-		_, last, err := app.ParseRevisionName(st.revs[n-1].Name)
-		if err != nil {
-			return err
-		}
-		num = last + 1
-	}
-	rev, err := app.NewRevision(st.app, num, time.Now())
-	if err != nil {
+	rev, err := nextRevision(st.app, st.revs, time.Now())
+	if err != nil || rev == nil {
 		return err
 	}
-	if err := c.cfg.Store.PutRevision(ctx, rev); err != nil {
+	if err := c.cfg.Store.PutRevision(ctx, *rev); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	st.revs = append(st.revs, rev)
-	c.event(st, api.EventNormal, "RevisionCreated", "created revision %s (image %s)", rev.Name, rev.Spec.Image)
+	st.revs = append(st.revs, *rev)
 	c.mu.Unlock()
+	c.event(st, api.EventNormal, "RevisionCreated", "created revision %s (image %s)", rev.Name, rev.Spec.Image)
 	return nil
 }
 
@@ -167,42 +180,53 @@ func (c *Controller) resolveImage(ctx context.Context, st *appState, rev api.Rev
 		return
 	}
 	ref := rev.Spec.Image
-	if rev.Status.ImageDigest != "" && strings.HasPrefix(rev.Status.ImageDigest, "sha256:") {
+	if strings.HasPrefix(rev.Status.ImageDigest, "sha256:") {
 		// Once pinned, always the same image.
 		ref = rev.Status.ImageDigest
 	}
-	id, digest, err := c.cfg.Images.ResolveID(ctx, ref)
+	id, _, err := c.cfg.Images.ResolveID(ctx, ref)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
 		st.revErrs[rev.Name] = revError{api.ReasonImageNotFound, fmt.Sprintf("revision %s: %v", rev.Name, err)}
+		c.mu.Unlock()
 		return
 	}
 	delete(st.revErrs, rev.Name)
 	st.imageIDs[rev.Name] = id
-	if rev.Status.ImageDigest == "" {
-		rev.Status.ImageDigest = id
-		_ = digest
-		for i := range st.revs {
-			if st.revs[i].Name == rev.Name {
-				st.revs[i].Status.ImageDigest = id
-				c.cfg.Store.PutRevision(ctx, st.revs[i])
-			}
+	var pinned *api.Revision
+	if r := revisionNamed(st.revs, rev.Name); r != nil && r.Status.ImageDigest == "" {
+		r.Status.ImageDigest = id
+		cp := *r
+		pinned = &cp
+	}
+	c.mu.Unlock()
+	if pinned != nil {
+		if err := c.cfg.Store.PutRevision(ctx, *pinned); err != nil {
+			c.log.Warn("pin revision image", "revision", rev.Name, "err", err)
 		}
 	}
+}
+
+// planLocked is a plan over what st holds now, for the readers of the
+// controller's view (API, metrics). The caller holds c.mu.
+func (c *Controller) planLocked(st *appState) *plan {
+	p := newPlan(c.observeLocked(st), time.Now())
+	p.d.Targets = st.targets
+	return p
 }
 
 // latestReadyLocked is the newest revision that has been ready.
 func (c *Controller) latestReadyLocked(st *appState) string {
-	for i := len(st.revs) - 1; i >= 0; i-- {
-		r := st.revs[i]
-		if r.Status.Ready || c.readyReplicasLocked(st, r.Name) > 0 {
-			return r.Name
-		}
-	}
-	return ""
+	return c.planLocked(st).latestReady()
 }
 
+// problemLocked says what keeps rev from serving, if anything.
+func (c *Controller) problemLocked(st *appState, rev string) (reason, msg string) {
+	return c.planLocked(st).problem(rev)
+}
+
+// readyReplicasLocked counts the ready replicas of rev that are not
+// draining.
 func (c *Controller) readyReplicasLocked(st *appState, rev string) int {
 	n := 0
 	for _, r := range st.replicas {
@@ -259,78 +283,23 @@ func (c *Controller) trackLocked(st *appState, ctr api.Container) *replica {
 	c.bcMu.Unlock()
 	ctx, cancel := context.WithCancel(c.bg)
 	r.cancel = cancel
+	p := &probe.Prober{ID: r.id, Port: r.port, Probes: r.probes, Runtime: probeRuntime{c.cfg.Containers},
+		Reporter: replicaReporter{c, r}, Wake: r.wakeCh}
 	c.wg.Add(1)
-	go c.runProber(ctx, r)
+	go func() {
+		defer c.wg.Done()
+		p.Run(ctx)
+	}()
 	return r
 }
 
-// scaleRevisionLocked starts or drains replicas of rev to reach want,
-// starting prewarmed containers first, and keeps the revision's pool of
-// prewarmed containers full.
-func (c *Controller) scaleRevisionLocked(ctx context.Context, st *appState, rev api.Revision, want int) {
-	var live, warm []*replica
-	for _, r := range st.replicas {
-		if r.rev != rev.Name {
-			continue
+// findNeverStartedLocked marks the replicas that are not prewarmed, not
+// being created or started, and whose container is still created.
+func (c *Controller) findNeverStartedLocked(st *appState, rs []replicaState) {
+	for i, r := range rs {
+		if !r.Prewarm && r.status == api.StatusCreated && !r.Starting && !st.launching[r.Name] {
+			rs[i].NeverStarted = c.neverStarted(st.replicas[r.ID])
 		}
-		v := r.view()
-		if v.terminating {
-			continue
-		}
-		if !r.prewarm && v.status == api.StatusCreated && !r.isStarting() && !st.launching[r.name] && c.neverStarted(r) {
-			// Nothing will start it: the daemon stopped between its create
-			// and its start (a restart undoes such a start).
-			c.event(st, api.EventWarning, "ReplicaFailed", "replica %s was never started (the daemon stopped while starting it); replacing it", r.name)
-			c.terminateLocked(st, r, "it was never started")
-			continue
-		}
-		if r.prewarm && v.status == api.StatusCreated && !r.isStarting() {
-			warm = append(warm, r)
-		} else {
-			live = append(live, r)
-		}
-	}
-	if e, bad := st.revErrs[rev.Name]; bad && e.reason == api.ReasonImageNotFound {
-		return
-	}
-	imageID := st.imageIDs[rev.Name]
-	have := len(live) + st.creating[rev.Name]
-	for have < want && len(warm) > 0 {
-		c.startPrewarmedLocked(st, warm[0])
-		warm = warm[1:]
-		have++
-	}
-	for ; have < want; have++ {
-		c.createReplicaLocked(st, rev, imageID, false)
-	}
-	if len(live) > want && st.creating[rev.Name] == 0 {
-		// Remove the least useful first: not ready, then the newest.
-		sort.Slice(live, func(i, j int) bool {
-			vi, vj := live[i].view(), live[j].view()
-			if vi.ready != vj.ready {
-				return !vi.ready
-			}
-			return live[i].created.After(live[j].created)
-		})
-		for _, r := range live[:len(live)-want] {
-			c.terminateLocked(st, r, fmt.Sprintf("revision %s wants %d replicas", rev.Name, want))
-		}
-	}
-	// The prewarm pool: only for a revision that takes traffic.
-	pool := 0
-	if st.app.Spec.Scale.Prewarm > 0 {
-		for _, t := range st.targets {
-			if t.Revision == rev.Name && t.Percent > 0 {
-				pool = st.app.Spec.Scale.Prewarm
-			}
-		}
-	}
-	for n := len(warm) + st.preparing[rev.Name]; n < pool; n++ {
-		c.createReplicaLocked(st, rev, imageID, true)
-	}
-	for len(warm) > pool {
-		c.terminateLocked(st, warm[len(warm)-1], "the prewarm pool is full")
-		warm = warm[:len(warm)-1]
 	}
 }
 
@@ -500,200 +469,4 @@ func (c *Controller) reconcileGone(ctx context.Context, st *appState) error {
 	}
 	c.updateRoutesLocked()
 	return nil
-}
-
-// pruneRevisionsLocked deletes the oldest revisions beyond the history
-// limit that receive no traffic and have no replicas.
-func (c *Controller) pruneRevisionsLocked(ctx context.Context, st *appState) {
-	limit := 10
-	if l := st.app.Spec.RevisionHistoryLimit; l != nil {
-		limit = *l
-	}
-	routed := map[string]bool{}
-	for _, t := range st.targets {
-		routed[t.Revision] = true
-	}
-	for _, t := range st.app.Spec.Traffic {
-		routed[t.Revision] = true
-	}
-	latest := st.revs[len(st.revs)-1].Name
-	var idle []api.Revision
-	for _, r := range st.revs {
-		if !routed[r.Name] && r.Name != latest {
-			idle = append(idle, r)
-		}
-	}
-	for len(idle) > limit {
-		victim := idle[0]
-		idle = idle[1:]
-		busy := false
-		for _, r := range st.replicas {
-			if r.rev == victim.Name {
-				busy = true
-			}
-		}
-		if busy {
-			continue
-		}
-		if err := c.cfg.Store.DeleteRevision(ctx, victim.Name); err != nil {
-			c.log.Warn("delete old revision", "revision", victim.Name, "err", err)
-			continue
-		}
-		for i, r := range st.revs {
-			if r.Name == victim.Name {
-				st.revs = append(st.revs[:i], st.revs[i+1:]...)
-				break
-			}
-		}
-		delete(st.imageIDs, victim.Name)
-	}
-}
-
-// statusLocked computes the App's status from what st holds.
-func (c *Controller) statusLocked(st *appState) api.AppStatus {
-	now := time.Now()
-	a := app.Clone(st.app)
-	s := &a.Status
-	app.InitializeConditions(s, now)
-	latestCreated := st.revs[len(st.revs)-1].Name
-	latestReady := c.latestReadyLocked(st)
-	s.ObservedGeneration = a.Metadata.Generation
-	s.LatestCreatedRevision = latestCreated
-	s.LatestReadyRevision = latestReady
-	s.URL = "http://" + app.Host(a, c.cfg.Domain) + c.portSuffix()
-	s.Traffic = nil
-	for _, t := range st.targets {
-		tt := api.TrafficTarget{Revision: t.Revision, Percent: t.Percent, Tag: t.Tag}
-		if t.Tag != "" {
-			tt.URL = "http://" + app.TagHost(a, t.Tag, c.cfg.Domain) + c.portSuffix()
-		}
-		s.Traffic = append(s.Traffic, tt)
-	}
-	desired := desiredReplicas(st.app, st.targets, latestCreated, latestReady == latestCreated, st.want)
-	s.Replicas = api.ReplicaCounts{}
-	for _, n := range desired {
-		s.Replicas.Desired += n
-	}
-	for _, r := range st.replicas {
-		if v := r.view(); v.ready && !v.terminating {
-			s.Replicas.Ready++
-		}
-	}
-
-	// Degraded: the first problem found, latest revision first.
-	reason, msg := c.problemLocked(st, latestCreated)
-	if reason == "" && latestReady != "" {
-		for _, t := range st.targets {
-			if r, m := c.problemLocked(st, t.Revision); r != "" {
-				reason, msg = r, m
-				break
-			}
-		}
-	}
-	if reason != "" {
-		app.MarkDegraded(s, reason, msg, now)
-		c.event(st, api.EventWarning, reason, "%s", msg)
-	} else {
-		app.MarkNotDegraded(s, now)
-	}
-
-	// Ready: every routed revision has a ready replica (or is at zero
-	// replicas by choice after having been ready).
-	allReady := len(st.targets) > 0
-	for _, t := range st.targets {
-		if t.Percent == 0 && t.Tag == "" {
-			continue
-		}
-		rev := revisionNamed(st.revs, t.Revision)
-		if c.readyReplicasLocked(st, t.Revision) == 0 && !(desired[t.Revision] == 0 && rev != nil && rev.Status.Ready) {
-			allReady = false
-		}
-	}
-	if allReady {
-		app.MarkReady(s, now)
-	} else if reason != "" {
-		app.MarkNotReady(s, reason, msg, now)
-	} else {
-		app.MarkReadyUnknown(s, api.ReasonDeploying, "waiting for a ready replica", now)
-	}
-
-	if latestCreated != latestReady && reason == "" {
-		app.MarkRolloutInProgress(s, api.ReasonDeploying, fmt.Sprintf("revision %s is starting", latestCreated), now)
-	} else if latestCreated != latestReady {
-		app.MarkRolloutInProgress(s, reason, fmt.Sprintf("revision %s is not ready: %s", latestCreated, msg), now)
-	} else {
-		wasRolling := false
-		if cond, ok := app.GetCondition(st.app.Status, api.ConditionRolloutInProgress); ok && cond.Status == api.ConditionTrue {
-			wasRolling = true
-		}
-		app.MarkRolloutComplete(s, now)
-		if wasRolling {
-			c.event(st, api.EventNormal, "RolloutComplete", "revision %s serves %s", latestCreated, trafficText(st.targets))
-		}
-	}
-	return a.Status
-}
-
-func trafficText(ts []target) string {
-	var parts []string
-	for _, t := range ts {
-		parts = append(parts, fmt.Sprintf("%d%% %s", t.Percent, t.Revision))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func revisionNamed(revs []api.Revision, name string) *api.Revision {
-	for i := range revs {
-		if revs[i].Name == name {
-			return &revs[i]
-		}
-	}
-	return nil
-}
-
-// problemLocked says what keeps rev from serving, if anything.
-func (c *Controller) problemLocked(st *appState, rev string) (reason, msg string) {
-	if e, bad := st.revErrs[rev]; bad {
-		return e.reason, e.message
-	}
-	if c.readyReplicasLocked(st, rev) > 0 {
-		return "", ""
-	}
-	r := revisionNamed(st.revs, rev)
-	for _, rp := range st.replicas {
-		if rp.rev != rev {
-			continue
-		}
-		v := rp.view()
-		if v.terminating || rp.prewarm && v.status == api.StatusCreated {
-			continue
-		}
-		switch {
-		case v.oomKilled && v.restarts > 0:
-			return api.ReasonOOMKilled, fmt.Sprintf("replica %s of %s was killed for using more than its memory limit (restarted %d times)", rp.name, rev, v.restarts)
-		case v.restarts >= 2 || v.status == api.StatusRestarting && v.restarts >= 1:
-			return api.ReasonCrashLoopBackOff, fmt.Sprintf("replica %s of %s keeps exiting (restarted %d times): see skiff logs %s", rp.name, rev, v.restarts, rp.name)
-		case !v.failingFor.IsZero() && r != nil && time.Since(v.failingFor) > probeDeadline(r.Spec):
-			return api.ReasonProbeFailed, fmt.Sprintf("replica %s of %s did not become ready within %s: %s", rp.name, rev, probeDeadline(r.Spec), v.lastErr)
-		}
-	}
-	return "", ""
-}
-
-// probeDeadline is how long a replica may stay unready before its
-// revision counts as failing its probes.
-func probeDeadline(rs api.RevisionSpec) time.Duration {
-	startup, readiness, _ := probeConfig(rs.Probes, rs.Port)
-	d := 5*time.Second + readiness.InitialDelay.Duration + readiness.Period.Duration*time.Duration(readiness.FailureThreshold)
-	if startup != nil {
-		d += startup.InitialDelay.Duration + startup.Period.Duration*time.Duration(startup.FailureThreshold)
-	}
-	return d
-}
-
-func (c *Controller) portSuffix() string {
-	if c.cfg.URLPort == 0 || c.cfg.URLPort == 80 {
-		return ""
-	}
-	return fmt.Sprintf(":%d", c.cfg.URLPort)
 }

@@ -117,20 +117,3 @@ func TestScaleSpec(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 }
-
-func TestPace(t *testing.T) {
-	tests := []struct {
-		since, period, want time.Duration
-	}{
-		{0, time.Second, fastProbe},
-		{2 * time.Second, time.Second, fastProbe},
-		{5 * time.Second, time.Second, mediumProbe},
-		{time.Minute, time.Second, time.Second},
-		{0, 500 * time.Microsecond, 500 * time.Microsecond},
-	}
-	for _, tc := range tests {
-		if got := pace(tc.since, tc.period); got != tc.want {
-			t.Errorf("pace(%v, %v) = %v, want %v", tc.since, tc.period, got, tc.want)
-		}
-	}
-}

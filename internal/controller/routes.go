@@ -29,24 +29,58 @@ func (c *Controller) updateRoutesLocked() {
 	}
 }
 
-// tableLocked is the route table of the current state (pure over it).
+// appRoutes is what the route table needs of one App: its spec, its
+// resolved traffic targets and the endpoints of each revision.
+type appRoutes struct {
+	App       api.App
+	Targets   []target
+	Endpoints map[string][]ingress.Endpoint // revision → ready endpoints
+	// Waiting is the revision requests wait for while there are no
+	// targets (the App has no revision yet).
+	Waiting string
+	// Unavailable says, per revision, why it cannot get a replica
+	// however long a request waits.
+	Unavailable map[string]string
+}
+
+// tableLocked is the route table of the current state; the caller holds
+// c.mu.
 func (c *Controller) tableLocked() ingress.Table {
-	var t ingress.Table
 	names := make([]string, 0, len(c.apps))
 	for n := range c.apps {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	var in []appRoutes
 	for _, n := range names {
 		st := c.apps[n]
 		if !st.exists {
 			continue
 		}
-		a := st.app
+		ar := appRoutes{App: st.app, Targets: st.targets, Endpoints: map[string][]ingress.Endpoint{},
+			Waiting: firstRevision(st), Unavailable: map[string]string{}}
+		for _, rev := range append(targetRevisions(st.targets), ar.Waiting) {
+			ar.Endpoints[rev] = c.endpointsLocked(st, rev)
+			if reason, msg := c.problemLocked(st, rev); cannotStart[reason] {
+				ar.Unavailable[rev] = fmt.Sprintf("app %s cannot serve: %s: %s", st.name, reason, msg)
+			}
+		}
+		in = append(in, ar)
+	}
+	return routeTable(c.cfg.Domain, in)
+}
+
+// routeTable builds the ingress's route table (pure): for each App a
+// route on its host to the revisions with a share of the traffic, and a
+// route on each tag's host to the tagged revision alone.
+func routeTable(domain string, apps []appRoutes) ingress.Table {
+	var t ingress.Table
+	for _, ar := range apps {
+		a := ar.App
 		rt := ingress.Route{
 			Internal:   !a.Spec.Ingress.External,
 			App:        a.Metadata.Name,
-			Hosts:      []string{app.Host(a, c.cfg.Domain)},
+			Hosts:      []string{app.Host(a, domain)},
 			PathPrefix: a.Spec.Ingress.PathPrefix,
 			Timeout:    a.Spec.Ingress.Timeout.Duration,
 		}
@@ -59,30 +93,29 @@ func (c *Controller) tableLocked() ingress.Table {
 		if d, err := time.ParseDuration(a.Metadata.Annotations[AnnotationActivatorTimeout]); err == nil && d > 0 {
 			rt.QueueTimeout = d
 		}
-		for _, tg := range st.targets {
-			if tg.Percent == 0 {
-				continue
+		for _, tg := range ar.Targets {
+			if tg.Percent > 0 {
+				rt.Backends = append(rt.Backends, ingress.Backend{Revision: tg.Revision, Percent: tg.Percent, Endpoints: ar.Endpoints[tg.Revision]})
 			}
-			rt.Backends = append(rt.Backends, ingress.Backend{Revision: tg.Revision, Percent: tg.Percent, Endpoints: c.endpointsLocked(st, tg.Revision)})
 		}
-		if len(st.targets) == 0 {
+		if len(ar.Targets) == 0 {
 			// Routed from the moment it is stored: until its first
 			// revision is made, requests wait for it (as at zero replicas).
-			rt.Backends = []ingress.Backend{{Revision: firstRevision(st), Percent: 100}}
+			rt.Backends = []ingress.Backend{{Revision: ar.Waiting, Percent: 100, Endpoints: ar.Endpoints[ar.Waiting]}}
 		}
-		rt.Unavailable = c.unavailableLocked(st, rt.Backends)
+		rt.Unavailable = unavailable(rt.Backends, ar.Unavailable)
 		if len(rt.Backends) > 0 {
 			t.Routes = append(t.Routes, rt)
 		}
-		for _, tg := range st.targets {
+		for _, tg := range ar.Targets {
 			if tg.Tag == "" {
 				continue
 			}
-			t.Routes = append(t.Routes, ingress.Route{
-				App: a.Metadata.Name, Internal: rt.Internal, Hosts: []string{app.TagHost(a, tg.Tag, c.cfg.Domain)}, PathPrefix: rt.PathPrefix, Timeout: rt.Timeout,
-				MaxQueue: rt.MaxQueue, QueueTimeout: rt.QueueTimeout,
-				Backends: []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: c.endpointsLocked(st, tg.Revision)}},
-			})
+			tr := rt
+			tr.Hosts = []string{app.TagHost(a, tg.Tag, domain)}
+			tr.Backends = []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: ar.Endpoints[tg.Revision]}}
+			tr.Unavailable = unavailable(tr.Backends, ar.Unavailable)
+			t.Routes = append(t.Routes, tr)
 		}
 	}
 	return t
@@ -136,16 +169,22 @@ var cannotStart = map[string]bool{
 	api.ReasonOOMKilled:        true,
 }
 
-// unavailableLocked says why requests for backends without endpoints
-// would wait in vain, or "" when a replica may still come.
-func (c *Controller) unavailableLocked(st *appState, bs []ingress.Backend) string {
+// unavailable says why requests for backends without endpoints would
+// wait in vain (why[revision]), or "" when a replica may still come.
+func unavailable(bs []ingress.Backend, why map[string]string) string {
 	for _, b := range bs {
-		if len(b.Endpoints) > 0 {
-			continue
-		}
-		if reason, msg := c.problemLocked(st, b.Revision); cannotStart[reason] {
-			return fmt.Sprintf("app %s cannot serve: %s: %s", st.name, reason, msg)
+		if len(b.Endpoints) == 0 && why[b.Revision] != "" {
+			return why[b.Revision]
 		}
 	}
 	return ""
+}
+
+// targetRevisions lists the revisions of targets.
+func targetRevisions(ts []target) []string {
+	out := make([]string, 0, len(ts)+1)
+	for _, t := range ts {
+		out = append(out, t.Revision)
+	}
+	return out
 }
