@@ -136,7 +136,34 @@ func TestScaleOutAndBackDown(t *testing.T) {
 	t.Logf("scaled out to 4 ready replicas in %s", time.Since(start))
 	close(stop)
 	wg.Wait()
-	// Back down to zero, with no request lost on the way.
+	// A light load (2 in flight for a target of 5) scales down to one
+	// replica; when it ends, the idle timeout takes the App to zero, with
+	// no request lost on the way.
+	light := make(chan struct{})
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-light:
+					return
+				default:
+				}
+				if code, body := get(t, addr, "elastic.localhost", "/?sleep=50ms"); code == 200 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %s", code, body))
+				}
+			}
+		}()
+	}
+	eventually(t, 30*time.Second, "a scale-down to one replica under the light load", func() bool {
+		return strings.Contains(must(t, d, "events", "elastic"), "ScaledDown")
+	})
+	close(light)
+	wg.Wait()
 	waitZero(t, d, "elastic")
 	if failed.Load() > 0 {
 		t.Fatalf("%d of %d requests failed while scaling; first: %v", failed.Load(), ok.Load()+failed.Load(), firstErr.Load())
@@ -152,7 +179,9 @@ func TestScaleOutAndBackDown(t *testing.T) {
 func TestActivatorLimits(t *testing.T) {
 	d := env.daemon
 	addr := ingressAddr(t, d)
-	// A revision that never gets ready: requests wait, then get 503.
+	// A revision whose replica runs but never gets ready: requests wait,
+	// then get 503. (One that cannot run at all is answered at once with
+	// the reason: TestNewAppRoutedAtOnce.)
 	doc := `apiVersion: skiff.dev/v1
 kind: App
 metadata:
@@ -160,8 +189,9 @@ metadata:
   annotations: {ingress.skiff.dev/activator-timeout: 1s, ingress.skiff.dev/activator-queue: "3"}
 spec:
   image: hello
-  args: [-exit, "1"]
   scale: {min: 0, max: 1}
+  probes:
+    readiness: {http: /never-ready, period: 200ms}
 `
 	if r := applyYAML(t, d, doc); r.Code != 0 {
 		t.Fatal(r)
