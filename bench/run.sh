@@ -75,6 +75,18 @@ go build -o "$WORK/appbench" ./bench/appbench
 	"$WORK/appbench" -skiff "$SKIFF" -socket "$SOCK" -root "$ROOT" -n "$RUNS"
 } | tee "$OUT/apps.md"
 
+echo "== daemon restart and upgrade under load"
+go build -o "$WORK/hotrestart" ./bench/hotrestart
+go build -ldflags "-X skiff.dev/skiff/internal/cli.Version=bench-next" -o "$WORK/skiff-next" ./cmd/skiff
+mkdir -p "$WORK/hot"
+{
+	echo "### Requests through the ingress while the daemon restarts"
+	echo
+	machine
+	echo
+	"$WORK/hotrestart" -skiff "$SKIFF" -next "$WORK/skiff-next" -hello-ctx "$WORK/hello-ctx" -work "$WORK/hot"
+} | tee "$OUT/hotrestart.md"
+
 for extra in bench/network.sh bench/ingress.sh; do
 	if [ -x "$extra" ]; then
 		echo "== $extra"
