@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -313,4 +314,71 @@ func writeScript(t *testing.T, path, body string) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSocketActivatedRestart runs the daemon on sockets the test holds,
+// as systemd's socket activation does (LISTEN_FDS), and restarts it with
+// SIGTERM under load: no connection may be refused, and the daemon must
+// leave the API socket, which is not its own, in place.
+func TestSocketActivatedRestart(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "api.sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ul.(*net.UnixListener).SetUnlinkOnClose(false)
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := tl.Addr().String()
+	uf, _ := ul.(*net.UnixListener).File()
+	tf, _ := tl.(*net.TCPListener).File()
+	ul.Close()
+	tl.Close()
+	defer uf.Close()
+	defer tf.Close()
+	d := &Daemon{Name: "sockact", Root: filepath.Join(env.tmp, "root-sockact"), Socket: sock, Log: filepath.Join(env.tmp, "sockact.log")}
+	start := func() {
+		t.Helper()
+		logf, err := os.OpenFile(d.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logf.Close()
+		cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, env.skiff,
+			"daemon", "--root", d.Root, "--socket", sock, "--ingress-addr", addr)
+		cmd.ExtraFiles = []*os.File{uf, tf}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go cmd.Wait()
+		d.cmd = cmd
+		// The socket queues the call until the daemon serves.
+		must(t, d, "version")
+	}
+	start()
+	extraDaemons = append(extraDaemons, d)
+	if err := buildSubset(d, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(t, d, helloApp("hot", "1", "  scale: {min: 2, max: 2}\n"))
+	eventually(t, 30*time.Second, "hot to be ready", appReady(t, d, "hot"))
+	if got := ingressAddr(t, d); got != addr {
+		t.Fatalf("the ingress listens on %s, not on the socket passed (%s)", got, addr)
+	}
+	before := replicaPIDs(t, d, "hot")
+	load := startLoad(addr, "hot.localhost", 5*time.Second)
+	time.Sleep(time.Second)
+	d.Stop()
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("the daemon removed the API socket systemd owns: %v", err)
+	}
+	start()
+	load.check(t)
+	checkAdopted(t, d, "hot", before)
+	must(t, d, "delete", "app", "hot")
 }

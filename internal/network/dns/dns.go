@@ -96,13 +96,22 @@ func Listen(ctx context.Context, cfg Config) (*Server, error) {
 	s.pc, s.ln = pc, l
 	s.udp = &dns.Server{PacketConn: pc, Handler: s}
 	s.tcp = &dns.Server{Listener: l, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	// Return once both serve (or failed to), so Close finds them started.
+	started := make(chan struct{}, 2)
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		var once sync.Once
+		signal := func() { once.Do(func() { started <- struct{}{} }) }
+		srv.NotifyStartedFunc = signal
 		go func() {
-			if err := srv.ActivateAndServe(); err != nil && !errors.Is(err, net.ErrClosed) {
+			err := srv.ActivateAndServe()
+			signal()
+			if err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("dns server stopped", "addr", cfg.Addr, "err", err)
 			}
 		}()
 	}
+	<-started
+	<-started
 	return s, nil
 }
 
