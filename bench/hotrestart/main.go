@@ -87,7 +87,7 @@ func run() error {
 		return err
 	}
 	scenarios := []struct {
-		name   string
+		name    string
 		switch_ func() error
 	}{
 		{"none (steady load)", nil},
