@@ -87,8 +87,8 @@ func run() error {
 		return err
 	}
 	scenarios := []struct {
-		name    string
-		switch_ func() error
+		name string
+		do   func() error
 	}{
 		{"none (steady load)", nil},
 		{"`kill -HUP`, same binary", b.hup},
@@ -107,12 +107,12 @@ func run() error {
 				return err
 			}
 		}
-		r, err := measure(b.ingress, sc.switch_)
+		r, err := measure(b.ingress, sc.do)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
 		added := r.p99During - r.p99Before
-		if sc.switch_ == nil {
+		if sc.do == nil {
 			added = 0
 		}
 		fmt.Printf("| %s | %d | %d | %s | %s | %s | %s | %s |\n", sc.name, r.total, r.failed,
@@ -123,7 +123,7 @@ func run() error {
 		if err := b.waitServing(30 * time.Second); err != nil {
 			return err
 		}
-		if sc.switch_ != nil && sc.name == "`kill -HUP`, newly built binary" {
+		if sc.do != nil && sc.name == "`kill -HUP`, newly built binary" {
 			if out, _ := b.cli("version"); !strings.Contains(out, "Server:\n Version:     "+*nextVer) {
 				return fmt.Errorf("after the upgrade the daemon reports:\n%s", out)
 			}
