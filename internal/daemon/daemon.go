@@ -90,6 +90,7 @@ type Daemon struct {
 	// The serving side lives as long as the process.
 	proxy       *ingress.Proxy
 	ingressLn   net.Listener // until Serve
+	ingressAddr string
 	ingressPort int
 	apiLn       net.Listener
 	metricsLn   net.Listener
@@ -200,7 +201,8 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	_, port, _ := net.SplitHostPort(d.ingressLn.Addr().String())
+	d.ingressAddr = d.ingressLn.Addr().String()
+	_, port, _ := net.SplitHostPort(d.ingressAddr)
 	d.ingressPort, _ = strconv.Atoi(port)
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -345,18 +347,12 @@ func (d *Daemon) stopAPI() {
 	d.server = nil
 }
 
-// Serve waits for the adopted replicas to be routed, then answers
-// requests until ctx is done, then shuts down; the containers keep
-// running. On SIGHUP it hands over to the binary at its path (see
+// Serve answers API calls, waits for the adopted replicas to be routed,
+// then answers requests on the ingress too until ctx is done, then shuts
+// down; the containers keep running. On SIGHUP it hands over to the binary at its path (see
 // upgrade.go) and returns once its own requests in flight are done.
 func (d *Daemon) Serve(ctx context.Context) error {
 	defer signal.Stop(d.hup)
-	d.waitRouted(ctx)
-	if err := d.proxy.Serve(d.ingressLn); err != nil {
-		d.close()
-		return err
-	}
-	d.ingressLn = nil
 	if err := d.startAPI(); err != nil {
 		d.close()
 		return err
@@ -367,8 +363,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go d.metricsSrv.Serve(d.metricsLn)
 	}
+	d.waitRouted(ctx)
+	if err := d.proxy.Serve(d.ingressLn); err != nil {
+		d.close()
+		return err
+	}
+	d.ingressLn = nil
 	d.writePID()
-	d.log.Info("skiff daemon ready", "root", d.cfg.Root, "socket", d.cfg.Socket, "ingress", d.proxy.Addr().String(),
+	d.log.Info("skiff daemon ready", "root", d.cfg.Root, "socket", d.cfg.Socket, "ingress", d.ingressAddr,
 		"runtime", d.info.Name+" "+d.info.Version, "cgroups", d.info.CgroupLayout, "pid", os.Getpid())
 	if err := d.report(stageReady); err != nil {
 		d.log.Warn("the daemon this one took over from is gone", "err", err)
@@ -431,6 +433,7 @@ func (d *Daemon) waitRouted(ctx context.Context) {
 			running[c.ID] = true
 		}
 	}
+	limit := routeWait
 	if d.socks.handover != nil {
 		for _, id := range d.socks.routed {
 			if running[id] {
@@ -439,11 +442,12 @@ func (d *Daemon) waitRouted(ctx context.Context) {
 		}
 	} else {
 		want = running
+		limit = routeWaitFresh
 	}
 	if len(want) == 0 {
 		return
 	}
-	deadline := time.Now().Add(routeWait)
+	deadline := time.Now().Add(limit)
 	for {
 		missing := 0
 		routed := d.proxy.EndpointIDs()
@@ -456,7 +460,7 @@ func (d *Daemon) waitRouted(ctx context.Context) {
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			d.log.Warn("accepting requests before every adopted replica is routed", "missing", missing, "waited", routeWait)
+			d.log.Warn("accepting requests before every adopted replica is routed", "missing", missing, "waited", limit)
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -42,6 +42,9 @@ const (
 	// routeWait bounds how long a starting daemon waits for the replicas
 	// it adopted to be routed before it accepts requests anyway.
 	routeWait = 15 * time.Second
+	// routeWaitFresh is routeWait for a daemon started afresh, which
+	// waits for every running replica, ready or not before the stop.
+	routeWaitFresh = 5 * time.Second
 	// DefaultUpgradeTimeout bounds a handover from start to ready.
 	DefaultUpgradeTimeout = time.Minute
 )
