@@ -124,45 +124,52 @@ func (d *Daemon) Activate(ctx context.Context, app, revision string) {
 	}
 }
 
+// setDefaults fills in the zero fields and makes the paths absolute.
+func (c *Config) setDefaults() error {
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	if c.Socket == "" {
+		c.Socket = DefaultSocket
+	}
+	if c.Runtime == "" {
+		c.Runtime = DefaultRuntime
+	}
+	if c.LogMaxSize == 0 {
+		c.LogMaxSize = DefaultLogMaxSize
+	}
+	if c.UpgradeTimeout <= 0 {
+		c.UpgradeTimeout = DefaultUpgradeTimeout
+	}
+	if c.IngressAddr == "" {
+		c.IngressAddr = ingress.DefaultAddr
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	var err error
+	if c.Root, err = filepath.Abs(c.Root); err != nil {
+		return err
+	}
+	c.Socket, err = filepath.Abs(c.Socket)
+	return err
+}
+
 // New sets the daemon up: it locks the root, opens the stores, starts
 // the runtime, re-adopts containers and binds the API socket and the
 // ingress (or takes them from the process that started it: a daemon
 // handing over, or systemd). Serve then answers requests.
 func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
-	if cfg.Root == "" {
-		cfg.Root = DefaultRoot
-	}
-	if cfg.Socket == "" {
-		cfg.Socket = DefaultSocket
-	}
-	if cfg.Runtime == "" {
-		cfg.Runtime = DefaultRuntime
-	}
-	if cfg.LogMaxSize == 0 {
-		cfg.LogMaxSize = DefaultLogMaxSize
-	}
-	if cfg.UpgradeTimeout <= 0 {
-		cfg.UpgradeTimeout = DefaultUpgradeTimeout
-	}
-	if cfg.IngressAddr == "" {
-		cfg.IngressAddr = ingress.DefaultAddr
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	root, err := filepath.Abs(cfg.Root)
-	if err != nil {
+	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	cfg.Root = root
-	if cfg.Socket, err = filepath.Abs(cfg.Socket); err != nil {
-		return nil, err
-	}
+	root := cfg.Root
 	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1)}
 	// A SIGHUP before Serve waits for it instead of ending the process.
 	signal.Notify(d.hup, syscall.SIGHUP)
 	defer func() {
 		if err != nil {
+			signal.Stop(d.hup)
 			d.close()
 		}
 	}()
@@ -211,21 +218,29 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := d.openState(ctx, dnsSocks); err != nil {
 		return nil, err
 	}
-	if d.apiLn, err = d.socks.listener(sockAPI, func() (net.Listener, error) { return listen(cfg.Socket) }); err != nil {
+	if err := d.listenAPI(); err != nil {
 		return nil, err
 	}
-	if cfg.MetricsAddr != "" || d.socks.has(sockMetrics) {
-		if d.metricsLn, err = d.socks.listener(sockMetrics, func() (net.Listener, error) {
-			l, err := net.Listen("tcp", cfg.MetricsAddr)
-			if err != nil {
-				return nil, fmt.Errorf("listen for metrics on %s: %w (choose another --metrics-addr)", cfg.MetricsAddr, err)
-			}
-			return l, nil
-		}); err != nil {
-			return nil, err
-		}
-	}
 	return d, nil
+}
+
+// listenAPI opens (or takes) the API socket and the metrics listener.
+func (d *Daemon) listenAPI() (err error) {
+	cfg := d.cfg
+	if d.apiLn, err = d.socks.listener(sockAPI, func() (net.Listener, error) { return listen(cfg.Socket) }); err != nil {
+		return err
+	}
+	if cfg.MetricsAddr == "" && !d.socks.has(sockMetrics) {
+		return nil
+	}
+	d.metricsLn, err = d.socks.listener(sockMetrics, func() (net.Listener, error) {
+		l, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen for metrics on %s: %w (choose another --metrics-addr)", cfg.MetricsAddr, err)
+		}
+		return l, nil
+	})
+	return err
 }
 
 // openState opens the stores and the runtime, re-adopts the containers

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/daemon"
 )
 
@@ -204,12 +205,15 @@ func stillServes(t *testing.T, d *Daemon, old int, addr, logged string) {
 	must(t, d, "get", "apps", "hot")
 }
 
-// replicaPIDs maps the App's replica containers to their processes.
+// replicaPIDs maps the App's running replica containers to their
+// processes (prewarmed ones have none).
 func replicaPIDs(t *testing.T, d *Daemon, app string) map[string]int {
 	t.Helper()
 	pids := map[string]int{}
 	for _, r := range replicasOf(t, d, app) {
-		pids[r.ContainerID] = inspect(t, d, r.ContainerID).State.Pid
+		if r.State == api.ReplicaRunning {
+			pids[r.ContainerID] = inspect(t, d, r.ContainerID).State.Pid
+		}
 	}
 	if len(pids) == 0 {
 		t.Fatalf("%s has no replicas", app)
