@@ -85,6 +85,18 @@ go build -o "$WORK/applybench" ./bench/applybench
 	"$WORK/applybench" -socket "$SOCK"
 } | tee "$OUT/applies.md"
 
+echo "== daemon restart and upgrade under load"
+go build -o "$WORK/hotrestart" ./bench/hotrestart
+go build -ldflags "-X skiff.dev/skiff/internal/cli.Version=bench-next" -o "$WORK/skiff-next" ./cmd/skiff
+mkdir -p "$WORK/hot"
+{
+	echo "## Requests through the ingress while the daemon restarts"
+	echo
+	machine
+	echo
+	"$WORK/hotrestart" -skiff "$SKIFF" -next "$WORK/skiff-next" -hello-ctx "$WORK/hello-ctx" -work "$WORK/hot"
+} | tee "$OUT/hotrestart.md"
+
 for extra in bench/network.sh bench/ingress.sh; do
 	echo "== $extra"
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
@@ -102,7 +114,7 @@ done
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps network ingress; do
+	for section in start density apps applies hotrestart network ingress; do
 		echo
 		cat "$OUT/$section.md"
 	done

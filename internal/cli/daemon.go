@@ -1,8 +1,14 @@
 package cli
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,15 +23,25 @@ func newDaemonCmd(g *globals) *cobra.Command {
 		logSize   string
 		imageSize string
 		debug     bool
+		upgrade   bool
 	)
 	c := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the skiff daemon (the platform itself)",
 		Long: `Run the skiff daemon. It keeps its state under --root, serves the API on
 --socket, and runs containers with the OCI runtime --runtime under conmon,
-so containers keep running when the daemon stops or restarts.`,
+so containers keep running when the daemon stops or restarts.
+
+On SIGHUP the daemon starts the binary at its path again (the same build
+or a newer one put there) and hands it the API socket, the ingress and the
+DNS sockets without dropping a request; it writes its process ID to
+ROOT/skiff.pid. "skiff daemon --upgrade" sends that signal to the daemon
+of --root and waits for the new process to serve.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if upgrade {
+				return upgradeDaemon(cmd.Context(), g, cfg.Root, cfg.UpgradeTimeout)
+			}
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug
@@ -59,6 +75,55 @@ so containers keep running when the daemon stops or restarts.`,
 	c.Flags().StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics on this TCP address (they are always at /metrics on the API socket)")
 	c.Flags().StringVar(&cfg.Domain, "domain", "localhost", "domain of Apps' default hosts: NAME.DOMAIN")
 	c.Flags().DurationVar(&cfg.DrainTimeout, "drain-timeout", 5*time.Minute, "how long a replica taken out of service waits for its requests in flight (WebSockets, long polls) before it is stopped anyway")
+	c.Flags().DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", daemon.DefaultUpgradeTimeout, "how long a new daemon started on SIGHUP may take to serve before it is killed and the running one keeps serving")
+	c.Flags().BoolVar(&upgrade, "upgrade", false, "hand the running daemon of --root over to the binary now at its path (sends it SIGHUP) and wait until the new process serves")
 	c.Flags().BoolVar(&debug, "debug", false, "log debug messages")
 	return c
+}
+
+// upgradeDaemon sends SIGHUP to the daemon of root and waits until a new
+// process has taken over (ROOT/skiff.pid names it) or the old one reports
+// that the handover failed.
+func upgradeDaemon(ctx context.Context, g *globals, root string, timeout time.Duration) error {
+	pidPath := filepath.Join(root, daemon.PIDFile)
+	statusPath := filepath.Join(root, daemon.UpgradeStatusFile)
+	old, err := readPID(pidPath)
+	if err != nil {
+		return fmt.Errorf("find the daemon of %s: %w (is it running? give its --root)", root, err)
+	}
+	if err := syscall.Kill(old, 0); err != nil {
+		return fmt.Errorf("the daemon of %s (pid %d in %s) is not running: %w", root, old, pidPath, err)
+	}
+	os.Remove(statusPath)
+	if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+		return fmt.Errorf("signal the daemon (pid %d): %w", old, err)
+	}
+	deadline := time.Now().Add(timeout + 10*time.Second)
+	for time.Now().Before(deadline) {
+		if pid, err := readPID(pidPath); err == nil && pid != old && syscall.Kill(pid, 0) == nil {
+			fmt.Fprintf(g.stdout, "skiff daemon upgraded: pid %d took over from pid %d\n", pid, old)
+			return nil
+		}
+		if b, err := os.ReadFile(statusPath); err == nil && len(b) > 0 {
+			return fmt.Errorf("the daemon (pid %d) keeps serving: upgrade %s", old, strings.TrimSpace(string(b)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("no new daemon took over from pid %d within %s: see the daemon's log", old, timeout)
+}
+
+func readPID(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s does not hold a process ID", path)
+	}
+	return pid, nil
 }

@@ -225,7 +225,7 @@ func (s *system) Info(ctx context.Context) (api.Info, error) {
 		Runtime: ri.Name, RuntimePath: ri.Path, RuntimeVersion: ri.Version,
 		Monitor: ri.Monitor, MonitorVersion: ri.MonitorVersion, CgroupLayout: ri.CgroupLayout,
 		Kernel:      unix.ByteSliceToString(uts.Release[:]),
-		IngressAddr: s.d.proxy.Addr().String(),
+		IngressAddr: s.d.ingressAddr,
 		Containers:  total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
 	}, nil
 }

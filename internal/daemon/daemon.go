@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +31,8 @@ import (
 	"skiff.dev/skiff/internal/image"
 	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/network"
+	"skiff.dev/skiff/internal/network/dns"
+	skruntime "skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/runtime/runc"
 	"skiff.dev/skiff/internal/store"
 )
@@ -74,187 +80,422 @@ type Config struct {
 	MetricsAddr string
 	// Version is reported by the API.
 	Version string
-	Logger  *slog.Logger
+	// UpgradeTimeout bounds a handover on SIGHUP, from starting the new
+	// daemon to its being ready (default 1m); after it the new one is
+	// killed and this one keeps serving.
+	UpgradeTimeout time.Duration
+	// Args are the arguments the binary is started with on SIGHUP
+	// (default: this process's).
+	Args   []string
+	Logger *slog.Logger
 }
 
 // Daemon is a running skiff daemon.
 type Daemon struct {
-	cfg        Config
-	log        *slog.Logger
-	lock       *os.File
-	db         *store.Store
-	images     *image.Store
-	runtime    *runc.Runtime
-	ctrs       *container.Manager
-	networks   *network.Manager
-	proxy      *ingress.Proxy
-	apps       *controller.Controller
-	listener   net.Listener
-	server     *http.Server
-	metricsSrv *http.Server
+	cfg   Config
+	log   *slog.Logger
+	exe   string // the binary's path, for upgrades
+	socks *sockets
+	hup   chan os.Signal
+
+	// The serving side lives as long as the process.
+	proxy       *ingress.Proxy
+	ingressLn   net.Listener // until Serve
+	ingressAddr string
+	ingressPort int
+	apiLn       net.Listener
+	metricsLn   net.Listener
+	reg         *prometheus.Registry
+	server      *http.Server
+	apiErr      chan error
+	metricsSrv  *http.Server
+
+	// The state is let go of, and taken back, as a whole by upgrade.
+	lock     *os.File
+	db       *store.Store
+	images   *image.Store
+	runtime  *runc.Runtime
+	info     skruntime.Info
+	ctrs     *container.Manager
+	networks *network.Manager
+	apps     atomic.Pointer[controller.Controller]
 }
 
 // notify forwards container changes to the App controller once it exists.
 func (d *Daemon) notify(c api.Container, removed bool) {
-	if d.apps != nil {
-		d.apps.ContainerChanged(c, removed)
+	if apps := d.apps.Load(); apps != nil {
+		apps.ContainerChanged(c, removed)
 	}
 }
 
 // Activate forwards the ingress's requests for replicas to the controller.
 func (d *Daemon) Activate(ctx context.Context, app, revision string) {
-	if d.apps != nil {
-		d.apps.Activate(ctx, app, revision)
+	if apps := d.apps.Load(); apps != nil {
+		apps.Activate(ctx, app, revision)
 	}
 }
 
+// setDefaults fills in the zero fields and makes the paths absolute.
+func (c *Config) setDefaults() error {
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	if c.Socket == "" {
+		c.Socket = DefaultSocket
+	}
+	if c.Runtime == "" {
+		c.Runtime = DefaultRuntime
+	}
+	if c.LogMaxSize == 0 {
+		c.LogMaxSize = DefaultLogMaxSize
+	}
+	if c.MaxImageSize <= 0 {
+		c.MaxImageSize = DefaultMaxImageSize
+	}
+	if c.UpgradeTimeout <= 0 {
+		c.UpgradeTimeout = DefaultUpgradeTimeout
+	}
+	if c.IngressAddr == "" {
+		c.IngressAddr = ingress.DefaultAddr
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	var err error
+	if c.Root, err = filepath.Abs(c.Root); err != nil {
+		return err
+	}
+	c.Socket, err = filepath.Abs(c.Socket)
+	return err
+}
+
 // New sets the daemon up: it locks the root, opens the stores, starts
-// the runtime, re-adopts containers and listens on the socket. Serve then
-// answers requests.
+// the runtime, re-adopts containers and binds the API socket and the
+// ingress (or takes them from the process that started it: a daemon
+// handing over, or systemd). Serve then answers requests.
 func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
-	if cfg.Root == "" {
-		cfg.Root = DefaultRoot
-	}
-	if cfg.Socket == "" {
-		cfg.Socket = DefaultSocket
-	}
-	if cfg.Runtime == "" {
-		cfg.Runtime = DefaultRuntime
-	}
-	if cfg.LogMaxSize == 0 {
-		cfg.LogMaxSize = DefaultLogMaxSize
-	}
-	if cfg.MaxImageSize <= 0 {
-		cfg.MaxImageSize = DefaultMaxImageSize
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	root, err := filepath.Abs(cfg.Root)
-	if err != nil {
+	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	cfg.Root = root
-	if cfg.Socket, err = filepath.Abs(cfg.Socket); err != nil {
-		return nil, err
-	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	root := cfg.Root
+	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1)}
+	// A SIGHUP before Serve waits for it instead of ending the process.
+	signal.Notify(d.hup, syscall.SIGHUP)
 	defer func() {
 		if err != nil {
+			signal.Stop(d.hup)
 			d.close()
 		}
 	}()
+	if d.socks, err = inheritSockets(); err != nil {
+		return nil, err
+	}
+	if err := d.report(stageStarted); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, fmt.Errorf("create state directory %s: %w", root, err)
 	}
-	if d.lock, err = lockRoot(root); err != nil {
+	wait := time.Duration(0)
+	if d.socks.handover != nil {
+		wait = cfg.UpgradeTimeout
+	}
+	if d.lock, err = lockRoot(root, wait); err != nil {
 		return nil, err
 	}
 	// Refuse a socket a live daemon answers on before anything starts.
-	if c, err := net.DialTimeout("unix", cfg.Socket, time.Second); err == nil {
-		c.Close()
-		return nil, errdefs.Conflict("another daemon is listening on %s: stop it, or give this one another --socket", cfg.Socket)
-	}
-	if d.db, err = store.Open(ctx, filepath.Join(root, "skiff.db")); err != nil {
-		return nil, err
-	}
-	if d.images, err = image.Open(root, image.WithMaxImageSize(cfg.MaxImageSize), image.WithLogger(d.log.With("component", "images"))); err != nil {
-		return nil, fmt.Errorf("open image store: %w", err)
-	}
-	if d.runtime, err = runc.New(ctx, runc.WithStateDir(filepath.Join(root, "runtime")), runc.WithRuntime(cfg.Runtime)); err != nil {
-		return nil, fmt.Errorf("set up the container runtime: %w", err)
-	}
-	info, err := d.runtime.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if d.networks, err = network.New(ctx, network.Config{
-		StateDir: filepath.Join(root, "network"), DB: d.db.DB(), DefaultSubnet: cfg.DefaultSubnet,
-		Logger: d.log.With("component", "network"),
-	}); err != nil {
-		return nil, fmt.Errorf("set up networking: %w", err)
-	}
-	d.ctrs, err = container.New(container.Config{
-		Runtime: d.runtime, RuntimeName: info.Name,
-		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{}, Networks: networks{d.networks},
-		Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
-		Logger: d.log, Notify: d.notify,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := d.ctrs.Restore(ctx); err != nil {
-		return nil, fmt.Errorf("restore containers: %w", err)
-	}
-	// Prepared containers keep their network too, not only running ones.
-	if err := d.networks.Restore(ctx, d.ctrs.NetworkAttached()); err != nil {
-		return nil, fmt.Errorf("restore networking: %w", err)
-	}
-	if cfg.IngressAddr == "" {
-		cfg.IngressAddr = ingress.DefaultAddr
+	if !d.socks.has(sockAPI) {
+		if c, err := net.DialTimeout("unix", cfg.Socket, time.Second); err == nil {
+			c.Close()
+			return nil, errdefs.Conflict("another daemon is listening on %s: stop it, or give this one another --socket", cfg.Socket)
+		}
 	}
 	local := &localClients{nets: d.networks}
 	if d.proxy, err = ingress.New(ingress.Config{Addr: cfg.IngressAddr, Activator: d, Local: local.Local, Logger: d.log.With("component", "ingress")}); err != nil {
 		return nil, err
 	}
-	if err := d.proxy.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start the ingress on %s: %w (choose another address with --ingress-addr)", cfg.IngressAddr, err)
-	}
-	_, portStr, _ := net.SplitHostPort(d.proxy.Addr().String())
-	port, _ := strconv.Atoi(portStr)
-	d.apps = controller.New(controller.Config{
-		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
-		Domain: cfg.Domain, URLPort: port, DrainTimeout: cfg.DrainTimeout, Logger: d.log.With("component", "apps"),
-	})
-	if err := d.apps.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start the app controller: %w", err)
-	}
-	if d.listener, err = listen(cfg.Socket, SocketGroup); err != nil {
+	if d.ingressLn, err = d.socks.listener(sockIngress, func() (net.Listener, error) {
+		l, err := ingress.Listen(ctx, cfg.IngressAddr)
+		if err != nil {
+			return nil, fmt.Errorf("start the ingress on %s: %w (choose another address with --ingress-addr)", cfg.IngressAddr, err)
+		}
+		return l, nil
+	}); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), d.apps)
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	if cfg.MetricsAddr != "" {
+	d.ingressAddr = d.ingressLn.Addr().String()
+	_, port, _ := net.SplitHostPort(d.ingressAddr)
+	d.ingressPort, _ = strconv.Atoi(port)
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dnsSocks := d.socks.dns
+	d.socks.dns = nil
+	if err := d.openState(ctx, dnsSocks); err != nil {
+		return nil, err
+	}
+	if err := d.listenAPI(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// listenAPI opens (or takes) the API socket and the metrics listener.
+func (d *Daemon) listenAPI() (err error) {
+	cfg := d.cfg
+	if d.apiLn, err = d.socks.listener(sockAPI, func() (net.Listener, error) { return listen(cfg.Socket, SocketGroup) }); err != nil {
+		return err
+	}
+	if cfg.MetricsAddr == "" && !d.socks.has(sockMetrics) {
+		return nil
+	}
+	d.metricsLn, err = d.socks.listener(sockMetrics, func() (net.Listener, error) {
 		l, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
 			return nil, fmt.Errorf("listen for metrics on %s: %w (choose another --metrics-addr)", cfg.MetricsAddr, err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metrics)
-		d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go d.metricsSrv.Serve(l)
-	}
-	handler := apiserver.New(apiserver.Services{
-		Metrics:    metrics,
-		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs},
-		Apps: d.apps, Events: d.db, Networks: d.networks, System: &system{d: d},
-	}, d.log, apiserver.WithMaxUpload(cfg.MaxImageSize))
-	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
-	d.log.Info("skiff daemon ready", "root", root, "socket", cfg.Socket, "ingress", d.proxy.Addr().String(),
-		"runtime", info.Name+" "+info.Version, "cgroups", info.CgroupLayout)
-	return d, nil
+		return l, nil
+	})
+	return err
 }
 
-// Serve answers API requests until ctx is done, then shuts down. The
-// containers keep running.
-func (d *Daemon) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- d.server.Serve(d.listener) }()
-	select {
-	case err := <-errc:
-		d.close()
+// openState opens the stores and the runtime, re-adopts the containers
+// and their networks, and starts the App controller. The root is locked.
+func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets) (err error) {
+	cfg, root := d.cfg, d.cfg.Root
+	defer func() {
+		for _, ds := range dnsSocks {
+			ds.Close() // those the network manager did not take
+		}
+	}()
+	if d.db, err = store.Open(ctx, filepath.Join(root, "skiff.db")); err != nil {
 		return err
-	case <-ctx.Done():
 	}
-	d.log.Info("shutting down; containers keep running")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	d.server.Shutdown(sctx)
-	d.close()
+	if d.images, err = image.Open(root, image.WithMaxImageSize(cfg.MaxImageSize), image.WithLogger(d.log.With("component", "images"))); err != nil {
+		return fmt.Errorf("open image store: %w", err)
+	}
+	if d.runtime, err = runc.New(ctx, runc.WithStateDir(filepath.Join(root, "runtime")), runc.WithRuntime(cfg.Runtime)); err != nil {
+		return fmt.Errorf("set up the container runtime: %w", err)
+	}
+	if d.info, err = d.runtime.Info(ctx); err != nil {
+		return err
+	}
+	if d.networks, err = network.New(ctx, network.Config{
+		StateDir: filepath.Join(root, "network"), DB: d.db.DB(), DefaultSubnet: cfg.DefaultSubnet,
+		DNSSockets: maps.Clone(dnsSocks), Logger: d.log.With("component", "network"),
+	}); err != nil {
+		return fmt.Errorf("set up networking: %w", err)
+	}
+	d.ctrs, err = container.New(container.Config{
+		Runtime: d.runtime, RuntimeName: d.info.Name,
+		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{}, Networks: networks{d.networks},
+		Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
+		Logger: d.log, Notify: d.notify,
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.ctrs.Restore(ctx); err != nil {
+		return fmt.Errorf("restore containers: %w", err)
+	}
+	// Prepared containers keep their network too, not only running ones.
+	if err := d.networks.Restore(ctx, d.ctrs.NetworkAttached()); err != nil {
+		return fmt.Errorf("restore networking: %w", err)
+	}
+	apps := controller.New(controller.Config{
+		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
+		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, Logger: d.log.With("component", "apps"),
+	})
+	d.apps.Store(apps)
+	if err := apps.Start(ctx); err != nil {
+		return fmt.Errorf("start the app controller: %w", err)
+	}
+	return d.reg.Register(apps)
+}
+
+// closeState stops the controller, the container manager, the runtime and
+// networking and closes the store; containers keep running. The root
+// stays locked.
+func (d *Daemon) closeState() {
+	if apps := d.apps.Load(); apps != nil {
+		d.reg.Unregister(apps)
+		apps.Close()
+		d.apps.Store(nil)
+	}
+	if d.ctrs != nil {
+		d.ctrs.Close()
+		d.ctrs = nil
+	}
+	if d.runtime != nil {
+		d.runtime.Close()
+		d.runtime = nil
+	}
+	if d.networks != nil {
+		d.networks.Close()
+		d.networks = nil
+	}
+	if d.db != nil {
+		d.db.Close()
+		d.db = nil
+	}
+}
+
+// startAPI serves the API on the API socket.
+func (d *Daemon) startAPI() error {
+	if d.apiLn == nil {
+		l, err := d.socks.listener(sockAPI, nil)
+		if err != nil {
+			return err
+		}
+		d.apiLn = l
+	}
+	handler := apiserver.New(apiserver.Services{
+		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
+		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs},
+		Apps: d.apps.Load(), Events: d.db, Networks: d.networks, System: &system{d: d},
+	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
+	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	d.apiErr = make(chan error, 1)
+	go func(srv *http.Server, l net.Listener, errc chan<- error) { errc <- srv.Serve(l) }(d.server, d.apiLn, d.apiErr)
+	d.apiLn = nil
 	return nil
 }
 
+// stopAPI stops accepting API calls (they wait on the socket) and waits
+// a while for those in flight.
+func (d *Daemon) stopAPI() {
+	if d.server == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), apiDrainTimeout)
+	defer cancel()
+	if err := d.server.Shutdown(sctx); err != nil {
+		d.server.Close()
+	}
+	d.server = nil
+}
+
+// Serve answers API calls, waits for the adopted replicas to be routed,
+// then answers requests on the ingress too until ctx is done, then shuts
+// down; the containers keep running. On SIGHUP it hands over to the binary at its path (see
+// upgrade.go) and returns once its own requests in flight are done.
+func (d *Daemon) Serve(ctx context.Context) error {
+	defer signal.Stop(d.hup)
+	if err := d.startAPI(); err != nil {
+		d.close()
+		return err
+	}
+	if d.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+		d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go d.metricsSrv.Serve(d.metricsLn)
+	}
+	d.waitRouted(ctx)
+	if err := d.proxy.Serve(d.ingressLn); err != nil {
+		d.close()
+		return err
+	}
+	d.ingressLn = nil
+	d.writePID()
+	d.log.Info("skiff daemon ready", "root", d.cfg.Root, "socket", d.cfg.Socket, "ingress", d.ingressAddr,
+		"runtime", d.info.Name+" "+d.info.Version, "cgroups", d.info.CgroupLayout, "pid", os.Getpid())
+	if err := d.report(stageReady); err != nil {
+		d.log.Warn("the daemon this one took over from is gone", "err", err)
+	}
+	sdNotify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()))
+	for {
+		select {
+		case err := <-d.apiErr:
+			d.close()
+			return err
+		case <-ctx.Done():
+			d.log.Info("shutting down; containers keep running")
+			d.stopAPI()
+			d.close()
+			return nil
+		case <-d.hup:
+			done, err := d.upgrade(ctx)
+			if err != nil {
+				d.close()
+				return err
+			}
+			if done {
+				d.finishHandover()
+				return nil
+			}
+		}
+	}
+}
+
+// finishHandover stops accepting on the sockets the new daemon now
+// serves, waits for the requests in flight (at most DrainTimeout) and
+// releases the rest, leaving the sockets, the pid file and the
+// containers to the new daemon.
+func (d *Daemon) finishHandover() {
+	timeout := d.cfg.DrainTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := d.proxy.Shutdown(sctx); err != nil {
+		d.log.Warn("requests still in flight were cut", "err", err)
+	}
+	if d.metricsSrv != nil {
+		d.metricsSrv.Shutdown(sctx)
+	}
+	d.socks.close()
+	d.log.Info("handed over; exiting")
+}
+
+// waitRouted returns once the ingress routes to every replica the
+// previous daemon routed to (or, on a fresh start, every running
+// replica), or after routeWait: requests that arrive meanwhile wait on
+// the listening socket instead of finding no route.
+func (d *Daemon) waitRouted(ctx context.Context) {
+	want := map[string]bool{}
+	running := map[string]bool{}
+	for _, c := range d.ctrs.List(ctx, false) {
+		if c.State.Status == api.StatusRunning && c.Config.Labels[controller.LabelApp] != "" && c.Config.Labels[controller.LabelPrewarm] != "true" {
+			running[c.ID] = true
+		}
+	}
+	limit := routeWait
+	if d.socks.handover != nil {
+		for _, id := range d.socks.routed {
+			if running[id] {
+				want[id] = true
+			}
+		}
+	} else {
+		want = running
+		limit = routeWaitFresh
+	}
+	if len(want) == 0 {
+		return
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		missing := 0
+		routed := d.proxy.EndpointIDs()
+		for id := range want {
+			if _, ok := slices.BinarySearch(routed, id); !ok {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			d.log.Warn("accepting requests before every adopted replica is routed", "missing", missing, "waited", limit)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// close releases everything; a plain stop, so the socket file and the pid
+// file go (unless systemd owns the socket).
 func (d *Daemon) close() {
 	if d.server != nil {
 		d.server.Close()
@@ -262,44 +503,48 @@ func (d *Daemon) close() {
 	if d.metricsSrv != nil {
 		d.metricsSrv.Close()
 	}
-	if d.listener != nil {
-		d.listener.Close()
-		os.Remove(d.cfg.Socket)
+	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.metricsLn} {
+		if l != nil {
+			l.Close()
+		}
 	}
-	if d.apps != nil {
-		d.apps.Close()
+	if d.socks != nil {
+		if d.socks.has(sockAPI) && !d.socks.systemd {
+			os.Remove(d.cfg.Socket)
+		}
+		d.socks.close()
+	}
+	if apps := d.apps.Load(); apps != nil {
+		apps.Close()
 	}
 	if d.proxy != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		d.proxy.Shutdown(sctx)
 		cancel()
 	}
-	if d.ctrs != nil {
-		d.ctrs.Close()
-	}
-	if d.runtime != nil {
-		d.runtime.Close()
-	}
-	if d.networks != nil {
-		d.networks.Close()
-	}
-	if d.db != nil {
-		d.db.Close()
-	}
+	d.closeState()
 	if d.lock != nil {
+		d.removePID()
 		d.lock.Close()
 	}
 }
 
 // lockRoot takes an exclusive lock on root so a second daemon on the same
-// root is refused.
-func lockRoot(root string) (*os.File, error) {
+// root is refused; it waits up to wait for a daemon handing over to let
+// go of it.
+func lockRoot(root string, wait time.Duration) (*os.File, error) {
 	path := filepath.Join(root, "skiff.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	deadline := time.Now().Add(wait)
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	for errors.Is(err, syscall.EWOULDBLOCK) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
 		b := make([]byte, 32)
 		n, _ := f.ReadAt(b, 0)
 		f.Close()

@@ -14,6 +14,34 @@ import (
 // cleartext HTTP/2 (prior knowledge) there in the background until
 // Shutdown or Close. ctx bounds only the listen.
 func (p *Proxy) Start(ctx context.Context) error {
+	ln, err := Listen(ctx, p.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if err := p.Serve(ln); err != nil {
+		ln.Close()
+		return err
+	}
+	return nil
+}
+
+// Listen opens the TCP listener an ingress at addr serves, for Serve.
+// Listening apart from serving lets a daemon bind the port (or receive it
+// from the process before it) and accept only once its routes are in.
+func Listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, errdefs.Unavailable("ingress: listen on %s: %w (is another server using the port? set another ingress address)", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves on ln, as Start does on the listener it opens, and owns
+// ln from then on (Shutdown and Close close it). Connections waiting in
+// ln's queue are accepted from now on, so a listener inherited from
+// another process loses none.
+func (p *Proxy) Serve(ln net.Listener) error {
 	p.srvMu.Lock()
 	defer p.srvMu.Unlock()
 	if p.std != nil {
@@ -23,11 +51,6 @@ func (p *Proxy) Start(ctx context.Context) error {
 	case <-p.closed:
 		return errdefs.Conflict("ingress: closed; create a new one")
 	default:
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", p.cfg.Addr)
-	if err != nil {
-		return errdefs.Unavailable("ingress: listen on %s: %w (is another server using the port? set another ingress address)", p.cfg.Addr, err)
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)

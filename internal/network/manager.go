@@ -46,7 +46,12 @@ type Config struct {
 	// CNIPath lists the directories holding CNI plugins (default
 	// /usr/lib/cni, then /opt/cni/bin).
 	CNIPath []string
-	Logger  *slog.Logger
+	// DNSSockets are bound DNS sockets handed over by the daemon this
+	// one takes over from, by address ("gateway:53"): a network's DNS
+	// server serves on them instead of binding its address. The Manager
+	// closes the files it did not use once Restore is done.
+	DNSSockets map[string]dns.Sockets
+	Logger     *slog.Logger
 }
 
 // Manager manages one daemon's networks and container attachments. It is
@@ -280,12 +285,49 @@ func (m *Manager) startDNS(ctx context.Context, netID string, gw netip.Addr, int
 	if !internal {
 		ups = m.resolv.upstreams()
 	}
-	s, err := dns.Listen(ctx, dns.Config{Addr: netip.AddrPortFrom(gw, 53).String(), Upstreams: ups, Logger: m.log})
+	addr := netip.AddrPortFrom(gw, 53).String()
+	cfg := dns.Config{Addr: addr, Upstreams: ups, Logger: m.log}
+	if socks, ok := m.cfg.DNSSockets[addr]; ok {
+		delete(m.cfg.DNSSockets, addr)
+		defer socks.Close()
+		cfg.Sockets = &socks
+	}
+	s, err := dns.Listen(ctx, cfg)
 	if err != nil {
 		return errdefs.Unavailable("start the DNS server of the network: %v", err)
 	}
 	m.dns[netID] = s
 	return nil
+}
+
+// DNSSockets returns copies of the DNS servers' sockets by address, for
+// a daemon to hand them to the one taking over; the caller closes them.
+func (m *Manager) DNSSockets() (map[string]dns.Sockets, error) {
+	m.objMu.Lock()
+	defer m.objMu.Unlock()
+	out := make(map[string]dns.Sockets, len(m.dns))
+	for _, s := range m.dns {
+		f, err := s.Files()
+		if err != nil {
+			for _, f := range out {
+				f.Close()
+			}
+			return nil, err
+		}
+		out[s.Addr()] = f
+	}
+	return out, nil
+}
+
+// closeUnusedDNSSockets closes the handed-over DNS sockets no network
+// took.
+func (m *Manager) closeUnusedDNSSockets() {
+	m.objMu.Lock()
+	defer m.objMu.Unlock()
+	for addr, socks := range m.cfg.DNSSockets {
+		socks.Close()
+		delete(m.cfg.DNSSockets, addr)
+	}
 }
 
 func (m *Manager) dnsServer(netID string) *dns.Server {

@@ -390,6 +390,7 @@ func (m *Manager) teardownEndpoint(ctx context.Context, ep endpointRecord, syncP
 // is torn down: attachments of containers not in live, and namespaces,
 // veths and rules no attachment owns (left by a crash).
 func (m *Manager) Restore(ctx context.Context, live map[string]bool) error {
+	defer m.closeUnusedDNSSockets()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	eps, err := listEndpoints(ctx, m.db, "")

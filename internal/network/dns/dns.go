@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -42,7 +43,24 @@ type Config struct {
 	// Upstreams are the resolvers ("ip:port") other queries go to, tried
 	// in order. None means other queries are refused.
 	Upstreams []string
-	Logger    *slog.Logger
+	// Sockets, when set, are bound sockets to serve on instead of binding
+	// Addr: those of a server in the process this one takes over from.
+	Sockets *Sockets
+	Logger  *slog.Logger
+}
+
+// Sockets are a Server's bound UDP and TCP sockets as files, to hand
+// them to another process: queries that arrive meanwhile wait in them.
+type Sockets struct{ UDP, TCP *os.File }
+
+// Close closes both files.
+func (s Sockets) Close() {
+	if s.UDP != nil {
+		s.UDP.Close()
+	}
+	if s.TCP != nil {
+		s.TCP.Close()
+	}
 }
 
 type record struct {
@@ -54,6 +72,8 @@ type record struct {
 type Server struct {
 	cfg      Config
 	udp, tcp *dns.Server
+	pc       net.PacketConn
+	ln       net.Listener
 	log      *slog.Logger
 	serving  sync.WaitGroup // the goroutines serving udp and tcp
 
@@ -71,16 +91,11 @@ func Listen(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, names: map[string][]record{}, owners: map[string][]string{}, addrs: map[netip.Addr]string{}}
-	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp4", cfg.Addr)
+	pc, l, err := bind(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("listen for DNS on udp %s: %w", cfg.Addr, err)
+		return nil, err
 	}
-	l, err := lc.Listen(ctx, "tcp4", cfg.Addr)
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("listen for DNS on tcp %s: %w", cfg.Addr, err)
-	}
+	s.pc, s.ln = pc, l
 	s.udp = &dns.Server{PacketConn: pc, Handler: s}
 	s.tcp = &dns.Server{Listener: l, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	// Shutdown fails on a server that has not started serving yet, and
@@ -101,6 +116,49 @@ func Listen(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	started.Wait()
 	return s, nil
+}
+
+// bind opens the server's sockets, or takes cfg.Sockets.
+func bind(ctx context.Context, cfg Config) (net.PacketConn, net.Listener, error) {
+	if cfg.Sockets != nil {
+		pc, err := net.FilePacketConn(cfg.Sockets.UDP)
+		if err != nil {
+			return nil, nil, fmt.Errorf("DNS socket handed over for udp %s: %w", cfg.Addr, err)
+		}
+		l, err := net.FileListener(cfg.Sockets.TCP)
+		if err != nil {
+			pc.Close()
+			return nil, nil, fmt.Errorf("DNS socket handed over for tcp %s: %w", cfg.Addr, err)
+		}
+		return pc, l, nil
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, "udp4", cfg.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for DNS on udp %s: %w", cfg.Addr, err)
+	}
+	l, err := lc.Listen(ctx, "tcp4", cfg.Addr)
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("listen for DNS on tcp %s: %w", cfg.Addr, err)
+	}
+	return pc, l, nil
+}
+
+// Files returns copies of the server's sockets, which stay open when the
+// server closes, for handing them to another process.
+func (s *Server) Files() (Sockets, error) {
+	type filer interface{ File() (*os.File, error) }
+	udp, err := s.pc.(filer).File()
+	if err != nil {
+		return Sockets{}, fmt.Errorf("DNS socket of %s: %w", s.cfg.Addr, err)
+	}
+	tcp, err := s.ln.(filer).File()
+	if err != nil {
+		udp.Close()
+		return Sockets{}, fmt.Errorf("DNS socket of %s: %w", s.cfg.Addr, err)
+	}
+	return Sockets{UDP: udp, TCP: tcp}, nil
 }
 
 // Addr returns the address the server listens on.

@@ -192,3 +192,53 @@ func TestCloseRightAfterListen(t *testing.T) {
 		}
 	}
 }
+
+// TestServeOnHandedOverSockets hands a server's sockets to a new one: a
+// query sent while neither serves waits in the socket and is answered by
+// the new server, on the same addresses.
+func TestServeOnHandedOverSockets(t *testing.T) {
+	old := start(t)
+	udpAddr := old.udp.PacketConn.LocalAddr().String()
+	tcpAddr := old.tcp.Listener.Addr().String()
+	socks, err := old.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socks.Close()
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan *dns.Msg, 1)
+	go func() {
+		c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+		m := new(dns.Msg)
+		m.SetQuestion("web.", dns.TypeA)
+		r, _, err := c.Exchange(m, udpAddr)
+		if err != nil {
+			t.Errorf("query sent during the handover: %v", err)
+		}
+		answered <- r
+	}()
+	time.Sleep(200 * time.Millisecond) // the query waits in the socket
+	s, err := Listen(context.Background(), Config{Addr: "127.0.0.1:0", Sockets: &socks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Add("c1", netip.MustParseAddr("10.0.0.5"), "web")
+	if got := s.udp.PacketConn.LocalAddr().String(); got != udpAddr {
+		t.Fatalf("udp on %s, want the handed-over %s", got, udpAddr)
+	}
+	if got := s.tcp.Listener.Addr().String(); got != tcpAddr {
+		t.Fatalf("tcp on %s, want the handed-over %s", got, tcpAddr)
+	}
+	if r := <-answered; r == nil {
+		t.Fatal("the query sent during the handover was not answered")
+	}
+	if got := addrs(query(t, s, "tcp", "web", dns.TypeA)); !slices.Equal(got, []string{"10.0.0.5"}) {
+		t.Fatalf("tcp answer %v", got)
+	}
+	if got := addrs(query(t, s, "udp", "web", dns.TypeA)); !slices.Equal(got, []string{"10.0.0.5"}) {
+		t.Fatalf("udp answer %v", got)
+	}
+}
