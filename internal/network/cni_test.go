@@ -25,9 +25,17 @@ func TestCNINetwork(t *testing.T) {
 	for _, r := range routes {
 		taken = append(taken, r.Dst)
 	}
-	subnet, ok := firstFreeSubnet(netip.MustParsePrefix("10.88.128.0/17"), 24, taken)
+	// podman's default network takes 10.88.0.0/16 once podman has run:
+	// look in other pools too.
+	var subnet netip.Prefix
+	ok := false
+	for _, pool := range []string{"10.88.128.0/17", "10.201.0.0/16", "172.30.0.0/16"} {
+		if subnet, ok = firstFreeSubnet(netip.MustParsePrefix(pool), 24, taken); ok {
+			break
+		}
+	}
 	if !ok {
-		t.Fatal("no free subnet for the CNI test")
+		t.Fatalf("no free subnet for the CNI test: routes %v", taken)
 	}
 	ipamDir := t.TempDir()
 	bridge := "skc" + m.Instance()
