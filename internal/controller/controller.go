@@ -80,6 +80,12 @@ type Config struct {
 	URLPort int
 	// Resync is how often every App is reconciled regardless (default 2s).
 	Resync time.Duration
+	// BeforeStop, when set, is called once a replica taken out of the
+	// routes has no request in flight here, before it is stopped; it
+	// returns when stopping it is safe from what this controller cannot
+	// see (after a handover: once the daemon handed over from, whose
+	// ingress may still send it requests, has exited), or when ctx ends.
+	BeforeStop func(ctx context.Context)
 	// DrainTimeout bounds how long a replica taken out of the routes waits
 	// for its requests in flight (WebSockets, long polls) before it is
 	// stopped anyway (default 5m).

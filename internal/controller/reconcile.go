@@ -416,6 +416,9 @@ func (c *Controller) terminateLocked(st *appState, r *replica, why string) {
 		// replica running, and the next daemon drains it again.
 		drain, cancel := context.WithTimeout(c.bg, c.cfg.DrainTimeout)
 		err := c.cfg.Router.WaitIdle(drain, r.id)
+		if c.cfg.BeforeStop != nil {
+			c.cfg.BeforeStop(drain)
+		}
 		cancel()
 		if c.bg.Err() != nil {
 			return

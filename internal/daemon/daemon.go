@@ -96,7 +96,10 @@ type Daemon struct {
 	log   *slog.Logger
 	exe   string // the binary's path, for upgrades
 	socks *sockets
-	hup   chan os.Signal
+	// predecessor is the daemon this one took over from (its parent), 0
+	// for a daemon started afresh.
+	predecessor int
+	hup         chan os.Signal
 
 	// The serving side lives as long as the process.
 	proxy       *ingress.Proxy
@@ -199,6 +202,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	wait := time.Duration(0)
 	if d.socks.handover != nil {
 		wait = cfg.UpgradeTimeout
+		d.predecessor = os.Getppid()
 	}
 	if d.lock, err = lockRoot(root, wait); err != nil {
 		return nil, err
@@ -303,7 +307,8 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	}
 	apps := controller.New(controller.Config{
 		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
-		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, Logger: d.log.With("component", "apps"),
+		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, BeforeStop: d.awaitPredecessor,
+		Logger: d.log.With("component", "apps"),
 	})
 	d.apps.Store(apps)
 	if err := apps.Start(ctx); err != nil {

@@ -311,3 +311,23 @@ func executable() string {
 	}
 	return p
 }
+
+// awaitPredecessor returns once the daemon this one took over from has
+// exited (at once for a daemon started afresh), or when ctx ends. Until
+// then that daemon's ingress drains its own requests, with the routes it
+// had: a replica it may still send them to must not be stopped.
+func (d *Daemon) awaitPredecessor(ctx context.Context) {
+	if d.predecessor == 0 {
+		return
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	// The predecessor is this process's parent until it exits.
+	for os.Getppid() == d.predecessor {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -51,6 +51,9 @@ type frontConn struct {
 
 	idleDeadline time.Time // the read deadline armed for idle waits
 	state        atomic.Int32
+	// served is set once the connection's first request is read; a
+	// shutdown lets a connection that has none yet send it.
+	served atomic.Bool
 
 	watch     *time.Timer // starts watchClient when a request lasts
 	watchDone sync.WaitGroup
@@ -223,7 +226,7 @@ func (c *frontConn) serve() (handedOff bool) {
 	p := c.p
 	for {
 		c.state.Store(connIdle)
-		if p.frontClosing.Load() {
+		if p.frontClosing.Load() && c.served.Load() && !c.pending() {
 			return false
 		}
 		now := time.Now()
@@ -237,11 +240,22 @@ func (c *frontConn) serve() (handedOff bool) {
 			}
 		}
 		if _, err := c.br.Peek(1); err != nil {
-			return false
-		}
-		if !c.state.CompareAndSwap(connIdle, connActive) {
+			// Shutdown woke an idle connection: a request the client had
+			// already sent is still served (closing the connection on it
+			// would fail it), anything else ends here.
+			if !p.frontClosing.Load() || !c.pending() {
+				return false
+			}
+			c.state.Store(connActive)
+			c.nc.SetReadDeadline(time.Now().Add(p.cfg.ReadHeaderTimeout))
+			if _, err := c.br.Peek(1); err != nil {
+				return false
+			}
+		} else if !c.state.CompareAndSwap(connIdle, connActive) && !c.pending() {
 			return false // Shutdown closed it
 		}
+		c.state.Store(connActive)
+		c.served.Store(true)
 		c.rec.buf = append(c.rec.buf[:0], peekBuffered(c.br)...)
 		c.rec.on = true
 		c.rec.limit = maxRequestHeaderBytes
@@ -272,6 +286,23 @@ func (c *frontConn) serve() (handedOff bool) {
 			return false
 		}
 	}
+}
+
+// pending reports, without blocking, whether the client has sent bytes
+// not read yet.
+func (c *frontConn) pending() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	if c.raw == nil {
+		return false
+	}
+	var buf [1]byte
+	n := 0
+	c.raw.Control(func(fd uintptr) {
+		n, _, _ = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	})
+	return n > 0
 }
 
 // connGone reports whether an error is the connection's (a read that
@@ -391,6 +422,9 @@ func (c *frontConn) serveRequest(req *http.Request) bool {
 	req = req.WithContext(c.ctx)
 	w := &c.res
 	w.reset(req)
+	if c.p.frontClosing.Load() {
+		w.closeAfter = true // the client opens its next request elsewhere
+	}
 
 	c.startWatch()
 	c.p.ServeHTTP(w, req)

@@ -172,6 +172,14 @@ func (p *Proxy) closeIdleFront() {
 	p.connsMu.Lock()
 	defer p.connsMu.Unlock()
 	for c := range p.conns {
+		if !c.served.Load() {
+			// Not a request yet: the client may be sending its first.
+			// It has the header timeout to do so, and is served.
+			if c.state.CompareAndSwap(connIdle, connClosing) {
+				c.nc.SetReadDeadline(time.Now().Add(p.cfg.ReadHeaderTimeout))
+			}
+			continue
+		}
 		if c.state.CompareAndSwap(connIdle, connClosing) || c.state.Load() == connClosing {
 			c.nc.SetReadDeadline(aLongTimeAgo)
 		}

@@ -45,6 +45,7 @@ spec:
 // answers and failures.
 type chaosLoad struct {
 	ok, failed atomic.Int64
+	lastErr    atomic.Value // string: the last failure
 	stop       chan struct{}
 	wg         sync.WaitGroup
 }
@@ -67,10 +68,15 @@ func startChaosLoad(addr string, hosts []string) *chaosLoad {
 				if err == nil {
 					resp.Body.Close()
 				}
-				if err == nil && resp.StatusCode == 200 {
+				switch {
+				case err == nil && resp.StatusCode == 200:
 					l.ok.Add(1)
-				} else {
+				case err != nil:
 					l.failed.Add(1)
+					l.lastErr.Store(fmt.Sprintf("%s: %v", host, err))
+				default:
+					l.failed.Add(1)
+					l.lastErr.Store(fmt.Sprintf("%s: %s", host, resp.Status))
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -86,13 +92,25 @@ func (l *chaosLoad) end() (ok, failed int64) {
 }
 
 // TestChaos applies revisions, changes traffic and scales two Apps under
-// load while the daemon is killed (SIGKILL) or stopped (SIGTERM) at random
-// moments; after each restart every acknowledged write must be there,
-// every App must converge on it, every container's record must match
-// its processes, and containers must still start, stop and go.
+// load while the daemon is killed (SIGKILL), stopped (SIGTERM) or handed
+// over to a new process (SIGHUP, with the same binary or a newly built
+// one in place) at random moments; after each round every acknowledged
+// write must be there, every App must converge on it, every container's
+// record must match its processes, containers must still start, stop and
+// go, and no request may fail across a handover.
 func TestChaos(t *testing.T) {
 	port := freePort(t)
-	d, err := startDaemonWith("chaos", "--ingress-addr", fmt.Sprintf("127.0.0.1:%d", port))
+	bin := filepath.Join(t.TempDir(), "skiff")
+	copyFile(t, env.skiff, bin)
+	const nextVersion = "0.0.0-chaos"
+	next := filepath.Join(filepath.Dir(bin), "skiff.next")
+	build := exec.Command("go", "build", "-trimpath", "-o", next,
+		"-ldflags", "-X skiff.dev/skiff/internal/cli.Version="+nextVersion, "./cmd/skiff")
+	build.Dir, build.Env = env.repo, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	d, err := startDaemonFrom("chaos", bin, "--ingress-addr", fmt.Sprintf("127.0.0.1:%d", port))
 	extraDaemons = append(extraDaemons, d)
 	if err != nil {
 		t.Fatal(err)
@@ -111,33 +129,61 @@ func TestChaos(t *testing.T) {
 	}
 	load := startChaosLoad(addr, []string{"chaos-a.localhost", "chaos-b.localhost"})
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
-	const rounds = 10
+	hows := []string{"SIGKILL", "HUP", "SIGKILL", "SIGTERM", "HUP", "SIGKILL", "HUP with a new build", "SIGKILL", "SIGTERM", "HUP", "SIGKILL", "SIGKILL"}
+	rounds := len(hows)
 	for round := 1; round <= rounds; round++ {
 		m := apps[rng.IntN(len(apps))]
 		op := []string{"apply", "apply", "traffic", "scale", "run"}[rng.IntN(5)]
-		how := "SIGKILL"
-		if round%4 == 0 {
-			how = "SIGTERM"
-		}
+		how := hows[round-1]
 		delay := time.Duration(rng.IntN(300)) * time.Millisecond
 		t.Logf("round %d: %s %s, %s after %v", round, op, m.name, how, delay)
+		failedBefore := load.failed.Load()
 		done := make(chan chaosOutcome, 1)
 		go func() { done <- chaosOp(t, d, m, op, round) }()
 		time.Sleep(delay)
-		if how == "SIGKILL" {
+		switch how {
+		case "SIGKILL":
 			d.Kill()
-		} else {
+		case "SIGTERM":
 			d.Stop()
+		default:
+			if how == "HUP with a new build" {
+				if err := os.Rename(next, bin); err != nil { // replaces the running binary's file
+					t.Fatal(err)
+				}
+			}
+			old := d.pid(t)
+			syscall.Kill(old, syscall.SIGHUP)
+			d.followHandover(t, old)
 		}
 		out := <-done
-		if err := d.Start(); err != nil {
-			t.Fatalf("round %d: restart: %v", round, err)
+		if strings.HasPrefix(how, "SIG") {
+			// The daemon starts again from its own binary's path, which
+			// the handover rounds replace.
+			saved := env.skiff
+			env.skiff = bin
+			err := d.Start()
+			env.skiff = saved
+			if err != nil {
+				t.Fatalf("round %d: restart: %v", round, err)
+			}
+		} else if !out.acked && out.op != "none" {
+			t.Fatalf("round %d: %s during a handover failed: %s", round, out.op, out.res)
 		}
 		chaosReconcileModel(t, d, m, out)
 		for _, m := range apps {
 			chaosConverged(t, d, addr, m)
 		}
 		chaosRecordsMatch(t, d)
+		if how == "HUP with a new build" {
+			if v := must(t, d, "version"); !strings.Contains(v, nextVersion) {
+				t.Fatalf("after the handover to a new build the daemon reports:\n%s", v)
+			}
+		}
+		if failed := load.failed.Load() - failedBefore; strings.HasPrefix(how, "HUP") && failed > 0 {
+			b, _ := os.ReadFile(d.Log)
+			t.Fatalf("round %d: %d requests failed across a handover (%s), the last: %v\ndaemon log tail:\n%s", round, failed, how, load.lastErr.Load(), lastLines(string(b), 30))
+		}
 	}
 	ok, failed := load.end()
 	t.Logf("load during %d rounds of kills and stops: %d answered, %d failed", rounds, ok, failed)
