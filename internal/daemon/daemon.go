@@ -168,6 +168,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	cleanBuilds(ctx, d.runtime, filepath.Join(root, "build"))
 	if d.networks, err = network.New(ctx, network.Config{
 		StateDir: filepath.Join(root, "network"), DB: d.db.DB(), DefaultSubnet: cfg.DefaultSubnet,
 		Logger: d.log.With("component", "network"),
@@ -226,7 +227,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	handler := apiserver.New(apiserver.Services{
 		Metrics:    metrics,
-		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs},
+		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(root, "build")},
 		Apps: d.apps, Events: d.db, Networks: d.networks, System: &system{d: d},
 	}, d.log, apiserver.WithMaxUpload(cfg.MaxImageSize))
 	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
