@@ -278,7 +278,7 @@ func (b *builder) unpackLayer(ctx context.Context, l v1.Layer, dir string, below
 	defer rc.Close()
 	lowers := slices.Clone(below)
 	slices.Reverse(lowers)
-	_, err = unpack.Apply(ctx, dir, rc, unpack.Options{Lowers: lowers, AllowDevices: true})
+	_, err = unpack.Apply(ctx, dir, rc, unpack.Options{Lowers: lowers})
 	return err
 }
 
