@@ -1,18 +1,19 @@
 package build
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -22,7 +23,6 @@ import (
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/errdefs"
 	"skiff.dev/skiff/internal/image/unpack"
-	"skiff.dev/skiff/internal/logs"
 	"skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/runtime/oci"
 	"skiff.dev/skiff/internal/runtime/rootfs"
@@ -35,6 +35,7 @@ type Runtime interface {
 	Create(ctx context.Context, id string, spec *specs.Spec, opts runtime.CreateOpts) (pid int, err error)
 	Start(ctx context.Context, id string) error
 	Wait(ctx context.Context, id string) (runtime.ExitStatus, error)
+	Attach(ctx context.Context, id string, stdin bool) (runtime.Attachment, error)
 	Delete(ctx context.Context, id string) error
 }
 
@@ -312,6 +313,24 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 		return err
 	}
 	defer rt.Delete(context.WithoutCancel(ctx), step.id)
+	// Attached before the start, so no output is missed.
+	att, err := rt.Attach(ctx, step.id, false)
+	if err != nil {
+		return err
+	}
+	defer att.Close()
+	out := &outputLines{w: b.out}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		for {
+			_, p, err := att.ReadOutput()
+			if err != nil {
+				return
+			}
+			out.write(p)
+		}
+	}()
 	if err := rt.Start(ctx, step.id); err != nil {
 		return err
 	}
@@ -319,7 +338,13 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 	if err != nil {
 		return err
 	}
-	tail := b.copyOutput(logPath)
+	select {
+	case <-copied:
+	case <-time.After(outputGrace):
+		att.Close()
+		<-copied
+	}
+	tail := out.finish()
 	if err := rt.Delete(context.WithoutCancel(ctx), step.id); err != nil {
 		return err
 	}
@@ -343,35 +368,46 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 	return nil
 }
 
-// copyOutput writes the step's output (from its log) to the progress
-// writer and returns its last lines.
-func (b *builder) copyOutput(logPath string) []string {
-	data, err := os.ReadFile(logPath)
-	if err != nil {
-		return nil
+// outputGrace bounds the wait for a step's last output once it exited.
+const outputGrace = 5 * time.Second
+
+// outputLines passes a step's output to the progress writer line by line
+// and keeps its last lines.
+type outputLines struct {
+	w       io.Writer
+	partial []byte
+	tail    []string
+}
+
+func (o *outputLines) write(p []byte) {
+	o.partial = append(o.partial, p...)
+	for {
+		i := bytes.IndexByte(o.partial, '\n')
+		if i < 0 {
+			return
+		}
+		o.line(string(o.partial[:i]))
+		o.partial = o.partial[i+1:]
 	}
-	var tail []string
-	var partial []byte
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		e, err := logs.Parse(sc.Bytes())
-		if err != nil {
-			continue
-		}
-		partial = append(partial, e.Line...)
-		if e.Partial {
-			continue
-		}
-		line := string(partial)
-		partial = partial[:0]
-		b.printf("%s\n", line)
-		tail = append(tail, line)
-		if len(tail) > tailLines {
-			tail = tail[1:]
-		}
+}
+
+func (o *outputLines) line(l string) {
+	if o.w != nil {
+		fmt.Fprintf(o.w, "%s\n", l)
 	}
-	return tail
+	o.tail = append(o.tail, l)
+	if len(o.tail) > tailLines {
+		o.tail = o.tail[1:]
+	}
+}
+
+// finish flushes a last line without a newline and returns the last lines.
+func (o *outputLines) finish() []string {
+	if len(o.partial) > 0 {
+		o.line(string(o.partial))
+		o.partial = nil
+	}
+	return o.tail
 }
 
 // missingMountpoints returns the mount destinations the image lacks:

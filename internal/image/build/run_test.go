@@ -112,6 +112,7 @@ USER app
 RUN echo "$GREETING $WHO $(id -u) $(pwd)" > /tmp/seen && touch /tmp/owned
 USER root
 RUN true
+RUN echo progress-line; printf no-newline >&2
 RUN <<EOF
 echo heredoc > /heredoc
 EOF
@@ -120,9 +121,12 @@ EOF
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	if !strings.Contains(out, "\nprogress-line\nno-newline\n") {
+		t.Errorf("the step's output is not in the progress:\n%s", out)
+	}
 	layers := layerEntries(t, img)
 	// busybox COPY, install RUN, 3 RUNs, WORKDIR, USER RUN, heredoc RUN;
-	// RUN true adds none.
+	// RUN true and RUN echo add none.
 	if len(layers) != 8 {
 		for i, hs := range layers {
 			for _, h := range hs {
