@@ -309,7 +309,9 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 	missing := missingMountpoints(step.rootfs, spec.Mounts)
 	logPath := filepath.Join(step.dir, "output.log")
 	rt := b.opts.Runtime
-	if _, err := rt.Create(ctx, step.id, spec, runtime.CreateOpts{Bundle: step.dir, LogPath: logPath}); err != nil {
+	// Create is not cancelled: a create abandoned half-way can leave the
+	// runtime's state behind; a cancelled build deletes the container.
+	if _, err := rt.Create(context.WithoutCancel(ctx), step.id, spec, runtime.CreateOpts{Bundle: step.dir, LogPath: logPath}); err != nil {
 		return err
 	}
 	defer rt.Delete(context.WithoutCancel(ctx), step.id)

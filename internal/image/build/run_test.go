@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -22,6 +23,12 @@ import (
 // "busybox", with RUN steps on a real runc under conmon. It returns the
 // image, the progress output and the error.
 func runBuild(t *testing.T, dockerfile string, args map[string]string, files ...string) (v1.Image, string, string, error) {
+	t.Helper()
+	return runBuildCtx(t, context.Background(), nil, dockerfile, args, files...)
+}
+
+// runBuildCtx is runBuild with a context and an extra progress writer.
+func runBuildCtx(t *testing.T, ctx context.Context, progress io.Writer, dockerfile string, args map[string]string, files ...string) (v1.Image, string, string, error) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("RUN tests need root (they run runc)")
@@ -48,7 +55,11 @@ func runBuild(t *testing.T, dockerfile string, args map[string]string, files ...
 	}
 	work := filepath.Join(base, "work")
 	var out bytes.Buffer
-	img, err := Build(context.Background(), Options{ContextDir: dir, BuildArgs: args, Progress: &out, Runtime: rt, WorkDir: work}, nil)
+	var w io.Writer = &out
+	if progress != nil {
+		w = io.MultiWriter(&out, progress)
+	}
+	img, err := Build(ctx, Options{ContextDir: dir, BuildArgs: args, Progress: w, Runtime: rt, WorkDir: work}, nil)
 	return img, out.String(), work, err
 }
 
@@ -232,6 +243,28 @@ func TestBuildRunFails(t *testing.T) {
 		t.Errorf("the build went on after the failing step")
 	}
 	assertNothingLeft(t, work)
+}
+
+// TestBuildRunCancel cancels a build while a step runs: the step is
+// killed, the context's error returned and nothing left behind.
+// The step is cancelled while it runs, and as it starts (its STEP line
+// is printed just before its container is made).
+func TestBuildRunCancel(t *testing.T) {
+	for _, word := range []string{"42-marker", "STEP 4/4"} {
+		t.Run(word, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			start := time.Now()
+			_, out, work, err := runBuildCtx(t, ctx, cancelOn{word: word, cancel: cancel}, busyboxBase+"RUN echo $((6*7))-marker; sleep 60\n", nil)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("error %v, want context.Canceled\n%s", err, out)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("the cancelled build took %s", d)
+			}
+			assertNothingLeft(t, work)
+		})
+	}
 }
 
 func mustLayers(t *testing.T, img v1.Image) []v1.Layer {
