@@ -127,10 +127,28 @@ RUN echo progress-line; printf no-newline >&2
 RUN <<EOF
 echo heredoc > /heredoc
 EOF
+SHELL ["/bin/sh", "-xc"]
+RUN echo shell-x >/dev/null
 `
 	img, out, work, err := runBuild(t, df, nil)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "+ echo shell-x\n") {
+		t.Errorf("RUN did not use the stage's SHELL:\n%s", out)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var empty []string
+	for _, h := range cfg.History {
+		if strings.HasPrefix(h.CreatedBy, "RUN ") && h.EmptyLayer {
+			empty = append(empty, h.CreatedBy)
+		}
+	}
+	if want := []string{"RUN /bin/sh -c true", "RUN /bin/sh -c echo progress-line; printf no-newline >&2", "RUN /bin/sh -xc echo shell-x >/dev/null"}; strings.Join(empty, "|") != strings.Join(want, "|") {
+		t.Errorf("RUN steps without a layer in the history: %q, want %q", empty, want)
 	}
 	if !strings.Contains(out, "\nprogress-line\nno-newline\n") {
 		t.Errorf("the step's output is not in the progress:\n%s", out)
