@@ -430,6 +430,9 @@ func missingMountpoints(root string, mounts []specs.Mount) []string {
 func pruneMountpoints(upper string, missing []string) {
 	slices.SortFunc(missing, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	for _, m := range missing {
+		if !symlinkFree(upper, m) {
+			continue
+		}
 		p := filepath.Join(upper, m)
 		fi, err := os.Lstat(p)
 		if err != nil {
@@ -439,4 +442,19 @@ func pruneMountpoints(upper string, missing []string) {
 			os.Remove(p) // fails, as it should, on a directory the step filled
 		}
 	}
+}
+
+// symlinkFree reports whether no directory on the way from root to rel is
+// a symbolic link, so that rel names a file inside root.
+func symlinkFree(root, rel string) bool {
+	p := root
+	parts := strings.Split(strings.Trim(filepath.Clean("/"+rel), "/"), "/")
+	for _, c := range parts[:len(parts)-1] {
+		p = filepath.Join(p, c)
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
 }

@@ -332,3 +332,28 @@ func assertNothingLeft(t *testing.T, work string) {
 		t.Errorf("build containers left behind: %v", left)
 	}
 }
+
+// TestPruneMountpoints removes the empty mount points a runtime made, and
+// nothing through a symbolic link a step put in their way.
+func TestPruneMountpoints(t *testing.T) {
+	upper := t.TempDir()
+	outside := t.TempDir()
+	os.MkdirAll(filepath.Join(upper, "proc"), 0o755)
+	os.MkdirAll(filepath.Join(upper, "dev", "pts"), 0o755)
+	os.MkdirAll(filepath.Join(upper, "sys"), 0o755)
+	os.WriteFile(filepath.Join(upper, "sys", "kept"), []byte("x"), 0o644)
+	os.MkdirAll(filepath.Join(outside, "shm"), 0o755)
+	os.Symlink(outside, filepath.Join(upper, "run"))
+	pruneMountpoints(upper, []string{"/proc", "/dev", "/dev/pts", "/sys", "/run/shm"})
+	for _, gone := range []string{"proc", "dev"} {
+		if _, err := os.Lstat(filepath.Join(upper, gone)); err == nil {
+			t.Errorf("/%s is still in the upper directory", gone)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(upper, "sys", "kept")); err != nil {
+		t.Errorf("a mount point the step filled was removed: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "shm")); err != nil {
+		t.Errorf("a directory behind a symbolic link was removed: %v", err)
+	}
+}
