@@ -334,13 +334,15 @@ func newImageBuildCmd(g *globals) *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "build [flags] DIR",
-		Short: "Build an image from a Dockerfile (without RUN)",
+		Short: "Build an image from a Dockerfile",
 		Long: `Build an image from a Dockerfile and the build context DIR.
 
-Supported: FROM (scratch or a local image), COPY (also --from a stage or an
+Supported: FROM (scratch or a local image), RUN (shell, exec and heredoc
+forms, in a container without network), COPY (also --from a stage or an
 image, --chown, --chmod), ADD (local files and tars), ENV, ARG, WORKDIR,
 USER, EXPOSE, LABEL, CMD, ENTRYPOINT, STOPSIGNAL, multi-stage builds and
-.dockerignore. RUN is not supported: build binaries outside and COPY them.`,
+.dockerignore. Not yet: RUN --mount and --security, RUN --network other
+than none, ADD of URLs and git sources, COPY --parents.`,
 		Example: `  CGO_ENABLED=0 go build -o examples/hello/hello ./examples/hello
   skiff image build -t hello examples/hello`,
 		Args: cobra.ExactArgs(1),

@@ -129,8 +129,10 @@ func (specer) Exec(spec *specs.Spec, rootfsDir string, req api.ExecRequest) (*sp
 // imageService serves the image API: the store, the builder, and the
 // containers' use of images.
 type imageService struct {
-	store *image.Store
-	ctrs  *container.Manager
+	store   *image.Store
+	ctrs    *container.Manager
+	runtime build.Runtime // runs RUN steps
+	workDir string        // where builds unpack layers and run steps
 }
 
 var _ apiserver.Images = (*imageService)(nil)
@@ -190,6 +192,7 @@ func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts api
 	img, err := build.Build(ctx, build.Options{
 		ContextDir: dir, Dockerfile: filepath.Join(dir, filepath.Clean("/"+df)),
 		BuildArgs: opts.BuildArgs, Target: opts.Target, Progress: progress,
+		Runtime: s.runtime, WorkDir: s.workDir,
 	}, s.store)
 	if err != nil {
 		return api.ImageBuildResponse{}, err
@@ -228,4 +231,15 @@ func (s *system) Info(ctx context.Context) (api.Info, error) {
 		IngressAddr: s.d.ingressAddr,
 		Containers:  total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
 	}, nil
+}
+
+// cleanBuilds removes what builds interrupted by a daemon crash left in
+// dir: their step containers, root filesystem mounts and directories.
+func cleanBuilds(ctx context.Context, rt build.Runtime, dir string) {
+	steps, _ := filepath.Glob(filepath.Join(dir, "run-*", "steps", "*"))
+	for _, step := range steps {
+		rt.Delete(ctx, filepath.Base(step))
+		rootfs.Unmount(filepath.Join(step, "rootfs"))
+	}
+	os.RemoveAll(dir)
 }

@@ -283,6 +283,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	if d.info, err = d.runtime.Info(ctx); err != nil {
 		return err
 	}
+	cleanBuilds(ctx, d.runtime, filepath.Join(root, "build"))
 	if d.networks, err = network.New(ctx, network.Config{
 		StateDir: filepath.Join(root, "network"), DB: d.db.DB(), DefaultSubnet: cfg.DefaultSubnet,
 		DNSSockets: maps.Clone(dnsSocks), Logger: d.log.With("component", "network"),
@@ -355,7 +356,7 @@ func (d *Daemon) startAPI() error {
 	}
 	handler := apiserver.New(apiserver.Services{
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
-		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs},
+		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build")},
 		Apps: d.apps.Load(), Events: d.db, Networks: d.networks, System: &system{d: d},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
 	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}

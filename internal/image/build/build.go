@@ -36,6 +36,12 @@ type Options struct {
 	Target    string    // stage to build; default the last
 	Platform  string    // default linux/<GOARCH>
 	Progress  io.Writer // optional: docker-like step lines "STEP 2/5: COPY hello /hello"
+	// Runtime runs RUN steps; without one RUN is refused.
+	Runtime Runtime
+	// WorkDir holds the build's unpacked layers and step containers
+	// while it runs (a private directory is made in it and removed at
+	// the end); default os.TempDir(). Its path must not hold ',' or ':'.
+	WorkDir string
 }
 
 // Images gives the builder read access to local images for FROM and COPY --from=<image>.
@@ -47,11 +53,12 @@ type Images interface {
 // historyComment marks the history entries skiff's builder writes.
 const historyComment = "skiff.dockerfile.v0"
 
-// Build builds the image a Dockerfile describes, without running
-// anything: see the package documentation for what is supported.
+// Build builds the image a Dockerfile describes, running its RUN steps
+// on opts.Runtime: see the package documentation for what is supported.
 func Build(ctx context.Context, opts Options, images Images) (v1.Image, error) {
 	b := &builder{opts: opts, images: images, out: opts.Progress, sources: map[string]*imageSource{}}
 	defer b.spool.close()
+	defer b.cleanupRun()
 	img, err := b.run(ctx)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -84,6 +91,8 @@ type builder struct {
 	sources  map[string]*imageSource
 	stages   []*stage
 	multi    bool
+	runDir   string            // private directory of RUN steps, or ""
+	chains   map[string]string // chain ID → unpacked layer directory
 }
 
 // stage is the state of one stage while and after it is built.

@@ -1,7 +1,6 @@
-// Package build builds OCI images from Dockerfiles without running
-// anything: skiff has no way to run build steps yet, so an image is its
-// base plus files copied from the build context, other stages or local
-// images, plus configuration.
+// Package build builds OCI images from Dockerfiles: an image is its base
+// plus files copied from the build context, other stages or local images,
+// plus what its RUN steps change, plus configuration.
 //
 // Parsing is BuildKit's own (frontend/dockerfile/parser and instructions)
 // and $VAR expansion its shell lexer, so a Dockerfile means here what it
@@ -17,9 +16,25 @@
 // becomes SHELL or ["/bin/sh","-c",...]), STOPSIGNAL, and the metadata
 // instructions docker records for later: HEALTHCHECK, VOLUME, SHELL,
 // MAINTAINER and ONBUILD (whose triggers run when a build starts FROM an
-// image that has them). RUN, remote ADD sources (URLs, git) and
-// COPY --parents are refused with an errdefs.ErrInvalid error naming the
-// Dockerfile line.
+// image that has them).
+//
+// RUN (shell, exec and heredoc forms; also as an ONBUILD trigger) runs in
+// a container on Options.Runtime (see run.go): the stage's layers,
+// unpacked once per build under Options.WorkDir, are the overlay's lower
+// directories under a fresh upper directory, with the stage's ENV, ARG
+// values, WORKDIR, USER and SHELL, the default capabilities and seccomp
+// profile, and no network but loopback. The upper directory becomes the
+// step's layer (diff.go): overlay whiteouts and opaque directories as OCI
+// whiteouts, owners, modes, xattrs, hard links and mtimes kept, mount
+// points the runtime created left out; an empty change adds no layer. A
+// step that exits non-zero is an ErrInvalid error with its exit code and
+// last output lines; its container, mount and directories are removed
+// whatever happens. Without a Runtime, RUN is refused.
+//
+// Refused with an errdefs.ErrInvalid error naming the Dockerfile line:
+// RUN --mount and --security, RUN --network other than none, a RUN
+// heredoc script starting with #!, remote ADD sources (URLs, git) and
+// COPY --parents.
 //
 // Semantics follow BuildKit where docker's builders differ: stages a
 // target does not need are not built (so they may hold RUN), a wildcard
@@ -29,10 +44,11 @@
 //
 // The result is a v1.Image with OCI media types (manifest, config, gzip
 // layers), one layer per COPY and ADD (and per WORKDIR that creates a
-// directory), and one history entry per instruction like docker's. Files
+// directory, and per RUN that changes something), and one history entry
+// per instruction like docker's. Files
 // from the context are owned by root unless --chown says otherwise.
 //
-// Builds are reproducible: the same Dockerfile, build args and context
+// Builds without RUN are reproducible: the same Dockerfile, build args and context
 // (contents, modes and mtimes) give the same image digest. Entries keep
 // their mtimes (web servers derive Last-Modified and ETag from them);
 // directories the build creates get the Unix epoch; the image's creation

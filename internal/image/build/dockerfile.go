@@ -43,26 +43,11 @@ func (s *stageDef) label() string {
 	return fmt.Sprintf("%d", s.index)
 }
 
-// unsupportedCommand is an instruction skiff parses but cannot execute.
-// It fails when its stage is built, so stages a --target skips may hold it.
-type unsupportedCommand struct {
-	name string
-	code string
-	loc  []parser.Range
-}
-
-func (c *unsupportedCommand) Name() string             { return c.name }
-func (c *unsupportedCommand) Location() []parser.Range { return c.loc }
-func (c *unsupportedCommand) Comments() []string       { return nil }
-func (c *unsupportedCommand) String() string           { return c.code }
-
 // unsupported is the error for an instruction skiff cannot execute; the
 // caller adds the line.
 func unsupported(name string) error {
-	return errdefs.Invalid("%s is not supported yet: skiff builds images without running commands; build binaries outside and COPY them in", strings.ToUpper(name))
+	return errdefs.Invalid("%s is not supported yet", strings.ToUpper(name))
 }
-
-var _ instructions.Command = (*unsupportedCommand)(nil)
 
 // maxDockerfileSize bounds the Dockerfile read into memory.
 const maxDockerfileSize = 4 << 20
@@ -101,13 +86,6 @@ func parseDockerfile(name string, data []byte, warn func(string)) (df *dockerfil
 	for _, n := range res.AST.Children {
 		if !utf8.ValidString(n.Original) || !heredocsValid(n) {
 			return nil, df.errAt(n.Location(), errdefs.Invalid("the instruction is not valid UTF-8: save the Dockerfile as UTF-8"))
-		}
-		if strings.EqualFold(n.Value, "run") {
-			if cur == nil {
-				return nil, df.errAt(n.Location(), errdefs.Invalid("RUN before FROM: a Dockerfile must start with FROM (only ARG may come before it)"))
-			}
-			cur.commands = append(cur.commands, &unsupportedCommand{name: "run", code: strings.TrimSpace(n.Original), loc: n.Location()})
-			continue
 		}
 		v, err := instructions.ParseInstructionWithLinter(n, lint)
 		if err != nil {

@@ -48,9 +48,6 @@ func (b *builder) expand(s *stage, c instructions.Command) error {
 // dispatch runs one instruction on a stage. Errors do not carry the
 // Dockerfile line; the caller adds it.
 func (b *builder) dispatch(ctx context.Context, s *stage, c instructions.Command) error {
-	if u, ok := c.(*unsupportedCommand); ok {
-		return unsupported(u.name)
-	}
 	if err := b.expand(s, c); err != nil {
 		return err
 	}
@@ -155,6 +152,8 @@ func (b *builder) dispatch(ctx context.Context, s *stage, c instructions.Command
 	case *instructions.OnbuildCommand:
 		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
 		s.history("ONBUILD "+c.Expression, false)
+	case *instructions.RunCommand:
+		return b.runStep(ctx, s, c)
 	case *instructions.CopyCommand:
 		return b.copy(ctx, s, copyOp{
 			name: "COPY", srcs: c.SourcePaths, contents: c.SourceContents, dest: c.DestPath,
@@ -273,9 +272,6 @@ func (b *builder) trigger(ctx context.Context, s *stage, expr string) error {
 		return at(errdefs.Invalid("%s", err.Error()))
 	}
 	for _, n := range res.AST.Children {
-		if strings.EqualFold(n.Value, "run") {
-			return at(unsupported("run"))
-		}
 		c, err := instructions.ParseCommand(n)
 		if err != nil {
 			return at(errdefs.Invalid("%s", err.Error()))

@@ -308,3 +308,18 @@ func listXattrs(p string) ([]xattr, error) {
 	}
 	return xs, nil
 }
+
+// Xattrs returns the extended attributes of the file at p (a symbolic
+// link is not followed), except the trusted.overlay.* ones that steer
+// overlayfs; a file system without xattrs gives none.
+func Xattrs(p string) (map[string]string, error) {
+	xs, err := listXattrs(p)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(xs))
+	for _, x := range xs {
+		out[x.name] = x.value
+	}
+	return out, nil
+}
