@@ -99,6 +99,7 @@ type Daemon struct {
 	// predecessor is the daemon this one took over from (its parent), 0
 	// for a daemon started afresh.
 	predecessor int
+	local       *localClients // what the ingress asks of its clients
 	hup         chan os.Signal
 
 	// The serving side lives as long as the process.
@@ -214,8 +215,8 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			return nil, errdefs.Conflict("another daemon is listening on %s: stop it, or give this one another --socket", cfg.Socket)
 		}
 	}
-	local := &localClients{nets: d.networks}
-	if d.proxy, err = ingress.New(ingress.Config{Addr: cfg.IngressAddr, Activator: d, Local: local.Local, Logger: d.log.With("component", "ingress")}); err != nil {
+	d.local = &localClients{}
+	if d.proxy, err = ingress.New(ingress.Config{Addr: cfg.IngressAddr, Activator: d, Local: d.local.Local, Logger: d.log.With("component", "ingress")}); err != nil {
 		return nil, err
 	}
 	if d.ingressLn, err = d.socks.listener(sockIngress, func() (net.Listener, error) {
@@ -290,6 +291,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	}); err != nil {
 		return fmt.Errorf("set up networking: %w", err)
 	}
+	d.local.nets.Store(d.networks)
 	d.ctrs, err = container.New(container.Config{
 		Runtime: d.runtime, RuntimeName: d.info.Name,
 		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{}, Networks: networks{d.networks},
@@ -336,6 +338,7 @@ func (d *Daemon) closeState() {
 		d.runtime = nil
 	}
 	if d.networks != nil {
+		d.local.nets.Store(nil)
 		d.networks.Close()
 		d.networks = nil
 	}

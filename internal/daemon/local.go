@@ -5,15 +5,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/internal/network"
 )
-
-// networkLister lists skiff's networks.
-type networkLister interface {
-	List(ctx context.Context) ([]api.Network, error)
-}
 
 // localClients tells the ingress which clients are on this machine: one
 // of the host's own addresses, or an address inside one of skiff's
@@ -21,7 +17,9 @@ type networkLister interface {
 // (and loopback clients). What it knows is read again at most once a
 // second.
 type localClients struct {
-	nets networkLister
+	// nets is the daemon's network manager while it has one (a daemon
+	// taking over serves its ingress before it opens its state).
+	nets atomic.Pointer[network.Manager]
 
 	mu      sync.Mutex
 	read    time.Time
@@ -60,9 +58,13 @@ func (l *localClients) refresh() {
 		}
 	}
 	l.subnets = l.subnets[:0]
+	nets := l.nets.Load()
+	if nets == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	ns, err := l.nets.List(ctx)
+	ns, err := nets.List(ctx)
 	if err != nil {
 		return
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -107,9 +108,10 @@ func getFromNetns(t *testing.T, ns, addr, host string) (int, string) {
 	defer r.conn.Close()
 	r.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	fmt.Fprintf(r.conn, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host)
-	resp, err := http.ReadResponse(bufio.NewReader(r.conn), nil)
+	raw, _ := io.ReadAll(r.conn)
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
 	if err != nil {
-		t.Fatalf("answer to %s from %s: %v", host, ns, err)
+		t.Fatalf("answer to %s from %s: %v\n%q", host, ns, err, raw)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
