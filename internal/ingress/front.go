@@ -204,7 +204,11 @@ func (p *Proxy) serveFrontConn(nc net.Conn) {
 		if !handedOff {
 			c.out.flush() // the last answer
 			c.bw.Flush()  // answers to pipelined requests, if any
-			nc.Close()
+			if p.frontClosing.Load() {
+				lingerClose(nc)
+			} else {
+				nc.Close()
+			}
 		}
 		p.trackConn(c, false)
 	}()
@@ -286,6 +290,20 @@ func (c *frontConn) serve() (handedOff bool) {
 			return false
 		}
 	}
+}
+
+// lingerClose closes a connection the ingress gives up while shutting
+// down without resetting it: it sends its end first and reads what the
+// client still sends for a moment, so a request that crossed the close
+// meets an orderly end of stream (which clients retry on a reused
+// connection), not a reset.
+func lingerClose(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+	}
+	nc.Close()
 }
 
 // pending reports, without blocking, whether the client has sent bytes

@@ -65,6 +65,13 @@ func startChaosLoad(addr string, hosts []string) *chaosLoad {
 				req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 				req.Host = host
 				resp, err := client.Do(req)
+				if err != nil {
+					// A keep-alive connection the server closed as the
+					// request crossed it: a client retries an idempotent
+					// request once (RFC 9112 §9.3.1). An answer, even an
+					// error status, is never retried.
+					resp, err = client.Do(req)
+				}
 				if err == nil {
 					resp.Body.Close()
 				}

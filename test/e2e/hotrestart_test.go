@@ -361,6 +361,9 @@ func TestSocketActivatedRestart(t *testing.T) {
 	}
 	applyYAML(t, d, helloApp("hot", "1", "  scale: {min: 2, max: 2}\n"))
 	eventually(t, 30*time.Second, "hot to be ready", appReady(t, d, "hot"))
+	eventually(t, 30*time.Second, "both replicas of hot to run", func() bool {
+		return countState(replicasOf(t, d, "hot"), api.ReplicaRunning) == 2
+	})
 	if got := ingressAddr(t, d); got != addr {
 		t.Fatalf("the ingress listens on %s, not on the socket passed (%s)", got, addr)
 	}
