@@ -108,27 +108,29 @@ func TestScaleOutAndBackDown(t *testing.T) {
 	// 20 concurrent slow requests for a target of 5 per replica: 4 replicas.
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
-	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for w := 0; w < 20; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 2000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
+	// slowLoad runs n clients of 50 ms requests until stop is closed.
+	slowLoad := func(n int, stop <-chan struct{}) {
+		for w := 0; w < n; w++ {
+			wg.Go(func() {
+				for i := 0; i < 2000; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if code, body := get(t, addr, "elastic.localhost", "/?sleep=50ms"); code == 200 {
+						ok.Add(1)
+					} else {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %s", code, body))
+					}
 				}
-				if code, body := get(t, addr, "elastic.localhost", "/?sleep=50ms"); code == 200 {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %s", code, body))
-				}
-			}
-		}()
+			})
+		}
 	}
+	stop := make(chan struct{})
+	slowLoad(20, stop)
 	start := time.Now()
 	eventually(t, 20*time.Second, "scale out to 4 ready replicas", func() bool {
 		return countState(replicasOf(t, d, "elastic"), api.ReplicaRunning) >= 4
@@ -140,25 +142,7 @@ func TestScaleOutAndBackDown(t *testing.T) {
 	// replica; when it ends, the idle timeout takes the App to zero, with
 	// no request lost on the way.
 	light := make(chan struct{})
-	for w := 0; w < 2; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 2000; i++ {
-				select {
-				case <-light:
-					return
-				default:
-				}
-				if code, body := get(t, addr, "elastic.localhost", "/?sleep=50ms"); code == 200 {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %s", code, body))
-				}
-			}
-		}()
-	}
+	slowLoad(2, light)
 	eventually(t, 30*time.Second, "a scale-down to one replica under the light load", func() bool {
 		return strings.Contains(must(t, d, "events", "elastic"), "ScaledDown")
 	})
