@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // DefaultSocket is where the daemon listens unless told otherwise.

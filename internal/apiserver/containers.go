@@ -16,9 +16,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/api/stream"
 	"skiff.dev/skiff/internal/container"
-	"skiff.dev/skiff/internal/errdefs"
 	"skiff.dev/skiff/internal/runtime"
 )
 

@@ -16,7 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // MaxInputBytes bounds the YAML stream Decode and Load read.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 const header = "apiVersion: skiff.dev/v1\nkind: App\nmetadata: {name: shop}\n"

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // FieldError is one problem with one field of an App document.

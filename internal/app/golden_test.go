@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files and schema/app.schema.json")

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Quantity is a resource amount parsed from the Kubernetes quantity

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func TestParseQuantity(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"skiff.dev/skiff/api/client"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Version is skiff's version, set at build time with

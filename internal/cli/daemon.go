@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/daemon"
-	"skiff.dev/skiff/internal/errdefs"
 )
 
 func newDaemonCmd(g *globals) *cobra.Command {

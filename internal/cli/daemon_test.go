@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // TestDaemonMaxImageSizeFlag: a bad or tiny --max-image-size is refused

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api/client"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func newDescribeCmd(g *globals) *cobra.Command {

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func newGetCmd(g *globals) *cobra.Command {

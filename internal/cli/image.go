@@ -15,7 +15,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/client"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/image/build"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func newInspectCmd(g *globals) *cobra.Command {

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/network"
 )
 
 // imageText is the IMAGE column: the name the user gave, or a short ID.
@@ -29,7 +28,7 @@ func portsText(c api.Container) string {
 	}
 	var out []string
 	for _, p := range ports {
-		out = append(out, network.FormatPort(p))
+		out = append(out, api.FormatPort(p))
 	}
 	return strings.Join(out, ", ")
 }

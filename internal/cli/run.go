@@ -16,8 +16,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/client"
-	"skiff.dev/skiff/internal/errdefs"
-	"skiff.dev/skiff/internal/network"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // runFlags are the flags shared by run and create.
@@ -110,7 +109,7 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 	}
 	cfg.Network, cfg.NetworkAliases = f.network, f.aliases
 	for _, p := range f.publish {
-		pm, err := network.ParsePort(p)
+		pm, err := api.ParsePort(p)
 		if err != nil {
 			return api.ContainerCreateRequest{}, err
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // parseBytes parses a docker-style size: a number with an optional unit

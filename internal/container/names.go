@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 var (

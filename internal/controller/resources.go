@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/app"
-	"skiff.dev/skiff/internal/errdefs"
 )
 
 // Labels skiff puts on replica containers.

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/autoscale"
-	"skiff.dev/skiff/internal/errdefs"
 )
 
 func ptr(n int) *int { return &n }

@@ -15,9 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
-	"skiff.dev/skiff/internal/errdefs"
 	"skiff.dev/skiff/internal/image"
 	"skiff.dev/skiff/internal/image/build"
 	"skiff.dev/skiff/internal/image/unpack"

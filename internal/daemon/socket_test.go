@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // someGroup returns a group of the host other than root's: its name and

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // maxLinkHops bounds how many links an archive entry may go through.

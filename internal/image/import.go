@@ -19,7 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Import reads an image archive from r: an OCI archive (a tar of an OCI

@@ -3,7 +3,7 @@ package image
 import (
 	"io"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/units"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/lazyregexp"
 )
 

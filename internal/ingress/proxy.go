@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // DefaultAddr is the address the ingress listens on when Config.Addr is

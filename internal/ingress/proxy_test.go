@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func TestRouting(t *testing.T) { forEachPath(t, testRouting) }

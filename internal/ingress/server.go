@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Start listens on the configured address and serves HTTP/1.1 and

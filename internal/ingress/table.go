@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Defaults applied to zero fields of a Route.

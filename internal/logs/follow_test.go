@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/logs"
 )
 

@@ -4,7 +4,7 @@ import (
 	"bytes"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // TimeLayout is the timestamp layout conmon writes at the start of each

@@ -26,7 +26,7 @@
 //   - Network "none" is a namespace with loopback only; "host" makes
 //     nothing (the container shares the host's namespace) but the files.
 //   - Ports are published on 127.0.0.1 unless the mapping names another
-//     host address (0.0.0.0 for all); see DefaultHostIP. A port is held
+//     host address (0.0.0.0 for all); see api.DefaultHostIP. A port is held
 //     by a bound socket while published, so a port in use is refused and
 //     nothing else can take it.
 //   - No container of a bridge network reaches the host's loopback:

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"net/netip"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Address pool for networks created without a subnet.

@@ -18,7 +18,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/lazyregexp"
 	"skiff.dev/skiff/internal/network/dns"
 	"skiff.dev/skiff/internal/network/firewall"

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func TestParsePort(t *testing.T) {
@@ -43,7 +43,7 @@ func TestParsePort(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParsePort(tc.in)
+			got, err := api.ParsePort(tc.in)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, errdefs.ErrInvalid) {
 					t.Fatalf("ParsePort(%q) = %+v, %v; want an invalid-argument error saying %q", tc.in, got, err, tc.err)
@@ -66,7 +66,7 @@ func TestFormatPort(t *testing.T) {
 		{api.PortMapping{HostIP: "0.0.0.0", HostPort: 53, ContainerPort: 53, Protocol: "udp"}, "0.0.0.0:53->53/udp"},
 	}
 	for _, tc := range tests {
-		if got := FormatPort(tc.in); got != tc.want {
+		if got := api.FormatPort(tc.in); got != tc.want {
 			t.Errorf("FormatPort(%+v) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
@@ -88,7 +88,7 @@ func FuzzParsePort(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := ParsePort(s)
+		p, err := api.ParsePort(s)
 		if err != nil {
 			if !errors.Is(err, errdefs.ErrInvalid) {
 				t.Fatalf("ParsePort(%q): error %v is not ErrInvalid", s, err)
@@ -98,7 +98,7 @@ func FuzzParsePort(f *testing.F) {
 		if p.ContainerPort < 1 || p.ContainerPort > 65535 || p.HostPort < 0 || p.HostPort > 65535 || (p.Protocol != "tcp" && p.Protocol != "udp") {
 			t.Fatalf("ParsePort(%q) = %+v: out of range", s, p)
 		}
-		again, err := ParsePort(spec(p))
+		again, err := api.ParsePort(spec(p))
 		if err != nil || again != p {
 			t.Fatalf("ParsePort(%q) = %+v, but its rendering %q parses to %+v, %v", s, p, spec(p), again, err)
 		}

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // SetupRequest says which container to attach where.

@@ -15,7 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Magic numbers of the compressions docker's ADD recognises.

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // kv is an ordered list of variables; a later Set of a key replaces it in

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // tarNames lists a tar stream's entry names and closes it.

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/image/unpack"
 )
 

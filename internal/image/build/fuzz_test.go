@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // FuzzBuildDockerfile feeds arbitrary Dockerfiles, with a tiny context and

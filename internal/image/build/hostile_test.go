@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // secretCanary stands for a host file (/etc/shadow) that a build context

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func TestEntryErrorMessage(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.tar from the corpus definitions")

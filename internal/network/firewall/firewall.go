@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/lazyregexp"
 )
 

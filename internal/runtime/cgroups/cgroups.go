@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // DefaultRoot is where the cgroup hierarchies are mounted.

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func TestDetect(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // allCapabilities lists every capability Linux knows, in number order

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/lazyregexp"
 )
 

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // layers makes n lower directories under dir, each holding a file named

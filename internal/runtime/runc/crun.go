@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/runtime/cgroups"
 )
 

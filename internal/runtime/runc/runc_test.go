@@ -14,7 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/runtime/oci"
 	"skiff.dev/skiff/internal/runtime/rootfs"

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/lazyregexp"
 	"skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/runtime/cgroups"

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"skiff.dev/skiff/internal/errdefs"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // runcSeals are the seals runc looks for on /proc/self/exe: with all of
