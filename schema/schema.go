@@ -2,9 +2,9 @@
 // resource, for editors and for tools that serve or print it.
 //
 // app.schema.json is generated from the api types and their doc comments
-// by the tests of internal/app; do not edit it by hand:
+// by the tests of api/app; do not edit it by hand:
 //
-//	go test ./internal/app -run TestSchema -update
+//	go test ./api/app -run TestSchema -update
 //
 // To have an editor that runs yaml-language-server (VS Code's YAML
 // extension, Neovim, Helix, …) check and complete an App file, start the

@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/app"
 	"skiff.dev/skiff/api/errdefs"
-	"skiff.dev/skiff/internal/app"
 )
 
 // readManifests reads the App documents of a file, a directory (its

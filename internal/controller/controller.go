@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/app"
 	"skiff.dev/skiff/api/errdefs"
-	"skiff.dev/skiff/internal/app"
 	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/runtime"
 )

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/app"
 	"skiff.dev/skiff/api/errdefs"
-	"skiff.dev/skiff/internal/app"
 )
 
 // Labels skiff puts on replica containers.

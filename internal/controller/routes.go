@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/api/app"
 	"skiff.dev/skiff/internal/ingress"
 )
 

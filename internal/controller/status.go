@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/api/app"
 )
 
 // status builds the App's status from the plan (pure): revisions,

@@ -25,7 +25,7 @@
 //
 // schema/app.schema.json, the JSON Schema editors use, is generated from
 // the api types and their doc comments by this package's tests
-// (go test ./internal/app -run TestSchema -update rewrites it), and every
+// (go test ./api/app -run TestSchema -update rewrites it), and every
 // testdata example is validated against it. docs/app-reference.md is the
 // user's reference, with each field's Kubernetes counterpart.
 package app

@@ -45,7 +45,7 @@ func checkGolden(t *testing.T, golden string, got []byte) {
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
-		t.Fatalf("%v (run go test ./internal/app -update to create it)", err)
+		t.Fatalf("%v (run go test ./api/app -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs (run with -update to accept):\n%s", golden, textDiff(string(want), string(got)))

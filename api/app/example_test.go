@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/internal/app"
+	"skiff.dev/skiff/api/app"
 )
 
 func ExampleLoad() {

@@ -3,7 +3,7 @@ package app
 import (
 	"strings"
 
-	"skiff.dev/skiff/internal/lazyregexp"
+	"regexp"
 )
 
 // Limits on names.
@@ -25,28 +25,28 @@ const (
 var (
 	// dns1035LabelRE is a DNS label that starts with a letter (RFC 1035),
 	// as Knative requires of service names.
-	dns1035LabelRE = lazyregexp.New(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	dns1035LabelRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 	// dns1123LabelRE is a DNS label that may start with a digit (RFC 1123).
-	dns1123LabelRE = lazyregexp.New(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123LabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	// labelValueRE is a Kubernetes label value (and the name part of a
 	// label key).
-	labelValueRE = lazyregexp.New(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
+	labelValueRE = regexp.MustCompile(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`)
 	// envNameRE is a Kubernetes environment variable name.
-	envNameRE = lazyregexp.New(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`)
+	envNameRE = regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`)
 	// secretKeyRE is a Kubernetes Secret data key.
-	secretKeyRE = lazyregexp.New(`^[-._a-zA-Z0-9]+$`)
+	secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
 	// revisionSuffixRE is what RevisionName appends to an App name.
-	revisionSuffixRE = lazyregexp.New(`-[0-9]{5}$`)
+	revisionSuffixRE = regexp.MustCompile(`-[0-9]{5}$`)
 	// httpTokenRE is an HTTP header field name (RFC 9110 token).
-	httpTokenRE = lazyregexp.New("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	httpTokenRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 	// Image references: [HOST[:PORT]/]PATH[:TAG][@DIGEST], as the OCI
 	// distribution spec defines them.
-	imageHostRE      = lazyregexp.New(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
-	imagePathRE      = lazyregexp.New(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	imageTagRE       = lazyregexp.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	imageDigestRE    = lazyregexp.New(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$`)
-	imageSHA256IDRE  = lazyregexp.New(`^sha256:[a-f0-9]{64}$`)
+	imageHostRE      = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
+	imagePathRE      = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	imageTagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	imageDigestRE    = regexp.MustCompile(`^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$`)
+	imageSHA256IDRE  = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 	reservedMountDir = []string{"/proc", "/sys", "/dev"}
 )
 
