@@ -99,7 +99,11 @@ func TestRestoreFinishesCutShortWork(t *testing.T) {
 	write := func(c api.Container, status, intent string, deadline time.Time) {
 		t.Helper()
 		c.State.Status = status
-		if err := m.cfg.Store.PutContainerState(ctx, &store.ContainerRecord{Container: c, Intent: intent, StopDeadline: deadline, ManuallyStopped: intent == store.IntentStop}); err != nil {
+		cur, err := m.cfg.Store.GetContainer(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.cfg.Store.PutContainerState(ctx, &store.ContainerRecord{Container: c, Intent: intent, StopDeadline: deadline, ManuallyStopped: intent == store.IntentStop, Version: cur.Version}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -27,6 +27,9 @@ type ContainerRecord struct {
 	// StopDeadline, with IntentStop, is when the stop's grace period ends
 	// and the container is to be killed.
 	StopDeadline time.Time `json:"stopDeadline,omitzero"`
+	// Version is the record's resourceVersion as last read or written:
+	// PutContainerState replaces only that version and sets the new one.
+	Version int64 `json:"-"`
 }
 
 // Container intents (ContainerRecord.Intent).
@@ -73,33 +76,63 @@ func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO containers (id, name, created, spec, state) VALUES (?, ?, ?, ?, ?)`,
-			c.ID, c.Name, c.Created.UnixNano(), string(spec), string(state))
+	var version int64
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		v, err := nextVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO containers (id, name, created, spec, state, version) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.Created.UnixNano(), string(spec), string(state), v)
 		if isUniqueViolation(err) {
 			return errdefs.Conflict("container name %q is already in use: remove that container (skiff rm %s) or choose another name", c.Name, c.Name)
 		}
+		version = v
 		return err
 	})
+	if err == nil {
+		c.Version = version
+	}
+	return err
 }
 
 // PutContainerState records the changing part of c: its state, whether
-// it was stopped by hand, its network settings and its intent.
+// it was stopped by hand, its network settings and its intent. It
+// replaces only the record of version c.Version and sets c.Version to the
+// new one; a record written meanwhile by someone else is a *StaleError
+// (ErrConflict), and nothing is written.
 func (s *Store) PutContainerState(ctx context.Context, c *ContainerRecord) error {
 	state, err := json.Marshal(stateDocOf(c))
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE containers SET state = ? WHERE id = ?`, string(state), c.ID)
+	var version int64
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var cur int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM containers WHERE id = ?`, c.ID).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errdefs.NotFound("container %s not found", c.ID)
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errdefs.NotFound("container %s not found", c.ID)
+		if cur != c.Version {
+			return &StaleError{Kind: "container", Name: c.Name, Read: formatVersion(c.Version), Current: formatVersion(cur)}
 		}
+		v, err := nextVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE containers SET state = ?, version = ? WHERE id = ?`, string(state), v, c.ID); err != nil {
+			return err
+		}
+		version = v
 		return nil
 	})
+	if err == nil {
+		c.Version = version
+	}
+	return err
 }
 
 // DeleteContainer removes a container; a missing one is not an error.
@@ -112,7 +145,7 @@ func (s *Store) DeleteContainer(ctx context.Context, id string) error {
 
 // GetContainer returns the container with the given id.
 func (s *Store) GetContainer(ctx context.Context, id string) (*ContainerRecord, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT id, name, created, spec, state FROM containers WHERE id = ?`, id)
+	row := s.db.QueryRowContext(ctx, `SELECT id, name, created, spec, state, version FROM containers WHERE id = ?`, id)
 	c, err := scanContainer(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errdefs.NotFound("container %s not found", id)
@@ -122,7 +155,7 @@ func (s *Store) GetContainer(ctx context.Context, id string) (*ContainerRecord, 
 
 // ListContainers returns all containers, oldest first.
 func (s *Store) ListContainers(ctx context.Context) ([]*ContainerRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created, spec, state FROM containers ORDER BY created`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created, spec, state, version FROM containers ORDER BY created`)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +179,7 @@ func scanContainer(r scanner) (*ContainerRecord, error) {
 		created     int64
 		spec, state string
 	)
-	if err := r.Scan(&c.ID, &c.Name, &created, &spec, &state); err != nil {
+	if err := r.Scan(&c.ID, &c.Name, &created, &spec, &state, &c.Version); err != nil {
 		return nil, err
 	}
 	c.Created = time.Unix(0, created).UTC()

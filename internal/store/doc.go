@@ -12,5 +12,8 @@
 // resourceVersion from one counter. UpdateApp (metadata and spec) and
 // UpdateAppStatus (status only) write only if the App is still at the
 // version the caller read, else they return a *StaleError (ErrConflict)
-// and write nothing.
+// and write nothing. Container records take versions from the same
+// counter: PutContainerState replaces only the version its record was
+// read or last written at (ContainerRecord.Version), so a second process
+// writing the same root is a conflict, not a lost update.
 package store

@@ -125,6 +125,10 @@ var migrations = []string{
 	`CREATE TABLE resource_version (value INTEGER NOT NULL)`,
 	`INSERT INTO resource_version (value) VALUES (1)`,
 	`ALTER TABLE apps ADD COLUMN version INTEGER NOT NULL DEFAULT 1`,
+	// Containers are versioned too: each state write names the version it
+	// replaces, so a second writer (another daemon on the same root) is
+	// found instead of overwriting.
+	`ALTER TABLE containers ADD COLUMN version INTEGER NOT NULL DEFAULT 1`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -76,8 +76,27 @@ func TestContainers(t *testing.T) {
 	deadline := time.Date(2026, 12, 6, 17, 0, 0, 0, time.UTC)
 	put := &ContainerRecord{Container: api.Container{ID: "c1", State: st, NetworkSettings: &api.NetworkSettings{Network: "skiff", IP: "10.89.0.2"}},
 		ManuallyStopped: true, Intent: IntentStop, StopDeadline: deadline}
+	if err := s.PutContainerState(ctx, put); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("a write based on no version: %v, want a conflict", err)
+	}
+	first, err := s.GetContainer(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put.Version = first.Version
 	if err := s.PutContainerState(ctx, put); err != nil {
 		t.Fatal(err)
+	}
+	if put.Version <= first.Version {
+		t.Fatalf("version after a write: %d, was %d", put.Version, first.Version)
+	}
+	// A second writer that read the record before the first wrote finds
+	// the conflict and writes nothing.
+	stale := &ContainerRecord{Container: api.Container{ID: "c1", State: api.ContainerState{Status: api.StatusRunning}}, Version: first.Version}
+	err = s.PutContainerState(ctx, stale)
+	var se *StaleError
+	if !errors.As(err, &se) || se.Kind != "container" || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("stale write: %v", err)
 	}
 	got, err := s.GetContainer(ctx, "c1")
 	if err != nil {
