@@ -79,88 +79,15 @@ func Spec(in Input) (*specs.Spec, error) {
 		return nil, errdefs.Invalid("rootfs %q is not an absolute path", in.Rootfs)
 	}
 	cfg := in.Config
-
-	args, err := Args(in.Image, cfg)
+	proc, hostname, err := process(in)
 	if err != nil {
 		return nil, err
 	}
-
-	hostname := in.Hostname
-	if hostname == "" {
-		hostname = cfg.Hostname
-	}
-	if hostname == "" {
-		hostname = in.ID
-		if len(hostname) > 12 {
-			hostname = hostname[:12]
-		}
-	}
-	if !hostnamePattern.MatchString(hostname) {
-		return nil, errdefs.Invalid("hostname %q is not valid: use up to 63 letters, digits, '.' or '-'", hostname)
-	}
-
-	userEnv := cfg.Env
-	if cfg.Tty && !slices.ContainsFunc(userEnv, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
-		userEnv = append([]string{"TERM=xterm"}, userEnv...)
-	}
-	env, err := Env(in.Image.Env, userEnv, hostname)
-	if err != nil {
-		return nil, err
-	}
-
-	cwd := cfg.WorkingDir
-	if cwd == "" {
-		cwd = in.Image.WorkingDir
-	}
-	if cwd == "" {
-		cwd = "/"
-	}
-	if !path.IsAbs(cwd) {
-		return nil, errdefs.Invalid("working directory %q is not an absolute path", cwd)
-	}
-	cwd = path.Clean(cwd)
-
-	userSpec := cfg.User
-	if userSpec == "" {
-		userSpec = in.Image.User
-	}
-	user, err := ResolveUser(in.Rootfs, userSpec)
-	if err != nil {
-		return nil, err
-	}
-
-	var caps []string
-	if cfg.Privileged {
-		caps, err = capabilities(allCapabilities, nil, nil)
-	} else {
-		caps, err = capabilities(DefaultCapabilities, cfg.CapAdd, cfg.CapDrop)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if in.HostCapabilities {
-		mask, err := hostCapabilityMask()
-		if err != nil {
-			return nil, err
-		}
-		caps = boundedBy(caps, mask)
-	}
-
-	nofile := uint64(MaxNofile)
-	if in.HostRlimits {
-		var rl unix.Rlimit
-		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
-			return nil, fmt.Errorf("read the host's RLIMIT_NOFILE: %w", err)
-		}
-		nofile = min(nofile, rl.Max)
-	}
-
 	resources, err := Resources(cfg.Resources)
 	if err != nil {
 		return nil, err
 	}
 	resources.Devices = deviceRules(cfg.Privileged)
-
 	parent := in.CgroupParent
 	if parent == "" {
 		parent = DefaultCgroupParent
@@ -168,7 +95,6 @@ func Spec(in Input) (*specs.Spec, error) {
 	if !path.IsAbs(parent) {
 		return nil, errdefs.Invalid("cgroup parent %q is not an absolute cgroup path", parent)
 	}
-
 	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace}
 	if in.NetNS != "" {
 		if !filepath.IsAbs(in.NetNS) {
@@ -176,29 +102,12 @@ func Spec(in Input) (*specs.Spec, error) {
 		}
 		netns.Path = in.NetNS
 	}
-
 	s := &specs.Spec{
 		Version:  SpecVersion,
 		Root:     &specs.Root{Path: in.Rootfs, Readonly: cfg.ReadonlyRootfs},
 		Hostname: hostname,
-		Process: &specs.Process{
-			Terminal:    cfg.Tty,
-			ConsoleSize: consoleSize(cfg),
-			Args:        args,
-			Env:         env,
-			Cwd:         cwd,
-			User:        user,
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding:  caps,
-				Effective: caps,
-				Permitted: caps,
-			},
-			NoNewPrivileges: !cfg.Privileged,
-			Rlimits: []specs.POSIXRlimit{
-				{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile},
-			},
-		},
-		Mounts: append(defaultMounts(cfg.Privileged), in.Mounts...),
+		Process:  proc,
+		Mounts:   append(defaultMounts(cfg.Privileged), in.Mounts...),
 		Linux: &specs.Linux{
 			CgroupsPath: path.Join(parent, in.ID),
 			Resources:   resources,
@@ -213,18 +122,150 @@ func Spec(in Input) (*specs.Spec, error) {
 		},
 	}
 	if !cfg.Privileged {
-		s.Linux.MaskedPaths = append([]string(nil), maskedPaths...)
-		s.Linux.ReadonlyPaths = append([]string(nil), readonlyPaths...)
-		sc, err := seccomp.GetDefaultProfile(s)
-		if err != nil {
-			return nil, fmt.Errorf("build the default seccomp profile: %w", err)
+		if err := confine(s, in.HostArches); err != nil {
+			return nil, err
 		}
-		if in.HostArches && !x32Supported() {
-			sc.Architectures = slices.DeleteFunc(sc.Architectures, func(a specs.Arch) bool { return a == specs.ArchX32 })
-		}
-		s.Linux.Seccomp = sc
 	}
 	return s, nil
+}
+
+// process is the spec's process and the container's hostname.
+func process(in Input) (*specs.Process, string, error) {
+	cfg := in.Config
+	args, err := Args(in.Image, cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	hostname, err := hostnameOf(in)
+	if err != nil {
+		return nil, "", err
+	}
+	userEnv := cfg.Env
+	if cfg.Tty && !slices.ContainsFunc(userEnv, func(kv string) bool { return strings.HasPrefix(kv, "TERM=") }) {
+		userEnv = append([]string{"TERM=xterm"}, userEnv...)
+	}
+	env, err := Env(in.Image.Env, userEnv, hostname)
+	if err != nil {
+		return nil, "", err
+	}
+	cwd, err := workingDir(in.Image.WorkingDir, cfg.WorkingDir)
+	if err != nil {
+		return nil, "", err
+	}
+	userSpec := cfg.User
+	if userSpec == "" {
+		userSpec = in.Image.User
+	}
+	user, err := ResolveUser(in.Rootfs, userSpec)
+	if err != nil {
+		return nil, "", err
+	}
+	caps, err := processCapabilities(in)
+	if err != nil {
+		return nil, "", err
+	}
+	nofile, err := nofileLimit(in.HostRlimits)
+	if err != nil {
+		return nil, "", err
+	}
+	return &specs.Process{
+		Terminal:        cfg.Tty,
+		ConsoleSize:     consoleSize(cfg),
+		Args:            args,
+		Env:             env,
+		Cwd:             cwd,
+		User:            user,
+		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+		NoNewPrivileges: !cfg.Privileged,
+		Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+	}, hostname, nil
+}
+
+// hostnameOf is the hostname asked for, else the first 12 characters of
+// the container's ID.
+func hostnameOf(in Input) (string, error) {
+	hostname := in.Hostname
+	if hostname == "" {
+		hostname = in.Config.Hostname
+	}
+	if hostname == "" {
+		hostname = in.ID
+		if len(hostname) > 12 {
+			hostname = hostname[:12]
+		}
+	}
+	if !hostnamePattern.MatchString(hostname) {
+		return "", errdefs.Invalid("hostname %q is not valid: use up to 63 letters, digits, '.' or '-'", hostname)
+	}
+	return hostname, nil
+}
+
+// workingDir is the container's working directory: the one asked for,
+// else the image's, else "/".
+func workingDir(image, asked string) (string, error) {
+	cwd := asked
+	if cwd == "" {
+		cwd = image
+	}
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !path.IsAbs(cwd) {
+		return "", errdefs.Invalid("working directory %q is not an absolute path", cwd)
+	}
+	return path.Clean(cwd), nil
+}
+
+// processCapabilities is the default set with the config's additions and
+// drops (all of them when privileged), bounded by the host's own when
+// Input.HostCapabilities says so.
+func processCapabilities(in Input) ([]string, error) {
+	var caps []string
+	var err error
+	if in.Config.Privileged {
+		caps, err = capabilities(allCapabilities, nil, nil)
+	} else {
+		caps, err = capabilities(DefaultCapabilities, in.Config.CapAdd, in.Config.CapDrop)
+	}
+	if err != nil || !in.HostCapabilities {
+		return caps, err
+	}
+	mask, err := hostCapabilityMask()
+	if err != nil {
+		return nil, err
+	}
+	return boundedBy(caps, mask), nil
+}
+
+// nofileLimit is RLIMIT_NOFILE for the process: MaxNofile, or the host's
+// hard limit when lower and host says to respect it.
+func nofileLimit(host bool) (uint64, error) {
+	nofile := uint64(MaxNofile)
+	if host {
+		var rl unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+			return 0, fmt.Errorf("read the host's RLIMIT_NOFILE: %w", err)
+		}
+		nofile = min(nofile, rl.Max)
+	}
+	return nofile, nil
+}
+
+// confine adds what an unprivileged container gets: masked and read-only
+// paths and the default seccomp profile (without x32 where the host
+// cannot run it, when hostArches says to check).
+func confine(s *specs.Spec, hostArches bool) error {
+	s.Linux.MaskedPaths = append([]string(nil), maskedPaths...)
+	s.Linux.ReadonlyPaths = append([]string(nil), readonlyPaths...)
+	sc, err := seccomp.GetDefaultProfile(s)
+	if err != nil {
+		return fmt.Errorf("build the default seccomp profile: %w", err)
+	}
+	if hostArches && !x32Supported() {
+		sc.Architectures = slices.DeleteFunc(sc.Architectures, func(a specs.Arch) bool { return a == specs.ArchX32 })
+	}
+	s.Linux.Seccomp = sc
+	return nil
 }
 
 // Args returns the process's command line: the entrypoint followed by the
