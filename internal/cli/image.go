@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/buildcontext"
 	"skiff.dev/skiff/api/client"
 	"skiff.dev/skiff/api/errdefs"
-	"skiff.dev/skiff/internal/image/build"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
@@ -374,7 +374,7 @@ than none, ADD of URLs and git sources, COPY --parents.`,
 			if !quiet {
 				opts.Progress = func(line string) { fmt.Fprintln(g.stderr, line) }
 			}
-			tr, err := build.ContextTar(dir, dockerfile)
+			tr, err := buildcontext.Tar(dir, dockerfile)
 			if err != nil {
 				return withCode(125, err)
 			}

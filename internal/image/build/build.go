@@ -131,7 +131,7 @@ func (b *builder) run(ctx context.Context) (v1.Image, error) {
 	b.cx = cx
 	b.tmpDir = os.TempDir()
 	b.spool.dir = b.tmpDir
-	if b.df, err = parseDockerfile(path.Base(cx.dockerfile), cx.dfData, b.warn); err != nil {
+	if b.df, err = parseDockerfile(path.Base(cx.Dockerfile), cx.DockerfileData, b.warn); err != nil {
 		return nil, err
 	}
 	b.shlex = shell.NewLex(b.df.escape)

@@ -287,8 +287,8 @@ func (c *copier) lookup(src *fsTree, p, raw, where string) (*node, error) {
 	hint := ""
 	if c.op.from == "" {
 		rel := strings.TrimPrefix(p, "/")
-		if c.b.cx.ignored(rel) && inroot.Exists(c.b.cx.dir, rel) {
-			hint = fmt.Sprintf(": it is excluded by %s", c.b.cx.ignoreFile)
+		if c.b.cx.Ignored(rel) && inroot.Exists(c.b.cx.Dir, rel) {
+			hint = fmt.Sprintf(": it is excluded by %s", c.b.cx.IgnoreFile)
 		}
 	}
 	return nil, errdefs.NotFound("%s %s: %q was not found in %s%s", c.op.name, raw, strings.TrimPrefix(p, "/"), where, hint)
