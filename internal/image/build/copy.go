@@ -198,7 +198,7 @@ func (c *copier) source(ctx context.Context, s *stage) (*fsTree, string, error) 
 		return nil, "", err
 	}
 	if dep != nil {
-		if err := b.build(ctx, dep); err != nil {
+		if err := b.need(ctx, dep); err != nil {
 			return nil, "", err
 		}
 		t, err := b.stageTree(ctx, dep)
