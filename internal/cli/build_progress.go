@@ -173,7 +173,9 @@ func (p *ttyProgress) event(ev api.BuildEvent) {
 				s.tail = s.tail[1:]
 			}
 		}
-		p.redraw(nil)
+		if p.stop == nil { // else the ticker draws it: a chatty step costs no more
+			p.redraw(nil)
+		}
 	case api.BuildStepDone:
 		p.done(ev)
 	default:

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,17 +57,41 @@ func TestBuildProgressPlain(t *testing.T) {
 }
 
 // TestBuildProgressTTY checks --progress tty draws steps with their
-// durations and collapses the output of a step that succeeded.
+// durations, shows a running step's output and collapses it once the
+// step succeeded.
 func TestBuildProgressTTY(t *testing.T) {
-	dir := writeBuildContext(t, "FROM busybox\nRUN echo tty-output\n")
+	dir := writeBuildContext(t, "FROM busybox\nRUN echo tty-output; sleep 1\n")
 	r := env.daemon.Run("", "image", "build", "--progress", "tty", "-t", "progress-tty", dir)
 	if r.Code != 0 {
 		t.Fatal(r)
 	}
-	if !regexp.MustCompile(`=> \[2/2\] RUN echo tty-output +\d+\.\ds\n`).MatchString(r.Stderr) || !strings.Contains(r.Stderr, "\x1b[") ||
-		!strings.Contains(r.Stderr, "[+] Built in ") {
-		t.Errorf("tty progress:\n%q", r.Stderr)
+	final := replayTerminal(r.Stderr)
+	if !strings.Contains(r.Stderr, "=> => # tty-output\n") {
+		t.Errorf("the running step's output was never shown:\n%q", r.Stderr)
 	}
+	if !regexp.MustCompile(`(?m)^=> \[2/2\] RUN echo tty-output; sleep 1 +\d+\.\ds$`).MatchString(final) || !strings.Contains(r.Stderr, "\x1b[") ||
+		!strings.Contains(final, "[+] Built in ") || strings.Contains(final, "=> # tty-output") {
+		t.Errorf("tty progress, on screen at the end:\n%s\nwritten:\n%q", final, r.Stderr)
+	}
+}
+
+// replayTerminal returns what the tty progress leaves on the screen: its
+// lines, less those "move up n lines, clear to the end" erased.
+func replayTerminal(out string) string {
+	clear := regexp.MustCompile(`^\x1b\[(\d+)A\x1b\[J`)
+	var lines []string
+	for len(out) > 0 {
+		if m := clear.FindStringSubmatch(out); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			lines = lines[:max(len(lines)-n, 0)]
+			out = out[len(m[0]):]
+			continue
+		}
+		line, rest, _ := strings.Cut(out, "\n")
+		lines = append(lines, line)
+		out = rest
+	}
+	return strings.Join(lines, "\n")
 }
 
 // TestBuildQuietIIDFileLabelsTags checks -q prints only the image ID,

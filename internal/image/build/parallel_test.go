@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -133,5 +134,37 @@ COPY --from=bad /bin/busybox /y
 	}
 	if ents, _ := os.ReadDir(work); len(ents) > 0 {
 		t.Errorf("the build left %v in its work directory", ents)
+	}
+}
+
+// TestStepEvents checks the progress entry points: a step ends when the
+// next one of its stage starts, on stepDone (with its error, "canceled"
+// for a build another stage stopped) or on cached.
+func TestStepEvents(t *testing.T) {
+	var got []string
+	b := &builder{opts: Options{Events: func(ev api.BuildEvent) {
+		got = append(got, fmt.Sprintf("%s %d %s %d/%d %q cached=%v err=%q", ev.Kind, ev.Step, ev.Stage, ev.Index, ev.Total, ev.Text, ev.Cached, ev.Error))
+	}}}
+	s := &stage{def: &stageDef{name: "build"}}
+	b.step(s, 1, 3, "FROM scratch AS build")
+	b.output(s, "hi")
+	b.step(s, 2, 3, "COPY a /a")
+	b.cached(s)
+	b.step(s, 3, 3, "RUN x")
+	b.stepDone(s, context.Canceled)
+	b.stepDone(s, nil) // no step running: nothing
+	b.warn("w")
+	want := []string{
+		`step 1 build 1/3 "FROM scratch AS build" cached=false err=""`,
+		`output 1 build 0/0 "hi" cached=false err=""`,
+		`done 1 build 0/0 "" cached=false err=""`,
+		`step 2 build 2/3 "COPY a /a" cached=false err=""`,
+		`done 2 build 0/0 "" cached=true err=""`,
+		`step 3 build 3/3 "RUN x" cached=false err=""`,
+		`done 3 build 0/0 "" cached=false err="canceled"`,
+		`warning 0  0/0 "w" cached=false err=""`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
