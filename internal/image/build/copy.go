@@ -385,6 +385,18 @@ func (c *copier) place(p string, src *node) (*node, error) {
 	return n, nil
 }
 
+// link makes p a hard link to the regular file n this instruction placed
+// earlier: the tree holds the same node at both paths, and writeLayer
+// writes the later path as a hard link to the first.
+func (c *copier) link(p string, n *node) error {
+	dir, err := c.mkdir(path.Dir(p))
+	if err != nil {
+		return err
+	}
+	dir.children[path.Base(p)] = n
+	return nil
+}
+
 // createdBy is the history text of the instruction, as BuildKit writes it.
 func (c *copier) createdBy() string {
 	op := c.op
