@@ -37,6 +37,12 @@ func (g *Registry) serveBlob(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		if _, _, authed := r.BasicAuth(); !authed && !g.repoHasBlob(rt.repo, h) {
+			// Anonymous readers get only what the repository's manifests
+			// name, not every blob of the store.
+			writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob %s is not in repository %s", h, rt.name)
+			return
+		}
 		f, err := g.cfg.Store.OpenBlob(h)
 		if err != nil {
 			g.writeStoreError(w, err, "BLOB_UNKNOWN")

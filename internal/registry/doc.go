@@ -42,5 +42,6 @@
 // (bcrypt entries, as skiff registry user add writes them), sent with
 // HTTP basic auth (docker login works). Reads of repositories that match
 // an anonymous-read pattern (path.Match syntax on the repository name,
-// "public/*") need none.
+// "public/*") need none; an anonymous reader gets only the blobs the
+// repository's manifests name.
 package registry

@@ -318,3 +318,47 @@ func (g *Registry) referrers(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	writeJSON(w, string(types.OCIImageIndex), v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: out})
 }
+
+// repoHasBlob reports whether a manifest of repository repo names blob h,
+// directly or through an index.
+func (g *Registry) repoHasBlob(repo string, h v1.Hash) bool {
+	descs, err := g.cfg.Store.RepoManifests(repo)
+	if err != nil {
+		return false
+	}
+	seen := map[v1.Hash]bool{}
+	var walk func(d v1.Hash, depth int) bool
+	walk = func(d v1.Hash, depth int) bool {
+		if d == h {
+			return true
+		}
+		if seen[d] || depth > 8 {
+			return false
+		}
+		seen[d] = true
+		s, err := g.summary(d)
+		if err != nil {
+			return false
+		}
+		if s.Config != nil && s.Config.Digest == h {
+			return true
+		}
+		for _, l := range s.Layers {
+			if l.Digest == h {
+				return true
+			}
+		}
+		for _, m := range s.Manifests {
+			if walk(m.Digest, depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, d := range descs {
+		if walk(d.Digest, 0) {
+			return true
+		}
+	}
+	return false
+}

@@ -351,6 +351,20 @@ func TestAccess(t *testing.T) {
 	if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
 		t.Fatalf("challenge: %q", resp.Header.Get("WWW-Authenticate"))
 	}
+	// Anonymous readers get the blobs of the repository's manifests,
+	// not a blob of another repository by its digest.
+	cfgOf := func(repo string) string {
+		_, body := do(t, srv, "GET", "/v2/"+repo+"/manifests/v1", nil)
+		var m struct{ Config struct{ Digest string } }
+		json.Unmarshal([]byte(body), &m)
+		return m.Config.Digest
+	}
+	resp, body = do(t, srv, "GET", "/v2/public/app/blobs/"+cfgOf("public/app"), nil, anon...)
+	want(t, resp, body, http.StatusOK, "rootfs")
+	resp, body = do(t, srv, "GET", "/v2/public/app/blobs/"+cfgOf("team/app"), nil, anon...)
+	want(t, resp, body, http.StatusNotFound, "BLOB_UNKNOWN")
+	resp, body = do(t, srv, "GET", "/v2/team/app/blobs/"+cfgOf("team/app"), nil, anon...)
+	want(t, resp, body, http.StatusUnauthorized, "UNAUTHORIZED")
 	resp, body = do(t, srv, "POST", "/v2/public/app/blobs/uploads/", nil, anon...)
 	want(t, resp, body, http.StatusUnauthorized, "UNAUTHORIZED")
 	resp, body = do(t, srv, "GET", "/v2/", nil, "Authorization", "Basic "+basic(testUser, "wrong"))
