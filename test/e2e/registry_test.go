@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -456,6 +457,15 @@ func TestRegistryKillMidUpload(t *testing.T) {
 	body := expect(t, regRequest(t, "GET", base+"/v2/kill/x/blobs/"+dg, nil, true), http.StatusOK, "")
 	if sha([]byte(body)) != dg {
 		t.Fatal("the blob pushed after the restart is not whole")
+	}
+
+	// A handover on SIGHUP: the new daemon serves the registry.
+	old := d.pid(t)
+	syscall.Kill(old, syscall.SIGHUP)
+	d.followHandover(t, old)
+	body = expect(t, regRequest(t, "GET", base+"/v2/kill/x/blobs/"+dg, nil, true), http.StatusOK, "")
+	if sha([]byte(body)) != dg {
+		t.Fatal("the blob served after a handover is not whole")
 	}
 }
 
