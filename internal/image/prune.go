@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -128,6 +129,15 @@ func (s *Store) Prune(ctx context.Context, inUse func(id string) bool) (api.Imag
 		}
 		for _, e := range g.entries {
 			drop[e.Digest] = true
+		}
+	}
+	// Untagged content that is not an image (an artifact a pushed tag
+	// moved off) has no group: nothing but its entry keeps it.
+	for _, e := range s.index {
+		if refOf(e) == "" {
+			if _, err := s.meta(e); errors.Is(err, errNotImage) {
+				drop[e.Digest] = true
+			}
 		}
 	}
 	if len(drop) > 0 {

@@ -339,6 +339,32 @@ func TestPruneKeepsLeasedBlobs(t *testing.T) {
 	}
 }
 
+// TestPruneCollectsMovedArtifact: an artifact a tag moved off is left
+// untagged, and prune removes it and its blobs.
+func TestPruneCollectsMovedArtifact(t *testing.T) {
+	srv, st, _ := newTestRegistry(t, image.WithUploadMaxAge(time.Nanosecond))
+	push := func(content string) (string, string) {
+		blob := []byte(content)
+		resp, body := do(t, srv, "POST", "/v2/team/art/blobs/uploads/?digest="+digest(blob), blob)
+		want(t, resp, body, http.StatusCreated, "")
+		mf := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":%d},"layers":[]}`, digest(blob), len(blob)))
+		resp, body = do(t, srv, "PUT", "/v2/team/art/manifests/latest", mf, "Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		want(t, resp, body, http.StatusCreated, "")
+		return digest(mf), digest(blob)
+	}
+	oldMf, oldBlob := push("first")
+	newMf, newBlob := push("second")
+	time.Sleep(time.Millisecond)
+	if _, err := st.Prune(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for d, kept := range map[string]bool{oldMf: false, oldBlob: false, newMf: true, newBlob: true} {
+		if _, ok := st.BlobSize(mustHash(t, d)); ok != kept {
+			t.Errorf("blob %s present after prune: %v, want %v", d, ok, kept)
+		}
+	}
+}
+
 func TestAccess(t *testing.T) {
 	srv, _, _ := newTestRegistry(t)
 	pushImage(t, srv, "public/app", "v1", "")
