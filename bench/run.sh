@@ -97,6 +97,17 @@ mkdir -p "$WORK/hot"
 	"$WORK/hotrestart" -skiff "$SKIFF" -next "$WORK/skiff-next" -hello-ctx "$WORK/hello-ctx" -work "$WORK/hot"
 } | tee "$OUT/hotrestart.md"
 
+echo "== registry: push and pull beside docker-registry"
+go build -o "$WORK/registrybench" ./bench/registry
+mkdir -p "$WORK/registry"
+{
+	echo "## Registry: push and pull over loopback"
+	echo
+	machine
+	echo
+	"$WORK/registrybench" -skiff "$SKIFF" -work "$WORK/registry" -size "${REGISTRY_MB:-200}"
+} | tee "$OUT/registry.md"
+
 for extra in bench/network.sh bench/ingress.sh; do
 	echo "== $extra"
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
@@ -114,7 +125,7 @@ done
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart network ingress; do
+	for section in start density apps applies hotrestart registry network ingress; do
 		echo
 		cat "$OUT/$section.md"
 	done

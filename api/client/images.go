@@ -73,6 +73,13 @@ type BuildOptions struct {
 	Target     string
 	// Progress receives the build's step lines.
 	Progress func(line string)
+
+	// Progress events and image labels.
+
+	// Events, when set, receives the build's progress as events instead
+	// of Progress receiving lines.
+	Events func(api.BuildEvent)
+	Labels map[string]string // set in the image config, over the Dockerfile's
 }
 
 // BuildImage builds an image from a context tar.
@@ -90,6 +97,9 @@ func (c *Client) BuildImage(ctx context.Context, contextTar io.Reader, opts Buil
 	for k, v := range opts.BuildArgs {
 		q.Add("buildarg", k+"="+v)
 	}
+	for k, v := range opts.Labels {
+		q.Add("label", k+"="+v)
+	}
 	resp, err := c.do(ctx, "POST", "/images/build", q, contextTar, "application/x-tar")
 	if err != nil {
 		return api.ImageBuildResponse{}, err
@@ -99,6 +109,7 @@ func (c *Client) BuildImage(ctx context.Context, contextTar io.Reader, opts Buil
 	err = readLines(resp.Body, func(line []byte) error {
 		var msg struct {
 			Stream string                  `json:"stream"`
+			Event  *api.BuildEvent         `json:"event"`
 			Result *api.ImageBuildResponse `json:"result"`
 			Error  *api.Error              `json:"error"`
 		}
@@ -110,6 +121,8 @@ func (c *Client) BuildImage(ctx context.Context, contextTar io.Reader, opts Buil
 			return &Error{Status: 400, API: *msg.Error}
 		case msg.Result != nil:
 			res = msg.Result
+		case msg.Event != nil && opts.Events != nil:
+			opts.Events(*msg.Event)
 		case msg.Stream != "" && opts.Progress != nil:
 			opts.Progress(msg.Stream)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
@@ -116,7 +117,9 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 }
 
 // buildImage takes the build context as a tar body and streams progress
-// as JSON lines: {"stream": "..."} then {"result": ...} or {"error": ...}.
+// as JSON lines: {"stream": "...", "event": {...}} (an api.BuildEvent
+// and its line of text, for clients that only print lines; either may be
+// missing), then {"result": ...} or {"error": ...}.
 func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	opts := BuildOptions{Tags: q["t"], Dockerfile: q.Get("dockerfile"), Target: q.Get("target"), BuildArgs: map[string]string{}}
@@ -127,6 +130,16 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 		}
 		opts.BuildArgs[k] = v
 	}
+	for _, kv := range q["label"] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return errdefs.Invalid("label %q must be KEY=VALUE", kv)
+		}
+		if opts.Labels == nil {
+			opts.Labels = map[string]string{}
+		}
+		opts.Labels[k] = v
+	}
 	body, err := s.upload(w, r, "the build context")
 	if err != nil {
 		return err
@@ -136,13 +149,18 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 	flusher, _ := w.(http.Flusher)
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	progress := lineWriter(func(line string) {
-		enc.Encode(map[string]string{"stream": line})
+	var mu sync.Mutex
+	send := func(msg buildMessage) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(msg)
 		bw.Flush()
 		if flusher != nil {
 			flusher.Flush()
 		}
-	})
+	}
+	progress := lineWriter(func(line string) { send(buildMessage{Stream: line}) })
+	opts.Events = func(ev api.BuildEvent) { send(buildMessage{Stream: ev.Line(), Event: &ev}) }
 	res, err := s.images.Build(r.Context(), body, opts, progress)
 	if err != nil {
 		enc.Encode(map[string]api.Error{"error": APIError(err)})
@@ -150,6 +168,12 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 		enc.Encode(map[string]api.ImageBuildResponse{"result": res})
 	}
 	return bw.Flush()
+}
+
+// buildMessage is a progress line of POST /images/build.
+type buildMessage struct {
+	Stream string          `json:"stream,omitempty"`
+	Event  *api.BuildEvent `json:"event,omitempty"`
 }
 
 // lineWriter calls fn for each complete line written to it.

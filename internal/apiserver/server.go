@@ -42,6 +42,13 @@ type BuildOptions struct {
 	Dockerfile string // path inside the context
 	BuildArgs  map[string]string
 	Target     string
+
+	// Progress events and image labels.
+
+	// Events, when set, receives the build's progress as events; a
+	// service that sends them writes nothing to its progress writer.
+	Events func(api.BuildEvent)
+	Labels map[string]string // set in the image config
 }
 
 // Images is the image service the API serves.

@@ -99,6 +99,7 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 	})
 	root.AddCommand(
 		newDaemonCmd(g),
+		newRegistryCmd(g),
 		newRunCmd(g), newCreateCmd(g), newPsCmd(g),
 		newStartCmd(g), newStopCmd(g), newRestartCmd(g), newKillCmd(g), newRmCmd(g),
 		newLogsCmd(g), newExecCmd(g), newAttachCmd(g), newInspectCmd(g), newStatsCmd(g), newWaitCmd(g),

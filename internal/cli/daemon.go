@@ -77,6 +77,12 @@ of --root and waits for the new process to serve.`,
 	c.Flags().DurationVar(&cfg.DrainTimeout, "drain-timeout", 5*time.Minute, "how long a replica taken out of service waits for its requests in flight (WebSockets, long polls) before it is stopped anyway")
 	c.Flags().DurationVar(&cfg.UpgradeTimeout, "upgrade-timeout", daemon.DefaultUpgradeTimeout, "how long a new daemon started on SIGHUP may take to serve before it is killed and the running one keeps serving")
 	c.Flags().BoolVar(&upgrade, "upgrade", false, "hand the running daemon of --root over to the binary now at its path (sends it SIGHUP) and wait until the new process serves")
+	c.Flags().StringVar(&cfg.Registry.Addr, "registry-addr", "", "serve the image store as an OCI registry on this address (e.g. 127.0.0.1:5000; plain HTTP only on loopback)")
+	c.Flags().StringVar(&cfg.Registry.TLSCert, "registry-tls-cert", "", "TLS certificate file for the registry")
+	c.Flags().StringVar(&cfg.Registry.TLSKey, "registry-tls-key", "", "TLS key file for the registry")
+	c.Flags().BoolVar(&cfg.Registry.TLSLocal, "registry-tls-local", false, "serve the registry with a certificate from skiff's local CA (ROOT/registry/ca.crt, for clients to trust)")
+	c.Flags().StringSliceVar(&cfg.Registry.AnonymousRead, "registry-anonymous-read", nil, "repository patterns anyone may pull without credentials, e.g. 'public/*' (repeatable)")
+	c.Flags().BoolVar(&cfg.Registry.Delete, "registry-delete", false, "allow deleting manifests, tags and blobs through the registry")
 	c.Flags().BoolVar(&debug, "debug", false, "log debug messages")
 	return c
 }

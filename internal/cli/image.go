@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/buildcontext"
 	"skiff.dev/skiff/api/client"
 	"skiff.dev/skiff/api/errdefs"
-	"skiff.dev/skiff/internal/image/build"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
@@ -331,6 +331,11 @@ func newImageBuildCmd(g *globals) *cobra.Command {
 		buildArgs []string
 		file      string
 		quiet     bool
+
+		// Progress, the image ID file and labels.
+		progress string
+		iidfile  string
+		labels   []string
 	)
 	c := &cobra.Command{
 		Use:   "build [flags] DIR",
@@ -342,9 +347,24 @@ forms, in a container without network), COPY (also --from a stage or an
 image, --chown, --chmod), ADD (local files and tars), ENV, ARG, WORKDIR,
 USER, EXPOSE, LABEL, CMD, ENTRYPOINT, STOPSIGNAL, multi-stage builds and
 .dockerignore. Not yet: RUN --mount and --security, RUN --network other
-than none, ADD of URLs and git sources, COPY --parents.`,
+than none, ADD of URLs and git sources, COPY --parents.
+
+Stages that do not need each other build at the same time (at most one
+per CPU); a stage starts once the stages it is FROM or copies from are
+built, and stages the target does not need are not built. A failing
+step stops the whole build.
+
+Progress goes to stderr. On a terminal (--progress tty, the default
+there) each step shows its time and, while it runs, its last lines of
+output, collapsed into one line when it succeeds and kept when it fails.
+--progress plain (the default elsewhere, for logs and CI) prints every
+step, output line and step end as a line starting with the step's
+number, "#3 DONE 1.2s". The image's ID and names go to stdout; with -q
+only its ID.`,
 		Example: `  CGO_ENABLED=0 go build -o examples/hello/hello ./examples/hello
-  skiff image build -t hello examples/hello`,
+  skiff image build -t hello examples/hello
+  skiff image build -t app:1.4 -t app:latest --label org.opencontainers.image.revision=$(git rev-parse HEAD) .
+  skiff image build -q --iidfile app.iid -t app --progress plain .`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
@@ -371,17 +391,39 @@ than none, ADD of URLs and git sources, COPY --parents.`,
 				}
 				opts.BuildArgs[k] = v
 			}
-			if !quiet {
-				opts.Progress = func(line string) { fmt.Fprintln(g.stderr, line) }
+			if err := checkProgressMode(progress); err != nil {
+				return withCode(125, err)
 			}
-			tr, err := build.ContextTar(dir, dockerfile)
+			lbls, err := parseLabels(labels)
+			if err != nil {
+				return withCode(125, err)
+			}
+			opts.Labels = lbls
+			var show buildProgress
+			if !quiet {
+				p, err := newBuildProgress(progress, g.stderr)
+				if err != nil {
+					return withCode(125, err)
+				}
+				show = p
+				opts.Events = p.event
+			}
+			tr, err := buildcontext.Tar(dir, dockerfile)
 			if err != nil {
 				return withCode(125, err)
 			}
 			defer tr.Close()
 			res, err := g.client().BuildImage(cmd.Context(), tr, opts)
+			if show != nil {
+				show.finish(err != nil)
+			}
 			if err != nil {
 				return err
+			}
+			if iidfile != "" {
+				if err := os.WriteFile(iidfile, []byte(res.ID), 0o644); err != nil {
+					return fmt.Errorf("writing the image ID to --iidfile: %w", err)
+				}
 			}
 			if quiet {
 				fmt.Fprintln(g.stdout, res.ID)
@@ -398,7 +440,10 @@ than none, ADD of URLs and git sources, COPY --parents.`,
 	c.Flags().StringVarP(&file, "file", "f", "", "Dockerfile to use (default DIR/Dockerfile); must be inside DIR")
 	c.Flags().StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument KEY=VALUE")
 	c.Flags().StringVar(&opts.Target, "target", "", "build this stage (default: the last)")
-	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image ID")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image ID, no progress")
+	c.Flags().StringVar(&progress, "progress", progressAuto, "how to show progress: auto (tty on a terminal, else plain), plain or tty")
+	c.Flags().StringVar(&iidfile, "iidfile", "", "write the image ID to this file")
+	c.Flags().StringArrayVar(&labels, "label", nil, "set a label KEY=VALUE in the image (repeatable)")
 	return c
 }
 

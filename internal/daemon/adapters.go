@@ -189,11 +189,16 @@ func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts api
 	if df == "" {
 		df = "Dockerfile"
 	}
-	img, err := build.Build(ctx, build.Options{
+	bopts := build.Options{
 		ContextDir: dir, Dockerfile: filepath.Join(dir, filepath.Clean("/"+df)),
 		BuildArgs: opts.BuildArgs, Target: opts.Target, Progress: progress,
 		Runtime: s.runtime, WorkDir: s.workDir,
-	}, s.store)
+	}
+	if opts.Events != nil { // progress as events, not lines
+		bopts.Progress, bopts.Events = nil, opts.Events
+	}
+	bopts.Labels = opts.Labels
+	img, err := build.Build(ctx, bopts, s.store)
 	if err != nil {
 		return api.ImageBuildResponse{}, err
 	}

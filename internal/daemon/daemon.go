@@ -78,6 +78,8 @@ type Config struct {
 	// MetricsAddr, when set, serves Prometheus metrics on /metrics over
 	// TCP there (they are always on the API socket too).
 	MetricsAddr string
+	// Registry serves the image store over the OCI distribution API.
+	Registry RegistryConfig
 	// Version is reported by the API.
 	Version string
 	// UpgradeTimeout bounds a handover on SIGHUP, from starting the new
@@ -113,6 +115,7 @@ type Daemon struct {
 	server      *http.Server
 	apiErr      chan error
 	metricsSrv  *http.Server
+	registrySrv *http.Server
 
 	// The state is let go of, and taken back, as a whole by upgrade.
 	lock     *os.File
@@ -236,6 +239,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	dnsSocks := d.socks.dns
 	d.socks.dns = nil
 	if err := d.openState(ctx, dnsSocks); err != nil {
+		return nil, err
+	}
+	if err := d.startRegistry(ctx); err != nil {
 		return nil, err
 	}
 	if err := d.listenAPI(); err != nil {
@@ -512,6 +518,7 @@ func (d *Daemon) close() {
 	if d.metricsSrv != nil {
 		d.metricsSrv.Close()
 	}
+	d.stopRegistry()
 	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.metricsLn} {
 		if l != nil {
 			l.Close()

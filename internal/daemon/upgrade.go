@@ -86,6 +86,7 @@ func (d *Daemon) upgrade(ctx context.Context) (bool, error) {
 	}
 	d.log.Info("upgrade: the new daemon runs; handing over the state directory", "pid", s.cmd.Process.Pid)
 	d.stopAPI()
+	d.stopRegistry()
 	d.closeState()
 	d.lock.Close()
 	d.lock = nil
@@ -118,6 +119,9 @@ func (d *Daemon) takeBack(ctx context.Context, dnsSocks map[string]dns.Sockets) 
 		return err
 	}
 	if err := d.openState(ctx, dnsSocks); err != nil {
+		return err
+	}
+	if err := d.startRegistry(ctx); err != nil {
 		return err
 	}
 	if err := d.startAPI(); err != nil {

@@ -6,7 +6,9 @@
 //
 //	images/oci-layout, images/index.json  the OCI image layout
 //	images/blobs/sha256/<hex>               manifests, configs, layers
+//	images/blobs/sha512/<hex>               content pushed with sha512 digests
 //	images/.tmp/                            blobs and imports in progress
+//	images/.tmp/uploads/                    registry uploads in progress
 //	layers/<chain-id-hex>/                  one unpacked layer (overlay format)
 //	layers/.tmp-*/                          unpacks in progress
 //
@@ -20,6 +22,12 @@
 //
 // An image is identified by its ID, the digest of its config; List shows
 // one entry per ID with all its tags.
+//
+// The registry (internal/registry, distribution.go) stores what clients
+// push in the same layout: a manifest pushed by digest is an entry whose
+// ref name is "NAME@DIGEST", and entries that are not runnable images
+// (OCI artifacts, indexes without an image for this host, sha512 content)
+// are kept and served but skipped by List and lookups.
 //
 // # References
 //

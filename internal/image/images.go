@@ -3,6 +3,7 @@ package image
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -26,6 +27,9 @@ func (s *Store) groups(entries []v1.Descriptor) ([]*group, error) {
 	byID := map[v1.Hash]*group{}
 	for _, e := range entries {
 		m, err := s.meta(e)
+		if errors.Is(err, errNotImage) {
+			continue // an artifact the registry serves
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read image %s: %w", e.Digest, err)
 		}

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -96,6 +97,9 @@ func (s *Store) lookupID(entries []v1.Descriptor, ref, idHex string) (match, err
 	var ids []string
 	for _, e := range entries {
 		m, err := s.meta(e)
+		if errors.Is(err, errNotImage) {
+			continue
+		}
 		if err != nil {
 			return match{}, err
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
@@ -46,11 +47,24 @@ func (s *Store) blobPath(h v1.Hash) string {
 	return filepath.Join(s.imagesDir, "blobs", h.Algorithm, h.Hex)
 }
 
+// errNotImage marks content the store keeps but cannot run: an OCI
+// artifact, a manifest whose config is not an image config, an index
+// without an image for this host's platform, or content addressed by
+// another algorithm than sha256 (all pushed through the registry). Lists
+// and lookups of images skip it; the registry serves it.
+var errNotImage = errors.New("not a runnable image")
+
+// isImageConfig reports whether a manifest's config media type is that of
+// an image configuration (OCI or Docker).
+func isImageConfig(mt types.MediaType) bool {
+	return mt == types.OCIConfigJSON || mt == types.DockerConfigJSON || mt == ""
+}
+
 // readBlob reads a metadata blob (manifest, index or config) of at most
 // maxMetadataSize bytes.
 func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
-	if h.Algorithm != "sha256" || len(h.Hex) != 64 {
-		return nil, errdefs.Invalid("unsupported digest %q: only sha256 is supported", h)
+	if !validDigest(h) {
+		return nil, errdefs.Invalid("unsupported digest %q: only sha256 and sha512 are supported", h)
 	}
 	f, err := os.Open(s.blobPath(h))
 	if err != nil {
@@ -89,6 +103,9 @@ func (s *Store) meta(d v1.Descriptor) (*imageMeta, error) {
 }
 
 func (s *Store) loadMeta(d v1.Descriptor) (*imageMeta, error) {
+	if d.Digest.Algorithm != "sha256" {
+		return nil, fmt.Errorf("manifest %s: %w", d.Digest, errNotImage)
+	}
 	if d.MediaType.IsIndex() {
 		raw, err := s.readBlob(d.Digest)
 		if err != nil {
@@ -100,7 +117,7 @@ func (s *Store) loadMeta(d v1.Descriptor) (*imageMeta, error) {
 		}
 		child, err := selectPlatform(im.Manifests, hostPlatform())
 		if err != nil {
-			return nil, fmt.Errorf("image index %s: %w", d.Digest, err)
+			return nil, fmt.Errorf("image index %s: %w: %w", d.Digest, err, errNotImage)
 		}
 		return s.loadMeta(child)
 	}
@@ -120,6 +137,9 @@ func parseMeta(d v1.Descriptor, rawManifest []byte, readBlob func(v1.Hash) ([]by
 	}
 	if mf.Config.Digest.Hex == "" {
 		return nil, errdefs.Invalid("image manifest %s names no config: it is not an image manifest", d.Digest)
+	}
+	if !isImageConfig(mf.Config.MediaType) {
+		return nil, fmt.Errorf("manifest %s has a config of type %q: %w", d.Digest, mf.Config.MediaType, errNotImage)
 	}
 	rawCfg, err := readBlob(mf.Config.Digest)
 	if err != nil {

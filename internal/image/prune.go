@@ -1,8 +1,9 @@
 package image
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -93,7 +94,10 @@ func (s *Store) removeLocked(ref string, force bool, inUse func(string) bool) (a
 }
 
 // Prune deletes dangling (untagged) images that are not inUse, then every
-// blob and unpacked layer directory that no image in index.json needs.
+// blob and unpacked layer directory that no image in index.json needs,
+// except blobs the registry received for a manifest to come (leased for
+// the upload max age), and registry uploads left unfinished for longer
+// than that.
 // Images in use by containers are always in index.json (Remove keeps them
 // there, untagged), so nothing a tag or a container uses is deleted.
 // inUse may be nil.
@@ -127,6 +131,15 @@ func (s *Store) Prune(ctx context.Context, inUse func(id string) bool) (api.Imag
 			drop[e.Digest] = true
 		}
 	}
+	// Untagged content that is not an image (an artifact a pushed tag
+	// moved off) has no group: nothing but its entry keeps it.
+	for _, e := range s.index {
+		if refOf(e) == "" {
+			if _, err := s.meta(e); errors.Is(err, errNotImage) {
+				drop[e.Digest] = true
+			}
+		}
+	}
 	if len(drop) > 0 {
 		entries := slices.DeleteFunc(slices.Clone(s.index), func(e v1.Descriptor) bool {
 			return refOf(e) == "" && drop[e.Digest]
@@ -141,9 +154,18 @@ func (s *Store) Prune(ctx context.Context, inUse func(id string) bool) (api.Imag
 	if err != nil {
 		return resp, err
 	}
+	s.pruneUploads()
 	freed, err := emptyTrash(trash)
 	resp.BytesFreed += freed
 	return resp, err
+}
+
+// manifestRefs is what any manifest, index or artifact names: the
+// descriptors the store keeps for it.
+type manifestRefs struct {
+	Config    *v1.Descriptor  `json:"config"`
+	Layers    []v1.Descriptor `json:"layers"`
+	Manifests []v1.Descriptor `json:"manifests"`
 }
 
 // reachableLocked returns every blob and layer chain (hex) the entries
@@ -160,32 +182,33 @@ func (s *Store) reachableLocked(entries []v1.Descriptor) (map[v1.Hash]bool, map[
 			return nil // a platform of an index that was never fetched
 		}
 		blobs[d.Digest] = true
-		switch {
-		case d.MediaType.IsIndex():
-			raw, err := s.readBlob(d.Digest)
-			if err != nil {
+		raw, err := s.readBlob(d.Digest)
+		if err != nil {
+			return err
+		}
+		var mf manifestRefs
+		if err := json.Unmarshal(raw, &mf); err != nil {
+			if d.MediaType.IsIndex() || d.MediaType.IsImage() {
+				return errdefs.Invalid("manifest %s: %v", d.Digest, err)
+			}
+			return nil // content the registry stored as it came
+		}
+		for _, c := range mf.Manifests {
+			if err := walk(c, false); err != nil {
 				return err
 			}
-			im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-			if err != nil {
-				return errdefs.Invalid("image index %s: %v", d.Digest, err)
-			}
-			for _, c := range im.Manifests {
-				if err := walk(c, false); err != nil {
-					return err
+		}
+		if mf.Config != nil {
+			blobs[mf.Config.Digest] = true
+		}
+		for _, l := range mf.Layers {
+			blobs[l.Digest] = true
+		}
+		if d.MediaType.IsImage() {
+			if m, err := s.meta(d); err == nil {
+				for _, c := range m.chains {
+					chains[c.Hex] = true
 				}
-			}
-		case d.MediaType.IsImage():
-			m, err := s.meta(d)
-			if err != nil {
-				return err
-			}
-			blobs[m.manifest.Config.Digest] = true
-			for _, l := range m.manifest.Layers {
-				blobs[l.Digest] = true
-			}
-			for _, c := range m.chains {
-				chains[c.Hex] = true
 			}
 		}
 		return nil
@@ -212,17 +235,22 @@ func (s *Store) sweepLocked() (resp api.ImagePruneResponse, trash []string, err 
 	}
 	s.pinMu.Lock()
 	defer s.pinMu.Unlock()
-	if ents, err := os.ReadDir(s.blobsDir); err == nil {
+	for _, alg := range digestAlgorithms {
+		dir := filepath.Join(s.imagesDir, "blobs", alg)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
 		for _, e := range ents {
-			h := v1.Hash{Algorithm: "sha256", Hex: e.Name()}
-			if !isHex64(e.Name()) || blobs[h] || s.pins[blobKey(h)] > 0 {
+			h := v1.Hash{Algorithm: alg, Hex: e.Name()}
+			if !validDigest(h) || blobs[h] || s.pins[blobKey(h)] > 0 || s.leasedLocked(h) {
 				continue
 			}
 			fi, err := e.Info()
 			if err != nil {
 				continue
 			}
-			if err := os.Remove(filepath.Join(s.blobsDir, e.Name())); err == nil {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
 				resp.BlobsDeleted++
 				resp.BytesFreed += fi.Size()
 			}

@@ -87,6 +87,11 @@ type Store struct {
 	// decides and deletes.
 	pinMu sync.Mutex
 	pins  map[string]int
+	// leases keep blobs the registry received, until a time, for the
+	// manifest that will name them (LeaseBlob); guarded by pinMu.
+	leases map[v1.Hash]time.Time
+	// uploadMaxAge bounds unfinished registry uploads and leases.
+	uploadMaxAge time.Duration
 
 	chainMu    sync.Mutex
 	chainLocks map[string]*chainLock
@@ -137,6 +142,7 @@ func Open(root string, opts ...Option) (*Store, error) {
 		log:        slog.Default(),
 
 		maxImageSize: DefaultMaxImageSize,
+		uploadMaxAge: DefaultUploadMaxAge,
 	}
 	for _, o := range opts {
 		o(s)

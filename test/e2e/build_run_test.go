@@ -2,14 +2,11 @@ package e2e
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -174,146 +171,4 @@ func buildLeftovers(t *testing.T, d *Daemon) {
 	} else if strings.Contains(string(out), "skiff-build-") {
 		t.Errorf("runc still knows build containers: %s", out)
 	}
-}
-
-// podmanBuildDockerfile is built by skiff and by podman from the same
-// context (busybox and a few files, no base image needed).
-const podmanBuildDockerfile = `FROM scratch
-COPY rootfs/ /
-ENV PATH=/bin
-RUN mkdir -p /data/keep && echo old > /data/keep/a && echo doomed > /victim && mkdir /home && mkdir -m 0750 /home/app && chown 1000:1000 /home/app
-RUN rm /victim && rm -rf /data && mkdir /data && echo new > /data/b && ln /etc/passwd /etc/passwd.link && chmod 4755 /data/b
-USER app
-RUN echo "$(id -un)" > /home/app/seen && chmod 0640 /home/app/seen
-`
-
-// podmanOnly are the empty mount points podman's builder leaves in an
-// image; skiff, like BuildKit, leaves them out.
-var podmanOnly = map[string]bool{"dev": true, "proc": true, "sys": true, "run": true, "etc/hostname": true, "etc/hosts": true, "etc/resolv.conf": true}
-
-// TestBuildRunMatchesPodman builds one Dockerfile with RUN steps with
-// skiff and with podman, unpacks both images with umoci and compares
-// every file's type, mode, owner, contents, link target and link count.
-func TestBuildRunMatchesPodman(t *testing.T) {
-	for _, bin := range []string{"podman", "skopeo", "umoci"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s is needed (make deps-test): %v", bin, err)
-		}
-	}
-	d := env.daemon
-	work := t.TempDir()
-	ctxDir := filepath.Join(work, "ctx")
-	root := filepath.Join(ctxDir, "rootfs")
-	for _, dir := range []string{"bin", "etc", "tmp"} {
-		os.MkdirAll(filepath.Join(root, dir), 0o755)
-	}
-	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
-	bb, _ := exec.LookPath("busybox")
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755)
-	for _, a := range []string{"sh", "echo", "mkdir", "rm", "ln", "chmod", "chown", "id"} {
-		os.Symlink("busybox", filepath.Join(root, "bin", a))
-	}
-	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\napp:x:1000:\n"), 0o644)
-	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(podmanBuildDockerfile), 0o644)
-
-	must(t, d, "image", "build", "-q", "-t", "podman-cmp", ctxDir)
-	skiffLayout := filepath.Join(work, "skiff-oci")
-	run(t, nil, "skopeo", "copy", "oci:"+filepath.Join(d.Root, "images")+":localhost/podman-cmp:latest", "oci:"+skiffLayout+":cmp")
-
-	conf := filepath.Join(work, "containers.conf")
-	os.WriteFile(conf, []byte("[containers]\ndefault_ulimits=[\"nofile=20000:20000\",\"nproc=32768:32768\"]\n[engine]\nruntime=\"runc\"\ncgroup_manager=\"cgroupfs\"\nevents_logger=\"file\"\n"), 0o644)
-	penv := append(os.Environ(), "CONTAINERS_CONF="+conf)
-	// podman refuses a runroot path over 50 characters.
-	short, err := os.MkdirTemp("", "pm-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := []string{"--root", filepath.Join(short, "root"), "--runroot", filepath.Join(short, "run"), "--storage-driver", "overlay"}
-	t.Cleanup(func() {
-		c := exec.Command("podman", append(p, "system", "reset", "-f")...)
-		c.Env = penv
-		c.Run()
-		os.RemoveAll(short)
-	})
-	run(t, penv, "podman", append(p, "build", "-q", "--network", "none", "-t", "localhost/cmp:latest", ctxDir)...)
-	podmanLayout := filepath.Join(work, "podman-oci")
-	run(t, penv, "podman", append(p, "push", "-q", "localhost/cmp:latest", "oci:"+podmanLayout+":cmp")...)
-
-	run(t, nil, "umoci", "unpack", "--image", skiffLayout+":cmp", filepath.Join(work, "skiff-bundle"))
-	run(t, nil, "umoci", "unpack", "--image", podmanLayout+":cmp", filepath.Join(work, "podman-bundle"))
-	got := describeTree(t, filepath.Join(work, "skiff-bundle", "rootfs"))
-	want := describeTree(t, filepath.Join(work, "podman-bundle", "rootfs"))
-	for name, w := range want {
-		g, ok := got[name]
-		switch {
-		case !ok && podmanOnly[name]:
-		case !ok:
-			t.Errorf("%s: in podman's image, not in skiff's (%s)", name, w)
-		case g != w:
-			t.Errorf("%s: skiff %s, podman %s", name, g, w)
-		}
-	}
-	for name, g := range got {
-		if _, ok := want[name]; !ok {
-			t.Errorf("%s: in skiff's image, not in podman's (%s)", name, g)
-		}
-	}
-	for _, name := range []string{"data/b", "etc/passwd.link", "home/app/seen"} {
-		if got[name] == "" {
-			t.Errorf("%s missing: the comparison saw no RUN output", name)
-		}
-	}
-}
-
-// run runs a command and fails the test unless it succeeds.
-func run(t *testing.T, environ []string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = environ
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-}
-
-// describeTree maps each path under root to its type, mode, owner, link
-// count and contents or link target (not its times).
-func describeTree(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		desc := fmt.Sprintf("%v uid=%d gid=%d nlink=%d", fi.Mode(), st.Uid, st.Gid, st.Nlink)
-		switch {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			desc += " -> " + target
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" sha256=%x", sha256.Sum256(data))
-		case fi.IsDir():
-			desc = strings.Replace(desc, fmt.Sprintf("nlink=%d", st.Nlink), "", 1)
-		}
-		rel, _ := filepath.Rel(root, p)
-		out[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -164,6 +164,11 @@ func (c *copier) extract(it copyItem, dest string) error {
 			if n = written[target]; n == nil {
 				return fail("archive entry %q is a hard link to %q, which is not a file earlier in the archive", h.Name, h.Linkname)
 			}
+			if err := c.link(path.Join(dest, rel), n); err != nil {
+				return err
+			}
+			written[rel] = n
+			continue
 		} else if n = nodeFromHeader(h); n == nil {
 			continue
 		} else if n.typ == tar.TypeReg {

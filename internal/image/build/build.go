@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,6 +23,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 
+	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
 )
 
@@ -42,6 +46,16 @@ type Options struct {
 	// while it runs (a private directory is made in it and removed at
 	// the end); default os.TempDir(). Its path must not hold ',' or ':'.
 	WorkDir string
+
+	// Progress as events and image labels (the CLI's --progress and
+	// --label).
+
+	// Events, when set, receives the build's progress as structured
+	// events, one call at a time; Progress, when set, gets each event's
+	// Line().
+	Events func(api.BuildEvent)
+	// Labels are set in the image config, over the Dockerfile's LABELs.
+	Labels map[string]string
 }
 
 // Images gives the builder read access to local images for FROM and COPY --from=<image>.
@@ -80,19 +94,29 @@ type builder struct {
 	df       *dockerfile
 	cx       *buildContext
 	ctxTree  *fsTree
-	shlex    *shell.Lex
+	shlex    *lexer
 	global   *kv             // ARGs before the first FROM, and the platform ARGs
 	consumed map[string]bool // build args some ARG declared
 	target   platform
 	epoch    *time.Time
 	tmpDir   string
 	spool    spool
-	gen      int
+	gen      atomic.Int64
 	sources  map[string]*imageSource
 	stages   []*stage
 	multi    bool
 	runDir   string            // private directory of RUN steps, or ""
 	chains   map[string]string // chain ID → unpacked layer directory
+
+	// Stages build in parallel (parallel.go): mu guards what they
+	// share (sources and their trees, the context tree, consumed, the
+	// trees of finished stages), runMu the RUN directories (runDir,
+	// chains), emitMu the progress events.
+	mu     sync.Mutex
+	runMu  sync.Mutex
+	emitMu sync.Mutex
+	steps  int           // steps started, for api.BuildEvent.Step
+	slots  chan struct{} // one token per stage building at a time
 }
 
 // stage is the state of one stage while and after it is built.
@@ -109,19 +133,22 @@ type stage struct {
 	cmdSet   bool      // CMD given in this stage
 	created  time.Time // base creation time, then newest mtime written
 	ownHist  int       // first history entry this build wrote
-	building bool
-	built    bool
+
+	once     sync.Once     // builds the stage (parallel.go)
+	finished chan struct{} // closed once built or failed
+	err      error         // why the build failed, set before finished closes
+	cur      *stepRun      // the running step, or nil
 }
 
 func (s *stage) env() stageEnv { return stageEnv{env: s.cfg.Config.Env, args: s.args} }
 
+// printf reports a line about the whole build.
 func (b *builder) printf(format string, args ...any) {
-	if b.out != nil {
-		fmt.Fprintf(b.out, format, args...)
-	}
+	b.emit(api.BuildEvent{Kind: api.BuildMessage, Text: strings.TrimSuffix(fmt.Sprintf(format, args...), "\n")})
 }
 
-func (b *builder) warn(msg string) { b.printf("WARNING: %s\n", msg) }
+// warn reports something the Dockerfile should change.
+func (b *builder) warn(msg string) { b.emit(api.BuildEvent{Kind: api.BuildWarning, Text: msg}) }
 
 func (b *builder) run(ctx context.Context) (v1.Image, error) {
 	cx, err := openContext(b.opts.ContextDir, b.opts.Dockerfile)
@@ -131,10 +158,10 @@ func (b *builder) run(ctx context.Context) (v1.Image, error) {
 	b.cx = cx
 	b.tmpDir = os.TempDir()
 	b.spool.dir = b.tmpDir
-	if b.df, err = parseDockerfile(path.Base(cx.dockerfile), cx.dfData, b.warn); err != nil {
+	if b.df, err = parseDockerfile(path.Base(cx.Dockerfile), cx.DockerfileData, b.warn); err != nil {
 		return nil, err
 	}
-	b.shlex = shell.NewLex(b.df.escape)
+	b.shlex = &lexer{l: shell.NewLex(b.df.escape)}
 
 	b.target = hostPlatform()
 	if b.opts.Platform != "" {
@@ -155,12 +182,8 @@ func (b *builder) run(ctx context.Context) (v1.Image, error) {
 	reach := map[int]bool{}
 	b.reach(target.def.index, reach)
 	b.multi = len(reach) > 1
-	for _, s := range b.stages {
-		if reach[s.def.index] {
-			if err := b.build(ctx, s); err != nil {
-				return nil, err
-			}
-		}
+	if err := b.buildStages(ctx, reach); err != nil {
+		return nil, err
 	}
 	var unused []string
 	for k := range b.opts.BuildArgs {
@@ -171,6 +194,12 @@ func (b *builder) run(ctx context.Context) (v1.Image, error) {
 	if len(unused) > 0 {
 		slices.Sort(unused)
 		b.warn(fmt.Sprintf("build-args %v were not consumed by any ARG", unused))
+	}
+	if len(b.opts.Labels) > 0 {
+		if target.cfg.Config.Labels == nil {
+			target.cfg.Config.Labels = map[string]string{}
+		}
+		maps.Copy(target.cfg.Config.Labels, b.opts.Labels)
 	}
 	img, err := b.image(target)
 	if err != nil {
@@ -224,7 +253,7 @@ func (b *builder) metaArgs() error {
 // image), its platform and the earlier stages it copies from.
 func (b *builder) plan() error {
 	for _, def := range b.df.stages {
-		s := &stage{def: def}
+		s := &stage{def: def, finished: make(chan struct{})}
 		baseName, _, err := b.shlex.ProcessWord(def.baseName, b.global)
 		if err != nil {
 			return b.df.errAt(def.loc, errdefs.Invalid("FROM %s: %w", def.baseName, err))
@@ -342,22 +371,12 @@ func (b *builder) reach(index int, seen map[int]bool) {
 	}
 }
 
-// build runs a stage's instructions once; stages it needs are built first.
-func (b *builder) build(ctx context.Context, s *stage) error {
-	if s.built {
-		return nil
-	}
-	if s.building {
-		return b.df.errAt(s.def.loc, errdefs.Invalid("stage %s depends on itself", s.def.label()))
-	}
-	s.building = true
-	defer func() { s.building = false }()
+// runStage runs a stage's instructions, from FROM on; the stages it
+// needs are built.
+func (b *builder) runStage(ctx context.Context, s *stage) error {
 	if err := b.from(ctx, s); err != nil {
 		return err
 	}
-	total := len(s.def.commands) + 1
-	b.step(s, 1, total, s.def.code)
-
 	if triggers := s.cfg.Config.OnBuild; len(triggers) > 0 {
 		s.cfg.Config.OnBuild = nil
 		for _, t := range triggers {
@@ -366,6 +385,7 @@ func (b *builder) build(ctx context.Context, s *stage) error {
 			}
 		}
 	}
+	total := len(s.def.commands) + 1
 	for i, c := range s.def.commands {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -375,15 +395,7 @@ func (b *builder) build(ctx context.Context, s *stage) error {
 			return b.df.errAt(c.Location(), err)
 		}
 	}
-	s.built = true
 	return nil
-}
-
-func (b *builder) step(s *stage, i, total int, text string) {
-	if b.multi {
-		b.printf("[%s] ", s.def.label())
-	}
-	b.printf("STEP %d/%d: %s\n", i, total, text)
 }
 
 func commandText(c instructions.Command) string {
@@ -403,9 +415,11 @@ func (b *builder) from(ctx context.Context, s *stage) error {
 		}
 		s.cfg = s.base.cfg.DeepCopy()
 		s.layers = slices.Clone(s.base.layers)
+		b.mu.Lock()
 		if s.base.tree != nil {
 			s.tree = s.base.tree.clone()
 		}
+		b.mu.Unlock()
 		s.created = s.base.created
 		s.ownHist = s.base.ownHist
 		if s.platform != s.base.platform {
@@ -449,6 +463,8 @@ type imageSource struct {
 
 // source loads an image from the store, once per build.
 func (b *builder) source(ctx context.Context, ref string) (*imageSource, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if src, ok := b.sources[ref]; ok {
 		return src, nil
 	}
@@ -505,6 +521,12 @@ func treeFromLayers(ctx context.Context, layers []v1.Layer) (*fsTree, error) {
 
 // imageTree returns the filesystem of an image, read once per build.
 func (b *builder) imageTree(ctx context.Context, src *imageSource) (*fsTree, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.imageTreeLocked(ctx, src)
+}
+
+func (b *builder) imageTreeLocked(ctx context.Context, src *imageSource) (*fsTree, error) {
 	if src.tree == nil {
 		t, err := treeFromLayers(ctx, src.layers)
 		if err != nil {
@@ -518,12 +540,14 @@ func (b *builder) imageTree(ctx context.Context, src *imageSource) (*fsTree, err
 // stageTree returns a stage's current filesystem, reading its base
 // layers the first time.
 func (b *builder) stageTree(ctx context.Context, s *stage) (*fsTree, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if s.tree != nil {
 		return s.tree, nil
 	}
 	if s.base == nil {
 		if src, ok := b.sources[s.baseName]; ok && len(src.layers) == len(s.layers) {
-			t, err := b.imageTree(ctx, src)
+			t, err := b.imageTreeLocked(ctx, src)
 			if err != nil {
 				return nil, err
 			}
@@ -541,6 +565,8 @@ func (b *builder) stageTree(ctx context.Context, s *stage) (*fsTree, error) {
 
 // contextTree returns the build context's filesystem, read once.
 func (b *builder) contextTree(ctx context.Context) (*fsTree, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.ctxTree == nil {
 		t, err := b.cx.tree(ctx)
 		if err != nil {
@@ -595,10 +621,7 @@ func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy strin
 }
 
 // nextGen starts a new layer generation.
-func (b *builder) nextGen() int {
-	b.gen++
-	return b.gen
-}
+func (b *builder) nextGen() int { return int(b.gen.Add(1)) }
 
 // image assembles the OCI image of a built stage.
 func (b *builder) image(s *stage) (v1.Image, error) {

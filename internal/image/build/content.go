@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"skiff.dev/skiff/internal/inroot"
 )
@@ -75,8 +76,9 @@ func (c streamEntry) open() (io.ReadCloser, error) {
 
 // spool is a temporary file holding bytes fetched from tar streams, so
 // that many files of one layer are read in one pass. It lives as long as
-// one Build.
+// one Build; stages building at the same time share it.
 type spool struct {
+	mu  sync.Mutex
 	dir string
 	f   *os.File
 	end int64
@@ -95,6 +97,8 @@ func (s *spool) file() (*os.File, error) {
 }
 
 func (s *spool) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.f != nil {
 		s.f.Close()
 	}
@@ -103,6 +107,8 @@ func (s *spool) close() {
 // fetch replaces the streamEntry content of the given nodes by spooled
 // copies, reading each stream once.
 func (s *spool) fetch(nodes []*node) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	bySrc := map[streamSource]map[int][]*node{}
 	var order []streamSource
 	for _, n := range nodes {
@@ -162,6 +168,8 @@ func (s *spool) fetchStream(src streamSource, want map[int][]*node) error {
 
 // add copies size bytes of r to the spool.
 func (s *spool) add(r io.Reader, size int64) (spoolContent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	f, err := s.file()
 	if err != nil {
 		return spoolContent{}, err

@@ -198,7 +198,7 @@ func (c *copier) source(ctx context.Context, s *stage) (*fsTree, string, error) 
 		return nil, "", err
 	}
 	if dep != nil {
-		if err := b.build(ctx, dep); err != nil {
+		if err := b.need(ctx, dep); err != nil {
 			return nil, "", err
 		}
 		t, err := b.stageTree(ctx, dep)
@@ -287,8 +287,8 @@ func (c *copier) lookup(src *fsTree, p, raw, where string) (*node, error) {
 	hint := ""
 	if c.op.from == "" {
 		rel := strings.TrimPrefix(p, "/")
-		if c.b.cx.ignored(rel) && inroot.Exists(c.b.cx.dir, rel) {
-			hint = fmt.Sprintf(": it is excluded by %s", c.b.cx.ignoreFile)
+		if c.b.cx.Ignored(rel) && inroot.Exists(c.b.cx.Dir, rel) {
+			hint = fmt.Sprintf(": it is excluded by %s", c.b.cx.IgnoreFile)
 		}
 	}
 	return nil, errdefs.NotFound("%s %s: %q was not found in %s%s", c.op.name, raw, strings.TrimPrefix(p, "/"), where, hint)
@@ -383,6 +383,18 @@ func (c *copier) place(p string, src *node) (*node, error) {
 		c.placed = append(c.placed, n)
 	}
 	return n, nil
+}
+
+// link makes p a hard link to the regular file n this instruction placed
+// earlier: the tree holds the same node at both paths, and writeLayer
+// writes the later path as a hard link to the first.
+func (c *copier) link(p string, n *node) error {
+	dir, err := c.mkdir(path.Dir(p))
+	if err != nil {
+		return err
+	}
+	dir.children[path.Base(p)] = n
+	return nil
 }
 
 // createdBy is the history text of the instruction, as BuildKit writes it.

@@ -36,6 +36,18 @@
 // heredoc script starting with #!, remote ADD sources (URLs, git) and
 // COPY --parents.
 //
+// Stages build in parallel: each starts once the stages it is FROM or
+// copies from are built, at most one per CPU (two at least), and the
+// first failure cancels the others (their RUN containers are stopped)
+// before Build returns it, with nothing left in WorkDir.
+//
+// Progress is reported as api.BuildEvent values to Options.Events: a
+// step's start (its stage, its place in the stage, the instruction), the
+// lines its RUN prints, and its end (duration, cached, error); steps of
+// parallel stages interleave and name their stage. Options.Progress gets
+// each event's line of text ("[build] STEP 2/3: COPY ..."). Options.Labels
+// are set in the image config over the Dockerfile's LABELs.
+//
 // Semantics follow BuildKit where docker's builders differ: stages a
 // target does not need are not built (so they may hold RUN), a wildcard
 // that matches nothing copies nothing, COPY --from keeps the owners the

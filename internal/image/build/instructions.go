@@ -192,7 +192,9 @@ func (b *builder) withShell(s *stage, c instructions.ShellDependantCmdLine) []st
 func (b *builder) arg(s *stage, c *instructions.ArgCommand) error {
 	var parts []string
 	for _, a := range c.Args {
+		b.mu.Lock()
 		b.consumed[a.Key] = true
+		b.mu.Unlock()
 		var val *string
 		if v, ok := b.opts.BuildArgs[a.Key]; ok {
 			val = &v
@@ -282,7 +284,7 @@ func (b *builder) trigger(ctx context.Context, s *stage, expr string) error {
 				return at(err)
 			}
 			if dep != nil {
-				if err := b.build(ctx, dep); err != nil {
+				if err := b.need(ctx, dep); err != nil {
 					return err
 				}
 			}

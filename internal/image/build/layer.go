@@ -87,6 +87,7 @@ func writeLayer(ctx context.Context, tmpDir string, t *fsTree, gen int) (*fileLa
 	tw := lw.tw
 
 	var newest time.Time
+	files := map[*node]string{} // regular file → the path it was written at
 	err = walkTree(t.root, "", func(rel string, n *node) error {
 		if rel == "" || n.gen != gen {
 			return nil
@@ -97,10 +98,18 @@ func writeLayer(ctx context.Context, tmpDir string, t *fsTree, gen int) (*fileLa
 		if n.mtime.After(newest) {
 			newest = n.mtime
 		}
-		if err := tw.WriteHeader(n.header(rel)); err != nil {
+		h := n.header(rel)
+		first, linked := files[n]
+		if linked {
+			// A node at several paths is one file with several names.
+			h.Typeflag, h.Linkname, h.Size = tar.TypeLink, first, 0
+		} else if n.typ == tar.TypeReg {
+			files[n] = rel
+		}
+		if err := tw.WriteHeader(h); err != nil {
 			return fmt.Errorf("writing %s: %w", rel, err)
 		}
-		if n.typ != tar.TypeReg || n.size == 0 {
+		if linked || n.typ != tar.TypeReg || n.size == 0 {
 			return nil
 		}
 		rc, err := n.data.open()

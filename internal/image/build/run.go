@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -146,11 +145,16 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 	if err != nil {
 		return err
 	}
+	b.runMu.Lock()
 	dir := filepath.Join(b.runDir, "layers", strconv.Itoa(len(b.chains)))
-	if err := os.Rename(step.upper, dir); err != nil {
+	err = os.Rename(step.upper, dir)
+	if err == nil {
+		b.chains[chain] = dir
+	}
+	b.runMu.Unlock()
+	if err != nil {
 		return errdefs.Unavailable("keeping the step's changes: %w", err)
 	}
-	b.chains[chain] = dir
 	s.layers = append(s.layers, l)
 	s.history(createdBy, true)
 	if s.tree != nil {
@@ -173,6 +177,8 @@ type stepDir struct {
 }
 
 func (b *builder) newStepDir() (stepDir, error) {
+	b.runMu.Lock()
+	defer b.runMu.Unlock()
 	if err := b.ensureRunDir(); err != nil {
 		return stepDir{}, err
 	}
@@ -186,7 +192,8 @@ func (b *builder) newStepDir() (stepDir, error) {
 	return stepDir{id: id, dir: dir, upper: filepath.Join(dir, "upper"), work: filepath.Join(dir, "work"), rootfs: filepath.Join(dir, "rootfs")}, nil
 }
 
-// ensureRunDir creates the build's private directory under WorkDir.
+// ensureRunDir creates the build's private directory under WorkDir; the
+// caller holds runMu.
 func (b *builder) ensureRunDir() error {
 	if b.runDir != "" {
 		return nil
@@ -239,6 +246,8 @@ func (b *builder) chainOf(layers []v1.Layer, top v1.Layer) (string, error) {
 // layerDirs unpacks the stage's layers (once per build each) and returns
 // their directories, top first, for overlayfs.
 func (b *builder) layerDirs(ctx context.Context, s *stage) ([]string, error) {
+	b.runMu.Lock()
+	defer b.runMu.Unlock()
 	if err := b.ensureRunDir(); err != nil {
 		return nil, err
 	}
@@ -321,7 +330,7 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 		return err
 	}
 	defer att.Close()
-	out := &outputLines{w: b.out}
+	out := &outputLines{emit: func(l string) { b.output(s, l) }}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -373,10 +382,10 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 // outputGrace bounds the wait for a step's last output once it exited.
 const outputGrace = 5 * time.Second
 
-// outputLines passes a step's output to the progress writer line by line
-// and keeps its last lines.
+// outputLines passes a step's output to emit line by line and keeps its
+// last lines.
 type outputLines struct {
-	w       io.Writer
+	emit    func(line string)
 	partial []byte
 	tail    []string
 }
@@ -394,8 +403,8 @@ func (o *outputLines) write(p []byte) {
 }
 
 func (o *outputLines) line(l string) {
-	if o.w != nil {
-		fmt.Fprintf(o.w, "%s\n", l)
+	if o.emit != nil {
+		o.emit(l)
 	}
 	o.tail = append(o.tail, l)
 	if len(o.tail) > tailLines {
