@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"time"
 
 	"skiff.dev/skiff/api"
 )
@@ -73,6 +74,21 @@ type BuildOptions struct {
 	Target     string
 	// Progress receives the build's step lines.
 	Progress func(line string)
+
+	// The layer cache.
+	NoCache bool // build every step, looking nothing up in the cache
+	Pull    bool // pull FROM images from their registries first
+}
+
+// PruneBuildCache empties the build cache (layers and cache mounts), or
+// with olderThan > 0 drops what was not used for that long.
+func (c *Client) PruneBuildCache(ctx context.Context, olderThan time.Duration) (api.BuildCachePruneResponse, error) {
+	var out api.BuildCachePruneResponse
+	q := url.Values{}
+	if olderThan > 0 {
+		q.Set("olderThan", olderThan.String())
+	}
+	return out, c.doJSON(ctx, "POST", "/build/prune", q, nil, &out)
 }
 
 // BuildImage builds an image from a context tar.
@@ -89,6 +105,13 @@ func (c *Client) BuildImage(ctx context.Context, contextTar io.Reader, opts Buil
 	}
 	for k, v := range opts.BuildArgs {
 		q.Add("buildarg", k+"="+v)
+	}
+	// The layer cache.
+	if opts.NoCache {
+		q.Set("nocache", "1")
+	}
+	if opts.Pull {
+		q.Set("pull", "1")
 	}
 	resp, err := c.do(ctx, "POST", "/images/build", q, contextTar, "application/x-tar")
 	if err != nil {

@@ -42,6 +42,17 @@ type BuildOptions struct {
 	Dockerfile string // path inside the context
 	BuildArgs  map[string]string
 	Target     string
+
+	// The layer cache.
+	NoCache bool // no cache lookups
+	Pull    bool // pull FROM images from their registries first
+}
+
+// BuildCache is the build cache, when the image service has one.
+type BuildCache interface {
+	// PruneBuildCache drops the cache entries (and cache mounts) not
+	// used for olderThan, every one when olderThan is 0.
+	PruneBuildCache(ctx context.Context, olderThan time.Duration) (api.BuildCachePruneResponse, error)
 }
 
 // Images is the image service the API serves.
@@ -171,6 +182,7 @@ func (s *Server) routes() {
 	h("DELETE /v1/images", s.removeImage)
 	h("POST /v1/images/prune", s.pruneImages)
 	h("POST /v1/images/build", s.buildImage)
+	h("POST /v1/build/prune", s.pruneBuildCache)
 
 	if s.apps != nil {
 		s.appRoutes(h)

@@ -312,14 +312,18 @@ func newImageRmCmd(g *globals) *cobra.Command {
 func newImagePruneCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "prune",
-		Short: "Delete images without names, and blobs and layers nothing uses",
+		Short: "Delete images without names, the build cache, and blobs and layers nothing uses",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := g.client().PruneImages(cmd.Context())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "Deleted %d blobs and %d unpacked layers\nTotal reclaimed space: %s\n", res.BlobsDeleted, res.LayersDeleted, humanSize(res.BytesFreed))
+			fmt.Fprintf(g.stdout, "Deleted %d blobs and %d unpacked layers\n", res.BlobsDeleted, res.LayersDeleted)
+			if res.BuildCacheEntriesDeleted > 0 {
+				fmt.Fprintf(g.stdout, "Deleted %d build cache entries\n", res.BuildCacheEntriesDeleted)
+			}
+			fmt.Fprintf(g.stdout, "Total reclaimed space: %s\n", humanSize(res.BytesFreed))
 			return nil
 		},
 	}
@@ -399,6 +403,9 @@ than none, ADD of URLs and git sources, COPY --parents.`,
 	c.Flags().StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument KEY=VALUE")
 	c.Flags().StringVar(&opts.Target, "target", "", "build this stage (default: the last)")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image ID")
+	// The layer cache.
+	c.Flags().BoolVar(&opts.NoCache, "no-cache", false, "build every step again, ignoring the build cache")
+	c.Flags().BoolVar(&opts.Pull, "pull", false, "pull FROM images from their registries first (except localhost/ names), rather than use the local copies")
 	return c
 }
 

@@ -42,6 +42,22 @@ type Options struct {
 	// while it runs (a private directory is made in it and removed at
 	// the end); default os.TempDir(). Its path must not hold ',' or ':'.
 	WorkDir string
+
+	// The layer cache (cache.go).
+	// Cache keeps the results of RUN, COPY, ADD and WORKDIR steps
+	// between builds; nil builds without a cache.
+	Cache Cache
+	// NoCache skips cache lookups (results are still stored).
+	NoCache bool
+	// Pull fetches every FROM and --from image with Puller first, rather
+	// than use the local copy.
+	Pull   bool
+	Puller Puller
+}
+
+// Puller fetches an image from its registry into the local store.
+type Puller interface {
+	Pull(ctx context.Context, ref string) error
 }
 
 // Images gives the builder read access to local images for FROM and COPY --from=<image>.
@@ -93,6 +109,7 @@ type builder struct {
 	multi    bool
 	runDir   string            // private directory of RUN steps, or ""
 	chains   map[string]string // chain ID → unpacked layer directory
+	pending  string            // the step line not yet written
 }
 
 // stage is the state of one stage while and after it is built.
@@ -116,6 +133,7 @@ type stage struct {
 func (s *stage) env() stageEnv { return stageEnv{env: s.cfg.Config.Env, args: s.args} }
 
 func (b *builder) printf(format string, args ...any) {
+	b.endStep("")
 	if b.out != nil {
 		fmt.Fprintf(b.out, format, args...)
 	}
@@ -371,7 +389,9 @@ func (b *builder) build(ctx context.Context, s *stage) error {
 			return err
 		}
 		b.step(s, i+2, total, commandText(c))
-		if err := b.dispatch(ctx, s, c); err != nil {
+		err := b.dispatch(ctx, s, c)
+		b.endStep("")
+		if err != nil {
 			return b.df.errAt(c.Location(), err)
 		}
 	}
@@ -379,11 +399,24 @@ func (b *builder) build(ctx context.Context, s *stage) error {
 	return nil
 }
 
+// step announces a step. Its line is written when the step's outcome is
+// known (endStep) or anything else is printed, so a cache hit can end it
+// with " CACHED".
 func (b *builder) step(s *stage, i, total int, text string) {
+	b.endStep("")
+	prefix := ""
 	if b.multi {
-		b.printf("[%s] ", s.def.label())
+		prefix = fmt.Sprintf("[%s] ", s.def.label())
 	}
-	b.printf("STEP %d/%d: %s\n", i, total, text)
+	b.pending = fmt.Sprintf("%sSTEP %d/%d: %s", prefix, i, total, text)
+}
+
+// endStep writes the pending step line, if any, followed by suffix.
+func (b *builder) endStep(suffix string) {
+	if b.pending != "" && b.out != nil {
+		fmt.Fprintf(b.out, "%s%s\n", b.pending, suffix)
+	}
+	b.pending = ""
 }
 
 func commandText(c instructions.Command) string {
@@ -455,6 +488,11 @@ func (b *builder) source(ctx context.Context, ref string) (*imageSource, error) 
 	if b.images == nil {
 		return nil, errdefs.NotFound("image %q is not available: this build has no image store; use FROM scratch", ref)
 	}
+	if b.opts.Pull {
+		if err := b.pull(ctx, ref); err != nil {
+			return nil, err
+		}
+	}
 	img, err := b.images.Image(ctx, ref)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
@@ -473,10 +511,41 @@ func (b *builder) source(ctx context.Context, ref string) (*imageSource, error) 
 	if err != nil {
 		return nil, errdefs.Unavailable("reading the layers of image %q: %w", ref, err)
 	}
+	if len(cfg.RootFS.DiffIDs) != len(layers) {
+		return nil, errdefs.Invalid("image %q lists %d layers and %d diff IDs: the image is corrupt", ref, len(layers), len(cfg.RootFS.DiffIDs))
+	}
+	for i, l := range layers {
+		layers[i] = diffIDLayer{Layer: l, diffID: cfg.RootFS.DiffIDs[i]}
+	}
 	src := &imageSource{ref: ref, cfg: cfg, layers: layers}
 	b.sources[ref] = src
 	return src, nil
 }
+
+// pull fetches ref from its registry (--pull).
+func (b *builder) pull(ctx context.Context, ref string) error {
+	if b.opts.Puller == nil {
+		return errdefs.Invalid("--pull needs a registry client, and this build has none: build through the skiff daemon")
+	}
+	b.printf("Pulling %s\n", ref)
+	if err := b.opts.Puller.Pull(ctx, ref); err != nil {
+		if errdefs.Category(err) == nil {
+			err = errdefs.Unavailable("%w", err)
+		}
+		return fmt.Errorf("--pull: cannot pull image %q from its registry (build without --pull to use the local copy): %w", ref, err)
+	}
+	return nil
+}
+
+// diffIDLayer is a layer of a stored image with the diff ID its config
+// lists: asking the store's layer would decompress it to compute one.
+type diffIDLayer struct {
+	v1.Layer
+	diffID v1.Hash
+}
+
+// DiffID returns the diff ID from the image config.
+func (l diffIDLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 
 // layerSource reads a layer's tar stream.
 type layerSource struct{ l v1.Layer }
@@ -577,8 +646,9 @@ func (s *stage) history(createdBy string, layer bool) {
 	})
 }
 
-// commit writes the nodes of generation gen as a new layer of the stage.
-func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy string) error {
+// commit writes the nodes of generation gen as a new layer of the stage,
+// and keeps it in the cache under key (unless key is "").
+func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy, key string) error {
 	l, newest, err := writeLayer(ctx, b.tmpDir, s.tree, gen)
 	if err != nil {
 		if errdefs.Category(err) == nil && ctx.Err() == nil {
@@ -586,6 +656,7 @@ func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy strin
 		}
 		return err
 	}
+	b.remember(ctx, key, l, newest)
 	s.layers = append(s.layers, l)
 	s.history(createdBy, true)
 	if newest.After(s.created) {

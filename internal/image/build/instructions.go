@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -238,11 +239,19 @@ func (b *builder) workdir(ctx context.Context, s *stage, p string) error {
 		s.history("WORKDIR /", false)
 		return nil
 	}
+	key, err := b.cacheKey(s, stepKey{Op: "WORKDIR " + p, User: s.cfg.Config.User})
+	if err != nil {
+		return err
+	}
+	if hit, err := b.cached(ctx, s, key, "WORKDIR "+p); hit || err != nil {
+		return err
+	}
 	t, err := b.stageTree(ctx, s)
 	if err != nil {
 		return err
 	}
 	if n, _, err := t.lookup(p, true); err == nil && n.isDir() {
+		b.remember(ctx, key, nil, time.Time{})
 		s.history("WORKDIR "+p, false)
 		return nil
 	}
@@ -258,7 +267,7 @@ func (b *builder) workdir(ctx context.Context, s *stage, p string) error {
 	if err != nil {
 		return errdefs.Invalid("WORKDIR %s: cannot create it: %w", p, err)
 	}
-	return b.commit(ctx, s, gen, "WORKDIR "+p)
+	return b.commit(ctx, s, gen, "WORKDIR "+p, key)
 }
 
 // trigger runs one ONBUILD instruction the base image registered, at the
