@@ -346,7 +346,11 @@ forms, in a container without network), COPY (also --from a stage or an
 image, --chown, --chmod), ADD (local files and tars), ENV, ARG, WORKDIR,
 USER, EXPOSE, LABEL, CMD, ENTRYPOINT, STOPSIGNAL, multi-stage builds and
 .dockerignore. Not yet: RUN --mount and --security, RUN --network other
-than none, ADD of URLs and git sources, COPY --parents.`,
+than none, ADD of URLs and git sources, COPY --parents.
+
+Steps whose inputs did not change are taken from the build cache and
+shown CACHED; --no-cache builds every step. skiff builder prune empties
+the cache.`,
 		Example: `  CGO_ENABLED=0 go build -o examples/hello/hello ./examples/hello
   skiff image build -t hello examples/hello`,
 		Args: cobra.ExactArgs(1),

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -154,10 +155,14 @@ func (b *builder) runKey(ctx context.Context, s *stage, c *instructions.RunComma
 			return "", err
 		}
 		src := ""
-		if m.From != "" {
-			if src, err = b.fromChain(ctx, s, m.From); err != nil {
-				return "", err
-			}
+		switch {
+		case m.From != "":
+			src, err = b.fromChain(ctx, s, m.From)
+		case m.Type == instructions.MountTypeBind:
+			src, err = b.contextDigest(ctx, m.Source)
+		}
+		if err != nil {
+			return "", err
 		}
 		k.Mounts = append(k.Mounts, string(spec)+" "+src)
 	}
@@ -203,38 +208,32 @@ func (c *copier) sourcesDigest(items []copyItem) (string, error) {
 	h := sha256.New()
 	for _, it := range items {
 		fmt.Fprintf(h, "item %q %q\n", it.src, it.name)
-		if err := c.hashNode(h, it.n, "", it.n.isDir()); err != nil {
-			return "", err
+		if err := hashTree(c.ctx, h, it.n, "", it.n.isDir(), c.excluded); err != nil {
+			return "", errdefs.Unavailable("%s: %w", c.op.name, err)
 		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hashNode writes n (at rel below its item) and, for a directory being
-// copied, its entries.
-func (c *copier) hashNode(h hash.Hash, n *node, rel string, walk bool) error {
-	if err := c.ctx.Err(); err != nil {
+// hashTree writes n (at rel) and, with walk, the entries below it that
+// skip does not drop, to h.
+func hashTree(ctx context.Context, h hash.Hash, n *node, rel string, walk bool, skip func(rel string) bool) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	fmt.Fprintf(h, "%q %c %o %d:%d %d %q %d %d %d\n", rel, n.typ, n.mode, n.uid, n.gid, n.size, n.link, n.mtime.Unix(), n.devMajor, n.devMinor)
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range n.pax {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(n.pax)) {
 		fmt.Fprintf(h, "x %q %q\n", k, n.pax[k])
 	}
 	if n.typ == tar.TypeReg && n.size > 0 {
 		rc, err := n.data.open()
 		if err != nil {
-			return errdefs.Unavailable("%s: reading %s: %w", c.op.name, rel, err)
+			return fmt.Errorf("reading %s: %w", rel, err)
 		}
 		_, err = io.Copy(h, rc)
 		rc.Close()
 		if err != nil {
-			return errdefs.Unavailable("%s: reading %s: %w", c.op.name, rel, err)
+			return fmt.Errorf("reading %s: %w", rel, err)
 		}
 	}
 	if !walk {
@@ -242,12 +241,30 @@ func (c *copier) hashNode(h hash.Hash, n *node, rel string, walk bool) error {
 	}
 	for _, name := range sortedNames(n) {
 		r := path.Join(rel, name)
-		if c.excluded(r) {
+		if skip != nil && skip(r) {
 			continue
 		}
-		if err := c.hashNode(h, n.children[name], r, n.children[name].isDir()); err != nil {
+		if err := hashTree(ctx, h, n.children[name], r, n.children[name].isDir(), skip); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// contextDigest hashes the context entry at rel and what is below it
+// (RUN --mount=type=bind without from=); a missing entry hashes as such,
+// for the mount to report.
+func (b *builder) contextDigest(ctx context.Context, rel string) (string, error) {
+	t, err := b.contextTree(ctx)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	n, _, err := t.lookup(path.Clean("/"+rel), true)
+	if err != nil {
+		fmt.Fprintf(h, "missing %q", rel)
+	} else if err := hashTree(ctx, h, n, "", n.isDir(), nil); err != nil {
+		return "", errdefs.Unavailable("RUN --mount: %w", err)
+	}
+	return "context:sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
 	"skiff.dev/skiff/internal/runtime/runc"
 )
@@ -223,5 +225,63 @@ COPY --from=src /a /from-a
 	_, cached = cb.build(nil, false)
 	if want := []string{"[1] STEP 2/3"}; !slices.Equal(cached, want) {
 		t.Fatalf("after changing the source stage's file: cached steps = %v, want %v", cached, want)
+	}
+}
+
+// TestRunKeyMounts: a RUN's key covers its mounts' spec and, for a bind
+// mount of the context, the files under its source, not the others; a
+// secret's value is not read.
+func TestRunKeyMounts(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "mod"), 0o755)
+	writeFile(t, filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"))
+	writeFile(t, filepath.Join(dir, "mod", "go.mod"), []byte("module a"))
+	writeFile(t, filepath.Join(dir, "other"), []byte("x"))
+	key := func(line string) string {
+		t.Helper()
+		cx, err := openContext(dir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := parser.Parse(strings.NewReader(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := instructions.ParseCommand(res.AST.Children[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := c.(*instructions.RunCommand)
+		// As dispatch does: mounts are parsed when the words are expanded.
+		if err := run.Expand(func(w string) (string, error) { return w, nil }); err != nil {
+			t.Fatal(err)
+		}
+		b := &builder{opts: Options{Cache: &memCache{}}, cx: cx, sources: map[string]*imageSource{}}
+		s := &stage{def: &stageDef{}, cfg: &v1.ConfigFile{}, args: &kv{}, platform: hostPlatform()}
+		k, err := b.runKey(context.Background(), s, run, run.CmdLine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	bind := "RUN --mount=type=bind,source=mod,target=/src go build\n"
+	k1 := key(bind)
+	writeFile(t, filepath.Join(dir, "other"), []byte("changed"))
+	if key(bind) != k1 {
+		t.Fatal("changing a file outside the bind mount's source changed the key")
+	}
+	writeFile(t, filepath.Join(dir, "mod", "go.mod"), []byte("module b"))
+	if key(bind) == k1 {
+		t.Fatal("changing a file under the bind mount's source kept the key")
+	}
+	if key("RUN --mount=type=cache,target=/root/.cache go build\n") == key("RUN --mount=type=cache,target=/tmp/cache go build\n") {
+		t.Fatal("cache mounts at different targets have the same key")
+	}
+	if key("RUN --network=none go build\n") == key("RUN --network=default go build\n") {
+		t.Fatal("the network mode is not in the key")
+	}
+	secret := "RUN --mount=type=secret,id=token,target=/run/secrets/token go build\n"
+	if key(secret) != key(secret) || key(secret) == key("RUN --mount=type=secret,id=other,target=/run/secrets/token go build\n") {
+		t.Fatal("a secret mount's key does not follow its id")
 	}
 }
