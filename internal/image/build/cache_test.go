@@ -60,7 +60,10 @@ type cacheBuilder struct {
 	cache *memCache
 }
 
-func newCacheBuilder(t *testing.T, dockerfile string, files ...string) *cacheBuilder {
+// newCacheBuilder writes the context, with every entry's mtime set to
+// testTime so that contexts written alike share cache entries, for
+// builds with cache (nil: an empty one).
+func newCacheBuilder(t *testing.T, cache *memCache, dockerfile string, files ...string) *cacheBuilder {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("RUN tests need root (they run runc)")
@@ -73,7 +76,10 @@ func newCacheBuilder(t *testing.T, dockerfile string, files ...string) *cacheBui
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := &cacheBuilder{t: t, dir: t.TempDir(), cache: &memCache{}}
+	if cache == nil {
+		cache = &memCache{}
+	}
+	cb := &cacheBuilder{t: t, dir: t.TempDir(), cache: cache}
 	writeFile(t, filepath.Join(cb.dir, "busybox"), data)
 	os.Chmod(filepath.Join(cb.dir, "busybox"), 0o755)
 	writeFile(t, filepath.Join(cb.dir, "Dockerfile"), []byte(dockerfile))
@@ -82,6 +88,12 @@ func newCacheBuilder(t *testing.T, dockerfile string, files ...string) *cacheBui
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		writeFile(t, p, []byte(files[i+1]))
 	}
+	filepath.Walk(cb.dir, func(p string, _ os.FileInfo, err error) error {
+		if err == nil {
+			err = os.Chtimes(p, testTime, testTime)
+		}
+		return err
+	})
 	base := t.TempDir()
 	if cb.rt, err = runc.New(context.Background(), runc.WithStateDir(filepath.Join(base, "state"))); err != nil {
 		t.Fatal(err)
@@ -181,12 +193,21 @@ func TestCacheKey(t *testing.T) {
 		{name: "the WORKDIR", change: func(cb *cacheBuilder) { cb.edit("Dockerfile", "WORKDIR /app", "WORKDIR /app2") }, want: steps(2, 3)},
 		{name: "no cache", noCache: true},
 	}
+	// Every case starts from the same context in its own directory, so
+	// its first build finds everything in the cache the first made; each
+	// change is made by one case only.
+	files := []string{"src/a", "one", "src/x.tmp", "tmp", "other.txt", "other"}
+	cache := &memCache{}
+	first, cached := newCacheBuilder(t, cache, cacheDockerfile, files...).build(nil, false)
+	if len(cached) != 0 {
+		t.Fatalf("the first build found %v in an empty cache", cached)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cb := newCacheBuilder(t, cacheDockerfile, "src/a", "one", "src/x.tmp", "tmp", "other.txt", "other")
+			cb := newCacheBuilder(t, cache, cacheDockerfile, files...)
 			id1, cached := cb.build(nil, false)
-			if len(cached) != 0 {
-				t.Fatalf("the first build found %v in an empty cache", cached)
+			if !slices.Equal(cached, all) || id1 != first {
+				t.Fatalf("the same context elsewhere: cached steps %v, image %s; want %v and %s", cached, id1, all, first)
 			}
 			if tc.change != nil {
 				tc.change(cb)
@@ -211,7 +232,7 @@ FROM scratch
 COPY b /b
 COPY --from=src /a /from-a
 `
-	cb := newCacheBuilder(t, df, "a", "one", "b", "bee", "c", "sea")
+	cb := newCacheBuilder(t, nil, df, "a", "one", "b", "bee", "c", "sea")
 	cb.build(nil, false)
 	_, cached := cb.build(nil, false)
 	if want := []string{"[src] STEP 2/2", "[1] STEP 2/3", "[1] STEP 3/3"}; !slices.Equal(cached, want) {
