@@ -29,6 +29,9 @@ later builds, and the RUN --mount=type=cache directories. With --older-than,
 only what no build used for that long.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if olderThan < 0 {
+				return withCode(125, fmt.Errorf("--older-than %s is negative: give a duration such as 24h", olderThan))
+			}
 			if all && olderThan > 0 {
 				return withCode(125, fmt.Errorf("--all and --older-than contradict each other: give one"))
 			}

@@ -280,6 +280,8 @@ func (b *builder) trigger(ctx context.Context, s *stage, expr string) error {
 	if err != nil {
 		return at(errdefs.Invalid("%s", err.Error()))
 	}
+	// The FROM line is not the trigger's: a cache hit must not mark it.
+	b.endStep("")
 	for _, n := range res.AST.Children {
 		c, err := instructions.ParseCommand(n)
 		if err != nil {
