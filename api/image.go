@@ -59,6 +59,16 @@ type ImagePruneResponse struct {
 	BlobsDeleted  int   `json:"blobsDeleted"`
 	LayersDeleted int   `json:"layersDeleted"`
 	BytesFreed    int64 `json:"bytesFreed"`
+	// BuildCacheEntriesDeleted counts the build cache entries dropped
+	// (image prune empties the build cache too).
+	BuildCacheEntriesDeleted int `json:"buildCacheEntriesDeleted,omitempty"`
+}
+
+// BuildCachePruneResponse lists what `builder prune` removed.
+type BuildCachePruneResponse struct {
+	EntriesDeleted int   `json:"entriesDeleted"`
+	MountsDeleted  int   `json:"mountsDeleted"` // RUN --mount=type=cache directories
+	BytesFreed     int64 `json:"bytesFreed"`
 }
 
 // ImageBuildResponse is the final object of a build.

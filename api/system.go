@@ -24,6 +24,9 @@ type Info struct {
 	Containers        int    `json:"containers"`
 	ContainersRunning int    `json:"containersRunning"`
 	Images            int    `json:"images"`
+	// BuildCacheSize is the bytes the build cache holds: its layer
+	// blobs (also those images share) and its cache mounts.
+	BuildCacheSize int64 `json:"buildCacheSize"`
 	// IngressAddr is where the HTTP ingress listens.
 	IngressAddr string `json:"ingressAddr"`
 	Version     string `json:"version"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"time"
 
 	"skiff.dev/skiff/api"
 )
@@ -80,6 +81,21 @@ type BuildOptions struct {
 	// of Progress receiving lines.
 	Events func(api.BuildEvent)
 	Labels map[string]string // set in the image config, over the Dockerfile's
+
+	// The layer cache.
+	NoCache bool // build every step, looking nothing up in the cache
+	Pull    bool // pull FROM images from their registries first
+}
+
+// PruneBuildCache empties the build cache (layers and cache mounts), or
+// with olderThan > 0 drops what was not used for that long.
+func (c *Client) PruneBuildCache(ctx context.Context, olderThan time.Duration) (api.BuildCachePruneResponse, error) {
+	var out api.BuildCachePruneResponse
+	q := url.Values{}
+	if olderThan > 0 {
+		q.Set("olderThan", olderThan.String())
+	}
+	return out, c.doJSON(ctx, "POST", "/build/prune", q, nil, &out)
 }
 
 // BuildImage builds an image from a context tar.
@@ -99,6 +115,13 @@ func (c *Client) BuildImage(ctx context.Context, contextTar io.Reader, opts Buil
 	}
 	for k, v := range opts.Labels {
 		q.Add("label", k+"="+v)
+	}
+	// The layer cache.
+	if opts.NoCache {
+		q.Set("nocache", "1")
+	}
+	if opts.Pull {
+		q.Set("pull", "1")
 	}
 	resp, err := c.do(ctx, "POST", "/images/build", q, contextTar, "application/x-tar")
 	if err != nil {

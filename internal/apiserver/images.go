@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
@@ -116,6 +117,28 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, 200, res)
 }
 
+// pruneBuildCache empties the build cache, or with ?olderThan=DURATION
+// drops what was not used for that long.
+func (s *Server) pruneBuildCache(w http.ResponseWriter, r *http.Request) error {
+	bc, ok := s.images.(BuildCache)
+	if !ok {
+		return errdefs.NotImplemented("this daemon has no build cache")
+	}
+	var olderThan time.Duration
+	if v := r.URL.Query().Get("olderThan"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errdefs.Invalid("olderThan %q is not a duration such as 24h or 90m", v)
+		}
+		olderThan = d
+	}
+	res, err := bc.PruneBuildCache(r.Context(), olderThan)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, res)
+}
+
 // buildImage takes the build context as a tar body and streams progress
 // as JSON lines: {"stream": "...", "event": {...}} (an api.BuildEvent
 // and its line of text, for clients that only print lines; either may be
@@ -123,6 +146,8 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	opts := BuildOptions{Tags: q["t"], Dockerfile: q.Get("dockerfile"), Target: q.Get("target"), BuildArgs: map[string]string{}}
+	// The layer cache.
+	opts.NoCache, opts.Pull = q.Get("nocache") == "1", q.Get("pull") == "1"
 	for _, kv := range q["buildarg"] {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {

@@ -49,6 +49,17 @@ type BuildOptions struct {
 	// service that sends them writes nothing to its progress writer.
 	Events func(api.BuildEvent)
 	Labels map[string]string // set in the image config
+
+	// The layer cache.
+	NoCache bool // no cache lookups
+	Pull    bool // pull FROM images from their registries first
+}
+
+// BuildCache is the build cache, when the image service has one.
+type BuildCache interface {
+	// PruneBuildCache drops the cache entries (and cache mounts) not
+	// used for olderThan, every one when olderThan is 0.
+	PruneBuildCache(ctx context.Context, olderThan time.Duration) (api.BuildCachePruneResponse, error)
 }
 
 // Images is the image service the API serves.
@@ -178,6 +189,7 @@ func (s *Server) routes() {
 	h("DELETE /v1/images", s.removeImage)
 	h("POST /v1/images/prune", s.pruneImages)
 	h("POST /v1/images/build", s.buildImage)
+	h("POST /v1/build/prune", s.pruneBuildCache)
 
 	if s.apps != nil {
 		s.appRoutes(h)

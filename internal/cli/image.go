@@ -312,14 +312,18 @@ func newImageRmCmd(g *globals) *cobra.Command {
 func newImagePruneCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "prune",
-		Short: "Delete images without names, and blobs and layers nothing uses",
+		Short: "Delete images without names, the build cache, and blobs and layers nothing uses",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := g.client().PruneImages(cmd.Context())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "Deleted %d blobs and %d unpacked layers\nTotal reclaimed space: %s\n", res.BlobsDeleted, res.LayersDeleted, humanSize(res.BytesFreed))
+			fmt.Fprintf(g.stdout, "Deleted %d blobs and %d unpacked layers\n", res.BlobsDeleted, res.LayersDeleted)
+			if res.BuildCacheEntriesDeleted > 0 {
+				fmt.Fprintf(g.stdout, "Deleted %d build cache entries\n", res.BuildCacheEntriesDeleted)
+			}
+			fmt.Fprintf(g.stdout, "Total reclaimed space: %s\n", humanSize(res.BytesFreed))
 			return nil
 		},
 	}
@@ -360,7 +364,11 @@ output, collapsed into one line when it succeeds and kept when it fails.
 --progress plain (the default elsewhere, for logs and CI) prints every
 step, output line and step end as a line starting with the step's
 number, "#3 DONE 1.2s". The image's ID and names go to stdout; with -q
-only its ID.`,
+only its ID.
+
+Steps whose inputs did not change are taken from the build cache and
+shown CACHED; --no-cache builds every step. skiff builder prune empties
+the cache.`,
 		Example: `  CGO_ENABLED=0 go build -o examples/hello/hello ./examples/hello
   skiff image build -t hello examples/hello
   skiff image build -t app:1.4 -t app:latest --label org.opencontainers.image.revision=$(git rev-parse HEAD) .
@@ -444,6 +452,9 @@ only its ID.`,
 	c.Flags().StringVar(&progress, "progress", progressAuto, "how to show progress: auto (tty on a terminal, else plain), plain or tty")
 	c.Flags().StringVar(&iidfile, "iidfile", "", "write the image ID to this file")
 	c.Flags().StringArrayVar(&labels, "label", nil, "set a label KEY=VALUE in the image (repeatable)")
+	// The layer cache.
+	c.Flags().BoolVar(&opts.NoCache, "no-cache", false, "build every step again, ignoring the build cache")
+	c.Flags().BoolVar(&opts.Pull, "pull", false, "pull FROM images from their registries first (except localhost/ names), rather than use the local copies")
 	return c
 }
 

@@ -72,6 +72,7 @@ func newInfoCmd(g *globals) *cobra.Command {
 				{"Kernel", info.Kernel},
 				{"Containers", fmt.Sprintf("%d (%d running)", info.Containers, info.ContainersRunning)},
 				{"Images", fmt.Sprint(info.Images)},
+				{"Build cache", humanSize(info.BuildCacheSize)},
 			} {
 				fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 			}

@@ -10,6 +10,7 @@ import (
 	goruntime "runtime"
 	"slices"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -198,7 +199,14 @@ func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts api
 		bopts.Progress, bopts.Events = nil, opts.Events
 	}
 	bopts.Labels = opts.Labels
+	// The layer cache.
+	cache := s.store.BuildCache()
+	bopts.Cache, bopts.NoCache = cache, opts.NoCache
+	bopts.Pull, bopts.Puller = opts.Pull, puller{s.store}
 	img, err := build.Build(ctx, bopts, s.store)
+	if ferr := cache.Flush(); ferr != nil {
+		fmt.Fprintf(progress, "WARNING: recording the build cache's use: %v\n", ferr)
+	}
 	if err != nil {
 		return api.ImageBuildResponse{}, err
 	}
@@ -207,6 +215,35 @@ func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts api
 		return api.ImageBuildResponse{}, err
 	}
 	return api.ImageBuildResponse{ID: saved.ID, Tags: saved.Tags}, nil
+}
+
+// PruneBuildCache drops the build cache's entries and cache mounts not
+// used for olderThan (all of them when it is 0) and the blobs only they
+// kept.
+func (s *imageService) PruneBuildCache(ctx context.Context, olderThan time.Duration) (api.BuildCachePruneResponse, error) {
+	var before time.Time
+	if olderThan > 0 {
+		before = time.Now().Add(-olderThan)
+	}
+	defer s.ctrs.HoldImages()()
+	res, err := s.store.BuildCache().Prune(ctx, before)
+	return api.BuildCachePruneResponse{EntriesDeleted: res.Entries, MountsDeleted: res.Mounts, BytesFreed: res.BytesFreed}, err
+}
+
+var _ apiserver.BuildCache = (*imageService)(nil)
+var _ build.Cache = (*image.BuildCache)(nil)
+
+// puller pulls a build's FROM images (--pull) through the store. Names
+// under localhost/ are local by convention (skiff's builds and imports
+// make them) and are not pulled.
+type puller struct{ store *image.Store }
+
+func (p puller) Pull(ctx context.Context, ref string) error {
+	if r, err := image.ParseReference(ref); err == nil && r.Domain == "localhost" {
+		return nil
+	}
+	_, err := p.store.Pull(ctx, ref, image.RemoteOptions{})
+	return err
 }
 
 // system answers version and info.
@@ -235,6 +272,7 @@ func (s *system) Info(ctx context.Context) (api.Info, error) {
 		Kernel:      unix.ByteSliceToString(uts.Release[:]),
 		IngressAddr: s.d.ingressAddr,
 		Containers:  total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
+		BuildCacheSize: s.d.images.BuildCache().Size(),
 	}, nil
 }
 

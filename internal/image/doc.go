@@ -11,6 +11,8 @@
 //	images/.tmp/uploads/                    registry uploads in progress
 //	layers/<chain-id-hex>/                  one unpacked layer (overlay format)
 //	layers/.tmp-*/                          unpacks in progress
+//	buildcache/index.json                   the build cache: step key → layer blob
+//	buildcache/mounts/                      RUN --mount=type=cache directories
 //
 // Each index.json entry is an image manifest whose
 // org.opencontainers.image.ref.name annotation holds the fully qualified
@@ -95,6 +97,15 @@
 // containers stay in index.json until
 // they are no longer used (Remove only untags them), so a Prune never
 // deletes anything a tag or a container still uses.
+//
+// # Build cache
+//
+// BuildCache keeps the results of build steps by key (see
+// internal/image/build): a layer blob in blobs/, or none. Its index is
+// replaced atomically on each change. The sweeps of Remove and Prune
+// keep every blob an entry names; an entry whose blob is gone is a miss.
+// Prune empties the cache (entries and cache mounts) before it sweeps,
+// and BuildCache.Prune drops entries by last use.
 //
 // # Limits
 //

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -93,17 +94,25 @@ func (s *Store) removeLocked(ref string, force bool, inUse func(string) bool) (a
 	return resp, deleted, nil
 }
 
-// Prune deletes dangling (untagged) images that are not inUse, then every
-// blob and unpacked layer directory that no image in index.json needs,
-// except blobs the registry received for a manifest to come (leased for
-// the upload max age), and registry uploads left unfinished for longer
-// than that.
+// Prune empties the build cache (its entries and cache mounts), deletes
+// dangling (untagged) images that are not inUse, then every blob and
+// unpacked layer directory that no image in index.json needs, except
+// blobs the registry received for a manifest to come (leased for the
+// upload max age), and registry uploads left unfinished for longer than
+// that.
 // Images in use by containers are always in index.json (Remove keeps them
 // there, untagged), so nothing a tag or a container uses is deleted.
 // inUse may be nil.
 func (s *Store) Prune(ctx context.Context, inUse func(id string) bool) (api.ImagePruneResponse, error) {
 	if inUse == nil {
 		inUse = func(string) bool { return false }
+	}
+	var cache CachePruneResult
+	if s.cache != nil {
+		var err error
+		if cache, err = s.cache.drop(time.Time{}); err != nil {
+			return api.ImagePruneResponse{}, err
+		}
 	}
 	if err := s.lockIndex(); err != nil {
 		return api.ImagePruneResponse{}, err
@@ -156,7 +165,8 @@ func (s *Store) Prune(ctx context.Context, inUse func(id string) bool) (api.Imag
 	}
 	s.pruneUploads()
 	freed, err := emptyTrash(trash)
-	resp.BytesFreed += freed
+	resp.BytesFreed += freed + cache.BytesFreed
+	resp.BuildCacheEntriesDeleted = cache.Entries
 	return resp, err
 }
 
@@ -216,6 +226,12 @@ func (s *Store) reachableLocked(entries []v1.Descriptor) (map[v1.Hash]bool, map[
 	for _, e := range entries {
 		if err := walk(e, true); err != nil {
 			return nil, nil, fmt.Errorf("find what image %s needs: %w", e.Digest, err)
+		}
+	}
+	// The build cache's layers stay while an entry names them.
+	if s.cache != nil {
+		for _, h := range s.cache.blobs() {
+			blobs[h] = true
 		}
 	}
 	return blobs, chains, nil

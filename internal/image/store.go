@@ -96,6 +96,9 @@ type Store struct {
 	chainMu    sync.Mutex
 	chainLocks map[string]*chainLock
 
+	// cache is the build cache under <root>/buildcache.
+	cache *BuildCache
+
 	// unpacks counts layers actually unpacked (for tests and metrics).
 	unpacks atomic.Int64
 }
@@ -174,6 +177,9 @@ func Open(root string, opts ...Option) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open image store: %w", err)
 		}
+	}
+	if s.cache, err = s.openBuildCache(filepath.Join(root, "buildcache")); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -56,6 +56,22 @@ type Options struct {
 	Events func(api.BuildEvent)
 	// Labels are set in the image config, over the Dockerfile's LABELs.
 	Labels map[string]string
+
+	// The layer cache (cache.go).
+	// Cache keeps the results of RUN, COPY, ADD and WORKDIR steps
+	// between builds; nil builds without a cache.
+	Cache Cache
+	// NoCache skips cache lookups (results are still stored).
+	NoCache bool
+	// Pull fetches every FROM and --from image with Puller first, rather
+	// than use the local copy.
+	Pull   bool
+	Puller Puller
+}
+
+// Puller fetches an image from its registry into the local store.
+type Puller interface {
+	Pull(ctx context.Context, ref string) error
 }
 
 // Images gives the builder read access to local images for FROM and COPY --from=<image>.
@@ -471,6 +487,11 @@ func (b *builder) source(ctx context.Context, ref string) (*imageSource, error) 
 	if b.images == nil {
 		return nil, errdefs.NotFound("image %q is not available: this build has no image store; use FROM scratch", ref)
 	}
+	if b.opts.Pull {
+		if err := b.pull(ctx, ref); err != nil {
+			return nil, err
+		}
+	}
 	img, err := b.images.Image(ctx, ref)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
@@ -489,10 +510,41 @@ func (b *builder) source(ctx context.Context, ref string) (*imageSource, error) 
 	if err != nil {
 		return nil, errdefs.Unavailable("reading the layers of image %q: %w", ref, err)
 	}
+	if len(cfg.RootFS.DiffIDs) != len(layers) {
+		return nil, errdefs.Invalid("image %q lists %d layers and %d diff IDs: the image is corrupt", ref, len(layers), len(cfg.RootFS.DiffIDs))
+	}
+	for i, l := range layers {
+		layers[i] = diffIDLayer{Layer: l, diffID: cfg.RootFS.DiffIDs[i]}
+	}
 	src := &imageSource{ref: ref, cfg: cfg, layers: layers}
 	b.sources[ref] = src
 	return src, nil
 }
+
+// pull fetches ref from its registry (--pull).
+func (b *builder) pull(ctx context.Context, ref string) error {
+	if b.opts.Puller == nil {
+		return errdefs.Invalid("--pull needs a registry client, and this build has none: build through the skiff daemon")
+	}
+	b.printf("Pulling %s\n", ref)
+	if err := b.opts.Puller.Pull(ctx, ref); err != nil {
+		if errdefs.Category(err) == nil {
+			err = errdefs.Unavailable("%w", err)
+		}
+		return fmt.Errorf("--pull: cannot pull image %q from its registry (build without --pull to use the local copy): %w", ref, err)
+	}
+	return nil
+}
+
+// diffIDLayer is a layer of a stored image with the diff ID its config
+// lists: asking the store's layer would decompress it to compute one.
+type diffIDLayer struct {
+	v1.Layer
+	diffID v1.Hash
+}
+
+// DiffID returns the diff ID from the image config.
+func (l diffIDLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 
 // layerSource reads a layer's tar stream.
 type layerSource struct{ l v1.Layer }
@@ -603,8 +655,9 @@ func (s *stage) history(createdBy string, layer bool) {
 	})
 }
 
-// commit writes the nodes of generation gen as a new layer of the stage.
-func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy string) error {
+// commit writes the nodes of generation gen as a new layer of the stage,
+// and keeps it in the cache under key (unless key is "").
+func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy, key string) error {
 	l, newest, err := writeLayer(ctx, b.tmpDir, s.tree, gen)
 	if err != nil {
 		if errdefs.Category(err) == nil && ctx.Err() == nil {
@@ -612,6 +665,7 @@ func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy strin
 		}
 		return err
 	}
+	b.remember(ctx, key, l, newest)
 	s.layers = append(s.layers, l)
 	s.history(createdBy, true)
 	if newest.After(s.created) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/patternmatcher"
 
@@ -71,16 +72,27 @@ func isRemote(src string) bool {
 // stage's tree as a new generation and commits that as one layer.
 func (b *builder) copy(ctx context.Context, s *stage, op copyOp) error {
 	c := &copier{ctx: ctx, b: b, op: op}
-	if err := c.options(ctx, s); err != nil {
+	if err := c.options(); err != nil {
 		return err
 	}
-	src, where, err := c.source(ctx, s)
+	key, items, resolved, err := c.cacheKey(ctx, s)
 	if err != nil {
 		return err
 	}
-	items, err := c.resolve(src, where)
-	if err != nil {
+	if hit, err := b.cached(ctx, s, key, c.createdBy()); hit || err != nil {
 		return err
+	}
+	if err := c.owner(ctx, s); err != nil {
+		return err
+	}
+	if !resolved {
+		src, where, err := c.source(ctx, s)
+		if err != nil {
+			return err
+		}
+		if items, err = c.resolve(src, where); err != nil {
+			return err
+		}
 	}
 	if c.t, err = b.stageTree(ctx, s); err != nil {
 		return err
@@ -140,11 +152,81 @@ func (b *builder) copy(ctx context.Context, s *stage, op copyOp) error {
 	if err := b.spool.fetch(c.placed); err != nil {
 		return errdefs.Unavailable("%s: reading the sources: %w", op.name, err)
 	}
-	return b.commit(ctx, s, c.gen, c.createdBy())
+	return b.commit(ctx, s, c.gen, c.createdBy(), key)
 }
 
-// options checks the flags and parses --chown, --chmod and --exclude.
-func (c *copier) options(ctx context.Context, s *stage) error {
+// cacheKey returns the step's cache key ("" without a cache). For
+// context sources it resolves them (resolved is then true) to hash what
+// they hold; --from sources count by the chain ID of the stage or image,
+// so their filesystem is not read when the cache hits.
+func (c *copier) cacheKey(ctx context.Context, s *stage) (key string, items []copyItem, resolved bool, err error) {
+	b := c.b
+	if b.opts.Cache == nil {
+		return "", nil, false, nil
+	}
+	k := stepKey{Op: c.createdBy(), Workdir: s.cfg.Config.WorkingDir}
+	if c.op.add {
+		k.Op += fmt.Sprintf(" (unpack=%t)", c.op.unpack)
+	}
+	if c.op.from == "" {
+		t, err := b.contextTree(ctx)
+		if err != nil {
+			return "", nil, false, err
+		}
+		if items, err = c.resolve(t, "the build context"); err != nil {
+			return "", nil, false, err
+		}
+		if k.Sources, err = c.sourcesDigest(items); err != nil {
+			return "", nil, false, err
+		}
+		resolved = true
+	} else {
+		dep, ref, err := b.copyFrom(c.op.from, s.def.index)
+		if err != nil {
+			return "", nil, false, err
+		}
+		var layers []v1.Layer
+		switch {
+		case dep != nil:
+			if err := b.build(ctx, dep); err != nil {
+				return "", nil, false, err
+			}
+			layers, k.Sources = dep.layers, "stage:"
+		case ref == "scratch":
+			k.Sources = "scratch:"
+		default:
+			src, err := c.image(ctx, ref)
+			if err != nil {
+				return "", nil, false, err
+			}
+			layers, k.Sources = src.layers, "image:"
+		}
+		chain, err := chainOfLayers(layers)
+		if err != nil {
+			return "", nil, false, err
+		}
+		k.Sources += chain
+	}
+	key, err = b.cacheKey(s, k)
+	return key, items, resolved, err
+}
+
+// owner resolves --chown against the stage's /etc/passwd and /etc/group.
+func (c *copier) owner(ctx context.Context, s *stage) error {
+	op := c.op
+	if op.chown == "" {
+		return nil
+	}
+	uid, gid, err := c.b.owner(ctx, s, op.chown, true)
+	if err != nil {
+		return errdefs.Invalid("%s --chown=%s: %w", op.name, op.chown, err)
+	}
+	c.chown, c.uid, c.gid = true, uid, gid
+	return nil
+}
+
+// options checks the flags and parses --chmod and --exclude.
+func (c *copier) options() error {
 	op := c.op
 	if op.parents {
 		return errdefs.Invalid("%s --parents is not supported yet: copy each directory with its own %s", op.name, op.name)
@@ -160,13 +242,6 @@ func (c *copier) options(ctx context.Context, s *stage) error {
 			return errdefs.Invalid("COPY %s: COPY cannot fetch URLs; sources are paths in the build context", src)
 		}
 		return errdefs.Invalid("ADD %s: remote sources are not supported: skiff builds offline; download the file into the build context and COPY it", src)
-	}
-	if op.chown != "" {
-		uid, gid, err := c.b.owner(ctx, s, op.chown, true)
-		if err != nil {
-			return errdefs.Invalid("%s --chown=%s: %w", op.name, op.chown, err)
-		}
-		c.chown, c.uid, c.gid = true, uid, gid
 	}
 	if op.chmod != "" {
 		m, err := strconv.ParseUint(op.chmod, 8, 32)
@@ -207,15 +282,24 @@ func (c *copier) source(ctx context.Context, s *stage) (*fsTree, string, error) 
 	if ref == "scratch" {
 		return newTree(), "scratch", nil
 	}
-	src, err := b.source(ctx, ref)
+	src, err := c.image(ctx, ref)
 	if err != nil {
-		if errors.Is(err, errdefs.ErrNotFound) {
-			return nil, "", errdefs.NotFound("COPY --from=%s: no stage has that name, and %w", c.op.from, err)
-		}
-		return nil, "", fmt.Errorf("COPY --from=%s: %w", c.op.from, err)
+		return nil, "", err
 	}
 	t, err := b.imageTree(ctx, src)
 	return t, fmt.Sprintf("image %q", ref), err
+}
+
+// image loads the image COPY --from names.
+func (c *copier) image(ctx context.Context, ref string) (*imageSource, error) {
+	src, err := c.b.source(ctx, ref)
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil, errdefs.NotFound("COPY --from=%s: no stage has that name, and %w", c.op.from, err)
+		}
+		return nil, fmt.Errorf("COPY --from=%s: %w", c.op.from, err)
+	}
+	return src, nil
 }
 
 // resolve expands wildcards and finds every source.

@@ -31,6 +31,20 @@
 // last output lines; its container, mount and directories are removed
 // whatever happens. Without a Runtime, RUN is refused.
 //
+// With Options.Cache, each step that makes a layer (RUN, COPY, ADD, a
+// WORKDIR that creates its directory) is looked up first under a key
+// made as BuildKit's (cache.go): the chain ID of the layers below, the
+// platform, the instruction after expansion with the state it reads (for
+// RUN its environment, user, working directory, network mode and mount
+// specs, a bind mount of the context by the files under its source, a
+// secret by its id only), for COPY and ADD from the context a digest of
+// exactly the files they read (metadata, mtime and content), for --from
+// the source's chain ID, and SOURCE_DATE_EPOCH. A hit appends the stored
+// layer as it is, without running, re-tarring or unpacking anything, and
+// ends the step's progress line with " CACHED"; a miss stores the step's
+// result. Options.NoCache skips lookups; Options.Pull fetches FROM and
+// --from images through Options.Puller before reading them.
+//
 // Refused with an errdefs.ErrInvalid error naming the Dockerfile line:
 // RUN --mount and --security, RUN --network other than none, a RUN
 // heredoc script starting with #!, remote ADD sources (URLs, git) and

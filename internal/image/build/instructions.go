@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -240,11 +241,19 @@ func (b *builder) workdir(ctx context.Context, s *stage, p string) error {
 		s.history("WORKDIR /", false)
 		return nil
 	}
+	key, err := b.cacheKey(s, stepKey{Op: "WORKDIR " + p, User: s.cfg.Config.User})
+	if err != nil {
+		return err
+	}
+	if hit, err := b.cached(ctx, s, key, "WORKDIR "+p); hit || err != nil {
+		return err
+	}
 	t, err := b.stageTree(ctx, s)
 	if err != nil {
 		return err
 	}
 	if n, _, err := t.lookup(p, true); err == nil && n.isDir() {
+		b.remember(ctx, key, nil, time.Time{})
 		s.history("WORKDIR "+p, false)
 		return nil
 	}
@@ -260,7 +269,7 @@ func (b *builder) workdir(ctx context.Context, s *stage, p string) error {
 	if err != nil {
 		return errdefs.Invalid("WORKDIR %s: cannot create it: %w", p, err)
 	}
-	return b.commit(ctx, s, gen, "WORKDIR "+p)
+	return b.commit(ctx, s, gen, "WORKDIR "+p, key)
 }
 
 // trigger runs one ONBUILD instruction the base image registered, at the
@@ -273,6 +282,8 @@ func (b *builder) trigger(ctx context.Context, s *stage, expr string) error {
 	if err != nil {
 		return at(errdefs.Invalid("%s", err.Error()))
 	}
+	// The FROM step ends here: a trigger's cache hit must not mark it.
+	b.stepDone(s, nil)
 	for _, n := range res.AST.Children {
 		c, err := instructions.ParseCommand(n)
 		if err != nil {

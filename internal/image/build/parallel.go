@@ -192,9 +192,9 @@ func (b *builder) stepDone(s *stage, err error) {
 	b.emit(ev)
 }
 
-// cached reports that the running step of s was served from the layer
-// cache; it ends the step.
-func (b *builder) cached(s *stage) {
+// stepCached reports that the running step of s was served from the
+// layer cache; it ends the step.
+func (b *builder) stepCached(s *stage) {
 	if s.cur == nil {
 		return
 	}

@@ -149,7 +149,7 @@ func TestStepEvents(t *testing.T) {
 	b.step(s, 1, 3, "FROM scratch AS build")
 	b.output(s, "hi")
 	b.step(s, 2, 3, "COPY a /a")
-	b.cached(s)
+	b.stepCached(s)
 	b.step(s, 3, 3, "RUN x")
 	b.stepDone(s, context.Canceled)
 	b.stepDone(s, nil) // no step running: nothing

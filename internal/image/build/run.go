@@ -119,6 +119,13 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 		return errdefs.Invalid("RUN needs a container runtime, and this build has none: build through the skiff daemon")
 	}
 	createdBy := "RUN " + strings.Join(args, " ")
+	key, err := b.runKey(ctx, s, c, args)
+	if err != nil {
+		return err
+	}
+	if hit, err := b.cached(ctx, s, key, createdBy); hit || err != nil {
+		return err
+	}
 	lowers, err := b.layerDirs(ctx, s)
 	if err != nil {
 		return err
@@ -136,9 +143,11 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 		return err
 	}
 	if l == nil {
+		b.remember(ctx, key, nil, time.Time{})
 		s.history(createdBy, false)
 		return nil
 	}
+	b.remember(ctx, key, l, time.Time{})
 	// The upper directory holds the change in the form overlayfs reads a
 	// lower in: it becomes this layer's directory for later steps.
 	chain, err := b.chainOf(s.layers, l)
