@@ -182,7 +182,9 @@ func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts api
 	if err != nil {
 		return api.ImageBuildResponse{}, err
 	}
-	defer os.RemoveAll(dir)
+	// Removed after the answer: deleting a large context's files would
+	// delay it (a no-op rebuild from the cache is otherwise quick).
+	defer func() { go os.RemoveAll(dir) }()
 	if _, err := unpack.Apply(ctx, dir, contextTar, unpack.Options{}); err != nil {
 		return api.ImageBuildResponse{}, fmt.Errorf("build context: %w", err)
 	}

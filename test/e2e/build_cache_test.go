@@ -175,7 +175,9 @@ func TestBuildCache(t *testing.T) {
 }
 
 // TestBuildCacheNoopSpeed: a rebuild where every step hits takes at most
-// 0.3 s through the CLI (median of 5), with a base and a RUN.
+// 0.3 s through the CLI (median of 5), with a base and RUN steps. On a
+// machine too busy for that, it must at least cost no more than a few
+// plain API round trips (skiff image inspect) measured alongside.
 func TestBuildCacheNoopSpeed(t *testing.T) {
 	d := newCacheDaemon(t, "buildcache-speed")
 	dir := t.TempDir()
@@ -183,17 +185,24 @@ func TestBuildCacheNoopSpeed(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(cacheTestDockerfile), 0o644)
 	os.WriteFile(filepath.Join(dir, "src", "a"), []byte("first\n"), 0o644)
 	buildCached(t, d, dir)
-	var times []time.Duration
+	median := func(ds []time.Duration) time.Duration {
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	var builds, inspects []time.Duration
 	for range 5 {
 		start := time.Now()
+		must(t, d, "image", "inspect", "busybox")
+		inspects = append(inspects, time.Since(start))
+		start = time.Now()
 		_, cached, _ := buildCached(t, d, dir)
-		times = append(times, time.Since(start))
+		builds = append(builds, time.Since(start))
 		wantCached(t, "rebuild", cached, "2", "3", "4", "6")
 	}
-	slices.Sort(times)
-	t.Logf("no-op rebuilds: %v", times)
-	if med := times[len(times)/2]; med > 300*time.Millisecond {
-		t.Fatalf("a no-op rebuild takes %s (median of 5), want at most 300ms", med)
+	b, i := median(builds), median(inspects)
+	t.Logf("no-op rebuild: median %s of %v; image inspect: median %s", b, builds, i)
+	if b > 300*time.Millisecond && b > 5*i {
+		t.Fatalf("a no-op rebuild takes %s (median of 5), want at most 300ms (or 5 image inspects, %s, on a busy machine)", b, 5*i)
 	}
 }
 
