@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/url"
+	"sort"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Images lists the images in the store.
@@ -73,6 +76,43 @@ type BuildOptions struct {
 	Target     string
 	// Progress receives the build's step lines.
 	Progress func(line string)
+
+	// Secrets and networking of RUN steps.
+
+	// Secrets are the values RUN --mount=type=secret reads, by ID: sent
+	// in the request body (multipart, before the context), never in the
+	// URL.
+	Secrets map[string][]byte
+	// Network is the network of RUN steps: "default" (the daemon's
+	// default) or "none".
+	Network string
+}
+
+// writeBuildBody writes the multipart body of a build with secrets: the
+// secret parts, then the context (see api.BuildSecretPart).
+func writeBuildBody(mw *multipart.Writer, secrets map[string][]byte, contextTar io.Reader) error {
+	ids := make([]string, 0, len(secrets))
+	for id := range secrets {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		w, err := mw.CreateFormField(api.BuildSecretPart + id)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(secrets[id]); err != nil {
+			return err
+		}
+	}
+	w, err := mw.CreateFormField(api.BuildContextPart)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, contextTar); err != nil {
+		return err
+	}
+	return mw.Close()
 }
 
 // BuildImage builds an image from a context tar.
@@ -90,7 +130,26 @@ func (c *Client) BuildImage(ctx context.Context, contextTar io.Reader, opts Buil
 	for k, v := range opts.BuildArgs {
 		q.Add("buildarg", k+"="+v)
 	}
-	resp, err := c.do(ctx, "POST", "/images/build", q, contextTar, "application/x-tar")
+	if opts.Network != "" {
+		q.Set("network", opts.Network)
+	}
+	body, contentType := contextTar, "application/x-tar"
+	if len(opts.Secrets) > 0 {
+		for id, v := range opts.Secrets {
+			if err := api.CheckBuildSecretID(id); err != nil {
+				return api.ImageBuildResponse{}, err
+			}
+			if len(v) > api.MaxBuildSecretSize {
+				return api.ImageBuildResponse{}, errdefs.Invalid("secret %s is larger than %d bytes", id, api.MaxBuildSecretSize)
+			}
+		}
+		pr, pw := io.Pipe()
+		mw := multipart.NewWriter(pw)
+		go func() { pw.CloseWithError(writeBuildBody(mw, opts.Secrets, contextTar)) }()
+		defer pr.Close()
+		body, contentType = pr, mw.FormDataContentType()
+	}
+	resp, err := c.do(ctx, "POST", "/images/build", q, body, contentType)
 	if err != nil {
 		return api.ImageBuildResponse{}, err
 	}

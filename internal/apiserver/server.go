@@ -42,6 +42,14 @@ type BuildOptions struct {
 	Dockerfile string // path inside the context
 	BuildArgs  map[string]string
 	Target     string
+
+	// Secrets and networking of RUN steps.
+
+	// Secrets are the values RUN --mount=type=secret reads, by ID; they
+	// come in the request body, never in its URL.
+	Secrets map[string][]byte
+	// Network is the network of RUN steps: "default" or "none".
+	Network string
 }
 
 // Images is the image service the API serves.

@@ -331,6 +331,7 @@ func newImageBuildCmd(g *globals) *cobra.Command {
 		buildArgs []string
 		file      string
 		quiet     bool
+		secrets   []string // --secret id=ID,src=FILE|env=VAR
 	)
 	c := &cobra.Command{
 		Use:   "build [flags] DIR",
@@ -374,6 +375,11 @@ than none, ADD of URLs and git sources, COPY --parents.`,
 			if !quiet {
 				opts.Progress = func(line string) { fmt.Fprintln(g.stderr, line) }
 			}
+			sec, err := readBuildSecrets(secrets)
+			if err != nil {
+				return withCode(125, err)
+			}
+			opts.Secrets = sec
 			tr, err := build.ContextTar(dir, dockerfile)
 			if err != nil {
 				return withCode(125, err)
@@ -399,7 +405,73 @@ than none, ADD of URLs and git sources, COPY --parents.`,
 	c.Flags().StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument KEY=VALUE")
 	c.Flags().StringVar(&opts.Target, "target", "", "build this stage (default: the last)")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image ID")
+	// RUN --mount=type=secret values and the network of RUN steps.
+	c.Flags().StringArrayVar(&secrets, "secret", nil, "give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VARIABLE (repeatable)")
+	c.Flags().StringVar(&opts.Network, "network", "default", "network of RUN steps: default (skiff's default network) or none (loopback only)")
 	return c
+}
+
+// readBuildSecrets reads the values of --secret flags, as docker buildx
+// takes them: id=ID with src=FILE (also source=, type=file) or
+// env=VARIABLE (also type=env); with neither, the variable named ID.
+func readBuildSecrets(specs []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, spec := range specs {
+		var id, src, env, typ string
+		for _, field := range strings.Split(spec, ",") {
+			k, v, ok := strings.Cut(field, "=")
+			if !ok {
+				return nil, errdefs.Invalid("--secret %s: %q is not KEY=VALUE: write id=ID,src=FILE or id=ID,env=VARIABLE", spec, field)
+			}
+			switch strings.ToLower(k) {
+			case "id":
+				id = v
+			case "src", "source":
+				src = v
+			case "env":
+				env = v
+			case "type":
+				if v != "file" && v != "env" {
+					return nil, errdefs.Invalid("--secret %s: type=%s is not known: use type=file or type=env", spec, v)
+				}
+				typ = v
+			default:
+				return nil, errdefs.Invalid("--secret %s: unknown key %q: use id=, src= or env=", spec, k)
+			}
+		}
+		if typ == "env" && env == "" {
+			env, src = src, ""
+		}
+		if id == "" {
+			return nil, errdefs.Invalid("--secret %s: the secret has no id: add id=ID (the id RUN --mount=type=secret,id=ID names)", spec)
+		}
+		if err := api.CheckBuildSecretID(id); err != nil {
+			return nil, fmt.Errorf("--secret %s: %w", spec, err)
+		}
+		if src != "" && env != "" {
+			return nil, errdefs.Invalid("--secret %s: give src= or env=, not both", spec)
+		}
+		if src == "" && env == "" {
+			env = id
+		}
+		if src != "" {
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return nil, errdefs.Invalid("--secret %s: %v", spec, err)
+			}
+			out[id] = data
+		} else {
+			v, ok := os.LookupEnv(env)
+			if !ok {
+				return nil, errdefs.Invalid("--secret %s: the environment variable %s is not set", spec, env)
+			}
+			out[id] = []byte(v)
+		}
+		if len(out[id]) > api.MaxBuildSecretSize {
+			return nil, errdefs.Invalid("--secret %s: the value is larger than %d bytes", spec, api.MaxBuildSecretSize)
+		}
+	}
+	return out, nil
 }
 
 // dockerfileInContext returns file's path relative to the context dir.

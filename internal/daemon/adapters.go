@@ -61,6 +61,20 @@ func (n networks) Setup(ctx context.Context, req container.NetworkRequest) (*api
 }
 func (n networks) Teardown(ctx context.Context, id string) error { return n.m.Teardown(ctx, id) }
 
+// buildNetworks attaches build containers to the default network.
+type buildNetworks struct{ m *network.Manager }
+
+var _ build.Networks = buildNetworks{}
+
+func (n buildNetworks) Setup(ctx context.Context, id, hostname, filesDir string) (string, error) {
+	set, err := n.m.Setup(ctx, network.SetupRequest{ContainerID: id, Hostname: hostname, Network: api.DefaultNetwork, FilesDir: filesDir})
+	if err != nil {
+		return "", err
+	}
+	return set.NetNS, nil
+}
+func (n buildNetworks) Teardown(ctx context.Context, id string) error { return n.m.Teardown(ctx, id) }
+
 type mounter struct{}
 
 func (mounter) Mount(lowers []string, upper, work, target string) error {
@@ -133,6 +147,10 @@ type imageService struct {
 	ctrs    *container.Manager
 	runtime build.Runtime // runs RUN steps
 	workDir string        // where builds unpack layers and run steps
+
+	// RUN --mount=type=cache directories and build networking.
+	cacheMounts string         // <root>/buildcache/mounts
+	buildNets   build.Networks // attaches RUN steps to the default network
 }
 
 var _ apiserver.Images = (*imageService)(nil)
@@ -193,6 +211,7 @@ func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts api
 		ContextDir: dir, Dockerfile: filepath.Join(dir, filepath.Clean("/"+df)),
 		BuildArgs: opts.BuildArgs, Target: opts.Target, Progress: progress,
 		Runtime: s.runtime, WorkDir: s.workDir,
+		CacheDir: s.cacheMounts, Secrets: opts.Secrets, Network: opts.Network, Networks: s.buildNets,
 	}, s.store)
 	if err != nil {
 		return api.ImageBuildResponse{}, err
