@@ -339,13 +339,22 @@ func newImageBuildCmd(g *globals) *cobra.Command {
 		Long: `Build an image from a Dockerfile and the build context DIR.
 
 Supported: FROM (scratch or a local image), RUN (shell, exec and heredoc
-forms, in a container without network), COPY (also --from a stage or an
+forms, in a container on skiff's default network, or with --network none
+on loopback only), RUN --mount=type=cache|secret|bind|tmpfs (BuildKit's
+syntax), RUN --network=default|none, COPY (also --from a stage or an
 image, --chown, --chmod), ADD (local files and tars), ENV, ARG, WORKDIR,
 USER, EXPOSE, LABEL, CMD, ENTRYPOINT, STOPSIGNAL, multi-stage builds and
-.dockerignore. Not yet: RUN --mount and --security, RUN --network other
-than none, ADD of URLs and git sources, COPY --parents.`,
+.dockerignore. Not yet: RUN --security, --network=host,
+--mount=type=ssh, cache mounts with from=, ADD of URLs and git sources,
+COPY --parents.
+
+A secret (--secret) is read here and sent to the daemon in the request
+body, apart from the context: RUN --mount=type=secret,id=ID sees it as
+/run/secrets/ID (or target=, or env=VARIABLE); it is in no layer, history
+or output.`,
 		Example: `  CGO_ENABLED=0 go build -o examples/hello/hello ./examples/hello
-  skiff image build -t hello examples/hello`,
+  skiff image build -t hello examples/hello
+  skiff image build -t app --secret id=npmrc,src=$HOME/.npmrc --network none .`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
