@@ -345,8 +345,7 @@ syntax), RUN --network=default|none, COPY (also --from a stage or an
 image, --chown, --chmod), ADD (local files and tars), ENV, ARG, WORKDIR,
 USER, EXPOSE, LABEL, CMD, ENTRYPOINT, STOPSIGNAL, multi-stage builds and
 .dockerignore. Not yet: RUN --security, --network=host,
---mount=type=ssh, cache mounts with from=, ADD of URLs and git sources,
-COPY --parents.
+--mount=type=ssh, ADD of URLs and git sources, COPY --parents.
 
 A secret (--secret) is read here and sent to the daemon in the request
 body, apart from the context: RUN --mount=type=secret,id=ID sees it as

@@ -41,9 +41,9 @@
 // whatever happens. Without a Runtime, RUN is refused.
 //
 // Refused with an errdefs.ErrInvalid error naming the Dockerfile line:
-// RUN --security, RUN --network=host, RUN --mount=type=ssh and cache
-// mounts with from= or source=, a RUN heredoc script starting with #!,
-// remote ADD sources (URLs, git) and COPY --parents.
+// RUN --security, RUN --network=host, RUN --mount=type=ssh, a RUN
+// heredoc script starting with #!, remote ADD sources (URLs, git) and
+// COPY --parents.
 //
 // Semantics follow BuildKit where docker's builders differ: stages a
 // target does not need are not built (so they may hold RUN), a wildcard

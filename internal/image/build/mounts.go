@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,7 +31,9 @@ import (
 // package): what each mount type becomes in the step's container.
 //
 //   - cache: a directory under Options.CacheDir, keyed by its id (default
-//     the target), created with mode/uid/gid and kept between builds;
+//     the target), created with mode/uid/gid (empty, or a copy of source=
+//     in from=; without from=, source= is a directory inside it) and
+//     kept between builds;
 //     sharing=shared lets steps use it at once, locked makes them wait,
 //     private gives a step that finds it busy a fresh, discarded one.
 //   - secret: Options.Secrets[id] as a read-only file (default
@@ -166,9 +170,6 @@ func (b *builder) checkMounts(s *stage, c *instructions.RunCommand) error {
 			if b.opts.CacheDir == "" {
 				return errdefs.Invalid("%s: this build has no cache directory: build through the skiff daemon", what)
 			}
-			if m.From != "" || m.Source != "" {
-				return errdefs.Invalid("%s: from= and source= are not supported on cache mounts yet (the cache starts empty): drop them", what)
-			}
 		case instructions.MountTypeSecret:
 			id := secretID(m)
 			if err := api.CheckBuildSecretID(id); err != nil {
@@ -205,7 +206,7 @@ func (b *builder) prepareMounts(ctx context.Context, s *stage, step stepDir, c *
 		}
 		switch m.Type {
 		case instructions.MountTypeCache:
-			err = b.cacheMount(ctx, sm, m, target)
+			err = b.cacheMount(ctx, s, sm, step, i, m, target)
 		case instructions.MountTypeSecret:
 			err = b.secretMount(sm, step, i, m, target)
 		case instructions.MountTypeBind:
@@ -255,9 +256,11 @@ func mountTarget(s *stage, m *instructions.Mount) (string, error) {
 	return t, nil
 }
 
-// cacheMount adds a cache directory, creating it the first time and
-// holding the lock its sharing mode asks for while the step runs.
-func (b *builder) cacheMount(ctx context.Context, sm *stepMounts, m *instructions.Mount, target string) error {
+// cacheMount adds a cache directory, creating it the first time (empty,
+// or a copy of source= in from=) and holding the lock its sharing mode
+// asks for while the step runs. Without from=, source= is a directory
+// inside the cache.
+func (b *builder) cacheMount(ctx context.Context, s *stage, sm *stepMounts, step stepDir, i int, m *instructions.Mount, target string) error {
 	id := m.CacheID
 	if id == "" {
 		id = target
@@ -298,11 +301,172 @@ func (b *builder) cacheMount(ctx context.Context, sm *stepMounts, m *instruction
 	if lock != nil {
 		sm.release = append(sm.release, func() { lock.Close() })
 	}
-	if err := makeDir(dir, m.Mode, m.UID, m.GID, 0o755); err != nil {
+	if err := b.makeCacheDir(ctx, s, sm, step, i, m, dir); err != nil {
 		return err
 	}
-	sm.mounts = append(sm.mounts, specs.Mount{Destination: target, Type: "bind", Source: dir, Options: bindOptions(m.ReadOnly)})
+	src := dir
+	if m.From == "" && m.Source != "" {
+		if src, err = mkdirIn(dir, m.Source); err != nil {
+			return err
+		}
+	}
+	sm.mounts = append(sm.mounts, specs.Mount{Destination: target, Type: "bind", Source: src, Options: bindOptions(m.ReadOnly)})
 	return nil
+}
+
+// makeCacheDir creates a cache directory that does not exist yet: empty,
+// or a copy of the directory source= of from=, made aside and renamed
+// into place so that a step never sees half a copy.
+func (b *builder) makeCacheDir(ctx context.Context, s *stage, sm *stepMounts, step stepDir, i int, m *instructions.Mount, dir string) error {
+	if _, err := os.Lstat(dir); err == nil || m.From == "" {
+		return makeDir(dir, m.Mode, m.UID, m.GID, 0o755)
+	}
+	root, err := b.mountTree(ctx, s, sm, step, i, m.From)
+	if err != nil {
+		return err
+	}
+	src, err := resolveIn(root, m.Source)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
+		return errdefs.Invalid("source=%s of from=%s is not a directory: a cache mount starts from a directory", path.Clean("/"+m.Source), m.From)
+	}
+	seed, err := os.MkdirTemp(b.opts.CacheDir, "seed-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(seed)
+	if err := copyTree(ctx, src, seed); err != nil {
+		return fmt.Errorf("copying from=%s into the cache: %w", m.From, err)
+	}
+	if m.Mode != nil || m.UID != nil || m.GID != nil {
+		fi, _ := os.Stat(src)
+		st := fi.Sys().(*syscall.Stat_t)
+		uid, gid, mode := uint64(st.Uid), uint64(st.Gid), uint64(fi.Mode().Perm())
+		if m.UID != nil {
+			uid = *m.UID
+		}
+		if m.GID != nil {
+			gid = *m.GID
+		}
+		if m.Mode != nil {
+			mode = *m.Mode
+		}
+		if err := os.Lchown(seed, int(uid), int(gid)); err != nil {
+			return err
+		}
+		if err := os.Chmod(seed, os.FileMode(mode)&os.ModePerm); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(seed, dir); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, unix.ENOTEMPTY) {
+		return err
+	}
+	return nil
+}
+
+// copyTree copies the directory src into the empty directory dst:
+// directories, regular files and symbolic links, with their owners,
+// modes and mtimes; other files are left out. Nothing is followed.
+func copyTree(ctx context.Context, src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			if rel != "." {
+				err = os.Mkdir(to, 0o700)
+			}
+		case fi.Mode().IsRegular():
+			err = copyFile(p, to)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			var target string
+			if target, err = os.Readlink(p); err == nil {
+				err = os.Symlink(target, to)
+			}
+		default:
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if err := os.Chmod(to, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+			return err
+		}
+		return os.Chtimes(to, fi.ModTime(), fi.ModTime())
+	})
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// mkdirIn creates the directory name inside root, and those on its way,
+// without following any symbolic link (a step may have left some in a
+// cache), and returns its host path.
+func mkdirIn(root, name string) (string, error) {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range strings.Split(strings.Trim(path.Clean("/"+name), "/"), "/") {
+		if c == "" {
+			continue
+		}
+		if err := unix.Mkdirat(fd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			unix.Close(fd)
+			return "", err
+		}
+		next, err := unix.Openat2(fd, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+		unix.Close(fd)
+		if err != nil {
+			return "", errdefs.Invalid("source=%s: %s in the cache is not a directory", path.Clean("/"+name), c)
+		}
+		fd = next
+	}
+	defer unix.Close(fd)
+	found, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", err
+	}
+	if found != root && !strings.HasPrefix(found, root+"/") {
+		return "", errdefs.Invalid("source=%s leads outside the cache", path.Clean("/"+name))
+	}
+	return found, nil
 }
 
 // flockWait takes a lock on f, waiting for it as long as ctx lets.
@@ -415,44 +579,55 @@ func (b *builder) secretMount(sm *stepMounts, step stepDir, i int, m *instructio
 // directory, so an rw mount changes nothing outside the step, and the
 // source path is resolved inside that tree.
 func (b *builder) bindMount(ctx context.Context, s *stage, sm *stepMounts, step stepDir, i int, m *instructions.Mount, target string) error {
-	var lowers []string
-	if m.From == "" {
-		lowers = []string{b.opts.ContextDir}
-	} else {
-		dep, ref, err := b.stageOrImage("from", m.From, s.def.index)
-		if err != nil {
-			return err
-		}
-		var layers []v1.Layer
-		switch {
-		case dep != nil:
-			if !dep.built {
-				return errdefs.Invalid("from=%s: stage %s is not built yet: mount a stage defined above this one", m.From, dep.def.label())
-			}
-			layers = dep.layers
-		case ref != "scratch":
-			src, err := b.source(ctx, ref)
-			if err != nil {
-				return err
-			}
-			layers = src.layers
-		}
-		if lowers, err = b.layerDirs(ctx, layers); err != nil {
-			return err
-		}
-	}
-	dir := filepath.Join(step.dir, "mounts", strconv.Itoa(i))
-	merged := filepath.Join(dir, "merged")
-	if err := rootfs.Mount(lowers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), merged); err != nil {
+	root, err := b.mountTree(ctx, s, sm, step, i, m.From)
+	if err != nil {
 		return err
 	}
-	sm.release = append(sm.release, func() { rootfs.Unmount(merged) })
-	src, err := resolveIn(merged, m.Source)
+	src, err := resolveIn(root, m.Source)
 	if err != nil {
 		return err
 	}
 	sm.mounts = append(sm.mounts, specs.Mount{Destination: target, Type: "bind", Source: src, Options: bindOptions(m.ReadOnly)})
 	return nil
+}
+
+// mountTree mounts the tree of from (the context when empty, an earlier
+// stage or an image) as an overlay with a throwaway upper directory for
+// mount i of the step, and returns where.
+func (b *builder) mountTree(ctx context.Context, s *stage, sm *stepMounts, step stepDir, i int, from string) (string, error) {
+	var lowers []string
+	if from == "" {
+		lowers = []string{b.opts.ContextDir}
+	} else {
+		dep, ref, err := b.stageOrImage("from", from, s.def.index)
+		if err != nil {
+			return "", err
+		}
+		var layers []v1.Layer
+		switch {
+		case dep != nil:
+			if !dep.built {
+				return "", errdefs.Invalid("from=%s: stage %s is not built yet: mount a stage defined above this one", from, dep.def.label())
+			}
+			layers = dep.layers
+		case ref != "scratch":
+			src, err := b.source(ctx, ref)
+			if err != nil {
+				return "", err
+			}
+			layers = src.layers
+		}
+		if lowers, err = b.layerDirs(ctx, layers); err != nil {
+			return "", err
+		}
+	}
+	dir := filepath.Join(step.dir, "mounts", strconv.Itoa(i))
+	merged := filepath.Join(dir, "merged")
+	if err := rootfs.Mount(lowers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), merged); err != nil {
+		return "", err
+	}
+	sm.release = append(sm.release, func() { rootfs.Unmount(merged) })
+	return merged, nil
 }
 
 // resolveIn returns the host path of name inside root, following

@@ -247,3 +247,50 @@ func (failingNetworks) Setup(context.Context, string, string, string) (string, e
 	return "", errdefs.Unavailable("no bridge today")
 }
 func (failingNetworks) Teardown(context.Context, string) error { return nil }
+
+// TestBuildRunCacheMountFrom: a cache mount with from= starts as a copy
+// of that stage's directory and then keeps what steps add to it; one
+// with source= alone mounts a directory inside the cache.
+func TestBuildRunCacheMountFrom(t *testing.T) {
+	cache := t.TempDir()
+	df := "FROM scratch AS seed\nCOPY hello /deps/a\n" + busyboxBase +
+		"RUN --mount=type=cache,target=/c,from=seed,source=/deps,uid=7 cat /c/a > /got && stat -c %u /c > /owner && echo more > /c/b\n" +
+		"RUN --mount=type=cache,target=/s,id=other,source=sub/dir echo x > /s/f\n"
+	img, out, _, err := runBuildOpts(t, context.Background(), nil, Options{CacheDir: cache}, df, "hello", "seeded\n")
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if got := fileIn(t, img, "got") + fileIn(t, img, "owner"); got != "seeded\n7\n" {
+		t.Errorf("the step saw %q in the seeded cache, want the stage's file and uid 7", got)
+	}
+	df = "FROM scratch AS seed\nCOPY hello /deps/a\n" + busyboxBase +
+		"RUN --mount=type=cache,target=/c,from=seed,source=/deps ls /c > /ls\n"
+	img, out, _, err = runBuildOpts(t, context.Background(), nil, Options{CacheDir: cache}, df, "hello", "changed\n")
+	if err != nil {
+		t.Fatalf("second build: %v\n%s", err, out)
+	}
+	if got := fileIn(t, img, "ls"); got != "a\nb\n" {
+		t.Errorf("the second build saw %q in the cache, want a and b kept from the first", got)
+	}
+	sum := sha256.Sum256([]byte("other"))
+	if _, err := os.Stat(filepath.Join(cache, hex.EncodeToString(sum[:]), "sub", "dir", "f")); err != nil {
+		t.Errorf("source= without from= is not a directory inside the cache: %v", err)
+	}
+}
+
+// TestMkdirIn: a directory is made inside a root whatever symlinks a step
+// left there.
+func TestMkdirIn(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	os.Symlink(outside, filepath.Join(root, "link"))
+	if _, err := mkdirIn(root, "link/x"); err == nil {
+		t.Error("mkdirIn went through a symlink")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "x")); err == nil {
+		t.Error("a directory was made outside the root")
+	}
+	got, err := mkdirIn(root, "/a/../b/c")
+	if err != nil || got != filepath.Join(root, "b", "c") {
+		t.Errorf("mkdirIn(/a/../b/c) = %q, %v", got, err)
+	}
+}
