@@ -253,12 +253,18 @@ func (s *system) Info(ctx context.Context) (api.Info, error) {
 }
 
 // cleanBuilds removes what builds interrupted by a daemon crash left in
-// dir: their step containers, root filesystem mounts and directories.
+// dir: their step containers, root filesystem and RUN --mount overlays,
+// and directories (with the secrets files of their steps). Their network
+// attachments go when networking is restored.
 func cleanBuilds(ctx context.Context, rt build.Runtime, dir string) {
 	steps, _ := filepath.Glob(filepath.Join(dir, "run-*", "steps", "*"))
 	for _, step := range steps {
 		rt.Delete(ctx, filepath.Base(step))
 		rootfs.Unmount(filepath.Join(step, "rootfs"))
+		merged, _ := filepath.Glob(filepath.Join(step, "mounts", "*", "merged"))
+		for _, m := range merged {
+			rootfs.Unmount(m)
+		}
 	}
 	os.RemoveAll(dir)
 }
