@@ -225,6 +225,10 @@ func (b *builder) prepareMounts(ctx context.Context, s *stage, step stepDir, c *
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 	}
+	// Parents first, so a mount inside another one's target is not hidden.
+	slices.SortStableFunc(sm.mounts, func(a, b specs.Mount) int {
+		return strings.Count(path.Clean(a.Destination), "/") - strings.Count(path.Clean(b.Destination), "/")
+	})
 	return sm, nil
 }
 

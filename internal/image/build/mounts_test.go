@@ -294,3 +294,16 @@ func TestMkdirIn(t *testing.T) {
 		t.Errorf("mkdirIn(/a/../b/c) = %q, %v", got, err)
 	}
 }
+
+// TestBuildRunNestedMounts: a mount inside another's target is seen,
+// whatever the order of the flags.
+func TestBuildRunNestedMounts(t *testing.T) {
+	df := busyboxBase + "RUN --mount=type=secret,id=tok,target=/t/inner/tok --mount=type=tmpfs,target=/t cat /t/inner/tok > /got\n"
+	img, out, _, err := runBuildOpts(t, context.Background(), nil, Options{Secrets: map[string][]byte{"tok": []byte("nested\n")}}, df)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if got := fileIn(t, img, "got"); got != "nested\n" {
+		t.Errorf("the step read %q through the nested mount", got)
+	}
+}
