@@ -225,11 +225,16 @@ func (b *builder) prepareMounts(ctx context.Context, s *stage, step stepDir, c *
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 	}
-	// Parents first, so a mount inside another one's target is not hidden.
-	slices.SortStableFunc(sm.mounts, func(a, b specs.Mount) int {
+	return sm, nil
+}
+
+// parentsFirst sorts mounts so that one inside another's target comes
+// after it and is not hidden by it; the order is otherwise kept.
+func parentsFirst(mounts []specs.Mount) []specs.Mount {
+	slices.SortStableFunc(mounts, func(a, b specs.Mount) int {
 		return strings.Count(path.Clean(a.Destination), "/") - strings.Count(path.Clean(b.Destination), "/")
 	})
-	return sm, nil
+	return mounts
 }
 
 // mountTarget is the absolute target of a mount (relative ones are taken

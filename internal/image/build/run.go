@@ -323,7 +323,7 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 		ID: step.id, Hostname: hostname, Rootfs: step.rootfs, NetNS: netns,
 		Image:       v1.Config{Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User},
 		Config:      api.ContainerConfig{Entrypoint: []string{}, Cmd: args, Env: append(runEnv(s), sm.env...)},
-		Mounts:      append(netMounts, sm.mounts...),
+		Mounts:      parentsFirst(append(netMounts, sm.mounts...)),
 		HostRlimits: true, HostCapabilities: true, HostArches: true,
 	})
 	if err != nil {
