@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/url"
+	"sort"
 	"time"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // Images lists the images in the store.
@@ -85,6 +88,16 @@ type BuildOptions struct {
 	// The layer cache.
 	NoCache bool // build every step, looking nothing up in the cache
 	Pull    bool // pull FROM images from their registries first
+
+	// Secrets and networking of RUN steps.
+
+	// Secrets are the values RUN --mount=type=secret reads, by ID: sent
+	// in the request body (multipart, before the context), never in the
+	// URL.
+	Secrets map[string][]byte
+	// Network is the network of RUN steps: "default" (the daemon's
+	// default) or "none".
+	Network string
 }
 
 // PruneBuildCache empties the build cache (layers and cache mounts), or
@@ -96,6 +109,33 @@ func (c *Client) PruneBuildCache(ctx context.Context, olderThan time.Duration) (
 		q.Set("olderThan", olderThan.String())
 	}
 	return out, c.doJSON(ctx, "POST", "/build/prune", q, nil, &out)
+}
+
+// writeBuildBody writes the multipart body of a build with secrets: the
+// secret parts, then the context (see api.BuildSecretPart).
+func writeBuildBody(mw *multipart.Writer, secrets map[string][]byte, contextTar io.Reader) error {
+	ids := make([]string, 0, len(secrets))
+	for id := range secrets {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		w, err := mw.CreateFormField(api.BuildSecretPart + id)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(secrets[id]); err != nil {
+			return err
+		}
+	}
+	w, err := mw.CreateFormField(api.BuildContextPart)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, contextTar); err != nil {
+		return err
+	}
+	return mw.Close()
 }
 
 // BuildImage builds an image from a context tar.
@@ -123,7 +163,26 @@ func (c *Client) BuildImage(ctx context.Context, contextTar io.Reader, opts Buil
 	if opts.Pull {
 		q.Set("pull", "1")
 	}
-	resp, err := c.do(ctx, "POST", "/images/build", q, contextTar, "application/x-tar")
+	if opts.Network != "" {
+		q.Set("network", opts.Network)
+	}
+	body, contentType := contextTar, "application/x-tar"
+	if len(opts.Secrets) > 0 {
+		for id, v := range opts.Secrets {
+			if err := api.CheckBuildSecretID(id); err != nil {
+				return api.ImageBuildResponse{}, err
+			}
+			if len(v) > api.MaxBuildSecretSize {
+				return api.ImageBuildResponse{}, errdefs.Invalid("secret %s is larger than %d bytes", id, api.MaxBuildSecretSize)
+			}
+		}
+		pr, pw := io.Pipe()
+		mw := multipart.NewWriter(pw)
+		go func() { pw.CloseWithError(writeBuildBody(mw, opts.Secrets, contextTar)) }()
+		defer pr.Close()
+		body, contentType = pr, mw.FormDataContentType()
+	}
+	resp, err := c.do(ctx, "POST", "/images/build", q, body, contentType)
 	if err != nil {
 		return api.ImageBuildResponse{}, err
 	}

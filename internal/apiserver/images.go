@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
@@ -165,8 +167,12 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 		}
 		opts.Labels[k] = v
 	}
+	opts.Network = q.Get("network")
 	body, err := s.upload(w, r, "the build context")
 	if err != nil {
+		return err
+	}
+	if body, err = buildBody(r, body, &opts); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -193,6 +199,49 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 		enc.Encode(map[string]api.ImageBuildResponse{"result": res})
 	}
 	return bw.Flush()
+}
+
+// buildBody returns the context tar of a build request body: the body
+// itself, or the context part of a multipart body after the secret
+// parts, whose values go into opts.Secrets (see api.BuildSecretPart).
+func buildBody(r *http.Request, body io.Reader, opts *BuildOptions) (io.Reader, error) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		return body, nil
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	opts.Secrets = map[string][]byte{}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, errdefs.Invalid("the build request has no %q part with the context", api.BuildContextPart)
+		}
+		if err != nil {
+			if errdefs.Category(err) == nil {
+				err = errdefs.Invalid("reading the build request: %w", err)
+			}
+			return nil, err
+		}
+		name := p.FormName()
+		if name == api.BuildContextPart {
+			return p, nil
+		}
+		id, ok := strings.CutPrefix(name, api.BuildSecretPart)
+		if !ok {
+			return nil, errdefs.Invalid("unexpected part %q in the build request: send secrets first, then the context", name)
+		}
+		if err := api.CheckBuildSecretID(id); err != nil {
+			return nil, err
+		}
+		val, err := io.ReadAll(io.LimitReader(p, api.MaxBuildSecretSize+1))
+		if err != nil {
+			return nil, errdefs.Invalid("reading secret %s: %w", id, err)
+		}
+		if len(val) > api.MaxBuildSecretSize {
+			return nil, errdefs.Invalid("secret %s is larger than %d bytes", id, api.MaxBuildSecretSize)
+		}
+		opts.Secrets[id] = val
+	}
 }
 
 // buildMessage is a progress line of POST /images/build.

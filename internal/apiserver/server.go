@@ -53,6 +53,14 @@ type BuildOptions struct {
 	// The layer cache.
 	NoCache bool // no cache lookups
 	Pull    bool // pull FROM images from their registries first
+
+	// Secrets and networking of RUN steps.
+
+	// Secrets are the values RUN --mount=type=secret reads, by ID; they
+	// come in the request body, never in its URL.
+	Secrets map[string][]byte
+	// Network is the network of RUN steps: "default" or "none".
+	Network string
 }
 
 // BuildCache is the build cache, when the image service has one.

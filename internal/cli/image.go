@@ -340,6 +340,9 @@ func newImageBuildCmd(g *globals) *cobra.Command {
 		progress string
 		iidfile  string
 		labels   []string
+
+		// RUN --mount=type=secret values.
+		secrets []string // --secret id=ID,src=FILE|env=VAR
 	)
 	c := &cobra.Command{
 		Use:   "build [flags] DIR",
@@ -347,11 +350,18 @@ func newImageBuildCmd(g *globals) *cobra.Command {
 		Long: `Build an image from a Dockerfile and the build context DIR.
 
 Supported: FROM (scratch or a local image), RUN (shell, exec and heredoc
-forms, in a container without network), COPY (also --from a stage or an
+forms, in a container on skiff's default network, or with --network none
+on loopback only), RUN --mount=type=cache|secret|bind|tmpfs (BuildKit's
+syntax), RUN --network=default|none, COPY (also --from a stage or an
 image, --chown, --chmod), ADD (local files and tars), ENV, ARG, WORKDIR,
 USER, EXPOSE, LABEL, CMD, ENTRYPOINT, STOPSIGNAL, multi-stage builds and
-.dockerignore. Not yet: RUN --mount and --security, RUN --network other
-than none, ADD of URLs and git sources, COPY --parents.
+.dockerignore. Not yet: RUN --security, --network=host,
+--mount=type=ssh, ADD of URLs and git sources, COPY --parents.
+
+A secret (--secret) is read here and sent to the daemon in the request
+body, apart from the context: RUN --mount=type=secret,id=ID sees it as
+/run/secrets/ID (or target=, or env=VARIABLE); it is in no layer, history
+or output.
 
 Stages that do not need each other build at the same time (at most one
 per CPU); a stage starts once the stages it is FROM or copies from are
@@ -372,7 +382,8 @@ the cache.`,
 		Example: `  CGO_ENABLED=0 go build -o examples/hello/hello ./examples/hello
   skiff image build -t hello examples/hello
   skiff image build -t app:1.4 -t app:latest --label org.opencontainers.image.revision=$(git rev-parse HEAD) .
-  skiff image build -q --iidfile app.iid -t app --progress plain .`,
+  skiff image build -q --iidfile app.iid -t app --progress plain .
+  skiff image build -t app --secret id=npmrc,src=$HOME/.npmrc --network none .`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
@@ -402,6 +413,11 @@ the cache.`,
 			if err := checkProgressMode(progress); err != nil {
 				return withCode(125, err)
 			}
+			sec, err := readBuildSecrets(secrets)
+			if err != nil {
+				return withCode(125, err)
+			}
+			opts.Secrets = sec
 			lbls, err := parseLabels(labels)
 			if err != nil {
 				return withCode(125, err)
@@ -455,7 +471,73 @@ the cache.`,
 	// The layer cache.
 	c.Flags().BoolVar(&opts.NoCache, "no-cache", false, "build every step again, ignoring the build cache")
 	c.Flags().BoolVar(&opts.Pull, "pull", false, "pull FROM images from their registries first (except localhost/ names), rather than use the local copies")
+	// RUN --mount=type=secret values and the network of RUN steps.
+	c.Flags().StringArrayVar(&secrets, "secret", nil, "give RUN --mount=type=secret a secret: id=ID,src=FILE or id=ID,env=VARIABLE (repeatable)")
+	c.Flags().StringVar(&opts.Network, "network", "default", "network of RUN steps: default (skiff's default network) or none (loopback only)")
 	return c
+}
+
+// readBuildSecrets reads the values of --secret flags, as docker buildx
+// takes them: id=ID with src=FILE (also source=, type=file) or
+// env=VARIABLE (also type=env); with neither, the variable named ID.
+func readBuildSecrets(specs []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, spec := range specs {
+		var id, src, env, typ string
+		for _, field := range strings.Split(spec, ",") {
+			k, v, ok := strings.Cut(field, "=")
+			if !ok {
+				return nil, errdefs.Invalid("--secret %s: %q is not KEY=VALUE: write id=ID,src=FILE or id=ID,env=VARIABLE", spec, field)
+			}
+			switch strings.ToLower(k) {
+			case "id":
+				id = v
+			case "src", "source":
+				src = v
+			case "env":
+				env = v
+			case "type":
+				if v != "file" && v != "env" {
+					return nil, errdefs.Invalid("--secret %s: type=%s is not known: use type=file or type=env", spec, v)
+				}
+				typ = v
+			default:
+				return nil, errdefs.Invalid("--secret %s: unknown key %q: use id=, src= or env=", spec, k)
+			}
+		}
+		if typ == "env" && env == "" {
+			env, src = src, ""
+		}
+		if id == "" {
+			return nil, errdefs.Invalid("--secret %s: the secret has no id: add id=ID (the id RUN --mount=type=secret,id=ID names)", spec)
+		}
+		if err := api.CheckBuildSecretID(id); err != nil {
+			return nil, fmt.Errorf("--secret %s: %w", spec, err)
+		}
+		if src != "" && env != "" {
+			return nil, errdefs.Invalid("--secret %s: give src= or env=, not both", spec)
+		}
+		if src == "" && env == "" {
+			env = id
+		}
+		if src != "" {
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return nil, errdefs.Invalid("--secret %s: %v", spec, err)
+			}
+			out[id] = data
+		} else {
+			v, ok := os.LookupEnv(env)
+			if !ok {
+				return nil, errdefs.Invalid("--secret %s: the environment variable %s is not set", spec, env)
+			}
+			out[id] = []byte(v)
+		}
+		if len(out[id]) > api.MaxBuildSecretSize {
+			return nil, errdefs.Invalid("--secret %s: the value is larger than %d bytes", spec, api.MaxBuildSecretSize)
+		}
+	}
+	return out, nil
 }
 
 // dockerfileInContext returns file's path relative to the context dir.

@@ -62,6 +62,20 @@ func (n networks) Setup(ctx context.Context, req container.NetworkRequest) (*api
 }
 func (n networks) Teardown(ctx context.Context, id string) error { return n.m.Teardown(ctx, id) }
 
+// buildNetworks attaches build containers to the default network.
+type buildNetworks struct{ m *network.Manager }
+
+var _ build.Networks = buildNetworks{}
+
+func (n buildNetworks) Setup(ctx context.Context, id, hostname, filesDir string) (string, error) {
+	set, err := n.m.Setup(ctx, network.SetupRequest{ContainerID: id, Hostname: hostname, Network: api.DefaultNetwork, FilesDir: filesDir})
+	if err != nil {
+		return "", err
+	}
+	return set.NetNS, nil
+}
+func (n buildNetworks) Teardown(ctx context.Context, id string) error { return n.m.Teardown(ctx, id) }
+
 type mounter struct{}
 
 func (mounter) Mount(lowers []string, upper, work, target string) error {
@@ -134,6 +148,10 @@ type imageService struct {
 	ctrs    *container.Manager
 	runtime build.Runtime // runs RUN steps
 	workDir string        // where builds unpack layers and run steps
+
+	// RUN --mount=type=cache directories and build networking.
+	cacheMounts string         // <root>/buildcache/mounts
+	buildNets   build.Networks // attaches RUN steps to the default network
 }
 
 var _ apiserver.Images = (*imageService)(nil)
@@ -196,6 +214,7 @@ func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts api
 		ContextDir: dir, Dockerfile: filepath.Join(dir, filepath.Clean("/"+df)),
 		BuildArgs: opts.BuildArgs, Target: opts.Target, Progress: progress,
 		Runtime: s.runtime, WorkDir: s.workDir,
+		CacheDir: s.cacheMounts, Secrets: opts.Secrets, Network: opts.Network, Networks: s.buildNets,
 	}
 	if opts.Events != nil { // progress as events, not lines
 		bopts.Progress, bopts.Events = nil, opts.Events
@@ -279,12 +298,18 @@ func (s *system) Info(ctx context.Context) (api.Info, error) {
 }
 
 // cleanBuilds removes what builds interrupted by a daemon crash left in
-// dir: their step containers, root filesystem mounts and directories.
+// dir: their step containers, root filesystem and RUN --mount overlays,
+// and directories (with the secrets files of their steps). Their network
+// attachments go when networking is restored.
 func cleanBuilds(ctx context.Context, rt build.Runtime, dir string) {
 	steps, _ := filepath.Glob(filepath.Join(dir, "run-*", "steps", "*"))
 	for _, step := range steps {
 		rt.Delete(ctx, filepath.Base(step))
 		rootfs.Unmount(filepath.Join(step, "rootfs"))
+		merged, _ := filepath.Glob(filepath.Join(step, "mounts", "*", "merged"))
+		for _, m := range merged {
+			rootfs.Unmount(m)
+		}
 	}
 	os.RemoveAll(dir)
 }

@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"skiff.dev/skiff/internal/image/build"
+	"skiff.dev/skiff/internal/runtime/rootfs"
 )
 
 // deleteRecorder is a build.Runtime that records Delete calls.
@@ -32,8 +34,22 @@ func TestCleanBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(dir, "run-123", "layers", "0"), 0o755)
+	// A RUN --mount overlay left mounted: its lower must not be emptied.
+	lower := t.TempDir()
+	os.WriteFile(filepath.Join(lower, "kept"), []byte("x"), 0o644)
+	mnt := filepath.Join(step, "mounts", "0")
+	if err := rootfs.Mount([]string{lower}, filepath.Join(mnt, "upper"), filepath.Join(mnt, "work"), filepath.Join(mnt, "merged")); err != nil {
+		t.Fatal(err)
+	}
 	rt := &deleteRecorder{}
 	cleanBuilds(context.Background(), rt, dir)
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), mnt) {
+		rootfs.Unmount(filepath.Join(mnt, "merged"))
+		t.Errorf("a RUN --mount overlay is still mounted")
+	}
+	if _, err := os.Stat(filepath.Join(lower, "kept")); err != nil {
+		t.Errorf("the mount's source lost its file: %v", err)
+	}
 	if !slices.Equal(rt.deleted, []string{"skiff-build-abc"}) {
 		t.Errorf("deleted containers %v, want the step's", rt.deleted)
 	}

@@ -67,6 +67,21 @@ type Options struct {
 	// than use the local copy.
 	Pull   bool
 	Puller Puller
+
+	// RUN --mount, secrets and networking (mounts.go).
+
+	// CacheDir keeps the directories of RUN --mount=type=cache between
+	// builds; without one, cache mounts are refused.
+	CacheDir string
+	// Secrets are the values of RUN --mount=type=secret by ID. They are
+	// written only to files under WorkDir that live as long as a step.
+	Secrets map[string][]byte
+	// Network is the network of RUN steps that do not ask for none:
+	// "default" (the default) or "none" (loopback only).
+	Network string
+	// Networks attaches steps to skiff's default network; without one,
+	// every step has loopback only.
+	Networks Networks
 }
 
 // Puller fetches an image from its registry into the local store.
@@ -178,6 +193,9 @@ func (b *builder) run(ctx context.Context) (v1.Image, error) {
 		return nil, err
 	}
 	b.shlex = &lexer{l: shell.NewLex(b.df.escape)}
+	if _, err := checkNetwork(b.opts.Network); err != nil {
+		return nil, err
+	}
 
 	b.target = hostPlatform()
 	if b.opts.Platform != "" {
@@ -296,6 +314,16 @@ func (b *builder) plan() error {
 			}
 		}
 		for _, c := range def.commands {
+			if rc, ok := c.(*instructions.RunCommand); ok {
+				deps, err := b.mountDeps(rc, def.index)
+				if err != nil {
+					return b.df.errAt(c.Location(), err)
+				}
+				for _, d := range deps {
+					s.deps = append(s.deps, d.def.index)
+				}
+				continue
+			}
 			cp, ok := c.(*instructions.CopyCommand)
 			if !ok || cp.From == "" {
 				continue
@@ -326,12 +354,19 @@ func (b *builder) stageByName(n string, before int) *stage {
 // copyFrom resolves COPY --from=from in stage index: an earlier stage
 // (by name or index), or else an image reference.
 func (b *builder) copyFrom(from string, index int) (*stage, string, error) {
+	return b.stageOrImage("COPY --from", from, index)
+}
+
+// stageOrImage resolves a reference to an earlier stage (by name or
+// index) or else an image, written flag=from in stage index; messages
+// start with flag=from.
+func (b *builder) stageOrImage(flag, from string, index int) (*stage, string, error) {
 	if res, _, err := b.shlex.ProcessWord(from, &kv{}); err != nil || res != from {
-		return nil, "", errdefs.Invalid("COPY --from=%s: variables are not expanded in --from; define a stage with FROM ${ARG} AS name and copy from that name", from)
+		return nil, "", errdefs.Invalid("%s=%s: variables are not expanded in --from or a mount's from=; define a stage with FROM ${ARG} AS name and use that name", flag, from)
 	}
 	if n, err := strconv.Atoi(from); err == nil {
 		if n < 0 || n >= index {
-			return nil, "", errdefs.Invalid("COPY --from=%d: there is no stage %d before this one (stages count from 0)", n, n)
+			return nil, "", errdefs.Invalid("%s=%d: there is no stage %d before this one (stages count from 0)", flag, n, n)
 		}
 		return b.stages[n], "", nil
 	}
@@ -340,14 +375,14 @@ func (b *builder) copyFrom(from string, index int) (*stage, string, error) {
 	}
 	for _, d := range b.df.stages[index:] {
 		if d.name != "" && strings.EqualFold(d.name, from) {
-			return nil, "", errdefs.Invalid("COPY --from=%s: stage %q is defined after this one (line %d); move it above", from, d.name, line(d.loc))
+			return nil, "", errdefs.Invalid("%s=%s: stage %q is defined after this one (line %d); move it above", flag, from, d.name, line(d.loc))
 		}
 	}
 	if from == "scratch" {
 		return nil, from, nil
 	}
 	if _, err := name.ParseReference(from); err != nil {
-		return nil, "", errdefs.Invalid("COPY --from=%s: no stage has that name and it is not a valid image reference: %w", from, err)
+		return nil, "", errdefs.Invalid("%s=%s: no stage has that name and it is not a valid image reference: %w", flag, from, err)
 	}
 	return nil, from, nil
 }

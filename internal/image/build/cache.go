@@ -143,11 +143,15 @@ func (b *builder) runKey(ctx context.Context, s *stage, c *instructions.RunComma
 		return "", nil
 	}
 	cfg := s.cfg.Config
+	network, err := b.stepNetwork(c) // the effective mode, also the build's --network
+	if err != nil {
+		return "", err
+	}
 	k := stepKey{
 		Op:      "RUN " + jsonString(args),
 		Workdir: cfg.WorkingDir, User: cfg.User,
 		Env:     append(slices.Clone(cfg.Env), runEnv(s)...),
-		Network: instructions.GetNetwork(c),
+		Network: network,
 	}
 	for _, m := range instructions.GetMounts(c) {
 		spec, err := json.Marshal(m)

@@ -262,6 +262,7 @@ func TestRunKeyMounts(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"))
 	writeFile(t, filepath.Join(dir, "mod", "go.mod"), []byte("module a"))
 	writeFile(t, filepath.Join(dir, "other"), []byte("x"))
+	network := ""
 	key := func(line string) string {
 		t.Helper()
 		cx, err := openContext(dir, "")
@@ -281,7 +282,7 @@ func TestRunKeyMounts(t *testing.T) {
 		if err := run.Expand(func(w string) (string, error) { return w, nil }); err != nil {
 			t.Fatal(err)
 		}
-		b := &builder{opts: Options{Cache: &memCache{}}, cx: cx, sources: map[string]*imageSource{}}
+		b := &builder{opts: Options{Cache: &memCache{}, Network: network}, cx: cx, sources: map[string]*imageSource{}}
 		s := &stage{def: &stageDef{}, cfg: &v1.ConfigFile{}, args: &kv{}, platform: hostPlatform()}
 		k, err := b.runKey(context.Background(), s, run, run.CmdLine)
 		if err != nil {
@@ -304,6 +305,14 @@ func TestRunKeyMounts(t *testing.T) {
 	}
 	if key("RUN --network=none go build\n") == key("RUN --network=default go build\n") {
 		t.Fatal("the network mode is not in the key")
+	}
+	network = "none" // skiff image build --network none
+	if key("RUN go build\n") != key("RUN --network=none go build\n") {
+		t.Fatal("the build's --network none is not the step's network in the key")
+	}
+	network = ""
+	if key("RUN go build\n") == key("RUN --network=none go build\n") {
+		t.Fatal("a step on the default network has the key of one without")
 	}
 	secret := "RUN --mount=type=secret,id=token,target=/run/secrets/token go build\n"
 	if key(secret) != key(secret) || key(secret) == key("RUN --mount=type=secret,id=other,target=/run/secrets/token go build\n") {

@@ -23,10 +23,19 @@
 // unpacked once per build under Options.WorkDir, are the overlay's lower
 // directories under a fresh upper directory, with the stage's ENV, ARG
 // values, WORKDIR, USER and SHELL, the default capabilities and seccomp
-// profile, and no network but loopback. The upper directory becomes the
+// profile. A step is on skiff's default network through
+// Options.Networks, unless Options.Network or RUN --network is "none"
+// (loopback only; so is every step of a build without Networks); host is
+// refused. RUN --mount (mounts.go, BuildKit's syntax and parser) adds
+// cache directories kept under Options.CacheDir, secrets from
+// Options.Secrets (files under WorkDir that live as long as the step, or
+// variables; never in a layer, the history or the progress), read-only
+// or throwaway-writable binds of the context, a stage or an image, and
+// tmpfs. The upper directory becomes the
 // step's layer (diff.go): overlay whiteouts and opaque directories as OCI
 // whiteouts, owners, modes, xattrs, hard links and mtimes kept, mount
-// points the runtime created left out; an empty change adds no layer. A
+// points the runtime created (and their parents, and directories copied
+// up only to hold them) left out; an empty change adds no layer. A
 // step that exits non-zero is an ErrInvalid error with its exit code and
 // last output lines; its container, mount and directories are removed
 // whatever happens. Without a Runtime, RUN is refused.
@@ -46,7 +55,7 @@
 // --from images through Options.Puller before reading them.
 //
 // Refused with an errdefs.ErrInvalid error naming the Dockerfile line:
-// RUN --mount and --security, RUN --network other than none, a RUN
+// RUN --security, RUN --network=host, RUN --mount=type=ssh, a RUN
 // heredoc script starting with #!, remote ADD sources (URLs, git) and
 // COPY --parents.
 //

@@ -31,6 +31,19 @@ func FuzzBuildDockerfile(f *testing.F) {
 		"FROM scratch\nEXPOSE 1-3/udp\nSTOPSIGNAL RTMIN+3\nHEALTHCHECK NONE\n",
 		"FROM\n",
 		"",
+		// RUN with BuildKit's mounts and networks.
+		"FROM scratch\nRUN --mount=type=cache,target=/c,id=x,sharing=locked,mode=0700,uid=1,gid=2 make\n",
+		"FROM scratch AS a\nFROM scratch\nRUN --mount=type=bind,from=a,source=/x,target=/y,rw --mount=type=tmpfs,target=/t,size=1m make\n",
+		"FROM scratch\nRUN --mount=type=secret,id=tok,required,env=TOK --mount=type=secret,target=/run/x,mode=0440 make\n",
+		"FROM scratch\nARG T=/cache\nRUN --mount=type=cache,target=$T,sharing=private --network=none make\n",
+		"FROM scratch\nRUN --network=host make\nRUN --network=default make\n",
+		"FROM scratch\nRUN --mount=type=ssh make\nRUN --security=insecure make\n",
+		"FROM scratch\nRUN --mount=type=bind,from=$X,target=/x make\n",
+		"FROM scratch\nRUN --mount=type=bind,from=9,target=/x make\nRUN --mount=target=relative,source=../.. make\n",
+		"FROM scratch\nONBUILD RUN --mount=type=cache,target=/c make\n",
+		"FROM scratch\nRUN --mount=type=cache,target=/c,id=x --mount=type=tmpfs,target=/c/ make\n",
+		"FROM scratch\nWORKDIR /w\nRUN --mount=type=secret,id=a,target=s,uid=5 <<EOF\ncat s\nEOF\n",
+		"FROM scratch\nRUN --mount=type=tmpfs,target=/,ro make\n",
 	} {
 		f.Add(df)
 	}
@@ -54,11 +67,14 @@ func FuzzBuildDockerfile(f *testing.F) {
 	if err := os.Symlink("dir", filepath.Join(dir, "link")); err != nil {
 		f.Fatal(err)
 	}
+	cacheDir := f.TempDir()
 	f.Fuzz(func(t *testing.T, dockerfile string) {
 		writeFile(t, filepath.Join(dir, "Dockerfile"), []byte(dockerfile))
 		_, err := Build(context.Background(), Options{
 			ContextDir: dir,
 			BuildArgs:  map[string]string{"A": "1", "X": "base"},
+			CacheDir:   cacheDir,
+			Secrets:    map[string][]byte{"tok": []byte("v")},
 		}, images)
 		if err == nil {
 			return

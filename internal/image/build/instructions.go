@@ -289,6 +289,17 @@ func (b *builder) trigger(ctx context.Context, s *stage, expr string) error {
 		if err != nil {
 			return at(errdefs.Invalid("%s", err.Error()))
 		}
+		if rc, ok := c.(*instructions.RunCommand); ok {
+			deps, err := b.mountDeps(rc, s.def.index)
+			if err != nil {
+				return at(err)
+			}
+			for _, dep := range deps {
+				if err := b.need(ctx, dep); err != nil {
+					return err
+				}
+			}
+		}
 		if cp, ok := c.(*instructions.CopyCommand); ok && cp.From != "" {
 			dep, _, err := b.copyFrom(cp.From, s.def.index)
 			if err != nil {

@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -75,14 +77,12 @@ func (b *builder) runArgs(s *stage, c *instructions.RunCommand) ([]string, error
 	return args, nil
 }
 
-// checkRunFlags refuses the RUN flags skiff does not implement.
+// checkRunFlags refuses the RUN flags skiff does not implement; --mount
+// and --network are checked when the step runs.
 func checkRunFlags(c *instructions.RunCommand) error {
 	for _, f := range c.FlagsUsed {
 		switch f {
-		case "network":
-			if n := instructions.GetNetwork(c); n != "none" {
-				return errdefs.Invalid("RUN --network=%s: build steps have no network here; only --network=none is accepted", n)
-			}
+		case "mount", "network":
 		default:
 			return errdefs.Invalid("RUN --%s is not supported yet", f)
 		}
@@ -111,6 +111,13 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 	if err := checkRunFlags(c); err != nil {
 		return err
 	}
+	network, err := b.stepNetwork(c)
+	if err != nil {
+		return err
+	}
+	if err := b.checkMounts(s, c); err != nil {
+		return err
+	}
 	args, err := b.runArgs(s, c)
 	if err != nil {
 		return err
@@ -126,7 +133,7 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 	if hit, err := b.cached(ctx, s, key, createdBy); hit || err != nil {
 		return err
 	}
-	lowers, err := b.layerDirs(ctx, s)
+	lowers, err := b.layerDirs(ctx, s.layers)
 	if err != nil {
 		return err
 	}
@@ -135,7 +142,13 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 		return err
 	}
 	defer os.RemoveAll(step.dir)
-	if err := b.runContainer(ctx, s, step, lowers, args); err != nil {
+	mounts, err := b.prepareMounts(ctx, s, step, c)
+	if err != nil {
+		return err
+	}
+	err = b.runContainer(ctx, s, step, lowers, args, mounts, network)
+	mounts.close()
+	if err != nil {
 		return err
 	}
 	l, err := b.diffLayer(ctx, step.upper)
@@ -252,9 +265,9 @@ func (b *builder) chainOf(layers []v1.Layer, top v1.Layer) (string, error) {
 	return chain, nil
 }
 
-// layerDirs unpacks the stage's layers (once per build each) and returns
-// their directories, top first, for overlayfs.
-func (b *builder) layerDirs(ctx context.Context, s *stage) ([]string, error) {
+// layerDirs unpacks layers (once per build each) and returns their
+// directories, top first, for overlayfs.
+func (b *builder) layerDirs(ctx context.Context, layers []v1.Layer) ([]string, error) {
 	b.runMu.Lock()
 	defer b.runMu.Unlock()
 	if err := b.ensureRunDir(); err != nil {
@@ -262,7 +275,7 @@ func (b *builder) layerDirs(ctx context.Context, s *stage) ([]string, error) {
 	}
 	var dirs []string // bottom first
 	chain := ""
-	for i, l := range s.layers {
+	for i, l := range layers {
 		d, err := l.DiffID()
 		if err != nil {
 			return nil, errdefs.Unavailable("reading layer %d: %w", i+1, err)
@@ -302,9 +315,10 @@ func (b *builder) unpackLayer(ctx context.Context, l v1.Layer, dir string, below
 }
 
 // runContainer mounts the step's root filesystem, runs args in it as the
-// stage's USER in its WORKDIR and environment, and waits for it. A
-// non-zero exit is an error with the last output lines.
-func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowers []string, args []string) (err error) {
+// stage's USER in its WORKDIR and environment, with the step's mounts
+// and on its network, and waits for it. A non-zero exit is an error with
+// the last output lines.
+func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowers []string, args []string, sm *stepMounts, network string) (err error) {
 	if err := rootfs.Mount(lowers, step.upper, step.work, step.rootfs); err != nil {
 		return errdefs.Unavailable("mounting the build container's filesystem: %w", err)
 	}
@@ -314,11 +328,20 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 			rootfs.Unmount(step.rootfs)
 		}
 	}()
+	hostname := step.id[len("skiff-build-"):]
+	netns, netMounts, err := b.stepNetNS(ctx, step, hostname, network)
+	if err != nil {
+		return err
+	}
+	if netns != "" {
+		defer b.opts.Networks.Teardown(context.WithoutCancel(ctx), step.id)
+	}
 	cfg := s.cfg.Config
 	spec, err := oci.Spec(oci.Input{
-		ID: step.id, Hostname: step.id[len("skiff-build-"):], Rootfs: step.rootfs,
+		ID: step.id, Hostname: hostname, Rootfs: step.rootfs, NetNS: netns,
 		Image:       v1.Config{Env: cfg.Env, WorkingDir: cfg.WorkingDir, User: cfg.User},
-		Config:      api.ContainerConfig{Entrypoint: []string{}, Cmd: args, Env: runEnv(s)},
+		Config:      api.ContainerConfig{Entrypoint: []string{}, Cmd: args, Env: append(runEnv(s), sm.env...)},
+		Mounts:      parentsFirst(append(netMounts, sm.mounts...)),
 		HostRlimits: true, HostCapabilities: true, HostArches: true,
 	})
 	if err != nil {
@@ -385,6 +408,7 @@ func (b *builder) runContainer(ctx context.Context, s *stage, step stepDir, lowe
 		return errdefs.Invalid("%s", msg)
 	}
 	pruneMountpoints(step.upper, missing)
+	pruneCopiedUp(step.upper, lowers, missing)
 	return nil
 }
 
@@ -430,14 +454,20 @@ func (o *outputLines) finish() []string {
 	return o.tail
 }
 
-// missingMountpoints returns the mount destinations the image lacks:
-// the runtime creates them in the upper directory, and they are no change
-// of the step's.
+// missingMountpoints returns the mount destinations the image lacks,
+// and the missing directories on their way: the runtime creates them in
+// the upper directory, and they are no change of the step's.
 func missingMountpoints(root string, mounts []specs.Mount) []string {
 	var missing []string
+	seen := map[string]bool{}
 	for _, m := range mounts {
-		if _, err := os.Lstat(filepath.Join(root, m.Destination)); err != nil {
-			missing = append(missing, m.Destination)
+		dest := path.Clean("/" + m.Destination)
+		for p := dest; p != "/" && !seen[p]; p = path.Dir(p) {
+			seen[p] = true
+			if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+				break
+			}
+			missing = append(missing, p)
 		}
 	}
 	return missing
@@ -460,6 +490,62 @@ func pruneMountpoints(upper string, missing []string) {
 			os.Remove(p) // fails, as it should, on a directory the step filled
 		}
 	}
+}
+
+// pruneCopiedUp removes from upper the directories overlayfs copied up
+// only because the runtime made a mount point in them (the parents of
+// missing): those left empty, not opaque, with no extended attributes
+// of their own and the mode and owner of the lower directory they copy.
+// Their mtime alone changed, by the runtime's doing, so a step that
+// changed nothing adds no layer.
+func pruneCopiedUp(upper string, lowers, missing []string) {
+	var parents []string
+	for _, m := range missing {
+		if p := path.Dir(path.Clean("/" + m)); p != "/" && !slices.Contains(missing, p) && !slices.Contains(parents, p) {
+			parents = append(parents, p)
+		}
+	}
+	slices.SortFunc(parents, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for len(parents) > 0 {
+		p := parents[0]
+		parents = parents[1:]
+		if !symlinkFree(upper, p) || !copiedUpOnly(filepath.Join(upper, p), lowers, p) {
+			continue
+		}
+		if os.Remove(filepath.Join(upper, p)) != nil {
+			continue
+		}
+		if up := path.Dir(p); up != "/" && !slices.Contains(parents, up) {
+			parents = append(parents, up)
+		}
+	}
+}
+
+// copiedUpOnly reports whether the upper directory dir is an empty copy
+// of rel in the top-most lower holding it.
+func copiedUpOnly(dir string, lowers []string, rel string) bool {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() || isOpaque(dir) {
+		return false
+	}
+	if names, err := os.ReadDir(dir); err != nil || len(names) > 0 {
+		return false
+	}
+	if x, err := unpack.Xattrs(dir); err != nil || len(x) > 0 {
+		return false
+	}
+	for _, l := range lowers {
+		if !symlinkFree(l, rel) {
+			return false
+		}
+		lfi, err := os.Lstat(filepath.Join(l, rel))
+		if err != nil {
+			continue
+		}
+		a, b := fi.Sys().(*syscall.Stat_t), lfi.Sys().(*syscall.Stat_t)
+		return lfi.IsDir() && fi.Mode() == lfi.Mode() && a.Uid == b.Uid && a.Gid == b.Gid
+	}
+	return false
 }
 
 // symlinkFree reports whether no directory on the way from root to rel is

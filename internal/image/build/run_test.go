@@ -30,6 +30,13 @@ func runBuild(t *testing.T, dockerfile string, args map[string]string, files ...
 // runBuildCtx is runBuild with a context and an extra progress writer.
 func runBuildCtx(t *testing.T, ctx context.Context, progress io.Writer, dockerfile string, args map[string]string, files ...string) (v1.Image, string, string, error) {
 	t.Helper()
+	return runBuildOpts(t, ctx, progress, Options{BuildArgs: args}, dockerfile, files...)
+}
+
+// runBuildOpts is runBuildCtx with more options: the context, progress,
+// runtime and work directory are set here.
+func runBuildOpts(t *testing.T, ctx context.Context, progress io.Writer, opts Options, dockerfile string, files ...string) (v1.Image, string, string, error) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("RUN tests need root (they run runc)")
 	}
@@ -59,7 +66,8 @@ func runBuildCtx(t *testing.T, ctx context.Context, progress io.Writer, dockerfi
 	if progress != nil {
 		w = io.MultiWriter(&out, progress)
 	}
-	img, err := Build(ctx, Options{ContextDir: dir, BuildArgs: args, Progress: w, Runtime: rt, WorkDir: work}, nil)
+	opts.ContextDir, opts.Progress, opts.Runtime, opts.WorkDir = dir, w, rt, work
+	img, err := Build(ctx, opts, nil)
 	return img, out.String(), work, err
 }
 
@@ -355,5 +363,30 @@ func TestPruneMountpoints(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(outside, "shm")); err != nil {
 		t.Errorf("a directory behind a symbolic link was removed: %v", err)
+	}
+}
+
+// TestPruneCopiedUp removes the directories overlayfs copied up only to
+// hold a mount point, and keeps those a step changed.
+func TestPruneCopiedUp(t *testing.T) {
+	lower, upper := t.TempDir(), t.TempDir()
+	for _, d := range []string{"etc", "run", "var/lib", "chmodded", "filled"} {
+		os.MkdirAll(filepath.Join(lower, d), 0o755)
+		os.MkdirAll(filepath.Join(upper, d), 0o755)
+	}
+	os.Chmod(filepath.Join(upper, "chmodded"), 0o700)
+	os.WriteFile(filepath.Join(upper, "filled", "new"), []byte("x"), 0o644)
+	missing := []string{"/etc/hosts", "/run/secrets", "/run/secrets/tok", "/var/lib/cache", "/chmodded/m", "/filled/m", "/nolower/m"}
+	os.MkdirAll(filepath.Join(upper, "nolower"), 0o755)
+	pruneCopiedUp(upper, []string{lower}, missing)
+	for _, gone := range []string{"etc", "run", "var/lib", "var"} {
+		if _, err := os.Lstat(filepath.Join(upper, gone)); err == nil {
+			t.Errorf("/%s, copied up only for a mount point, is still in the upper directory", gone)
+		}
+	}
+	for _, kept := range []string{"chmodded", "filled/new", "nolower"} {
+		if _, err := os.Lstat(filepath.Join(upper, kept)); err != nil {
+			t.Errorf("/%s, a change of the step's, was removed", kept)
+		}
 	}
 }
