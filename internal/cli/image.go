@@ -399,6 +399,11 @@ only its ID.`,
 				return withCode(125, err)
 			}
 			opts.Labels = lbls
+			tr, err := buildcontext.Tar(dir, dockerfile)
+			if err != nil {
+				return withCode(125, err)
+			}
+			defer tr.Close()
 			var show buildProgress
 			if !quiet {
 				p, err := newBuildProgress(progress, g.stderr)
@@ -408,11 +413,6 @@ only its ID.`,
 				show = p
 				opts.Events = p.event
 			}
-			tr, err := buildcontext.Tar(dir, dockerfile)
-			if err != nil {
-				return withCode(125, err)
-			}
-			defer tr.Close()
 			res, err := g.client().BuildImage(cmd.Context(), tr, opts)
 			if show != nil {
 				show.finish(err != nil)
