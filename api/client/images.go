@@ -205,6 +205,8 @@ func (c *Client) BuildImage(ctx context.Context, contextTar io.Reader, opts Buil
 			res = msg.Result
 		case msg.Event != nil && opts.Events != nil:
 			opts.Events(*msg.Event)
+		case msg.Stream != "" && opts.Events != nil: // a daemon without events
+			opts.Events(api.BuildEvent{Kind: api.BuildMessage, Text: msg.Stream})
 		case msg.Stream != "" && opts.Progress != nil:
 			opts.Progress(msg.Stream)
 		}

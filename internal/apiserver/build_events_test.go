@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func (f *eventImages) Build(ctx context.Context, r io.Reader, opts BuildOptions,
 	for _, ev := range f.events {
 		opts.Events(ev)
 	}
+	io.WriteString(progress, "a line of a service without events\n")
 	return api.ImageBuildResponse{ID: "sha256:1", Tags: opts.Tags}, nil
 }
 
@@ -44,8 +46,8 @@ var testBuildEvents = []api.BuildEvent{
 
 // TestBuildEventsOnTheWire checks each build event travels as an
 // "event" with its old "stream" line beside it (what earlier clients
-// print), that the Go client hands the events back whole, and that
-// labels reach the service.
+// print), that the Go client hands the events back whole (and a bare
+// line as a message), and that labels reach the service.
 func TestBuildEventsOnTheWire(t *testing.T) {
 	imgs := &eventImages{events: testBuildEvents}
 	sock := filepath.Join(t.TempDir(), "api.sock")
@@ -79,7 +81,7 @@ func TestBuildEventsOnTheWire(t *testing.T) {
 		}
 	}
 	resp.Body.Close()
-	want := []string{"[build] STEP 1/2: FROM scratch AS build", "hello", "WARNING: careful"}
+	want := []string{"[build] STEP 1/2: FROM scratch AS build", "hello", "WARNING: careful", "a line of a service without events"}
 	if !reflect.DeepEqual(streams, want) {
 		t.Errorf("stream lines %q, want %q", streams, want)
 	}
@@ -95,8 +97,9 @@ func TestBuildEventsOnTheWire(t *testing.T) {
 	if err != nil || res.ID != "sha256:1" {
 		t.Fatalf("build: %+v, %v", res, err)
 	}
-	if !reflect.DeepEqual(got, testBuildEvents) || len(lines) != 0 {
-		t.Errorf("events %+v (and lines %q), want %+v", got, lines, testBuildEvents)
+	wantEvents := append(slices.Clone(testBuildEvents), api.BuildEvent{Kind: api.BuildMessage, Text: "a line of a service without events"})
+	if !reflect.DeepEqual(got, wantEvents) || len(lines) != 0 {
+		t.Errorf("events %+v (and lines %q), want %+v", got, lines, wantEvents)
 	}
 	if !reflect.DeepEqual(imgs.labels, map[string]string{"team": "web", "note": "a=b"}) {
 		t.Errorf("the service got labels %v", imgs.labels)

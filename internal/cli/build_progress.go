@@ -40,13 +40,10 @@ func newBuildProgress(mode string, w io.Writer) (buildProgress, error) {
 	if mode == progressPlain || (mode == progressAuto && !isTerm) {
 		return &plainProgress{w: w}, nil
 	}
-	width := 80
+	p := newTTYProgress(w, 80, time.Now)
 	if isTerm {
-		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
-			width = cols
-		}
+		p.size = func() (int, int, error) { return term.GetSize(int(f.Fd())) }
 	}
-	p := newTTYProgress(w, width, time.Now)
 	p.startTicker(100 * time.Millisecond)
 	return p, nil
 }
@@ -119,6 +116,8 @@ type ttyProgress struct {
 	mu      sync.Mutex
 	w       io.Writer
 	width   int
+	height  int                          // 0: unknown
+	size    func() (w, h int, err error) // the terminal's size now, or nil
 	now     func() time.Time
 	start   time.Time
 	running []*ttyStep // in the order they started
@@ -224,6 +223,11 @@ func (p *ttyProgress) done(ev api.BuildEvent) {
 // redraw clears the live area, prints lines for good, and draws the
 // live area again.
 func (p *ttyProgress) redraw(lines []string) {
+	if p.size != nil { // follow the window's size
+		if w, h, err := p.size(); err == nil && w > 0 && h > 0 {
+			p.width, p.height = w, h
+		}
+	}
 	var b strings.Builder
 	if p.drawn > 0 {
 		fmt.Fprintf(&b, "\x1b[%dA\x1b[J", p.drawn)
@@ -242,15 +246,27 @@ func (p *ttyProgress) redraw(lines []string) {
 	io.WriteString(p.w, b.String())
 }
 
-// live returns the lines of the live area.
+// live returns the lines of the live area, which fit in the terminal's
+// height (the cursor cannot move up past its top): fewer last lines per
+// step when many run, and the steps that do not fit counted.
 func (p *ttyProgress) live() []string {
 	now := p.now()
 	out := []string{p.fit("[+] Building "+seconds(now.Sub(p.start)), "")}
-	for _, s := range p.running {
+	steps, tail := p.running, ttyTail
+	if room := p.height - 2; p.height > 0 {
+		if len(steps) > room {
+			steps = steps[:max(room-1, 0)]
+		}
+		tail = max(min(tail, room/max(len(steps), 1)-1), 0)
+	}
+	for _, s := range steps {
 		out = append(out, p.fit("=> "+s.label, seconds(now.Sub(s.start))))
-		for _, l := range s.tail {
+		for _, l := range s.tail[max(len(s.tail)-tail, 0):] {
 			out = append(out, p.fit("=> => # "+l, ""))
 		}
+	}
+	if n := len(p.running) - len(steps); n > 0 {
+		out = append(out, p.fit(fmt.Sprintf("=> and %d more running", n), ""))
 	}
 	return out
 }

@@ -148,3 +148,29 @@ func TestTTYProgressFits(t *testing.T) {
 		}
 	}
 }
+
+// TestTTYProgressFitsHeight checks the live area stays within a short
+// terminal: fewer last lines per step, then the steps that do not fit
+// counted.
+func TestTTYProgressFitsHeight(t *testing.T) {
+	var out bytes.Buffer
+	p := newTTYProgress(&out, 40, fakeClock(time.Second))
+	p.size = func() (int, int, error) { return 40, 8, nil }
+	for i := 1; i <= 3; i++ {
+		p.event(api.BuildEvent{Kind: api.BuildStepStarted, Step: i, Index: 1, Total: 1, Text: "RUN x"})
+		for j := 0; j < 10; j++ {
+			p.event(api.BuildEvent{Kind: api.BuildStepOutput, Step: i, Text: "line " + strconv.Itoa(j)})
+		}
+	}
+	live := strings.Split(strings.TrimSuffix(screen(t, out.String()), "\n"), "\n")
+	if len(live) > 7 || strings.Count(strings.Join(live, "\n"), "=> [1/1] RUN x") != 3 || live[len(live)-1] != "=> => # line 9" {
+		t.Errorf("3 steps on a terminal 8 high:\n%s", strings.Join(live, "\n"))
+	}
+	for i := 4; i <= 9; i++ {
+		p.event(api.BuildEvent{Kind: api.BuildStepStarted, Step: i, Index: 1, Total: 1, Text: "RUN y"})
+	}
+	live = strings.Split(strings.TrimSuffix(screen(t, out.String()), "\n"), "\n")
+	if len(live) > 7 || live[len(live)-1] != "=> and 4 more running" {
+		t.Errorf("9 steps on a terminal 8 high:\n%s", strings.Join(live, "\n"))
+	}
+}

@@ -423,6 +423,11 @@ the cache.`,
 				return withCode(125, err)
 			}
 			opts.Labels = lbls
+			tr, err := buildcontext.Tar(dir, dockerfile)
+			if err != nil {
+				return withCode(125, err)
+			}
+			defer tr.Close()
 			var show buildProgress
 			if !quiet {
 				p, err := newBuildProgress(progress, g.stderr)
@@ -432,11 +437,6 @@ the cache.`,
 				show = p
 				opts.Events = p.event
 			}
-			tr, err := buildcontext.Tar(dir, dockerfile)
-			if err != nil {
-				return withCode(125, err)
-			}
-			defer tr.Close()
 			res, err := g.client().BuildImage(cmd.Context(), tr, opts)
 			if show != nil {
 				show.finish(err != nil)
