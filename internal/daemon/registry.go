@@ -25,6 +25,10 @@ type RegistryConfig struct {
 	AnonymousRead []string
 	// Delete enables deleting manifests, tags and blobs.
 	Delete bool
+	// UploadMaxAge is how long an idle upload, and a received blob no
+	// manifest names yet, is kept from skiff image prune (default
+	// image.DefaultUploadMaxAge).
+	UploadMaxAge time.Duration
 }
 
 // RegistryDir is the directory under the root for the registry's users

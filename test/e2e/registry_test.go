@@ -554,3 +554,19 @@ func TestRegistryListenRules(t *testing.T) {
 		t.Fatalf("a client trusting the CA did not reach the registry: %v %s", err, out)
 	}
 }
+
+// TestRegistrySkiffToSkiff: another skiff daemon pulls an image from the
+// registry's anonymous-read repositories and runs it, and is refused a
+// private one.
+func TestRegistrySkiffToSkiff(t *testing.T) {
+	d, addr := registry(t)
+	creds := regUser + ":" + regPass
+	skopeo(t, "copy", "--dest-tls-verify=false", "--dest-creds", creds, "oci:"+filepath.Join(d.Root, "images")+":localhost/hello:latest", "docker://"+addr+"/public/hello:1")
+	ref := addr + "/public/hello:1"
+	must(t, env.daemon, "image", "pull", ref)
+	if r := env.daemon.Run("", "run", "--rm", ref, "-print", "from-skiff-registry"); r.Code != 0 || r.Stdout != "from-skiff-registry\n" {
+		t.Fatalf("run the image pulled from skiff's registry: %s", r)
+	}
+	must(t, env.daemon, "image", "rm", ref)
+	fails(t, env.daemon, []string{"access denied"}, "image", "pull", addr+"/hello:latest")
+}
