@@ -25,6 +25,8 @@ type RegistryConfig struct {
 	AnonymousRead []string
 	// Delete enables deleting manifests, tags and blobs.
 	Delete bool
+	// Strict refuses manifests of unknown media types.
+	Strict bool
 	// UploadMaxAge is how long an idle upload, and a received blob no
 	// manifest names yet, is kept from skiff image prune (default
 	// image.DefaultUploadMaxAge).

@@ -33,6 +33,12 @@ type manifestSummary struct {
 	Annotations  map[string]string `json:"annotations"`
 }
 
+// knownManifestTypes are the media types strict mode accepts.
+var knownManifestTypes = map[types.MediaType]bool{
+	types.OCIManifestSchema1: true, types.OCIImageIndex: true,
+	types.DockerManifestSchema2: true, types.DockerManifestList: true,
+}
+
 func (g *Registry) serveManifest(w http.ResponseWriter, r *http.Request, rt route) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -91,6 +97,10 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	}
 	if mt == "" {
 		writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "the manifest has no media type: send it as the Content-Type")
+		return
+	}
+	if g.cfg.Strict && !knownManifestTypes[types.MediaType(mt)] {
+		writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "manifest media type %q is not an OCI or Docker image manifest or index, which this registry requires (it runs with --registry-strict)", mt)
 		return
 	}
 	if sum.MediaType != "" && sum.MediaType != mt {

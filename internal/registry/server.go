@@ -56,6 +56,10 @@ type Config struct {
 	Access *Access
 	// AllowDelete enables deleting manifests, tags and blobs.
 	AllowDelete bool
+	// Strict refuses manifests of media types other than the OCI and
+	// Docker image manifest and index types (artifacts use the OCI image
+	// manifest type, so they are still accepted).
+	Strict bool
 	// InUse reports whether a container uses an image (by ID); a deleted
 	// manifest such an image needs stays in the store untagged. May be nil.
 	InUse func(id string) bool
