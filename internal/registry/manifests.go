@@ -108,26 +108,39 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 		return
 	}
 	desc := v1.Descriptor{MediaType: types.MediaType(mt), Size: int64(len(raw)), Digest: digestOf("sha256", raw)}
-	tag := ""
+	// The tags: the reference, or the tag parameters of a push by digest.
+	var tags []string
 	if h, ok := image.ValidDigest(rt.arg); ok {
 		if got := digestOf(h.Algorithm, raw); got != h {
 			writeError(w, http.StatusBadRequest, "DIGEST_INVALID", "the manifest has digest %s, not %s", got, h)
 			return
 		}
 		desc.Digest = h
-	} else if tagRE.MatchString(rt.arg) {
-		tag = rt.arg
+		tags = r.URL.Query()["tag"]
 	} else {
-		writeError(w, http.StatusBadRequest, "TAG_INVALID", "%q is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) nor a digest", rt.arg)
-		return
+		tags = []string{rt.arg}
+	}
+	for _, tag := range tags {
+		if !tagRE.MatchString(tag) {
+			writeError(w, http.StatusBadRequest, "TAG_INVALID", "%q is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) nor a digest", tag)
+			return
+		}
 	}
 	if missing := g.missingBlob(&sum); missing != "" {
 		writeError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "the manifest names %s, which is not in the registry: push it first", missing)
 		return
 	}
-	if err := g.cfg.Store.PutManifest(r.Context(), rt.repo, tag, desc, raw); err != nil {
-		g.writeStoreError(w, err, "MANIFEST_INVALID")
-		return
+	if len(tags) == 0 {
+		tags = []string{""} // by digest only
+	}
+	for _, tag := range tags {
+		if err := g.cfg.Store.PutManifest(r.Context(), rt.repo, tag, desc, raw); err != nil {
+			g.writeStoreError(w, err, "MANIFEST_INVALID")
+			return
+		}
+		if tag != "" && tag != rt.arg {
+			w.Header().Add("OCI-Tag", tag)
+		}
 	}
 	if sum.Subject != nil {
 		w.Header().Set("OCI-Subject", sum.Subject.Digest.String())
