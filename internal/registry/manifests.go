@@ -6,6 +6,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -18,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/image"
 )
 
@@ -126,15 +128,22 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 			return
 		}
 	}
-	if missing := g.missingBlob(&sum); missing != "" {
-		writeError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "the manifest names %s, which is not in the registry: push it first", missing)
-		return
+	needs := needed(&sum)
+	for _, h := range needs {
+		if _, ok := g.cfg.Store.BlobSize(h); !ok {
+			writeError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "the manifest names %s, which is not in the registry: push it first", h)
+			return
+		}
 	}
 	if len(tags) == 0 {
 		tags = []string{""} // by digest only
 	}
 	for _, tag := range tags {
-		if err := g.cfg.Store.PutManifest(r.Context(), rt.repo, tag, desc, raw); err != nil {
+		if err := g.cfg.Store.PutManifest(r.Context(), rt.repo, tag, desc, raw, needs); err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				writeError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "%s: push it first", err.Error())
+				return
+			}
 			g.writeStoreError(w, err, "MANIFEST_INVALID")
 			return
 		}
@@ -151,27 +160,23 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	w.WriteHeader(http.StatusCreated)
 }
 
-// missingBlob returns the first blob or manifest m names that the store
-// lacks, "" when all are present. Non-distributable layers and layers
-// with URLs are not pushed, so not needed.
-func (g *Registry) missingBlob(m *manifestSummary) string {
-	var need []v1.Descriptor
+// needed returns the blobs and manifests m names that must be present.
+// Non-distributable layers and layers with URLs are not pushed.
+func needed(m *manifestSummary) []v1.Hash {
+	var need []v1.Hash
 	if m.Config != nil {
-		need = append(need, *m.Config)
+		need = append(need, m.Config.Digest)
 	}
 	for _, l := range m.Layers {
 		if strings.Contains(string(l.MediaType), "nondistributable") || strings.Contains(string(l.MediaType), "foreign") || len(l.URLs) > 0 {
 			continue
 		}
-		need = append(need, l)
+		need = append(need, l.Digest)
 	}
-	need = append(need, m.Manifests...)
-	for _, d := range need {
-		if _, ok := g.cfg.Store.BlobSize(d.Digest); !ok {
-			return d.Digest.String()
-		}
+	for _, c := range m.Manifests {
+		need = append(need, c.Digest)
 	}
-	return ""
+	return need
 }
 
 func digestOf(alg string, b []byte) v1.Hash {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/image"
 )
 
@@ -402,6 +404,23 @@ func TestStrictMediaTypes(t *testing.T) {
 			resp, body = do(t, srv, "PUT", "/v2/team/odd/manifests/art", art, "Content-Type", "application/vnd.oci.image.manifest.v1+json")
 			want(t, resp, body, http.StatusCreated, "")
 		})
+	}
+}
+
+// TestPutManifestChecksBlobsUnderTheLock: the store refuses to index a
+// manifest whose blobs went missing after the registry's first check
+// (a prune or blob delete in between).
+func TestPutManifestChecksBlobsUnderTheLock(t *testing.T) {
+	_, st, _ := newTestRegistry(t)
+	raw := []byte(`{"schemaVersion":2}`)
+	h := mustHash(t, digest(raw))
+	missing := mustHash(t, digest([]byte("gone")))
+	err := st.PutManifest(context.Background(), "localhost/team/app", "v1", v1.Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(len(raw)), Digest: h}, raw, []v1.Hash{missing})
+	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), missing.String()) {
+		t.Fatalf("got %v, want not found naming %s", err, missing)
+	}
+	if _, err := st.ResolveManifest("localhost/team/app", "v1"); err == nil {
+		t.Fatal("the manifest was indexed without its blobs")
 	}
 }
 

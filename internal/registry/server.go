@@ -30,7 +30,7 @@ type Store interface {
 	DeleteBlob(ctx context.Context, h v1.Hash) error
 	ReadManifest(h v1.Hash) ([]byte, error)
 	ResolveManifest(repo, reference string) (v1.Descriptor, error)
-	PutManifest(ctx context.Context, repo, tag string, desc v1.Descriptor, raw []byte) error
+	PutManifest(ctx context.Context, repo, tag string, desc v1.Descriptor, raw []byte, needs []v1.Hash) error
 	DeleteManifest(ctx context.Context, repo string, h v1.Hash, inUse func(id string) bool) error
 	DeleteTag(ctx context.Context, repo, tag string) error
 	RepoTags(repo string) ([]string, bool, error)
