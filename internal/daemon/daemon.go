@@ -184,6 +184,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Registry.check(); err != nil {
+		return nil, err
+	}
 	root := cfg.Root
 	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1)}
 	// A SIGHUP before Serve waits for it instead of ending the process.

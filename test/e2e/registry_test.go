@@ -534,6 +534,9 @@ func TestRegistryListenRules(t *testing.T) {
 	if r.Code == 0 || !strings.Contains(r.Stderr, "is not a loopback address") || !strings.Contains(r.Stderr, "--registry-tls-local") {
 		t.Fatalf("a non-loopback address without TLS was not refused clearly: %s", r)
 	}
+	if _, err := os.Stat(filepath.Join(env.tmp, "root-reg-open")); !os.IsNotExist(err) {
+		t.Fatalf("the refused daemon started anyway (its root exists: %v)", err)
+	}
 	addr := loopbackAddr(t)
 	d, err := newRegistryDaemon(t, "registry-tls", addr, "--registry-tls-local")
 	if err != nil {
