@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -47,17 +48,26 @@ func main() {
 	if *work == "" {
 		d, err := os.MkdirTemp("", "skiff-regbench-")
 		if err != nil {
-			log.Fatal(err)
+			fatalf("%v", err)
 		}
 		defer os.RemoveAll(d)
 		*work = d
 	}
 	b := &bench{work: *work}
+	stopAll = b.stop
 	defer b.stop()
 	if err := b.start(*skiff); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	b.run(*sizeMB, *layers, *rounds)
+}
+
+// stopAll stops what the bench started; fatalf runs it before exiting.
+var stopAll = func() {}
+
+func fatalf(format string, args ...any) {
+	stopAll()
+	log.Fatalf(format, args...)
 }
 
 type target struct {
@@ -77,7 +87,7 @@ type bench struct {
 func freeAddr() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	defer l.Close()
 	return l.Addr().String()
@@ -141,6 +151,15 @@ func (b *bench) stop() {
 		p.Process.Kill()
 		p.Wait()
 	}
+	// The daemon's network namespace mounts outlive it: unmount them so
+	// the scratch directory can go.
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], b.work+"/") {
+			syscall.Unmount(f[4], syscall.MNT_DETACH)
+		}
+	}
 }
 
 // makeImage returns an image of n random layers totalling size bytes,
@@ -156,7 +175,7 @@ func makeImage(size, n int) v1.Image {
 	}
 	img, err := mutate.Append(img, adds...)
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	return img
 }
@@ -224,17 +243,17 @@ func (b *bench) run(sizeMB, layers, rounds int) {
 		for _, t := range order {
 			ref, err := name.ParseReference(fmt.Sprintf("%s/bench/img:r%d", t.addr, round), name.Insecure)
 			if err != nil {
-				log.Fatal(err)
+				fatalf("%v", err)
 			}
 			start := time.Now()
 			if err := remote.Write(ref, img, remote.WithAuth(t.auth)); err != nil {
-				log.Fatalf("push to %s: %v", t.name, err)
+				fatalf("push to %s: %v", t.name, err)
 			}
 			push[t.name] = append(push[t.name], float64(size)/1e6/time.Since(start).Seconds())
 			start = time.Now()
 			n, err := pull(ref, t.auth)
 			if err != nil || n != int64(size/layers*layers) {
-				log.Fatalf("pull from %s: %v (%d bytes)", t.name, err, n)
+				fatalf("pull from %s: %v (%d bytes)", t.name, err, n)
 			}
 			pullT[t.name] = append(pullT[t.name], float64(size)/1e6/time.Since(start).Seconds())
 		}
@@ -261,7 +280,7 @@ func (b *bench) noCopy(img v1.Image, sizeMB int) {
 	storeBefore := dirBytes(filepath.Join(b.root, "images"))
 	wBefore := ioField(b.skiffPID, "write_bytes")
 	if _, err := pull(ref, t.auth); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	wAfter := ioField(b.skiffPID, "write_bytes")
 	storeAfter := dirBytes(filepath.Join(b.root, "images"))
@@ -270,7 +289,7 @@ func (b *bench) noCopy(img v1.Image, sizeMB int) {
 	// The same image pushed again sends no layer: every blob is there.
 	counter := &countingTransport{rt: http.DefaultTransport}
 	if err := remote.Write(ref, img, remote.WithAuth(t.auth), remote.WithTransport(counter)); err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	fmt.Printf("Push of the same image again: %d bytes of request bodies sent (blobs present are skipped).\n", counter.sent)
 }

@@ -83,6 +83,8 @@ of --root and waits for the new process to serve.`,
 	c.Flags().BoolVar(&cfg.Registry.TLSLocal, "registry-tls-local", false, "serve the registry with a certificate from skiff's local CA (ROOT/registry/ca.crt, for clients to trust)")
 	c.Flags().StringSliceVar(&cfg.Registry.AnonymousRead, "registry-anonymous-read", nil, "repository patterns anyone may pull without credentials, e.g. 'public/*' (repeatable)")
 	c.Flags().BoolVar(&cfg.Registry.Delete, "registry-delete", false, "allow deleting manifests, tags and blobs through the registry")
+	c.Flags().BoolVar(&cfg.Registry.Strict, "registry-strict", false, "refuse pushed manifests whose media type is not an OCI or Docker image manifest or index")
+	c.Flags().DurationVar(&cfg.Registry.UploadMaxAge, "registry-upload-max-age", 24*time.Hour, "how long skiff image prune keeps an idle registry upload, and a pushed blob no manifest names yet")
 	c.Flags().BoolVar(&debug, "debug", false, "log debug messages")
 	return c
 }

@@ -184,6 +184,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Registry.check(); err != nil {
+		return nil, err
+	}
 	root := cfg.Root
 	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1)}
 	// A SIGHUP before Serve waits for it instead of ending the process.
@@ -281,7 +284,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	if d.db, err = store.Open(ctx, filepath.Join(root, "skiff.db")); err != nil {
 		return err
 	}
-	if d.images, err = image.Open(root, image.WithMaxImageSize(cfg.MaxImageSize), image.WithLogger(d.log.With("component", "images"))); err != nil {
+	if d.images, err = image.Open(root, image.WithMaxImageSize(cfg.MaxImageSize), image.WithUploadMaxAge(cfg.Registry.UploadMaxAge), image.WithLogger(d.log.With("component", "images"))); err != nil {
 		return fmt.Errorf("open image store: %w", err)
 	}
 	if d.runtime, err = runc.New(ctx, runc.WithStateDir(filepath.Join(root, "runtime")), runc.WithRuntime(cfg.Runtime)); err != nil {

@@ -25,6 +25,28 @@ type RegistryConfig struct {
 	AnonymousRead []string
 	// Delete enables deleting manifests, tags and blobs.
 	Delete bool
+	// Strict refuses manifests of unknown media types.
+	Strict bool
+	// UploadMaxAge is how long an idle upload, and a received blob no
+	// manifest names yet, is kept from skiff image prune (default
+	// image.DefaultUploadMaxAge).
+	UploadMaxAge time.Duration
+}
+
+func (rc RegistryConfig) listenConfig(dir string) registry.ListenConfig {
+	return registry.ListenConfig{Addr: rc.Addr, CertFile: rc.TLSCert, KeyFile: rc.TLSKey, LocalCA: rc.TLSLocal, Dir: dir}
+}
+
+// check refuses a registry configuration that cannot serve, before the
+// daemon starts anything.
+func (rc RegistryConfig) check() error {
+	if rc.Addr == "" {
+		return nil
+	}
+	if err := registry.CheckPatterns(rc.AnonymousRead); err != nil {
+		return err
+	}
+	return rc.listenConfig("").Check()
 }
 
 // RegistryDir is the directory under the root for the registry's users
@@ -42,13 +64,8 @@ func (d *Daemon) startRegistry(ctx context.Context) error {
 	if rc.Addr == "" {
 		return nil
 	}
-	if err := registry.CheckPatterns(rc.AnonymousRead); err != nil {
-		return err
-	}
 	dir := filepath.Join(d.cfg.Root, RegistryDir)
-	ln, caPath, err := registry.Listen(ctx, registry.ListenConfig{
-		Addr: rc.Addr, CertFile: rc.TLSCert, KeyFile: rc.TLSKey, LocalCA: rc.TLSLocal, Dir: dir,
-	})
+	ln, caPath, err := registry.Listen(ctx, rc.listenConfig(dir))
 	if err != nil {
 		return err
 	}

@@ -229,8 +229,10 @@ func (s *Store) ResolveManifest(repo, reference string) (v1.Descriptor, error) {
 // in repository repo, under tag when tag is not empty, else by digest. A
 // tag that named another manifest moves, and that manifest is kept
 // untagged (dangling) when nothing else names it, for Prune to collect.
-// The caller has checked that the blobs raw names are present.
-func (s *Store) PutManifest(ctx context.Context, repo, tag string, desc v1.Descriptor, raw []byte) error {
+// needs are the blobs raw names that must be present: they are checked
+// under the index lock, so no prune or blob delete can take one before
+// the index names it (ErrNotFound names a missing one).
+func (s *Store) PutManifest(ctx context.Context, repo, tag string, desc v1.Descriptor, raw []byte, needs []v1.Hash) error {
 	pins := s.pin(blobKey(desc.Digest))
 	defer pins.release()
 	if err := s.putRaw(desc.Digest, raw); err != nil {
@@ -240,6 +242,11 @@ func (s *Store) PutManifest(ctx context.Context, repo, tag string, desc v1.Descr
 		return err
 	}
 	defer s.mu.Unlock()
+	for _, h := range needs {
+		if _, ok := s.BlobSize(h); !ok {
+			return errdefs.NotFound("blob %s is not in the store", h)
+		}
+	}
 	if tag != "" {
 		return s.writeIndex(withAdditions(s.index, []addition{{desc: desc, refs: []string{repo + ":" + tag}}}))
 	}

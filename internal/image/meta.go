@@ -103,8 +103,8 @@ func (s *Store) meta(d v1.Descriptor) (*imageMeta, error) {
 }
 
 func (s *Store) loadMeta(d v1.Descriptor) (*imageMeta, error) {
-	if d.Digest.Algorithm != "sha256" {
-		return nil, fmt.Errorf("manifest %s: %w", d.Digest, errNotImage)
+	if d.Digest.Algorithm != "sha256" || (!d.MediaType.IsIndex() && !d.MediaType.IsImage()) {
+		return nil, fmt.Errorf("manifest %s of type %q: %w", d.Digest, d.MediaType, errNotImage)
 	}
 	if d.MediaType.IsIndex() {
 		raw, err := s.readBlob(d.Digest)

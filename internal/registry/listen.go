@@ -54,20 +54,30 @@ func IsLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Check refuses a configuration Listen would refuse: an address that is
+// not HOST:PORT, plain HTTP on a non-loopback address, a certificate
+// without its key.
+func (c ListenConfig) Check() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return errdefs.Invalid("--registry-addr %q is not HOST:PORT: %v", c.Addr, err)
+	}
+	useTLS := c.CertFile != "" || c.KeyFile != "" || c.LocalCA
+	if !useTLS && !IsLoopback(c.Addr) {
+		return errdefs.Invalid("--registry-addr %s is not a loopback address: serving the registry there needs TLS; give --registry-tls-cert and --registry-tls-key, or --registry-tls-local for a certificate from skiff's local CA", c.Addr)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errdefs.Invalid("give both --registry-tls-cert and --registry-tls-key")
+	}
+	return nil
+}
+
 // Listen opens the registry's listener (TLS when configured). It returns
 // the path of the local CA's certificate when one is used. The socket is
 // opened with SO_REUSEPORT, so a daemon taking over on SIGHUP can listen
 // while the old one still serves.
 func Listen(ctx context.Context, c ListenConfig) (net.Listener, string, error) {
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return nil, "", errdefs.Invalid("--registry-addr %q is not HOST:PORT: %v", c.Addr, err)
-	}
-	useTLS := c.CertFile != "" || c.KeyFile != "" || c.LocalCA
-	if !useTLS && !IsLoopback(c.Addr) {
-		return nil, "", errdefs.Invalid("--registry-addr %s is not a loopback address: serving the registry there needs TLS; give --registry-tls-cert and --registry-tls-key, or --registry-tls-local for a certificate from skiff's local CA", c.Addr)
-	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return nil, "", errdefs.Invalid("give both --registry-tls-cert and --registry-tls-key")
+	if err := c.Check(); err != nil {
+		return nil, "", err
 	}
 	var tc *tls.Config
 	caPath := ""

@@ -6,6 +6,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -18,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/image"
 )
 
@@ -31,6 +33,12 @@ type manifestSummary struct {
 	Manifests    []v1.Descriptor   `json:"manifests"`
 	Subject      *v1.Descriptor    `json:"subject"`
 	Annotations  map[string]string `json:"annotations"`
+}
+
+// knownManifestTypes are the media types strict mode accepts.
+var knownManifestTypes = map[types.MediaType]bool{
+	types.OCIManifestSchema1: true, types.OCIImageIndex: true,
+	types.DockerManifestSchema2: true, types.DockerManifestList: true,
 }
 
 func (g *Registry) serveManifest(w http.ResponseWriter, r *http.Request, rt route) {
@@ -93,31 +101,55 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 		writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "the manifest has no media type: send it as the Content-Type")
 		return
 	}
+	if g.cfg.Strict && !knownManifestTypes[types.MediaType(mt)] {
+		writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "manifest media type %q is not an OCI or Docker image manifest or index, which this registry requires (it runs with --registry-strict)", mt)
+		return
+	}
 	if sum.MediaType != "" && sum.MediaType != mt {
 		writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "the manifest's mediaType %q differs from its Content-Type %q", sum.MediaType, mt)
 		return
 	}
 	desc := v1.Descriptor{MediaType: types.MediaType(mt), Size: int64(len(raw)), Digest: digestOf("sha256", raw)}
-	tag := ""
+	// The tags: the reference, or the tag parameters of a push by digest.
+	var tags []string
 	if h, ok := image.ValidDigest(rt.arg); ok {
 		if got := digestOf(h.Algorithm, raw); got != h {
 			writeError(w, http.StatusBadRequest, "DIGEST_INVALID", "the manifest has digest %s, not %s", got, h)
 			return
 		}
 		desc.Digest = h
-	} else if tagRE.MatchString(rt.arg) {
-		tag = rt.arg
+		tags = r.URL.Query()["tag"]
 	} else {
-		writeError(w, http.StatusBadRequest, "TAG_INVALID", "%q is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) nor a digest", rt.arg)
-		return
+		tags = []string{rt.arg}
 	}
-	if missing := g.missingBlob(&sum); missing != "" {
-		writeError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "the manifest names %s, which is not in the registry: push it first", missing)
-		return
+	for _, tag := range tags {
+		if !tagRE.MatchString(tag) {
+			writeError(w, http.StatusBadRequest, "TAG_INVALID", "%q is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) nor a digest", tag)
+			return
+		}
 	}
-	if err := g.cfg.Store.PutManifest(r.Context(), rt.repo, tag, desc, raw); err != nil {
-		g.writeStoreError(w, err, "MANIFEST_INVALID")
-		return
+	needs := needed(&sum)
+	for _, h := range needs {
+		if _, ok := g.cfg.Store.BlobSize(h); !ok {
+			writeError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "the manifest names %s, which is not in the registry: push it first", h)
+			return
+		}
+	}
+	if len(tags) == 0 {
+		tags = []string{""} // by digest only
+	}
+	for _, tag := range tags {
+		if err := g.cfg.Store.PutManifest(r.Context(), rt.repo, tag, desc, raw, needs); err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				writeError(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "%s: push it first", err.Error())
+				return
+			}
+			g.writeStoreError(w, err, "MANIFEST_INVALID")
+			return
+		}
+		if tag != "" && tag != rt.arg {
+			w.Header().Add("OCI-Tag", tag)
+		}
 	}
 	if sum.Subject != nil {
 		w.Header().Set("OCI-Subject", sum.Subject.Digest.String())
@@ -128,27 +160,23 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	w.WriteHeader(http.StatusCreated)
 }
 
-// missingBlob returns the first blob or manifest m names that the store
-// lacks, "" when all are present. Non-distributable layers and layers
-// with URLs are not pushed, so not needed.
-func (g *Registry) missingBlob(m *manifestSummary) string {
-	var need []v1.Descriptor
+// needed returns the blobs and manifests m names that must be present.
+// Non-distributable layers and layers with URLs are not pushed.
+func needed(m *manifestSummary) []v1.Hash {
+	var need []v1.Hash
 	if m.Config != nil {
-		need = append(need, *m.Config)
+		need = append(need, m.Config.Digest)
 	}
 	for _, l := range m.Layers {
 		if strings.Contains(string(l.MediaType), "nondistributable") || strings.Contains(string(l.MediaType), "foreign") || len(l.URLs) > 0 {
 			continue
 		}
-		need = append(need, l)
+		need = append(need, l.Digest)
 	}
-	need = append(need, m.Manifests...)
-	for _, d := range need {
-		if _, ok := g.cfg.Store.BlobSize(d.Digest); !ok {
-			return d.Digest.String()
-		}
+	for _, c := range m.Manifests {
+		need = append(need, c.Digest)
 	}
-	return ""
+	return need
 }
 
 func digestOf(alg string, b []byte) v1.Hash {

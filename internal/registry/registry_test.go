@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/image"
 )
 
@@ -362,6 +364,63 @@ func TestPruneCollectsMovedArtifact(t *testing.T) {
 		if _, ok := st.BlobSize(mustHash(t, d)); ok != kept {
 			t.Errorf("blob %s present after prune: %v, want %v", d, ok, kept)
 		}
+	}
+}
+
+// TestStrictMediaTypes: strict mode refuses an unknown manifest media
+// type and accepts an artifact; without it any media type is stored.
+func TestStrictMediaTypes(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprint("strict=", strict), func(t *testing.T) {
+			st, err := image.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			users := filepath.Join(t.TempDir(), "htpasswd")
+			SetUser(users, testUser, testPass)
+			srv := httptest.NewServer(New(Config{Store: st, Access: &Access{UsersFile: users}, Strict: strict}))
+			defer srv.Close()
+			odd := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.example.odd+json"}`)
+			resp, body := do(t, srv, "PUT", "/v2/team/odd/manifests/v1", odd, "Content-Type", "application/vnd.example.odd+json")
+			if strict {
+				want(t, resp, body, http.StatusBadRequest, "--registry-strict")
+			} else {
+				want(t, resp, body, http.StatusCreated, "")
+				resp, body = do(t, srv, "GET", "/v2/team/odd/manifests/v1", nil)
+				want(t, resp, body, http.StatusOK, string(odd))
+				if resp.Header.Get("Content-Type") != "application/vnd.example.odd+json" {
+					t.Fatalf("served as %q", resp.Header.Get("Content-Type"))
+				}
+				if _, err := st.List(context.Background()); err != nil {
+					t.Fatalf("the store cannot list images beside an odd manifest: %v", err)
+				}
+				if _, err := st.Prune(context.Background(), nil); err != nil {
+					t.Fatalf("prune beside an odd manifest: %v", err)
+				}
+			}
+			art := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"` + digest([]byte("{}")) + `","size":2},"layers":[]}`)
+			resp, body = do(t, srv, "POST", "/v2/team/odd/blobs/uploads/?digest="+digest([]byte("{}")), []byte("{}"))
+			want(t, resp, body, http.StatusCreated, "")
+			resp, body = do(t, srv, "PUT", "/v2/team/odd/manifests/art", art, "Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			want(t, resp, body, http.StatusCreated, "")
+		})
+	}
+}
+
+// TestPutManifestChecksBlobsUnderTheLock: the store refuses to index a
+// manifest whose blobs went missing after the registry's first check
+// (a prune or blob delete in between).
+func TestPutManifestChecksBlobsUnderTheLock(t *testing.T) {
+	_, st, _ := newTestRegistry(t)
+	raw := []byte(`{"schemaVersion":2}`)
+	h := mustHash(t, digest(raw))
+	missing := mustHash(t, digest([]byte("gone")))
+	err := st.PutManifest(context.Background(), "localhost/team/app", "v1", v1.Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Size: int64(len(raw)), Digest: h}, raw, []v1.Hash{missing})
+	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), missing.String()) {
+		t.Fatalf("got %v, want not found naming %s", err, missing)
+	}
+	if _, err := st.ResolveManifest("localhost/team/app", "v1"); err == nil {
+		t.Fatal("the manifest was indexed without its blobs")
 	}
 }
 

@@ -30,7 +30,7 @@ type Store interface {
 	DeleteBlob(ctx context.Context, h v1.Hash) error
 	ReadManifest(h v1.Hash) ([]byte, error)
 	ResolveManifest(repo, reference string) (v1.Descriptor, error)
-	PutManifest(ctx context.Context, repo, tag string, desc v1.Descriptor, raw []byte) error
+	PutManifest(ctx context.Context, repo, tag string, desc v1.Descriptor, raw []byte, needs []v1.Hash) error
 	DeleteManifest(ctx context.Context, repo string, h v1.Hash, inUse func(id string) bool) error
 	DeleteTag(ctx context.Context, repo, tag string) error
 	RepoTags(repo string) ([]string, bool, error)
@@ -56,6 +56,10 @@ type Config struct {
 	Access *Access
 	// AllowDelete enables deleting manifests, tags and blobs.
 	AllowDelete bool
+	// Strict refuses manifests of media types other than the OCI and
+	// Docker image manifest and index types (artifacts use the OCI image
+	// manifest type, so they are still accepted).
+	Strict bool
 	// InUse reports whether a container uses an image (by ID); a deleted
 	// manifest such an image needs stays in the store untagged. May be nil.
 	InUse func(id string) bool

@@ -126,7 +126,9 @@ func pushBlob(t *testing.T, addr, repo string, b []byte) string {
 
 // TestRegistryConformance runs the OCI distribution-spec conformance
 // suite (all four workflows, every optional API it has) against the
-// daemon's registry and keeps its report in the test output.
+// daemon's registry and keeps its report in the test output. Only its
+// "sparse" data set stays off (as by default): the registry refuses a
+// manifest naming blobs it lacks, so that a pushed image runs at once.
 func TestRegistryConformance(t *testing.T) {
 	_, addr := registry(t)
 	bin := filepath.Join(env.tmp, "oci-conformance")
@@ -147,7 +149,7 @@ func TestRegistryConformance(t *testing.T) {
 		"OCI_API_PULL=true", "OCI_API_PUSH=true",
 		"OCI_API_BLOBS_DELETE=true", "OCI_API_BLOBS_UPLOAD_CANCEL=true", "OCI_API_BLOBS_MOUNT_ANONYMOUS=true",
 		"OCI_API_BLOBS_DIGEST_HEADER=true", "OCI_API_MANIFESTS_DIGEST_HEADER=true",
-		"OCI_API_MANIFESTS_DELETE=true", "OCI_API_TAGS_DELETE=true", "OCI_API_TAGS_LIST=true",
+		"OCI_API_MANIFESTS_DELETE=true", "OCI_API_MANIFESTS_TAG_PARAM=true", "OCI_API_TAGS_DELETE=true", "OCI_API_TAGS_LIST=true",
 		"OCI_API_REFERRER=true",
 	)
 	out, err := cmd.CombinedOutput()
@@ -159,6 +161,7 @@ func TestRegistryConformance(t *testing.T) {
 		"OCI Conformance Result: Pass", "FAIL..........................:          0",
 		"Blob upload cancel............:       Pass", "Blob mount....................:       Pass",
 		"Tag delete....................:       Pass", "Referrers.....................:       Pass",
+		"Manifest put with tag params..:       Pass", "Digest Algorithm sha512.......:       Pass",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("the conformance report lacks %q", want)
@@ -531,6 +534,9 @@ func TestRegistryListenRules(t *testing.T) {
 	if r.Code == 0 || !strings.Contains(r.Stderr, "is not a loopback address") || !strings.Contains(r.Stderr, "--registry-tls-local") {
 		t.Fatalf("a non-loopback address without TLS was not refused clearly: %s", r)
 	}
+	if _, err := os.Stat(filepath.Join(env.tmp, "root-reg-open")); !os.IsNotExist(err) {
+		t.Fatalf("the refused daemon started anyway (its root exists: %v)", err)
+	}
 	addr := loopbackAddr(t)
 	d, err := newRegistryDaemon(t, "registry-tls", addr, "--registry-tls-local")
 	if err != nil {
@@ -553,4 +559,20 @@ func TestRegistryListenRules(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "manifest unknown") {
 		t.Fatalf("a client trusting the CA did not reach the registry: %v %s", err, out)
 	}
+}
+
+// TestRegistrySkiffToSkiff: another skiff daemon pulls an image from the
+// registry's anonymous-read repositories and runs it, and is refused a
+// private one.
+func TestRegistrySkiffToSkiff(t *testing.T) {
+	d, addr := registry(t)
+	creds := regUser + ":" + regPass
+	skopeo(t, "copy", "--dest-tls-verify=false", "--dest-creds", creds, "oci:"+filepath.Join(d.Root, "images")+":localhost/hello:latest", "docker://"+addr+"/public/hello:1")
+	ref := addr + "/public/hello:1"
+	must(t, env.daemon, "image", "pull", ref)
+	if r := env.daemon.Run("", "run", "--rm", ref, "-print", "from-skiff-registry"); r.Code != 0 || r.Stdout != "from-skiff-registry\n" {
+		t.Fatalf("run the image pulled from skiff's registry: %s", r)
+	}
+	must(t, env.daemon, "image", "rm", ref)
+	fails(t, env.daemon, []string{"access denied"}, "image", "pull", addr+"/hello:latest")
 }
