@@ -3,15 +3,11 @@ package cli
 import (
 	"bufio"
 	"fmt"
-	"maps"
-	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/internal/daemon"
-	"skiff.dev/skiff/internal/registry"
 )
 
 // newRegistryCmd manages the built-in registry's users. Like the daemon
@@ -23,7 +19,7 @@ func newRegistryCmd(g *globals) *cobra.Command {
 		Short: "Manage the built-in registry (skiff daemon --registry-addr)",
 	}
 	var root string
-	usersFile := func() string { return filepath.Join(root, daemon.RegistryDir, daemon.RegistryUsersFile) }
+	usersFile := func() string { return daemon.RegistryUsersPath(root) }
 	user := &cobra.Command{Use: "user", Short: "Manage the users who may push to and pull from the registry"}
 	user.PersistentFlags().StringVar(&root, "root", daemon.DefaultRoot, "the daemon's state directory")
 	user.AddCommand(&cobra.Command{
@@ -43,7 +39,7 @@ in with basic auth: docker login, skopeo --creds, crane auth login.`,
 			if err != nil && line == "" {
 				return fmt.Errorf("read the password from standard input: %w", err)
 			}
-			if err := registry.SetUser(usersFile(), args[0], strings.TrimRight(line, "\r\n")); err != nil {
+			if err := daemon.SetRegistryUser(root, args[0], strings.TrimRight(line, "\r\n")); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "registry user %s saved in %s\n", args[0], usersFile())
@@ -55,7 +51,7 @@ in with basic auth: docker login, skopeo --creds, crane auth login.`,
 		Short: "Remove a user",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := registry.RemoveUser(usersFile(), args[0]); err != nil {
+			if err := daemon.RemoveRegistryUser(root, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "registry user %s removed\n", args[0])
@@ -67,11 +63,11 @@ in with basic auth: docker login, skopeo --creds, crane auth login.`,
 		Short: "List the users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			users, err := registry.ReadUsers(usersFile())
+			users, err := daemon.RegistryUsers(root)
 			if err != nil {
 				return fmt.Errorf("read the registry users: %w (add one with skiff registry user add NAME)", err)
 			}
-			for _, u := range slices.Sorted(maps.Keys(users)) {
+			for _, u := range users {
 				fmt.Fprintln(g.stdout, u)
 			}
 			return nil
