@@ -43,7 +43,12 @@ func newCacheDaemon(t *testing.T, name string) *Daemon {
 	return d
 }
 
-var stepRE = regexp.MustCompile(`^STEP (\d+)/\d+: .*?( CACHED)?$`)
+// stepRE and cachedRE match the plain progress lines "#N STEP i/n: ..."
+// and "#N CACHED".
+var (
+	stepRE   = regexp.MustCompile(`^#(\d+) STEP (\d+)/\d+: `)
+	cachedRE = regexp.MustCompile(`^#(\d+) CACHED$`)
+)
 
 // buildCached builds the context and returns the image ID and the
 // numbers of the steps shown CACHED.
@@ -54,9 +59,13 @@ func buildCached(t *testing.T, d *Daemon, dir string, args ...string) (string, [
 		t.Fatalf("build: %s", r)
 	}
 	var cached []string
+	index := map[string]string{} // #N → i of STEP i/n
 	for _, l := range strings.Split(r.Stderr, "\n") {
-		if m := stepRE.FindStringSubmatch(l); m != nil && m[2] != "" {
-			cached = append(cached, m[1])
+		if m := stepRE.FindStringSubmatch(l); m != nil {
+			index[m[1]] = m[2]
+		}
+		if m := cachedRE.FindStringSubmatch(l); m != nil {
+			cached = append(cached, index[m[1]])
 		}
 	}
 	var id string
