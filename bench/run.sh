@@ -97,6 +97,9 @@ mkdir -p "$WORK/hot"
 	"$WORK/hotrestart" -skiff "$SKIFF" -next "$WORK/skiff-next" -hello-ctx "$WORK/hello-ctx" -work "$WORK/hot"
 } | tee "$OUT/hotrestart.md"
 
+echo "== a root filesystem tar: import or build, then the first run"
+bench/import.sh "$SKIFF" "$SOCK" "$WORK" | tee "$OUT/import.md"
+
 for extra in bench/network.sh bench/ingress.sh; do
 	echo "== $extra"
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
@@ -114,7 +117,7 @@ done
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart network ingress; do
+	for section in start density apps applies hotrestart import network ingress; do
 		echo
 		cat "$OUT/$section.md"
 	done

@@ -67,7 +67,7 @@ func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	b := &budget{left: s.maxImageSize, over: s.tooLarge("the image's decompressed layer data")}
 	for i, c := range meta.chains {
 		dirs[i] = filepath.Join(s.layersDir, c.Hex)
-		if err := s.ensureLayer(ctx, meta, i, dirs[:i], b); err != nil {
+		if err := s.ensureLayer(ctx, meta, i, dirs[:i], b, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -113,8 +113,10 @@ func (s *Store) lockChain(hex string) func() {
 // ensureLayer makes sure layer i of meta is unpacked; lowers are the
 // directories of the layers below it, bottom first. The caller has pinned
 // the chain and the layer's blob. An unpack counts the decompressed layer
-// against b.
-func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string, b *budget) error {
+// against b. prepared, when not "", is a directory holding the layer
+// unpacked already (see PreparedLayer): it is moved into place, and the
+// layer unpacked from its blob only if that fails.
+func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string, b *budget, prepared string) error {
 	chain := meta.chains[i].Hex
 	dir := filepath.Join(s.layersDir, chain)
 	present := func() (bool, error) {
@@ -134,6 +136,18 @@ func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers 
 	}
 	desc := meta.manifest.Layers[i]
 	diffID := meta.config.RootFS.DiffIDs[i]
+	if prepared != "" {
+		parent := ""
+		if len(lowers) > 0 {
+			parent = lowers[len(lowers)-1]
+		}
+		err := s.adoptLayer(prepared, dir, parent)
+		if err == nil {
+			s.adopted.Add(1)
+			return nil
+		}
+		s.log.Warn("could not move a built layer into place; unpacking it instead", "layer", desc.Digest.String(), "err", err)
+	}
 	if err := s.unpackLayer(ctx, desc.Digest, diffID, dir, lowers, b); err != nil {
 		return fmt.Errorf("unpack layer %d (%s) of image %s: %w", i+1, desc.Digest, meta.id, err)
 	}

@@ -42,6 +42,15 @@ type Options struct {
 	// while it runs (a private directory is made in it and removed at
 	// the end); default os.TempDir(). Its path must not hold ',' or ':'.
 	WorkDir string
+
+	// Storing the result.
+	// Commit, when set, receives the built image before Build removes
+	// its work directory. The layers the build unpacked (its RUN steps'
+	// upper directories, its COPY and ADD layers, unpacked while they
+	// were written) then offer their directories (UnpackedDir) for an
+	// image store on WorkDir's file system to move into place, so the
+	// image's first run unpacks nothing. Without it they are removed.
+	Commit func(ctx context.Context, img v1.Image) error
 }
 
 // Images gives the builder read access to local images for FROM and COPY --from=<image>.
@@ -93,6 +102,8 @@ type builder struct {
 	multi    bool
 	runDir   string            // private directory of RUN steps, or ""
 	chains   map[string]string // chain ID → unpacked layer directory
+	// unpacked are the layers whose directories Options.Commit may take.
+	unpacked []*fileLayer
 }
 
 // stage is the state of one stage while and after it is built.
@@ -175,6 +186,11 @@ func (b *builder) run(ctx context.Context) (v1.Image, error) {
 	img, err := b.image(target)
 	if err != nil {
 		return nil, err
+	}
+	if b.opts.Commit != nil {
+		if err := b.opts.Commit(ctx, img); err != nil {
+			return nil, err
+		}
 	}
 	if id, err := img.ConfigName(); err == nil {
 		b.printf("--> %s\n", id)
@@ -579,11 +595,18 @@ func (s *stage) history(createdBy string, layer bool) {
 
 // commit writes the nodes of generation gen as a new layer of the stage.
 func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy string) error {
-	l, newest, err := writeLayer(ctx, b.tmpDir, s.tree, gen)
+	dir, err := b.unpackDir()
+	if err != nil {
+		return err
+	}
+	l, newest, err := writeLayer(ctx, b.tmpDir, s.tree, gen, dir)
 	if err != nil {
 		if errdefs.Category(err) == nil && ctx.Err() == nil {
 			err = errdefs.Unavailable("writing the layer: %w", err)
 		}
+		return err
+	}
+	if err := b.keepUnpacked(s, l); err != nil {
 		return err
 	}
 	s.layers = append(s.layers, l)

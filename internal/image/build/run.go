@@ -151,6 +151,10 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 		return errdefs.Unavailable("keeping the step's changes: %w", err)
 	}
 	b.chains[chain] = dir
+	if !l.unfit && b.opts.Commit != nil {
+		l.dir = dir
+		b.unpacked = append(b.unpacked, l)
+	}
 	s.layers = append(s.layers, l)
 	s.history(createdBy, true)
 	if s.tree != nil {
@@ -209,9 +213,53 @@ func (b *builder) ensureRunDir() error {
 
 // cleanupRun removes the build's directory (unpacked layers, steps).
 func (b *builder) cleanupRun() {
+	for _, l := range b.unpacked {
+		l.dir = ""
+	}
 	if b.runDir != "" {
 		os.RemoveAll(b.runDir)
 	}
+}
+
+// unpackDir returns a new empty directory for a COPY or ADD layer to be
+// unpacked into while it is written, or "" when the build has no
+// Options.Commit to hand it to.
+func (b *builder) unpackDir() (string, error) {
+	if b.opts.Commit == nil {
+		return "", nil
+	}
+	if err := b.ensureRunDir(); err != nil {
+		return "", err
+	}
+	parent := filepath.Join(b.runDir, "layers")
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", errdefs.Unavailable("creating the build directory: %w", err)
+	}
+	dir, err := os.MkdirTemp(parent, "copy-")
+	if err != nil {
+		return "", errdefs.Unavailable("creating the build directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", errdefs.Unavailable("creating the build directory: %w", err)
+	}
+	return dir, nil
+}
+
+// keepUnpacked records the directory of a layer written with unpackDir:
+// later RUN steps of the build stack on it, and Commit's store takes it.
+func (b *builder) keepUnpacked(s *stage, l *fileLayer) error {
+	if l.dir == "" {
+		return nil
+	}
+	chain, err := b.chainOf(s.layers, l)
+	if err != nil {
+		return err
+	}
+	if _, ok := b.chains[chain]; !ok {
+		b.chains[chain] = l.dir
+	}
+	b.unpacked = append(b.unpacked, l)
+	return nil
 }
 
 // chainID extends a layer chain ID with the next layer's diff ID.
