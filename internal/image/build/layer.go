@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -110,13 +111,26 @@ func writeLayer(ctx context.Context, tmpDir string, t *fsTree, gen int, unpackDi
 	tw := lw.tw
 
 	var newest time.Time
+	// The directories on the way to an entry are written too, as they
+	// are, so that a layer unpacked on its own (overlay snapshotters,
+	// the image store) has them with their owners and modes rather than
+	// as defaults, as BuildKit's layers have.
+	dirs := map[string]*node{}
+	written := map[string]bool{"": true}
 	err = walkTree(t.root, "", func(rel string, n *node) error {
+		if n.isDir() {
+			dirs[rel] = n
+		}
 		if rel == "" || n.gen != gen {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if err := writeParents(tw, path.Dir(rel), dirs, written); err != nil {
+			return err
+		}
+		written[rel] = true
 		if n.mtime.After(newest) {
 			newest = n.mtime
 		}
@@ -147,6 +161,29 @@ func writeLayer(ctx context.Context, tmpDir string, t *fsTree, gen int, unpackDi
 		return nil, time.Time{}, err
 	}
 	return l, newest, nil
+}
+
+// writeParents writes the entries of directory dir and of those above it
+// that are not written yet, outermost first.
+func writeParents(tw *tar.Writer, dir string, dirs map[string]*node, written map[string]bool) error {
+	if dir == "." {
+		dir = ""
+	}
+	if written[dir] {
+		return nil
+	}
+	if err := writeParents(tw, path.Dir(dir), dirs, written); err != nil {
+		return err
+	}
+	written[dir] = true
+	n := dirs[dir]
+	if n == nil {
+		return fmt.Errorf("writing %s: its directory is not in the tree", dir)
+	}
+	if err := tw.WriteHeader(n.header(dir)); err != nil {
+		return fmt.Errorf("writing %s: %w", dir, err)
+	}
+	return nil
 }
 
 // layerWriter writes a gzip-compressed tar to an unlinked temporary file,
