@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -46,21 +47,38 @@ type Resolved struct {
 // names the entry. A Remove or Prune running meanwhile does not delete the
 // blobs and layer directories a Resolve in progress uses.
 func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
-	entries, unlock, err := s.readIndex()
+	r, release, err := s.Hold(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	release()
+	return r, nil
+}
+
+// Hold resolves ref as Resolve does and keeps the image's blobs and layer
+// directories from Remove and Prune until release is called, for a user
+// that goes on reading them (a build stacking RUN steps on its base's
+// layers).
+func (s *Store) Hold(ctx context.Context, ref string) (r *Resolved, release func(), err error) {
+	entries, unlock, err := s.readIndex()
+	if err != nil {
+		return nil, nil, err
 	}
 	m, err := s.lookup(entries, ref)
 	if err != nil {
 		unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	// Pin before unlocking: the unpacks below read the layer blobs and
 	// stack on the layer directories after the index may have dropped
 	// the image.
 	pins := s.pinImage(m, true)
 	unlock()
-	defer pins.release()
+	defer func() {
+		if err != nil {
+			pins.release()
+		}
+	}()
 	meta := m.meta
 
 	dirs := make([]string, len(meta.chains)) // bottom first
@@ -68,10 +86,10 @@ func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	for i, c := range meta.chains {
 		dirs[i] = filepath.Join(s.layersDir, c.Hex)
 		if err := s.ensureLayer(ctx, meta, i, dirs[:i], b, ""); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	r := &Resolved{
+	r = &Resolved{
 		Ref:    m.ref,
 		ID:     meta.id.String(),
 		Digest: meta.desc.Digest.String(),
@@ -81,7 +99,7 @@ func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	for i, d := range dirs {
 		r.Layers[len(dirs)-1-i] = d
 	}
-	return r, nil
+	return r, pins.release, nil
 }
 
 // chainLock serialises the unpacking of one layer chain.
@@ -257,4 +275,18 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	default:
 		return io.NopCloser(br), nil
 	}
+}
+
+// HoldLayers returns the unpacked layer directories of image ref, bottom
+// first, with their diff IDs, kept from Remove and Prune until release is
+// called: a build stacks its RUN steps on them rather than unpack its
+// base image again.
+func (s *Store) HoldLayers(ctx context.Context, ref string) (dirs []string, diffIDs []v1.Hash, release func(), err error) {
+	r, release, err := s.Hold(ctx, ref)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dirs = slices.Clone(r.Layers)
+	slices.Reverse(dirs)
+	return dirs, slices.Clone(r.Config.RootFS.DiffIDs), release, nil
 }

@@ -65,9 +65,10 @@ const historyComment = "skiff.dockerfile.v0"
 // Build builds the image a Dockerfile describes, running its RUN steps
 // on opts.Runtime: see the package documentation for what is supported.
 func Build(ctx context.Context, opts Options, images Images) (v1.Image, error) {
-	b := &builder{opts: opts, images: images, out: opts.Progress, sources: map[string]*imageSource{}}
+	b := &builder{opts: opts, images: images, out: opts.Progress, sources: map[string]*imageSource{}, held: map[string]string{}}
 	defer b.spool.close()
 	defer b.cleanupRun()
+	defer b.releaseHeld()
 	img, err := b.run(ctx)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -104,6 +105,11 @@ type builder struct {
 	chains   map[string]string // chain ID → unpacked layer directory
 	// unpacked are the layers whose directories Options.Commit may take.
 	unpacked []*fileLayer
+	// held are the unpacked layer directories of local images the store
+	// keeps for the build (chain ID → directory), and releases the
+	// functions that let them go.
+	held     map[string]string
+	releases []func()
 }
 
 // stage is the state of one stage while and after it is built.
@@ -491,7 +497,54 @@ func (b *builder) source(ctx context.Context, ref string) (*imageSource, error) 
 	}
 	src := &imageSource{ref: ref, cfg: cfg, layers: layers}
 	b.sources[ref] = src
+	b.holdLayers(ctx, ref, layers)
 	return src, nil
+}
+
+// layerHolder is what an image store that keeps layers unpacked offers a
+// build: the directories of an image's layers (bottom first, with their
+// diff IDs), kept until release is called.
+type layerHolder interface {
+	HoldLayers(ctx context.Context, ref string) (dirs []string, diffIDs []v1.Hash, release func(), err error)
+}
+
+// holdLayers asks the image store for the unpacked directories of the
+// image ref, whose layers the build loaded, so RUN steps stack on them
+// instead of unpacking the image again. Without them (another store, an
+// error, an image retagged meanwhile) the build unpacks the layers itself.
+func (b *builder) holdLayers(ctx context.Context, ref string, layers []v1.Layer) {
+	h, ok := b.images.(layerHolder)
+	if !ok {
+		return
+	}
+	dirs, diffIDs, release, err := h.HoldLayers(ctx, ref)
+	if err != nil {
+		return
+	}
+	b.releases = append(b.releases, release)
+	if len(diffIDs) != len(layers) || len(dirs) != len(layers) {
+		return
+	}
+	chains := make([]string, len(layers))
+	chain := ""
+	for i, l := range layers {
+		d, err := l.DiffID()
+		if err != nil || d != diffIDs[i] {
+			return
+		}
+		chain = chainID(chain, d)
+		chains[i] = chain
+	}
+	for i, c := range chains {
+		b.held[c] = dirs[i]
+	}
+}
+
+// releaseHeld lets the store's layer directories go.
+func (b *builder) releaseHeld() {
+	for _, r := range b.releases {
+		r()
+	}
 }
 
 // layerSource reads a layer's tar stream.

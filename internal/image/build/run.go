@@ -299,6 +299,10 @@ func (b *builder) layerDirs(ctx context.Context, s *stage) ([]string, error) {
 		}
 		chain = chainID(chain, d)
 		dir, ok := b.chains[chain]
+		if held, isHeld := b.held[chain]; !ok && isHeld {
+			dir, ok = held, true
+			b.chains[chain] = dir
+		}
 		if !ok {
 			dir = filepath.Join(b.runDir, "layers", strconv.Itoa(len(b.chains)))
 			if err := b.unpackLayer(ctx, l, dir, dirs); err != nil {
