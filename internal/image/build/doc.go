@@ -19,9 +19,11 @@
 // image that has them).
 //
 // RUN (shell, exec and heredoc forms; also as an ONBUILD trigger) runs in
-// a container on Options.Runtime (see run.go): the stage's layers,
-// unpacked once per build under Options.WorkDir, are the overlay's lower
-// directories under a fresh upper directory, with the stage's ENV, ARG
+// a container on Options.Runtime (see run.go): the stage's layers (the
+// image store's own directories for a local image's layers, when the
+// store offers them; others unpacked once per build under
+// Options.WorkDir) are the overlay's lower directories under a fresh
+// upper directory, with the stage's ENV, ARG
 // values, WORKDIR, USER and SHELL, the default capabilities and seccomp
 // profile, and no network but loopback. The upper directory becomes the
 // step's layer (diff.go): overlay whiteouts and opaque directories as OCI
