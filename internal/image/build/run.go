@@ -206,6 +206,12 @@ func (b *builder) ensureRunDir() error {
 	if err != nil {
 		return errdefs.Unavailable("creating the build directory: %w", err)
 	}
+	// layers/ holds the build's own layer directories: the steps' upper
+	// directories move there even when no layer had to be unpacked.
+	if err := os.Mkdir(filepath.Join(dir, "layers"), 0o700); err != nil {
+		os.RemoveAll(dir)
+		return errdefs.Unavailable("creating the build directory: %w", err)
+	}
 	b.runDir = dir
 	b.chains = map[string]string{}
 	return nil
