@@ -18,7 +18,7 @@ TEST_PKGS  := $(RUN_PKGS) busybox-static skopeo umoci docker-registry crun podma
 
 export CGO_ENABLED := 0
 
-.PHONY: all build examples quickstart test test-unit test-e2e deps deps-test bench fuzz clean vet
+.PHONY: all build examples base-images quickstart test test-unit test-e2e deps deps-test bench fuzz clean vet
 
 all: build
 
@@ -27,6 +27,13 @@ build:
 
 examples:
 	$(GO) build -trimpath -o examples/hello/hello ./examples/hello
+
+# base-images makes Debian bookworm base images with mmdebstrap and
+# imports them into the running daemon (IMAGES: some of debian
+# debian-golang debian-postgresql; default all); the tars are cached.
+IMAGES ?=
+base-images: build
+	@scripts/base-images.sh $(IMAGES)
 
 # deps installs the Debian packages that are missing (apt-get update once).
 deps:

@@ -76,3 +76,16 @@ type ImageBuildResponse struct {
 	ID   string   `json:"id"`
 	Tags []string `json:"tags"`
 }
+
+// ImageImportRootfsOptions say what image a root filesystem tar becomes
+// (skiff image import --rootfs, as docker import).
+type ImageImportRootfsOptions struct {
+	// Ref names the image, NAME[:TAG].
+	Ref string `json:"ref"`
+	// Changes are Dockerfile instructions applied to the image's config:
+	// CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME or
+	// STOPSIGNAL.
+	Changes []string `json:"changes,omitempty"`
+	// Message is the comment of the image's history entry.
+	Message string `json:"message,omitempty"`
+}

@@ -108,6 +108,9 @@ mkdir -p "$WORK/registry"
 	"$WORK/registrybench" -skiff "$SKIFF" -work "$WORK/registry" -size "${REGISTRY_MB:-200}"
 } | tee "$OUT/registry.md"
 
+echo "== a root filesystem tar: import or build, then the first run"
+bench/import.sh "$SKIFF" "$SOCK" "$WORK" | tee "$OUT/import.md"
+
 for extra in bench/network.sh bench/ingress.sh; do
 	echo "== $extra"
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
@@ -125,7 +128,7 @@ done
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart registry network ingress; do
+	for section in start density apps applies hotrestart registry import network ingress; do
 		echo
 		cat "$OUT/$section.md"
 	done

@@ -37,6 +37,28 @@ func (c *Client) ImportImage(ctx context.Context, archive io.Reader) ([]api.Imag
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
+// ImportRootfs uploads a root filesystem tar (plain, gzip or zstd) that
+// becomes a one-layer image, as docker import makes one.
+func (c *Client) ImportRootfs(ctx context.Context, tarball io.Reader, opts api.ImageImportRootfsOptions) (api.Image, error) {
+	q := url.Values{"rootfs": {opts.Ref}, "change": opts.Changes}
+	if opts.Message != "" {
+		q.Set("message", opts.Message)
+	}
+	resp, err := c.do(ctx, "POST", "/images/import", q, tarball, "application/x-tar")
+	if err != nil {
+		return api.Image{}, err
+	}
+	defer resp.Body.Close()
+	var out []api.Image
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return api.Image{}, err
+	}
+	if len(out) != 1 {
+		return api.Image{}, fmt.Errorf("import: the daemon answered with %d images, want 1", len(out))
+	}
+	return out[0], nil
+}
+
 // PullImage pulls an image from its registry.
 func (c *Client) PullImage(ctx context.Context, req api.ImagePullRequest) (api.Image, error) {
 	var out api.Image

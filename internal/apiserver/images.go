@@ -46,8 +46,24 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
 }
 
 // importImage takes an image archive (OCI archive or docker save tar,
-// optionally compressed) as the request body.
+// optionally compressed) as the request body; with the rootfs parameter
+// (NAME[:TAG]), a root filesystem tar that becomes a one-layer image,
+// with the change and message parameters of docker import.
 func (s *Server) importImage(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if q.Has("rootfs") {
+		body, err := s.upload(w, r, "the root filesystem")
+		if err != nil {
+			return err
+		}
+		img, err := s.images.ImportRootfs(r.Context(), body, api.ImageImportRootfsOptions{
+			Ref: q.Get("rootfs"), Changes: q["change"], Message: q.Get("message"),
+		})
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, 200, []api.Image{img})
+	}
 	body, err := s.upload(w, r, "the image archive")
 	if err != nil {
 		return err

@@ -81,6 +81,9 @@ type Images interface {
 	Remove(ctx context.Context, ref string, force bool) (api.ImageRemoveResponse, error)
 	Prune(ctx context.Context) (api.ImagePruneResponse, error)
 	Build(ctx context.Context, contextTar io.Reader, opts BuildOptions, progress io.Writer) (api.ImageBuildResponse, error)
+
+	// ImportRootfs makes a one-layer image of a root filesystem tar.
+	ImportRootfs(ctx context.Context, r io.Reader, opts api.ImageImportRootfsOptions) (api.Image, error)
 }
 
 // System answers version and info.

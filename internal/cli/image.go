@@ -134,37 +134,50 @@ func printImported(g *globals, imgs []api.Image) {
 }
 
 func newImageImportCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "import FILE|DIR",
+	var rootfs bool
+	var changes []string
+	var message string
+	c := &cobra.Command{
+		Use:     "import FILE|DIR  |  import --rootfs FILE|- NAME[:TAG]",
 		Aliases: []string{"load"},
-		Short:   "Import images from an OCI archive, an OCI layout directory or a docker save tar",
+		Short:   "Import images from an OCI archive, an OCI layout directory, a docker save tar, or a root filesystem tar",
 		Long: `Import images from an OCI archive (tar, optionally gzip or zstd compressed),
 an OCI image layout directory, or a tar made by "docker save". Use - to read
-the archive from stdin.`,
-		Args: cobra.ExactArgs(1),
+the archive from stdin.
+
+With --rootfs, FILE is a root filesystem tar (plain, gzip or zstd) that
+becomes a one-layer image named NAME[:TAG], as "docker import" makes one.
+--change applies a Dockerfile instruction to its config (CMD, ENTRYPOINT,
+ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME or STOPSIGNAL; repeatable), and
+--message sets the comment of its history entry. The tar is streamed to the
+daemon, which compresses and unpacks it as it arrives.`,
+		Example: `  skiff image import hello.oci.tar
+  skiff image import --rootfs debian.tar localhost/debian:bookworm --change 'CMD ["bash"]'
+  tar -C rootfs -c . | skiff image import --rootfs - mybase --change 'ENV LANG=C.UTF-8'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case rootfs && len(args) != 2:
+				return errdefs.Invalid("import --rootfs takes a tar (or -) and a name: skiff image import --rootfs FILE|- NAME[:TAG]")
+			case !rootfs && len(args) != 1:
+				return errdefs.Invalid("import takes one archive or layout directory (or -); for a root filesystem tar use --rootfs FILE NAME[:TAG]")
+			case !rootfs && (len(changes) > 0 || message != ""):
+				return errdefs.Invalid("--change and --message apply to a root filesystem import: add --rootfs")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var r io.Reader
-			switch path := args[0]; {
-			case path == "-":
-				r = g.stdin
-			default:
-				st, err := os.Stat(path)
+			r, closeFn, err := importSource(g, args[0], !rootfs)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			if rootfs {
+				img, err := g.client().ImportRootfs(cmd.Context(), r, api.ImageImportRootfsOptions{Ref: args[1], Changes: changes, Message: message})
 				if err != nil {
-					return errdefs.Invalid("cannot import %s: %v", path, err)
+					return err
 				}
-				if st.IsDir() {
-					if _, err := os.Stat(filepath.Join(path, "oci-layout")); err != nil {
-						return errdefs.Invalid("%s is a directory but not an OCI image layout (it has no oci-layout file)", path)
-					}
-					r = tarDir(path)
-				} else {
-					f, err := os.Open(path)
-					if err != nil {
-						return err
-					}
-					defer f.Close()
-					r = f
-				}
+				printImported(g, []api.Image{img})
+				return nil
 			}
 			imgs, err := g.client().ImportImage(cmd.Context(), r)
 			if err != nil {
@@ -174,6 +187,36 @@ the archive from stdin.`,
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&rootfs, "rootfs", false, "FILE is a root filesystem tar: make a one-layer image NAME[:TAG] of it")
+	c.Flags().StringArrayVarP(&changes, "change", "c", nil, "with --rootfs: apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL)")
+	c.Flags().StringVarP(&message, "message", "m", "", "with --rootfs: the comment of the image's history entry")
+	return c
+}
+
+// importSource opens what import reads: stdin for "-", a file, or (when
+// dirs is set) an OCI layout directory streamed as a tar.
+func importSource(g *globals, path string, dirs bool) (io.Reader, func(), error) {
+	if path == "-" {
+		return g.stdin, func() {}, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, errdefs.Invalid("cannot import %s: %v", path, err)
+	}
+	if st.IsDir() {
+		if !dirs {
+			return nil, nil, errdefs.Invalid("%s is a directory: --rootfs takes a tar; make one with tar -C %s -c .", path, path)
+		}
+		if _, err := os.Stat(filepath.Join(path, "oci-layout")); err != nil {
+			return nil, nil, errdefs.Invalid("%s is a directory but not an OCI image layout (it has no oci-layout file)", path)
+		}
+		return tarDir(path), func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }
 
 // tarDir streams the regular files and directories under dir as a tar.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -163,6 +164,19 @@ func (s *imageService) Inspect(ctx context.Context, ref string) (api.Image, erro
 func (s *imageService) Import(ctx context.Context, r io.Reader) ([]api.Image, error) {
 	return s.store.Import(ctx, r)
 }
+
+// ImportRootfs applies the --change instructions to an empty config and
+// imports the root filesystem tar r as a one-layer image.
+func (s *imageService) ImportRootfs(ctx context.Context, r io.Reader, opts api.ImageImportRootfsOptions) (api.Image, error) {
+	if opts.Ref == "" {
+		return api.Image{}, errdefs.Invalid("import --rootfs needs a name for the image: give NAME[:TAG]")
+	}
+	cfg, err := build.ApplyChanges(v1.Config{}, opts.Changes)
+	if err != nil {
+		return api.Image{}, err
+	}
+	return s.store.ImportRootfs(ctx, r, image.RootfsImport{Ref: opts.Ref, Config: cfg, Message: opts.Message})
+}
 func (s *imageService) Pull(ctx context.Context, req api.ImagePullRequest) (api.Image, error) {
 	return s.store.Pull(ctx, req.Ref, image.RemoteOptions{Insecure: req.Insecure, Platform: req.Platform})
 }
@@ -224,14 +238,16 @@ func (s *imageService) Build(ctx context.Context, contextTar io.Reader, opts api
 	cache := s.store.BuildCache()
 	bopts.Cache, bopts.NoCache = cache, opts.NoCache
 	bopts.Pull, bopts.Puller = opts.Pull, puller{s.store}
-	img, err := build.Build(ctx, bopts, s.store)
+	// The store takes the layers the build unpacked.
+	var saved api.Image
+	bopts.Commit = func(ctx context.Context, img v1.Image) (err error) {
+		saved, err = s.store.Save(ctx, img, opts.Tags...)
+		return err
+	}
+	_, err = build.Build(ctx, bopts, s.store)
 	if ferr := cache.Flush(); ferr != nil {
 		fmt.Fprintf(progress, "WARNING: recording the build cache's use: %v\n", ferr)
 	}
-	if err != nil {
-		return api.ImageBuildResponse{}, err
-	}
-	saved, err := s.store.Save(ctx, img, opts.Tags...)
 	if err != nil {
 		return api.ImageBuildResponse{}, err
 	}

@@ -14,6 +14,16 @@
 //	buildcache/index.json                   the build cache: step key → layer blob
 //	buildcache/mounts/                      RUN --mount=type=cache directories
 //
+// Layers are unpacked when an image enters the store: Save (a build),
+// Import, ImportRootfs and Pull unpack every layer the store does not
+// have yet before the image is added to the index, and refuse an image
+// whose layer does not unpack. So an image's first Resolve unpacks
+// nothing (Resolve still unpacks what is missing, e.g. layers of an
+// index.json another program wrote). A layer that comes unpacked already
+// (PreparedLayer: a build's RUN upper directories and COPY layers) is
+// moved into place instead. ImportRootfs reads its tar once, hashing,
+// compressing (gzip, LayerCompression) and unpacking it as it arrives.
+//
 // Each index.json entry is an image manifest whose
 // org.opencontainers.image.ref.name annotation holds the fully qualified
 // reference pointing at it ("localhost/hello:latest",
@@ -79,8 +89,10 @@
 // into place. Blobs are written (verified against their digests, synced)
 // before the index entry naming them, so a crash never leaves index.json
 // pointing to a missing blob; it may leave unreferenced blobs, which
-// Prune removes. A layer is unpacked into layers/.tmp-* and renamed to its
-// chain ID once complete and checked against its diff ID, so a layer
+// Prune removes. A layer is unpacked (or a prepared one moved) into
+// layers/.tmp-* and renamed to its chain ID once complete, synced, and
+// checked against its diff ID (a prepared layer by its maker, which wrote
+// the tar from it or unpacked it from the very bytes hashed), so a layer
 // directory under its real name is always whole; Open removes leftovers of
 // both kinds.
 //

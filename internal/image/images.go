@@ -200,6 +200,9 @@ func newTag(ref string) (string, error) {
 type addition struct {
 	desc v1.Descriptor
 	refs []string
+	// prepared are directories holding layers unpacked already, bottom
+	// first (see PreparedLayer); "" or missing for none.
+	prepared []string
 }
 
 // withAdditions returns a new entry list: each added reference moves to

@@ -162,12 +162,27 @@ func (s *Store) importLayout(ctx context.Context, dir string, owned bool) ([]api
 	if len(adds) == 0 {
 		return nil, errdefs.Invalid("import: index.json lists no image manifest")
 	}
-	return s.commit(adds, w)
+	return s.commit(ctx, adds, w, pins)
 }
 
-// commit adds images to the index and returns them as the API shows them,
-// one per image ID. On failure it removes the blobs w created.
-func (s *Store) commit(adds []addition, w *written) ([]api.Image, error) {
+// commit unpacks the layers of the images (so their first run unpacks
+// nothing), adds the images to the index and returns them as the API
+// shows them, one per image ID. On failure it removes the blobs w
+// created. The caller has pinned the images' blobs in pins.
+func (s *Store) commit(ctx context.Context, adds []addition, w *written, pins *pinSet) ([]api.Image, error) {
+	for _, a := range adds {
+		if s.lazy {
+			break
+		}
+		m, err := s.meta(a.desc)
+		if err == nil {
+			err = s.unpackAll(ctx, m, a.prepared, pins)
+		}
+		if err != nil {
+			s.discard(w)
+			return nil, fmt.Errorf("unpack image %s: %w", a.desc.Digest, err)
+		}
+	}
 	if err := s.lockIndex(); err != nil {
 		s.discard(w)
 		return nil, err
@@ -223,7 +238,7 @@ func (s *Store) Save(ctx context.Context, img v1.Image, tags ...string) (api.Ima
 		s.discard(w)
 		return api.Image{}, fmt.Errorf("save image: %w", err)
 	}
-	out, err := s.commit([]addition{{desc: desc, refs: refs}}, w)
+	out, err := s.commit(ctx, []addition{{desc: desc, refs: refs, prepared: preparedDirs(img)}}, w, pins)
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -310,7 +325,7 @@ func (s *Store) importDockerSave(ctx context.Context, dir string) ([]api.Image, 
 	if err := syncDir(s.blobsDir); err != nil {
 		return fail(errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("import: sync blobs: %w", err)))
 	}
-	return s.commit(adds, w)
+	return s.commit(ctx, adds, w, pins)
 }
 
 func (s *Store) importDockerImage(ctx context.Context, dir string, d tarball.Descriptor, seen map[string]layerFile, pins *pinSet, w *written) (addition, error) {

@@ -137,6 +137,7 @@ func TestSaveOverTheLimit(t *testing.T) {
 // than the limit together are refused while unpacking, leaving nothing.
 func TestUnpackOverTheLimit(t *testing.T) {
 	s, root := limitedStore(t)
+	s.lazy = true // Resolve unpacks
 	img := imagetest.Image(t, v1.Config{},
 		imagetest.LayerFromTar(t, compression.GZip, imagetest.Tar(t, imagetest.File{Name: "a", Body: strings.Repeat("a", testLimit/2)})),
 		imagetest.LayerFromTar(t, compression.GZip, imagetest.Tar(t, imagetest.File{Name: "b", Body: strings.Repeat("b", testLimit/2)})))

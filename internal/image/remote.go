@@ -144,7 +144,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts RemoteOptions) (api.I
 	if err != nil {
 		return api.Image{}, remoteError("pull", q.String(), err)
 	}
-	out, err := s.commit([]addition{{desc: desc, refs: []string{q.String()}}}, w)
+	out, err := s.commit(ctx, []addition{{desc: desc, refs: []string{q.String()}}}, w, pins)
 	if err != nil {
 		return api.Image{}, err
 	}

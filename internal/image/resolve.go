@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -46,32 +47,49 @@ type Resolved struct {
 // names the entry. A Remove or Prune running meanwhile does not delete the
 // blobs and layer directories a Resolve in progress uses.
 func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
-	entries, unlock, err := s.readIndex()
+	r, release, err := s.Hold(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	release()
+	return r, nil
+}
+
+// Hold resolves ref as Resolve does and keeps the image's blobs and layer
+// directories from Remove and Prune until release is called, for a user
+// that goes on reading them (a build stacking RUN steps on its base's
+// layers).
+func (s *Store) Hold(ctx context.Context, ref string) (r *Resolved, release func(), err error) {
+	entries, unlock, err := s.readIndex()
+	if err != nil {
+		return nil, nil, err
 	}
 	m, err := s.lookup(entries, ref)
 	if err != nil {
 		unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	// Pin before unlocking: the unpacks below read the layer blobs and
 	// stack on the layer directories after the index may have dropped
 	// the image.
 	pins := s.pinImage(m, true)
 	unlock()
-	defer pins.release()
+	defer func() {
+		if err != nil {
+			pins.release()
+		}
+	}()
 	meta := m.meta
 
 	dirs := make([]string, len(meta.chains)) // bottom first
 	b := &budget{left: s.maxImageSize, over: s.tooLarge("the image's decompressed layer data")}
 	for i, c := range meta.chains {
 		dirs[i] = filepath.Join(s.layersDir, c.Hex)
-		if err := s.ensureLayer(ctx, meta, i, dirs[:i], b); err != nil {
-			return nil, err
+		if err := s.ensureLayer(ctx, meta, i, dirs[:i], b, ""); err != nil {
+			return nil, nil, err
 		}
 	}
-	r := &Resolved{
+	r = &Resolved{
 		Ref:    m.ref,
 		ID:     meta.id.String(),
 		Digest: meta.desc.Digest.String(),
@@ -81,7 +99,7 @@ func (s *Store) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	for i, d := range dirs {
 		r.Layers[len(dirs)-1-i] = d
 	}
-	return r, nil
+	return r, pins.release, nil
 }
 
 // chainLock serialises the unpacking of one layer chain.
@@ -113,8 +131,10 @@ func (s *Store) lockChain(hex string) func() {
 // ensureLayer makes sure layer i of meta is unpacked; lowers are the
 // directories of the layers below it, bottom first. The caller has pinned
 // the chain and the layer's blob. An unpack counts the decompressed layer
-// against b.
-func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string, b *budget) error {
+// against b. prepared, when not "", is a directory holding the layer
+// unpacked already (see PreparedLayer): it is moved into place, and the
+// layer unpacked from its blob only if that fails.
+func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers []string, b *budget, prepared string) error {
 	chain := meta.chains[i].Hex
 	dir := filepath.Join(s.layersDir, chain)
 	present := func() (bool, error) {
@@ -134,6 +154,18 @@ func (s *Store) ensureLayer(ctx context.Context, meta *imageMeta, i int, lowers 
 	}
 	desc := meta.manifest.Layers[i]
 	diffID := meta.config.RootFS.DiffIDs[i]
+	if prepared != "" {
+		parent := ""
+		if len(lowers) > 0 {
+			parent = lowers[len(lowers)-1]
+		}
+		err := s.adoptLayer(prepared, dir, parent)
+		if err == nil {
+			s.adopted.Add(1)
+			return nil
+		}
+		s.log.Warn("could not move a built layer into place; unpacking it instead", "layer", desc.Digest.String(), "err", err)
+	}
 	if err := s.unpackLayer(ctx, desc.Digest, diffID, dir, lowers, b); err != nil {
 		return fmt.Errorf("unpack layer %d (%s) of image %s: %w", i+1, desc.Digest, meta.id, err)
 	}
@@ -243,4 +275,18 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	default:
 		return io.NopCloser(br), nil
 	}
+}
+
+// HoldLayers returns the unpacked layer directories of image ref, bottom
+// first, with their diff IDs, kept from Remove and Prune until release is
+// called: a build stacks its RUN steps on them rather than unpack its
+// base image again.
+func (s *Store) HoldLayers(ctx context.Context, ref string) (dirs []string, diffIDs []v1.Hash, release func(), err error) {
+	r, release, err := s.Hold(ctx, ref)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dirs = slices.Clone(r.Layers)
+	slices.Reverse(dirs)
+	return dirs, slices.Clone(r.Config.RootFS.DiffIDs), release, nil
 }

@@ -22,6 +22,7 @@ import (
 func TestResolveUnpacksOnce(t *testing.T) {
 	ctx := context.Background()
 	s, root := newStore(t)
+	s.lazy = true // Resolve unpacks
 	img := imagetest.BusyboxImage(t)
 	save(t, s, img, "busybox")
 
@@ -73,6 +74,7 @@ func TestResolveUnpacksOnce(t *testing.T) {
 func TestResolveConcurrentUnpacksOnce(t *testing.T) {
 	ctx := context.Background()
 	s, root := newStore(t)
+	s.lazy = true // Resolve unpacks
 	base := imagetest.Layer(t, imagetest.File{Name: "base", Body: "base"})
 	mid := imagetest.Layer(t, imagetest.File{Name: "mid", Body: "mid"})
 	a := imagetest.Image(t, v1.Config{}, base, mid, imagetest.Layer(t, imagetest.File{Name: "top", Body: "a"}))
@@ -123,6 +125,7 @@ func TestResolveConcurrentUnpacksOnce(t *testing.T) {
 func TestResolveLayerOrder(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
+	s.lazy = true // Resolve unpacks
 	var layers []v1.Layer
 	for _, n := range []string{"bottom", "middle", "top"} {
 		layers = append(layers, imagetest.Layer(t, imagetest.File{Name: n, Body: n}))
@@ -175,6 +178,7 @@ func TestResolveRefusesBadLayer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, root := newStore(t)
+			s.lazy = true // Resolve unpacks
 			img := imagetest.Image(t, v1.Config{}, good, tt.bad)
 			save(t, s, img, "bad")
 			_, err := s.Resolve(ctx, "bad")
@@ -202,6 +206,7 @@ func (l lyingLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
 func TestResolveChecksDiffID(t *testing.T) {
 	ctx := context.Background()
 	s, root := newStore(t)
+	s.lazy = true // Resolve unpacks
 	l := imagetest.Layer(t, imagetest.File{Name: "f", Body: "content"})
 	wrong := v1.Hash{Algorithm: "sha256", Hex: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
 	save(t, s, imagetest.Image(t, v1.Config{}, lyingLayer{l, wrong}), "liar")
@@ -215,6 +220,7 @@ func TestResolveChecksDiffID(t *testing.T) {
 func TestResolveMissingBlob(t *testing.T) {
 	ctx := context.Background()
 	s, root := newStore(t)
+	s.lazy = true // Resolve unpacks
 	img := imagetest.RandomImage(t, 1)
 	save(t, s, img, "x")
 	ls, _ := img.Layers()
@@ -257,6 +263,7 @@ func TestResolveKeepsWhatItUses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, root := newStore(t)
+			s.lazy = true // Resolve unpacks
 			img := imagetest.RandomImage(t, 3)
 			save(t, s, img, "x")
 			other := save(t, s, imagetest.RandomImage(t, 1), "other")

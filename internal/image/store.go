@@ -66,6 +66,9 @@ type Store struct {
 	// beforeLoadMeta, when set (by tests), runs on a metadata cache miss
 	// before the manifest and config are read from disk.
 	beforeLoadMeta func(v1.Descriptor)
+	// lazy, when set (by tests of Resolve's own unpacking), leaves the
+	// layers of saved, imported and pulled images for Resolve to unpack.
+	lazy bool
 
 	// mu guards the in-memory copy of index.json and, with pins, the
 	// files it names. Index writers hold it for writing while they
@@ -101,6 +104,8 @@ type Store struct {
 
 	// unpacks counts layers actually unpacked (for tests and metrics).
 	unpacks atomic.Int64
+	// adopted counts prepared layer directories moved into place.
+	adopted atomic.Int64
 }
 
 // fileStamp identifies one version of index.json on disk, so a change made

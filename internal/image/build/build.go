@@ -82,6 +82,15 @@ type Options struct {
 	// Networks attaches steps to skiff's default network; without one,
 	// every step has loopback only.
 	Networks Networks
+
+	// Storing the result.
+	// Commit, when set, receives the built image before Build removes
+	// its work directory. The layers the build unpacked (its RUN steps'
+	// upper directories, its COPY and ADD layers, unpacked while they
+	// were written) then offer their directories (UnpackedDir) for an
+	// image store on WorkDir's file system to move into place, so the
+	// image's first run unpacks nothing. Without it they are removed.
+	Commit func(ctx context.Context, img v1.Image) error
 }
 
 // Puller fetches an image from its registry into the local store.
@@ -101,9 +110,10 @@ const historyComment = "skiff.dockerfile.v0"
 // Build builds the image a Dockerfile describes, running its RUN steps
 // on opts.Runtime: see the package documentation for what is supported.
 func Build(ctx context.Context, opts Options, images Images) (v1.Image, error) {
-	b := &builder{opts: opts, images: images, out: opts.Progress, sources: map[string]*imageSource{}}
+	b := &builder{opts: opts, images: images, out: opts.Progress, sources: map[string]*imageSource{}, held: map[string]string{}}
 	defer b.spool.close()
 	defer b.cleanupRun()
+	defer b.releaseHeld()
 	img, err := b.run(ctx)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -148,6 +158,14 @@ type builder struct {
 	emitMu sync.Mutex
 	steps  int           // steps started, for api.BuildEvent.Step
 	slots  chan struct{} // one token per stage building at a time
+
+	// unpacked are the layers whose directories Options.Commit may take.
+	unpacked []*fileLayer
+	// held are the unpacked layer directories of local images the store
+	// keeps for the build (chain ID → directory), and releases the
+	// functions that let them go.
+	held     map[string]string
+	releases []func()
 }
 
 // stage is the state of one stage while and after it is built.
@@ -238,6 +256,11 @@ func (b *builder) run(ctx context.Context) (v1.Image, error) {
 	img, err := b.image(target)
 	if err != nil {
 		return nil, err
+	}
+	if b.opts.Commit != nil {
+		if err := b.opts.Commit(ctx, img); err != nil {
+			return nil, err
+		}
 	}
 	if id, err := img.ConfigName(); err == nil {
 		b.printf("--> %s\n", id)
@@ -553,6 +576,7 @@ func (b *builder) source(ctx context.Context, ref string) (*imageSource, error) 
 	}
 	src := &imageSource{ref: ref, cfg: cfg, layers: layers}
 	b.sources[ref] = src
+	b.holdLayers(ctx, ref, layers)
 	return src, nil
 }
 
@@ -580,6 +604,54 @@ type diffIDLayer struct {
 
 // DiffID returns the diff ID from the image config.
 func (l diffIDLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
+// layerHolder is what an image store that keeps layers unpacked offers a
+// build: the directories of an image's layers (bottom first, with their
+// diff IDs), kept until release is called.
+type layerHolder interface {
+	HoldLayers(ctx context.Context, ref string) (dirs []string, diffIDs []v1.Hash, release func(), err error)
+}
+
+// holdLayers asks the image store for the unpacked directories of the
+// image ref, whose layers the build loaded, so RUN steps stack on them
+// instead of unpacking the image again. Without them (another store, an
+// error, an image retagged meanwhile) the build unpacks the layers itself.
+func (b *builder) holdLayers(ctx context.Context, ref string, layers []v1.Layer) {
+	h, ok := b.images.(layerHolder)
+	if !ok {
+		return
+	}
+	dirs, diffIDs, release, err := h.HoldLayers(ctx, ref)
+	if err != nil {
+		return
+	}
+	b.runMu.Lock() // the RUN directories' lock, which layerDirs takes
+	defer b.runMu.Unlock()
+	b.releases = append(b.releases, release)
+	if len(diffIDs) != len(layers) || len(dirs) != len(layers) {
+		return
+	}
+	chains := make([]string, len(layers))
+	chain := ""
+	for i, l := range layers {
+		d, err := l.DiffID()
+		if err != nil || d != diffIDs[i] {
+			return
+		}
+		chain = chainID(chain, d)
+		chains[i] = chain
+	}
+	for i, c := range chains {
+		b.held[c] = dirs[i]
+	}
+}
+
+// releaseHeld lets the store's layer directories go.
+func (b *builder) releaseHeld() {
+	for _, r := range b.releases {
+		r()
+	}
+}
 
 // layerSource reads a layer's tar stream.
 type layerSource struct{ l v1.Layer }
@@ -693,11 +765,18 @@ func (s *stage) history(createdBy string, layer bool) {
 // commit writes the nodes of generation gen as a new layer of the stage,
 // and keeps it in the cache under key (unless key is "").
 func (b *builder) commit(ctx context.Context, s *stage, gen int, createdBy, key string) error {
-	l, newest, err := writeLayer(ctx, b.tmpDir, s.tree, gen)
+	dir, err := b.unpackDir()
+	if err != nil {
+		return err
+	}
+	l, newest, err := writeLayer(ctx, b.tmpDir, s.tree, gen, dir)
 	if err != nil {
 		if errdefs.Category(err) == nil && ctx.Err() == nil {
 			err = errdefs.Unavailable("writing the layer: %w", err)
 		}
+		return err
+	}
+	if err := b.keepUnpacked(s, l); err != nil {
 		return err
 	}
 	b.remember(ctx, key, l, newest)

@@ -31,7 +31,7 @@ func (b *builder) diffLayer(ctx context.Context, upper string) (*fileLayer, erro
 		return nil, errdefs.Unavailable("%w", err)
 	}
 	defer lw.abort()
-	entries := 0
+	entries, unfit := 0, false
 	links := map[[2]uint64]string{}
 	err = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -44,8 +44,9 @@ func (b *builder) diffLayer(ctx context.Context, upper string) (*fileLayer, erro
 		if err != nil || rel == "." {
 			return err
 		}
-		n, err := b.diffEntry(lw.tw, p, filepath.ToSlash(rel), links)
+		n, fits, err := b.diffEntry(lw.tw, p, filepath.ToSlash(rel), links)
 		entries += n
+		unfit = unfit || !fits
 		return err
 	})
 	if err != nil {
@@ -61,29 +62,46 @@ func (b *builder) diffLayer(ctx context.Context, upper string) (*fileLayer, erro
 	if err != nil {
 		return nil, errdefs.Unavailable("%w", err)
 	}
+	l.unfit = unfit
 	return l, nil
 }
 
 // diffEntry writes the tar entries of one file of the upper directory and
-// returns how many it wrote.
-func (b *builder) diffEntry(tw *tar.Writer, p, rel string, links map[[2]uint64]string) (int, error) {
+// returns how many it wrote. It gives the file the mtime the layer
+// records (whole seconds, clamped to SOURCE_DATE_EPOCH), so the upper
+// directory holds what unpacking the layer would give; fits is false for
+// a file unpacking would leave out (a device node, a socket).
+func (b *builder) diffEntry(tw *tar.Writer, p, rel string, links map[[2]uint64]string) (n int, fits bool, err error) {
 	fi, err := os.Lstat(p)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return 0, fmt.Errorf("%s: no file status", rel)
+		return 0, false, fmt.Errorf("%s: no file status", rel)
 	}
 	mtime := b.mtime(time.Unix(st.Mtim.Unix()).Truncate(time.Second))
+	if !mtime.Equal(time.Unix(st.Mtim.Unix())) {
+		ts := []unix.Timespec{unix.NsecToTimespec(syscall.TimespecToNsec(st.Atim)), unix.NsecToTimespec(mtime.UnixNano())}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return 0, false, fmt.Errorf("%s: %w", rel, err)
+		}
+	}
 	if fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0 {
 		dir, base := splitRel(rel)
 		h := &tar.Header{Typeflag: tar.TypeReg, Name: dir + ".wh." + base, Mode: 0, ModTime: mtime, Format: tar.FormatPAX}
-		return 1, tw.WriteHeader(h)
+		return 1, true, tw.WriteHeader(h)
 	}
 	if fi.Mode()&fs.ModeSocket != 0 {
-		return 0, nil // a tar cannot hold a socket; docker leaves them out too
+		return 0, false, nil // a tar cannot hold a socket; docker leaves them out too
 	}
+	n, err = b.diffFile(tw, p, rel, fi, st, mtime, links)
+	return n, fi.Mode()&fs.ModeDevice == 0, err
+}
+
+// diffFile writes the tar entries of a file, directory or link.
+func (b *builder) diffFile(tw *tar.Writer, p, rel string, fi fs.FileInfo, st *syscall.Stat_t, mtime time.Time, links map[[2]uint64]string) (int, error) {
+	var err error
 	var link string
 	if fi.Mode().IsRegular() && st.Nlink > 1 {
 		key := [2]uint64{uint64(st.Dev), st.Ino}

@@ -19,9 +19,11 @@
 // image that has them).
 //
 // RUN (shell, exec and heredoc forms; also as an ONBUILD trigger) runs in
-// a container on Options.Runtime (see run.go): the stage's layers,
-// unpacked once per build under Options.WorkDir, are the overlay's lower
-// directories under a fresh upper directory, with the stage's ENV, ARG
+// a container on Options.Runtime (see run.go): the stage's layers (the
+// image store's own directories for a local image's layers, when the
+// store offers them; others unpacked once per build under
+// Options.WorkDir) are the overlay's lower directories under a fresh
+// upper directory, with the stage's ENV, ARG
 // values, WORKDIR, USER and SHELL, the default capabilities and seccomp
 // profile. A step is on skiff's default network through
 // Options.Networks, unless Options.Network or RUN --network is "none"
@@ -78,10 +80,17 @@
 // the same name.
 //
 // The result is a v1.Image with OCI media types (manifest, config, gzip
-// layers), one layer per COPY and ADD (and per WORKDIR that creates a
-// directory, and per RUN that changes something), and one history entry
-// per instruction like docker's. Files
+// layers at the fastest level), one layer per COPY and ADD (and per
+// WORKDIR that creates a directory, and per RUN that changes something),
+// and one history entry per instruction like docker's. A COPY or ADD
+// layer lists the directories on the way to its files as they are, so it
+// unpacks on its own as it does stacked. Files
 // from the context are owned by root unless --chown says otherwise.
+//
+// With Options.Commit, the layers the build has unpacked (RUN upper
+// directories, COPY and ADD layers unpacked while they were written) are
+// offered to the image store (UnpackedDir) before the build's work
+// directory is removed, so the built image's first run unpacks nothing.
 //
 // Builds without RUN are reproducible: the same Dockerfile, build args and context
 // (contents, modes and mtimes) give the same image digest. Entries keep

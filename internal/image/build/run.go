@@ -172,6 +172,10 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 	err = os.Rename(step.upper, dir)
 	if err == nil {
 		b.chains[chain] = dir
+		if !l.unfit && b.opts.Commit != nil {
+			l.dir = dir
+			b.unpacked = append(b.unpacked, l)
+		}
 	}
 	b.runMu.Unlock()
 	if err != nil {
@@ -231,6 +235,12 @@ func (b *builder) ensureRunDir() error {
 	if err != nil {
 		return errdefs.Unavailable("creating the build directory: %w", err)
 	}
+	// layers/ holds the build's own layer directories: the steps' upper
+	// directories move there even when no layer had to be unpacked.
+	if err := os.Mkdir(filepath.Join(dir, "layers"), 0o700); err != nil {
+		os.RemoveAll(dir)
+		return errdefs.Unavailable("creating the build directory: %w", err)
+	}
 	b.runDir = dir
 	b.chains = map[string]string{}
 	return nil
@@ -238,9 +248,58 @@ func (b *builder) ensureRunDir() error {
 
 // cleanupRun removes the build's directory (unpacked layers, steps).
 func (b *builder) cleanupRun() {
+	for _, l := range b.unpacked {
+		l.dir = ""
+	}
 	if b.runDir != "" {
 		os.RemoveAll(b.runDir)
 	}
+}
+
+// unpackDir returns a new empty directory for a COPY or ADD layer to be
+// unpacked into while it is written, or "" when the build has no
+// Options.Commit to hand it to.
+func (b *builder) unpackDir() (string, error) {
+	if b.opts.Commit == nil {
+		return "", nil
+	}
+	b.runMu.Lock()
+	err := b.ensureRunDir()
+	b.runMu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	parent := filepath.Join(b.runDir, "layers")
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", errdefs.Unavailable("creating the build directory: %w", err)
+	}
+	dir, err := os.MkdirTemp(parent, "copy-")
+	if err != nil {
+		return "", errdefs.Unavailable("creating the build directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", errdefs.Unavailable("creating the build directory: %w", err)
+	}
+	return dir, nil
+}
+
+// keepUnpacked records the directory of a layer written with unpackDir:
+// later RUN steps of the build stack on it, and Commit's store takes it.
+func (b *builder) keepUnpacked(s *stage, l *fileLayer) error {
+	if l.dir == "" {
+		return nil
+	}
+	chain, err := b.chainOf(s.layers, l)
+	if err != nil {
+		return err
+	}
+	b.runMu.Lock()
+	defer b.runMu.Unlock()
+	if _, ok := b.chains[chain]; !ok {
+		b.chains[chain] = l.dir
+	}
+	b.unpacked = append(b.unpacked, l)
+	return nil
 }
 
 // chainID extends a layer chain ID with the next layer's diff ID.
@@ -282,6 +341,10 @@ func (b *builder) layerDirs(ctx context.Context, layers []v1.Layer) ([]string, e
 		}
 		chain = chainID(chain, d)
 		dir, ok := b.chains[chain]
+		if held, isHeld := b.held[chain]; !ok && isHeld {
+			dir, ok = held, true
+			b.chains[chain] = dir
+		}
 		if !ok {
 			dir = filepath.Join(b.runDir, "layers", strconv.Itoa(len(b.chains)))
 			if err := b.unpackLayer(ctx, l, dir, dirs); err != nil {
