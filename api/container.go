@@ -258,3 +258,25 @@ type ContainerStats struct {
 	Pids             uint64    `json:"pids"`
 	PidsLimit        uint64    `json:"pidsLimit,omitempty"`
 }
+
+// Volume is a named volume as the API returns it.
+type Volume struct {
+	Name string `json:"name"`
+	// Mountpoint is the volume's directory on the host.
+	Mountpoint string            `json:"mountpoint"`
+	Created    time.Time         `json:"created,omitzero"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	// UsedBy names the containers (running or not) that mount it.
+	UsedBy []string `json:"usedBy,omitempty"`
+}
+
+// VolumeCreateRequest is the body of POST /v1/volumes.
+type VolumeCreateRequest struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// VolumePruneResponse lists the volumes `volume prune` removed.
+type VolumePruneResponse struct {
+	Deleted []string `json:"deleted"`
+}

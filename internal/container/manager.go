@@ -137,6 +137,9 @@ type Manager struct {
 	byID   map[string]*entry
 	byName map[string]*entry
 
+	// volMu orders the creation of volume directories with their removal.
+	volMu sync.Mutex
+
 	// minBackoff and maxBackoff bound the restart delay (the constants of
 	// the same names; tests shorten them).
 	minBackoff, maxBackoff time.Duration
@@ -435,7 +438,10 @@ func (m *Manager) mounts(ms []api.Mount) ([]specs.Mount, error) {
 				return nil, errdefs.NotImplemented("this daemon has no volume directory")
 			}
 			src = filepath.Join(m.cfg.VolumesDir, mt.Source, "_data")
-			if err := os.MkdirAll(src, 0o755); err != nil {
+			m.volMu.Lock()
+			err := os.MkdirAll(src, 0o755)
+			m.volMu.Unlock()
+			if err != nil {
 				return nil, fmt.Errorf("create volume %s: %w", mt.Source, err)
 			}
 		case api.MountBind:
