@@ -385,7 +385,7 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 			in.Mounts = append(in.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
 		}
 	}
-	vols, err := m.mounts(cfg.Mounts)
+	vols, err := m.mounts(rootfs, cfg.Mounts)
 	if err != nil {
 		return nil, err
 	}
@@ -417,8 +417,9 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 var volumeNameRE = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // mounts turns the user's mounts into spec mounts, creating named volumes
-// on first use.
-func (m *Manager) mounts(ms []api.Mount) ([]specs.Mount, error) {
+// on first use. An empty volume mounted over a directory of the image
+// (rootfs, not yet running) is first filled with that directory's files.
+func (m *Manager) mounts(rootfs string, ms []api.Mount) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for i, mt := range ms {
 		if !filepath.IsAbs(mt.Target) || filepath.Clean(mt.Target) == "/" {
@@ -440,6 +441,14 @@ func (m *Manager) mounts(ms []api.Mount) ([]specs.Mount, error) {
 			src = filepath.Join(m.cfg.VolumesDir, mt.Source, "_data")
 			m.volMu.Lock()
 			err := os.MkdirAll(src, 0o755)
+			if err == nil && isEmptyDir(src) {
+				if err = fillVolume(rootfs, mt.Target, src); err != nil {
+					// Empty again, so the next container fills it.
+					os.RemoveAll(src)
+					os.MkdirAll(src, 0o755)
+					err = fmt.Errorf("fill it with the image's %s: %w", mt.Target, err)
+				}
+			}
 			m.volMu.Unlock()
 			if err != nil {
 				return nil, fmt.Errorf("create volume %s: %w", mt.Source, err)
