@@ -144,3 +144,29 @@ func waitUntil(ctx context.Context, step time.Duration, cond func() (bool, error
 		}
 	}
 }
+
+// ensureVolumes creates the project's named volumes with docker compose's
+// labels; an external volume must exist.
+func (e *Engine) ensureVolumes(ctx context.Context, p *types.Project) error {
+	for _, key := range sortedKeys(p.Volumes) {
+		v := p.Volumes[key]
+		if bool(v.External) {
+			if _, err := e.C.Volume(ctx, v.Name); err != nil {
+				return fmt.Errorf("volume %s is external: %w", v.Name, err)
+			}
+			continue
+		}
+		if _, err := e.C.Volume(ctx, v.Name); err == nil {
+			continue
+		}
+		l := map[string]string{LabelProject: p.Name, LabelVolume: key}
+		for k, val := range v.Labels {
+			l[k] = val
+		}
+		if _, err := e.C.CreateVolume(ctx, api.VolumeCreateRequest{Name: v.Name, Labels: l}); err != nil {
+			return fmt.Errorf("create volume %s: %w", v.Name, err)
+		}
+		e.progress("Volume %s  Created", v.Name)
+	}
+	return nil
+}

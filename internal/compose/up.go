@@ -46,6 +46,9 @@ func (e *Engine) Up(ctx context.Context, p *types.Project, o UpOptions) error {
 	if err := e.ensureNetworks(ctx, p); err != nil {
 		return err
 	}
+	if err := e.ensureVolumes(ctx, p); err != nil {
+		return err
+	}
 	existing, err := e.Containers(ctx, p.Name, false)
 	if err != nil {
 		return err
