@@ -72,7 +72,7 @@ func TestComposeUpOrderingAndRecreate(t *testing.T) {
 	t.Cleanup(func() { skiff(append(base, "down", "-v")...) })
 
 	out := composeRun(t, base, "up", "-d", "--wait")
-	for _, want := range []string{"WARNING", "web: dns", "Network ctest_default  Created", "Container ctest-web-1  Started", "Service db  Healthy"} {
+	for _, want := range []string{"WARNING", "web: dns", "Network ctest_default  Created", "Volume ctest_data  Created", "Container ctest-web-1  Started", "Service db  Healthy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up does not print %q:\n%s", want, out)
 		}
@@ -94,6 +94,9 @@ func TestComposeUpOrderingAndRecreate(t *testing.T) {
 		if !strings.Contains(inspect, want) {
 			t.Errorf("web lacks the label %s", want)
 		}
+	}
+	if out := must(t, env.daemon, "volume", "inspect", "ctest_data"); !strings.Contains(out, `"com.docker.compose.volume": "data"`) {
+		t.Errorf("the volume lacks compose's labels:\n%s", out)
 	}
 	// DNS: db finds web by its service name and its alias.
 	for _, name := range []string{"web", "www", "ctest-web-1"} {
@@ -175,5 +178,41 @@ func TestComposeMalformed(t *testing.T) {
 	}
 	if after := must(t, env.daemon, "network", "ls"); strings.Contains(after, "cbad") || strings.Count(after, "\n") != strings.Count(before, "\n") {
 		t.Errorf("malformed projects changed the networks:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestComposeWaitFails checks that up --wait fails naming the service
+// that is unhealthy, or that exited.
+func TestComposeWaitFails(t *testing.T) {
+	_, base := composeProject(t, map[string]string{"compose.yaml": `name: cwait
+services:
+  sick:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 200ms
+      retries: 2
+`})
+	t.Cleanup(func() { skiff(append(base, "down")...) })
+	fails(t, env.daemon, []string{"service sick is unhealthy"}, append(base, "up", "-d", "--wait")...)
+
+	_, base2 := composeProject(t, map[string]string{"compose.yaml": `name: cwait2
+services:
+  gone:
+    image: busybox
+    command: ["sh", "-c", "exit 4"]
+  after:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+    depends_on:
+      gone: {condition: service_completed_successfully}
+`})
+	t.Cleanup(func() { skiff(append(base2, "down")...) })
+	fails(t, env.daemon, []string{"service gone", "did not complete successfully", "code 4"}, append(base2, "up", "-d", "--wait")...)
+	if out := must(t, env.daemon, "ps", "-a"); strings.Contains(out, "cwait2-after") {
+		t.Errorf("a service whose dependency failed was created:\n%s", out)
 	}
 }
