@@ -62,12 +62,51 @@ func (e *Engine) waitHealthy(ctx context.Context, p *types.Project, s types.Serv
 	return w.err
 }
 
+// healthcheck is the healthcheck of s: its own, completed by its image's
+// HEALTHCHECK (the test, and timings the service leaves out), or nil.
+func (e *Engine) healthcheck(ctx context.Context, p *types.Project, s types.ServiceConfig) (*types.HealthCheckConfig, error) {
+	h := s.HealthCheck
+	if h != nil && (h.Disable || len(h.Test) > 0) {
+		return h, nil
+	}
+	img, err := e.C.Image(ctx, ImageName(p, s))
+	if err != nil {
+		return nil, err
+	}
+	ih := img.Config.Healthcheck
+	if ih == nil {
+		return h, nil
+	}
+	out := types.HealthCheckConfig{}
+	if h != nil {
+		out = *h
+	}
+	out.Test = types.HealthCheckTest(ih.Test)
+	dur := func(d **types.Duration, v time.Duration) {
+		if *d == nil && v > 0 {
+			td := types.Duration(v)
+			*d = &td
+		}
+	}
+	dur(&out.Interval, ih.Interval)
+	dur(&out.Timeout, ih.Timeout)
+	dur(&out.StartPeriod, ih.StartPeriod)
+	if out.Retries == nil && ih.Retries > 0 {
+		r := uint64(ih.Retries)
+		out.Retries = &r
+	}
+	return &out, nil
+}
+
 func (e *Engine) checkHealth(ctx context.Context, p *types.Project, s types.ServiceConfig) error {
-	test := healthTest(s.HealthCheck)
+	h, err := e.healthcheck(ctx, p, s)
+	if err != nil {
+		return err
+	}
+	test := healthTest(h)
 	if test == nil {
 		return errdefs.Invalid("service %s has no healthcheck to wait for: add one, or depend on it with condition service_started", s.Name)
 	}
-	h := s.HealthCheck
 	interval := durationOr(h.Interval, 30*time.Second)
 	timeout := durationOr(h.Timeout, 30*time.Second)
 	startPeriod := durationOr(h.StartPeriod, 0)

@@ -243,7 +243,11 @@ func (e *Engine) waitAll(ctx context.Context, p *types.Project) error {
 				return fmt.Errorf("service %s is not running: container %s exited with code %d", name, c.Name, c.State.ExitCode)
 			}
 		}
-		if healthTest(s.HealthCheck) != nil {
+		h, err := e.healthcheck(ctx, p, s)
+		if err != nil {
+			return err
+		}
+		if healthTest(h) != nil {
 			if err := e.waitHealthy(ctx, p, s); err != nil {
 				return err
 			}

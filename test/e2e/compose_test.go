@@ -216,3 +216,35 @@ services:
 		t.Errorf("a service whose dependency failed was created:\n%s", out)
 	}
 }
+
+// TestComposeImageHealthcheck checks that a service without a
+// healthcheck of its own is waited for with its image's HEALTHCHECK.
+func TestComposeImageHealthcheck(t *testing.T) {
+	dir, base := composeProject(t, map[string]string{"compose.yaml": `name: cimghc
+services:
+  slow:
+    build: ./slow
+    image: localhost/cimghc-slow:1
+    command: ["sh", "-c", "sleep 1; touch /tmp/ok; exec sleep 1000"]
+    stop_signal: SIGKILL
+  user:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+    depends_on:
+      slow: {condition: service_healthy}
+`})
+	os.MkdirAll(filepath.Join(dir, "slow"), 0o755)
+	os.WriteFile(filepath.Join(dir, "slow/Dockerfile"), []byte("FROM busybox\nHEALTHCHECK --interval=200ms --retries=20 CMD test -f /tmp/ok\n"), 0o644)
+	t.Cleanup(func() {
+		skiff(append(base, "down")...)
+		skiff("image", "rm", "localhost/cimghc-slow:1")
+	})
+	out := composeRun(t, base, "up", "-d", "--wait")
+	if !strings.Contains(out, "Service slow  Healthy") || !strings.Contains(out, "Container cimghc-user-1  Started") {
+		t.Errorf("up did not wait for the image's healthcheck:\n%s", out)
+	}
+	if !strings.Contains(must(t, env.daemon, "image", "inspect", "localhost/cimghc-slow:1"), `"healthcheck"`) {
+		t.Errorf("image inspect does not show the HEALTHCHECK")
+	}
+}
