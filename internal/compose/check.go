@@ -20,7 +20,7 @@ var supportedKeys = set(
 	"build.context", "build.dockerfile", "build.args", "build.target",
 	"ports[].mode", "ports[].host_ip", "ports[].target", "ports[].published", "ports[].protocol", "ports[].name",
 	"expose", "volumes[].type", "volumes[].source", "volumes[].target", "volumes[].read_only",
-	"volumes[].volume", "volumes[].bind.create_host_path",
+	"volumes[].volume", "volumes[].bind.create_host_path", "volumes[].tmpfs.size", "tmpfs",
 	"depends_on", "healthcheck", "restart", "hostname", "user", "working_dir",
 	"stop_signal", "stop_grace_period", "labels", "profiles", "container_name",
 	"networks", "network_mode", "deploy.replicas", "deploy.resources.limits.cpus",
@@ -153,6 +153,7 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 	}
 	for _, v := range s.Volumes {
 		switch v.Type {
+		case types.VolumeTypeTmpfs:
 		case types.VolumeTypeVolume, types.VolumeTypeBind:
 			if v.Type == types.VolumeTypeVolume && v.Source == "" {
 				out = append(out, Issue{s.Name, "volumes", "anonymous volume " + v.Target + ": name it"})
@@ -174,6 +175,11 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 	for _, c := range s.Configs {
 		if d, ok := p.Configs[c.Source]; ok && d.File == "" {
 			out = append(out, Issue{s.Name, "configs." + c.Source, "only file configs are supported"})
+		}
+	}
+	for _, t := range s.Tmpfs {
+		if _, err := parseTmpfs(t); err != nil {
+			out = append(out, Issue{s.Name, "tmpfs", err.Error()})
 		}
 	}
 	if s.NetworkMode != "" && s.NetworkMode != "host" && s.NetworkMode != "none" {

@@ -217,6 +217,17 @@ func mounts(p *types.Project, s types.ServiceConfig) ([]api.Mount, error) {
 			out = append(out, api.Mount{Type: api.MountVolume, Source: name, Target: v.Target, ReadOnly: v.ReadOnly})
 		case types.VolumeTypeBind:
 			out = append(out, api.Mount{Type: api.MountBind, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+		case types.VolumeTypeTmpfs:
+			m := api.Mount{Type: api.MountTmpfs, Target: v.Target, ReadOnly: v.ReadOnly}
+			if v.Tmpfs != nil {
+				m.TmpfsSize = int64(v.Tmpfs.Size)
+			}
+			out = append(out, m)
+		}
+	}
+	for _, t := range s.Tmpfs {
+		if m, err := parseTmpfs(t); err == nil {
+			out = append(out, m)
 		}
 	}
 	for _, sec := range s.Secrets {
@@ -277,4 +288,25 @@ func OneoffRequest(p *types.Project, s types.ServiceConfig, cmd, env []string) (
 	}
 	req.Config.Env = append(req.Config.Env, env...)
 	return req, nil
+}
+
+// parseTmpfs reads a tmpfs entry, "PATH" or "PATH:size=BYTES[k|m|g]".
+func parseTmpfs(t string) (api.Mount, error) {
+	target, opts, _ := strings.Cut(t, ":")
+	m := api.Mount{Type: api.MountTmpfs, Target: target}
+	for _, o := range strings.Split(opts, ",") {
+		if o == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(o, "=")
+		if k != "size" {
+			return m, fmt.Errorf("%s: only the size option is supported", t)
+		}
+		var b types.UnitBytes
+		if err := b.DecodeMapstructure(v); err != nil {
+			return m, fmt.Errorf("%s: %v", t, err)
+		}
+		m.TmpfsSize = int64(b)
+	}
+	return m, nil
 }

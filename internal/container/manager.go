@@ -453,6 +453,19 @@ func (m *Manager) mounts(rootfs string, ms []api.Mount) ([]specs.Mount, error) {
 			if err != nil {
 				return nil, fmt.Errorf("create volume %s: %w", mt.Source, err)
 			}
+		case api.MountTmpfs:
+			topts := []string{"nosuid", "nodev", "mode=1777"}
+			if mt.ReadOnly {
+				topts = append(topts, "ro")
+			}
+			if mt.TmpfsSize < 0 {
+				return nil, errdefs.Invalid("mounts[%d]: tmpfs size %d must not be negative", i, mt.TmpfsSize)
+			}
+			if mt.TmpfsSize > 0 {
+				topts = append(topts, fmt.Sprintf("size=%d", mt.TmpfsSize))
+			}
+			out = append(out, specs.Mount{Destination: filepath.Clean(mt.Target), Type: "tmpfs", Source: "tmpfs", Options: topts})
+			continue
 		case api.MountBind:
 			if !filepath.IsAbs(mt.Source) {
 				return nil, errdefs.Invalid("mounts[%d]: bind source %q must be an absolute host path", i, mt.Source)
@@ -462,7 +475,7 @@ func (m *Manager) mounts(rootfs string, ms []api.Mount) ([]specs.Mount, error) {
 			}
 			src = mt.Source
 		default:
-			return nil, errdefs.Invalid("mounts[%d]: unknown type %q: use volume or bind", i, mt.Type)
+			return nil, errdefs.Invalid("mounts[%d]: unknown type %q: use volume, bind or tmpfs", i, mt.Type)
 		}
 		out = append(out, specs.Mount{Destination: filepath.Clean(mt.Target), Type: "bind", Source: src, Options: opts})
 	}

@@ -248,3 +248,36 @@ services:
 		t.Errorf("image inspect does not show the HEALTHCHECK")
 	}
 }
+
+// TestComposeTmpfs checks tmpfs mounts, by the tmpfs key and the volume
+// long syntax, with their size, writable on a read-only root.
+func TestComposeTmpfs(t *testing.T) {
+	_, base := composeProject(t, map[string]string{"compose.yaml": `name: ctmpfs
+services:
+  app:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+    read_only: true
+    tmpfs: ["/scratch:size=1m"]
+    volumes:
+      - type: tmpfs
+        target: /cache
+        tmpfs: {size: 2m}
+`})
+	t.Cleanup(func() { skiff(append(base, "down")...) })
+	out := composeRun(t, base, "up", "-d", "--wait")
+	if strings.Contains(out, "WARNING") {
+		t.Errorf("tmpfs was reported unsupported:\n%s", out)
+	}
+	mounts := composeRun(t, base, "exec", "app", "cat", "/proc/mounts")
+	for _, want := range []string{"tmpfs /scratch tmpfs rw,nosuid,nodev,relatime,size=1024k", "tmpfs /cache tmpfs rw,nosuid,nodev,relatime,size=2048k"} {
+		if !strings.Contains(mounts, want) {
+			t.Errorf("no %q in the mounts:\n%s", want, mounts)
+		}
+	}
+	composeRun(t, base, "exec", "app", "sh", "-c", "echo x > /scratch/f && echo y > /cache/f")
+	if r := skiff(append(base, "exec", "app", "touch", "/f")...); r.Code == 0 {
+		t.Errorf("the root is writable despite read_only")
+	}
+}
