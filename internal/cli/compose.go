@@ -56,7 +56,7 @@ Keys skiff does not honour are listed in one warning (an error with
 	c.AddCommand(newComposeConfigCmd(g, f), newComposeUpCmd(g, f), newComposeDownCmd(g, f),
 		newComposePsCmd(g, f), newComposeLogsCmd(g, f), newComposeStopCmd(g, f), newComposeStartCmd(g, f),
 		newComposeRestartCmd(g, f), newComposeExecCmd(g, f), newComposeRunCmd(g, f), newComposeBuildCmd(g, f),
-		newComposeImagesCmd(g, f))
+		newComposeImagesCmd(g, f), newComposePullCmd(g, f), newComposePushCmd(g, f))
 	return c
 }
 
@@ -540,6 +540,73 @@ func newComposeImagesCmd(g *globals, f *composeFlags) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, repo, tag, shortID(img.ID), humanSize(img.Size))
 			}
 			return tw.Flush()
+		},
+	}
+}
+
+// composeImageRefs are the images of the named services (all when none),
+// keeping those keep(s) accepts.
+func composeImageRefs(p *types.Project, names []string, keep func(types.ServiceConfig) bool) ([]string, error) {
+	if len(names) == 0 {
+		names = p.ServiceNames()
+	}
+	var refs []string
+	for _, n := range names {
+		s, err := p.GetService(n)
+		if err != nil {
+			return nil, errdefs.NotFound("%v", err)
+		}
+		if keep(s) {
+			refs = append(refs, compose.ImageName(p, s))
+		}
+	}
+	return refs, nil
+}
+
+func newComposePullCmd(g *globals, f *composeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pull [SERVICE...]",
+		Short: "Pull the images of services that name one (not those only built)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := f.load(cmd.Context(), g, false)
+			if err != nil {
+				return err
+			}
+			refs, err := composeImageRefs(p, args, func(s types.ServiceConfig) bool { return s.Image != "" && s.Build == nil })
+			if err != nil {
+				return err
+			}
+			for _, ref := range refs {
+				if _, err := g.client().PullImage(cmd.Context(), api.ImagePullRequest{Ref: ref}); err != nil {
+					return fmt.Errorf("pull %s: %w", ref, err)
+				}
+				fmt.Fprintf(g.stderr, " ✔ Image %s  Pulled\n", ref)
+			}
+			return nil
+		},
+	}
+}
+
+func newComposePushCmd(g *globals, f *composeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "push [SERVICE...]",
+		Short: "Push the images of services with a build section",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := f.load(cmd.Context(), g, false)
+			if err != nil {
+				return err
+			}
+			refs, err := composeImageRefs(p, args, func(s types.ServiceConfig) bool { return s.Build != nil && s.Image != "" })
+			if err != nil {
+				return err
+			}
+			for _, ref := range refs {
+				if err := g.client().PushImage(cmd.Context(), api.ImagePullRequest{Ref: ref}); err != nil {
+					return fmt.Errorf("push %s: %w", ref, err)
+				}
+				fmt.Fprintf(g.stderr, " ✔ Image %s  Pushed\n", ref)
+			}
+			return nil
 		},
 	}
 }

@@ -281,3 +281,28 @@ services:
 		t.Errorf("the root is writable despite read_only")
 	}
 }
+
+// TestComposeBuildPushPull builds a service's image, pushes it to a
+// loopback registry and pulls it back for a service that only names it.
+func TestComposeBuildPushPull(t *testing.T) {
+	reg := startRegistry(t)
+	ref := reg + "/cpush/app:1"
+	dir, base := composeProject(t, map[string]string{"compose.yaml": "name: cpush\nservices:\n  app:\n    build: ./app\n    image: " + ref + "\n  user:\n    image: " + ref + "\n    profiles: [pull]\n"})
+	os.MkdirAll(filepath.Join(dir, "app"), 0o755)
+	os.WriteFile(filepath.Join(dir, "app/Dockerfile"), []byte("FROM busybox\nRUN echo built > /built\n"), 0o644)
+	t.Cleanup(func() { skiff("image", "rm", ref) })
+	out := composeRun(t, base, "build")
+	if !strings.Contains(out, "Image "+ref+"  Built") {
+		t.Fatalf("build did not say it built the image:\n%s", out)
+	}
+	if out := composeRun(t, base, "push"); !strings.Contains(out, "Image "+ref+"  Pushed") {
+		t.Fatalf("push did not say it pushed:\n%s", out)
+	}
+	must(t, env.daemon, "image", "rm", ref)
+	if out := composeRun(t, append(base, "--profile", "pull"), "pull", "user"); !strings.Contains(out, "Image "+ref+"  Pulled") {
+		t.Fatalf("pull did not say it pulled:\n%s", out)
+	}
+	if out := must(t, env.daemon, "run", "--rm", ref, "cat", "/built"); out != "built\n" {
+		t.Errorf("the pulled image lacks the built file: %q", out)
+	}
+}
