@@ -12,6 +12,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"sigs.k8s.io/yaml"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/client"
@@ -56,7 +57,8 @@ Keys skiff does not honour are listed in one warning (an error with
 	c.AddCommand(newComposeConfigCmd(g, f), newComposeUpCmd(g, f), newComposeDownCmd(g, f),
 		newComposePsCmd(g, f), newComposeLogsCmd(g, f), newComposeStopCmd(g, f), newComposeStartCmd(g, f),
 		newComposeRestartCmd(g, f), newComposeExecCmd(g, f), newComposeRunCmd(g, f), newComposeBuildCmd(g, f),
-		newComposeImagesCmd(g, f), newComposePullCmd(g, f), newComposePushCmd(g, f))
+		newComposeImagesCmd(g, f), newComposePullCmd(g, f), newComposePushCmd(g, f),
+		newComposeConvertCmd(g, f))
 	return c
 }
 
@@ -609,4 +611,49 @@ func newComposePushCmd(g *globals, f *composeFlags) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newComposeConvertCmd(g *globals, f *composeFlags) *cobra.Command {
+	var all bool
+	c := &cobra.Command{
+		Use:   "convert [flags]",
+		Short: "Print the App YAML of the services marked x-skiff: {app: true}",
+		Long: `Print, as App resources for skiff apply, the services marked
+x-skiff: {app: true} (every service with --apps): named PROJECT-SERVICE,
+served by the ingress at SERVICE.PROJECT.localhost, their healthcheck as
+the readiness probe, x-skiff.scale as their autoscaling and x-skiff.port
+(default the first port) as the port they serve. An App's replicas join
+skiff's default network, not the project's.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := f.load(cmd.Context(), g, false)
+			if err != nil {
+				return err
+			}
+			names, err := compose.AppServices(p, all)
+			if err != nil {
+				return err
+			}
+			if len(names) == 0 {
+				return errdefs.Invalid("no service is marked x-skiff: {app: true}: mark one, or give --apps")
+			}
+			for i, n := range names {
+				a, err := compose.AppFor(p, p.Services[n])
+				if err != nil {
+					return err
+				}
+				b, err := yaml.Marshal(a)
+				if err != nil {
+					return err
+				}
+				if i > 0 {
+					fmt.Fprintln(g.stdout, "---")
+				}
+				g.stdout.Write(b)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&all, "apps", false, "convert every service")
+	return c
 }
