@@ -46,6 +46,9 @@ func TestAppFor(t *testing.T) {
 	if _, err := app.Load(bytes.NewReader(got)); err != nil {
 		t.Errorf("the App is not valid: %v", err)
 	}
+	if issues := Unsupported(p); len(issues) != 0 {
+		t.Errorf("x-skiff or other keys reported unsupported: %v", issues)
+	}
 	if all, _ := AppServices(p, true); len(all) != 2 {
 		t.Errorf("--apps converts %v, want both services", all)
 	}
