@@ -70,17 +70,22 @@ const (
 	MountVolume = "volume"
 	// MountBind is a file or directory of the host.
 	MountBind = "bind"
+	// MountTmpfs is a new, empty tmpfs (memory-backed) directory.
+	MountTmpfs = "tmpfs"
 )
 
-// Mount puts a named volume or a host path into a container.
+// Mount puts a named volume, a host path or a tmpfs into a container.
 type Mount struct {
-	// Type is "volume" or "bind".
+	// Type is "volume", "bind" or "tmpfs".
 	Type string `json:"type"`
-	// Source is the volume name or the absolute host path.
-	Source string `json:"source"`
+	// Source is the volume name or the absolute host path; empty for tmpfs.
+	Source string `json:"source,omitempty"`
 	// Target is the absolute path inside the container.
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"readOnly,omitempty"`
+	// TmpfsSize bounds a tmpfs in bytes (0: the kernel's default, half
+	// of the memory).
+	TmpfsSize int64 `json:"tmpfsSize,omitempty"`
 }
 
 // Resources are cgroup limits. Zero means unlimited.
@@ -257,4 +262,26 @@ type ContainerStats struct {
 	MemoryLimitBytes uint64    `json:"memoryLimitBytes"`
 	Pids             uint64    `json:"pids"`
 	PidsLimit        uint64    `json:"pidsLimit,omitempty"`
+}
+
+// Volume is a named volume as the API returns it.
+type Volume struct {
+	Name string `json:"name"`
+	// Mountpoint is the volume's directory on the host.
+	Mountpoint string            `json:"mountpoint"`
+	Created    time.Time         `json:"created,omitzero"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	// UsedBy names the containers (running or not) that mount it.
+	UsedBy []string `json:"usedBy,omitempty"`
+}
+
+// VolumeCreateRequest is the body of POST /v1/volumes.
+type VolumeCreateRequest struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// VolumePruneResponse lists the volumes `volume prune` removed.
+type VolumePruneResponse struct {
+	Deleted []string `json:"deleted"`
 }

@@ -29,6 +29,18 @@ type ImageConfig struct {
 	ExposedPorts []string          `json:"exposedPorts,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	StopSignal   string            `json:"stopSignal,omitempty"`
+	// Healthcheck is the image's HEALTHCHECK, if it has one.
+	Healthcheck *HealthConfig `json:"healthcheck,omitempty"`
+}
+
+// HealthConfig is an image's HEALTHCHECK. Test is ["NONE"], ["CMD", args...]
+// or ["CMD-SHELL", command]; zero durations mean Docker's defaults.
+type HealthConfig struct {
+	Test        []string      `json:"test,omitempty"`
+	Interval    time.Duration `json:"interval,omitempty"`
+	Timeout     time.Duration `json:"timeout,omitempty"`
+	StartPeriod time.Duration `json:"startPeriod,omitempty"`
+	Retries     int           `json:"retries,omitempty"`
 }
 
 // ImageTagRequest is the body of POST /v1/images/tag.

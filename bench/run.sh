@@ -116,6 +116,22 @@ for extra in bench/network.sh bench/ingress.sh; do
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
 done
 
+echo "== compose: up -d --wait and down, skiff compose and podman-compose"
+if ! "$SKIFF" --socket "$SOCK" image inspect localhost/debian-postgresql:bookworm >/dev/null 2>&1 && command -v mmdebstrap >/dev/null; then
+	# The guestbook's base image: a Debian root with PostgreSQL 15.
+	mkdir -p "$WORK/pgbase"
+	mmdebstrap --quiet --variant=minbase --include=postgresql-15 bookworm "$WORK/pgbase/rootfs.tar" >/dev/null 2>&1 &&
+		printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' >"$WORK/pgbase/Dockerfile" &&
+		"$SKIFF" --socket "$SOCK" image build -q -t localhost/debian-postgresql:bookworm "$WORK/pgbase" >/dev/null || true
+fi
+{
+	echo "## Compose: \`up -d --wait\` and \`down\`"
+	echo
+	machine
+	echo
+	bench/compose.sh "$SKIFF" "$SOCK" "$ROOT" "$WORK" "${COMPOSE_RUNS:-5}"
+} | tee "$OUT/compose.md"
+
 # RESULTS.md holds this run's output and nothing else; how each figure is
 # measured, and dated notes on them, are in NOTES.md.
 {
@@ -128,7 +144,7 @@ done
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart registry import network ingress; do
+	for section in start density apps applies hotrestart registry import network ingress compose; do
 		echo
 		cat "$OUT/$section.md"
 	done

@@ -100,6 +100,7 @@ type Server struct {
 	events     Events
 	metrics    http.Handler
 	networks   Networks
+	volumes    Volumes
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -141,13 +142,15 @@ type Services struct {
 	Apps       Apps
 	Events     Events
 	Networks   Networks
-	System     System
+	// Volumes serves /v1/volumes, if set.
+	Volumes Volumes
+	System  System
 }
 
 // New returns the API handler.
 func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		networks: svc.Networks, volumes: svc.Volumes, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
 		maxUpload: DefaultMaxUpload}
 	for _, o := range opts {
 		o(srv)
@@ -207,6 +210,9 @@ func (s *Server) routes() {
 	}
 	if s.networks != nil {
 		networkRoutes(s.networks, h)
+	}
+	if s.volumes != nil {
+		volumeRoutes(s.volumes, h)
 	}
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {

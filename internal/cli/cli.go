@@ -88,6 +88,9 @@ func newRoot(g *globals) *cobra.Command {
 its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Flags are parsed at each level, so `compose -f FILE logs -f`
+		// gives the file to compose and follow to logs, as docker does.
+		TraverseChildren: true,
 	}
 	def := os.Getenv("SKIFF_SOCKET")
 	if def == "" {
@@ -103,7 +106,7 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		newRunCmd(g), newCreateCmd(g), newPsCmd(g),
 		newStartCmd(g), newStopCmd(g), newRestartCmd(g), newKillCmd(g), newRmCmd(g),
 		newLogsCmd(g), newExecCmd(g), newAttachCmd(g), newInspectCmd(g), newStatsCmd(g), newWaitCmd(g),
-		newImageCmd(g), newImagesCmd(g), newNetworkCmd(g),
+		newImageCmd(g), newImagesCmd(g), newNetworkCmd(g), newVolumeCmd(g), newComposeCmd(g),
 		newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newDiffCmd(g),
 		newRollbackCmd(g), newTrafficCmd(g), newScaleCmd(g), newEventsCmd(g),
 		newVersionCmd(g), newInfoCmd(g),

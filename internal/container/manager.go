@@ -137,6 +137,9 @@ type Manager struct {
 	byID   map[string]*entry
 	byName map[string]*entry
 
+	// volMu orders the creation of volume directories with their removal.
+	volMu sync.Mutex
+
 	// minBackoff and maxBackoff bound the restart delay (the constants of
 	// the same names; tests shorten them).
 	minBackoff, maxBackoff time.Duration
@@ -382,7 +385,7 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 			in.Mounts = append(in.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
 		}
 	}
-	vols, err := m.mounts(cfg.Mounts)
+	vols, err := m.mounts(rootfs, cfg.Mounts)
 	if err != nil {
 		return nil, err
 	}
@@ -414,8 +417,9 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 var volumeNameRE = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 
 // mounts turns the user's mounts into spec mounts, creating named volumes
-// on first use.
-func (m *Manager) mounts(ms []api.Mount) ([]specs.Mount, error) {
+// on first use. An empty volume mounted over a directory of the image
+// (rootfs, not yet running) is first filled with that directory's files.
+func (m *Manager) mounts(rootfs string, ms []api.Mount) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for i, mt := range ms {
 		if !filepath.IsAbs(mt.Target) || filepath.Clean(mt.Target) == "/" {
@@ -435,9 +439,33 @@ func (m *Manager) mounts(ms []api.Mount) ([]specs.Mount, error) {
 				return nil, errdefs.NotImplemented("this daemon has no volume directory")
 			}
 			src = filepath.Join(m.cfg.VolumesDir, mt.Source, "_data")
-			if err := os.MkdirAll(src, 0o755); err != nil {
+			m.volMu.Lock()
+			err := os.MkdirAll(src, 0o755)
+			if err == nil && isEmptyDir(src) {
+				if err = fillVolume(rootfs, mt.Target, src); err != nil {
+					// Empty again, so the next container fills it.
+					os.RemoveAll(src)
+					os.MkdirAll(src, 0o755)
+					err = fmt.Errorf("fill it with the image's %s: %w", mt.Target, err)
+				}
+			}
+			m.volMu.Unlock()
+			if err != nil {
 				return nil, fmt.Errorf("create volume %s: %w", mt.Source, err)
 			}
+		case api.MountTmpfs:
+			topts := []string{"nosuid", "nodev", "mode=1777"}
+			if mt.ReadOnly {
+				topts = append(topts, "ro")
+			}
+			if mt.TmpfsSize < 0 {
+				return nil, errdefs.Invalid("mounts[%d]: tmpfs size %d must not be negative", i, mt.TmpfsSize)
+			}
+			if mt.TmpfsSize > 0 {
+				topts = append(topts, fmt.Sprintf("size=%d", mt.TmpfsSize))
+			}
+			out = append(out, specs.Mount{Destination: filepath.Clean(mt.Target), Type: "tmpfs", Source: "tmpfs", Options: topts})
+			continue
 		case api.MountBind:
 			if !filepath.IsAbs(mt.Source) {
 				return nil, errdefs.Invalid("mounts[%d]: bind source %q must be an absolute host path", i, mt.Source)
@@ -447,7 +475,7 @@ func (m *Manager) mounts(ms []api.Mount) ([]specs.Mount, error) {
 			}
 			src = mt.Source
 		default:
-			return nil, errdefs.Invalid("mounts[%d]: unknown type %q: use volume or bind", i, mt.Type)
+			return nil, errdefs.Invalid("mounts[%d]: unknown type %q: use volume, bind or tmpfs", i, mt.Type)
 		}
 		out = append(out, specs.Mount{Destination: filepath.Clean(mt.Target), Type: "bind", Source: src, Options: opts})
 	}

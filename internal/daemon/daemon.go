@@ -370,7 +370,7 @@ func (d *Daemon) startAPI() error {
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
 		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
 			cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}},
-		Apps: d.apps.Load(), Events: d.db, Networks: d.networks, System: &system{d: d},
+		Apps: d.apps.Load(), Events: d.db, Networks: d.networks, Volumes: d.ctrs, System: &system{d: d},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
 	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 	d.apiErr = make(chan error, 1)

@@ -226,6 +226,10 @@ func toAPI(m *imageMeta, tags []string) api.Image {
 			StopSignal: c.StopSignal,
 		},
 	}
+	if h := c.Healthcheck; h != nil {
+		img.Config.Healthcheck = &api.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
 	if img.Tags == nil {
 		img.Tags = []string{}
 	}

@@ -209,3 +209,23 @@ func fileKind(mode uint32) string {
 
 // display is name as messages show it: as the caller wrote it, cleaned.
 func display(name string) string { return path.Clean(name) }
+
+// OpenDir opens the directory name inside root for reading, resolved as
+// Open resolves names. A missing name, or one that is not a directory, is
+// ErrNotFound.
+func OpenDir(root, name string) (*os.File, error) {
+	shown := display(name)
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the root holding %s: %w", shown, err)
+	}
+	defer unix.Close(dir)
+	fd, err := openat2(dir, name, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: resolve})
+	if errors.Is(err, unix.ENOTDIR) {
+		return nil, errdefs.NotFound("%s is not a directory", shown)
+	}
+	if err != nil {
+		return nil, openError(shown, err)
+	}
+	return os.NewFile(uintptr(fd), shown), nil
+}

@@ -1,0 +1,269 @@
+package compose
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/graph"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"skiff.dev/skiff/api/errdefs"
+)
+
+// supportedKeys are the service keys skiff honours, as paths in the
+// resolved model: "a.b" is key b under a, "a[]" an item of the list a. A
+// path listed covers everything under it.
+var supportedKeys = set(
+	"name", "image", "command", "entrypoint", "environment", "env_file",
+	"build.context", "build.dockerfile", "build.args", "build.target",
+	"ports[].mode", "ports[].host_ip", "ports[].target", "ports[].published", "ports[].protocol", "ports[].name",
+	"expose", "volumes[].type", "volumes[].source", "volumes[].target", "volumes[].read_only",
+	"volumes[].volume", "volumes[].bind.create_host_path", "volumes[].tmpfs.size", "tmpfs",
+	"depends_on", "healthcheck", "restart", "hostname", "user", "working_dir",
+	"stop_signal", "stop_grace_period", "labels", "profiles", "container_name",
+	"networks", "network_mode", "deploy.replicas", "deploy.resources.limits.cpus",
+	"deploy.resources.limits.memory", "deploy.resources.limits.pids", "deploy.placement",
+	"scale", "cap_add", "cap_drop", "read_only", "privileged", "mem_limit", "cpus", "pids_limit",
+	"secrets[].source", "secrets[].target", "configs[].source", "configs[].target",
+	"tty", "stdin_open", "x-skiff",
+)
+
+func set(keys ...string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
+
+// Issue is a key of one service that skiff does not honour.
+type Issue struct {
+	Service string
+	Key     string // path in the model, e.g. "deploy.resources.reservations"
+	Why     string // empty, or what skiff does instead
+}
+
+func (i Issue) String() string {
+	s := i.Service + ": " + i.Key
+	if i.Why != "" {
+		s += " (" + i.Why + ")"
+	}
+	return s
+}
+
+// Unsupported lists, service by service and in a stable order, the keys
+// of p that skiff does not honour.
+func Unsupported(p *types.Project) []Issue {
+	var out []Issue
+	for _, name := range sortedServices(p) {
+		s := p.Services[name]
+		b, err := json.Marshal(s)
+		if err != nil {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		var keys []string
+		walkKeys(m, "", &keys)
+		for _, k := range keys {
+			out = append(out, Issue{Service: name, Key: k})
+		}
+		out = append(out, valueIssues(p, s)...)
+	}
+	return out
+}
+
+// walkKeys appends the paths under m that supportedKeys does not cover.
+func walkKeys(v any, prefix string, out *[]string) {
+	switch v := v.(type) {
+	case map[string]any:
+		ks := make([]string, 0, len(v))
+		for k := range v {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for _, k := range ks {
+			path := k
+			if prefix != "" {
+				path = prefix + "." + k
+			}
+			if isEmpty(v[k]) || supportedKeys[path] {
+				continue
+			}
+			if !hasSupportedUnder(path) {
+				*out = append(*out, path)
+				continue
+			}
+			walkKeys(v[k], path, out)
+		}
+	case []any:
+		seen := map[string]bool{}
+		for _, item := range v {
+			var sub []string
+			walkKeys(item, prefix+"[]", &sub)
+			for _, s := range sub {
+				if !seen[s] {
+					seen[s] = true
+					*out = append(*out, s)
+				}
+			}
+		}
+	default:
+		*out = append(*out, prefix)
+	}
+}
+
+func hasSupportedUnder(path string) bool {
+	for k := range supportedKeys {
+		if strings.HasPrefix(k, path+".") || strings.HasPrefix(k, path+"[]") {
+			return true
+		}
+	}
+	return false
+}
+
+func isEmpty(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		return len(v) == 0
+	case []any:
+		return len(v) == 0
+	case bool:
+		return !v
+	}
+	return false
+}
+
+// valueIssues are keys that are supported only with some values.
+func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
+	var out []Issue
+	if len(s.Networks) > 1 {
+		out = append(out, Issue{s.Name, "networks", "a container joins one network: only " + serviceNetworks(s)[0] + " is joined"})
+	}
+	for name, n := range s.Networks {
+		if n != nil && (n.Ipv4Address != "" || n.Ipv6Address != "" || n.MacAddress != "" || len(n.LinkLocalIPs) > 0 || n.InterfaceName != "" || len(n.DriverOpts) > 0) {
+			out = append(out, Issue{s.Name, "networks." + name, "only aliases are supported"})
+		}
+	}
+	for _, v := range s.Volumes {
+		switch v.Type {
+		case types.VolumeTypeTmpfs:
+		case types.VolumeTypeVolume, types.VolumeTypeBind:
+			if v.Type == types.VolumeTypeVolume && v.Source == "" {
+				out = append(out, Issue{s.Name, "volumes", "anonymous volume " + v.Target + ": name it"})
+			}
+		default:
+			out = append(out, Issue{s.Name, "volumes", v.Type + " volume " + v.Target})
+		}
+	}
+	for dep, d := range s.DependsOn {
+		if d.Restart {
+			out = append(out, Issue{s.Name, "depends_on." + dep + ".restart", ""})
+		}
+	}
+	for _, sec := range s.Secrets {
+		if d, ok := p.Secrets[sec.Source]; ok && d.File == "" {
+			out = append(out, Issue{s.Name, "secrets." + sec.Source, "only file secrets are supported"})
+		}
+	}
+	for _, c := range s.Configs {
+		if d, ok := p.Configs[c.Source]; ok && d.File == "" {
+			out = append(out, Issue{s.Name, "configs." + c.Source, "only file configs are supported"})
+		}
+	}
+	for _, t := range s.Tmpfs {
+		if _, err := parseTmpfs(t); err != nil {
+			out = append(out, Issue{s.Name, "tmpfs", err.Error()})
+		}
+	}
+	if s.NetworkMode != "" && s.NetworkMode != "host" && s.NetworkMode != "none" {
+		out = append(out, Issue{s.Name, "network_mode", s.NetworkMode})
+	}
+	return out
+}
+
+// checkProject refuses what compose-go accepts but cannot run: a
+// dependency cycle and two containers publishing the same host port.
+func checkProject(p *types.Project) error {
+	if err := graph.CheckCycle(p); err != nil {
+		return loadError(p.ComposeFiles, err)
+	}
+	type hostPort struct{ ip, port, proto string }
+	owner := map[hostPort]string{}
+	for _, name := range sortedServices(p) {
+		s := p.Services[name]
+		for _, pc := range s.Ports {
+			if pc.Published == "" {
+				continue
+			}
+			proto := pc.Protocol
+			if proto == "" {
+				proto = "tcp"
+			}
+			k := hostPort{pc.HostIP, pc.Published, proto}
+			if k.ip == "" || k.ip == "0.0.0.0" {
+				k.ip = "*"
+			}
+			what := fmt.Sprintf("service %s", name)
+			if prev, ok := owner[k]; ok {
+				return errdefs.Invalid("%s: port %s/%s is published twice, by %s and %s: change one of them",
+					locate(p, name, "ports"), pc.Published, proto, prev, what)
+			}
+			if replicas(s) > 1 {
+				return errdefs.Invalid("%s: service %s publishes host port %s with %d replicas: they cannot all bind it; leave the host port out (\"%d\")",
+					locate(p, name, "ports"), name, pc.Published, replicas(s), pc.Target)
+			}
+			owner[k] = what
+		}
+	}
+	return nil
+}
+
+// replicas is how many containers a service runs.
+func replicas(s types.ServiceConfig) int {
+	if s.Deploy != nil && s.Deploy.Replicas != nil {
+		return *s.Deploy.Replicas
+	}
+	if s.Scale != nil {
+		return *s.Scale
+	}
+	return 1
+}
+
+func sortedServices(p *types.Project) []string {
+	names := make([]string, 0, len(p.Services))
+	for n := range p.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// serviceNetworks are the networks a service joins, by priority then name.
+func serviceNetworks(s types.ServiceConfig) []string {
+	names := make([]string, 0, len(s.Networks))
+	for n := range s.Networks {
+		names = append(names, n)
+	}
+	prio := func(n string) int {
+		if c := s.Networks[n]; c != nil {
+			return c.Priority
+		}
+		return 0
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if prio(names[i]) != prio(names[j]) {
+			return prio(names[i]) > prio(names[j])
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+func sortStrings(s []string) { sort.Strings(s) }

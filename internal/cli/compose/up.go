@@ -1,0 +1,258 @@
+package compose
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/graph"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
+)
+
+// UpOptions are `compose up`'s flags.
+type UpOptions struct {
+	Services      []string // empty: all the enabled services
+	Build         bool     // build images of services with a build section first
+	ForceRecreate bool
+	RemoveOrphans bool
+	// Wait returns only once every service runs and is healthy.
+	Wait        bool
+	WaitTimeout time.Duration // 0: no limit
+	// Builder builds a service's image (set by the CLI, which reads the
+	// build context); nil refuses services that must be built.
+	Builder func(ctx context.Context, p *types.Project, s types.ServiceConfig) error
+}
+
+// Up creates what is missing and recreates what changed, service by
+// service in dependency order (independent services in parallel),
+// waiting for each depends_on condition before starting a dependent.
+// Unchanged containers keep running.
+func (e *Engine) Up(ctx context.Context, p *types.Project, o UpOptions) error {
+	e.health = nil
+	if len(o.Services) > 0 {
+		var err error
+		if p, err = p.WithSelectedServices(o.Services); err != nil {
+			return errdefs.Invalid("%v", err)
+		}
+	}
+	if err := e.images(ctx, p, o); err != nil {
+		return err
+	}
+	if err := e.ensureNetworks(ctx, p); err != nil {
+		return err
+	}
+	if err := e.ensureVolumes(ctx, p); err != nil {
+		return err
+	}
+	existing, err := e.Containers(ctx, p.Name, false)
+	if err != nil {
+		return err
+	}
+	if err := e.orphans(ctx, p, existing, o.RemoveOrphans); err != nil {
+		return err
+	}
+	have := byService(existing)
+	err = graph.InDependencyOrder(ctx, p, func(ctx context.Context, name string, s types.ServiceConfig) error {
+		if err := e.waitDependencies(ctx, p, s); err != nil {
+			return err
+		}
+		return e.converge(ctx, p, s, have[name], o.ForceRecreate)
+	})
+	if err != nil || !o.Wait {
+		return err
+	}
+	wctx := ctx
+	if o.WaitTimeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, o.WaitTimeout)
+		defer cancel()
+	}
+	return e.waitAll(wctx, p)
+}
+
+// images builds (with Build, or when missing) the images of services
+// with a build section, and pulls missing images that name a registry.
+func (e *Engine) images(ctx context.Context, p *types.Project, o UpOptions) error {
+	for _, name := range sortedServices(p) {
+		s := p.Services[name]
+		ref := ImageName(p, s)
+		_, err := e.C.Image(ctx, ref)
+		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+		missing := err != nil
+		switch {
+		case s.Build != nil && (o.Build || missing):
+			if o.Builder == nil {
+				return errdefs.Invalid("service %s must be built: run `skiff compose build` first", name)
+			}
+			if err := o.Builder(ctx, p, s); err != nil {
+				return fmt.Errorf("build service %s: %w", name, err)
+			}
+		case missing && hasRegistry(ref):
+			if _, err := e.C.PullImage(ctx, api.ImagePullRequest{Ref: ref}); err != nil {
+				return fmt.Errorf("pull image of service %s: %w", name, err)
+			}
+			e.progress("Image %s  Pulled", ref)
+		case missing:
+			return errdefs.NotFound("service %s: image %s is not in the store: build it, import it or give a registry in its name", name, ref)
+		}
+	}
+	return nil
+}
+
+func hasRegistry(ref string) bool {
+	first, _, ok := strings.Cut(ref, "/")
+	return ok && (strings.ContainsAny(first, ".:") || first == "localhost")
+}
+
+// orphans warns about, or removes, containers of services that are no
+// longer in the project.
+func (e *Engine) orphans(ctx context.Context, p *types.Project, existing []api.Container, remove bool) error {
+	for _, c := range existing {
+		svc := c.Config.Labels[LabelService]
+		if _, ok := p.Services[svc]; ok {
+			continue
+		}
+		if _, ok := p.DisabledServices[svc]; ok {
+			continue
+		}
+		if !remove {
+			e.progress("Container %s  Orphan (service %s is not in the project: --remove-orphans removes it)", c.Name, svc)
+			continue
+		}
+		if err := e.stopRemove(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitDependencies waits for the conditions of s's depends_on.
+func (e *Engine) waitDependencies(ctx context.Context, p *types.Project, s types.ServiceConfig) error {
+	for _, dep := range sortedKeys(s.DependsOn) {
+		d := s.DependsOn[dep]
+		ds, ok := p.Services[dep]
+		if !ok {
+			continue // not selected, or optional and disabled
+		}
+		switch d.Condition {
+		case types.ServiceConditionHealthy:
+			if err := e.waitHealthy(ctx, p, ds); err != nil {
+				return fmt.Errorf("dependency of %s: %w", s.Name, err)
+			}
+		case types.ServiceConditionCompletedSuccessfully:
+			ctrs, err := e.serviceContainers(ctx, p.Name, dep)
+			if err != nil {
+				return err
+			}
+			for _, c := range ctrs {
+				res, err := e.C.Wait(ctx, c.ID, "not-running")
+				if err != nil {
+					return err
+				}
+				if res.ExitCode != 0 {
+					return fmt.Errorf("service %s, a dependency of %s, did not complete successfully: container %s exited with code %d", dep, s.Name, c.Name, res.ExitCode)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// converge makes the containers of s match the model: replicas 1..N
+// exist with the current configuration and image and are started; the
+// ones beyond N are removed.
+func (e *Engine) converge(ctx context.Context, p *types.Project, s types.ServiceConfig, have []api.Container, force bool) error {
+	img, err := e.C.Image(ctx, ImageName(p, s))
+	if err != nil {
+		return fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	hash := ConfigHash(s)
+	want := replicas(s)
+	byNum := map[int]api.Container{}
+	for _, c := range have {
+		n := number(c)
+		if _, dup := byNum[n]; dup || n < 1 || n > want {
+			if err := e.stopRemove(ctx, c); err != nil {
+				return err
+			}
+			continue
+		}
+		byNum[n] = c
+	}
+	for n := 1; n <= want; n++ {
+		c, ok := byNum[n]
+		if ok && !force && c.Config.Labels[LabelConfigHash] == hash && c.ImageID == img.ID {
+			if c.State.Status != api.StatusRunning && c.State.Status != api.StatusRestarting {
+				if err := e.C.Start(ctx, c.ID); err != nil {
+					return fmt.Errorf("start %s: %w", c.Name, err)
+				}
+				e.progress("Container %s  Started", c.Name)
+			} else {
+				e.progress("Container %s  Running", c.Name)
+			}
+			continue
+		}
+		verb := "Started"
+		if ok {
+			if err := e.stopRemove(ctx, c); err != nil {
+				return err
+			}
+			verb = "Recreated"
+		}
+		req, err := CreateRequest(p, s, n)
+		if err != nil {
+			return err
+		}
+		req.Start = true
+		if _, err := e.C.CreateContainer(ctx, req); err != nil {
+			return fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		e.progress("Container %s  %s", req.Name, verb)
+	}
+	return nil
+}
+
+// waitAll returns once every container of p runs (healthy where the
+// service has a healthcheck), or fails naming the first service that
+// does not. A container that exited 0 is done, not failed, when others
+// depend on it completing.
+func (e *Engine) waitAll(ctx context.Context, p *types.Project) error {
+	completes := map[string]bool{}
+	for _, s := range p.Services {
+		for dep, d := range s.DependsOn {
+			if d.Condition == types.ServiceConditionCompletedSuccessfully {
+				completes[dep] = true
+			}
+		}
+	}
+	for _, name := range sortedServices(p) {
+		s := p.Services[name]
+		ctrs, err := e.serviceContainers(ctx, p.Name, name)
+		if err != nil {
+			return err
+		}
+		for _, c := range ctrs {
+			if c.State.Status == api.StatusExited && !(completes[name] && c.State.ExitCode == 0) {
+				return fmt.Errorf("service %s is not running: container %s exited with code %d", name, c.Name, c.State.ExitCode)
+			}
+		}
+		h, err := e.healthcheck(ctx, p, s)
+		if err != nil {
+			return err
+		}
+		if healthTest(h) != nil {
+			if err := e.waitHealthy(ctx, p, s); err != nil {
+				return err
+			}
+			e.progress("Service %s  Healthy", name)
+		}
+	}
+	return nil
+}
