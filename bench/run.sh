@@ -97,7 +97,7 @@ mkdir -p "$WORK/hot"
 	"$WORK/hotrestart" -skiff "$SKIFF" -next "$WORK/skiff-next" -hello-ctx "$WORK/hello-ctx" -work "$WORK/hot"
 } | tee "$OUT/hotrestart.md"
 
-for extra in bench/network.sh bench/ingress.sh; do
+for extra in bench/network.sh bench/ingress.sh bench/build.sh; do
 	echo "== $extra"
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
 done
@@ -114,7 +114,7 @@ done
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart network ingress; do
+	for section in start density apps applies hotrestart network ingress build; do
 		echo
 		cat "$OUT/$section.md"
 	done
