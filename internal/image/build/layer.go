@@ -72,8 +72,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // writeLayer writes the nodes of generation gen in tree t as a layer,
-// parents before children and siblings in name order, so equal trees give
-// equal bytes. It returns the layer and the newest mtime written.
+// with the directories on their way, parents before children and siblings
+// in name order, so equal trees give equal bytes. It returns the layer and the newest mtime written.
 //
 // It compresses with klauspost/compress's gzip: on executables that is
 // about three times faster than compress/gzip for a 2% larger layer, and
@@ -88,12 +88,20 @@ func writeLayer(ctx context.Context, tmpDir string, t *fsTree, gen int) (*fileLa
 
 	var newest time.Time
 	files := map[*node]string{} // regular file → the path it was written at
+	parents := dirsHolding(t.root, gen)
 	err = walkTree(t.root, "", func(rel string, n *node) error {
-		if rel == "" || n.gen != gen {
+		if rel == "" || n.gen != gen && !parents[n] {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if n.gen != gen {
+			// The directory of an entry of this layer, from a lower one:
+			// written as it is, so that a layer unpacked alone (an overlay
+			// lower directory) gives it its owner and mode, not an
+			// unpacker's default.
+			return tw.WriteHeader(n.header(rel))
 		}
 		if n.mtime.After(newest) {
 			newest = n.mtime
@@ -133,6 +141,27 @@ func writeLayer(ctx context.Context, tmpDir string, t *fsTree, gen int) (*fileLa
 		return nil, time.Time{}, err
 	}
 	return l, newest, nil
+}
+
+// dirsHolding returns the directories under dir (itself included) that
+// hold, at any depth, an entry of generation gen.
+func dirsHolding(dir *node, gen int) map[*node]bool {
+	out := map[*node]bool{}
+	var mark func(n *node) bool
+	mark = func(n *node) bool {
+		holds := false
+		for _, ch := range n.children {
+			if ch.isDir() && mark(ch) || ch.gen == gen {
+				holds = true
+			}
+		}
+		if holds {
+			out[n] = true
+		}
+		return holds
+	}
+	mark(dir)
+	return out
 }
 
 // layerWriter writes a gzip-compressed tar to an unlinked temporary file,
