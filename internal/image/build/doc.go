@@ -45,7 +45,9 @@
 // The result is a v1.Image with OCI media types (manifest, config, gzip
 // layers), one layer per COPY and ADD (and per WORKDIR that creates a
 // directory, and per RUN that changes something), and one history entry
-// per instruction like docker's. Files
+// per instruction like docker's. A COPY, ADD or WORKDIR layer also holds
+// the directories on the way to its entries, as they are, so a layer
+// unpacked by itself (an overlay lower directory) keeps their owners. Files
 // from the context are owned by root unless --chown says otherwise.
 //
 // Builds without RUN are reproducible: the same Dockerfile, build args and context
