@@ -35,6 +35,7 @@ var podmanCases = []struct {
 	{"multi-stage", map[string]string{"usr/bin/tool": "", "usr/bin/alias": "-> tool", "other": "", "home/tool": "uid=1000", "usr/bin/h2": "nlink=2"}},
 	{"xattrs", map[string]string{"tagged": `user.note="changed"`, "later": `user.second="again"`}},
 	{"heredocs", map[string]string{"h1": "", "etc/app/conf": "", "etc/greeting": ""}},
+	{"shell-forms", map[string]string{"relative/dir/sub/mine": "uid=1000 gid=50"}},
 }
 
 // podmanOnly are the empty mount points podman's builder leaves in an
