@@ -30,8 +30,11 @@ func MS(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 // Cell formats percentile p of ds for a table. When p falls on the
 // largest run (p99 of fewer than 100 runs, p90 of fewer than 10) the cell
 // says so: "173.6 ms (max)".
-func Cell(ds []time.Duration, p float64) string {
-	v := MS(Percentile(ds, p))
+func Cell(ds []time.Duration, p float64) string { return CellFunc(ds, p, MS) }
+
+// CellFunc is Cell with the value formatted by format.
+func CellFunc(ds []time.Duration, p float64, format func(time.Duration) string) string {
+	v := format(Percentile(ds, p))
 	if p < 1 && len(ds) > 0 && index(len(ds), p) == len(ds)-1 {
 		v += " (max)"
 	}

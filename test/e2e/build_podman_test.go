@@ -32,9 +32,10 @@ var podmanCases = []struct {
 	{"copy-flags", map[string]string{"opt/files/sub/b.txt": "", "opt/owned-num": "uid=1000", "opt/owned-name/b.txt": "gid=50", "opt/private": "-rw-------",
 		"usr/local/bin/run.sh": "-rwxr-xr-x uid=1000", "opt/multi/a.txt": "", "opt/unpacked/owned": "uid=1234 gid=4321 nlink=2",
 		"opt/unpacked/dir/link": "-> ../owned", "opt/added.txt": ""}},
-	{"multi-stage", map[string]string{"usr/bin/tool": "", "usr/bin/alias": "-> tool", "other": "", "home/tool": "uid=1000"}},
+	{"multi-stage", map[string]string{"usr/bin/tool": "", "usr/bin/alias": "-> tool", "other": "", "home/tool": "uid=1000", "usr/bin/h2": "nlink=2"}},
 	{"xattrs", map[string]string{"tagged": `user.note="changed"`, "later": `user.second="again"`}},
 	{"heredocs", map[string]string{"h1": "", "etc/app/conf": "", "etc/greeting": ""}},
+	{"shell-forms", map[string]string{"relative/dir/sub/mine": "uid=1000 gid=50"}},
 }
 
 // podmanOnly are the empty mount points podman's builder leaves in an

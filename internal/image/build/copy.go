@@ -56,6 +56,7 @@ type copier struct {
 	mode      int64
 	exclude   *patternmatcher.PatternMatcher
 	placed    []*node
+	copies    map[*node]*node // source file → its copy, to keep hard links
 }
 
 // isRemote reports whether a source is a URL or git remote.
@@ -436,6 +437,10 @@ func (c *copier) place(p string, src *node) (*node, error) {
 	if p == "/" {
 		return c.t.root, nil
 	}
+	if prev := c.copies[src]; prev != nil {
+		// The source is a hard link to a file already copied.
+		return prev, c.link(p, prev)
+	}
 	dir, err := c.mkdir(path.Dir(p))
 	if err != nil {
 		return nil, err
@@ -465,6 +470,10 @@ func (c *copier) place(p string, src *node) (*node, error) {
 	dir.children[name] = n
 	if n.typ == tar.TypeReg {
 		c.placed = append(c.placed, n)
+		if c.copies == nil {
+			c.copies = map[*node]*node{}
+		}
+		c.copies[src] = n
 	}
 	return n, nil
 }

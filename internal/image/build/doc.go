@@ -10,7 +10,7 @@
 // <stage name|index|image>, --chown (numeric or names from the image's
 // /etc/passwd and /etc/group), --chmod (octal), --exclude, --link
 // (accepted, a no-op); ADD extraction of local tar archives (gzip, bzip2,
-// xz, zstd or none); ENV, ARG (also before FROM, with --build-arg and
+// xz, zstd or none; owners, modes and hard links kept); ENV, ARG (also before FROM, with --build-arg and
 // the automatic TARGET*/BUILD* platform ARGs), WORKDIR (created, owned by
 // the USER in effect), USER, EXPOSE, LABEL, CMD and ENTRYPOINT (shell form
 // becomes SHELL or ["/bin/sh","-c",...]), STOPSIGNAL, and the metadata

@@ -333,8 +333,9 @@ func walkTree(n *node, rel string, fn func(rel string, n *node) error) error {
 }
 
 // applyTar applies one layer or archive to the tree the way an OCI
-// unpacker does: whiteouts remove lower entries, hard links share their
-// target's bytes, and every regular file reads from src at its entry
+// unpacker does: whiteouts remove lower entries, a hard link to a file of
+// the same layer is the same node at two paths (to a lower layer's, a
+// node sharing its bytes), and every regular file reads from src at its entry
 // position. Paths are taken literally (no symlink following), as in a
 // layer. gen marks the nodes this layer wrote.
 func (t *fsTree) applyLayer(r io.Reader, src streamSource, gen int) error {
@@ -374,6 +375,12 @@ func (t *fsTree) applyLayer(r io.Reader, src streamSource, gen int) error {
 		if h.Typeflag == tar.TypeLink {
 			target := t.literal(path.Clean("/" + h.Linkname))
 			if target == nil || target.typ != tar.TypeReg {
+				continue
+			}
+			if target.gen == gen {
+				// A link within the layer: one file at both paths, so
+				// a COPY of both keeps them linked.
+				parent.children[base] = target
 				continue
 			}
 			n = &node{typ: tar.TypeReg, mode: target.mode, uid: target.uid, gid: target.gid,
