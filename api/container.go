@@ -17,7 +17,11 @@ type ContainerConfig struct {
 	// Cmd, when non-empty, replaces the image's cmd.
 	Cmd []string `json:"cmd,omitempty"`
 	// Env is KEY=VALUE pairs added to (and overriding) the image's.
-	Env        []string          `json:"env,omitempty"`
+	Env []string `json:"env,omitempty"`
+	// SecretEnv are variables whose values are read from skiff secrets
+	// each time the container starts; they override Env and the image's.
+	// Their values are never stored with the container.
+	SecretEnv  []SecretEnvVar    `json:"secretEnv,omitempty"`
 	WorkingDir string            `json:"workingDir,omitempty"`
 	User       string            `json:"user,omitempty"`
 	Hostname   string            `json:"hostname,omitempty"`
@@ -257,4 +261,13 @@ type ContainerStats struct {
 	MemoryLimitBytes uint64    `json:"memoryLimitBytes"`
 	Pids             uint64    `json:"pids"`
 	PidsLimit        uint64    `json:"pidsLimit,omitempty"`
+}
+
+// SecretEnvVar is an environment variable taken from key Key of version
+// Version of secret Secret.
+type SecretEnvVar struct {
+	Name    string `json:"name"`
+	Secret  string `json:"secret"`
+	Key     string `json:"key"`
+	Version int64  `json:"version"`
 }

@@ -48,7 +48,7 @@ type SecretValues struct {
 // Limits of a secret.
 const (
 	// MaxSecretSize bounds the sum of a secret's values.
-	MaxSecretSize = 1 << 20
+	MaxSecretSize = 500 << 10
 	// MaxSecretKeys bounds how many keys a secret holds.
 	MaxSecretKeys = 256
 )

@@ -100,6 +100,7 @@ type Server struct {
 	events     Events
 	metrics    http.Handler
 	networks   Networks
+	secrets    Secrets
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -141,13 +142,15 @@ type Services struct {
 	Apps       Apps
 	Events     Events
 	Networks   Networks
-	System     System
+	// Secrets serves /v1/secrets, if set.
+	Secrets Secrets
+	System  System
 }
 
 // New returns the API handler.
 func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		networks: svc.Networks, secrets: svc.Secrets, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
 		maxUpload: DefaultMaxUpload}
 	for _, o := range opts {
 		o(srv)
@@ -207,6 +210,9 @@ func (s *Server) routes() {
 	}
 	if s.networks != nil {
 		networkRoutes(s.networks, h)
+	}
+	if s.secrets != nil {
+		secretRoutes(s.secrets, h)
 	}
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {
