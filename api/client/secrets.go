@@ -42,3 +42,9 @@ func (c *Client) RevealSecret(ctx context.Context, name string) (api.SecretValue
 func (c *Client) RemoveSecret(ctx context.Context, name string) error {
 	return c.doJSON(ctx, "DELETE", "/secrets/"+url.PathEscape(name), nil, nil, nil)
 }
+
+// RotateSecretsKey has the daemon replace its secrets key file with a new
+// one; the old key file no longer opens the secrets.
+func (c *Client) RotateSecretsKey(ctx context.Context) error {
+	return c.doJSON(ctx, "POST", "/secrets/rotate-key", nil, nil, nil)
+}

@@ -17,6 +17,7 @@ type Secrets interface {
 	Inspect(ctx context.Context, name string) (api.Secret, error)
 	Reveal(ctx context.Context, name string) (api.SecretValues, error)
 	Delete(ctx context.Context, name string) error
+	RotateKey(ctx context.Context) error
 }
 
 // secretAPI serves /v1/secrets over a Secrets.
@@ -29,6 +30,7 @@ type secretAPI struct{ secrets Secrets }
 //	GET    /v1/secrets/{name}  inspect; with ?reveal=true the values (api.SecretValues)
 //	PUT    /v1/secrets/{name}  write a new version (body api.SecretWriteRequest)
 //	DELETE /v1/secrets/{name}  remove (409 while an App uses it)
+//	POST   /v1/secrets/rotate-key  reseal the data key under a new key file
 func secretRoutes(s Secrets, h func(string, func(http.ResponseWriter, *http.Request) error)) {
 	a := secretAPI{secrets: s}
 	h("GET /v1/secrets", a.list)
@@ -36,6 +38,15 @@ func secretRoutes(s Secrets, h func(string, func(http.ResponseWriter, *http.Requ
 	h("GET /v1/secrets/{name}", a.inspect)
 	h("PUT /v1/secrets/{name}", a.set)
 	h("DELETE /v1/secrets/{name}", a.remove)
+	h("POST /v1/secrets/rotate-key", a.rotateKey)
+}
+
+func (a secretAPI) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	if err := a.secrets.RotateKey(r.Context()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (a secretAPI) list(w http.ResponseWriter, r *http.Request) error {

@@ -18,14 +18,14 @@ import (
 func newSecretCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "secret",
-		Short: "Manage secrets: create, set, get, list, inspect, remove",
+		Short: "Manage secrets: create, set, get, list, inspect, remove, rotate-key",
 		Long: `Manage secrets: named sets of KEY=VALUE pairs that Apps read in their env
 (secretRef: NAME/KEY). Values are encrypted at rest; only "secret get
 --reveal" shows them. Every write makes a new version, and the Apps using
 the secret roll out a new revision. See docs/secrets.md.`,
 	}
 	c.AddCommand(newSecretWriteCmd(g, true), newSecretWriteCmd(g, false), newSecretGetCmd(g),
-		newSecretLsCmd(g), newSecretInspectCmd(g), newSecretRmCmd(g))
+		newSecretLsCmd(g), newSecretInspectCmd(g), newSecretRmCmd(g), newSecretRotateKeyCmd(g))
 	return c
 }
 
@@ -260,6 +260,24 @@ func newSecretRmCmd(g *globals) *cobra.Command {
 			if failed {
 				return withCode(1, nil)
 			}
+			return nil
+		},
+	}
+}
+
+func newSecretRotateKeyCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate-key",
+		Short: "Replace the daemon's secrets key file with a new one",
+		Long: `Replace the key file that seals the secrets' data key (ROOT/secrets.key)
+with a new random one. The old key file no longer opens the secrets: back
+up the new one. The secrets' values and versions do not change.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.client().RotateSecretsKey(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "the secrets key file was replaced: back up the new ROOT/secrets.key now; the old one no longer opens the secrets")
 			return nil
 		},
 	}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,22 +56,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read the secrets data key: %w", err)
 	}
-	fileKey, kerr := LoadOrCreateKeyFile(cfg.KeyFile, sealed == nil)
-	if kerr != nil {
-		return nil, kerr
-	}
 	s := &Store{cfg: cfg}
 	if sealed != nil {
-		if s.dataKey, err = open(fileKey, sealed, []byte("skiff data key")); err != nil {
-			return nil, errdefs.Invalid("secrets key file %s does not open the database's data key: it is not the key file this database was made with: restore the right one from your backup (see docs/secrets.md)", cfg.KeyFile)
+		if s.dataKey, err = unsealDataKey(cfg.KeyFile, sealed); err != nil {
+			return nil, err
 		}
 		return s, nil
+	}
+	fileKey, err := LoadOrCreateKeyFile(cfg.KeyFile, true)
+	if err != nil {
+		return nil, err
 	}
 	s.dataKey = make([]byte, KeySize)
 	if _, err := rand.Read(s.dataKey); err != nil {
 		return nil, err
 	}
-	if sealed, err = seal(fileKey, s.dataKey, []byte("skiff data key")); err != nil {
+	if sealed, err = seal(fileKey, s.dataKey, dataKeyAAD); err != nil {
 		return nil, err
 	}
 	if _, err := cfg.DB.ExecContext(ctx, `INSERT INTO secret_keys (id, sealed, created) VALUES (1, ?, ?)`, sealed, time.Now().UnixNano()); err != nil {
@@ -319,6 +321,65 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	}
 	if s.cfg.Changed != nil {
 		s.cfg.Changed(name)
+	}
+	return nil
+}
+
+// dataKeyAAD binds the sealed data key to its purpose.
+var dataKeyAAD = []byte("skiff data key")
+
+// unsealDataKey opens the sealed data key with the key file. When that
+// fails and a key file left by an interrupted RotateKey (keyFile+".new")
+// opens it, that one replaces the key file first.
+func unsealDataKey(keyFile string, sealed []byte) ([]byte, error) {
+	fileKey, ferr := LoadOrCreateKeyFile(keyFile, false)
+	if ferr == nil {
+		if dk, err := open(fileKey, sealed, dataKeyAAD); err == nil {
+			return dk, nil
+		}
+	}
+	if next, err := LoadOrCreateKeyFile(keyFile+".new", false); err == nil {
+		if dk, err := open(next, sealed, dataKeyAAD); err == nil {
+			if err := os.Rename(keyFile+".new", keyFile); err != nil {
+				return nil, fmt.Errorf("finish the rotation of the secrets key file: %w", err)
+			}
+			return dk, nil
+		}
+	}
+	if ferr != nil {
+		return nil, ferr
+	}
+	return nil, errdefs.Invalid("secrets key file %s does not open the database's data key: it is not the key file this database was made with: restore the right one from your backup (see docs/secrets.md)", keyFile)
+}
+
+// RotateKey replaces the key file with a new random one and seals the
+// data key with it; the old key file no longer opens the database. The
+// new file is written beside the old one (KeyFile+".new") before the
+// database changes and renamed over it after, so a crash in between
+// leaves a pair Open still finds.
+func (s *Store) RotateKey(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.cfg.KeyFile + ".new"
+	os.Remove(next)
+	key, err := LoadOrCreateKeyFile(next, true)
+	if err != nil {
+		return err
+	}
+	sealed, err := seal(key, s.dataKey, dataKeyAAD)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.DB.ExecContext(ctx, `UPDATE secret_keys SET sealed = ? WHERE id = 1`, sealed); err != nil {
+		os.Remove(next)
+		return fmt.Errorf("store the resealed data key: %w", err)
+	}
+	if err := os.Rename(next, s.cfg.KeyFile); err != nil {
+		return fmt.Errorf("replace the secrets key file (the new one is %s): %w", next, err)
+	}
+	if d, err := os.Open(filepath.Dir(s.cfg.KeyFile)); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	return nil
 }

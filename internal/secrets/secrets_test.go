@@ -158,3 +158,54 @@ func TestNamesAndData(t *testing.T) {
 		}
 	}
 }
+
+// TestRotateKey: after a rotation the new key file opens the secrets and
+// the old one does not; a rotation interrupted before its rename (the new
+// key still in secrets.key.new) is finished by Open.
+func TestRotateKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "secrets.key")
+	db, s := openStore(t, dir)
+	if _, err := s.Create(ctx, "db", map[string][]byte{"pw": []byte("x1")}); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.ReadFile(keyFile)
+	if err := s.RotateKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nw, _ := os.ReadFile(keyFile)
+	if bytes.Equal(old, nw) || len(nw) != KeySize {
+		t.Fatal("the key file did not change")
+	}
+	if st, _ := os.Stat(keyFile); st.Mode().Perm() != 0o600 {
+		t.Fatalf("new key file mode %v", st.Mode())
+	}
+	if v, err := s.Resolve(ctx, "db", 1, "pw"); err != nil || string(v) != "x1" {
+		t.Fatalf("after rotation: %q, %v", v, err)
+	}
+	db.Close()
+
+	// The old key file is refused.
+	os.WriteFile(keyFile, old, 0o600)
+	db2, err := store.Open(ctx, filepath.Join(dir, "skiff.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if _, err := Open(ctx, Config{DB: db2.DB(), KeyFile: keyFile}); err == nil || !strings.Contains(err.Error(), "not the key file") {
+		t.Fatalf("open with the old key file = %v", err)
+	}
+	// Interrupted between the database write and the rename.
+	os.WriteFile(keyFile+".new", nw, 0o600)
+	s2, err := Open(ctx, Config{DB: db2.DB(), KeyFile: keyFile})
+	if err != nil {
+		t.Fatalf("open after an interrupted rotation: %v", err)
+	}
+	if got, _ := os.ReadFile(keyFile); !bytes.Equal(got, nw) {
+		t.Fatal("the new key file was not put in place")
+	}
+	if v, err := s2.Resolve(ctx, "db", 1, "pw"); err != nil || string(v) != "x1" {
+		t.Fatalf("after recovery: %q, %v", v, err)
+	}
+}

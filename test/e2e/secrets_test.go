@@ -130,6 +130,21 @@ spec:
 		t.Fatalf("only %d files under the root were read", files)
 	}
 
+	// rotate-key: a new key file, which a restarted daemon opens.
+	oldKey, _ := os.ReadFile(filepath.Join(d.Root, "secrets.key"))
+	must(t, d, "secret", "rotate-key")
+	newKey, _ := os.ReadFile(filepath.Join(d.Root, "secrets.key"))
+	if len(newKey) != 32 || bytes.Equal(oldKey, newKey) {
+		t.Fatal("rotate-key did not replace the key file")
+	}
+	d.Stop()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out := must(t, d, "secret", "get", "db", "--reveal"); !strings.Contains(out, "version="+v2) {
+		t.Fatalf("after rotate-key and a restart: %s", out)
+	}
+
 	must(t, d, "delete", "app", "vault")
 	eventually(t, 30*time.Second, "vault's replicas to go", func() bool {
 		return !strings.Contains(must(t, d, "ps", "-a"), "vault-0000")
