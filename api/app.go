@@ -469,6 +469,10 @@ type RevisionSpec struct {
 	Resources AppResources  `json:"resources,omitzero"`
 	Probes    Probes        `json:"probes,omitzero"`
 	Volumes   []VolumeMount `json:"volumes,omitempty"`
+	// SecretVersions pins the version of each secret the env uses, as it
+	// was when the revision was made: a new version of a secret makes a
+	// new revision, and replicas of a revision all see the same values.
+	SecretVersions map[string]int64 `json:"secretVersions,omitempty"`
 }
 
 // RevisionStatus is the observed state of a revision.

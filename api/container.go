@@ -17,7 +17,11 @@ type ContainerConfig struct {
 	// Cmd, when non-empty, replaces the image's cmd.
 	Cmd []string `json:"cmd,omitempty"`
 	// Env is KEY=VALUE pairs added to (and overriding) the image's.
-	Env        []string          `json:"env,omitempty"`
+	Env []string `json:"env,omitempty"`
+	// SecretEnv are variables whose values are read from skiff secrets
+	// each time the container starts; they override Env and the image's.
+	// Their values are never stored with the container.
+	SecretEnv  []SecretEnvVar    `json:"secretEnv,omitempty"`
 	WorkingDir string            `json:"workingDir,omitempty"`
 	User       string            `json:"user,omitempty"`
 	Hostname   string            `json:"hostname,omitempty"`
@@ -284,4 +288,13 @@ type VolumeCreateRequest struct {
 // VolumePruneResponse lists the volumes `volume prune` removed.
 type VolumePruneResponse struct {
 	Deleted []string `json:"deleted"`
+}
+
+// SecretEnvVar is an environment variable taken from key Key of version
+// Version of secret Secret.
+type SecretEnvVar struct {
+	Name    string `json:"name"`
+	Secret  string `json:"secret"`
+	Key     string `json:"key"`
+	Version int64  `json:"version"`
 }

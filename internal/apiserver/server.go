@@ -101,6 +101,7 @@ type Server struct {
 	metrics    http.Handler
 	networks   Networks
 	volumes    Volumes
+	secrets    Secrets
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -144,13 +145,15 @@ type Services struct {
 	Networks   Networks
 	// Volumes serves /v1/volumes, if set.
 	Volumes Volumes
+	// Secrets serves /v1/secrets, if set.
+	Secrets Secrets
 	System  System
 }
 
 // New returns the API handler.
 func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, volumes: svc.Volumes, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		networks: svc.Networks, volumes: svc.Volumes, secrets: svc.Secrets, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
 		maxUpload: DefaultMaxUpload}
 	for _, o := range opts {
 		o(srv)
@@ -213,6 +216,9 @@ func (s *Server) routes() {
 	}
 	if s.volumes != nil {
 		volumeRoutes(s.volumes, h)
+	}
+	if s.secrets != nil {
+		secretRoutes(s.secrets, h)
 	}
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {

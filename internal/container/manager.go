@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,6 +121,15 @@ type Config struct {
 	// must not block, nor call the Manager, nor take a lock that is held
 	// while calling the Manager.
 	Notify func(c api.Container, removed bool)
+	// Secrets resolves the containers' SecretEnv at each start; without
+	// it a container with SecretEnv cannot be created.
+	Secrets SecretResolver
+}
+
+// SecretResolver reads a value of a secret.
+type SecretResolver interface {
+	// Resolve returns the value of key in version of secret name.
+	Resolve(ctx context.Context, name string, version int64, key string) ([]byte, error)
 }
 
 // Manager manages containers. It is safe for concurrent use.
@@ -542,6 +552,11 @@ func validateConfig(c *api.ContainerConfig) error {
 			return errdefs.Invalid("invalid environment variable %q: use KEY=VALUE", kv)
 		}
 	}
+	for _, se := range c.SecretEnv {
+		if se.Name == "" || strings.Contains(se.Name, "=") || se.Secret == "" || se.Key == "" || se.Version < 1 {
+			return errdefs.Invalid("invalid secret environment variable %q: it needs a name without '=', a secret, a key and a version from 1", se.Name)
+		}
+	}
 	if c.StopSignal != "" {
 		if _, err := ParseSignal(c.StopSignal); err != nil {
 			return err
@@ -783,8 +798,12 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 	// A previous run may have left runtime state behind.
 	m.cfg.Runtime.Delete(ctx, id)
 	t0 := time.Now()
+	hidden, err := m.addSecretEnv(ctx, spec, e.rec.Config.SecretEnv)
+	if err != nil {
+		return 0, err
+	}
 	create := func() (int, error) {
-		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize, Stdin: e.rec.Config.OpenStdin, Terminal: e.rec.Config.Tty})
+		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize, Stdin: e.rec.Config.OpenStdin, Terminal: e.rec.Config.Tty, HiddenEnv: hidden})
 	}
 	var netset *api.NetworkSettings
 	if m.cfg.Networks == nil {
@@ -1487,4 +1506,33 @@ func (m *Manager) Stats(ctx context.Context, ref string) (api.ContainerStats, er
 		CPUUsageNanos: s.CPUUsageNanos, MemoryUsageBytes: s.MemoryUsageBytes,
 		MemoryLimitBytes: s.MemoryLimitBytes, Pids: s.Pids, PidsLimit: s.PidsLimit,
 	}, nil
+}
+
+// addSecretEnv resolves secret variables into spec's process environment
+// (in memory only: spec.json keeps none) and returns their names.
+func (m *Manager) addSecretEnv(ctx context.Context, spec *specs.Spec, vars []api.SecretEnvVar) ([]string, error) {
+	if len(vars) == 0 {
+		return nil, nil
+	}
+	if m.cfg.Secrets == nil {
+		return nil, errdefs.Unavailable("this daemon has no secrets store")
+	}
+	names := make([]string, 0, len(vars))
+	vals := make([]string, 0, len(vars))
+	for _, v := range vars {
+		val, err := m.cfg.Secrets.Resolve(ctx, v.Secret, v.Version, v.Key)
+		if err != nil {
+			return nil, fmt.Errorf("environment variable %s: %w", v.Name, err)
+		}
+		names = append(names, v.Name)
+		vals = append(vals, v.Name+"="+string(val))
+	}
+	env := spec.Process.Env[:0:0]
+	for _, kv := range spec.Process.Env {
+		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(names, k) {
+			env = append(env, kv)
+		}
+	}
+	spec.Process.Env = append(env, vals...)
+	return names, nil
 }

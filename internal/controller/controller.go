@@ -90,7 +90,10 @@ type Config struct {
 	// for its requests in flight (WebSockets, long polls) before it is
 	// stopped anyway (default 5m).
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
+	// Secrets gives the versions of the secrets Apps use; nil makes every
+	// secretRef a missing secret.
+	Secrets SecretVersions
+	Logger  *slog.Logger
 }
 
 // Controller reconciles Apps. It is safe for concurrent use.

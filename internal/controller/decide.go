@@ -366,10 +366,12 @@ func probeDeadline(rs api.RevisionSpec) time.Duration {
 }
 
 // nextRevision is the revision to create for a, whose revisions are
-// revs (oldest first): revision N+1 when the spec's runnable part differs
+// revs (oldest first): revision N+1 when the spec's runnable part or the
+// versions of the secrets it uses (secretVersions, nil for none) differ
 // from the latest revision's, else nil.
-func nextRevision(a api.App, revs []api.Revision, now time.Time) (*api.Revision, error) {
+func nextRevision(a api.App, revs []api.Revision, secretVersions map[string]int64, now time.Time) (*api.Revision, error) {
 	rs := app.RevisionSpecOf(a.Spec)
+	rs.SecretVersions = secretVersions
 	if n := len(revs); n > 0 && app.Hash(rs) == revs[n-1].Hash {
 		return nil, nil
 	}
@@ -385,5 +387,7 @@ func nextRevision(a api.App, revs []api.Revision, now time.Time) (*api.Revision,
 	if err != nil {
 		return nil, err
 	}
+	rev.Spec.SecretVersions = secretVersions
+	rev.Hash = app.Hash(rev.Spec)
 	return &rev, nil
 }

@@ -301,28 +301,28 @@ func TestDecide(t *testing.T) {
 
 func TestNextRevision(t *testing.T) {
 	a := shopApp(func(a *api.App) { a.Spec.Image = "shop:1" })
-	r1, err := nextRevision(a, nil, t0)
+	r1, err := nextRevision(a, nil, nil, t0)
 	if err != nil || r1 == nil || r1.Name != "shop-00001" || r1.Spec.Image != "shop:1" {
 		t.Fatalf("first revision: %+v, %v", r1, err)
 	}
-	if r, err := nextRevision(a, []api.Revision{*r1}, t0); err != nil || r != nil {
+	if r, err := nextRevision(a, []api.Revision{*r1}, nil, t0); err != nil || r != nil {
 		t.Fatalf("same spec: %+v, %v; want no revision", r, err)
 	}
 	// Scaling and traffic are not the runnable part.
 	b := a
 	b.Spec.Scale.Max = ptr(3)
 	b.Spec.Traffic = []api.TrafficTarget{{Latest: true, Percent: 100}}
-	if r, err := nextRevision(b, []api.Revision{*r1}, t0); err != nil || r != nil {
+	if r, err := nextRevision(b, []api.Revision{*r1}, nil, t0); err != nil || r != nil {
 		t.Fatalf("scale and traffic change: %+v, %v; want no revision", r, err)
 	}
 	b.Spec.Env = []api.EnvVar{{Name: "MODE", Value: "prod"}}
-	r2, err := nextRevision(b, []api.Revision{*r1}, t0)
+	r2, err := nextRevision(b, []api.Revision{*r1}, nil, t0)
 	if err != nil || r2 == nil || r2.Name != "shop-00002" || r2.Spec.Env[0].Value != "prod" {
 		t.Fatalf("env change: %+v, %v; want shop-00002", r2, err)
 	}
 	// A rollback to the spec of revision 1 is a new revision too: revisions
 	// are immutable and numbered in order.
-	if r3, err := nextRevision(a, []api.Revision{*r1, *r2}, t0); err != nil || r3 == nil || r3.Name != "shop-00003" {
+	if r3, err := nextRevision(a, []api.Revision{*r1, *r2}, nil, t0); err != nil || r3 == nil || r3.Name != "shop-00003" {
 		t.Fatalf("back to the first spec: %+v, %v; want shop-00003", r3, err)
 	}
 }

@@ -157,7 +157,11 @@ func (c *Controller) writeStatus(ctx context.Context, st *appState, read string,
 
 // ensureRevision stores and adds to st the revision nextRevision asks for.
 func (c *Controller) ensureRevision(ctx context.Context, st *appState) error {
-	rev, err := nextRevision(st.app, st.revs, time.Now())
+	vers, err := c.secretVersions(ctx, st.app)
+	if err != nil {
+		return err
+	}
+	rev, err := nextRevision(st.app, st.revs, vers, time.Now())
 	if err != nil || rev == nil {
 		return err
 	}

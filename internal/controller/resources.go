@@ -30,16 +30,24 @@ func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.Co
 		port = 8080
 	}
 	env := []string{"PORT=" + strconv.Itoa(port), "SKIFF_APP=" + a.Metadata.Name, "SKIFF_REVISION=" + rev.Name}
+	var secretEnv []api.SecretEnvVar
 	for _, e := range rev.Spec.Env {
-		if e.SecretRef != "" {
-			return api.ContainerCreateRequest{}, errdefs.NotFound("spec.env %s: secret %q cannot be read: this daemon has no secrets store yet", e.Name, e.SecretRef)
+		if e.SecretRef == "" {
+			env = append(env, e.Name+"="+e.Value)
+			continue
 		}
-		env = append(env, e.Name+"="+e.Value)
+		secret, key, _ := strings.Cut(e.SecretRef, "/")
+		version, ok := rev.Spec.SecretVersions[secret]
+		if !ok {
+			return api.ContainerCreateRequest{}, errdefs.NotFound("spec.env %s: secret %q does not exist: create it with skiff secret create %s --from-literal %s=VALUE", e.Name, secret, secret, key)
+		}
+		secretEnv = append(secretEnv, api.SecretEnvVar{Name: e.Name, Secret: secret, Key: key, Version: version})
 	}
 	cfg := api.ContainerConfig{
 		Image:          imageID,
 		Cmd:            rev.Spec.Args,
 		Env:            env,
+		SecretEnv:      secretEnv,
 		Labels:         map[string]string{LabelApp: a.Metadata.Name, LabelRevision: rev.Name},
 		Resources:      res,
 		RestartPolicy:  api.RestartPolicy{Name: api.RestartAlways},

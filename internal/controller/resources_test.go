@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,8 +102,43 @@ func TestContainerRequest(t *testing.T) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
 	}
 	rev.Spec.Env = []api.EnvVar{{Name: "PW", SecretRef: "db/password"}}
-	if _, err := containerRequest(a, rev, "sha256:abc", "x"); !errors.Is(err, errdefs.ErrNotFound) {
-		t.Fatalf("secret ref: %v", err)
+	if _, err := containerRequest(a, rev, "sha256:abc", "x"); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "skiff secret create db") {
+		t.Fatalf("secret ref without a pinned version: %v", err)
+	}
+	// The revision pins the version; the value stays out of the request.
+	rev.Spec.SecretVersions = map[string]int64{"db": 3}
+	req, err = containerRequest(a, rev, "sha256:abc", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := req.Config.SecretEnv; len(got) != 1 || got[0] != (api.SecretEnvVar{Name: "PW", Secret: "db", Key: "password", Version: 3}) {
+		t.Fatalf("secret env = %+v", got)
+	}
+	for _, kv := range req.Config.Env {
+		if strings.HasPrefix(kv, "PW=") {
+			t.Fatalf("the secret variable is in the plain env: %q", kv)
+		}
+	}
+}
+
+// TestNextRevisionSecretVersions: a new version of a secret the App uses
+// makes a new revision, pinning it; the same version makes none.
+func TestNextRevisionSecretVersions(t *testing.T) {
+	a := api.App{Metadata: api.ObjectMeta{Name: "shop"}, Spec: api.AppSpec{Image: "x", Env: []api.EnvVar{{Name: "PW", SecretRef: "db/pw"}}}}
+	t0 := time.Now()
+	r1, err := nextRevision(a, nil, map[string]int64{"db": 1}, t0)
+	if err != nil || r1 == nil || r1.Spec.SecretVersions["db"] != 1 {
+		t.Fatalf("first revision = %+v, %v", r1, err)
+	}
+	if r, err := nextRevision(a, []api.Revision{*r1}, map[string]int64{"db": 1}, t0); err != nil || r != nil {
+		t.Fatalf("same version: %+v, %v", r, err)
+	}
+	r2, err := nextRevision(a, []api.Revision{*r1}, map[string]int64{"db": 2}, t0)
+	if err != nil || r2 == nil || r2.Name != "shop-00002" || r2.Spec.SecretVersions["db"] != 2 || r2.Hash == r1.Hash {
+		t.Fatalf("new version: %+v, %v", r2, err)
+	}
+	if got := secretNames(a); len(got) != 1 || got[0] != "db" {
+		t.Fatalf("secretNames = %v", got)
 	}
 }
 

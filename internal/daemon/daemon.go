@@ -34,6 +34,7 @@ import (
 	"skiff.dev/skiff/internal/network/dns"
 	skruntime "skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/runtime/runc"
+	"skiff.dev/skiff/internal/secrets"
 	"skiff.dev/skiff/internal/store"
 )
 
@@ -120,6 +121,7 @@ type Daemon struct {
 	// The state is let go of, and taken back, as a whole by upgrade.
 	lock     *os.File
 	db       *store.Store
+	secrets  *secrets.Store
 	images   *image.Store
 	runtime  *runc.Runtime
 	info     skruntime.Info
@@ -284,6 +286,11 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	if d.db, err = store.Open(ctx, filepath.Join(root, "skiff.db")); err != nil {
 		return err
 	}
+	if d.secrets, err = secrets.Open(ctx, secrets.Config{
+		DB: d.db.DB(), KeyFile: filepath.Join(root, "secrets.key"), Users: secretUsers{d}, Changed: d.secretChanged,
+	}); err != nil {
+		return fmt.Errorf("open the secrets: %w", err)
+	}
 	if d.images, err = image.Open(root, image.WithMaxImageSize(cfg.MaxImageSize), image.WithUploadMaxAge(cfg.Registry.UploadMaxAge), image.WithLogger(d.log.With("component", "images"))); err != nil {
 		return fmt.Errorf("open image store: %w", err)
 	}
@@ -305,7 +312,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 		Runtime: d.runtime, RuntimeName: d.info.Name,
 		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{}, Networks: networks{d.networks},
 		Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
-		Logger: d.log, Notify: d.notify,
+		Logger: d.log, Notify: d.notify, Secrets: d.secrets,
 	})
 	if err != nil {
 		return err
@@ -320,7 +327,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	apps := controller.New(controller.Config{
 		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
 		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, BeforeStop: d.awaitPredecessor,
-		Logger: d.log.With("component", "apps"),
+		Secrets: d.secrets, Logger: d.log.With("component", "apps"),
 	})
 	d.apps.Store(apps)
 	if err := apps.Start(ctx); err != nil {
@@ -370,7 +377,7 @@ func (d *Daemon) startAPI() error {
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
 		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
 			cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}},
-		Apps: d.apps.Load(), Events: d.db, Networks: d.networks, Volumes: d.ctrs, System: &system{d: d},
+		Apps: d.apps.Load(), Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
 	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 	d.apiErr = make(chan error, 1)

@@ -131,6 +131,10 @@ type CreateOpts struct {
 	// Terminal gives the process a terminal (the spec's process.terminal
 	// must say so too): output and input go through it.
 	Terminal bool
+	// HiddenEnv names process environment variables that must not stay
+	// on disk: once the runtime has created the container, config.json is
+	// written again without them (processes exec'd later do not get them).
+	HiddenEnv []string
 }
 
 // ExecIO carries an exec'd process's standard streams. Nil members are

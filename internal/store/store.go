@@ -129,6 +129,28 @@ var migrations = []string{
 	// replaces, so a second writer (another daemon on the same root) is
 	// found instead of overwriting.
 	`ALTER TABLE containers ADD COLUMN version INTEGER NOT NULL DEFAULT 1`,
+	// Secrets (package secrets): the data key sealed by the key file
+	// (one row), each secret's current version, and every version's keys
+	// in clear and values sealed by the data key.
+	`CREATE TABLE secret_keys (
+		id       INTEGER PRIMARY KEY CHECK (id = 1),
+		sealed   BLOB NOT NULL,
+		created  INTEGER NOT NULL
+	)`,
+	`CREATE TABLE secrets (
+		name     TEXT PRIMARY KEY,
+		version  INTEGER NOT NULL,
+		created  INTEGER NOT NULL,
+		updated  INTEGER NOT NULL
+	)`,
+	`CREATE TABLE secret_versions (
+		name     TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,
+		version  INTEGER NOT NULL,
+		created  INTEGER NOT NULL,
+		keys     TEXT NOT NULL,
+		data     BLOB NOT NULL,
+		PRIMARY KEY (name, version)
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +88,11 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, opts 
 	pid, err = r.startConmon(ctx, id, m)
 	if err != nil {
 		return 0, err
+	}
+	if len(opts.HiddenEnv) > 0 {
+		if err := writeWithoutEnv(opts.Bundle, spec, opts.HiddenEnv); err != nil {
+			return 0, err
+		}
 	}
 	if m.LogMaxSize > 0 {
 		rot := &rotation{logPath: m.LogPath}
@@ -272,4 +278,27 @@ func startViaFifo(ctx context.Context, path string) (done bool, err error) {
 	}
 	os.Remove(path)
 	return true, nil
+}
+
+// writeWithoutEnv writes config.json again with spec's process minus the
+// variables hidden names: the runtime has read them already.
+func writeWithoutEnv(bundle string, spec *specs.Spec, hidden []string) error {
+	cp := *spec
+	proc := *spec.Process
+	proc.Env = nil
+	for _, kv := range spec.Process.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(hidden, k) {
+			proc.Env = append(proc.Env, kv)
+		}
+	}
+	cp.Process = &proc
+	config, err := json.Marshal(&cp)
+	if err != nil {
+		return errdefs.Invalid("encode spec: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(bundle, "config.json"), config, 0o600); err != nil {
+		return errdefs.Unavailable("write config.json: %w", err)
+	}
+	return nil
 }
