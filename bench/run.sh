@@ -111,7 +111,7 @@ mkdir -p "$WORK/registry"
 echo "== a root filesystem tar: import or build, then the first run"
 bench/import.sh "$SKIFF" "$SOCK" "$WORK" | tee "$OUT/import.md"
 
-for extra in bench/network.sh bench/ingress.sh; do
+for extra in bench/network.sh bench/ingress.sh bench/https.sh; do
 	echo "== $extra"
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
 done
@@ -128,7 +128,7 @@ done
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart registry import network ingress; do
+	for section in start density apps applies hotrestart registry import network ingress https; do
 		echo
 		cat "$OUT/$section.md"
 	done
