@@ -35,6 +35,9 @@ type Info struct {
 	// CAFile is the path, on the daemon's machine, of the local CA's
 	// root certificate (PEM) that HTTPS clients trust; empty without
 	// HTTPS.
-	CAFile  string `json:"caFile,omitempty"`
+	CAFile string `json:"caFile,omitempty"`
+	// CACert is that root certificate, PEM-encoded (what `skiff ca
+	// export` writes); empty without HTTPS.
+	CACert  string `json:"caCert,omitempty"`
 	Version string `json:"version"`
 }

@@ -308,7 +308,7 @@ func (s *system) Info(ctx context.Context) (api.Info, error) {
 		Monitor: ri.Monitor, MonitorVersion: ri.MonitorVersion, CgroupLayout: ri.CgroupLayout,
 		Kernel:         unix.ByteSliceToString(uts.Release[:]),
 		IngressAddr:    s.d.ingressAddr,
-		IngressTLSAddr: s.d.tls.addr, CAFile: s.d.tls.caFile(),
+		IngressTLSAddr: s.d.tls.addr, CAFile: s.d.tls.caFile(), CACert: s.d.tls.caCert(),
 		Containers: total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
 		BuildCacheSize: s.d.images.BuildCache().Size(),
 	}, nil

@@ -27,6 +27,14 @@ func (t *ingressTLS) caFile() string {
 	return t.ca.CertFile()
 }
 
+// caCert is the local CA's root certificate in PEM, or "".
+func (t *ingressTLS) caCert() string {
+	if t.ca == nil {
+		return ""
+	}
+	return string(t.ca.CertPEM())
+}
+
 // listenIngressTLS opens (or takes from the daemon before) the HTTPS
 // listener and opens the local CA, when HTTPS is asked for.
 func (d *Daemon) listenIngressTLS(ctx context.Context) (err error) {

@@ -43,6 +43,14 @@ func TestHTTPSIngress(t *testing.T) {
 		t.Fatalf("skiff info does not show the CA file:\n%s", out)
 	}
 	tlsAddr, addr := info.IngressTLSAddr, info.IngressAddr
+	// The CA a user trusts is the one skiff ca export writes.
+	exported := filepath.Join(t.TempDir(), "skiff-ca.pem")
+	must(t, d, "ca", "export", "-o", exported)
+	if b, _ := os.ReadFile(info.CAFile); len(b) == 0 || must(t, d, "ca", "export") != string(b) {
+		t.Fatalf("skiff ca export does not print %s", info.CAFile)
+	}
+	info.CAFile = exported
+	fails(t, env.daemon, []string{"serves no HTTPS", "--ingress-tls-addr"}, "ca", "export")
 	_, port, _ := net.SplitHostPort(tlsAddr)
 
 	// An App's own certificate, from a CA the daemon does not know.
