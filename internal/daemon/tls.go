@@ -64,19 +64,22 @@ func (d *Daemon) serveIngressTLS() error {
 	if d.tls.ln == nil {
 		return nil
 	}
-	fromCA := d.tls.ca.GetCertificate(func(host string) bool {
-		_, ok := d.proxy.ServesHost(host)
-		return ok
-	})
 	conf := &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if files, _ := d.proxy.ServesHost(hello.ServerName); files != nil && hello.ServerName != "" {
+		remote := ""
+		if hello.Conn != nil {
+			remote = hello.Conn.RemoteAddr().String()
+		}
+		files, served := d.proxy.ServesHost(hello.ServerName, remote)
+		if files != nil && hello.ServerName != "" {
 			c, err := d.tls.files.Get(files.CertFile, files.KeyFile)
 			if err != nil {
 				d.log.Error("ingress: cannot serve an App's certificate", "host", hello.ServerName, "err", err)
 			}
 			return c, err
 		}
-		return fromCA(hello)
+		// The CA refuses a handshake without a name or for a host no
+		// route serves to this client.
+		return d.tls.ca.GetCertificate(func(string) bool { return served })(hello)
 	}}
 	if err := d.proxy.ServeTLS(d.tls.ln, conf); err != nil {
 		return err

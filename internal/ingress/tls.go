@@ -62,16 +62,30 @@ func (p *Proxy) tlsServer() *http.Server {
 }
 
 // ServesHost reports whether a route serves host (matched as requests'
-// hosts are: case-insensitive, port ignored, any path), and the
-// certificate files the first such route names, if any.
-func (p *Proxy) ServesHost(host string) (files *TLSFiles, ok bool) {
-	rts := p.snap.Load().hosts[requestHost(host)]
-	for _, rt := range rts {
+// hosts are: case-insensitive, port ignored, any path) to the client at
+// remote ("ip:port"; internal routes serve only local clients, as
+// requests do), and the certificate files the first such route names,
+// if any.
+func (p *Proxy) ServesHost(host, remote string) (files *TLSFiles, ok bool) {
+	local := -1 // not asked yet
+	for _, rt := range p.snap.Load().hosts[requestHost(host)] {
+		if rt.internal {
+			if local < 0 {
+				local = 0
+				if p.local(remote) {
+					local = 1
+				}
+			}
+			if local == 0 {
+				continue
+			}
+		}
 		if rt.tls != nil {
 			return rt.tls, true
 		}
+		ok = true
 	}
-	return nil, len(rts) > 0
+	return nil, ok
 }
 
 // redirectHTTPS answers r with a permanent redirect (308, the method

@@ -25,7 +25,7 @@ func startTLS(t *testing.T, p *Proxy) (*pki.CA, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serves := func(h string) bool { _, ok := p.ServesHost(h); return ok }
+	serves := func(h string) bool { _, ok := p.ServesHost(h, "127.0.0.1:1"); return ok }
 	if err := p.ServeTLS(ln, &tls.Config{GetCertificate: ca.GetCertificate(serves)}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +106,25 @@ func TestServesHostNamesRouteFiles(t *testing.T) {
 	p, _ := testProxy(t, Config{})
 	withFiles := route1("a", "a-1", []string{"a.localhost"})
 	withFiles.TLS = &TLSFiles{CertFile: "/c.pem", KeyFile: "/k.pem"}
-	mustUpdate(t, p, withFiles, route1("b", "b-1", []string{"b.localhost"}))
-	if f, ok := p.ServesHost("A.localhost:8443"); !ok || f == nil || f.CertFile != "/c.pem" {
+	internal := route1("i", "i-1", []string{"i.localhost"})
+	internal.Internal = true
+	mustUpdate(t, p, withFiles, route1("b", "b-1", []string{"b.localhost"}), internal)
+	const remote, local = "192.0.2.7:5000", "127.0.0.1:5000"
+	if f, ok := p.ServesHost("A.localhost:8443", remote); !ok || f == nil || f.CertFile != "/c.pem" {
 		t.Fatalf("a: %v %v", f, ok)
 	}
-	if f, ok := p.ServesHost("b.localhost"); !ok || f != nil {
+	if f, ok := p.ServesHost("b.localhost", remote); !ok || f != nil {
 		t.Fatalf("b: %v %v", f, ok)
 	}
-	if _, ok := p.ServesHost("c.localhost"); ok {
+	if _, ok := p.ServesHost("c.localhost", local); ok {
 		t.Fatal("c: served")
+	}
+	// An internal App's host is unknown to clients from elsewhere, as
+	// its requests are: no certificate names it for them.
+	if _, ok := p.ServesHost("i.localhost", local); !ok {
+		t.Fatal("internal route not served to a loopback client")
+	}
+	if _, ok := p.ServesHost("i.localhost", remote); ok {
+		t.Fatal("internal route served to a client from elsewhere")
 	}
 }
