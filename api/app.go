@@ -151,6 +151,23 @@ type Ingress struct {
 	// Timeout bounds the time from receiving a request to the end of its
 	// response, including a cold start. Default 300s, at most 1h.
 	Timeout Duration `json:"timeout,omitzero"`
+	// TLS names the certificate the HTTPS ingress serves for the App's
+	// host. Unset, the daemon's local CA issues one.
+	TLS *IngressTLS `json:"tls,omitempty"`
+	// RedirectHTTPS answers the App's plain HTTP requests with a 308
+	// redirect to the same URL over HTTPS, when the daemon serves HTTPS
+	// (--ingress-tls-addr).
+	RedirectHTTPS bool `json:"redirectHTTPS,omitempty"`
+}
+
+// IngressTLS names certificate files on the daemon's machine, read by the
+// daemon when a client connects (a changed file is read again).
+type IngressTLS struct {
+	// CertFile is the absolute path of the PEM certificate, followed by
+	// its intermediate certificates, for the App's host.
+	CertFile string `json:"certFile"`
+	// KeyFile is the absolute path of the certificate's PEM private key.
+	KeyFile string `json:"keyFile"`
 }
 
 // AppResources limits what one replica may use. Each limit is also what

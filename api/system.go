@@ -29,5 +29,15 @@ type Info struct {
 	BuildCacheSize int64 `json:"buildCacheSize"`
 	// IngressAddr is where the HTTP ingress listens.
 	IngressAddr string `json:"ingressAddr"`
-	Version     string `json:"version"`
+	// IngressTLSAddr is where the ingress serves HTTPS; empty when it
+	// does not.
+	IngressTLSAddr string `json:"ingressTLSAddr,omitempty"`
+	// CAFile is the path, on the daemon's machine, of the local CA's
+	// root certificate (PEM) that HTTPS clients trust; empty without
+	// HTTPS.
+	CAFile string `json:"caFile,omitempty"`
+	// CACert is that root certificate, PEM-encoded (what `skiff ca
+	// export` writes); empty without HTTPS.
+	CACert  string `json:"caCert,omitempty"`
+	Version string `json:"version"`
 }

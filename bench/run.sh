@@ -111,7 +111,7 @@ mkdir -p "$WORK/registry"
 echo "== a root filesystem tar: import or build, then the first run"
 bench/import.sh "$SKIFF" "$SOCK" "$WORK" | tee "$OUT/import.md"
 
-for extra in bench/network.sh bench/ingress.sh bench/build.sh; do
+for extra in bench/network.sh bench/ingress.sh bench/build.sh bench/https.sh; do
 	echo "== $extra"
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
 done
@@ -144,7 +144,7 @@ fi
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart registry import network ingress compose build; do
+	for section in start density apps applies hotrestart registry import network ingress compose build https; do
 		echo
 		cat "$OUT/$section.md"
 	done

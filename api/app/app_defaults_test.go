@@ -155,6 +155,7 @@ func TestCloneSharesNothing(t *testing.T) {
 	SetDefaults(&a)
 	MarkReady(&a.Status, t0)
 	a.Status.Traffic = []api.TrafficTarget{{Revision: "shop-00001", Percent: 100}}
+	a.Spec.Ingress.TLS = &api.IngressTLS{CertFile: "/c.pem", KeyFile: "/k.pem"}
 	c := Clone(a)
 	before, _ := MarshalYAML(a)
 	c.Metadata.Labels["a"] = "x"
@@ -167,6 +168,7 @@ func TestCloneSharesNothing(t *testing.T) {
 	c.Spec.Probes.Readiness.HTTP.Path = "/x"
 	c.Spec.Volumes[0].Name = "x"
 	c.Spec.Traffic[0].Percent = 7
+	c.Spec.Ingress.TLS.CertFile = "/x"
 	*c.Spec.RevisionHistoryLimit = 7
 	c.Status.Conditions[0].Reason = "x"
 	c.Status.Traffic[0].Percent = 7

@@ -41,6 +41,7 @@ func Clone(app api.App) api.App {
 	s.Scale.Max = clonePtr(s.Scale.Max)
 	s.Probes = cloneProbes(s.Probes)
 	s.Volumes = slices.Clone(s.Volumes)
+	s.Ingress.TLS = clonePtr(s.Ingress.TLS)
 	s.Traffic = slices.Clone(s.Traffic)
 	s.RevisionHistoryLimit = clonePtr(s.RevisionHistoryLimit)
 	out.Status.Conditions = slices.Clone(out.Status.Conditions)

@@ -166,6 +166,17 @@ func validateIngress(errs *FieldErrors, p string, in api.Ingress) {
 		errs.add(child(p, "pathPrefix"), "must be a clean path (no '//', '.' or '..' segments)")
 	}
 	validateDuration(errs, child(p, "timeout"), in.Timeout, time.Second, MaxRequestTimeout)
+	if in.TLS != nil {
+		tp := child(p, "tls")
+		for _, f := range []struct{ name, path string }{{"certFile", in.TLS.CertFile}, {"keyFile", in.TLS.KeyFile}} {
+			switch {
+			case f.path == "":
+				errs.add(child(tp, f.name), "is required: the absolute path of a PEM file on the daemon's machine (or remove tls to use the local CA)")
+			case !path.IsAbs(f.path):
+				errs.add(child(tp, f.name), "must be an absolute path on the daemon's machine, such as /etc/ssl/shop.pem")
+			}
+		}
+	}
 }
 
 // validateDuration checks lo <= d <= hi; hi 0 means no upper bound.

@@ -90,6 +90,16 @@ func TestValidate(t *testing.T) {
 			want: []string{"spec.traffic[0].tag: is too long: TAG-NAME must be at most 63 characters"}},
 		{name: "revision history limit of 0", change: func(a *api.App) { a.Spec.RevisionHistoryLimit = ptr(0) }},
 		{name: "request timeout of an hour", change: func(a *api.App) { a.Spec.Ingress.Timeout.Duration = time.Hour }},
+		{name: "ingress certificate files", change: func(a *api.App) {
+			a.Spec.Ingress.TLS = &api.IngressTLS{CertFile: "/etc/ssl/shop.pem", KeyFile: "/etc/ssl/shop.key"}
+			a.Spec.Ingress.RedirectHTTPS = true
+		}},
+		{name: "ingress certificate files relative or missing", change: func(a *api.App) {
+			a.Spec.Ingress.TLS = &api.IngressTLS{CertFile: "shop.pem"}
+		}, want: []string{
+			"spec.ingress.tls.certFile: must be an absolute path on the daemon's machine, such as /etc/ssl/shop.pem",
+			"spec.ingress.tls.keyFile: is required: the absolute path of a PEM file on the daemon's machine (or remove tls to use the local CA)",
+		}},
 		{name: "annotations too large", change: func(a *api.App) {
 			a.Metadata.Annotations = map[string]string{"big": strings.Repeat("x", 256<<10)}
 		}, want: []string{"metadata.annotations: must total at most 256 KiB, got 262147 bytes"}},

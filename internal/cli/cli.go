@@ -109,7 +109,7 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		newImageCmd(g), newImagesCmd(g), newNetworkCmd(g), newVolumeCmd(g), newComposeCmd(g), newSecretCmd(g),
 		newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newDiffCmd(g),
 		newRollbackCmd(g), newTrafficCmd(g), newScaleCmd(g), newEventsCmd(g),
-		newVersionCmd(g), newInfoCmd(g),
+		newVersionCmd(g), newInfoCmd(g), newCACmd(g),
 		newBuilderCmd(g),
 	)
 	return root

@@ -72,6 +72,7 @@ of --root and waits for the new process to serve.`,
 	c.Flags().StringVar(&logSize, "log-max-size", "10m", "size at which a container log is rotated")
 	c.Flags().StringVar(&imageSize, "max-image-size", "20g", "largest image archive or build context accepted, and largest image (its layers compressed, or unpacked)")
 	c.Flags().StringVar(&cfg.IngressAddr, "ingress-addr", "127.0.0.1:8080", "address of the HTTP ingress for Apps (\":80\" for every address on port 80)")
+	c.Flags().StringVar(&cfg.IngressTLSAddr, "ingress-tls-addr", "", "also serve the Apps over HTTPS (HTTP/2) on this address, e.g. 127.0.0.1:8443, with certificates from skiff's local CA (ROOT/pki/ca.crt) or the Apps' own")
 	c.Flags().StringVar(&cfg.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics on this TCP address (they are always at /metrics on the API socket)")
 	c.Flags().StringVar(&cfg.Domain, "domain", "localhost", "domain of Apps' default hosts: NAME.DOMAIN")
 	c.Flags().DurationVar(&cfg.DrainTimeout, "drain-timeout", 5*time.Minute, "how long a replica taken out of service waits for its requests in flight (WebSockets, long polls) before it is stopped anyway")

@@ -66,6 +66,8 @@ func newInfoCmd(g *globals) *cobra.Command {
 				{"Root", info.Root},
 				{"Socket", info.Socket},
 				{"Ingress", info.IngressAddr},
+				{"Ingress HTTPS", orNone(info.IngressTLSAddr)},
+				{"Local CA", orNone(info.CAFile)},
 				{"Runtime", fmt.Sprintf("%s %s (%s)", info.Runtime, info.RuntimeVersion, info.RuntimePath)},
 				{"Monitor", fmt.Sprintf("%s %s", info.Monitor, info.MonitorVersion)},
 				{"Cgroups", info.CgroupLayout},
@@ -81,4 +83,12 @@ func newInfoCmd(g *globals) *cobra.Command {
 	}
 	addOutputFlag(c, &output, outJSON, outYAML)
 	return c
+}
+
+// orNone shows an unset value as "none".
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -83,6 +83,11 @@ func routeTable(domain string, apps []appRoutes) ingress.Table {
 			Hosts:      []string{app.Host(a, domain)},
 			PathPrefix: a.Spec.Ingress.PathPrefix,
 			Timeout:    a.Spec.Ingress.Timeout.Duration,
+
+			RedirectHTTPS: a.Spec.Ingress.RedirectHTTPS,
+		}
+		if f := a.Spec.Ingress.TLS; f != nil {
+			rt.TLS = &ingress.TLSFiles{CertFile: f.CertFile, KeyFile: f.KeyFile}
 		}
 		if rt.PathPrefix == "/" {
 			rt.PathPrefix = ""
@@ -113,6 +118,7 @@ func routeTable(domain string, apps []appRoutes) ingress.Table {
 			}
 			tr := rt
 			tr.Hosts = []string{app.TagHost(a, tg.Tag, domain)}
+			tr.TLS = nil // the App's certificate names its host, not the tag's
 			tr.Backends = []ingress.Backend{{Revision: tg.Revision, Percent: 100, Endpoints: ar.Endpoints[tg.Revision]}}
 			tr.Unavailable = unavailable(tr.Backends, ar.Unavailable)
 			t.Routes = append(t.Routes, tr)

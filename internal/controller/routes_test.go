@@ -14,6 +14,8 @@ func TestRouteTable(t *testing.T) {
 	shop := shopApp(func(a *api.App) {
 		a.Spec.Ingress.PathPrefix = "/"
 		a.Metadata.Annotations = map[string]string{AnnotationActivatorQueue: "7", AnnotationActivatorTimeout: "3s"}
+		a.Spec.Ingress.TLS = &api.IngressTLS{CertFile: "/c.pem", KeyFile: "/k.pem"}
+		a.Spec.Ingress.RedirectHTTPS = true
 	})
 	blog := shopApp(func(a *api.App) {
 		a.Metadata.Name = "blog"
@@ -32,10 +34,12 @@ func TestRouteTable(t *testing.T) {
 	}})
 	want := ingress.Table{Routes: []ingress.Route{{
 		App: "shop", Hosts: []string{"shop.localhost"}, MaxQueue: 7, QueueTimeout: 3 * time.Second, Internal: true,
+		TLS: &ingress.TLSFiles{CertFile: "/c.pem", KeyFile: "/k.pem"}, RedirectHTTPS: true,
 		Backends: []ingress.Backend{{Revision: "shop-00001", Percent: 90, Endpoints: ep("a")}, {Revision: "shop-00002", Percent: 10, Endpoints: ep("b")}},
 	}, {
 		App: "shop", Hosts: []string{"canary-shop.localhost"}, MaxQueue: 7, QueueTimeout: 3 * time.Second, Internal: true,
-		Backends: []ingress.Backend{{Revision: "shop-00002", Percent: 100, Endpoints: ep("b")}},
+		RedirectHTTPS: true,
+		Backends:      []ingress.Backend{{Revision: "shop-00002", Percent: 100, Endpoints: ep("b")}},
 	}, {
 		App: "blog", Hosts: []string{"next-blog.localhost"}, PathPrefix: "/blog",
 		Backends: []ingress.Backend{{Revision: "blog-00001", Percent: 100}},

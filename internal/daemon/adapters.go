@@ -306,9 +306,10 @@ func (s *system) Info(ctx context.Context) (api.Info, error) {
 		Root: s.d.cfg.Root, Socket: s.d.cfg.Socket,
 		Runtime: ri.Name, RuntimePath: ri.Path, RuntimeVersion: ri.Version,
 		Monitor: ri.Monitor, MonitorVersion: ri.MonitorVersion, CgroupLayout: ri.CgroupLayout,
-		Kernel:      unix.ByteSliceToString(uts.Release[:]),
-		IngressAddr: s.d.ingressAddr,
-		Containers:  total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
+		Kernel:         unix.ByteSliceToString(uts.Release[:]),
+		IngressAddr:    s.d.ingressAddr,
+		IngressTLSAddr: s.d.tls.addr, CAFile: s.d.tls.caFile(), CACert: s.d.tls.caCert(),
+		Containers: total, ContainersRunning: running, Images: n, Version: s.d.cfg.Version,
 		BuildCacheSize: s.d.images.BuildCache().Size(),
 	}, nil
 }

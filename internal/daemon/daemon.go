@@ -69,6 +69,10 @@ type Config struct {
 	// IngressAddr is where the HTTP ingress listens (default
 	// 127.0.0.1:8080; ":80" serves every address on the standard port).
 	IngressAddr string
+	// IngressTLSAddr, when set, is where the ingress also serves HTTPS
+	// (HTTP/2 and HTTP/1.1) for the same Apps, with certificates from
+	// the Apps' files or from the local CA under Root/pki.
+	IngressTLSAddr string
 	// Domain makes Apps' default hosts: NAME.Domain (default localhost).
 	Domain string
 	// DrainTimeout bounds the wait for a replica's requests in flight
@@ -110,6 +114,7 @@ type Daemon struct {
 	ingressLn   net.Listener // until Serve
 	ingressAddr string
 	ingressPort int
+	tls         ingressTLS
 	apiLn       net.Listener
 	metricsLn   net.Listener
 	reg         *prometheus.Registry
@@ -237,6 +242,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.ingressAddr = d.ingressLn.Addr().String()
+	if err := d.listenIngressTLS(ctx); err != nil {
+		return nil, err
+	}
 	_, port, _ := net.SplitHostPort(d.ingressAddr)
 	d.ingressPort, _ = strconv.Atoi(port)
 	d.reg = prometheus.NewRegistry()
@@ -422,8 +430,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return err
 	}
 	d.ingressLn = nil
+	if err := d.serveIngressTLS(); err != nil {
+		d.close()
+		return err
+	}
 	d.writePID()
 	d.log.Info("skiff daemon ready", "root", d.cfg.Root, "socket", d.cfg.Socket, "ingress", d.ingressAddr,
+		"ingress-tls", d.tls.addr, "ca", d.tls.caFile(),
 		"runtime", d.info.Name+" "+d.info.Version, "cgroups", d.info.CgroupLayout, "pid", os.Getpid())
 	if err := d.report(stageReady); err != nil {
 		d.log.Warn("the daemon this one took over from is gone", "err", err)
@@ -530,7 +543,7 @@ func (d *Daemon) close() {
 		d.metricsSrv.Close()
 	}
 	d.stopRegistry()
-	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.metricsLn} {
+	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn} {
 		if l != nil {
 			l.Close()
 		}

@@ -25,12 +25,13 @@ const (
 
 // Socket names. DNS sockets are named dnsUDP or dnsTCP + "@" + address.
 const (
-	sockAPI      = "api"
-	sockIngress  = "ingress"
-	sockMetrics  = "metrics"
-	sockDNSUDP   = "dns-udp"
-	sockDNSTCP   = "dns-tcp"
-	sockHandover = "handover" // the pipe a new daemon reports through
+	sockAPI        = "api"
+	sockIngress    = "ingress"
+	sockIngressTLS = "ingress-tls"
+	sockMetrics    = "metrics"
+	sockDNSUDP     = "dns-udp"
+	sockDNSTCP     = "dns-tcp"
+	sockHandover   = "handover" // the pipe a new daemon reports through
 )
 
 // sockets holds the daemon's listening sockets as files, by name, for the
@@ -88,11 +89,11 @@ func inheritSockets() (*sockets, error) {
 		if i < len(names) {
 			name = names[i]
 		}
-		if !slices.Contains([]string{sockAPI, sockIngress, sockMetrics}, name) {
+		if !slices.Contains([]string{sockAPI, sockIngress, sockIngressTLS, sockMetrics}, name) {
 			// Unnamed (FileDescriptorName= unset): the unix socket is
 			// the API, the first TCP socket the ingress.
 			if name = guessName(fd); s.files[name] != nil {
-				return nil, fmt.Errorf("systemd passed more sockets than the API and the ingress: name them with FileDescriptorName=api, ingress or metrics")
+				return nil, fmt.Errorf("systemd passed more sockets than the API and the ingress: name them with FileDescriptorName=api, ingress, ingress-tls or metrics")
 			}
 		}
 		if err := s.add(name, fd); err != nil {
@@ -171,7 +172,7 @@ func (s *sockets) listener(name string, open func() (net.Listener, error)) (net.
 // handOver lists the files to pass to the next daemon and their names:
 // the listening sockets, then dnsSocks.
 func (s *sockets) handOver(dnsSocks map[string]dns.Sockets) (files []*os.File, names []string) {
-	for _, name := range []string{sockAPI, sockIngress, sockMetrics} {
+	for _, name := range []string{sockAPI, sockIngress, sockIngressTLS, sockMetrics} {
 		if f := s.files[name]; f != nil {
 			files, names = append(files, f), append(names, name)
 		}

@@ -19,7 +19,7 @@ import (
 
 // The handover (SIGHUP): the running daemon starts the binary at its
 // path as a new daemon and passes it the listening sockets (the API
-// socket, the ingress, the metrics listener and the DNS servers'
+// socket, the ingress listeners, the metrics listener and the DNS servers'
 // sockets) and a pipe. The new daemon writes "started" on the pipe once
 // it runs, and waits for the root. The old one then stops serving the
 // API (calls wait on the socket's queue), stops its controllers without

@@ -108,6 +108,8 @@ type Proxy struct {
 	srvMu     sync.Mutex
 	std       *stdServer // serves what the front hands over, and h2c
 	ln        net.Listener
+	tlsSrv    *http.Server // ServeTLS's
+	tlsPort   atomic.Int32 // the TLS listener's port, 0 without one
 	// noFront makes net/http serve every connection (for tests and
 	// benchmarks of both servers).
 	noFront bool
@@ -300,6 +302,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// An internal app is unknown to clients from elsewhere.
 		p.notFound(w, host, path)
 		return
+	}
+	if rt.redirectHTTPS && r.TLS == nil {
+		if port := p.tlsPort.Load(); port != 0 {
+			redirectHTTPS(w, r, host, int(port))
+			return
+		}
 	}
 	b := rt.pick()
 	rs := b.rev

@@ -96,9 +96,15 @@ func (p *Proxy) Addr() net.Addr {
 // and waits for proxied requests to finish until ctx is done (then it
 // closes the remaining connections and returns ctx's error).
 func (p *Proxy) Shutdown(ctx context.Context) error {
+	tlsDone := make(chan error, 1)
+	if srv := p.tlsServer(); srv != nil {
+		go func() { tlsDone <- srv.Shutdown(ctx) }()
+	} else {
+		tlsDone <- nil
+	}
 	std := p.stopAccepting()
 	if std == nil {
-		return nil
+		return <-tlsDone
 	}
 
 	frontDone := make(chan struct{})
@@ -130,6 +136,9 @@ wait:
 			err = serr
 		}
 	}
+	if terr := <-tlsDone; err == nil && terr != nil && !errors.Is(terr, net.ErrClosed) {
+		err = terr
+	}
 	p.closeIdle()
 	return err
 }
@@ -155,6 +164,9 @@ func (p *Proxy) stopAccepting() *stdServer {
 // Close stops the listener and closes every connection at once, cutting
 // requests in flight; held requests get 503.
 func (p *Proxy) Close() error {
+	if srv := p.tlsServer(); srv != nil {
+		srv.Close()
+	}
 	std := p.stopAccepting()
 	if std == nil {
 		return nil

@@ -33,6 +33,8 @@ type route struct {
 	msgBodyTimeout  string
 	msgUnavailable  string // Route.Unavailable
 	internal        bool   // Route.Internal
+	tls             *TLSFiles
+	redirectHTTPS   bool
 }
 
 // backend is a compiled Backend.
@@ -104,6 +106,7 @@ func (p *Proxy) compile(t Table) (*snapshot, map[string]*endpointState) {
 		rt.msgBodyTimeout = fmt.Sprintf("app %s: the request body did not arrive within %s", r.App, rt.timeout)
 		rt.msgUnavailable = r.Unavailable
 		rt.internal = r.Internal
+		rt.tls, rt.redirectHTTPS = r.TLS, r.RedirectHTTPS
 		sum := 0
 		for _, b := range r.Backends {
 			rs := p.revisionState(b.Revision)

@@ -84,6 +84,17 @@ type Route struct {
 	// instead of being held, and requests already held get the same
 	// answer when the table that sets it lands.
 	Unavailable string
+	// TLS, when set, is the certificate served for the route's hosts on
+	// the TLS listener (see ServeTLS) instead of one from the local CA.
+	TLS *TLSFiles
+	// RedirectHTTPS answers the route's plain HTTP requests with a 308 to
+	// the same URL over HTTPS, once the proxy serves TLS.
+	RedirectHTTPS bool
+}
+
+// TLSFiles names a PEM certificate (chain) file and its key file.
+type TLSFiles struct {
+	CertFile, KeyFile string
 }
 
 // Table is the whole routing state of a Proxy. Update replaces it at once.
