@@ -100,6 +100,7 @@ type Server struct {
 	events     Events
 	metrics    http.Handler
 	networks   Networks
+	tokens     Tokens
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -142,12 +143,14 @@ type Services struct {
 	Events     Events
 	Networks   Networks
 	System     System
+	// Tokens, if set, serves /v1/tokens (give it on the unix socket only).
+	Tokens Tokens
 }
 
 // New returns the API handler.
 func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		networks: svc.Networks, tokens: svc.Tokens, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
 		maxUpload: DefaultMaxUpload}
 	for _, o := range opts {
 		o(srv)
@@ -207,6 +210,9 @@ func (s *Server) routes() {
 	}
 	if s.networks != nil {
 		networkRoutes(s.networks, h)
+	}
+	if s.tokens != nil {
+		tokenRoutes(s.tokens, h)
 	}
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {

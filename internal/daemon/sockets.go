@@ -28,6 +28,7 @@ const (
 	sockAPI      = "api"
 	sockIngress  = "ingress"
 	sockMetrics  = "metrics"
+	sockAPITCP   = "api-tcp" // the API over TCP (--api-addr)
 	sockDNSUDP   = "dns-udp"
 	sockDNSTCP   = "dns-tcp"
 	sockHandover = "handover" // the pipe a new daemon reports through
@@ -88,7 +89,7 @@ func inheritSockets() (*sockets, error) {
 		if i < len(names) {
 			name = names[i]
 		}
-		if !slices.Contains([]string{sockAPI, sockIngress, sockMetrics}, name) {
+		if !slices.Contains([]string{sockAPI, sockIngress, sockMetrics, sockAPITCP}, name) {
 			// Unnamed (FileDescriptorName= unset): the unix socket is
 			// the API, the first TCP socket the ingress.
 			if name = guessName(fd); s.files[name] != nil {
@@ -171,7 +172,7 @@ func (s *sockets) listener(name string, open func() (net.Listener, error)) (net.
 // handOver lists the files to pass to the next daemon and their names:
 // the listening sockets, then dnsSocks.
 func (s *sockets) handOver(dnsSocks map[string]dns.Sockets) (files []*os.File, names []string) {
-	for _, name := range []string{sockAPI, sockIngress, sockMetrics} {
+	for _, name := range []string{sockAPI, sockIngress, sockMetrics, sockAPITCP} {
 		if f := s.files[name]; f != nil {
 			files, names = append(files, f), append(names, name)
 		}
