@@ -102,12 +102,17 @@ func TestLimiter(t *testing.T) {
 		if _, blocked := l.Blocked("a"); blocked {
 			t.Fatalf("blocked after %d failures", i)
 		}
-		l.Fail("a")
+		if got := l.Fail("a"); got != (i == 2) {
+			t.Fatalf("failure %d: Fail reported blocking=%v", i+1, got)
+		}
 		now = now.Add(10 * time.Second)
 	}
 	wait, blocked := l.Blocked("a")
 	if !blocked || wait != 30*time.Second {
 		t.Fatalf("after 3 failures: blocked=%v wait=%v, want 30s", blocked, wait)
+	}
+	if l.Fail("b") {
+		t.Fatal("one failure blocks")
 	}
 	if _, blocked := l.Blocked("b"); blocked {
 		t.Fatal("another address is blocked")

@@ -35,6 +35,10 @@ type Recorder interface {
 // own JSON bodies are bounded).
 const maxAppBody = 1 << 20
 
+// touchEvery is how often a token's last use is written: at most once a
+// minute per token, not on every request.
+const touchEvery = time.Minute
+
 // Guard is the http.Handler of the API over TCP: it refuses a request
 // without a valid bearer token (401), from an address with too many
 // recent failures (429 with Retry-After), or one the token's role does
@@ -57,14 +61,18 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wait, blocked := g.Limiter.Blocked(host); blocked {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		g.record(r.Context(), api.EventWarning, "-", api.ReasonRateLimited, fmt.Sprintf("%s %s refused: too many authentication failures from %s", r.Method, r.URL.Path, host))
 		writeErr(w, http.StatusTooManyRequests, "unavailable", fmt.Sprintf("too many failed authentications from %s: retry in %ds", host, secs))
 		return
 	}
 	tok, why := g.authenticate(r)
 	if why != "" {
-		g.Limiter.Fail(host)
 		g.record(r.Context(), api.EventWarning, "-", api.ReasonAuthFailed, fmt.Sprintf("%s %s from %s: %s", r.Method, r.URL.Path, host, why))
+		if g.Limiter.Fail(host) {
+			// Recorded once per blocking, not per refused request, so a
+			// flood of requests cannot flood the events.
+			g.record(r.Context(), api.EventWarning, "-", api.ReasonRateLimited, fmt.Sprintf("%s is refused (429) for up to %s: %d authentication failures within %s",
+				host, g.Limiter.Window, g.Limiter.Max, g.Limiter.Window))
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="skiff"`)
 		writeErr(w, http.StatusUnauthorized, "unauthorized", why+": give a valid token with --token or SKIFF_TOKEN (skiff token create, on the daemon's host)")
 		return
@@ -115,6 +123,9 @@ func (g *Guard) authenticate(r *http.Request) (api.Token, string) {
 	if found.Expires != nil && !now.Before(*found.Expires) {
 		return api.Token{}, "token " + found.Name + " expired at " + found.Expires.UTC().Format(time.RFC3339)
 	}
+	if found.LastUsed != nil && now.Sub(*found.LastUsed) < touchEvery {
+		return found.Token, ""
+	}
 	if err := g.Tokens.TouchToken(r.Context(), found.Name, now); err != nil {
 		g.Log.Warn("record a token's use", "token", found.Name, "err", err)
 	}
@@ -162,11 +173,13 @@ func Audit(ctx context.Context, rec Recorder, log *slog.Logger, who string, r *h
 	}
 }
 
-// AuditSocket wraps the handler of the unix socket: each mutating call
-// is recorded as made by "socket".
+// AuditSocket wraps the handler of the unix socket: each change to the
+// tokens is recorded as made by "socket". Other calls on the socket
+// (root's, or the skiff group's) are not recorded: they are many, and
+// the events kept are bounded, so they would push out the Apps' own.
 func AuditSocket(next http.Handler, rec Recorder, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !Mutating(r.Method) {
+		if !Mutating(r.Method) || !strings.HasPrefix(r.URL.Path, "/v1/tokens") {
 			next.ServeHTTP(w, r)
 			return
 		}

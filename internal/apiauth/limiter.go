@@ -34,8 +34,9 @@ func (l *Limiter) Blocked(addr string) (time.Duration, bool) {
 	return ts[0].Add(l.Window).Sub(l.Now()), true
 }
 
-// Fail records a failure from addr.
-func (l *Limiter) Fail(addr string) {
+// Fail records a failure from addr and reports whether it is the one
+// that makes addr blocked.
+func (l *Limiter) Fail(addr string) (nowBlocked bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail == nil {
@@ -53,6 +54,7 @@ func (l *Limiter) Fail(addr string) {
 		ts = ts[len(ts)-l.Max:]
 	}
 	l.fail[addr] = ts
+	return len(ts) == l.Max
 }
 
 // recent drops addr's failures older than Window and returns the rest.
