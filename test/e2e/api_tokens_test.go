@@ -55,7 +55,7 @@ func TestAPITokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Cleanup()
-	if err := buildSubset(d, "hello"); err != nil {
+	if err := buildSubset(d, "hello", "busybox"); err != nil {
 		t.Fatal(err)
 	}
 	host := "https://" + addr
@@ -145,6 +145,18 @@ func TestAPITokens(t *testing.T) {
 		}
 	}
 
+	// An admin runs containers, and exec's upgraded stream goes over TLS.
+	admin := token("--role", "admin", "--name", "ops")
+	if r := remoteRun(host, admin, ca, nil, "run", "-d", "--name", "tok-exec", "busybox", "sleep", "300"); r.Code != 0 {
+		t.Fatalf("admin run: %s", r)
+	}
+	if r := remoteRun(host, admin, ca, nil, "exec", "tok-exec", "echo", "exec-over-tls"); r.Code != 0 || !strings.Contains(r.Stdout, "exec-over-tls") {
+		t.Fatalf("admin exec: %s", r)
+	}
+	if a := must(t, d, "audit", "--who", "ops"); !strings.Contains(a, "POST /v1/containers -> 201") || !strings.Contains(a, "/v1/containers/tok-exec/exec -> 200") {
+		t.Fatalf("the admin's calls are not audited:\n%s", a)
+	}
+
 	// Repeated bad tokens from one address: 429 with Retry-After.
 	var code int
 	var retry string
@@ -159,6 +171,15 @@ func TestAPITokens(t *testing.T) {
 	}
 	if a := must(t, d, "audit", "--who", "-"); !strings.Contains(a, "RateLimited") {
 		t.Fatalf("rate limiting was not recorded:\n%s", a)
+	}
+
+	// The TCP socket is handed over on SIGHUP: the new daemon serves it
+	// (with a fresh limiter).
+	old := d.pid(t)
+	must(t, d, "daemon", "--upgrade", "--root", d.Root)
+	d.followHandover(t, old)
+	if r := remoteRun(host, viewer, ca, nil, "ps"); r.Code != 0 || !strings.Contains(r.Stdout, "tok-exec") {
+		t.Fatalf("after the upgrade: %s", r)
 	}
 }
 
