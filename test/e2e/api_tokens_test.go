@@ -93,6 +93,7 @@ func TestAPITokens(t *testing.T) {
 	if r := remoteRun("", "", "", envv, "apply", "-f", appFile("app-a")); r.Code != 0 || !strings.Contains(r.Stdout, "app/app-a created") {
 		t.Fatalf("deployer apply app-a: %s", r)
 	}
+	defer d.Run("", "delete", "app", "app-a") // before Cleanup: its replicas go with it
 	if r := remoteRun("", "", "", envv, "apply", "-f", appFile("b-app")); r.Code == 0 || !strings.Contains(r.Stderr, `does not match App "b-app"`) {
 		t.Fatalf("deployer apply b-app was not refused: %s", r)
 	}
