@@ -48,7 +48,7 @@ func (c APIConfig) check() error {
 	return nil
 }
 
-// CADir is where skiff's local CA lives under the root.
+// caDir is where skiff's local CA lives under the root.
 func caDir(root string) string { return filepath.Join(root, "ca") }
 
 // listenAPITCP opens (or takes over) the TCP API socket, if configured.
