@@ -50,6 +50,7 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(g.stdout, out.Secret)
+			fmt.Fprintf(g.stderr, "token %s (%s) made: it is shown only this once, keep it secret\n", out.Name, out.Role)
 			return nil
 		},
 	}
