@@ -13,6 +13,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +37,11 @@ const DefaultSocket = "/run/skiff/skiff.sock"
 type Client struct {
 	socket string
 	hc     *http.Client
+	// For a daemon over TCP (NewRemote): its base URL, the bearer token
+	// and the TLS configuration; base is "" for the unix socket.
+	base  string
+	token string
+	tls   *tls.Config
 }
 
 // New returns a client for the daemon listening on the unix socket path.
@@ -51,6 +58,55 @@ func New(socket string) *Client {
 			IdleConnTimeout:     30 * time.Second,
 			DisableCompression:  true,
 		}},
+	}
+}
+
+// NewRemote returns a client for a daemon serving its API over TCP
+// (skiff daemon --api-addr): host is https://HOST:PORT, token a bearer
+// token (skiff token create), caFile the PEM file of the CA to trust
+// ("" for the system's roots; skiff's local CA is ROOT/ca/ca.crt on the
+// daemon's host).
+func NewRemote(host, token, caFile string) (*Client, error) {
+	u, err := url.Parse(host)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, errdefs.Invalid("--host %q must be https://HOST:PORT (the daemon's --api-addr; the API over TCP is always TLS)", host)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, errdefs.Invalid("read the CA file --ca %s: %v", caFile, err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, errdefs.Invalid("--ca %s holds no PEM certificate", caFile)
+		}
+	}
+	return &Client{
+		base: "https://" + u.Host, token: token, tls: tc,
+		hc: &http.Client{Transport: &http.Transport{
+			TLSClientConfig:     tc,
+			MaxIdleConnsPerHost: 8,
+			IdleConnTimeout:     30 * time.Second,
+			DisableCompression:  true,
+		}},
+	}, nil
+}
+
+// dial opens a fresh connection to the daemon (for upgraded streams).
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	if c.base == "" {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", c.socket)
+	}
+	d := tls.Dialer{Config: c.tls}
+	return d.DialContext(ctx, "tcp", strings.TrimPrefix(c.base, "https://"))
+}
+
+// authorize adds the bearer token to req, if there is one.
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 }
 
@@ -73,7 +129,7 @@ func (e *Error) Is(target error) bool {
 		return target == errdefs.ErrConflict
 	case "unavailable":
 		return target == errdefs.ErrUnavailable
-	case "unauthorized":
+	case "unauthorized", "forbidden":
 		return target == errdefs.ErrUnauthorized
 	case "not_implemented":
 		return target == errdefs.ErrNotImplemented
@@ -82,7 +138,11 @@ func (e *Error) Is(target error) bool {
 }
 
 func (c *Client) url(path string, q url.Values) string {
-	u := "http://skiff/" + api.Version + path
+	base := c.base
+	if base == "" {
+		base = "http://skiff"
+	}
+	u := base + "/" + api.Version + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -99,6 +159,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, c.connError(err)
@@ -111,6 +172,18 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 }
 
 func (c *Client) connError(err error) error {
+	if c.base != "" {
+		var uae x509.UnknownAuthorityError
+		var hne x509.HostnameError
+		var cve *tls.CertificateVerificationError
+		switch {
+		case errors.As(err, &uae), errors.As(err, &cve) && errors.As(cve.Err, &uae):
+			return errdefs.Unavailable("cannot trust the daemon at %s: its certificate is not signed by a CA you trust: give its CA with --ca or SKIFF_CA (skiff's local CA is ROOT/ca/ca.crt on the daemon's host)", c.base)
+		case errors.As(err, &hne):
+			return errdefs.Unavailable("cannot trust the daemon at %s: its certificate does not name that host: %v", c.base, hne)
+		}
+		return errdefs.Unavailable("cannot reach the skiff daemon at %s: %v", c.base, err)
+	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		if _, serr := os.Stat(c.socket); serr != nil {
@@ -158,7 +231,12 @@ func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, 
 
 // Ping checks that the daemon answers.
 func (c *Client) Ping(ctx context.Context) error {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://skiff/_ping", nil)
+	base := c.base
+	if base == "" {
+		base = "http://skiff"
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/_ping", nil)
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return c.connError(err)

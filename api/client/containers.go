@@ -214,8 +214,7 @@ func (c *Client) execUpgraded(ctx context.Context, path string, req api.ExecRequ
 func (c *Client) upgraded(ctx context.Context, path string, q url.Values, body []byte, stdin io.Reader, stdout, stderr io.Writer, resize <-chan api.ConsoleSize) (api.ContainerWaitResponse, error) {
 	// Speak HTTP/1.1 by hand on a fresh connection so it can be upgraded
 	// to a raw duplex stream.
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socket)
+	conn, err := c.dial(ctx)
 	if err != nil {
 		return api.ContainerWaitResponse{}, c.connError(err)
 	}
@@ -228,6 +227,7 @@ func (c *Client) upgraded(ctx context.Context, path string, q url.Values, body [
 	}
 	hreq.Header.Set("Connection", "Upgrade")
 	hreq.Header.Set("Upgrade", "skiff-stream")
+	c.authorize(hreq)
 	if err := hreq.Write(conn); err != nil {
 		return api.ContainerWaitResponse{}, err
 	}

@@ -102,6 +102,7 @@ type Server struct {
 	networks   Networks
 	volumes    Volumes
 	secrets    Secrets
+	tokens     Tokens
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -148,12 +149,14 @@ type Services struct {
 	// Secrets serves /v1/secrets, if set.
 	Secrets Secrets
 	System  System
+	// Tokens, if set, serves /v1/tokens (give it on the unix socket only).
+	Tokens Tokens
 }
 
 // New returns the API handler.
 func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, volumes: svc.Volumes, secrets: svc.Secrets, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		networks: svc.Networks, volumes: svc.Volumes, secrets: svc.Secrets, tokens: svc.Tokens, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
 		maxUpload: DefaultMaxUpload}
 	for _, o := range opts {
 		o(srv)
@@ -219,6 +222,9 @@ func (s *Server) routes() {
 	}
 	if s.secrets != nil {
 		secretRoutes(s.secrets, h)
+	}
+	if s.tokens != nil {
+		tokenRoutes(s.tokens, h)
 	}
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {

@@ -43,12 +43,37 @@ func withCode(code int, err error) error { return &exitError{code: code, err: er
 
 type globals struct {
 	socket string
-	stdout io.Writer
-	stderr io.Writer
-	stdin  io.Reader
+	// host, token and ca reach a daemon's API over TCP instead of the
+	// socket; remote is that client, made before any command runs.
+	host, token, ca string
+	remote          *client.Client
+	stdout          io.Writer
+	stderr          io.Writer
+	stdin           io.Reader
 }
 
-func (g *globals) client() *client.Client { return client.New(g.socket) }
+func (g *globals) client() *client.Client {
+	if g.remote != nil {
+		return g.remote
+	}
+	return client.New(g.socket)
+}
+
+// connect makes the TCP client when --host (or SKIFF_HOST) is given.
+func (g *globals) connect() error {
+	if g.host == "" {
+		if g.token != "" {
+			return errdefs.Invalid("--token (or SKIFF_TOKEN) needs --host https://HOST:PORT: the unix socket takes no token")
+		}
+		return nil
+	}
+	if g.token == "" {
+		return errdefs.Invalid("--host %s needs a token: give --token or SKIFF_TOKEN (skiff token create, on the daemon's host)", g.host)
+	}
+	c, err := client.NewRemote(g.host, g.token, g.ca)
+	g.remote = c
+	return err
+}
 
 // Main runs the command line with args and returns the process exit code.
 func Main(args []string) int {
@@ -97,6 +122,10 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		def = client.DefaultSocket
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", def, "daemon API socket (env SKIFF_SOCKET)")
+	root.PersistentFlags().StringVar(&g.host, "host", os.Getenv("SKIFF_HOST"), "reach the daemon's API over TCP at https://HOST:PORT instead of the socket (env SKIFF_HOST)")
+	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("SKIFF_TOKEN"), "bearer token for --host (env SKIFF_TOKEN)")
+	root.PersistentFlags().StringVar(&g.ca, "ca", os.Getenv("SKIFF_CA"), "CA certificate file to trust for --host, e.g. a copy of the daemon's ROOT/pki/ca.crt (env SKIFF_CA)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return g.connect() }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return withCode(125, fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath()))
 	})
@@ -111,6 +140,7 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		newRollbackCmd(g), newTrafficCmd(g), newScaleCmd(g), newEventsCmd(g),
 		newVersionCmd(g), newInfoCmd(g), newCACmd(g),
 		newBuilderCmd(g),
+		newTokenCmd(g), newAuditCmd(g),
 	)
 	return root
 }

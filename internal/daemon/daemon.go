@@ -25,6 +25,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/apiauth"
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
 	"skiff.dev/skiff/internal/controller"
@@ -85,6 +86,9 @@ type Config struct {
 	MetricsAddr string
 	// Registry serves the image store over the OCI distribution API.
 	Registry RegistryConfig
+	// API, when its Addr is set, also serves the API over TCP with TLS
+	// and bearer tokens (see apitcp.go).
+	API APIConfig
 	// Version is reported by the API.
 	Version string
 	// UpgradeTimeout bounds a handover on SIGHUP, from starting the new
@@ -117,6 +121,8 @@ type Daemon struct {
 	tls         ingressTLS
 	apiLn       net.Listener
 	metricsLn   net.Listener
+	apiTCPLn    net.Listener // until startAPI
+	apiTCP      *http.Server
 	reg         *prometheus.Registry
 	server      *http.Server
 	apiErr      chan error
@@ -194,6 +200,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := cfg.Registry.check(); err != nil {
 		return nil, err
 	}
+	if err := cfg.API.check(); err != nil {
+		return nil, err
+	}
 	root := cfg.Root
 	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1)}
 	// A SIGHUP before Serve waits for it instead of ending the process.
@@ -258,6 +267,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if err := d.listenAPI(); err != nil {
+		return nil, err
+	}
+	if err := d.listenAPITCP(ctx); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -386,12 +398,13 @@ func (d *Daemon) startAPI() error {
 		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
 			cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}},
 		Apps: d.apps.Load(), Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
+		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
-	d.server = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	d.server = &http.Server{Handler: apiauth.AuditSocket(handler, d.db, d.log), ReadHeaderTimeout: 30 * time.Second}
 	d.apiErr = make(chan error, 1)
 	go func(srv *http.Server, l net.Listener, errc chan<- error) { errc <- srv.Serve(l) }(d.server, d.apiLn, d.apiErr)
 	d.apiLn = nil
-	return nil
+	return d.serveAPITCP(handler)
 }
 
 // stopAPI stops accepting API calls (they wait on the socket) and waits
@@ -406,6 +419,12 @@ func (d *Daemon) stopAPI() {
 		d.server.Close()
 	}
 	d.server = nil
+	if d.apiTCP != nil {
+		if err := d.apiTCP.Shutdown(sctx); err != nil {
+			d.apiTCP.Close()
+		}
+		d.apiTCP = nil
+	}
 }
 
 // Serve answers API calls, waits for the adopted replicas to be routed,
@@ -542,8 +561,11 @@ func (d *Daemon) close() {
 	if d.metricsSrv != nil {
 		d.metricsSrv.Close()
 	}
+	if d.apiTCP != nil {
+		d.apiTCP.Close()
+	}
 	d.stopRegistry()
-	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn} {
+	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn, d.apiTCPLn} {
 		if l != nil {
 			l.Close()
 		}

@@ -65,7 +65,7 @@ func (d *Daemon) startRegistry(ctx context.Context) error {
 		return nil
 	}
 	dir := filepath.Join(d.cfg.Root, RegistryDir)
-	ln, caPath, err := registry.Listen(ctx, rc.listenConfig(dir))
+	ln, caPath, err := registry.Listen(ctx, rc.listenConfig(caDir(d.cfg.Root)))
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ const (
 	sockIngress    = "ingress"
 	sockIngressTLS = "ingress-tls"
 	sockMetrics    = "metrics"
+	sockAPITCP     = "api-tcp" // the API over TCP (--api-addr)
 	sockDNSUDP     = "dns-udp"
 	sockDNSTCP     = "dns-tcp"
 	sockHandover   = "handover" // the pipe a new daemon reports through
@@ -89,7 +90,7 @@ func inheritSockets() (*sockets, error) {
 		if i < len(names) {
 			name = names[i]
 		}
-		if !slices.Contains([]string{sockAPI, sockIngress, sockIngressTLS, sockMetrics}, name) {
+		if !slices.Contains([]string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP}, name) {
 			// Unnamed (FileDescriptorName= unset): the unix socket is
 			// the API, the first TCP socket the ingress.
 			if name = guessName(fd); s.files[name] != nil {
@@ -172,7 +173,7 @@ func (s *sockets) listener(name string, open func() (net.Listener, error)) (net.
 // handOver lists the files to pass to the next daemon and their names:
 // the listening sockets, then dnsSocks.
 func (s *sockets) handOver(dnsSocks map[string]dns.Sockets) (files []*os.File, names []string) {
-	for _, name := range []string{sockAPI, sockIngress, sockIngressTLS, sockMetrics} {
+	for _, name := range []string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP} {
 		if f := s.files[name]; f != nil {
 			files, names = append(files, f), append(names, name)
 		}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"path/filepath"
 
 	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/pki"
@@ -42,7 +41,7 @@ func (d *Daemon) listenIngressTLS(ctx context.Context) (err error) {
 	if addr == "" && !d.socks.has(sockIngressTLS) {
 		return nil
 	}
-	if d.tls.ca, err = pki.Open(filepath.Join(d.cfg.Root, "pki")); err != nil {
+	if d.tls.ca, err = pki.Open(caDir(d.cfg.Root)); err != nil {
 		return err
 	}
 	if d.tls.ln, err = d.socks.listener(sockIngressTLS, func() (net.Listener, error) {

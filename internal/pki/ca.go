@@ -16,6 +16,10 @@
 //     the root.
 //   - GetCertificate plugs Leaf into tls.Config, refusing the names its
 //     caller does not serve.
+//   - ServerCert issues a certificate for a listener that is not an App
+//     host (the API over TCP, the registry): it names localhost, the
+//     loopback addresses, the host name and the listener's address, and
+//     carries the root in its chain.
 //   - FileCerts loads certificate and key files given by the user,
 //     reloading a pair when either file changes.
 package pki

@@ -151,6 +151,17 @@ var migrations = []string{
 		data     BLOB NOT NULL,
 		PRIMARY KEY (name, version)
 	)`,
+	// API tokens (tokens.go): the SHA-256 of each secret, never the
+	// secret; expires and last_used are Unix nanoseconds, 0 for none.
+	`CREATE TABLE api_tokens (
+		name      TEXT PRIMARY KEY,
+		hash      TEXT NOT NULL UNIQUE,
+		role      TEXT NOT NULL,
+		app       TEXT NOT NULL DEFAULT '',
+		created   INTEGER NOT NULL,
+		expires   INTEGER NOT NULL DEFAULT 0,
+		last_used INTEGER NOT NULL DEFAULT 0
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

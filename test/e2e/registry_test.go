@@ -543,7 +543,7 @@ func TestRegistryListenRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Cleanup()
-	ca := filepath.Join(d.Root, "registry", "ca.crt")
+	ca := filepath.Join(d.Root, "pki", "ca.crt")
 	logb, _ := os.ReadFile(d.Log)
 	if !strings.Contains(string(logb), ca) {
 		t.Fatalf("the daemon's log does not name the CA certificate %s:\n%s", ca, logb)
