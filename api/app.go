@@ -118,6 +118,17 @@ type AppSpec struct {
 	// are kept for rollback; older ones are deleted. Revisions named in
 	// Traffic are always kept. Default 10.
 	RevisionHistoryLimit *int `json:"revisionHistoryLimit,omitempty"`
+	// Security says which admission profile the App is checked against.
+	Security AppSecurity `json:"security,omitzero"`
+}
+
+// AppSecurity is the App's admission settings.
+type AppSecurity struct {
+	// Profile is the admission profile the App is checked against:
+	// "privileged", "baseline" or "restricted", modelled on Kubernetes Pod
+	// Security Standards. Default: the daemon's (--security-profile). An
+	// App may choose a stricter profile than the daemon's, not a looser one.
+	Profile string `json:"profile,omitempty"`
 }
 
 // EnvVar is one environment variable: a literal Value or a SecretRef,

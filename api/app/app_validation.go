@@ -37,6 +37,11 @@ func Validate(app api.App) FieldErrors {
 	}
 	validateMetadata(&errs, app.Metadata)
 	validateSpec(&errs, app.Metadata.Name, app.Spec)
+	switch app.Spec.Security.Profile {
+	case "", "privileged", "baseline", "restricted":
+	default:
+		errs.add("spec.security.profile", "must be privileged, baseline or restricted")
+	}
 	return errs
 }
 

@@ -85,6 +85,9 @@ of --root and waits for the new process to serve.`,
 	c.Flags().BoolVar(&cfg.Registry.Delete, "registry-delete", false, "allow deleting manifests, tags and blobs through the registry")
 	c.Flags().BoolVar(&cfg.Registry.Strict, "registry-strict", false, "refuse pushed manifests whose media type is not an OCI or Docker image manifest or index")
 	c.Flags().DurationVar(&cfg.Registry.UploadMaxAge, "registry-upload-max-age", 24*time.Hour, "how long skiff image prune keeps an idle registry upload, and a pushed blob no manifest names yet")
+	c.Flags().StringVar(&cfg.Policy.Profile, "security-profile", "baseline", "admission profile of containers and Apps: privileged, baseline or restricted (Apps may choose a stricter one)")
+	c.Flags().StringVar(&cfg.Policy.File, "policy", "", "policy file of custom admission rules (CEL expressions), checked at start")
+	c.Flags().StringSliceVar(&cfg.Policy.HostPaths, "allow-host-path", nil, "host directory that bind mounts may come from under the baseline and restricted profiles (repeatable)")
 	c.Flags().BoolVar(&debug, "debug", false, "log debug messages")
 	return c
 }
