@@ -24,8 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"skiff.dev/skiff/api"
-	"skiff.dev/skiff/api/policy"
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/api/policy"
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
 	"skiff.dev/skiff/internal/controller"
