@@ -129,7 +129,28 @@ type AppSecurity struct {
 	// Security Standards. Default: the daemon's (--security-profile). An
 	// App may choose a stricter profile than the daemon's, not a looser one.
 	Profile string `json:"profile,omitempty"`
+	// RunAsUser is the uid the App's processes run as. Default: the
+	// image's user.
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+	// ReadOnlyRootFilesystem mounts the root filesystem read-only; the
+	// App writes to its volumes.
+	ReadOnlyRootFilesystem bool `json:"readOnlyRootFilesystem,omitempty"`
+	// Capabilities changes skiff's default capability set.
+	Capabilities Capabilities `json:"capabilities,omitzero"`
 }
+
+// Capabilities are Linux capabilities dropped from and added to the
+// default set, by name ("NET_BIND_SERVICE", or "ALL" for every one).
+// Drop applies first.
+type Capabilities struct {
+	// Add are capabilities added to the default set.
+	Add []string `json:"add,omitempty"`
+	// Drop are capabilities removed from the default set.
+	Drop []string `json:"drop,omitempty"`
+}
+
+// IsZero reports whether c changes nothing.
+func (c Capabilities) IsZero() bool { return len(c.Add) == 0 && len(c.Drop) == 0 }
 
 // EnvVar is one environment variable: a literal Value or a SecretRef,
 // not both.
@@ -480,6 +501,9 @@ type RevisionSpec struct {
 	Resources AppResources  `json:"resources,omitzero"`
 	Probes    Probes        `json:"probes,omitzero"`
 	Volumes   []VolumeMount `json:"volumes,omitempty"`
+	// Security is the runnable part of the App's security settings (its
+	// profile is not part of a revision).
+	Security AppSecurity `json:"security,omitzero"`
 }
 
 // RevisionStatus is the observed state of a revision.

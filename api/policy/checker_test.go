@@ -101,6 +101,17 @@ func app(profile string, res api.AppResources) api.App {
 
 func TestAppProfiles(t *testing.T) {
 	limits := api.AppResources{CPU: "500m", Memory: "256Mi"}
+	uid := func(u int64) *int64 { return &u }
+	hardened := func(f func(*api.App)) api.App {
+		a := app("restricted", limits)
+		a.Spec.Security.RunAsUser = uid(1000)
+		a.Spec.Security.ReadOnlyRootFilesystem = true
+		a.Spec.Security.Capabilities = api.Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}}
+		if f != nil {
+			f(&a)
+		}
+		return a
+	}
 	tests := []struct {
 		name   string
 		daemon Profile
@@ -109,18 +120,32 @@ func TestAppProfiles(t *testing.T) {
 	}{
 		{"baseline daemon allows App", Baseline, app("", api.AppResources{}), nil},
 		{"privileged daemon allows baseline App", Privileged, app("baseline", api.AppResources{}), nil},
+		{"privileged App may add SYS_ADMIN", Privileged, func() api.App {
+			a := app("", nil0)
+			a.Spec.Security.Capabilities.Add = []string{"SYS_ADMIN"}
+			return a
+		}(), nil},
 		{"baseline daemon refuses privileged App", Baseline, app("privileged", api.AppResources{}),
 			[]string{"profile|spec.security.profile|--security-profile privileged"}},
-		{"restricted App without limits", Baseline, app("restricted", api.AppResources{}), []string{
+		{"baseline refuses SYS_ADMIN", Baseline, func() api.App {
+			a := app("", nil0)
+			a.Spec.Security.Capabilities.Add = []string{"CHOWN", "sys_admin"}
+			return a
+		}(), []string{"baseline/capabilities|spec.security.capabilities.add[1]|baseline list"}},
+		{"restricted App without anything", Baseline, app("restricted", api.AppResources{}), []string{
+			"restricted/run-as-non-root|spec.security.runAsUser|runAsUser, e.g. 1000",
+			"restricted/capabilities|spec.security.capabilities.drop|drop: [ALL]",
+			"restricted/read-only-root-filesystem|spec.security.readOnlyRootFilesystem|readOnlyRootFilesystem: true",
 			"restricted/resource-limits|spec.resources.memory|256Mi",
-			"restricted/resource-limits|spec.resources.cpu|500m",
-			"restricted/run-as-non-root|spec.security|baseline",
-			"restricted/capabilities|spec.security|baseline",
-			"restricted/read-only-root-filesystem|spec.security|baseline"}},
-		{"restricted daemon, App with limits", Restricted, app("", limits), []string{
-			"restricted/run-as-non-root|spec.security|baseline",
-			"restricted/capabilities|spec.security|baseline",
-			"restricted/read-only-root-filesystem|spec.security|baseline"}},
+			"restricted/resource-limits|spec.resources.cpu|500m"}},
+		{"restricted allows hardened App", Baseline, hardened(nil), nil},
+		{"restricted daemon allows hardened App", Restricted, hardened(func(a *api.App) { a.Spec.Security.Profile = "" }), nil},
+		{"restricted refuses uid 0", Restricted, hardened(func(a *api.App) { a.Spec.Security.RunAsUser = uid(0) }),
+			[]string{"restricted/run-as-non-root|spec.security.runAsUser|e.g. 1000"}},
+		{"restricted refuses CHOWN", Restricted, hardened(func(a *api.App) { a.Spec.Security.Capabilities.Add = []string{"CHOWN"} }),
+			[]string{"restricted/capabilities|spec.security.capabilities.add[0]|only NET_BIND_SERVICE"}},
+		{"restricted daemon refuses baseline App", Restricted, hardened(func(a *api.App) { a.Spec.Security.Profile = "baseline" }),
+			[]string{"profile|spec.security.profile|use restricted"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,6 +157,8 @@ func TestAppProfiles(t *testing.T) {
 		})
 	}
 }
+
+var nil0 = api.AppResources{}
 
 func TestParseProfile(t *testing.T) {
 	for in, want := range map[string]Profile{"": Baseline, "privileged": Privileged, "restricted": Restricted} {

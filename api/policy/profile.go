@@ -138,26 +138,47 @@ func underAny(path string, dirs []string) bool {
 
 // checkAppProfile returns what a breaks of profile p. An App's replicas
 // join a skiff network, mount named volumes only and are never
-// privileged, so they always meet Baseline. They run as the image's user
-// with skiff's default capabilities and a writable root filesystem, which
-// the App spec cannot change yet: Restricted refuses them, saying so.
+// privileged; what the profiles decide is spec.security and, under
+// Restricted, spec.resources.
 func checkAppProfile(p Profile, a api.App) []Violation {
-	if p != Restricted {
+	if p == Privileged {
 		return nil
 	}
 	var out []Violation
 	add := func(rule, field, msg, fix string) {
-		out = append(out, Violation{Rule: "restricted/" + rule, Field: field, Message: msg, Fix: fix})
+		out = append(out, Violation{Rule: string(p) + "/" + rule, Field: field, Message: msg, Fix: fix})
 	}
-	const loosen = "use spec.security.profile baseline (under a daemon whose profile allows it)"
+	sec := a.Spec.Security
+	for i, c := range sec.Capabilities.Add {
+		n := capName(c)
+		field := fmt.Sprintf("spec.security.capabilities.add[%d]", i)
+		switch {
+		case p == Restricted && n != "NET_BIND_SERVICE":
+			add("capabilities", field, fmt.Sprintf("adding capability %s is not allowed", n), "add only NET_BIND_SERVICE, or use spec.security.profile baseline")
+		case !slices.Contains(BaselineCapabilities, n):
+			add("capabilities", field, fmt.Sprintf("adding capability %s is not allowed", n),
+				"add only capabilities of the baseline list ("+strings.Join(BaselineCapabilities, ", ")+"), or run the daemon with --security-profile privileged")
+		}
+	}
+	if p != Restricted {
+		return out
+	}
+	const loosen = ", or use spec.security.profile baseline"
+	if u := sec.RunAsUser; u == nil || *u == 0 {
+		add("run-as-non-root", "spec.security.runAsUser", "the App must run as a non-root user", "set spec.security.runAsUser, e.g. 1000"+loosen)
+	}
+	if !slices.ContainsFunc(sec.Capabilities.Drop, func(c string) bool { return capName(c) == "ALL" }) {
+		add("capabilities", "spec.security.capabilities.drop", "every capability must be dropped", "set spec.security.capabilities.drop: [ALL]"+loosen)
+	}
+	if !sec.ReadOnlyRootFilesystem {
+		add("read-only-root-filesystem", "spec.security.readOnlyRootFilesystem", "the root filesystem must be read-only",
+			"set spec.security.readOnlyRootFilesystem: true (write to volumes)"+loosen)
+	}
 	if a.Spec.Resources.Memory == "" {
-		add("resource-limits", "spec.resources.memory", "a memory limit is required", "set spec.resources.memory, e.g. 256Mi")
+		add("resource-limits", "spec.resources.memory", "a memory limit is required", "set spec.resources.memory, e.g. 256Mi"+loosen)
 	}
 	if a.Spec.Resources.CPU == "" {
-		add("resource-limits", "spec.resources.cpu", "a cpu limit is required", "set spec.resources.cpu, e.g. 500m")
+		add("resource-limits", "spec.resources.cpu", "a cpu limit is required", "set spec.resources.cpu, e.g. 500m"+loosen)
 	}
-	add("run-as-non-root", "spec.security", "App replicas run as the image's user, which skiff cannot prove is not root", loosen)
-	add("capabilities", "spec.security", "App replicas keep skiff's default capabilities", loosen)
-	add("read-only-root-filesystem", "spec.security", "App replicas have a writable root filesystem", loosen)
 	return out
 }

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // policyRules is the policy file of the policy daemon: images only from
@@ -102,10 +104,39 @@ func TestPolicyApps(t *testing.T) {
 		t.Fatalf("refused Apps were stored: %s", out)
 	}
 	noContainers(t, d, "refused applies")
-	// The same daemon takes a baseline App.
-	must(t, d, "apply", "-f", writeApp(t, helloApp("fine", "1", "  security: {profile: baseline}\n")))
-	must(t, d, "get", "apps", "fine")
-	must(t, d, "delete", "app", "fine")
+	// The same daemon runs an App that meets restricted, as uid 1000 on a
+	// read-only root filesystem with every capability dropped.
+	must(t, d, "apply", "-f", writeApp(t, helloApp("hardened", "1", `  resources: {cpu: 500m, memory: 64Mi}
+  security:
+    profile: restricted
+    runAsUser: 1000
+    readOnlyRootFilesystem: true
+    capabilities: {drop: [ALL]}
+`)))
+	eventually(t, 30*time.Second, "hardened ready", appReady(t, d, "hardened"))
+	reps := replicasOf(t, d, "hardened")
+	if len(reps) == 0 {
+		t.Fatal("hardened has no replicas")
+	}
+	c := inspect(t, d, reps[0].ContainerID)
+	if c.Config.User != "1000" || !c.Config.ReadonlyRootfs || len(c.Config.CapDrop) != 1 || c.Config.CapDrop[0] != "ALL" {
+		t.Fatalf("replica config %+v does not carry spec.security", c.Config)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.State.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", c.State.Pid))
+	rootRO := false
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 5 && f[4] == "/" && strings.HasPrefix(f[5], "ro") {
+			rootRO = true
+		}
+	}
+	if !strings.Contains(string(status), "\nUid:\t1000\t") || !strings.Contains(string(status), "\nCapEff:\t0000000000000000\n") || !rootRO {
+		t.Fatalf("the replica is not restricted (root read-only %v):\n%s", rootRO, status)
+	}
+	must(t, d, "delete", "app", "hardened")
 }
 
 func writeApp(t *testing.T, doc string) string {
