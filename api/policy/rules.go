@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/google/cel-go/cel"
 	"go.yaml.in/yaml/v3"
@@ -121,9 +122,12 @@ func mustMarshal(n *yaml.Node) []byte {
 	return b
 }
 
-func celEnv() (*cel.Env, error) {
+// celEnv is the environment every rule compiles in: one variable,
+// object. Made once (it declares CEL's whole standard library); a cel.Env
+// is safe for concurrent use.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(cel.Variable("object", cel.MapType(cel.StringType, cel.DynType)))
-}
+})
 
 // compile checks expr and makes its program.
 func compile(env *cel.Env, expr string) (cel.Program, error) {
