@@ -118,7 +118,39 @@ type AppSpec struct {
 	// are kept for rollback; older ones are deleted. Revisions named in
 	// Traffic are always kept. Default 10.
 	RevisionHistoryLimit *int `json:"revisionHistoryLimit,omitempty"`
+	// Security says which admission profile the App is checked against.
+	Security AppSecurity `json:"security,omitzero"`
 }
+
+// AppSecurity is the App's admission settings.
+type AppSecurity struct {
+	// Profile is the admission profile the App is checked against:
+	// "privileged", "baseline" or "restricted", modelled on Kubernetes Pod
+	// Security Standards. Default: the daemon's (--security-profile). An
+	// App may choose a stricter profile than the daemon's, not a looser one.
+	Profile string `json:"profile,omitempty"`
+	// RunAsUser is the uid the App's processes run as. Default: the
+	// image's user.
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+	// ReadOnlyRootFilesystem mounts the root filesystem read-only; the
+	// App writes to its volumes.
+	ReadOnlyRootFilesystem bool `json:"readOnlyRootFilesystem,omitempty"`
+	// Capabilities changes skiff's default capability set.
+	Capabilities Capabilities `json:"capabilities,omitzero"`
+}
+
+// Capabilities are Linux capabilities dropped from and added to the
+// default set, by name ("NET_BIND_SERVICE", or "ALL" for every one).
+// Drop applies first.
+type Capabilities struct {
+	// Add are capabilities added to the default set.
+	Add []string `json:"add,omitempty"`
+	// Drop are capabilities removed from the default set.
+	Drop []string `json:"drop,omitempty"`
+}
+
+// IsZero reports whether c changes nothing.
+func (c Capabilities) IsZero() bool { return len(c.Add) == 0 && len(c.Drop) == 0 }
 
 // EnvVar is one environment variable: a literal Value or a SecretRef,
 // not both.
@@ -490,6 +522,9 @@ type RevisionSpec struct {
 	// was when the revision was made: a new version of a secret makes a
 	// new revision, and replicas of a revision all see the same values.
 	SecretVersions map[string]int64 `json:"secretVersions,omitempty"`
+	// Security is the runnable part of the App's security settings (its
+	// profile is not part of a revision).
+	Security AppSecurity `json:"security,omitzero"`
 }
 
 // RevisionStatus is the observed state of a revision.

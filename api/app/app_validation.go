@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"path"
 	"strings"
 	"time"
@@ -37,6 +38,26 @@ func Validate(app api.App) FieldErrors {
 	}
 	validateMetadata(&errs, app.Metadata)
 	validateSpec(&errs, app.Metadata.Name, app.Spec)
+	switch app.Spec.Security.Profile {
+	case "", "privileged", "baseline", "restricted":
+	default:
+		errs.add("spec.security.profile", "must be privileged, baseline or restricted")
+	}
+	if u := app.Spec.Security.RunAsUser; u != nil && (*u < 0 || *u > 1<<32-2) {
+		errs.add("spec.security.runAsUser", "must be a uid from 0 to 4294967294")
+	}
+	capLists := []struct {
+		field string
+		caps  []string
+	}{{"add", app.Spec.Security.Capabilities.Add}, {"drop", app.Spec.Security.Capabilities.Drop}}
+	for _, l := range capLists {
+		field := l.field
+		for i, c := range l.caps {
+			if !capabilityRE.MatchString(c) {
+				errs.add(fmt.Sprintf("spec.security.capabilities.%s[%d]", field, i), "must be a capability name such as NET_BIND_SERVICE, or ALL")
+			}
+		}
+	}
 	return errs
 }
 

@@ -30,7 +30,19 @@ func RevisionSpecOf(spec api.AppSpec) api.RevisionSpec {
 		Resources: spec.Resources,
 		Probes:    cloneProbes(spec.Probes),
 		Volumes:   slices.Clone(spec.Volumes),
+		Security:  securityOf(spec.Security),
 	}
+}
+
+// securityOf returns the runnable part of s: all but the profile.
+func securityOf(s api.AppSecurity) api.AppSecurity {
+	s.Profile = ""
+	if s.RunAsUser != nil {
+		u := *s.RunAsUser
+		s.RunAsUser = &u
+	}
+	s.Capabilities = api.Capabilities{Add: slices.Clone(s.Capabilities.Add), Drop: slices.Clone(s.Capabilities.Drop)}
+	return s
 }
 
 func cloneProbes(p api.Probes) api.Probes {

@@ -139,7 +139,7 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newDiffCmd(g),
 		newRollbackCmd(g), newTrafficCmd(g), newScaleCmd(g), newEventsCmd(g),
 		newVersionCmd(g), newInfoCmd(g), newCACmd(g),
-		newBuilderCmd(g),
+		newBuilderCmd(g), newPolicyCmd(g),
 		newTokenCmd(g), newAuditCmd(g),
 	)
 	return root

@@ -89,6 +89,9 @@ of --root and waits for the new process to serve.`,
 	c.Flags().StringVar(&cfg.API.Addr, "api-addr", "", "also serve the API over TCP with TLS on this address (e.g. 0.0.0.0:7443); every call needs a token (skiff token create)")
 	c.Flags().StringVar(&cfg.API.TLSCert, "api-tls-cert", "", "TLS certificate file for --api-addr (default: one from skiff's local CA, ROOT/pki/ca.crt)")
 	c.Flags().StringVar(&cfg.API.TLSKey, "api-tls-key", "", "TLS key file for --api-addr")
+	c.Flags().StringVar(&cfg.Policy.Profile, "security-profile", "baseline", "admission profile of containers and Apps: privileged, baseline or restricted (Apps may choose a stricter one)")
+	c.Flags().StringVar(&cfg.Policy.File, "policy", "", "policy file of custom admission rules (CEL expressions), checked at start")
+	c.Flags().StringSliceVar(&cfg.Policy.HostPaths, "allow-host-path", nil, "host directory that bind mounts may come from under the baseline and restricted profiles (repeatable)")
 	c.Flags().BoolVar(&debug, "debug", false, "log debug messages")
 	return c
 }

@@ -54,6 +54,13 @@ func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.Co
 		Network:        api.DefaultNetwork,
 		NetworkAliases: []string{a.Metadata.Name, rev.Name},
 	}
+	if sec := rev.Spec.Security; sec.RunAsUser != nil || sec.ReadOnlyRootFilesystem || !sec.Capabilities.IsZero() {
+		if sec.RunAsUser != nil {
+			cfg.User = strconv.FormatInt(*sec.RunAsUser, 10)
+		}
+		cfg.ReadonlyRootfs = sec.ReadOnlyRootFilesystem
+		cfg.CapAdd, cfg.CapDrop = sec.Capabilities.Add, sec.Capabilities.Drop
+	}
 	if len(rev.Spec.Command) > 0 {
 		cfg.Entrypoint = rev.Spec.Command
 	}

@@ -25,6 +25,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/api/policy"
 	"skiff.dev/skiff/internal/apiauth"
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
@@ -89,6 +90,8 @@ type Config struct {
 	// API, when its Addr is set, also serves the API over TCP with TLS
 	// and bearer tokens (see apitcp.go).
 	API APIConfig
+	// Policy is the admission policy of containers and Apps.
+	Policy PolicyConfig
 	// Version is reported by the API.
 	Version string
 	// UpgradeTimeout bounds a handover on SIGHUP, from starting the new
@@ -139,6 +142,7 @@ type Daemon struct {
 	ctrs     *container.Manager
 	networks *network.Manager
 	apps     atomic.Pointer[controller.Controller]
+	policy   *policy.Checker
 }
 
 // notify forwards container changes to the App controller once it exists.
@@ -203,8 +207,12 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err := cfg.API.check(); err != nil {
 		return nil, err
 	}
+	chk, err := cfg.Policy.checker()
+	if err != nil {
+		return nil, err
+	}
 	root := cfg.Root
-	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1)}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1), policy: chk}
 	// A SIGHUP before Serve waits for it instead of ending the process.
 	signal.Notify(d.hup, syscall.SIGHUP)
 	defer func() {
@@ -393,11 +401,15 @@ func (d *Daemon) startAPI() error {
 		}
 		d.apiLn = l
 	}
+	var apps apiserver.Apps
+	if a := d.apps.Load(); a != nil {
+		apps = admittedApps{Apps: a, policy: d.policy}
+	}
 	handler := apiserver.New(apiserver.Services{
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
-		Containers: d.ctrs, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
+		Containers: admittedContainers{Containers: d.ctrs, policy: d.policy}, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
 			cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}},
-		Apps: d.apps.Load(), Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
+		Apps: apps, Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
 		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
 	d.server = &http.Server{Handler: apiauth.AuditSocket(handler, d.db, d.log), ReadHeaderTimeout: 30 * time.Second}

@@ -57,7 +57,10 @@ func setup() (int, error) {
 	if err := goBuild(env.skiff, "./cmd/skiff"); err != nil {
 		return 1, err
 	}
-	env.daemon, err = startDaemon("main")
+	// The main daemon runs the privileged admission profile: the runtime
+	// tests use --privileged, --network host, NET_RAW and host paths.
+	// policy_test.go checks the default profile on daemons of its own.
+	env.daemon, err = startDaemonWith("main", "--security-profile", "privileged")
 	if err != nil {
 		return 1, err
 	}
