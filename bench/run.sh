@@ -80,6 +80,8 @@ go build -o "$WORK/appbench" ./bench/appbench
 echo "== apps: rapid applies (none lost)"
 go build -o "$WORK/applybench" ./bench/applybench
 {
+	echo "## Apps: rapid applies"
+	echo
 	machine
 	echo
 	"$WORK/applybench" -socket "$SOCK"
