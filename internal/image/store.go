@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/fsutil"
 	"skiff.dev/skiff/internal/image/unpack"
 )
 
@@ -309,45 +310,14 @@ func (s *Store) writeIndex(entries []v1.Descriptor) error {
 	return nil
 }
 
-// writeFileAtomic writes data to dir/name through a synced temporary file
-// renamed into place, then syncs dir, so a crash leaves the old or the new
-// content, never a mix.
+// writeFileAtomic writes data to dir/name durably (see
+// fsutil.WriteFileAtomic), so a crash leaves the old or the new content;
+// its temporary file starts with tmpPrefix, which Open clears.
 func writeFileAtomic(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, tmpPrefix+name+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return fsutil.WriteFileAtomic(filepath.Join(dir, name), data, 0o644, true)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // refOf returns the fully qualified reference an index entry carries, ""
 // for an untagged entry.

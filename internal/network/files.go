@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"skiff.dev/skiff/internal/fsutil"
 )
 
 // hostResolv is what skiff takes from the host's resolv.conf.
@@ -102,12 +104,7 @@ func writeFiles(dir string, hosts, resolv []byte, hostname string) error {
 		data []byte
 	}{{"hosts", hosts}, {"resolv.conf", resolv}, {"hostname", []byte(hostname + "\n")}} {
 		path := filepath.Join(dir, f.name)
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, f.data, 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
+		if err := fsutil.WriteFileAtomic(path, f.data, 0o644, false); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/fsutil"
 )
 
 // Lifetimes of what the CA issues.
@@ -147,11 +148,7 @@ func (ca *CA) create() error {
 
 // writeFile writes data to path atomically (a temporary file renamed).
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, mode, true); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

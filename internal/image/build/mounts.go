@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -24,6 +23,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/fsutil"
 	"skiff.dev/skiff/internal/runtime/rootfs"
 )
 
@@ -346,7 +346,7 @@ func (b *builder) makeCacheDir(ctx context.Context, s *stage, sm *stepMounts, st
 		return err
 	}
 	defer os.RemoveAll(seed)
-	if err := copyTree(ctx, src, seed); err != nil {
+	if err := fsutil.CopyTree(ctx, src, seed); err != nil {
 		return fmt.Errorf("copying from=%s into the cache: %w", m.From, err)
 	}
 	if m.Mode != nil || m.UID != nil || m.GID != nil {
@@ -373,75 +373,6 @@ func (b *builder) makeCacheDir(ctx context.Context, s *stage, sm *stepMounts, st
 		return err
 	}
 	return nil
-}
-
-// copyTree copies the directory src into the empty directory dst:
-// directories, regular files and symbolic links, with their owners,
-// modes and mtimes; other files are left out. Nothing is followed.
-func copyTree(ctx context.Context, src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case fi.IsDir():
-			if rel != "." {
-				err = os.Mkdir(to, 0o700)
-			}
-		case fi.Mode().IsRegular():
-			err = copyFile(p, to)
-		case fi.Mode()&fs.ModeSymlink != 0:
-			var target string
-			if target, err = os.Readlink(p); err == nil {
-				err = os.Symlink(target, to)
-			}
-		default:
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return nil
-		}
-		if err := os.Chmod(to, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
-			return err
-		}
-		return os.Chtimes(to, fi.ModTime(), fi.ModTime())
-	})
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // mkdirIn creates the directory name inside root, and those on its way,

@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/fsutil"
 	"skiff.dev/skiff/internal/runtime"
 )
 
@@ -73,7 +74,7 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, opts 
 	if err != nil {
 		return 0, errdefs.Invalid("encode spec: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(opts.Bundle, "config.json"), config, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(opts.Bundle, "config.json"), config, 0o600, false); err != nil {
 		return 0, errdefs.Unavailable("write config.json: %w", err)
 	}
 	m := meta{ID: id, Bundle: opts.Bundle, LogPath: opts.LogPath, LogMaxSize: opts.LogMaxSize, Stdin: opts.Stdin, Terminal: opts.Terminal}
@@ -81,7 +82,7 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, opts 
 		m.CgroupsPath = spec.Linux.CgroupsPath
 	}
 	mb, _ := json.Marshal(m)
-	if err := writeFileAtomic(filepath.Join(cdir, "meta.json"), mb, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(cdir, "meta.json"), mb, 0o600, false); err != nil {
 		return 0, errdefs.Unavailable("write container state: %w", err)
 	}
 
@@ -297,7 +298,7 @@ func writeWithoutEnv(bundle string, spec *specs.Spec, hidden []string) error {
 	if err != nil {
 		return errdefs.Invalid("encode spec: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(bundle, "config.json"), config, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(bundle, "config.json"), config, 0o600, false); err != nil {
 		return errdefs.Unavailable("write config.json: %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/fsutil"
 	"skiff.dev/skiff/internal/runtime/cgroups"
 )
 
@@ -47,7 +48,7 @@ func (r *Runtime) setupCrun(ctx context.Context) error {
 exec %s --mount --propagation private -- /bin/sh -c '%s -l /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"' %s "$@"
 `, unshare, umount, r.binaryPath)
 	wrapper := filepath.Join(r.stateDir, crunWrapperName)
-	if err := writeFileAtomic(wrapper, []byte(script), 0o700); err != nil {
+	if err := fsutil.WriteFileAtomic(wrapper, []byte(script), 0o700, false); err != nil {
 		return errdefs.Unavailable("write crun wrapper: %w", err)
 	}
 	// Check the wrapper works here before any container depends on it.
