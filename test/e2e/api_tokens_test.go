@@ -59,7 +59,7 @@ func TestAPITokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	host := "https://" + addr
-	ca := filepath.Join(d.Root, "ca", "ca.crt")
+	ca := filepath.Join(d.Root, "pki", "ca.crt")
 	token := func(args ...string) string {
 		out := strings.TrimSpace(must(t, d, append([]string{"token", "create"}, args...)...))
 		if !strings.HasPrefix(out, "skiff_") || strings.Contains(out, "\n") {

@@ -163,7 +163,7 @@ func TestBuildCache(t *testing.T) {
 	if n := buildCacheSize(t, d); n != 0 {
 		t.Fatalf("info reports %d bytes of build cache after builder prune", n)
 	}
-	if out := must(t, d, "info"); !strings.Contains(out, "Build cache: 0B") {
+	if out := must(t, d, "info"); !regexp.MustCompile(`(?m)^Build cache:\s+0B$`).MatchString(out) {
 		t.Fatalf("info does not show an empty build cache:\n%s", out)
 	}
 	_, cached, _ = buildCached(t, d, dir)
