@@ -406,8 +406,8 @@ body, apart from the context: RUN --mount=type=secret,id=ID sees it as
 /run/secrets/ID (or target=, or env=VARIABLE); it is in no layer, history
 or output.
 
-Stages that do not need each other build at the same time (at most one
-per CPU); a stage starts once the stages it is FROM or copies from are
+Stages that do not need each other build at the same time (one per CPU,
+two at least); a stage starts once the stages it is FROM or copies from are
 built, and stages the target does not need are not built. A failing
 step stops the whole build.
 
