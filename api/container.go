@@ -62,6 +62,17 @@ type ContainerConfig struct {
 	NetworkAliases []string `json:"networkAliases,omitempty"`
 	// Ports are published on the host.
 	Ports []PortMapping `json:"ports,omitempty"`
+	// ExtraHosts are "NAME:IP" lines added to the container's /etc/hosts;
+	// IP may be HostGateway, the gateway of the container's network.
+	ExtraHosts []string `json:"extraHosts,omitempty"`
+	// DNS, when non-empty, are the nameservers of the container's
+	// resolv.conf instead of the network's DNS server.
+	DNS []string `json:"dns,omitempty"`
+	// DNSSearch, when non-empty, replaces the host's search domains
+	// ("." alone: none).
+	DNSSearch []string `json:"dnsSearch,omitempty"`
+	// DNSOptions, when non-empty, replace the host's resolv.conf options.
+	DNSOptions []string `json:"dnsOptions,omitempty"`
 	// Mounts are named volumes and host directories mounted into the
 	// container.
 	Mounts []Mount `json:"mounts,omitempty"`

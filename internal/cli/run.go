@@ -29,6 +29,7 @@ type runFlags struct {
 	rm, privileged, readOnly, interactive, tty                       bool
 	pull                                                             string
 	publish, aliases                                                 []string
+	addHosts, dns, dnsSearch, dnsOptions                             []string
 	network                                                          string
 }
 
@@ -60,6 +61,10 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [IP:][HOST:]CONTAINER[/tcp|udp] (default IP 127.0.0.1; see docs/networking.md)")
 	fl.StringVar(&f.network, "network", "", "network to join: a network name, none or host (default: the skiff network)")
 	fl.StringArrayVar(&f.aliases, "network-alias", nil, "another DNS name of the container on its network")
+	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a line to /etc/hosts: NAME:IP (IP host-gateway: the network's gateway)")
+	fl.StringArrayVar(&f.dns, "dns", nil, "a DNS server for resolv.conf, instead of the network's (repeatable)")
+	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "a DNS search domain for resolv.conf, instead of the host's (repeatable; . for none)")
+	fl.StringArrayVar(&f.dnsOptions, "dns-option", nil, "a resolv.conf option such as ndots:2, instead of the host's (repeatable)")
 	fl.StringVar(&f.pull, "pull", "missing", "pull the image: missing (when not stored and the name has a registry) or never")
 }
 
@@ -108,6 +113,10 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 		cfg.StopTimeout = &t
 	}
 	cfg.Network, cfg.NetworkAliases = f.network, f.aliases
+	cfg.ExtraHosts, cfg.DNS, cfg.DNSSearch, cfg.DNSOptions = f.addHosts, f.dns, f.dnsSearch, f.dnsOptions
+	if err := api.CheckHostsDNS(&cfg); err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
 	for _, p := range f.publish {
 		pm, err := api.ParsePort(p)
 		if err != nil {

@@ -72,6 +72,9 @@ type NetworkRequest struct {
 	Ports                       []api.PortMapping
 	// FilesDir receives hosts, resolv.conf and hostname.
 	FilesDir string
+	// ExtraHosts, DNS, DNSSearch and DNSOptions are the container's own
+	// hosts and resolv.conf entries (see api.ContainerConfig).
+	ExtraHosts, DNS, DNSSearch, DNSOptions []string
 	// Created, if set, is called by Setup once the namespace and the
 	// files exist, before it finishes the rest: the runtime's create
 	// may then run alongside.
@@ -562,7 +565,7 @@ func validateConfig(c *api.ContainerConfig) error {
 			return err
 		}
 	}
-	return nil
+	return api.CheckHostsDNS(c)
 }
 
 // lookup finds a container by id, unique id prefix or name.
@@ -823,6 +826,7 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 			netset, netErr = m.cfg.Networks.Setup(ctx, NetworkRequest{
 				ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
 				Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, FilesDir: dir,
+				ExtraHosts: e.rec.Config.ExtraHosts, DNS: e.rec.Config.DNS, DNSSearch: e.rec.Config.DNSSearch, DNSOptions: e.rec.Config.DNSOptions,
 				Created: func() { once.Do(func() { close(created) }) },
 			})
 		}()

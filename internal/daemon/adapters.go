@@ -59,7 +59,8 @@ func (n networks) Check(ctx context.Context, name string, ports []api.PortMappin
 func (n networks) NetNSPath(id string) string { return n.m.NetNSPath(id) }
 func (n networks) Setup(ctx context.Context, req container.NetworkRequest) (*api.NetworkSettings, error) {
 	return n.m.Setup(ctx, network.SetupRequest{ContainerID: req.ContainerID, Name: req.Name, Hostname: req.Hostname,
-		Network: req.Network, Aliases: req.Aliases, Ports: req.Ports, FilesDir: req.FilesDir, Created: req.Created})
+		Network: req.Network, Aliases: req.Aliases, Ports: req.Ports, FilesDir: req.FilesDir, Created: req.Created,
+		Files: network.Files{ExtraHosts: req.ExtraHosts, DNS: req.DNS, DNSSearch: req.DNSSearch, DNSOptions: req.DNSOptions}})
 }
 func (n networks) Teardown(ctx context.Context, id string) error { return n.m.Teardown(ctx, id) }
 

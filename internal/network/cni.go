@@ -120,7 +120,7 @@ func (m *Manager) setupCNI(ctx context.Context, req SetupRequest, n netRecord, p
 		return nil, err
 	}
 	m.holdPorts(req.ContainerID, res)
-	if err := m.plumbCNI(ctx, &ep, list, req.FilesDir); err != nil {
+	if err := m.plumbCNI(ctx, &ep, list, req.FilesDir, req.Files); err != nil {
 		m.teardownEndpoint(ctx, ep, false)
 		return nil, setupErr(err)
 	}
@@ -128,7 +128,7 @@ func (m *Manager) setupCNI(ctx context.Context, req SetupRequest, n netRecord, p
 }
 
 // plumbCNI runs the plugins' ADD and records the address they chose.
-func (m *Manager) plumbCNI(ctx context.Context, ep *endpointRecord, list *libcni.NetworkConfigList, filesDir string) error {
+func (m *Manager) plumbCNI(ctx context.Context, ep *endpointRecord, list *libcni.NetworkConfigList, filesDir string, files Files) error {
 	path := m.NetNSPath(ep.ContainerID)
 	if err := createNetNS(path); err != nil {
 		return err
@@ -173,11 +173,18 @@ func (m *Manager) plumbCNI(ctx context.Context, ep *endpointRecord, list *libcni
 			nameserver = ep.Gateway
 		}
 	}
-	resolv := resolvConf(m.resolv, nameserver)
-	if !nameserver.IsValid() && len(m.resolv.Raw) > 0 {
-		resolv = m.resolv.Raw
+	resolv, servers := resolvConf(m.resolv, nameserver), []netip.Addr{nameserver}
+	if !nameserver.IsValid() {
+		servers = m.resolv.Nameservers
+		if len(m.resolv.Raw) > 0 {
+			resolv = m.resolv.Raw
+		}
 	}
-	return writeFiles(filesDir, hostsFile(ep.IP, ep.Hostname, ep.Name), resolv, ep.Hostname)
+	hosts, err := files.hosts(hostsFile(ep.IP, ep.Hostname, ep.Name), ep.Gateway)
+	if err != nil {
+		return err
+	}
+	return writeFiles(filesDir, hosts, files.resolv(resolv, m.resolv, servers), ep.Hostname)
 }
 
 // cniDel runs the plugins' DEL for an endpoint.

@@ -34,6 +34,8 @@ type SetupRequest struct {
 	// FilesDir receives the files "hosts", "resolv.conf" and "hostname"
 	// for the container to bind-mount; empty writes none.
 	FilesDir string
+	// Files are the container's own hosts and resolver entries.
+	Files Files
 	// Created, if set, is called once the container's namespace and
 	// files are in place, before Setup makes the rest (interfaces,
 	// addresses, routes, DNS names, port rules): an OCI runtime may
@@ -162,6 +164,10 @@ func (m *Manager) setupHost(req SetupRequest) (*api.NetworkSettings, error) {
 	if len(resolv) == 0 {
 		resolv = resolvConf(m.resolv, netip.Addr{})
 	}
+	if hosts, err = req.Files.hosts(hosts, netip.Addr{}); err != nil {
+		return nil, err
+	}
+	resolv = req.Files.resolv(resolv, m.resolv, m.resolv.Nameservers)
 	if err := writeFiles(req.FilesDir, hosts, resolv, req.Hostname); err != nil {
 		return nil, err
 	}
@@ -174,9 +180,12 @@ func (m *Manager) setupNone(ctx context.Context, req SetupRequest) (*api.Network
 		return nil, err
 	}
 	path := m.NetNSPath(req.ContainerID)
-	err := createNetNS(path)
+	hosts, err := req.Files.hosts(hostsFile(netip.Addr{}, req.Hostname, req.Name), netip.Addr{})
 	if err == nil {
-		err = writeFiles(req.FilesDir, hostsFile(netip.Addr{}, req.Hostname, req.Name), resolvConf(m.resolv, netip.Addr{}), req.Hostname)
+		err = createNetNS(path)
+	}
+	if err == nil {
+		err = writeFiles(req.FilesDir, hosts, req.Files.resolv(resolvConf(m.resolv, netip.Addr{}), m.resolv, nil), req.Hostname)
 	}
 	if err == nil {
 		req.created()
@@ -275,7 +284,12 @@ func (m *Manager) plumbBridge(ctx context.Context, ep endpointRecord, n netRecor
 	if err := createNetNS(path); err != nil {
 		return err
 	}
-	if err := writeFiles(req.FilesDir, hostsFile(ep.IP, ep.Hostname, ep.Name), resolvConf(m.resolv, n.Gateway), ep.Hostname); err != nil {
+	hosts, err := req.Files.hosts(hostsFile(ep.IP, ep.Hostname, ep.Name), n.Gateway)
+	if err != nil {
+		return err
+	}
+	resolv := req.Files.resolv(resolvConf(m.resolv, n.Gateway), m.resolv, []netip.Addr{n.Gateway})
+	if err := writeFiles(req.FilesDir, hosts, resolv, ep.Hostname); err != nil {
 		return err
 	}
 	req.created()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,7 +114,33 @@ func CreateRequest(p *types.Project, s types.ServiceConfig, n int) (api.Containe
 	if cfg.Mounts, err = mounts(p, s); err != nil {
 		return api.ContainerCreateRequest{}, err
 	}
+	if err := hostsDNS(p, s, &cfg); err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
 	return api.ContainerCreateRequest{Name: ContainerName(p, s, n), Config: cfg}, nil
+}
+
+// hostsDNS sets cfg's extra hosts and resolver settings from s's
+// extra_hosts, dns, dns_search and dns_opt, refusing bad values.
+func hostsDNS(p *types.Project, s types.ServiceConfig, cfg *api.ContainerConfig) error {
+	hosts := s.ExtraHosts.AsList(":")
+	slices.Sort(hosts)
+	for _, k := range []struct {
+		key string
+		c   api.ContainerConfig
+	}{
+		{"extra_hosts", api.ContainerConfig{ExtraHosts: hosts}}, {"dns", api.ContainerConfig{DNS: s.DNS}},
+		{"dns_search", api.ContainerConfig{DNSSearch: s.DNSSearch}}, {"dns_opt", api.ContainerConfig{DNSOptions: s.DNSOpts}},
+	} {
+		if err := api.CheckHostsDNS(&k.c); err != nil {
+			return errdefs.Invalid("%s: service %s: %v", locate(p, s.Name, k.key), s.Name, err)
+		}
+	}
+	if len(hosts) > 0 {
+		cfg.ExtraHosts = hosts
+	}
+	cfg.DNS, cfg.DNSSearch, cfg.DNSOptions = s.DNS, s.DNSSearch, s.DNSOpts
+	return nil
 }
 
 func environment(s types.ServiceConfig) []string {
