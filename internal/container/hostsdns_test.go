@@ -20,4 +20,8 @@ func TestValidateConfigHostsDNS(t *testing.T) {
 	if err := validateConfig(&bad); !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), `"db=10.1.2.3"`) {
 		t.Errorf("bad extra host: got %v, want an invalid-input error naming it", err)
 	}
+	none := api.ContainerConfig{Image: "busybox", Network: api.NetworkNone, ExtraHosts: []string{"gw:host-gateway"}}
+	if err := validateConfig(&none); !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "no gateway") {
+		t.Errorf("host-gateway on --network none: got %v, want an invalid-input error", err)
+	}
 }

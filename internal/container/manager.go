@@ -565,7 +565,17 @@ func validateConfig(c *api.ContainerConfig) error {
 			return err
 		}
 	}
-	return api.CheckHostsDNS(c)
+	if err := api.CheckHostsDNS(c); err != nil {
+		return err
+	}
+	if c.Network == api.NetworkNone || c.Network == api.NetworkHost {
+		for _, h := range c.ExtraHosts {
+			if _, ip, _ := api.ParseExtraHost(h); ip == api.HostGateway {
+				return errdefs.Invalid("extra host %q: --network %s has no gateway for %s to name", h, c.Network, api.HostGateway)
+			}
+		}
+	}
+	return nil
 }
 
 // lookup finds a container by id, unique id prefix or name.

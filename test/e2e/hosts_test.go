@@ -49,6 +49,7 @@ func TestRunHostsDNSInvalid(t *testing.T) {
 		{[]string{"--dns", "dns.example"}, []string{`"dns.example"`, "IP address"}},
 		{[]string{"--dns-search", "a b"}, []string{`"a b"`, "domain name"}},
 		{[]string{"--dns-option", "ndots:2 edns0"}, []string{`"ndots:2 edns0"`, "without spaces"}},
+		{[]string{"--network", "none", "--add-host", "gw:host-gateway"}, []string{`"gw:host-gateway"`, "no gateway"}},
 	} {
 		r := fails(t, env.daemon, tc.wants, append(append([]string{"run", "--rm", "--name", "hosts-bad"}, tc.args...), "busybox", "true")...)
 		if r.Code != 125 {
