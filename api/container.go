@@ -73,6 +73,13 @@ type ContainerConfig struct {
 	DNSSearch []string `json:"dnsSearch,omitempty"`
 	// DNSOptions, when non-empty, replace the host's resolv.conf options.
 	DNSOptions []string `json:"dnsOptions,omitempty"`
+	// Ulimits are the process's resource limits; one naming nofile
+	// replaces the default RLIMIT_NOFILE. None may be above the host's
+	// hard limit.
+	Ulimits []Ulimit `json:"ulimits,omitempty"`
+	// Sysctls are namespaced kernel settings of the container (see
+	// CheckLimits for the keys allowed).
+	Sysctls map[string]string `json:"sysctls,omitempty"`
 	// Mounts are named volumes and host directories mounted into the
 	// container.
 	Mounts []Mount `json:"mounts,omitempty"`

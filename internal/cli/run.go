@@ -30,6 +30,7 @@ type runFlags struct {
 	pull                                                             string
 	publish, aliases                                                 []string
 	addHosts, dns, dnsSearch, dnsOptions                             []string
+	ulimits, sysctls                                                 []string
 	network                                                          string
 }
 
@@ -65,6 +66,8 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&f.dns, "dns", nil, "a DNS server for resolv.conf, instead of the network's (repeatable)")
 	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "a DNS search domain for resolv.conf, instead of the host's (repeatable; . for none)")
 	fl.StringArrayVar(&f.dnsOptions, "dns-option", nil, "a resolv.conf option such as ndots:2, instead of the host's (repeatable)")
+	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "a resource limit: NAME=SOFT[:HARD], such as nofile=1024:2048 (repeatable)")
+	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "a namespaced kernel setting: KEY=VALUE, such as net.ipv4.ip_unprivileged_port_start=80 (repeatable)")
 	fl.StringVar(&f.pull, "pull", "missing", "pull the image: missing (when not stored and the name has a registry) or never")
 }
 
@@ -115,6 +118,9 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 	cfg.Network, cfg.NetworkAliases = f.network, f.aliases
 	cfg.ExtraHosts, cfg.DNS, cfg.DNSSearch, cfg.DNSOptions = f.addHosts, f.dns, f.dnsSearch, f.dnsOptions
 	if err := api.CheckHostsDNS(&cfg); err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
+	if err := f.limits(&cfg); err != nil {
 		return api.ContainerCreateRequest{}, err
 	}
 	for _, p := range f.publish {
@@ -314,4 +320,26 @@ func newCreateCmd(g *globals) *cobra.Command {
 	}
 	f.register(c)
 	return c
+}
+
+// limits sets cfg's Ulimits and Sysctls from --ulimit and --sysctl.
+func (f *runFlags) limits(cfg *api.ContainerConfig) error {
+	for _, s := range f.ulimits {
+		u, err := api.ParseUlimit(s)
+		if err != nil {
+			return err
+		}
+		cfg.Ulimits = append(cfg.Ulimits, u)
+	}
+	for _, s := range f.sysctls {
+		k, v, err := api.ParseSysctl(s)
+		if err != nil {
+			return err
+		}
+		if cfg.Sysctls == nil {
+			cfg.Sysctls = map[string]string{}
+		}
+		cfg.Sysctls[k] = v
+	}
+	return api.CheckLimits(cfg)
 }

@@ -568,6 +568,9 @@ func validateConfig(c *api.ContainerConfig) error {
 	if err := api.CheckHostsDNS(c); err != nil {
 		return err
 	}
+	if err := api.CheckLimits(c); err != nil {
+		return err
+	}
 	if c.Network == api.NetworkNone || c.Network == api.NetworkHost {
 		for _, h := range c.ExtraHosts {
 			if _, ip, _ := api.ParseExtraHost(h); ip == api.HostGateway {

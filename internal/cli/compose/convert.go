@@ -117,6 +117,9 @@ func CreateRequest(p *types.Project, s types.ServiceConfig, n int) (api.Containe
 	if err := hostsDNS(p, s, &cfg); err != nil {
 		return api.ContainerCreateRequest{}, err
 	}
+	if err := limits(p, s, &cfg); err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
 	return api.ContainerCreateRequest{Name: ContainerName(p, s, n), Config: cfg}, nil
 }
 
@@ -140,6 +143,33 @@ func hostsDNS(p *types.Project, s types.ServiceConfig, cfg *api.ContainerConfig)
 		cfg.ExtraHosts = hosts
 	}
 	cfg.DNS, cfg.DNSSearch, cfg.DNSOptions = s.DNS, s.DNSSearch, s.DNSOpts
+	return nil
+}
+
+// limits sets cfg's ulimits and sysctls from s's ulimits ("nofile: 1024"
+// or "{soft, hard}") and sysctls, refusing bad ones.
+func limits(p *types.Project, s types.ServiceConfig, cfg *api.ContainerConfig) error {
+	for _, name := range sortedKeys(s.Ulimits) {
+		u := s.Ulimits[name]
+		soft, hard := u.Soft, u.Hard
+		if u.Single != 0 {
+			soft, hard = u.Single, u.Single
+		}
+		cfg.Ulimits = append(cfg.Ulimits, api.Ulimit{Name: name, Soft: int64(soft), Hard: int64(hard)})
+	}
+	if len(s.Sysctls) > 0 {
+		cfg.Sysctls = map[string]string(s.Sysctls)
+	}
+	for _, k := range []struct {
+		key string
+		c   api.ContainerConfig
+	}{
+		{"ulimits", api.ContainerConfig{Ulimits: cfg.Ulimits}}, {"sysctls", api.ContainerConfig{Sysctls: cfg.Sysctls, Network: cfg.Network}},
+	} {
+		if err := api.CheckLimits(&k.c); err != nil {
+			return errdefs.Invalid("%s: service %s: %v", locate(p, s.Name, k.key), s.Name, err)
+		}
+	}
 	return nil
 }
 

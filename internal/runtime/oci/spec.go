@@ -3,6 +3,7 @@ package oci
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -119,6 +120,7 @@ func Spec(in Input) (*specs.Spec, error) {
 				{Type: specs.CgroupNamespace},
 				netns,
 			},
+			Sysctl: maps.Clone(cfg.Sysctls),
 		},
 	}
 	if !cfg.Privileged {
@@ -164,7 +166,7 @@ func process(in Input) (*specs.Process, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	nofile, err := nofileLimit(in.HostRlimits)
+	rlimits, err := Rlimits(cfg.Ulimits, in.HostRlimits)
 	if err != nil {
 		return nil, "", err
 	}
@@ -177,7 +179,7 @@ func process(in Input) (*specs.Process, string, error) {
 		User:            user,
 		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
 		NoNewPrivileges: !cfg.Privileged,
-		Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+		Rlimits:         rlimits,
 	}, hostname, nil
 }
 
