@@ -137,8 +137,8 @@ func TestComposeUpOrderingAndRecreate(t *testing.T) {
 // TestComposeStrict checks that --strict refuses unsupported keys and
 // creates nothing.
 func TestComposeStrict(t *testing.T) {
-	_, base := composeProject(t, map[string]string{"compose.yaml": "name: cstrict\nservices:\n  a:\n    image: busybox\n    sysctls: {net.core.somaxconn: \"1024\"}\n"})
-	fails(t, env.daemon, []string{"a: sysctls", "--strict"}, append(base, "--strict", "up", "-d")...)
+	_, base := composeProject(t, map[string]string{"compose.yaml": "name: cstrict\nservices:\n  a:\n    image: busybox\n    logging: {driver: json-file}\n"})
+	fails(t, env.daemon, []string{"a: logging", "--strict"}, append(base, "--strict", "up", "-d")...)
 	if out := must(t, env.daemon, "ps", "-a"); strings.Contains(out, "cstrict") {
 		t.Errorf("a refused project made containers:\n%s", out)
 	}
