@@ -15,7 +15,7 @@ const composeRecreate = `name: crec
 services:
   web:
     image: busybox
-    command: ["sh", "-c", "echo CHANGE_ME; sleep 1; touch /tmp/ok; exec sleep 1000"]
+    command: ["sh", "-c", "echo CHANGE_ME > /tmp/v; sleep 1; touch /tmp/ok; exec sleep 1000"]
     stop_grace_period: 1s
     healthcheck:
       test: ["CMD", "test", "-f", "/tmp/ok"]
@@ -85,8 +85,9 @@ func TestComposeRollingRecreate(t *testing.T) {
 	if ps := composeRun(t, base, "ps"); !strings.Contains(ps, "crec-web-2") || strings.Contains(ps, "crec-web-1") {
 		t.Errorf("compose ps does not list the new replica alone:\n%s", ps)
 	}
-	if logs := composeRun(t, base, "logs", "web"); !strings.Contains(logs, "changed") {
-		t.Errorf("the running replica is not the changed one:\n%s", logs)
+	// exec's default replica 1 finds the one there is, the changed one.
+	if out := composeRun(t, base, "exec", "web", "cat", "/tmp/v"); !strings.Contains(out, "changed") {
+		t.Errorf("exec web did not run in the new replica: %q", out)
 	}
 	// An unchanged up keeps it.
 	if out := composeRun(t, base, "up", "-d"); !strings.Contains(out, "Container crec-web-2  Running") || strings.Contains(out, "Recreated") {
