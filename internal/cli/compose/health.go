@@ -103,10 +103,25 @@ func (e *Engine) checkHealth(ctx context.Context, p *types.Project, s types.Serv
 	if err != nil {
 		return err
 	}
-	test := healthTest(h)
-	if test == nil {
+	if healthTest(h) == nil {
 		return errdefs.Invalid("service %s has no healthcheck to wait for: add one, or depend on it with condition service_started", s.Name)
 	}
+	ctrs, err := e.serviceContainers(ctx, p.Name, s.Name)
+	if err != nil {
+		return err
+	}
+	for _, c := range ctrs {
+		if err := e.containerHealthy(ctx, s.Name, h, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containerHealthy returns once container c of service passes the
+// healthcheck h (which has a test), or fails naming the service.
+func (e *Engine) containerHealthy(ctx context.Context, service string, h *types.HealthCheckConfig, c api.Container) error {
+	test := healthTest(h)
 	interval := durationOr(h.Interval, 30*time.Second)
 	timeout := durationOr(h.Timeout, 30*time.Second)
 	startPeriod := durationOr(h.StartPeriod, 0)
@@ -115,50 +130,43 @@ func (e *Engine) checkHealth(ctx context.Context, p *types.Project, s types.Serv
 	if h.Retries != nil && *h.Retries > 0 {
 		retries = int(*h.Retries)
 	}
-	ctrs, err := e.serviceContainers(ctx, p.Name, s.Name)
-	if err != nil {
-		return err
-	}
-	for _, c := range ctrs {
-		began, fails := time.Now(), 0
-		for {
-			st, err := e.C.Container(ctx, c.ID)
-			if err != nil {
-				return err
-			}
-			if st.State.Status == api.StatusExited {
-				return fmt.Errorf("service %s is not healthy: container %s exited with code %d", s.Name, c.Name, st.State.ExitCode)
-			}
-			tctx, cancel := context.WithTimeout(ctx, timeout)
-			code, err := e.C.Exec(tctx, c.ID, api.ExecRequest{Cmd: test}, nil, io.Discard, io.Discard)
-			cancel()
-			if ctx.Err() != nil {
-				return fmt.Errorf("service %s is not healthy yet: %w", s.Name, ctx.Err())
-			}
-			if err == nil && code == 0 {
-				break
-			}
-			inStart := time.Since(began) < startPeriod
-			if !inStart {
-				fails++
-				if fails >= retries {
-					return fmt.Errorf("service %s is unhealthy: its healthcheck failed %d times (container %s)", s.Name, fails, c.Name)
-				}
-			}
-			// The first checks come sooner, as docker's start interval
-			// makes them; afterwards every interval.
-			step := interval
-			if inStart || time.Since(began) < interval {
-				step = min(startInterval, interval)
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("service %s is not healthy yet: %w", s.Name, ctx.Err())
-			case <-time.After(step):
+	began, fails := time.Now(), 0
+	for {
+		st, err := e.C.Container(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if st.State.Status == api.StatusExited {
+			return fmt.Errorf("service %s is not healthy: container %s exited with code %d", service, c.Name, st.State.ExitCode)
+		}
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		code, err := e.C.Exec(tctx, c.ID, api.ExecRequest{Cmd: test}, nil, io.Discard, io.Discard)
+		cancel()
+		if ctx.Err() != nil {
+			return fmt.Errorf("service %s is not healthy yet: %w", service, ctx.Err())
+		}
+		if err == nil && code == 0 {
+			return nil
+		}
+		inStart := time.Since(began) < startPeriod
+		if !inStart {
+			fails++
+			if fails >= retries {
+				return fmt.Errorf("service %s is unhealthy: its healthcheck failed %d times (container %s)", service, fails, c.Name)
 			}
 		}
+		// The first checks come sooner, as docker's start interval
+		// makes them; afterwards every interval.
+		step := interval
+		if inStart || time.Since(began) < interval {
+			step = min(startInterval, interval)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("service %s is not healthy yet: %w", service, ctx.Err())
+		case <-time.After(step):
+		}
 	}
-	return nil
 }
 
 // serviceContainers are the project's containers of the service.

@@ -216,16 +216,22 @@ func (e *Engine) Logs(ctx context.Context, p *types.Project, services []string, 
 	return errors.Join(errs...)
 }
 
-// ServiceContainer is replica index (from 1) of a service, for exec.
+// ServiceContainer is replica index (from 1) of a service, for exec: the
+// container numbered index, else (the numbers move as a recreate takes
+// the lowest free one) the index-th by number.
 func (e *Engine) ServiceContainer(ctx context.Context, p *types.Project, service string, index int) (api.Container, error) {
 	m, err := e.selected(ctx, p, []string{service})
 	if err != nil {
 		return api.Container{}, err
 	}
-	for _, c := range m[service] {
+	ctrs := m[service]
+	for _, c := range ctrs {
 		if number(c) == index {
 			return c, nil
 		}
+	}
+	if index >= 1 && index <= len(ctrs) {
+		return ctrs[index-1], nil
 	}
 	return api.Container{}, errdefs.NotFound("service %s has no container %d: is the project up?", service, index)
 }

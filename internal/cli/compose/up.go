@@ -165,60 +165,6 @@ func (e *Engine) waitDependencies(ctx context.Context, p *types.Project, s types
 	return nil
 }
 
-// converge makes the containers of s match the model: replicas 1..N
-// exist with the current configuration and image and are started; the
-// ones beyond N are removed.
-func (e *Engine) converge(ctx context.Context, p *types.Project, s types.ServiceConfig, have []api.Container, force bool) error {
-	img, err := e.C.Image(ctx, ImageName(p, s))
-	if err != nil {
-		return fmt.Errorf("service %s: %w", s.Name, err)
-	}
-	hash := ConfigHash(s)
-	want := replicas(s)
-	byNum := map[int]api.Container{}
-	for _, c := range have {
-		n := number(c)
-		if _, dup := byNum[n]; dup || n < 1 || n > want {
-			if err := e.stopRemove(ctx, c); err != nil {
-				return err
-			}
-			continue
-		}
-		byNum[n] = c
-	}
-	for n := 1; n <= want; n++ {
-		c, ok := byNum[n]
-		if ok && !force && c.Config.Labels[LabelConfigHash] == hash && c.ImageID == img.ID {
-			if c.State.Status != api.StatusRunning && c.State.Status != api.StatusRestarting {
-				if err := e.C.Start(ctx, c.ID); err != nil {
-					return fmt.Errorf("start %s: %w", c.Name, err)
-				}
-				e.progress("Container %s  Started", c.Name)
-			} else {
-				e.progress("Container %s  Running", c.Name)
-			}
-			continue
-		}
-		verb := "Started"
-		if ok {
-			if err := e.stopRemove(ctx, c); err != nil {
-				return err
-			}
-			verb = "Recreated"
-		}
-		req, err := CreateRequest(p, s, n)
-		if err != nil {
-			return err
-		}
-		req.Start = true
-		if _, err := e.C.CreateContainer(ctx, req); err != nil {
-			return fmt.Errorf("service %s: %w", s.Name, err)
-		}
-		e.progress("Container %s  %s", req.Name, verb)
-	}
-	return nil
-}
-
 // waitAll returns once every container of p runs (healthy where the
 // service has a healthcheck), or fails naming the first service that
 // does not. A container that exited 0 is done, not failed, when others
