@@ -58,7 +58,7 @@ services:
     networks:
       default:
         aliases: [www]
-    dns: [10.0.0.53]
+    logging: {driver: syslog}
 volumes:
   data: {}
 `
@@ -72,7 +72,7 @@ func TestComposeUpOrderingAndRecreate(t *testing.T) {
 	t.Cleanup(func() { skiff(append(base, "down", "-v")...) })
 
 	out := composeRun(t, base, "up", "-d", "--wait")
-	for _, want := range []string{"WARNING", "web: dns", "Network ctest_default  Created", "Volume ctest_data  Created", "Container ctest-web-1  Started", "Service db  Healthy"} {
+	for _, want := range []string{"WARNING", "web: logging", "Network ctest_default  Created", "Volume ctest_data  Created", "Container ctest-web-1  Started", "Service db  Healthy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up does not print %q:\n%s", want, out)
 		}
