@@ -49,6 +49,8 @@ func TestRoleMatrix(t *testing.T) {
 		{"exec", Call{Method: "POST", Path: "/v1/containers/x/exec"}, false, false, true},
 		{"pull", Call{Method: "POST", Path: "/v1/images/pull"}, false, false, true},
 		{"network create", Call{Method: "POST", Path: "/v1/networks"}, false, false, true},
+		{"secret inspect", Call{Method: "GET", Path: "/v1/secrets/db"}, true, true, true},
+		{"secret reveal", Call{Method: "GET", Path: "/v1/secrets/db", Reveal: true}, false, false, true},
 		{"token list", Call{Method: "GET", Path: "/v1/tokens"}, false, false, false},
 		{"token create", Call{Method: "POST", Path: "/v1/tokens"}, false, false, false},
 		{"token revoke", Call{Method: "DELETE", Path: "/v1/tokens/a"}, false, false, false},

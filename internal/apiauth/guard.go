@@ -78,6 +78,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call := Call{Method: r.Method, Path: r.URL.Path}
+	if strings.HasPrefix(r.URL.Path, "/v1/secrets/") {
+		if v := r.URL.Query().Get("reveal"); v != "" && v != "false" {
+			call.Reveal = true
+		}
+	}
 	if r.Method == http.MethodPost && r.URL.Path == "/v1/apps" {
 		call.App = appName(r)
 	}

@@ -75,6 +75,8 @@ func TestGuard(t *testing.T) {
 		{"apply matching", "POST", "/v1/apps", secret, app, 201, ""},
 		{"apply other", "POST", "/v1/apps", secret, `{"metadata":{"name":"b"}}`, 403, `does not match App \"b\"`},
 		{"read", "GET", "/v1/apps", secret, "", 201, ""},
+		{"secret keys", "GET", "/v1/secrets/db", secret, "", 201, ""},
+		{"secret values", "GET", "/v1/secrets/db?reveal=true", secret, "", 403, "reading secret values (reveal) needs an admin token"},
 		{"expired", "GET", "/v1/apps", oldSecret, "", 401, "token old expired"},
 		{"no token", "GET", "/v1/apps", "", "", 401, "no token"},
 		{"bad token", "GET", "/v1/apps", "skiff_x", "", 401, "unknown or revoked"},
@@ -88,8 +90,8 @@ func TestGuard(t *testing.T) {
 			t.Errorf("%s: Retry-After %q, want 60", c.name, w.Header().Get("Retry-After"))
 		}
 	}
-	if reached != 2 {
-		t.Errorf("the handler was reached %d times, want 2", reached)
+	if reached != 3 {
+		t.Errorf("the handler was reached %d times, want 3 (apply, read, secret keys)", reached)
 	}
 	var got []string
 	for _, e := range evs.evs {

@@ -14,6 +14,9 @@ type Call struct {
 	Path   string // the URL path, e.g. /v1/apps/shop/rollback
 	// App is the App a POST /v1/apps applies (from its body).
 	App string
+	// Reveal is set for a read of secret values (GET /v1/secrets/NAME
+	// with reveal), which only an admin may make.
+	Reveal bool
 }
 
 // deployerVerbs are the App calls a deployer may make: apply (App from
@@ -48,7 +51,13 @@ func Allow(t api.Token, c Call) (reason string) {
 	if c.Path == "/v1/tokens" || strings.HasPrefix(c.Path, "/v1/tokens/") {
 		return "tokens are managed only on the daemon's unix socket (run skiff token on the host as root)"
 	}
-	if !Mutating(c.Method) || t.Role == api.RoleAdmin {
+	if t.Role == api.RoleAdmin {
+		return ""
+	}
+	if c.Reveal {
+		return "token " + t.Name + " has role " + t.Role + ": reading secret values (reveal) needs an admin token"
+	}
+	if !Mutating(c.Method) {
 		return ""
 	}
 	switch t.Role {
