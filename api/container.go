@@ -80,6 +80,10 @@ type ContainerConfig struct {
 	// Sysctls are namespaced kernel settings of the container (see
 	// CheckLimits for the keys allowed).
 	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// Init runs a tiny init as PID 1 (docker run --init): it starts the
+	// command as its child, forwards signals to it, reaps zombies and
+	// exits with the child's exit code.
+	Init bool `json:"init,omitempty"`
 	// Mounts are named volumes and host directories mounted into the
 	// container.
 	Mounts []Mount `json:"mounts,omitempty"`

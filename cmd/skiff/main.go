@@ -6,8 +6,14 @@ import (
 	"os"
 
 	"skiff.dev/skiff/internal/cli"
+	"skiff.dev/skiff/internal/initproc"
 )
 
 func main() {
+	// A container started with --init runs this binary as its PID 1;
+	// that skips the CLI's setup.
+	if len(os.Args) > 1 && os.Args[1] == initproc.Subcommand {
+		os.Exit(initproc.Main(os.Args[2:], os.Stderr))
+	}
 	os.Exit(cli.Main(os.Args[1:]))
 }

@@ -26,7 +26,7 @@ type runFlags struct {
 	stopTimeout                                                      int
 	env, envFiles, labels, capAdd, capDrop, volumes                  []string
 	pidsLimit                                                        int64
-	rm, privileged, readOnly, interactive, tty                       bool
+	rm, privileged, readOnly, interactive, tty, init                 bool
 	pull                                                             string
 	publish, aliases                                                 []string
 	addHosts, dns, dnsSearch, dnsOptions                             []string
@@ -55,6 +55,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a Linux capability (e.g. MKNOD, or ALL)")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label KEY=VALUE")
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
+	fl.BoolVar(&f.init, "init", false, "run an init as PID 1 that forwards signals to the command and reaps zombies")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
 	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default SIGTERM)")
 	fl.IntVar(&f.stopTimeout, "stop-timeout", -1, "seconds to wait after the stop signal before SIGKILL (default 10)")
@@ -75,7 +76,7 @@ func (f *runFlags) register(c *cobra.Command) {
 func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 	cfg := api.ContainerConfig{Image: args[0], Cmd: args[1:], WorkingDir: f.workdir, User: f.user,
 		Hostname: f.hostname, AutoRemove: f.rm, Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop,
-		ReadonlyRootfs: f.readOnly, StopSignal: f.stopSignal, OpenStdin: f.interactive, Tty: f.tty}
+		ReadonlyRootfs: f.readOnly, StopSignal: f.stopSignal, OpenStdin: f.interactive, Tty: f.tty, Init: f.init}
 	for _, ef := range f.envFiles {
 		env, err := parseEnvFile(ef)
 		if err != nil {

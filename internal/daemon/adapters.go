@@ -93,6 +93,9 @@ func (specer) Spec(in container.SpecInput) (*specs.Spec, error) {
 		ID: in.ID, Hostname: in.Hostname, Rootfs: in.Rootfs, Image: in.Image, Config: in.Config,
 		NetNS: in.NetNS, Mounts: in.Mounts, HostRlimits: true, HostCapabilities: true, HostArches: true,
 	})
+	if err == nil && in.Config.Init {
+		err = addInit(spec)
+	}
 	if err != nil || !in.HostNetwork {
 		return spec, err
 	}
@@ -330,4 +333,14 @@ func cleanBuilds(ctx context.Context, rt build.Runtime, dir string) {
 		}
 	}
 	os.RemoveAll(dir)
+}
+
+// addInit makes spec run the daemon's own executable as the container's
+// init (--init).
+func addInit(spec *specs.Spec) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding skiff's executable for --init: %w", err)
+	}
+	return oci.AddInit(spec, exe)
 }

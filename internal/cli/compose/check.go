@@ -27,7 +27,7 @@ var supportedKeys = set(
 	"deploy.resources.limits.memory", "deploy.resources.limits.pids", "deploy.placement",
 	"scale", "cap_add", "cap_drop", "read_only", "privileged", "mem_limit", "cpus", "pids_limit",
 	"secrets[].source", "secrets[].target", "configs[].source", "configs[].target",
-	"tty", "stdin_open", "extra_hosts", "dns", "dns_search", "dns_opt", "ulimits", "sysctls", "x-skiff",
+	"tty", "stdin_open", "extra_hosts", "dns", "dns_search", "dns_opt", "ulimits", "sysctls", "init", "x-skiff",
 )
 
 func set(keys ...string) map[string]bool {

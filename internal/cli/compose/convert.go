@@ -81,6 +81,7 @@ func CreateRequest(p *types.Project, s types.ServiceConfig, n int) (api.Containe
 		CapDrop:        s.CapDrop,
 		ReadonlyRootfs: s.ReadOnly,
 		Privileged:     s.Privileged,
+		Init:           s.Init != nil && *s.Init,
 		StopSignal:     s.StopSignal,
 		Tty:            s.Tty,
 		OpenStdin:      s.StdinOpen,
