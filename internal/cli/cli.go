@@ -41,6 +41,23 @@ func (e *exitError) Error() string {
 // withCode makes a command exit with code, printing err if not nil.
 func withCode(code int, err error) error { return &exitError{code: code, err: err} }
 
+// eachArg runs fn for every argument, as docker's commands over several
+// objects do: a failure is printed and the rest still run; the command
+// then exits 1.
+func eachArg(g *globals, args []string, fn func(arg string) error) error {
+	failed := false
+	for _, a := range args {
+		if err := fn(a); err != nil {
+			fmt.Fprintln(g.stderr, "Error:", err)
+			failed = true
+		}
+	}
+	if failed {
+		return withCode(1, nil)
+	}
+	return nil
+}
+
 type globals struct {
 	socket string
 	// host, token and ca reach a daemon's API over TCP instead of the

@@ -327,13 +327,10 @@ func newImageRmCmd(g *globals) *cobra.Command {
 		Short:   "Remove image names, and images left without a name",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			failed := false
-			for _, ref := range args {
+			return eachArg(g, args, func(ref string) error {
 				res, err := g.client().RemoveImage(cmd.Context(), ref, force)
 				if err != nil {
-					fmt.Fprintln(g.stderr, "Error:", err)
-					failed = true
-					continue
+					return err
 				}
 				for _, u := range res.Untagged {
 					fmt.Fprintln(g.stdout, "Untagged:", u)
@@ -341,11 +338,8 @@ func newImageRmCmd(g *globals) *cobra.Command {
 				for _, d := range res.Deleted {
 					fmt.Fprintln(g.stdout, "Deleted:", d)
 				}
-			}
-			if failed {
-				return withCode(1, nil)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "untag even if containers use the image (they keep it)")

@@ -158,19 +158,13 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 		Short:   "Remove networks (their containers must be removed first)",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			failed := false
-			for _, name := range args {
+			return eachArg(g, args, func(name string) error {
 				if err := g.client().RemoveNetwork(cmd.Context(), name); err != nil {
-					fmt.Fprintln(g.stderr, "Error:", err)
-					failed = true
-					continue
+					return err
 				}
 				fmt.Fprintln(g.stdout, name)
-			}
-			if failed {
-				return withCode(1, nil)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }

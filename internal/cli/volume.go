@@ -110,13 +110,13 @@ func newVolumeRmCmd(g *globals) *cobra.Command {
 		Short:   "Remove named volumes and their data (refused while a container uses one)",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, n := range args {
+			return eachArg(g, args, func(n string) error {
 				if err := g.client().RemoveVolume(cmd.Context(), n); err != nil {
 					return err
 				}
 				fmt.Fprintln(g.stdout, n)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }
