@@ -75,6 +75,9 @@ type Config struct {
 	// (HTTP/2 and HTTP/1.1) for the same Apps, with certificates from
 	// the Apps' files or from the local CA under Root/pki.
 	IngressTLSAddr string
+	// ACME, when its CA is set, gets the certificates of Apps' public
+	// host names from an ACME directory (see acme.go).
+	ACME ACMEConfig
 	// Domain makes Apps' default hosts: NAME.Domain (default localhost).
 	Domain string
 	// DrainTimeout bounds the wait for a replica's requests in flight
@@ -205,6 +208,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if err := cfg.API.check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.ACME.check(cfg.IngressTLSAddr); err != nil {
 		return nil, err
 	}
 	chk, err := cfg.Policy.checker()
@@ -577,6 +583,7 @@ func (d *Daemon) close() {
 		d.apiTCP.Close()
 	}
 	d.stopRegistry()
+	d.tls.acme.stop()
 	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn, d.apiTCPLn} {
 		if l != nil {
 			l.Close()
