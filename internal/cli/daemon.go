@@ -89,6 +89,8 @@ of --root and waits for the new process to serve.`,
 	c.Flags().BoolVar(&cfg.Registry.Delete, "registry-delete", false, "allow deleting manifests, tags and blobs through the registry")
 	c.Flags().BoolVar(&cfg.Registry.Strict, "registry-strict", false, "refuse pushed manifests whose media type is not an OCI or Docker image manifest or index")
 	c.Flags().DurationVar(&cfg.Registry.UploadMaxAge, "registry-upload-max-age", 24*time.Hour, "how long skiff image prune keeps an idle registry upload, and a pushed blob no manifest names yet")
+	c.Flags().StringVar(&cfg.IdentityIssuer, "identity-issuer", "", "issuer URL of Apps' identity tokens (default https://API-ADDR with --api-addr, else https://skiff.DOMAIN)")
+	c.Flags().DurationVar(&cfg.IdentityTokenTTL, "identity-token-ttl", daemon.DefaultIdentityTTL, "lifetime of Apps' identity tokens (renewed at 80%)")
 	c.Flags().StringVar(&cfg.API.Addr, "api-addr", "", "also serve the API over TCP with TLS on this address (e.g. 0.0.0.0:7443); every call needs a token (skiff token create)")
 	c.Flags().StringVar(&cfg.API.TLSCert, "api-tls-cert", "", "TLS certificate file for --api-addr (default: one from skiff's local CA, ROOT/pki/ca.crt)")
 	c.Flags().StringVar(&cfg.API.TLSKey, "api-tls-key", "", "TLS key file for --api-addr")
