@@ -93,6 +93,10 @@ type Config struct {
 	// Secrets gives the versions of the secrets Apps use; nil makes every
 	// secretRef a missing secret.
 	Secrets SecretVersions
+	// IDRanges, when set, frees a deleted App's user namespace id range
+	// (the container manager does not give out a range its replicas
+	// still use).
+	IDRanges IDRanges
 	Logger  *slog.Logger
 }
 
@@ -401,3 +405,9 @@ func (nopRouter) WaitIdle(context.Context, string) error         { return nil }
 func (nopRouter) RevisionStats(string) (s ingress.RevisionStats) { return s }
 
 var _ Router = nopRouter{}
+
+// IDRanges frees user namespace id ranges.
+type IDRanges interface {
+	// ReleaseIDRange frees owner's range; an owner without one is fine.
+	ReleaseIDRange(ctx context.Context, owner string) error
+}

@@ -355,7 +355,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	apps := controller.New(controller.Config{
 		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
 		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, BeforeStop: d.awaitPredecessor,
-		Secrets: d.secrets, Logger: d.log.With("component", "apps"),
+		Secrets: d.secrets, Logger: d.log.With("component", "apps"), IDRanges: d.db,
 	})
 	d.apps.Store(apps)
 	if err := apps.Start(ctx); err != nil {
