@@ -97,7 +97,7 @@ type Config struct {
 	// (the container manager does not give out a range its replicas
 	// still use).
 	IDRanges IDRanges
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Controller reconciles Apps. It is safe for concurrent use.
