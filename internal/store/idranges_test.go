@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
 )
 
@@ -48,5 +49,30 @@ func TestIDRanges(t *testing.T) {
 	defer s2.Close()
 	if n, err := s2.IDRange(ctx, "app/b", 4, nil); err != nil || n != 1 {
 		t.Fatalf("after reopen app/b has range %d (%v), want 1", n, err)
+	}
+}
+
+// TestContainerIDMapKept: a container's id range is part of its record,
+// so a restarted daemon starts it in the same user namespace range.
+func TestContainerIDMapKept(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	r := rec("u1", "uns")
+	r.IDMap = &api.IDMap{HostID: 165536, Size: 65536}
+	if err := s.CreateContainer(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	got, err := s2.GetContainer(ctx, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.IDMap == nil || *got.IDMap != *r.IDMap {
+		t.Fatalf("id map after reopen = %+v, want %+v", got.IDMap, r.IDMap)
 	}
 }

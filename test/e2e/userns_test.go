@@ -213,3 +213,50 @@ cat /proc/self/uid_map`
 		t.Fatalf("the Debian container ran as host root: %s", r)
 	}
 }
+
+// TestUserNSDaemonRestart: a container's range is durable: after the
+// daemon is killed and restarted, the container stops and starts again
+// in the same range; removing it frees the range for the next one.
+func TestUserNSDaemonRestart(t *testing.T) {
+	d, err := startDaemonWith("userns", "--security-profile", "privileged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extraDaemons = append(extraDaemons, d)
+	if err := buildSubset(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, d, "run", "-d", "--name", "keep", "--userns", "auto", "-v", "keepvol:/v", "busybox", "sleep", "1000")
+	before := inspect(t, d, "keep").IDMap
+	if before == nil {
+		t.Fatal("--userns auto container has no id map")
+	}
+	d.Kill()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	must(t, d, "stop", "-t", "1", "keep")
+	must(t, d, "start", "keep")
+	after := inspect(t, d, "keep").IDMap
+	if after == nil || *after != *before {
+		t.Fatalf("id map after a daemon restart = %+v, was %+v", after, before)
+	}
+	out := must(t, d, "exec", "keep", "cat", "/proc/self/uid_map")
+	if f := strings.Fields(out); len(f) != 3 || f[1] != strconv.Itoa(int(before.HostID)) {
+		t.Fatalf("uid_map after restart = %q, want host id %d", out, before.HostID)
+	}
+	must(t, d, "rm", "-f", "keep")
+	out = must(t, d, "run", "--rm", "--userns", "auto", "busybox", "cat", "/proc/self/uid_map")
+	if f := strings.Fields(out); len(f) != 3 || f[1] != strconv.Itoa(int(before.HostID)) {
+		t.Fatalf("after the container was removed the next one got %q, want its freed range from %d", out, before.HostID)
+	}
+	// --rm cleans up in the background; pinned namespaces and idmapped
+	// mounts must not keep the directories from going.
+	eventually(t, 10*time.Second, "container directories removed", func() bool {
+		ents, _ := os.ReadDir(filepath.Join(d.Root, "containers"))
+		return len(ents) == 0
+	})
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), filepath.Join(d.Root, "containers")+"/") {
+		t.Fatalf("mounts left under the containers directory:\n%s", mi)
+	}
+}
