@@ -51,7 +51,9 @@ func (m *Manager) allocIDMap(ctx context.Context, owner string) (*api.IDMap, err
 	if err := searchableByOthers(m.cfg.Dir); err != nil {
 		return nil, err
 	}
-	n, err := m.cfg.Store.IDRange(ctx, owner, userns.MaxRanges, m.rangeInUse)
+	// The ranges in use are read first: the store's transaction must not
+	// wait for a container's lock, which is held across store writes.
+	n, err := m.cfg.Store.IDRange(ctx, owner, userns.MaxRanges, m.rangesInUse())
 	if err != nil {
 		return nil, fmt.Errorf("choose a user namespace id range: %w", err)
 	}
@@ -59,21 +61,22 @@ func (m *Manager) allocIDMap(ctx context.Context, owner string) (*api.IDMap, err
 	return &idm, nil
 }
 
-// rangeInUse reports whether a known container maps range n.
-func (m *Manager) rangeInUse(n int) bool {
+// rangesInUse are the indexes of the ranges known containers map.
+func (m *Manager) rangesInUse() map[int]bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	used := map[int]bool{}
 	for _, e := range m.byID {
 		e.mu.Lock()
 		idm := e.rec.IDMap
 		e.mu.Unlock()
 		if idm != nil {
-			if i, ok := userns.RangeIndex(*idm); ok && i == n {
-				return true
+			if i, ok := userns.RangeIndex(*idm); ok {
+				used[i] = true
 			}
 		}
 	}
-	return false
+	return used
 }
 
 // releaseIDMap frees the range of a removed container that owned it.

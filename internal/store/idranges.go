@@ -11,11 +11,10 @@ import (
 
 // IDRange returns the index of the user namespace id range owner holds,
 // giving it the lowest free index below limit when it holds none. An
-// index for which busy returns true is not given out (a range still used
-// by containers of a deleted owner). The choice is written before it is
-// returned: an owner keeps its range until ReleaseIDRange, across daemon
-// restarts.
-func (s *Store) IDRange(ctx context.Context, owner string, limit int, busy func(int) bool) (int, error) {
+// index in busy is not given out (a range still used by containers of a
+// deleted owner). The choice is written before it is returned: an owner
+// keeps its range until ReleaseIDRange, across daemon restarts.
+func (s *Store) IDRange(ctx context.Context, owner string, limit int, busy map[int]bool) (int, error) {
 	var idx int
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT idx FROM id_ranges WHERE owner = ?`, owner).Scan(&idx)
@@ -39,7 +38,7 @@ func (s *Store) IDRange(ctx context.Context, owner string, limit int, busy func(
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for idx = 0; idx < limit && (taken[idx] || busy != nil && busy(idx)); idx++ {
+		for idx = 0; idx < limit && (taken[idx] || busy[idx]); idx++ {
 		}
 		if idx >= limit {
 			return errdefs.Unavailable("all %d user namespace id ranges are in use: remove containers or Apps that run with a user namespace", limit)
