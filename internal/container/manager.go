@@ -398,10 +398,14 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 	// Volumes are made (and filled from the image) while the rootfs is
 	// mounted, through the user namespace's idmapped mounts if it has one.
 	var vols []specs.Mount
-	err = m.mountRootfs(dir, img.Layers, idm, func() (err error) {
-		vols, err = m.mounts(rootfs, cfg.Mounts, idm)
-		return err
+	var volErr error
+	err = m.mountRootfs(dir, img.Layers, idm, func() error {
+		vols, volErr = m.mounts(rootfs, cfg.Mounts, idm)
+		return volErr
 	})
+	if volErr != nil {
+		return nil, volErr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mount root filesystem: %w", err)
 	}
