@@ -92,6 +92,9 @@ type Config struct {
 	API APIConfig
 	// Policy is the admission policy of containers and Apps.
 	Policy PolicyConfig
+	// DockerSocket, when set, is a unix socket serving the Docker Engine
+	// API (see internal/dockerapi) over the same state.
+	DockerSocket string
 	// Version is reported by the API.
 	Version string
 	// UpgradeTimeout bounds a handover on SIGHUP, from starting the new
@@ -126,6 +129,8 @@ type Daemon struct {
 	metricsLn   net.Listener
 	apiTCPLn    net.Listener // until startAPI
 	apiTCP      *http.Server
+	dockerLn    net.Listener // until startAPI
+	dockerSrv   *http.Server
 	reg         *prometheus.Registry
 	server      *http.Server
 	apiErr      chan error
@@ -189,8 +194,10 @@ func (c *Config) setDefaults() error {
 	if c.Root, err = filepath.Abs(c.Root); err != nil {
 		return err
 	}
-	c.Socket, err = filepath.Abs(c.Socket)
-	return err
+	if c.Socket, err = filepath.Abs(c.Socket); err != nil {
+		return err
+	}
+	return c.checkDockerSocket()
 }
 
 // New sets the daemon up: it locks the root, opens the stores, starts
@@ -278,6 +285,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if err := d.listenAPITCP(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.listenDocker(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -405,10 +415,12 @@ func (d *Daemon) startAPI() error {
 	if a := d.apps.Load(); a != nil {
 		apps = admittedApps{Apps: a, policy: d.policy}
 	}
+	ctrs := admittedContainers{Containers: d.ctrs, policy: d.policy}
+	images := &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
+		cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}}
 	handler := apiserver.New(apiserver.Services{
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
-		Containers: admittedContainers{Containers: d.ctrs, policy: d.policy}, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
-			cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}},
+		Containers: ctrs, Images: images,
 		Apps: apps, Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
 		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
@@ -416,6 +428,9 @@ func (d *Daemon) startAPI() error {
 	d.apiErr = make(chan error, 1)
 	go func(srv *http.Server, l net.Listener, errc chan<- error) { errc <- srv.Serve(l) }(d.server, d.apiLn, d.apiErr)
 	d.apiLn = nil
+	if err := d.serveDocker(ctrs, images); err != nil {
+		return err
+	}
 	return d.serveAPITCP(handler)
 }
 
@@ -431,6 +446,12 @@ func (d *Daemon) stopAPI() {
 		d.server.Close()
 	}
 	d.server = nil
+	if d.dockerSrv != nil {
+		if err := d.dockerSrv.Shutdown(sctx); err != nil {
+			d.dockerSrv.Close()
+		}
+		d.dockerSrv = nil
+	}
 	if d.apiTCP != nil {
 		if err := d.apiTCP.Shutdown(sctx); err != nil {
 			d.apiTCP.Close()
@@ -576,8 +597,11 @@ func (d *Daemon) close() {
 	if d.apiTCP != nil {
 		d.apiTCP.Close()
 	}
+	if d.dockerSrv != nil {
+		d.dockerSrv.Close()
+	}
 	d.stopRegistry()
-	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn, d.apiTCPLn} {
+	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn, d.apiTCPLn, d.dockerLn} {
 		if l != nil {
 			l.Close()
 		}
@@ -586,6 +610,7 @@ func (d *Daemon) close() {
 		if d.socks.has(sockAPI) && !d.socks.systemd {
 			os.Remove(d.cfg.Socket)
 		}
+		d.removeDockerSocket()
 		d.socks.close()
 	}
 	if apps := d.apps.Load(); apps != nil {

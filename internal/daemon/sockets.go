@@ -30,6 +30,7 @@ const (
 	sockIngressTLS = "ingress-tls"
 	sockMetrics    = "metrics"
 	sockAPITCP     = "api-tcp" // the API over TCP (--api-addr)
+	// sockDocker (docker.go) is the Docker API socket.
 	sockDNSUDP     = "dns-udp"
 	sockDNSTCP     = "dns-tcp"
 	sockHandover   = "handover" // the pipe a new daemon reports through
@@ -90,11 +91,11 @@ func inheritSockets() (*sockets, error) {
 		if i < len(names) {
 			name = names[i]
 		}
-		if !slices.Contains([]string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP}, name) {
+		if !slices.Contains([]string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP, sockDocker}, name) {
 			// Unnamed (FileDescriptorName= unset): the unix socket is
 			// the API, the first TCP socket the ingress.
 			if name = guessName(fd); s.files[name] != nil {
-				return nil, fmt.Errorf("systemd passed more sockets than the API and the ingress: name them with FileDescriptorName=api, ingress, ingress-tls or metrics")
+				return nil, fmt.Errorf("systemd passed more sockets than the API and the ingress: name them with FileDescriptorName=api, ingress, ingress-tls, metrics or docker")
 			}
 		}
 		if err := s.add(name, fd); err != nil {
@@ -173,7 +174,7 @@ func (s *sockets) listener(name string, open func() (net.Listener, error)) (net.
 // handOver lists the files to pass to the next daemon and their names:
 // the listening sockets, then dnsSocks.
 func (s *sockets) handOver(dnsSocks map[string]dns.Sockets) (files []*os.File, names []string) {
-	for _, name := range []string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP} {
+	for _, name := range []string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP, sockDocker} {
 		if f := s.files[name]; f != nil {
 			files, names = append(files, f), append(names, name)
 		}
