@@ -58,6 +58,11 @@ type Server struct {
 	svc Services
 	log *slog.Logger
 	mux *http.ServeMux
+
+	// attaches are the attachments waiting for their container's start.
+	attaches attachTable
+	// execs are the exec instances, by ID.
+	execs execTable
 }
 
 // handlerFunc is an endpoint: an error it returns is written as
