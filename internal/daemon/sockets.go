@@ -30,10 +30,9 @@ const (
 	sockIngressTLS = "ingress-tls"
 	sockMetrics    = "metrics"
 	sockAPITCP     = "api-tcp" // the API over TCP (--api-addr)
-	// sockDocker (docker.go) is the Docker API socket.
-	sockDNSUDP   = "dns-udp"
-	sockDNSTCP   = "dns-tcp"
-	sockHandover = "handover" // the pipe a new daemon reports through
+	sockDNSUDP     = "dns-udp"
+	sockDNSTCP     = "dns-tcp"
+	sockHandover   = "handover" // the pipe a new daemon reports through
 )
 
 // sockets holds the daemon's listening sockets as files, by name, for the
