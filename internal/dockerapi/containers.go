@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
@@ -224,6 +225,7 @@ func (s *Server) stopContainer(w http.ResponseWriter, r *http.Request) error {
 	if err := s.svc.Containers.Stop(r.Context(), c.ID, t); err != nil {
 		return noSuch(ref(r), err)
 	}
+	s.emit(c, events.ActionStop, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -233,9 +235,14 @@ func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if err := s.svc.Containers.Restart(r.Context(), ref(r), t); err != nil {
+	c, err := s.container(r.Context(), ref(r))
+	if err != nil {
+		return err
+	}
+	if err := s.svc.Containers.Restart(r.Context(), c.ID, t); err != nil {
 		return noSuch(ref(r), err)
 	}
+	s.emit(c, events.ActionRestart, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -259,6 +266,7 @@ func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
 	if err := s.svc.Containers.Kill(r.Context(), c.ID, sig); err != nil {
 		return noSuch(ref(r), err)
 	}
+	s.emit(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

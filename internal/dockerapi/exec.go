@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"skiff.dev/skiff/api"
@@ -102,6 +105,7 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 	rand.Read(b)
 	e := &execInstance{id: hex.EncodeToString(b), containerID: c.ID, req: req, resize: make(chan specs.Box, 1)}
 	s.execs.add(e)
+	s.emit(c, events.Action(string(events.ActionExecCreate)+": "+strings.Join(req.Cmd, " ")), map[string]string{"execID": e.id})
 	return writeJSON(w, http.StatusCreated, container.ExecCreateResponse{ID: e.id})
 }
 
@@ -157,6 +161,8 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 
 // runExec runs e and records its exit code.
 func (s *Server) runExec(ctx context.Context, e *execInstance, req api.ExecRequest, stdio runtime.ExecIO) {
+	c, _ := s.svc.Containers.Get(ctx, e.containerID)
+	s.emit(c, events.Action(string(events.ActionExecStart)+": "+strings.Join(req.Cmd, " ")), map[string]string{"execID": e.id})
 	code, err := s.svc.Containers.Exec(ctx, e.containerID, req, stdio)
 	if err != nil {
 		s.log.Debug("exec failed", "container", e.containerID, "err", err)
@@ -168,6 +174,7 @@ func (s *Server) runExec(ctx context.Context, e *execInstance, req api.ExecReque
 		}
 	}
 	s.finishExec(e, code)
+	s.emit(c, events.ActionExecDie, map[string]string{"execID": e.id, "exitCode": strconv.Itoa(code)})
 }
 
 func (s *Server) finishExec(e *execInstance, code int) {

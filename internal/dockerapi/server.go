@@ -31,7 +31,9 @@ const (
 type Services struct {
 	System     System
 	Containers Containers
-	Events     Events
+	// Hub makes the events of GET /events; the daemon feeds it every
+	// container change.
+	Hub *EventHub
 	// Images, Networks, Volumes serve the image, network and volume
 	// endpoints (images*.go, build.go, networks.go, volumes.go).
 	Images   apiserver.Images
@@ -48,9 +50,6 @@ type System interface {
 // Containers is the container service (apiserver.Containers, with the
 // daemon's admission policy in front of Create).
 type Containers = apiserver.Containers
-
-// Events lists recorded events.
-type Events = apiserver.Events
 
 // Server is an http.Handler serving the Docker Engine API over skiff's
 // services. Create it with New.
