@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/registry"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
@@ -38,6 +39,8 @@ type fakeImages struct {
 	pullErr error
 	build   func(r io.Reader, opts apiserver.BuildOptions, progress io.Writer) (api.ImageBuildResponse, error)
 	gcFreed int64
+	// authUser is the user of the last pull or push with credentials.
+	authUser string
 }
 
 func (f *fakeImages) List(ctx context.Context) ([]api.Image, error) { return f.imgs, nil }
@@ -91,6 +94,16 @@ func (f *fakeImages) Pull(ctx context.Context, req api.ImagePullRequest) (api.Im
 		return api.Image{}, f.pullErr
 	}
 	return api.Image{ID: "sha256:abc", Digest: "sha256:d1"}, nil
+}
+
+func (f *fakeImages) PullAuth(ctx context.Context, req api.ImagePullRequest, auth registry.AuthConfig) (api.Image, error) {
+	f.authUser = auth.Username
+	return f.Pull(ctx, req)
+}
+
+func (f *fakeImages) PushAuth(ctx context.Context, req api.ImagePullRequest, auth registry.AuthConfig) error {
+	f.authUser = auth.Username
+	return nil
 }
 
 func (f *fakeImages) Build(ctx context.Context, r io.Reader, opts apiserver.BuildOptions, progress io.Writer) (api.ImageBuildResponse, error) {
@@ -292,7 +305,7 @@ func TestImagePullStream(t *testing.T) {
 	rec := httptest.NewRecorder()
 	srv.ServeHTTP(rec, req)
 	msgs := streamLines(t, rec.Body.Bytes())
-	if rec.Code != 200 || len(imgs.pulled) != 1 || imgs.pulled[0].Ref != "127.0.0.1:5000/team/app:1" {
+	if rec.Code != 200 || len(imgs.pulled) != 1 || imgs.pulled[0].Ref != "127.0.0.1:5000/team/app:1" || imgs.authUser != "u" {
 		t.Fatalf("pull: %d %s %+v", rec.Code, rec.Body, imgs.pulled)
 	}
 	if len(msgs) != 3 || msgs[0].Status != "Pulling from 127.0.0.1:5000/team/app" || msgs[1].Status != "Digest: sha256:d1" ||

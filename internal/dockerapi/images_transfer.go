@@ -1,6 +1,7 @@
 package dockerapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -67,6 +68,30 @@ func (s *jsonStream) fail(err error) {
 	s.enc.Encode(streamMessage{Message: jsonstream.Message{Error: &jsonstream.Error{Code: code, Message: msg}}, Error: msg})
 }
 
+// AuthImages is an image service that takes the registry credentials of
+// one pull or push (the X-Registry-Auth header); without it, pulls and
+// pushes use the daemon's own credentials.
+type AuthImages interface {
+	PullAuth(ctx context.Context, req api.ImagePullRequest, auth registry.AuthConfig) (api.Image, error)
+	PushAuth(ctx context.Context, req api.ImagePullRequest, auth registry.AuthConfig) error
+}
+
+// pull pulls req with auth when the service takes credentials.
+func (a *imageAPI) pull(ctx context.Context, req api.ImagePullRequest, auth registry.AuthConfig) (api.Image, error) {
+	if ai, ok := a.images.(AuthImages); ok && auth != (registry.AuthConfig{}) {
+		return ai.PullAuth(ctx, req, auth)
+	}
+	return a.images.Pull(ctx, req)
+}
+
+// pushRef pushes req with auth when the service takes credentials.
+func (a *imageAPI) pushRef(ctx context.Context, req api.ImagePullRequest, auth registry.AuthConfig) error {
+	if ai, ok := a.images.(AuthImages); ok && auth != (registry.AuthConfig{}) {
+		return ai.PushAuth(ctx, req, auth)
+	}
+	return a.images.Push(ctx, req)
+}
+
 // registryAuth decodes the X-Registry-Auth header (base64url JSON, as
 // every client sends it); an absent or empty one is anonymous.
 func registryAuth(r *http.Request) (registry.AuthConfig, error) {
@@ -101,14 +126,15 @@ func (a *imageAPI) create(w http.ResponseWriter, r *http.Request) error {
 	if from == "" {
 		return errdefs.Invalid("POST /images/create needs fromImage (a pull) or fromSrc=- (an import)")
 	}
-	if _, err := registryAuth(r); err != nil {
+	auth, err := registryAuth(r)
+	if err != nil {
 		return err
 	}
 	ref := joinTag(from, q.Get("tag"))
 	repo, tag := splitTag(ref)
 	st := newJSONStream(w)
 	st.send(jsonstream.Message{ID: tag, Status: "Pulling from " + familiar(repo)})
-	img, err := a.images.Pull(r.Context(), api.ImagePullRequest{Ref: ref, Platform: q.Get("platform")})
+	img, err := a.pull(r.Context(), api.ImagePullRequest{Ref: ref, Platform: q.Get("platform")}, auth)
 	if err != nil {
 		st.fail(err)
 		return nil
@@ -152,7 +178,8 @@ func (a *imageAPI) importRootfs(w http.ResponseWriter, r *http.Request) error {
 // push is POST /images/{name}/push: skiff pushes NAME[:tag] and reports
 // the pushed digest as docker does.
 func (a *imageAPI) push(w http.ResponseWriter, r *http.Request, name string) error {
-	if _, err := registryAuth(r); err != nil {
+	auth, err := registryAuth(r)
+	if err != nil {
 		return err
 	}
 	tag := r.URL.Query().Get("tag")
@@ -162,7 +189,7 @@ func (a *imageAPI) push(w http.ResponseWriter, r *http.Request, name string) err
 	}
 	st := newJSONStream(w)
 	st.status("The push refers to repository [%s]", name)
-	if err := a.images.Push(r.Context(), api.ImagePullRequest{Ref: ref}); err != nil {
+	if err := a.pushRef(r.Context(), api.ImagePullRequest{Ref: ref}, auth); err != nil {
 		st.fail(err)
 		return nil
 	}
