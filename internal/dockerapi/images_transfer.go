@@ -204,9 +204,8 @@ func (a *imageAPI) push(w http.ResponseWriter, r *http.Request, name string) err
 }
 
 // load is POST /images/load: a docker-archive (docker save) or OCI
-// archive tar in the body.
+// archive tar in the body; the answer names the images loaded.
 func (a *imageAPI) load(w http.ResponseWriter, r *http.Request) error {
-	quiet := boolQuery(r, "quiet")
 	body := http.MaxBytesReader(w, r.Body, a.maxUpload)
 	imgs, err := a.images.Import(r.Context(), body)
 	if err != nil {
@@ -216,10 +215,9 @@ func (a *imageAPI) load(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	// quiet only hides layer progress, which skiff does not send: the
+	// names loaded are always told, as docker does.
 	st := newJSONStream(w)
-	if quiet {
-		return nil
-	}
 	for _, img := range imgs {
 		if len(img.Tags) == 0 {
 			st.line("Loaded image ID: " + img.ID + "\n")
