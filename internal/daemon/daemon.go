@@ -30,6 +30,7 @@ import (
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
 	"skiff.dev/skiff/internal/controller"
+	"skiff.dev/skiff/internal/dockerapi"
 	"skiff.dev/skiff/internal/image"
 	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/network"
@@ -148,10 +149,14 @@ type Daemon struct {
 	networks *network.Manager
 	apps     atomic.Pointer[controller.Controller]
 	policy   *policy.Checker
+	// dockerEvents turns container changes into the Docker API's events
+	// (nil without --docker-socket).
+	dockerEvents *dockerapi.EventHub
 }
 
 // notify forwards container changes to the App controller once it exists.
 func (d *Daemon) notify(c api.Container, removed bool) {
+	d.dockerEvents.ContainerChanged(c, removed)
 	if apps := d.apps.Load(); apps != nil {
 		apps.ContainerChanged(c, removed)
 	}
@@ -219,7 +224,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	root := cfg.Root
-	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1), policy: chk}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1), policy: chk, dockerEvents: newDockerEvents(cfg)}
 	// A SIGHUP before Serve waits for it instead of ending the process.
 	signal.Notify(d.hup, syscall.SIGHUP)
 	defer func() {

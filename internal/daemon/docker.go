@@ -41,7 +41,7 @@ func (d *Daemon) serveDocker(ctrs apiserver.Containers, images apiserver.Images)
 		d.dockerLn = l
 	}
 	handler := dockerapi.New(dockerapi.Services{
-		System: &system{d: d}, Containers: ctrs, Events: d.db, Images: images, Networks: d.networks, Volumes: d.ctrs,
+		System: &system{d: d}, Containers: ctrs, Hub: d.dockerEvents, Images: images, Networks: d.networks, Volumes: d.ctrs,
 		ImageSource: d.images, MaxUpload: d.cfg.MaxImageSize,
 	}, d.log.With("component", "docker-api"))
 	d.dockerSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
@@ -53,6 +53,15 @@ func (d *Daemon) serveDocker(ctrs apiserver.Containers, images apiserver.Images)
 	d.dockerLn = nil
 	d.log.Info("serving the Docker API", "socket", d.cfg.DockerSocket)
 	return nil
+}
+
+// newDockerEvents returns the hub of the Docker API's events when the
+// API is served, nil (which ignores changes) otherwise.
+func newDockerEvents(cfg Config) *dockerapi.EventHub {
+	if cfg.DockerSocket == "" {
+		return nil
+	}
+	return dockerapi.NewEventHub()
 }
 
 // checkDockerSocket makes DockerSocket absolute and keeps it apart from

@@ -30,7 +30,6 @@ const (
 	sockIngressTLS = "ingress-tls"
 	sockMetrics    = "metrics"
 	sockAPITCP     = "api-tcp" // the API over TCP (--api-addr)
-	// sockDocker (docker.go) is the Docker API socket.
 	sockDNSUDP     = "dns-udp"
 	sockDNSTCP     = "dns-tcp"
 	sockHandover   = "handover" // the pipe a new daemon reports through

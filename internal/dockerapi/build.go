@@ -113,7 +113,7 @@ func (a *imageAPI) build(w http.ResponseWriter, r *http.Request) error {
 		st.line(res.ID + "\n")
 		return nil
 	}
-	st.line("Successfully built " + shortID(res.ID) + "\n")
+	st.line("Successfully built " + shortID(strings.TrimPrefix(res.ID, "sha256:")) + "\n")
 	for _, t := range opts.Tags {
 		st.line("Successfully tagged " + t + "\n")
 	}
@@ -138,15 +138,6 @@ func classicLine(ev api.BuildEvent) (string, bool) {
 		return "[WARNING]: " + ev.Text + "\n", true
 	}
 	return ev.Text + "\n", ev.Text != ""
-}
-
-// shortID is the 12-character form docker prints of an image ID.
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 // contextBody returns the build context tar of body, decompressing a

@@ -31,7 +31,9 @@ const (
 type Services struct {
 	System     System
 	Containers Containers
-	Events     Events
+	// Hub makes the events of GET /events; the daemon feeds it every
+	// container change.
+	Hub *EventHub
 	// Images, Networks, Volumes serve the image, network and volume
 	// endpoints (images*.go, build.go, networks.go, volumes.go).
 	Images   apiserver.Images
@@ -55,15 +57,17 @@ type System interface {
 // daemon's admission policy in front of Create).
 type Containers = apiserver.Containers
 
-// Events lists recorded events.
-type Events = apiserver.Events
-
 // Server is an http.Handler serving the Docker Engine API over skiff's
 // services. Create it with New.
 type Server struct {
 	svc Services
 	log *slog.Logger
 	mux *http.ServeMux
+
+	// attaches are the attachments waiting for their container's start.
+	attaches attachTable
+	// execs are the exec instances, by ID.
+	execs execTable
 }
 
 // handlerFunc is an endpoint: an error it returns is written as
