@@ -42,6 +42,7 @@ func (d *Daemon) serveDocker(ctrs apiserver.Containers, images apiserver.Images)
 	}
 	handler := dockerapi.New(dockerapi.Services{
 		System: &system{d: d}, Containers: ctrs, Hub: d.dockerEvents, Images: images, Networks: d.networks, Volumes: d.ctrs,
+		ImageSource: d.images, MaxUpload: d.cfg.MaxImageSize,
 	}, d.log.With("component", "docker-api"))
 	d.dockerSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 	go func(srv *http.Server, l net.Listener) {

@@ -39,6 +39,12 @@ type Services struct {
 	Images   apiserver.Images
 	Networks apiserver.Networks
 	Volumes  apiserver.Volumes
+
+	// ImageSource, if set, serves image history and docker save.
+	ImageSource ImageSource
+	// MaxUpload caps image archives and build contexts
+	// (apiserver.DefaultMaxUpload when 0).
+	MaxUpload int64
 }
 
 // System answers version and info.
