@@ -20,6 +20,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/image/build"
 )
 
 func init() { addRoutes((*Server).archiveRoutes) }
@@ -248,7 +249,8 @@ func addDir(tw *tar.Writer, fd int, name string) error {
 	return nil
 }
 
-// putArchive extracts the tar in the body into the directory path.
+// putArchive extracts the tar in the body (plain, or compressed with
+// gzip, bzip2, xz or zstd) into the directory path.
 func (s *Server) putArchive(w http.ResponseWriter, r *http.Request) error {
 	p, err := archivePath(r)
 	if err != nil {
@@ -271,7 +273,12 @@ func (s *Server) putArchive(w http.ResponseWriter, r *http.Request) error {
 		return errdefs.NotFound("Could not find the file %s in container %s", p, ref(r))
 	}
 	defer unix.Close(dfd)
-	tr := tar.NewReader(r.Body)
+	body, err := build.Decompress(r.Body)
+	if err != nil {
+		return errdefs.Invalid("the archive's compression cannot be read: %v", err)
+	}
+	defer body.Close()
+	tr := tar.NewReader(body)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {

@@ -325,8 +325,8 @@ func TestDockerCLIEvents(t *testing.T) {
 	dockerOK(t, "rm", "evented")
 	until := time.Now().Add(time.Second).Unix()
 	out := dockerOK(t, "events", "--since", fmt.Sprint(since), "--until", fmt.Sprint(until), "--filter", "container=evented",
-		"--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
-	want := "container create evented \ncontainer start evented \ncontainer die evented 2\ncontainer destroy evented \n"
+		"--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}{{with .Actor.Attributes.exitCode}} {{.}}{{end}}")
+	want := "container create evented\ncontainer start evented\ncontainer die evented 2\ncontainer destroy evented\n"
 	if out != want {
 		t.Errorf("docker events =\n%s\nwant\n%s", out, want)
 	}
