@@ -264,7 +264,10 @@ func TestDockerCLIContainers(t *testing.T) {
 	if out := dockerOK(t, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "web"); strings.TrimSpace(out) != "web 1" {
 		t.Errorf("docker stats --no-stream = %q", out)
 	}
-	// kill, wait's exit code, rm.
+	// rm of a running container, kill, wait's exit code, rm.
+	if r := docker(t, "", "rm", "web"); r.Code != 1 || !strings.Contains(r.Stderr, "container is running: stop the container before removing or force remove") {
+		t.Errorf("docker rm of a running container: %s", r)
+	}
 	dockerOK(t, "kill", "web")
 	if out := dockerOK(t, "wait", "web"); strings.TrimSpace(out) != "137" {
 		t.Errorf("docker wait after kill = %q, want 137", out)
