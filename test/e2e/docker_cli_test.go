@@ -183,6 +183,16 @@ func TestDockerCLIRun(t *testing.T) {
 	if out := dockerOK(t, "ps", "-aq", "--filter", "ancestor=busybox"); strings.TrimSpace(out) != "" {
 		t.Errorf("--rm containers are left: %q", out)
 	}
+	// container prune removes the stopped containers its filter names.
+	kept := strings.TrimSpace(dockerOK(t, "create", "-l", "prune=keep", "busybox", "true"))
+	defer docker(t, "", "rm", "-f", kept)
+	pruned := strings.TrimSpace(dockerOK(t, "create", "-l", "prune=me", "busybox", "true"))
+	if out := dockerOK(t, "container", "prune", "-f", "--filter", "label=prune=me"); !strings.Contains(out, pruned) || strings.Contains(out, kept) {
+		t.Errorf("docker container prune --filter label=prune=me:\n%s", out)
+	}
+	if out := dockerOK(t, "ps", "-aq", "--filter", "label=prune"); strings.TrimSpace(out) != kept[:12] {
+		t.Errorf("after prune, ps lists %q, want only %s", out, kept[:12])
+	}
 	// A pseudo-terminal: docker run -it through script(1).
 	cmd := exec.Command("script", "-qec", "docker run --rm -it busybox sh -c 'tty; stty size'", "/dev/null")
 	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+dockerEnv.socket, "DOCKER_CONFIG="+filepath.Join(env.tmp, "docker-config"))
@@ -254,6 +264,13 @@ func TestDockerCLIContainers(t *testing.T) {
 	}
 	if r := docker(t, "to cat\n", "exec", "-i", "web", "cat"); r.Code != 0 || r.Stdout != "to cat\n" {
 		t.Errorf("docker exec -i: %s", r)
+	}
+	// exec -it on a pseudo-terminal, through script(1).
+	cmd := exec.Command("script", "-qec", "docker exec -it web sh -c 'tty; echo exec-tty'", "/dev/null")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+dockerEnv.socket, "DOCKER_CONFIG="+filepath.Join(env.tmp, "docker-config"))
+	cmd.Stdin = strings.NewReader("")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "/dev/pts/") || !strings.Contains(string(out), "exec-tty") {
+		t.Errorf("docker exec -it: %v\n%s", err, out)
 	}
 	if out := dockerOK(t, "inspect", "--format", "{{.State.Status}} {{.Name}} {{.Config.Labels.tier}} {{.HostConfig.Binds}}", "web"); strings.TrimSpace(out) != "running /web front ["+dockerEnv.share+":/www]" {
 		t.Errorf("docker inspect = %q", out)
