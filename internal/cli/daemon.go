@@ -97,6 +97,7 @@ of --root and waits for the new process to serve.`,
 	c.Flags().StringVar(&cfg.Policy.Profile, "security-profile", "baseline", "admission profile of containers and Apps: privileged, baseline or restricted (Apps may choose a stricter one)")
 	c.Flags().StringVar(&cfg.Policy.File, "policy", "", "policy file of custom admission rules (CEL expressions), checked at start")
 	c.Flags().StringSliceVar(&cfg.Policy.HostPaths, "allow-host-path", nil, "host directory that bind mounts may come from under the baseline and restricted profiles (repeatable)")
+	c.Flags().StringVar(&cfg.DockerSocket, "docker-socket", "", "also serve the Docker Engine API on this unix socket (e.g. /run/skiff/docker.sock, for DOCKER_HOST=unix:///run/skiff/docker.sock); off by default")
 	c.Flags().BoolVar(&debug, "debug", false, "log debug messages")
 	return c
 }

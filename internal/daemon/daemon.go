@@ -30,6 +30,7 @@ import (
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
 	"skiff.dev/skiff/internal/controller"
+	"skiff.dev/skiff/internal/dockerapi"
 	"skiff.dev/skiff/internal/image"
 	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/network"
@@ -101,6 +102,9 @@ type Config struct {
 	API APIConfig
 	// Policy is the admission policy of containers and Apps.
 	Policy PolicyConfig
+	// DockerSocket, when set, is a unix socket serving the Docker Engine
+	// API (see internal/dockerapi) over the same state.
+	DockerSocket string
 	// Version is reported by the API.
 	Version string
 	// UpgradeTimeout bounds a handover on SIGHUP, from starting the new
@@ -135,6 +139,8 @@ type Daemon struct {
 	metricsLn   net.Listener
 	apiTCPLn    net.Listener // until startAPI
 	apiTCP      *http.Server
+	dockerLn    net.Listener // until startAPI
+	dockerSrv   *http.Server
 	reg         *prometheus.Registry
 	server      *http.Server
 	apiErr      chan error
@@ -153,10 +159,14 @@ type Daemon struct {
 	apps     atomic.Pointer[controller.Controller]
 	policy   *policy.Checker
 	ids      atomic.Pointer[identities]
+	// dockerEvents turns container changes into the Docker API's events
+	// (nil without --docker-socket).
+	dockerEvents *dockerapi.EventHub
 }
 
 // notify forwards container changes to the App controller once it exists.
 func (d *Daemon) notify(c api.Container, removed bool) {
+	d.dockerEvents.ContainerChanged(c, removed)
 	if apps := d.apps.Load(); apps != nil {
 		apps.ContainerChanged(c, removed)
 	}
@@ -205,8 +215,10 @@ func (c *Config) setDefaults() error {
 	if c.Root, err = filepath.Abs(c.Root); err != nil {
 		return err
 	}
-	c.Socket, err = filepath.Abs(c.Socket)
-	return err
+	if c.Socket, err = filepath.Abs(c.Socket); err != nil {
+		return err
+	}
+	return c.checkDockerSocket()
 }
 
 // New sets the daemon up: it locks the root, opens the stores, starts
@@ -231,7 +243,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	root := cfg.Root
-	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1), policy: chk}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, exe: executable(), hup: make(chan os.Signal, 1), policy: chk, dockerEvents: newDockerEvents(cfg)}
 	// A SIGHUP before Serve waits for it instead of ending the process.
 	signal.Notify(d.hup, syscall.SIGHUP)
 	defer func() {
@@ -297,6 +309,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if err := d.listenAPITCP(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.listenDocker(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -428,10 +443,12 @@ func (d *Daemon) startAPI() error {
 	if a := d.apps.Load(); a != nil {
 		apps = admittedApps{Apps: a, policy: d.policy}
 	}
+	ctrs := admittedContainers{Containers: d.ctrs, policy: d.policy}
+	images := &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
+		cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}}
 	handler := apiserver.New(apiserver.Services{
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
-		Containers: admittedContainers{Containers: d.ctrs, policy: d.policy}, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
-			cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}},
+		Containers: ctrs, Images: images,
 		Apps: apps, Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
 		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
@@ -439,6 +456,9 @@ func (d *Daemon) startAPI() error {
 	d.apiErr = make(chan error, 1)
 	go func(srv *http.Server, l net.Listener, errc chan<- error) { errc <- srv.Serve(l) }(d.server, d.apiLn, d.apiErr)
 	d.apiLn = nil
+	if err := d.serveDocker(ctrs, images); err != nil {
+		return err
+	}
 	return d.serveAPITCP(handler)
 }
 
@@ -454,6 +474,12 @@ func (d *Daemon) stopAPI() {
 		d.server.Close()
 	}
 	d.server = nil
+	if d.dockerSrv != nil {
+		if err := d.dockerSrv.Shutdown(sctx); err != nil {
+			d.dockerSrv.Close()
+		}
+		d.dockerSrv = nil
+	}
 	if d.apiTCP != nil {
 		if err := d.apiTCP.Shutdown(sctx); err != nil {
 			d.apiTCP.Close()
@@ -599,9 +625,12 @@ func (d *Daemon) close() {
 	if d.apiTCP != nil {
 		d.apiTCP.Close()
 	}
+	if d.dockerSrv != nil {
+		d.dockerSrv.Close()
+	}
 	d.stopRegistry()
 	d.tls.acme.stop()
-	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn, d.apiTCPLn} {
+	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn, d.apiTCPLn, d.dockerLn} {
 		if l != nil {
 			l.Close()
 		}
@@ -610,6 +639,7 @@ func (d *Daemon) close() {
 		if d.socks.has(sockAPI) && !d.socks.systemd {
 			os.Remove(d.cfg.Socket)
 		}
+		d.removeDockerSocket()
 		d.socks.close()
 	}
 	if apps := d.apps.Load(); apps != nil {

@@ -90,11 +90,11 @@ func inheritSockets() (*sockets, error) {
 		if i < len(names) {
 			name = names[i]
 		}
-		if !slices.Contains([]string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP}, name) {
+		if !slices.Contains([]string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP, sockDocker}, name) {
 			// Unnamed (FileDescriptorName= unset): the unix socket is
 			// the API, the first TCP socket the ingress.
 			if name = guessName(fd); s.files[name] != nil {
-				return nil, fmt.Errorf("systemd passed more sockets than the API and the ingress: name them with FileDescriptorName=api, ingress, ingress-tls or metrics")
+				return nil, fmt.Errorf("systemd passed more sockets than the API and the ingress: name them with FileDescriptorName=api, ingress, ingress-tls, metrics or docker")
 			}
 		}
 		if err := s.add(name, fd); err != nil {
@@ -173,7 +173,7 @@ func (s *sockets) listener(name string, open func() (net.Listener, error)) (net.
 // handOver lists the files to pass to the next daemon and their names:
 // the listening sockets, then dnsSocks.
 func (s *sockets) handOver(dnsSocks map[string]dns.Sockets) (files []*os.File, names []string) {
-	for _, name := range []string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP} {
+	for _, name := range []string{sockAPI, sockIngress, sockIngressTLS, sockMetrics, sockAPITCP, sockDocker} {
 		if f := s.files[name]; f != nil {
 			files, names = append(files, f), append(names, name)
 		}
