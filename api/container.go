@@ -60,6 +60,12 @@ type ContainerConfig struct {
 	Network string `json:"network,omitempty"`
 	// NetworkAliases are extra DNS names of the container on its network.
 	NetworkAliases []string `json:"networkAliases,omitempty"`
+	// ExtraNetworks are further bridge networks the container joins
+	// besides Network (which must then be a network, not "none" or
+	// "host"), each with its own interface, address and DNS aliases.
+	// The container resolves the names of every network it is on. Ports
+	// are published from Network only.
+	ExtraNetworks []NetworkAttachment `json:"extraNetworks,omitempty"`
 	// Ports are published on the host.
 	Ports []PortMapping `json:"ports,omitempty"`
 	// ExtraHosts are "NAME:IP" lines added to the container's /etc/hosts;
@@ -184,7 +190,8 @@ type Container struct {
 	NetworkSettings *NetworkSettings `json:"networkSettings,omitempty"`
 }
 
-// NetworkSettings are a running container's network attachment.
+// NetworkSettings are a running container's network attachments. The
+// top-level fields describe its first network.
 type NetworkSettings struct {
 	Network string        `json:"network"`
 	IP      string        `json:"ip,omitempty"`
@@ -193,6 +200,22 @@ type NetworkSettings struct {
 	Ports   []PortMapping `json:"ports,omitempty"` // with host ports chosen
 	// NetNS is the path of the container's network namespace.
 	NetNS string `json:"netns,omitempty"`
+	// Networks lists every network the container is attached to, its
+	// first network first, then the ones of ExtraNetworks and those
+	// connected since it started, in the order they were attached.
+	Networks []AttachedNetwork `json:"networks,omitempty"`
+}
+
+// AttachedNetwork is a container's address on one of its networks.
+type AttachedNetwork struct {
+	Network string `json:"network"`
+	// Interface is the container's interface on the network (eth0 for
+	// the first network, eth1, eth2, ... for the others).
+	Interface string   `json:"interface,omitempty"`
+	IP        string   `json:"ip,omitempty"`
+	Gateway   string   `json:"gateway,omitempty"`
+	MAC       string   `json:"mac,omitempty"`
+	Aliases   []string `json:"aliases,omitempty"`
 }
 
 // ContainerCreateRequest is the body of POST /v1/containers.
