@@ -43,18 +43,18 @@ type endpointRecord struct {
 	ContainerID string
 	// Idx numbers the container's attachments: 0 is its first network
 	// (or mode none), 1, 2, ... the further ones, interface eth<Idx>.
-	Idx         int
-	NetworkID   string // "" for mode none
-	Mode        string // driverBridge, driverCNI or modeNone
-	Name        string
-	Hostname    string
-	IP          netip.Addr
-	MAC         string
-	Gateway     netip.Addr
-	Aliases     []string
-	Ports       []api.PortMapping // with host ports chosen
-	Veth        string
-	Created     time.Time
+	Idx       int
+	NetworkID string // "" for mode none
+	Mode      string // driverBridge, driverCNI or modeNone
+	Name      string
+	Hostname  string
+	IP        netip.Addr
+	MAC       string
+	Gateway   netip.Addr
+	Aliases   []string
+	Ports     []api.PortMapping // with host ports chosen
+	Veth      string
+	Created   time.Time
 }
 
 type querier interface {
