@@ -100,6 +100,7 @@ type Server struct {
 	events     Events
 	metrics    http.Handler
 	networks   Networks
+	connector  NetworkConnector
 	volumes    Volumes
 	secrets    Secrets
 	tokens     Tokens
@@ -144,6 +145,9 @@ type Services struct {
 	Apps       Apps
 	Events     Events
 	Networks   Networks
+	// NetworkConnector, if set, serves /v1/networks/{name}/connect and
+	// disconnect.
+	NetworkConnector NetworkConnector
 	// Volumes serves /v1/volumes, if set.
 	Volumes Volumes
 	// Secrets serves /v1/secrets, if set.
@@ -156,7 +160,7 @@ type Services struct {
 // New returns the API handler.
 func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, volumes: svc.Volumes, secrets: svc.Secrets, tokens: svc.Tokens, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		networks: svc.Networks, connector: svc.NetworkConnector, volumes: svc.Volumes, secrets: svc.Secrets, tokens: svc.Tokens, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
 		maxUpload: DefaultMaxUpload}
 	for _, o := range opts {
 		o(srv)
@@ -215,7 +219,7 @@ func (s *Server) routes() {
 		s.appRoutes(h)
 	}
 	if s.networks != nil {
-		networkRoutes(s.networks, h)
+		networkRoutes(s.networks, s.connector, h)
 	}
 	if s.volumes != nil {
 		volumeRoutes(s.volumes, h)

@@ -409,7 +409,7 @@ func (d *Daemon) startAPI() error {
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
 		Containers: admittedContainers{Containers: d.ctrs, policy: d.policy}, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
 			cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}},
-		Apps: apps, Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
+		Apps: apps, Events: d.db, Networks: d.networks, NetworkConnector: d.ctrs, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
 		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
 	d.server = &http.Server{Handler: apiauth.AuditSocket(handler, d.db, d.log), ReadHeaderTimeout: 30 * time.Second}
