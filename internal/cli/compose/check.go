@@ -3,6 +3,7 @@ package compose
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -143,9 +144,6 @@ func isEmpty(v any) bool {
 // valueIssues are keys that are supported only with some values.
 func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 	var out []Issue
-	if len(s.Networks) > 1 {
-		out = append(out, Issue{s.Name, "networks", "a container joins one network: only " + serviceNetworks(s)[0] + " is joined"})
-	}
 	for name, n := range s.Networks {
 		if n != nil && (n.Ipv4Address != "" || n.Ipv6Address != "" || n.MacAddress != "" || len(n.LinkLocalIPs) > 0 || n.InterfaceName != "" || len(n.DriverOpts) > 0) {
 			out = append(out, Issue{s.Name, "networks." + name, "only aliases are supported"})
@@ -245,24 +243,30 @@ func sortedServices(p *types.Project) []string {
 	return names
 }
 
-// serviceNetworks are the networks a service joins, by priority then name.
-func serviceNetworks(s types.ServiceConfig) []string {
-	names := make([]string, 0, len(s.Networks))
-	for n := range s.Networks {
-		names = append(names, n)
-	}
-	prio := func(n string) int {
+// serviceNetworks are the networks a service joins, by priority then
+// name, except the first: the container's first network carries its
+// default route and published ports, so it is the one Docker would take
+// as the gateway (highest gw_priority, then not internal), ties broken
+// by the same order.
+func serviceNetworks(p *types.Project, s types.ServiceConfig) []string {
+	names := s.NetworksByPriority()
+	gwPrio := func(n string) int {
 		if c := s.Networks[n]; c != nil {
-			return c.Priority
+			return c.GatewayPriority
 		}
 		return 0
 	}
-	sort.Slice(names, func(i, j int) bool {
-		if prio(names[i]) != prio(names[j]) {
-			return prio(names[i]) > prio(names[j])
+	internal := func(n string) bool { return p != nil && p.Networks[n].Internal }
+	gw := 0
+	for i, n := range names {
+		g, best := gwPrio(n), names[gw]
+		if g > gwPrio(best) || g == gwPrio(best) && internal(best) && !internal(n) {
+			gw = i
 		}
-		return names[i] < names[j]
-	})
+	}
+	if gw > 0 {
+		names = append([]string{names[gw]}, slices.Delete(slices.Clone(names), gw, gw+1)...)
+	}
 	return names
 }
 

@@ -104,9 +104,12 @@ func CreateRequest(p *types.Project, s types.ServiceConfig, n int) (api.Containe
 	case "host", "none":
 		cfg.Network = s.NetworkMode
 	default:
-		if nets := serviceNetworks(s); len(nets) > 0 {
+		if nets := serviceNetworks(p, s); len(nets) > 0 {
 			cfg.Network = networkName(p, nets[0])
 			cfg.NetworkAliases = append([]string{s.Name}, aliases(s, nets[0])...)
+			for _, n := range nets[1:] {
+				cfg.ExtraNetworks = append(cfg.ExtraNetworks, api.NetworkAttachment{Network: networkName(p, n), Aliases: append([]string{s.Name}, aliases(s, n)...)})
+			}
 		}
 		for _, pc := range s.Ports {
 			cfg.Ports = append(cfg.Ports, portMapping(pc))

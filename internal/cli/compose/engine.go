@@ -78,12 +78,16 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *types.Project) error {
 	used := map[string]bool{}
 	for _, s := range p.Services {
 		if s.NetworkMode == "" {
-			if nets := serviceNetworks(s); len(nets) > 0 {
-				used[nets[0]] = true
+			for _, n := range serviceNetworks(p, s) {
+				used[n] = true
 			}
 		}
 	}
-	for _, key := range sortedKeys(used) {
+	// The external networks first: a missing one fails up before
+	// anything is made.
+	keys := sortedKeys(used)
+	sort.SliceStable(keys, func(i, j int) bool { return bool(p.Networks[keys[i]].External) && !bool(p.Networks[keys[j]].External) })
+	for _, key := range keys {
 		def := p.Networks[key]
 		name := networkName(p, key)
 		_, err := e.C.Network(ctx, name)
