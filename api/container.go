@@ -343,3 +343,12 @@ type SecretEnvVar struct {
 	Key     string `json:"key"`
 	Version int64  `json:"version"`
 }
+
+// ContainerTop is the body returned by GET /v1/containers/{id}/top: the
+// processes of a running container, one row of Titles' columns each
+// (UID, PID, PPID, C, STIME, TTY, TIME, CMD, as ps -ef prints them; PIDs
+// as the host sees them).
+type ContainerTop struct {
+	Titles    []string   `json:"titles"`
+	Processes [][]string `json:"processes"`
+}

@@ -33,6 +33,7 @@ type Containers interface {
 	Attach(ctx context.Context, ref string, start bool, stdin io.Reader, stdout, stderr io.Writer) (api.ContainerWaitResponse, error)
 	Exec(ctx context.Context, ref string, req api.ExecRequest, stdio runtime.ExecIO) (int, error)
 	Stats(ctx context.Context, ref string) (api.ContainerStats, error)
+	Top(ctx context.Context, ref string) (api.ContainerTop, error)
 	Resize(ctx context.Context, ref string, size api.ConsoleSize) error
 }
 
@@ -203,6 +204,7 @@ func (s *Server) routes() {
 	h("POST /v1/exec/{session}/resize", s.resizeExec)
 	h("POST /v1/containers/{id}/resize", s.resizeContainer)
 	h("GET /v1/containers/{id}/stats", s.stats)
+	h("GET /v1/containers/{id}/top", s.top)
 
 	h("GET /v1/images", s.listImages)
 	h("GET /v1/images/inspect", s.inspectImage)

@@ -153,9 +153,6 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 		switch v.Type {
 		case types.VolumeTypeTmpfs:
 		case types.VolumeTypeVolume, types.VolumeTypeBind:
-			if v.Type == types.VolumeTypeVolume && v.Source == "" {
-				out = append(out, Issue{s.Name, "volumes", "anonymous volume " + v.Target + ": name it"})
-			}
 		default:
 			out = append(out, Issue{s.Name, "volumes", v.Type + " volume " + v.Target})
 		}

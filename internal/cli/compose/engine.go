@@ -149,6 +149,24 @@ func waitUntil(ctx context.Context, step time.Duration, cond func() (bool, error
 	}
 }
 
+// EnsureAnonymousVolumes creates the anonymous volumes req (a container
+// of s) mounts that do not exist yet, labelled as the project's and as
+// anonymous, so down -v finds them.
+func (e *Engine) EnsureAnonymousVolumes(ctx context.Context, p *types.Project, s types.ServiceConfig, req api.ContainerCreateRequest) error {
+	for _, m := range anonymousMounts(req) {
+		if _, err := e.C.Volume(ctx, m.Source); err == nil {
+			continue
+		} else if !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+		l := map[string]string{LabelProject: p.Name, LabelService: s.Name, LabelAnonymous: ""}
+		if _, err := e.C.CreateVolume(ctx, api.VolumeCreateRequest{Name: m.Source, Labels: l}); err != nil {
+			return fmt.Errorf("create the anonymous volume of %s for %s: %w", req.Name, m.Target, err)
+		}
+	}
+	return nil
+}
+
 // ensureVolumes creates the project's named volumes with docker compose's
 // labels; an external volume must exist.
 func (e *Engine) ensureVolumes(ctx context.Context, p *types.Project) error {
