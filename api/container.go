@@ -124,6 +124,11 @@ type Mount struct {
 type Resources struct {
 	// MemoryBytes is the hard memory limit; going over it OOM-kills.
 	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+	// MemoryReservationBytes is the soft limit (docker run
+	// --memory-reservation, compose's deploy.resources.reservations.memory):
+	// under memory pressure the kernel reclaims from the container down to
+	// it first. At most MemoryBytes when that is set.
+	MemoryReservationBytes int64 `json:"memoryReservationBytes,omitempty"`
 	// NanoCPUs is the CPU quota in billionths of a CPU (0.5 CPU = 5e8).
 	NanoCPUs int64 `json:"nanoCPUs,omitempty"`
 	// PidsLimit caps the number of processes and threads.

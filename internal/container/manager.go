@@ -554,6 +554,10 @@ func validateConfig(c *api.ContainerConfig) error {
 		return errdefs.Invalid("cpus %.3f is too small: the minimum is 0.01", float64(r.NanoCPUs)/1e9)
 	case r.PidsLimit < 0:
 		return errdefs.Invalid("pids limit must not be negative")
+	case r.MemoryReservationBytes < 0:
+		return errdefs.Invalid("memory reservation must not be negative")
+	case r.MemoryBytes > 0 && r.MemoryReservationBytes > r.MemoryBytes:
+		return errdefs.Invalid("memory reservation %d bytes is above the memory limit %d: make it smaller", r.MemoryReservationBytes, r.MemoryBytes)
 	}
 	if c.StopTimeout != nil && *c.StopTimeout < 0 {
 		return errdefs.Invalid("stop timeout must not be negative")

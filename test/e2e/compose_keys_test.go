@@ -20,6 +20,9 @@ services:
     environment: [CHANGE=1]
     volumes:
       - /data
+    deploy:
+      resources:
+        reservations: {memory: 32M}
   other:
     image: busybox
     command: ["sleep", "1002"]
@@ -27,8 +30,9 @@ services:
 `
 
 // TestComposeTopAndAnonymousVolumes: compose top lists each running
-// container's processes; an anonymous volume keeps its data across a
-// recreate of the service and is removed by down -v, with no warning.
+// container's processes; a memory reservation is the cgroup's soft
+// limit; an anonymous volume keeps its data across a recreate of the
+// service and is removed by down -v, with no warning.
 func TestComposeTopAndAnonymousVolumes(t *testing.T) {
 	dir, base := composeProject(t, map[string]string{"compose.yaml": composeKeys})
 	t.Cleanup(func() { skiff(append(base, "down", "-v")...) })
@@ -51,6 +55,11 @@ func TestComposeTopAndAnonymousVolumes(t *testing.T) {
 		t.Fatalf("compose top does not show app's pid %d:\n%s", app.State.Pid, top)
 	}
 	fails(t, env.daemon, []string{"no such service"}, append(base, "top", "nope")...)
+
+	// The memory reservation is the cgroup's soft limit.
+	if got := composeRun(t, base, "exec", "app", "cat", "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes"); strings.TrimSpace(got) != "33554432" {
+		t.Fatalf("memory soft limit %q, want 33554432", got)
+	}
 
 	composeRun(t, base, "exec", "app", "sh", "-c", "echo kept > /data/f")
 	var vol string

@@ -26,10 +26,18 @@ var supportedKeys = set(
 	"stop_signal", "stop_grace_period", "labels", "profiles", "container_name",
 	"networks", "network_mode", "deploy.replicas", "deploy.resources.limits.cpus",
 	"deploy.resources.limits.memory", "deploy.resources.limits.pids", "deploy.placement",
+	"deploy.resources.reservations.memory", "mem_reservation",
 	"scale", "cap_add", "cap_drop", "read_only", "privileged", "mem_limit", "cpus", "pids_limit",
 	"secrets[].source", "secrets[].target", "configs[].source", "configs[].target",
 	"tty", "stdin_open", "extra_hosts", "dns", "dns_search", "dns_opt", "ulimits", "sysctls", "init", "x-skiff",
 )
+
+// unsupportedWhy says, for some keys skiff does not honour, why or what
+// it does instead.
+var unsupportedWhy = map[string]string{
+	"deploy.resources.reservations.cpus":    "a CPU reservation places containers on the nodes of a swarm; on one machine nothing is reserved",
+	"deploy.resources.reservations.devices": "devices are not reserved",
+}
 
 func set(keys ...string) map[string]bool {
 	m := make(map[string]bool, len(keys))
@@ -71,7 +79,7 @@ func Unsupported(p *types.Project) []Issue {
 		var keys []string
 		walkKeys(m, "", &keys)
 		for _, k := range keys {
-			out = append(out, Issue{Service: name, Key: k})
+			out = append(out, Issue{Service: name, Key: k, Why: unsupportedWhy[k]})
 		}
 		out = append(out, valueIssues(p, s)...)
 	}

@@ -219,6 +219,12 @@ func resources(s types.ServiceConfig) api.Resources {
 			r.PidsLimit = l.Pids
 		}
 	}
+	if s.MemReservation > 0 {
+		r.MemoryReservationBytes = int64(s.MemReservation)
+	}
+	if s.Deploy != nil && s.Deploy.Resources.Reservations != nil && s.Deploy.Resources.Reservations.MemoryBytes > 0 {
+		r.MemoryReservationBytes = int64(s.Deploy.Resources.Reservations.MemoryBytes)
+	}
 	return r
 }
 
