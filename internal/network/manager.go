@@ -507,6 +507,7 @@ func (m *Manager) release() bool {
 	was := m.closed
 	m.dns = map[string]*dns.Server{}
 	m.reservations = map[string][]*reservation{}
+	m.attached = map[string][]string{}
 	m.closed = true
 	m.objMu.Unlock()
 	for _, s := range servers {
