@@ -92,3 +92,37 @@ func TestNetworkSeveral(t *testing.T) {
 		t.Fatalf("after disconnect: %+v %+v", c.NetworkSettings, c.Config.ExtraNetworks)
 	}
 }
+
+// TestNetworkSeveralDaemonRestart: a container connected to a second
+// network keeps reaching its services by name when the daemon is killed
+// and started again, and after a restart of the container itself.
+func TestNetworkSeveralDaemonRestart(t *testing.T) {
+	d, err := startDaemon("multinet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extraDaemons = append(extraDaemons, d)
+	if err := buildSubset(d, "busybox", "echoserver"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, d, "network", "create", "back")
+	must(t, d, "run", "-d", "--name", "db", "--network", "back", "echoserver")
+	must(t, d, "run", "-d", "--name", "app", "busybox", "sleep", "600")
+	must(t, d, "network", "connect", "back", "app")
+	check := func(when string) {
+		t.Helper()
+		if out := must(t, d, "exec", "app", "sh", "-c", tcpByName("db")); !strings.Contains(out, "hello-db") {
+			t.Fatalf("%s: app to db: %q", when, out)
+		}
+	}
+	check("connected")
+	d.Kill()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	check("after the daemon was killed and started")
+	must(t, d, "restart", "-t", "0", "app")
+	check("after a restart of app")
+	must(t, d, "rm", "-f", "app", "db")
+	must(t, d, "network", "rm", "back")
+}
