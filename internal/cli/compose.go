@@ -497,6 +497,9 @@ func newComposeRunCmd(g *globals, f *composeFlags) *cobra.Command {
 				return withCode(125, err)
 			}
 			res, err := g.client().Attach(ctx, ctr.ID, true, nil, g.stdout, g.stderr)
+			if rm {
+				e.RemoveAnonymousVolumes(ctx, req)
+			}
 			if err != nil {
 				return withCode(startExitCode(err), err)
 			}

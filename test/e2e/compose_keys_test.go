@@ -80,6 +80,15 @@ func TestComposeTopAndAnonymousVolumes(t *testing.T) {
 		t.Fatalf("anonymous volume labels: %v", v.Labels)
 	}
 
+	// A one-off container gets its own anonymous volume, removed with it
+	// by run --rm.
+	if out := composeRun(t, base, "run", "--rm", "app", "sh", "-c", "ls /data; echo ran"); strings.Contains(out, "f\n") || !strings.Contains(out, "ran") {
+		t.Fatalf("compose run sees app's anonymous volume or did not run: %q", out)
+	}
+	if vols := must(t, env.daemon, "volume", "ls", "-q"); strings.Contains(vols, "ckeys-app-run-") {
+		t.Fatalf("run --rm left its anonymous volume:\n%s", vols)
+	}
+
 	// A changed service is recreated; its anonymous volume follows.
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(strings.Replace(composeKeys, "CHANGE=1", "CHANGE=2", 1)), 0o644); err != nil {
 		t.Fatal(err)

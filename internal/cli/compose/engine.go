@@ -167,6 +167,20 @@ func (e *Engine) EnsureAnonymousVolumes(ctx context.Context, p *types.Project, s
 	return nil
 }
 
+// RemoveAnonymousVolumes removes the anonymous volumes of req, a one-off
+// container removed on exit (compose run --rm), once the container is
+// gone: within a few seconds, or they are left to down -v.
+func (e *Engine) RemoveAnonymousVolumes(ctx context.Context, req api.ContainerCreateRequest) {
+	for _, m := range anonymousMounts(req) {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		waitUntil(wctx, 50*time.Millisecond, func() (bool, error) {
+			err := e.C.RemoveVolume(wctx, m.Source)
+			return err == nil || errors.Is(err, errdefs.ErrNotFound), nil
+		})
+		cancel()
+	}
+}
+
 // ensureVolumes creates the project's named volumes with docker compose's
 // labels; an external volume must exist.
 func (e *Engine) ensureVolumes(ctx context.Context, p *types.Project) error {
