@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
+
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
 )
@@ -202,5 +204,48 @@ func TestSeveralNetworksSurviveRestart(t *testing.T) {
 	mustAsk(t, app.NetNS, net.JoinHostPort(db.IP, "5432"), "db")
 	if c := countObjects(t, m2); c.Leases != 3 || c.Veths != 3 {
 		t.Fatalf("after restore: %+v, want 3 leases and veths (db, app twice)", c)
+	}
+}
+
+// TestSeveralNetworksInternalFirst: a container whose first network is
+// internal and which also joins a network with a way out gets its
+// default route from that one and resolves outside names through it; a
+// container on the internal network only does neither.
+func TestSeveralNetworksInternalFirst(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, testConfig(t, fakeUpstream(t)))
+	if _, err := m.Create(ctx, api.NetworkCreateRequest{Name: "private", Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	id, files := container(t, "both")
+	both, err := m.Setup(ctx, SetupRequest{ContainerID: id, Name: "both", Network: "private", FilesDir: files, Extra: []api.NetworkAttachment{{Network: api.DefaultNetwork}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ips, rcode := lookup(t, both.NetNS, files, "example.org"); rcode != 0 || !slices.Equal(ips, []string{"192.0.2.53"}) {
+		t.Fatalf("example.org from a container on private and the default network: %v (rcode %d)", ips, rcode)
+	}
+	var gw string
+	if err := inNS(both.NetNS, func() error {
+		routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+		for _, r := range routes {
+			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+				gw = r.Gw.String()
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gw != both.Networks[1].Gateway {
+		t.Fatalf("default route via %q, want the default network's gateway %s", gw, both.Networks[1].Gateway)
+	}
+	loneID, loneFiles := container(t, "lone")
+	lone, err := m.Setup(ctx, SetupRequest{ContainerID: loneID, Name: "lone", Network: "private", FilesDir: loneFiles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ips, rcode := lookup(t, lone.NetNS, loneFiles, "example.org"); rcode == 0 || len(ips) > 0 {
+		t.Fatalf("example.org from a container on the internal network only: %v (rcode %d), want a refusal", ips, rcode)
 	}
 }

@@ -10,7 +10,9 @@
 // daemon itself, so upstreams on the host's loopback work too; a Server
 // made without upstreams (an internal network) refuses them. A client
 // on several networks (Config.Also) also gets the names of its other
-// networks' servers, as if they were this server's, before forwarding.
+// networks' servers, as if they were this server's, before forwarding;
+// on a server without upstreams, its queries for other names go to the
+// upstreams of its first other network that has some.
 //
 // Names are matched case-insensitively, without a trailing dot.
 package dns
@@ -271,13 +273,17 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		s.write(w, req, m)
 		return
 	}
+	fwd := s
 	if len(s.cfg.Upstreams) == 0 {
+		fwd = s.forwarder(w.RemoteAddr())
+	}
+	if fwd == nil {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeRefused)
 		w.WriteMsg(m)
 		return
 	}
-	s.write(w, req, s.forward(req, w.LocalAddr().Network()))
+	s.write(w, req, fwd.forward(req, w.LocalAddr().Network()))
 }
 
 // local answers a query about a registered name or address, or returns
@@ -336,6 +342,26 @@ func (s *Server) others(req *dns.Msg, client net.Addr) *dns.Msg {
 		}
 		if m := o.local(req); m != nil {
 			return m
+		}
+	}
+	return nil
+}
+
+// forwarder is, for a server without upstreams (an internal network),
+// the first server of the client's other networks that forwards: a
+// client also on a network with a way out resolves outside names through
+// it. Nil when there is none.
+func (s *Server) forwarder(client net.Addr) *Server {
+	if s.cfg.Also == nil {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(client.String())
+	if err != nil {
+		return nil
+	}
+	for _, o := range s.cfg.Also(ap.Addr().Unmap()) {
+		if o != s && len(o.cfg.Upstreams) > 0 {
+			return o
 		}
 	}
 	return nil
