@@ -37,7 +37,7 @@ var supportedKeys = set(
 var unsupportedWhy = map[string]string{
 	"deploy.resources.reservations.cpus":    "a CPU reservation places containers on the nodes of a swarm; on one machine nothing is reserved",
 	"deploy.resources.reservations.devices": "devices are not reserved",
-	"logging": "skiff keeps each container's log itself, rotated at the daemon's --log-max-size",
+	"logging":                               "skiff keeps each container's log itself, rotated at the daemon's --log-max-size",
 }
 
 func set(keys ...string) map[string]bool {
