@@ -60,6 +60,12 @@ type ContainerConfig struct {
 	Network string `json:"network,omitempty"`
 	// NetworkAliases are extra DNS names of the container on its network.
 	NetworkAliases []string `json:"networkAliases,omitempty"`
+	// ExtraNetworks are further bridge networks the container joins
+	// besides Network (which must then be a network, not "none" or
+	// "host"), each with its own interface, address and DNS aliases.
+	// The container resolves the names of every network it is on. Ports
+	// are published from Network only.
+	ExtraNetworks []NetworkAttachment `json:"extraNetworks,omitempty"`
 	// Ports are published on the host.
 	Ports []PortMapping `json:"ports,omitempty"`
 	// ExtraHosts are "NAME:IP" lines added to the container's /etc/hosts;
@@ -135,6 +141,11 @@ type Mount struct {
 type Resources struct {
 	// MemoryBytes is the hard memory limit; going over it OOM-kills.
 	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+	// MemoryReservationBytes is the soft limit (docker run
+	// --memory-reservation, compose's deploy.resources.reservations.memory):
+	// under memory pressure the kernel reclaims from the container down to
+	// it first. At most MemoryBytes when that is set.
+	MemoryReservationBytes int64 `json:"memoryReservationBytes,omitempty"`
 	// NanoCPUs is the CPU quota in billionths of a CPU (0.5 CPU = 5e8).
 	NanoCPUs int64 `json:"nanoCPUs,omitempty"`
 	// PidsLimit caps the number of processes and threads.
@@ -204,7 +215,8 @@ type Container struct {
 	IDMap *IDMap `json:"idMap,omitempty"`
 }
 
-// NetworkSettings are a running container's network attachment.
+// NetworkSettings are a running container's network attachments. The
+// top-level fields describe its first network.
 type NetworkSettings struct {
 	Network string        `json:"network"`
 	IP      string        `json:"ip,omitempty"`
@@ -213,6 +225,22 @@ type NetworkSettings struct {
 	Ports   []PortMapping `json:"ports,omitempty"` // with host ports chosen
 	// NetNS is the path of the container's network namespace.
 	NetNS string `json:"netns,omitempty"`
+	// Networks lists every network the container is attached to, its
+	// first network first, then the ones of ExtraNetworks and those
+	// connected since it started, in the order they were attached.
+	Networks []AttachedNetwork `json:"networks,omitempty"`
+}
+
+// AttachedNetwork is a container's address on one of its networks.
+type AttachedNetwork struct {
+	Network string `json:"network"`
+	// Interface is the container's interface on the network (eth0 for
+	// the first network, eth1, eth2, ... for the others).
+	Interface string   `json:"interface,omitempty"`
+	IP        string   `json:"ip,omitempty"`
+	Gateway   string   `json:"gateway,omitempty"`
+	MAC       string   `json:"mac,omitempty"`
+	Aliases   []string `json:"aliases,omitempty"`
 }
 
 // ContainerCreateRequest is the body of POST /v1/containers.
@@ -344,4 +372,13 @@ type SecretEnvVar struct {
 	Secret  string `json:"secret"`
 	Key     string `json:"key"`
 	Version int64  `json:"version"`
+}
+
+// ContainerTop is the body returned by GET /v1/containers/{id}/top: the
+// processes of a running container, one row of Titles' columns each
+// (UID, PID, PPID, C, STIME, TTY, TIME, CMD, as ps -ef prints them; PIDs
+// as the host sees them).
+type ContainerTop struct {
+	Titles    []string   `json:"titles"`
+	Processes [][]string `json:"processes"`
 }

@@ -64,3 +64,29 @@ type NetworkCreateRequest struct {
 	// configuration list (JSON).
 	CNIConfig string `json:"cniConfig,omitempty"`
 }
+
+// NetworkAttachment names a network a container joins, with the extra
+// DNS names it answers to there (besides its name and short ID).
+type NetworkAttachment struct {
+	Network string   `json:"network"`
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// NetworkConnectRequest is the body of POST /v1/networks/{name}/connect:
+// it attaches a container to one more network, at once if it runs, and
+// keeps the attachment in its config (ExtraNetworks) for its next starts.
+type NetworkConnectRequest struct {
+	// Container is a container's name, ID or unique ID prefix.
+	Container string   `json:"container"`
+	Aliases   []string `json:"aliases,omitempty"`
+}
+
+// NetworkDisconnectRequest is the body of POST
+// /v1/networks/{name}/disconnect: it detaches a container from one of
+// its extra networks and removes it from its config. A container's first
+// network cannot be disconnected.
+type NetworkDisconnectRequest struct {
+	Container string `json:"container"`
+	// Force succeeds when the container is not attached to the network.
+	Force bool `json:"force,omitempty"`
+}

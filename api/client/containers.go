@@ -297,3 +297,9 @@ func (c *Client) Stats(ctx context.Context, ref string) (api.ContainerStats, err
 	var out api.ContainerStats
 	return out, c.doJSON(ctx, "GET", "/containers/"+url.PathEscape(ref)+"/stats", nil, nil, &out)
 }
+
+// Top lists the processes of a running container.
+func (c *Client) Top(ctx context.Context, ref string) (api.ContainerTop, error) {
+	var out api.ContainerTop
+	return out, c.doJSON(ctx, "GET", "/containers/"+url.PathEscape(ref)+"/top", nil, nil, &out)
+}

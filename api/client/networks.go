@@ -30,3 +30,14 @@ func (c *Client) Network(ctx context.Context, name string) (api.Network, error) 
 func (c *Client) RemoveNetwork(ctx context.Context, name string) error {
 	return c.doJSON(ctx, "DELETE", "/networks/"+url.PathEscape(name), nil, nil, nil)
 }
+
+// ConnectNetwork joins a container to one more network (at once if it
+// runs), with extra DNS aliases there.
+func (c *Client) ConnectNetwork(ctx context.Context, network string, req api.NetworkConnectRequest) error {
+	return c.doJSON(ctx, "POST", "/networks/"+url.PathEscape(network)+"/connect", nil, req, nil)
+}
+
+// DisconnectNetwork takes a container off one of its further networks.
+func (c *Client) DisconnectNetwork(ctx context.Context, network string, req api.NetworkDisconnectRequest) error {
+	return c.doJSON(ctx, "POST", "/networks/"+url.PathEscape(network)+"/disconnect", nil, req, nil)
+}

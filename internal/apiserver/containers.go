@@ -371,6 +371,14 @@ func (e *execSessions) send(id string, size specs.Box) bool {
 	return true
 }
 
+func (s *Server) top(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.containers.Top(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, t)
+}
+
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.containers.Stats(r.Context(), r.PathValue("id"))
 	if err != nil {

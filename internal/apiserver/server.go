@@ -33,6 +33,7 @@ type Containers interface {
 	Attach(ctx context.Context, ref string, start bool, stdin io.Reader, stdout, stderr io.Writer) (api.ContainerWaitResponse, error)
 	Exec(ctx context.Context, ref string, req api.ExecRequest, stdio runtime.ExecIO) (int, error)
 	Stats(ctx context.Context, ref string) (api.ContainerStats, error)
+	Top(ctx context.Context, ref string) (api.ContainerTop, error)
 	Resize(ctx context.Context, ref string, size api.ConsoleSize) error
 }
 
@@ -100,6 +101,7 @@ type Server struct {
 	events     Events
 	metrics    http.Handler
 	networks   Networks
+	connector  NetworkConnector
 	volumes    Volumes
 	secrets    Secrets
 	tokens     Tokens
@@ -144,6 +146,9 @@ type Services struct {
 	Apps       Apps
 	Events     Events
 	Networks   Networks
+	// NetworkConnector, if set, serves /v1/networks/{name}/connect and
+	// disconnect.
+	NetworkConnector NetworkConnector
 	// Volumes serves /v1/volumes, if set.
 	Volumes Volumes
 	// Secrets serves /v1/secrets, if set.
@@ -156,7 +161,7 @@ type Services struct {
 // New returns the API handler.
 func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, volumes: svc.Volumes, secrets: svc.Secrets, tokens: svc.Tokens, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		networks: svc.Networks, connector: svc.NetworkConnector, volumes: svc.Volumes, secrets: svc.Secrets, tokens: svc.Tokens, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
 		maxUpload: DefaultMaxUpload}
 	for _, o := range opts {
 		o(srv)
@@ -199,6 +204,7 @@ func (s *Server) routes() {
 	h("POST /v1/exec/{session}/resize", s.resizeExec)
 	h("POST /v1/containers/{id}/resize", s.resizeContainer)
 	h("GET /v1/containers/{id}/stats", s.stats)
+	h("GET /v1/containers/{id}/top", s.top)
 
 	h("GET /v1/images", s.listImages)
 	h("GET /v1/images/inspect", s.inspectImage)
@@ -215,7 +221,7 @@ func (s *Server) routes() {
 		s.appRoutes(h)
 	}
 	if s.networks != nil {
-		networkRoutes(s.networks, h)
+		networkRoutes(s.networks, s.connector, h)
 	}
 	if s.volumes != nil {
 		volumeRoutes(s.volumes, h)

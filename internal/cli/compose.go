@@ -58,7 +58,7 @@ Keys skiff does not honour are listed in one warning (an error with
 		newComposePsCmd(g, f), newComposeLogsCmd(g, f), newComposeStopCmd(g, f), newComposeStartCmd(g, f),
 		newComposeRestartCmd(g, f), newComposeExecCmd(g, f), newComposeRunCmd(g, f), newComposeBuildCmd(g, f),
 		newComposeImagesCmd(g, f), newComposePullCmd(g, f), newComposePushCmd(g, f),
-		newComposeConvertCmd(g, f))
+		newComposeConvertCmd(g, f), newComposeTopCmd(g, f))
 	return c
 }
 
@@ -489,11 +489,17 @@ func newComposeRunCmd(g *globals, f *composeFlags) *cobra.Command {
 				return err
 			}
 			req.Config.AutoRemove = rm
+			if err := e.EnsureAnonymousVolumes(ctx, p, s, req); err != nil {
+				return withCode(125, err)
+			}
 			ctr, err := g.client().CreateContainer(ctx, req)
 			if err != nil {
 				return withCode(125, err)
 			}
 			res, err := g.client().Attach(ctx, ctr.ID, true, nil, g.stdout, g.stderr)
+			if rm {
+				e.RemoveAnonymousVolumes(ctx, req)
+			}
 			if err != nil {
 				return withCode(startExitCode(err), err)
 			}

@@ -17,14 +17,17 @@ import (
 func newNetworkCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "network",
-		Short: "Manage networks: create, list, inspect, remove",
+		Short: "Manage networks: create, list, inspect, remove, connect, disconnect",
 		Long: `Manage the networks containers join with --network.
 
 The daemon makes the default network "skiff" at start. Containers on one
 network reach each other by name through its DNS server; different
-networks cannot reach each other. See docs/networking.md.`,
+networks cannot reach each other. A container joins further networks
+with connect, and then reaches the containers of each by name. See
+docs/networking.md.`,
 	}
-	c.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g))
+	c.AddCommand(newNetworkCreateCmd(g), newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(g),
+		newNetworkConnectCmd(g), newNetworkDisconnectCmd(g))
 	return c
 }
 
@@ -167,4 +170,40 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+}
+
+func newNetworkConnectCmd(g *globals) *cobra.Command {
+	var aliases []string
+	c := &cobra.Command{
+		Use:   "connect [flags] NETWORK CONTAINER",
+		Short: "Join a container to one more network",
+		Long: `Join a container to one more bridge network, with its own interface
+(eth1, eth2, ...), address and DNS aliases there. A running container joins
+at once; the network stays in the container's config for its next starts.`,
+		Example: `  skiff network connect backend web
+  skiff network connect --alias api backend web`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.client().ConnectNetwork(cmd.Context(), args[0], api.NetworkConnectRequest{Container: args[1], Aliases: aliases})
+		},
+	}
+	c.Flags().StringArrayVar(&aliases, "alias", nil, "another DNS name of the container on this network (repeatable)")
+	return c
+}
+
+func newNetworkDisconnectCmd(g *globals) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "disconnect [flags] NETWORK CONTAINER",
+		Short: "Take a container off one of the networks it joined with connect",
+		Long: `Take a container off one of its further networks, at once if it runs,
+and out of its config. A container's first network (--network) cannot be
+disconnected.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.client().DisconnectNetwork(cmd.Context(), args[0], api.NetworkDisconnectRequest{Container: args[1], Force: force})
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "succeed when the container is not on the network")
+	return c
 }

@@ -74,6 +74,9 @@ type NetworkRequest struct {
 	Network                     string
 	Aliases                     []string
 	Ports                       []api.PortMapping
+	// Extra are the further networks to join (api.ContainerConfig's
+	// ExtraNetworks).
+	Extra []api.NetworkAttachment
 	// FilesDir receives hosts, resolv.conf and hostname.
 	FilesDir string
 	// ExtraHosts, DNS, DNSSearch and DNSOptions are the container's own
@@ -91,14 +94,19 @@ type NetworkRequest struct {
 
 // Networks attaches containers to networks.
 type Networks interface {
-	// Check says whether a container may ask for network and ports,
-	// before anything is made (unknown network: ErrNotFound).
-	Check(ctx context.Context, network string, ports []api.PortMapping) error
+	// Check says whether a container may ask for network, the further
+	// networks extra and ports, before anything is made (unknown
+	// network: ErrNotFound).
+	Check(ctx context.Context, network string, extra []api.NetworkAttachment, ports []api.PortMapping) error
 	// NetNSPath is where the namespace of a container on a bridge network
 	// will be; the spec names it before Setup runs.
 	NetNSPath(containerID string) string
 	Setup(ctx context.Context, req NetworkRequest) (*api.NetworkSettings, error)
 	Teardown(ctx context.Context, containerID string) error
+	// Connect and Disconnect join an attached (running) container to one
+	// more network, or take it off one, and return its settings.
+	Connect(ctx context.Context, containerID string, x api.NetworkAttachment) (*api.NetworkSettings, error)
+	Disconnect(ctx context.Context, containerID, network string) (*api.NetworkSettings, error)
 }
 
 // Specer builds OCI runtime specs. Exec derives an exec'd process from
@@ -307,10 +315,10 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 		if req.Config.Network == "" {
 			req.Config.Network = api.DefaultNetwork
 		}
-		if err := m.cfg.Networks.Check(ctx, req.Config.Network, req.Config.Ports); err != nil {
+		if err := m.cfg.Networks.Check(ctx, req.Config.Network, req.Config.ExtraNetworks, req.Config.Ports); err != nil {
 			return api.Container{}, err
 		}
-	} else if req.Config.Network != "" && req.Config.Network != api.NetworkNone || len(req.Config.Ports) > 0 {
+	} else if req.Config.Network != "" && req.Config.Network != api.NetworkNone || len(req.Config.Ports) > 0 || len(req.Config.ExtraNetworks) > 0 {
 		return api.Container{}, errdefs.Invalid("this daemon has no networking: use --network none and no -p")
 	}
 	m.images.RLock()
@@ -592,6 +600,10 @@ func validateConfig(c *api.ContainerConfig) error {
 		return errdefs.Invalid("cpus %.3f is too small: the minimum is 0.01", float64(r.NanoCPUs)/1e9)
 	case r.PidsLimit < 0:
 		return errdefs.Invalid("pids limit must not be negative")
+	case r.MemoryReservationBytes < 0:
+		return errdefs.Invalid("memory reservation must not be negative")
+	case r.MemoryBytes > 0 && r.MemoryReservationBytes > r.MemoryBytes:
+		return errdefs.Invalid("memory reservation %d bytes is above the memory limit %d: make it smaller", r.MemoryReservationBytes, r.MemoryBytes)
 	}
 	if c.StopTimeout != nil && *c.StopTimeout < 0 {
 		return errdefs.Invalid("stop timeout must not be negative")
@@ -920,7 +932,7 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 			defer close(done)
 			netset, netErr = m.cfg.Networks.Setup(ctx, NetworkRequest{
 				ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
-				Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, FilesDir: dir,
+				Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, Extra: e.rec.Config.ExtraNetworks, FilesDir: dir,
 				ExtraHosts: e.rec.Config.ExtraHosts, DNS: e.rec.Config.DNS, DNSSearch: e.rec.Config.DNSSearch, DNSOptions: e.rec.Config.DNSOptions,
 				Created:   func() { once.Do(func() { close(created) }) },
 				MakeNetNS: makeNetNS,

@@ -449,7 +449,7 @@ func (d *Daemon) startAPI() error {
 	handler := apiserver.New(apiserver.Services{
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
 		Containers: ctrs, Images: images,
-		Apps: apps, Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
+		Apps: apps, Events: d.db, Networks: d.networks, NetworkConnector: d.ctrs, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
 		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
 	d.server = &http.Server{Handler: d.withIdentityDocs(apiauth.AuditSocket(handler, d.db, d.log)), ReadHeaderTimeout: 30 * time.Second}

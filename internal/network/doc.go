@@ -23,6 +23,13 @@
 //     name and aliases in the network's DNS, and the files hosts,
 //     resolv.conf and hostname. On error nothing of it is left. Teardown
 //     undoes all of it and is idempotent.
+//   - A container may join further bridge networks (SetupRequest.Extra,
+//     or Connect while it runs; Disconnect takes it off): one veth, lease
+//     and set of DNS names per network (eth1, eth2, ... inside), the first
+//     network keeping the default route (unless it is internal), the
+//     published ports and the files. The DNS server of the container's
+//     first network also answers it the names of its other networks.
+//     CNI networks, "none" and "host" can only be a first network.
 //   - Network "none" is a namespace with loopback only; "host" makes
 //     nothing (the container shares the host's namespace) but the files.
 //   - Ports are published on 127.0.0.1 unless the mapping names another

@@ -220,12 +220,21 @@ type attachment struct {
 	Gateway  netip.Addr
 	NoRoute  bool // internal: no default route
 	Loopback bool // only bring lo up
+	// IfName is the interface inside; empty means eth0.
+	IfName string
+	// RouteIfNone adds the default route only if the namespace has none
+	// yet (a further network: the first one's route stays).
+	RouteIfNone bool
 }
 
 // plumb brings lo up in the namespace and, unless a.Loopback, creates the
-// veth pair (eth0 inside), gives eth0 its address and default route, and
-// attaches the host side to the bridge in hairpin mode.
+// veth pair (a.IfName, by default eth0, inside), gives it its address
+// and default route, and attaches the host side to the bridge in hairpin
+// mode.
 func plumb(a attachment) error {
+	if a.IfName == "" {
+		a.IfName = "eth0"
+	}
 	ns, err := netns.GetFromPath(a.NetNS)
 	if err != nil {
 		return fmt.Errorf("open network namespace %s: %w", a.NetNS, err)
@@ -245,7 +254,7 @@ func plumb(a attachment) error {
 	}
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: a.Veth, MasterIndex: a.Bridge, Flags: net.FlagUp, TxQLen: -1},
-		PeerName:         "eth0",
+		PeerName:         a.IfName,
 		PeerHardwareAddr: macFor(a.IP),
 		PeerNamespace:    netlink.NsFd(ns),
 	}
@@ -258,16 +267,27 @@ func plumb(a attachment) error {
 	if err := netlink.LinkSetHairpin(veth, true); err != nil {
 		return fmt.Errorf("set hairpin mode on %s: %w", a.Veth, err)
 	}
-	eth0, err := h.LinkByName("eth0")
+	eth0, err := h.LinkByName(a.IfName)
 	if err != nil {
-		return fmt.Errorf("find eth0 in the namespace: %w", err)
+		return fmt.Errorf("find %s in the namespace: %w", a.IfName, err)
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.IP.AsSlice(), Mask: net.CIDRMask(a.Subnet.Bits(), 32)}}
 	if err := h.AddrAdd(eth0, addr); err != nil {
-		return fmt.Errorf("add address %s to eth0: %w", addr.IPNet, err)
+		return fmt.Errorf("add address %s to %s: %w", addr.IPNet, a.IfName, err)
 	}
 	if err := h.LinkSetUp(eth0); err != nil {
-		return fmt.Errorf("bring eth0 up: %w", err)
+		return fmt.Errorf("bring %s up: %w", a.IfName, err)
+	}
+	if a.RouteIfNone && !a.NoRoute {
+		routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+		if err != nil {
+			return fmt.Errorf("list routes in the namespace: %w", err)
+		}
+		for _, r := range routes {
+			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+				a.NoRoute = true
+			}
+		}
 	}
 	if !a.NoRoute {
 		if err := h.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: a.Gateway.AsSlice()}); err != nil {

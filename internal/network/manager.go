@@ -74,7 +74,10 @@ type Manager struct {
 	objMu        sync.Mutex
 	dns          map[string]*dns.Server    // network ID → DNS server
 	reservations map[string][]*reservation // container ID → held ports
-	closed       bool
+	// attached lists, by container ID, the networks whose DNS has the
+	// container's names, in the order they were attached.
+	attached map[string][]string
+	closed   bool
 	// instanceLock is held while the Manager lives (see instance.go).
 	instanceLock *os.File
 }
@@ -122,6 +125,7 @@ func New(ctx context.Context, cfg Config) (_ *Manager, err error) {
 		netnsDir:     filepath.Join(cfg.StateDir, "netns"),
 		dns:          map[string]*dns.Server{},
 		reservations: map[string][]*reservation{},
+		attached:     map[string][]string{},
 	}
 	m.cni = libcni.NewCNIConfigWithCacheDir(cfg.CNIPath, filepath.Join(cfg.StateDir, "cni"), nil)
 	if data, err := os.ReadFile(cfg.ResolvConf); err == nil {
@@ -286,7 +290,7 @@ func (m *Manager) startDNS(ctx context.Context, netID string, gw netip.Addr, int
 		ups = m.resolv.upstreams()
 	}
 	addr := netip.AddrPortFrom(gw, 53).String()
-	cfg := dns.Config{Addr: addr, Upstreams: ups, Logger: m.log}
+	cfg := dns.Config{Addr: addr, Upstreams: ups, Logger: m.log, Also: m.alsoDNS(netID)}
 	if socks, ok := m.cfg.DNSSockets[addr]; ok {
 		delete(m.cfg.DNSSockets, addr)
 		defer socks.Close()
@@ -503,6 +507,7 @@ func (m *Manager) release() bool {
 	was := m.closed
 	m.dns = map[string]*dns.Server{}
 	m.reservations = map[string][]*reservation{}
+	m.attached = map[string][]string{}
 	m.closed = true
 	m.objMu.Unlock()
 	for _, s := range servers {

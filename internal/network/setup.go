@@ -31,6 +31,9 @@ type SetupRequest struct {
 	Network string
 	Aliases []string
 	Ports   []api.PortMapping
+	// Extra are further bridge networks to join after Network, each
+	// with its own interface (eth1, eth2, ...), address and aliases.
+	Extra []api.NetworkAttachment
 	// FilesDir receives the files "hosts", "resolv.conf" and "hostname"
 	// for the container to bind-mount; empty writes none.
 	FilesDir string
@@ -67,10 +70,11 @@ func validateSetup(req *SetupRequest) error {
 	if req.Hostname == "" {
 		req.Hostname = shortID(req.ContainerID)
 	}
-	for _, a := range req.Aliases {
-		if !dnsNameRE.MatchString(a) {
-			return errdefs.Invalid("invalid network alias %q: use letters, digits, '_', '.' and '-', starting and ending with a letter or digit", a)
-		}
+	if err := validateAliases(req.Aliases); err != nil {
+		return err
+	}
+	if err := validateExtra(req.Network, req.Extra); err != nil {
+		return err
 	}
 	if req.Network == api.NetworkNone || req.Network == api.NetworkHost {
 		if len(req.Aliases) > 0 {
@@ -140,13 +144,13 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (*api.NetworkSett
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if old, ok, err := getEndpoint(ctx, m.db, req.ContainerID); err != nil {
+	if old, err := containerEndpoints(ctx, m.db, req.ContainerID); err != nil {
 		return nil, err
-	} else if ok {
+	} else if len(old) > 0 {
 		// Left from an earlier run whose teardown did not happen (the
 		// daemon was down when the container exited): replace it.
 		m.log.Info("replacing a stale network attachment", "container", req.ContainerID)
-		if err := m.teardownEndpoint(ctx, old, true); err != nil {
+		if err := m.teardownAll(ctx, req.ContainerID, old); err != nil {
 			return nil, err
 		}
 	}
@@ -162,9 +166,21 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (*api.NetworkSett
 		return nil, err
 	}
 	if n.Driver == driverCNI {
-		return m.setupCNI(ctx, req, n, ports)
+		_, err = m.setupCNI(ctx, req, n, ports)
+	} else {
+		_, err = m.setupBridge(ctx, req, n, ports)
 	}
-	return m.setupBridge(ctx, req, n, ports)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range req.Extra {
+		if _, err := m.attachExtra(ctx, req.ContainerID, i+1, x); err != nil {
+			eps, _ := containerEndpoints(ctx, m.db, req.ContainerID)
+			m.teardownAll(ctx, req.ContainerID, eps)
+			return nil, err
+		}
+	}
+	return m.settings(ctx, req.ContainerID)
 }
 
 func (m *Manager) setupHost(req SetupRequest) (*api.NetworkSettings, error) {
@@ -345,28 +361,37 @@ func (m *Manager) register(ctx context.Context, ep endpointRecord, gw netip.Addr
 	}
 	if s != nil {
 		s.Add(ep.ContainerID, ep.IP, dnsNames(ep)...)
+		m.noteAttached(ep.ContainerID, ep.NetworkID)
 	}
 	return nil
 }
 
-// Teardown frees everything Setup made for the container: DNS names,
-// published ports and their rules, the veth, the namespace and the lease.
-// Tearing down a container that is not attached is not an error.
+// Teardown frees everything Setup and Connect made for the container: DNS
+// names, published ports and their rules, the veths, the namespace and
+// the leases. Tearing down a container that is not attached is not an
+// error.
 func (m *Manager) Teardown(ctx context.Context, containerID string) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	ep, ok, err := getEndpoint(ctx, m.db, containerID)
+	eps, err := containerEndpoints(ctx, m.db, containerID)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		m.releasePorts(containerID)
-		if err := removeNetNS(m.NetNSPath(containerID)); err != nil {
-			return errdefs.Unavailable("%v", err)
-		}
-		return nil
+	return m.teardownAll(ctx, containerID, eps)
+}
+
+// teardownAll tears down a container's endpoints eps, its further
+// networks first, then its namespace.
+func (m *Manager) teardownAll(ctx context.Context, containerID string, eps []endpointRecord) error {
+	var errs []error
+	for i := len(eps) - 1; i >= 0; i-- {
+		errs = append(errs, m.teardownEndpoint(ctx, eps[i], true))
 	}
-	return m.teardownEndpoint(ctx, ep, true)
+	m.releasePorts(containerID)
+	if err := removeNetNS(m.NetNSPath(containerID)); err != nil {
+		errs = append(errs, errdefs.Unavailable("%v", err))
+	}
+	return errors.Join(errs...)
 }
 
 // teardownEndpoint removes an endpoint's host objects, then its record
@@ -381,8 +406,11 @@ func (m *Manager) teardownEndpoint(ctx context.Context, ep endpointRecord, syncP
 		if s := m.dnsServer(ep.NetworkID); s != nil {
 			s.Remove(ep.ContainerID)
 		}
+		m.forgetAttached(ep.ContainerID, ep.NetworkID)
 	}
-	m.releasePorts(ep.ContainerID)
+	if ep.Idx == 0 {
+		m.releasePorts(ep.ContainerID)
+	}
 	if syncPorts && len(ep.Ports) > 0 && ep.Mode == driverBridge {
 		errs = append(errs, m.syncPortRules(ctx, ep.ContainerID))
 	}
@@ -394,7 +422,9 @@ func (m *Manager) teardownEndpoint(ctx context.Context, ep endpointRecord, syncP
 		// here keeps the cleanup exact when Teardown returns.
 		errs = append(errs, deleteLink(ep.Veth))
 	}
-	errs = append(errs, removeNetNS(m.NetNSPath(ep.ContainerID)))
+	if ep.Idx == 0 {
+		errs = append(errs, removeNetNS(m.NetNSPath(ep.ContainerID)))
+	}
 	if ep.IP.IsValid() && slices.ContainsFunc(ep.Ports, func(p api.PortMapping) bool { return p.Protocol == "udp" }) {
 		// Stale UDP flows would keep sending a published port's traffic
 		// to the old address.
@@ -406,7 +436,7 @@ func (m *Manager) teardownEndpoint(ctx context.Context, ep endpointRecord, syncP
 	if err := errors.Join(errs...); err != nil {
 		return errdefs.Unavailable("tear down the network of container %s: %v", ep.ContainerID, err)
 	}
-	return deleteEndpoint(ctx, m.db, ep.ContainerID)
+	return deleteEndpoint(ctx, m.db, ep.ContainerID, ep.Idx)
 }
 
 // Restore reconciles the host with the state at daemon start. Containers
@@ -440,6 +470,10 @@ func (m *Manager) Restore(ctx context.Context, live map[string]bool) error {
 		}
 		keepNS[ep.ContainerID] = true
 		keepVeth[ep.Veth] = true
+		if ep.Idx > 0 {
+			m.restoreExtra(ctx, ep, nets[ep.NetworkID])
+			continue
+		}
 		if !isNetNS(m.NetNSPath(ep.ContainerID)) {
 			m.log.Warn("network namespace of a running container is gone; restart the container to repair it", "container", ep.ContainerID, "name", ep.Name)
 		}

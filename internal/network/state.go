@@ -41,17 +41,20 @@ type netRecord struct {
 // network_endpoints); it is also the container's IP lease.
 type endpointRecord struct {
 	ContainerID string
-	NetworkID   string // "" for mode none
-	Mode        string // driverBridge, driverCNI or modeNone
-	Name        string
-	Hostname    string
-	IP          netip.Addr
-	MAC         string
-	Gateway     netip.Addr
-	Aliases     []string
-	Ports       []api.PortMapping // with host ports chosen
-	Veth        string
-	Created     time.Time
+	// Idx numbers the container's attachments: 0 is its first network
+	// (or mode none), 1, 2, ... the further ones, interface eth<Idx>.
+	Idx       int
+	NetworkID string // "" for mode none
+	Mode      string // driverBridge, driverCNI or modeNone
+	Name      string
+	Hostname  string
+	IP        netip.Addr
+	MAC       string
+	Gateway   netip.Addr
+	Aliases   []string
+	Ports     []api.PortMapping // with host ports chosen
+	Veth      string
+	Created   time.Time
 }
 
 type querier interface {
@@ -186,14 +189,14 @@ func nextSeq(ctx context.Context, tx *sql.Tx) (int, error) {
 	return seq, dbErr("number network", err)
 }
 
-const endpointColumns = `container_id, network_id, mode, name, hostname, ip, mac, gateway, aliases, ports, veth, created`
+const endpointColumns = `container_id, idx, network_id, mode, name, hostname, ip, mac, gateway, aliases, ports, veth, created`
 
 func scanEndpoint(sc interface{ Scan(...any) error }) (endpointRecord, error) {
 	var r endpointRecord
 	var netID, ip sql.NullString
 	var gw, aliases, ports string
 	var created int64
-	if err := sc.Scan(&r.ContainerID, &netID, &r.Mode, &r.Name, &r.Hostname, &ip, &r.MAC, &gw, &aliases, &ports, &r.Veth, &created); err != nil {
+	if err := sc.Scan(&r.ContainerID, &r.Idx, &netID, &r.Mode, &r.Name, &r.Hostname, &ip, &r.MAC, &gw, &aliases, &ports, &r.Veth, &created); err != nil {
 		return r, err
 	}
 	r.NetworkID = netID.String
@@ -210,7 +213,7 @@ func scanEndpoint(sc interface{ Scan(...any) error }) (endpointRecord, error) {
 }
 
 func listEndpoints(ctx context.Context, q querier, networkID string) ([]endpointRecord, error) {
-	query, args := `SELECT `+endpointColumns+` FROM network_endpoints ORDER BY created`, []any(nil)
+	query, args := `SELECT `+endpointColumns+` FROM network_endpoints ORDER BY created, idx`, []any(nil)
 	if networkID != "" {
 		query, args = `SELECT `+endpointColumns+` FROM network_endpoints WHERE network_id = ? ORDER BY created`, []any{networkID}
 	}
@@ -230,15 +233,23 @@ func listEndpoints(ctx context.Context, q querier, networkID string) ([]endpoint
 	return out, dbErr("list network endpoints", rows.Err())
 }
 
-func getEndpoint(ctx context.Context, q querier, containerID string) (endpointRecord, bool, error) {
-	r, err := scanEndpoint(q.QueryRowContext(ctx, `SELECT `+endpointColumns+` FROM network_endpoints WHERE container_id = ?`, containerID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, false, nil
-	}
+// containerEndpoints lists a container's attachments, its first network
+// first.
+func containerEndpoints(ctx context.Context, q querier, containerID string) ([]endpointRecord, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+endpointColumns+` FROM network_endpoints WHERE container_id = ? ORDER BY idx`, containerID)
 	if err != nil {
-		return r, false, dbErr("read network endpoint", err)
+		return nil, dbErr("list network endpoints", err)
 	}
-	return r, true, nil
+	defer rows.Close()
+	var out []endpointRecord
+	for rows.Next() {
+		r, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, dbErr("read network endpoint", err)
+		}
+		out = append(out, r)
+	}
+	return out, dbErr("list network endpoints", rows.Err())
 }
 
 func insertEndpoint(ctx context.Context, tx *sql.Tx, r endpointRecord) error {
@@ -251,8 +262,11 @@ func insertEndpoint(ctx context.Context, tx *sql.Tx, r endpointRecord) error {
 	if r.IP.IsValid() {
 		ip = r.IP.String()
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO network_endpoints (`+endpointColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ContainerID, netID, r.Mode, r.Name, r.Hostname, ip, r.MAC, addrString(r.Gateway), string(aliases), string(ports), r.Veth, r.Created.UnixNano())
+	_, err := tx.ExecContext(ctx, `INSERT INTO network_endpoints (`+endpointColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ContainerID, r.Idx, netID, r.Mode, r.Name, r.Hostname, ip, r.MAC, addrString(r.Gateway), string(aliases), string(ports), r.Veth, r.Created.UnixNano())
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: network_endpoints.container_id, network_endpoints.network_id") {
+		return errdefs.Conflict("container %s is already attached to this network", r.Name)
+	}
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: network_endpoints.container_id") {
 		return errdefs.Conflict("container %s is already attached to a network: tear its network down first", r.ContainerID)
 	}
@@ -265,12 +279,12 @@ func updateEndpointAddress(ctx context.Context, q querier, containerID string, i
 	if ip.IsValid() {
 		ipv = ip.String()
 	}
-	_, err := q.ExecContext(ctx, `UPDATE network_endpoints SET ip = ?, gateway = ?, mac = ? WHERE container_id = ?`, ipv, addrString(gw), mac, containerID)
+	_, err := q.ExecContext(ctx, `UPDATE network_endpoints SET ip = ?, gateway = ?, mac = ? WHERE container_id = ? AND idx = 0`, ipv, addrString(gw), mac, containerID)
 	return dbErr("save network endpoint", err)
 }
 
-func deleteEndpoint(ctx context.Context, q querier, containerID string) error {
-	_, err := q.ExecContext(ctx, `DELETE FROM network_endpoints WHERE container_id = ?`, containerID)
+func deleteEndpoint(ctx context.Context, q querier, containerID string, idx int) error {
+	_, err := q.ExecContext(ctx, `DELETE FROM network_endpoints WHERE container_id = ? AND idx = ?`, containerID, idx)
 	return dbErr("delete network endpoint", err)
 }
 

@@ -66,10 +66,14 @@ type specDoc struct {
 	IDMap    *api.IDMap          `json:"idMap,omitempty"`
 }
 
+func specDocOf(c *ContainerRecord) specDoc {
+	return specDoc{Config: c.Config, ImageID: c.ImageID, ImageRef: c.ImageRef, Process: c.Process, Runtime: c.Runtime, LogPath: c.LogPath, IDMap: c.IDMap}
+}
+
 // CreateContainer inserts a new container. A name already taken is
 // ErrConflict.
 func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
-	spec, err := json.Marshal(specDoc{Config: c.Config, ImageID: c.ImageID, ImageRef: c.ImageRef, Process: c.Process, Runtime: c.Runtime, LogPath: c.LogPath, IDMap: c.IDMap})
+	spec, err := json.Marshal(specDocOf(c))
 	if err != nil {
 		return err
 	}
@@ -103,9 +107,26 @@ func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
 // new one; a record written meanwhile by someone else is a *StaleError
 // (ErrConflict), and nothing is written.
 func (s *Store) PutContainerState(ctx context.Context, c *ContainerRecord) error {
+	return s.putContainer(ctx, c, false)
+}
+
+// PutContainerConfig is PutContainerState that also records c's config,
+// for the few changes made after creation (networks connected and
+// disconnected).
+func (s *Store) PutContainerConfig(ctx context.Context, c *ContainerRecord) error {
+	return s.putContainer(ctx, c, true)
+}
+
+func (s *Store) putContainer(ctx context.Context, c *ContainerRecord, withSpec bool) error {
 	state, err := json.Marshal(stateDocOf(c))
 	if err != nil {
 		return err
+	}
+	var spec []byte
+	if withSpec {
+		if spec, err = json.Marshal(specDocOf(c)); err != nil {
+			return err
+		}
 	}
 	var version int64
 	err = s.tx(ctx, func(tx *sql.Tx) error {
@@ -124,7 +145,12 @@ func (s *Store) PutContainerState(ctx context.Context, c *ContainerRecord) error
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE containers SET state = ?, version = ? WHERE id = ?`, string(state), v, c.ID); err != nil {
+		if withSpec {
+			_, err = tx.ExecContext(ctx, `UPDATE containers SET spec = ?, state = ?, version = ? WHERE id = ?`, string(spec), string(state), v, c.ID)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE containers SET state = ?, version = ? WHERE id = ?`, string(state), v, c.ID)
+		}
+		if err != nil {
 			return err
 		}
 		version = v

@@ -169,6 +169,32 @@ var migrations = []string{
 		idx      INTEGER NOT NULL UNIQUE,
 		created  INTEGER NOT NULL
 	)`,
+	// Network endpoints become one per container and network: idx 0 is
+	// the container's first network (or "none"), 1, 2, ... the further
+	// networks it joins (interfaces eth1, eth2, ... inside). The table is
+	// rebuilt, as SQLite cannot change a primary key.
+	`CREATE TABLE network_endpoints_multi (
+		container_id TEXT NOT NULL,
+		idx          INTEGER NOT NULL DEFAULT 0,
+		network_id   TEXT REFERENCES networks(id),
+		mode         TEXT NOT NULL,
+		name         TEXT NOT NULL,
+		hostname     TEXT NOT NULL DEFAULT '',
+		ip           TEXT,
+		mac          TEXT NOT NULL DEFAULT '',
+		gateway      TEXT NOT NULL DEFAULT '',
+		aliases      TEXT NOT NULL DEFAULT '[]',
+		ports        TEXT NOT NULL DEFAULT '[]',
+		veth         TEXT NOT NULL DEFAULT '',
+		created      INTEGER NOT NULL,
+		PRIMARY KEY (container_id, idx),
+		UNIQUE (container_id, network_id),
+		UNIQUE (network_id, ip)
+	)`,
+	`INSERT INTO network_endpoints_multi (container_id, idx, network_id, mode, name, hostname, ip, mac, gateway, aliases, ports, veth, created)
+		SELECT container_id, 0, network_id, mode, name, hostname, ip, mac, gateway, aliases, ports, veth, created FROM network_endpoints`,
+	`DROP TABLE network_endpoints`,
+	`ALTER TABLE network_endpoints_multi RENAME TO network_endpoints`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -3,6 +3,7 @@ package compose
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,10 +26,19 @@ var supportedKeys = set(
 	"stop_signal", "stop_grace_period", "labels", "profiles", "container_name",
 	"networks", "network_mode", "deploy.replicas", "deploy.resources.limits.cpus",
 	"deploy.resources.limits.memory", "deploy.resources.limits.pids", "deploy.placement",
+	"deploy.resources.reservations.memory", "mem_reservation",
 	"scale", "cap_add", "cap_drop", "read_only", "privileged", "mem_limit", "cpus", "pids_limit",
 	"secrets[].source", "secrets[].target", "configs[].source", "configs[].target",
 	"tty", "stdin_open", "extra_hosts", "dns", "dns_search", "dns_opt", "ulimits", "sysctls", "init", "x-skiff",
 )
+
+// unsupportedWhy says, for some keys skiff does not honour, why or what
+// it does instead.
+var unsupportedWhy = map[string]string{
+	"deploy.resources.reservations.cpus":    "a CPU reservation places containers on the nodes of a swarm; on one machine nothing is reserved",
+	"deploy.resources.reservations.devices": "devices are not reserved",
+	"logging":                               "skiff keeps each container's log itself, rotated at the daemon's --log-max-size",
+}
 
 func set(keys ...string) map[string]bool {
 	m := make(map[string]bool, len(keys))
@@ -70,7 +80,7 @@ func Unsupported(p *types.Project) []Issue {
 		var keys []string
 		walkKeys(m, "", &keys)
 		for _, k := range keys {
-			out = append(out, Issue{Service: name, Key: k})
+			out = append(out, Issue{Service: name, Key: k, Why: unsupportedWhy[k]})
 		}
 		out = append(out, valueIssues(p, s)...)
 	}
@@ -143,9 +153,6 @@ func isEmpty(v any) bool {
 // valueIssues are keys that are supported only with some values.
 func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 	var out []Issue
-	if len(s.Networks) > 1 {
-		out = append(out, Issue{s.Name, "networks", "a container joins one network: only " + serviceNetworks(s)[0] + " is joined"})
-	}
 	for name, n := range s.Networks {
 		if n != nil && (n.Ipv4Address != "" || n.Ipv6Address != "" || n.MacAddress != "" || len(n.LinkLocalIPs) > 0 || n.InterfaceName != "" || len(n.DriverOpts) > 0) {
 			out = append(out, Issue{s.Name, "networks." + name, "only aliases are supported"})
@@ -155,9 +162,6 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 		switch v.Type {
 		case types.VolumeTypeTmpfs:
 		case types.VolumeTypeVolume, types.VolumeTypeBind:
-			if v.Type == types.VolumeTypeVolume && v.Source == "" {
-				out = append(out, Issue{s.Name, "volumes", "anonymous volume " + v.Target + ": name it"})
-			}
 		default:
 			out = append(out, Issue{s.Name, "volumes", v.Type + " volume " + v.Target})
 		}
@@ -245,24 +249,30 @@ func sortedServices(p *types.Project) []string {
 	return names
 }
 
-// serviceNetworks are the networks a service joins, by priority then name.
-func serviceNetworks(s types.ServiceConfig) []string {
-	names := make([]string, 0, len(s.Networks))
-	for n := range s.Networks {
-		names = append(names, n)
-	}
-	prio := func(n string) int {
+// serviceNetworks are the networks a service joins, by priority then
+// name, except the first: the container's first network carries its
+// default route and published ports, so it is the one Docker would take
+// as the gateway (highest gw_priority, then not internal), ties broken
+// by the same order.
+func serviceNetworks(p *types.Project, s types.ServiceConfig) []string {
+	names := s.NetworksByPriority()
+	gwPrio := func(n string) int {
 		if c := s.Networks[n]; c != nil {
-			return c.Priority
+			return c.GatewayPriority
 		}
 		return 0
 	}
-	sort.Slice(names, func(i, j int) bool {
-		if prio(names[i]) != prio(names[j]) {
-			return prio(names[i]) > prio(names[j])
+	internal := func(n string) bool { return p != nil && p.Networks[n].Internal }
+	gw := 0
+	for i, n := range names {
+		g, best := gwPrio(n), names[gw]
+		if g > gwPrio(best) || g == gwPrio(best) && internal(best) && !internal(n) {
+			gw = i
 		}
-		return names[i] < names[j]
-	})
+	}
+	if gw > 0 {
+		names = append([]string{names[gw]}, slices.Delete(slices.Clone(names), gw, gw+1)...)
+	}
 	return names
 }
 

@@ -30,6 +30,9 @@ const (
 	LabelConfigFiles = "com.docker.compose.project.config_files"
 	LabelNetwork     = "com.docker.compose.network"
 	LabelVolume      = "com.docker.compose.volume"
+	// LabelAnonymous marks an anonymous volume (as the Docker engine
+	// does); down -v removes those of the project.
+	LabelAnonymous = "com.docker.volume.anonymous"
 )
 
 // ContainerName is the name of replica n (from 1) of service s.
@@ -104,15 +107,18 @@ func CreateRequest(p *types.Project, s types.ServiceConfig, n int) (api.Containe
 	case "host", "none":
 		cfg.Network = s.NetworkMode
 	default:
-		if nets := serviceNetworks(s); len(nets) > 0 {
+		if nets := serviceNetworks(p, s); len(nets) > 0 {
 			cfg.Network = networkName(p, nets[0])
 			cfg.NetworkAliases = append([]string{s.Name}, aliases(s, nets[0])...)
+			for _, n := range nets[1:] {
+				cfg.ExtraNetworks = append(cfg.ExtraNetworks, api.NetworkAttachment{Network: networkName(p, n), Aliases: append([]string{s.Name}, aliases(s, n)...)})
+			}
 		}
 		for _, pc := range s.Ports {
 			cfg.Ports = append(cfg.Ports, portMapping(pc))
 		}
 	}
-	if cfg.Mounts, err = mounts(p, s); err != nil {
+	if cfg.Mounts, err = mounts(p, s, ContainerName(p, s, n)); err != nil {
 		return api.ContainerCreateRequest{}, err
 	}
 	if err := hostsDNS(p, s, &cfg); err != nil {
@@ -213,6 +219,12 @@ func resources(s types.ServiceConfig) api.Resources {
 			r.PidsLimit = l.Pids
 		}
 	}
+	if s.MemReservation > 0 {
+		r.MemoryReservationBytes = int64(s.MemReservation)
+	}
+	if s.Deploy != nil && s.Deploy.Resources.Reservations != nil && s.Deploy.Resources.Reservations.MemoryBytes > 0 {
+		r.MemoryReservationBytes = int64(s.Deploy.Resources.Reservations.MemoryBytes)
+	}
 	return r
 }
 
@@ -259,14 +271,16 @@ func portMapping(pc types.ServicePortConfig) api.PortMapping {
 	return api.PortMapping{HostIP: pc.HostIP, HostPort: host, ContainerPort: int(pc.Target), Protocol: pc.Protocol}
 }
 
-// mounts are the service's volumes, binds, secrets and configs.
-func mounts(p *types.Project, s types.ServiceConfig) ([]api.Mount, error) {
+// mounts are the service's volumes, binds, secrets and configs, for its
+// container named container.
+func mounts(p *types.Project, s types.ServiceConfig, container string) ([]api.Mount, error) {
 	var out []api.Mount
 	for _, v := range s.Volumes {
 		switch v.Type {
 		case types.VolumeTypeVolume:
 			if v.Source == "" {
-				continue // reported by Unsupported
+				out = append(out, api.Mount{Type: api.MountVolume, Source: AnonymousVolume(container, v.Target), Target: v.Target, ReadOnly: v.ReadOnly})
+				continue
 			}
 			name := v.Source
 			if d, ok := p.Volumes[v.Source]; ok && d.Name != "" {
@@ -337,6 +351,11 @@ func OneoffRequest(p *types.Project, s types.ServiceConfig, cmd, env []string) (
 	rand.Read(b[:])
 	req.Name = fmt.Sprintf("%s-%s-run-%s", p.Name, s.Name, hex.EncodeToString(b[:]))
 	req.Config.Labels[LabelOneoff] = "True"
+	for i, m := range req.Config.Mounts {
+		if m.Type == api.MountVolume && m.Source == AnonymousVolume(ContainerName(p, s, 1), m.Target) {
+			req.Config.Mounts[i].Source = AnonymousVolume(req.Name, m.Target)
+		}
+	}
 	delete(req.Config.Labels, LabelNumber)
 	req.Config.Ports = nil
 	req.Config.NetworkAliases = nil
@@ -367,4 +386,35 @@ func parseTmpfs(t string) (api.Mount, error) {
 		m.TmpfsSize = int64(b)
 	}
 	return m, nil
+}
+
+// AnonymousVolume names the anonymous volume a service's container
+// mounts at target: CONTAINER_<12 hex digits of target's hash>. A
+// replica recreated under its number gets its volume back, as docker
+// compose keeps a container's anonymous volumes across a recreate.
+func AnonymousVolume(container, target string) string {
+	sum := sha256.Sum256([]byte(target))
+	return container + "_" + hex.EncodeToString(sum[:])[:12]
+}
+
+// anonymousMounts are the mounts of req that are anonymous volumes of
+// service s's replicas or one-off containers.
+func anonymousMounts(req api.ContainerCreateRequest) []api.Mount {
+	var out []api.Mount
+	for _, m := range req.Config.Mounts {
+		if m.Type == api.MountVolume && m.Source == AnonymousVolume(req.Name, m.Target) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// hasAnonymousVolumes reports whether s mounts an anonymous volume.
+func hasAnonymousVolumes(s types.ServiceConfig) bool {
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Source == "" {
+			return true
+		}
+	}
+	return false
 }

@@ -33,7 +33,7 @@ func TestCreateRequest(t *testing.T) {
 	if c.Labels[LabelConfigHash] != ConfigHash(p.Services["worker"]) || len(c.Labels[LabelConfigHash]) != 64 {
 		t.Errorf("config hash label %q", c.Labels[LabelConfigHash])
 	}
-	if want := (api.Resources{MemoryBytes: 128 << 20, NanoCPUs: 5e8, PidsLimit: 100}); c.Resources != want {
+	if want := (api.Resources{MemoryBytes: 128 << 20, MemoryReservationBytes: 32 << 20, NanoCPUs: 5e8, PidsLimit: 100}); c.Resources != want {
 		t.Errorf("resources %+v, want %+v", c.Resources, want)
 	}
 	if c.RestartPolicy != (api.RestartPolicy{Name: api.RestartOnFailure, MaxRetries: 5}) {

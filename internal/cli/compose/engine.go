@@ -78,12 +78,16 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *types.Project) error {
 	used := map[string]bool{}
 	for _, s := range p.Services {
 		if s.NetworkMode == "" {
-			if nets := serviceNetworks(s); len(nets) > 0 {
-				used[nets[0]] = true
+			for _, n := range serviceNetworks(p, s) {
+				used[n] = true
 			}
 		}
 	}
-	for _, key := range sortedKeys(used) {
+	// The external networks first: a missing one fails up before
+	// anything is made.
+	keys := sortedKeys(used)
+	sort.SliceStable(keys, func(i, j int) bool { return bool(p.Networks[keys[i]].External) && !bool(p.Networks[keys[j]].External) })
+	for _, key := range keys {
 		def := p.Networks[key]
 		name := networkName(p, key)
 		_, err := e.C.Network(ctx, name)
@@ -142,6 +146,38 @@ func waitUntil(ctx context.Context, step time.Duration, cond func() (bool, error
 			return ctx.Err()
 		case <-time.After(step):
 		}
+	}
+}
+
+// EnsureAnonymousVolumes creates the anonymous volumes req (a container
+// of s) mounts that do not exist yet, labelled as the project's and as
+// anonymous, so down -v finds them.
+func (e *Engine) EnsureAnonymousVolumes(ctx context.Context, p *types.Project, s types.ServiceConfig, req api.ContainerCreateRequest) error {
+	for _, m := range anonymousMounts(req) {
+		if _, err := e.C.Volume(ctx, m.Source); err == nil {
+			continue
+		} else if !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+		l := map[string]string{LabelProject: p.Name, LabelService: s.Name, LabelAnonymous: ""}
+		if _, err := e.C.CreateVolume(ctx, api.VolumeCreateRequest{Name: m.Source, Labels: l}); err != nil {
+			return fmt.Errorf("create the anonymous volume of %s for %s: %w", req.Name, m.Target, err)
+		}
+	}
+	return nil
+}
+
+// RemoveAnonymousVolumes removes the anonymous volumes of req, a one-off
+// container removed on exit (compose run --rm), once the container is
+// gone: within a few seconds, or they are left to down -v.
+func (e *Engine) RemoveAnonymousVolumes(ctx context.Context, req api.ContainerCreateRequest) {
+	for _, m := range anonymousMounts(req) {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		waitUntil(wctx, 50*time.Millisecond, func() (bool, error) {
+			err := e.C.RemoveVolume(wctx, m.Source)
+			return err == nil || errors.Is(err, errdefs.ErrNotFound), nil
+		})
+		cancel()
 	}
 }
 

@@ -236,8 +236,22 @@ func (e *Engine) ServiceContainer(ctx context.Context, p *types.Project, service
 	return api.Container{}, errdefs.NotFound("service %s has no container %d: is the project up?", service, index)
 }
 
-// removeVolumes removes the project's named volumes that are not external.
+// removeVolumes removes the project's named volumes that are not
+// external, and its anonymous volumes.
 func (e *Engine) removeVolumes(ctx context.Context, p *types.Project) error {
+	vols, err := e.C.Volumes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range vols {
+		if _, anon := v.Labels[LabelAnonymous]; !anon || v.Labels[LabelProject] != p.Name {
+			continue
+		}
+		if err := e.C.RemoveVolume(ctx, v.Name); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return fmt.Errorf("remove volume %s: %w", v.Name, err)
+		}
+		e.progress("Volume %s  Removed", v.Name)
+	}
 	for _, key := range sortedKeys(p.Volumes) {
 		v := p.Volumes[key]
 		if bool(v.External) {

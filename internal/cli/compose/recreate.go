@@ -47,9 +47,10 @@ func freeNumber(used map[int]bool) int {
 
 // rolling reports whether a changed replica of s can be replaced by
 // starting the new one next to the old one: not when it publishes a
-// fixed host port or has a fixed container name, which two cannot share.
+// fixed host port or has a fixed container name, which two cannot share,
+// nor when it has anonymous volumes, which follow the replica's number.
 func rolling(s types.ServiceConfig) bool {
-	if s.ContainerName != "" {
+	if s.ContainerName != "" || hasAnonymousVolumes(s) {
 		return false
 	}
 	for _, pc := range s.Ports {
@@ -114,6 +115,9 @@ func (e *Engine) createReplica(ctx context.Context, p *types.Project, s types.Se
 		return api.Container{}, err
 	}
 	req.Start = true
+	if err := e.EnsureAnonymousVolumes(ctx, p, s, req); err != nil {
+		return api.Container{}, err
+	}
 	c, err := e.C.CreateContainer(ctx, req)
 	if err != nil {
 		return api.Container{}, fmt.Errorf("service %s: %w", s.Name, err)

@@ -8,7 +8,11 @@
 // registered address get its first name. Every other query is forwarded
 // to the upstream resolvers (the host's, from /etc/resolv.conf) from the
 // daemon itself, so upstreams on the host's loopback work too; a Server
-// made without upstreams (an internal network) refuses them.
+// made without upstreams (an internal network) refuses them. A client
+// on several networks (Config.Also) also gets the names of its other
+// networks' servers, as if they were this server's, before forwarding;
+// on a server without upstreams, its queries for other names go to the
+// upstreams of its first other network that has some.
 //
 // Names are matched case-insensitively, without a trailing dot.
 package dns
@@ -46,7 +50,12 @@ type Config struct {
 	// Sockets, when set, are bound sockets to serve on instead of binding
 	// Addr: those of a server in the process this one takes over from.
 	Sockets *Sockets
-	Logger  *slog.Logger
+	// Also, when set, returns the servers of the client's other
+	// networks (none for a client on this network only), whose names
+	// the client resolves too when this server has no answer of its
+	// own. It is called without the server's lock held.
+	Also   func(client netip.Addr) []*Server
+	Logger *slog.Logger
 }
 
 // Sockets are a Server's bound UDP and TCP sockets as files, to hand
@@ -81,6 +90,7 @@ type Server struct {
 	names  map[string][]record   // name → records
 	owners map[string][]string   // owner → names
 	addrs  map[netip.Addr]string // address → first name, for PTR
+	ipOwn  map[netip.Addr]string // address → owner
 }
 
 // Listen starts a server on cfg.Addr. The sockets are bound and served
@@ -90,7 +100,7 @@ func Listen(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, names: map[string][]record{}, owners: map[string][]string{}, addrs: map[netip.Addr]string{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, names: map[string][]record{}, owners: map[string][]string{}, addrs: map[netip.Addr]string{}, ipOwn: map[netip.Addr]string{}}
 	pc, l, err := bind(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -198,7 +208,15 @@ func (s *Server) Add(owner string, ip netip.Addr, names ...string) {
 		if _, ok := s.addrs[ip]; !ok {
 			s.addrs[ip] = n
 		}
+		s.ipOwn[ip] = owner
 	}
+}
+
+// Owner returns the owner that registered ip, or "".
+func (s *Server) Owner(ip netip.Addr) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ipOwn[ip]
 }
 
 // Remove forgets every name owner registered.
@@ -210,6 +228,7 @@ func (s *Server) Remove(owner string) {
 		for _, r := range s.names[n] {
 			if r.owner == owner {
 				delete(s.addrs, r.ip)
+				delete(s.ipOwn, r.ip)
 				continue
 			}
 			recs = append(recs, r)
@@ -250,13 +269,21 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		s.write(w, req, m)
 		return
 	}
+	if m := s.others(req, w.RemoteAddr()); m != nil {
+		s.write(w, req, m)
+		return
+	}
+	fwd := s
 	if len(s.cfg.Upstreams) == 0 {
+		fwd = s.forwarder(w.RemoteAddr())
+	}
+	if fwd == nil {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeRefused)
 		w.WriteMsg(m)
 		return
 	}
-	s.write(w, req, s.forward(req, w.LocalAddr().Network()))
+	s.write(w, req, fwd.forward(req, w.LocalAddr().Network()))
 }
 
 // local answers a query about a registered name or address, or returns
@@ -297,6 +324,47 @@ func (s *Server) local(req *dns.Msg) *dns.Msg {
 		}
 	}
 	return m
+}
+
+// others answers from the servers of the client's other networks (see
+// Config.Also), or returns nil.
+func (s *Server) others(req *dns.Msg, client net.Addr) *dns.Msg {
+	if s.cfg.Also == nil {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(client.String())
+	if err != nil {
+		return nil
+	}
+	for _, o := range s.cfg.Also(ap.Addr().Unmap()) {
+		if o == s {
+			continue
+		}
+		if m := o.local(req); m != nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// forwarder is, for a server without upstreams (an internal network),
+// the first server of the client's other networks that forwards: a
+// client also on a network with a way out resolves outside names through
+// it. Nil when there is none.
+func (s *Server) forwarder(client net.Addr) *Server {
+	if s.cfg.Also == nil {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(client.String())
+	if err != nil {
+		return nil
+	}
+	for _, o := range s.cfg.Also(ap.Addr().Unmap()) {
+		if o != s && len(o.cfg.Upstreams) > 0 {
+			return o
+		}
+	}
+	return nil
 }
 
 // reverse parses an in-addr.arpa name.

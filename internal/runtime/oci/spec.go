@@ -322,8 +322,9 @@ func Env(imageEnv, userEnv []string, hostname string) ([]string, error) {
 }
 
 // Resources converts the user's limits into cgroup settings: a memory
-// limit with swap equal to it (so no swap), a CFS quota over a 100 ms
-// period, and a pids limit. Zero means unlimited; negative values, memory
+// limit with swap equal to it (so no swap), a memory soft limit (the
+// reservation, at most the limit), a CFS quota over a 100 ms period, and
+// a pids limit. Zero means unlimited; negative values, memory
 // under 6 MiB and under 0.01 CPU are ErrInvalid.
 func Resources(r api.Resources) (*specs.LinuxResources, error) {
 	out := &specs.LinuxResources{}
@@ -335,6 +336,18 @@ func Resources(r api.Resources) (*specs.LinuxResources, error) {
 	case r.MemoryBytes > 0:
 		limit := r.MemoryBytes
 		out.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &limit}
+	}
+	switch {
+	case r.MemoryReservationBytes < 0:
+		return nil, errdefs.Invalid("memory reservation %d is negative", r.MemoryReservationBytes)
+	case r.MemoryBytes > 0 && r.MemoryReservationBytes > r.MemoryBytes:
+		return nil, errdefs.Invalid("memory reservation %d bytes is above the memory limit %d: make it smaller", r.MemoryReservationBytes, r.MemoryBytes)
+	case r.MemoryReservationBytes > 0:
+		if out.Memory == nil {
+			out.Memory = &specs.LinuxMemory{}
+		}
+		res := r.MemoryReservationBytes
+		out.Memory.Reservation = &res
 	}
 	switch {
 	case r.NanoCPUs < 0:
