@@ -64,6 +64,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz=FuzzParseReference -fuzztime=$(FUZZTIME) ./internal/image/
 	$(GO) test -run '^$$' -fuzz=FuzzBuildDockerfile -fuzztime=$(FUZZTIME) ./internal/image/build/
 	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/logs/
+	$(GO) test -run '^$$' -fuzz=FuzzGuard -fuzztime=$(FUZZTIME) ./internal/apiauth/
+	$(GO) test -run '^$$' -fuzz=FuzzParseRules -fuzztime=$(FUZZTIME) ./api/policy/
 
 bench: deps-test build examples
 	bench/run.sh
