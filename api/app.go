@@ -120,6 +120,49 @@ type AppSpec struct {
 	RevisionHistoryLimit *int `json:"revisionHistoryLimit,omitempty"`
 	// Security says which admission profile the App is checked against.
 	Security AppSecurity `json:"security,omitzero"`
+	// Network says which other Apps may connect to the App's replicas.
+	// Changing it makes no new revision.
+	Network AppNetwork `json:"network,omitzero"`
+}
+
+// AppNetwork is the App's isolation on the network. An App's replicas
+// accept connections from skiff's ingress and probes, from the App's own
+// replicas, and from the replicas of the Apps AllowFrom selects; the
+// firewall refuses every other connection to them (from other Apps,
+// plain containers or other hosts), counts it in the metric
+// skiff_network_refused_total{app} and records a ConnectionRefused event
+// on the App. Requests through the ingress are governed by spec.ingress,
+// not by AllowFrom.
+type AppNetwork struct {
+	// AllowFrom lists the Apps whose replicas may connect to this App's
+	// replicas directly, on any port. Default: none.
+	AllowFrom []NetworkPeer `json:"allowFrom,omitempty"`
+}
+
+// NetworkPeer selects Apps, by name or by labels: exactly one of App and
+// Selector is set.
+type NetworkPeer struct {
+	// App names one App; it need not exist yet.
+	App string `json:"app,omitempty"`
+	// Selector selects every App whose labels match it.
+	Selector *LabelSelector `json:"selector,omitempty"`
+}
+
+// LabelSelector selects objects by their labels, as in Kubernetes.
+type LabelSelector struct {
+	// MatchLabels are labels an object must all have, with these values.
+	// An empty selector selects every object.
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+}
+
+// Matches reports whether labels has every label of s.
+func (s LabelSelector) Matches(labels map[string]string) bool {
+	for k, v := range s.MatchLabels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // AppSecurity is the App's admission settings.

@@ -44,8 +44,23 @@ func Clone(app api.App) api.App {
 	s.Ingress.TLS = clonePtr(s.Ingress.TLS)
 	s.Traffic = slices.Clone(s.Traffic)
 	s.RevisionHistoryLimit = clonePtr(s.RevisionHistoryLimit)
+	s.Network.AllowFrom = clonePeers(s.Network.AllowFrom)
 	out.Status.Conditions = slices.Clone(out.Status.Conditions)
 	out.Status.Traffic = slices.Clone(out.Status.Traffic)
+	return out
+}
+
+func clonePeers(ps []api.NetworkPeer) []api.NetworkPeer {
+	if ps == nil {
+		return nil
+	}
+	out := make([]api.NetworkPeer, len(ps))
+	for i, p := range ps {
+		out[i] = p
+		if p.Selector != nil {
+			out[i].Selector = &api.LabelSelector{MatchLabels: maps.Clone(p.Selector.MatchLabels)}
+		}
+	}
 	return out
 }
 

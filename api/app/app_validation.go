@@ -58,7 +58,40 @@ func Validate(app api.App) FieldErrors {
 			}
 		}
 	}
+	validateNetwork(&errs, app.Spec.Network)
 	return errs
+}
+
+// validateNetwork checks spec.network: each allowFrom entry names an App
+// or has a selector with valid labels, not both.
+func validateNetwork(errs *FieldErrors, n api.AppNetwork) {
+	for i, peer := range n.AllowFrom {
+		p := fmt.Sprintf("spec.network.allowFrom[%d]", i)
+		switch {
+		case peer.App == "" && peer.Selector == nil:
+			errs.add(p, "needs app (an App's name) or selector (matchLabels)")
+			continue
+		case peer.App != "" && peer.Selector != nil:
+			errs.add(p, "has both app and selector: write each in an entry of its own")
+			continue
+		}
+		if peer.App != "" {
+			if len(peer.App) > MaxNameLength || !dns1035LabelRE.MatchString(peer.App) {
+				errs.add(child(p, "app"), "must be an App name: a DNS label of at most %d lowercase letters, digits and '-'", MaxNameLength)
+			}
+			continue
+		}
+		mp := child(child(p, "selector"), "matchLabels")
+		for _, k := range sortedKeys(peer.Selector.MatchLabels) {
+			kp := key(mp, k)
+			if msg := qualifiedNameProblem(k); msg != "" {
+				errs.add(kp, "%s", msg)
+			}
+			if v := peer.Selector.MatchLabels[k]; len(v) > maxLabelValueLength || !labelValueRE.MatchString(v) {
+				errs.add(kp, "value must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit")
+			}
+		}
+	}
 }
 
 func validateMetadata(errs *FieldErrors, m api.ObjectMeta) {
