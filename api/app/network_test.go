@@ -19,7 +19,7 @@ func TestValidateNetwork(t *testing.T) {
 		{"both", []api.NetworkPeer{{App: "a", Selector: sel(nil)}}, []string{"spec.network.allowFrom[0]: has both app and selector: write each in an entry of its own"}},
 		{"bad app name", []api.NetworkPeer{{App: "Front_1"}}, []string{"spec.network.allowFrom[0].app: must be an App name: a DNS label of at most 57 lowercase letters, digits and '-'"}},
 		{"bad label", []api.NetworkPeer{{App: "ok"}, {Selector: sel(map[string]string{"team": "-web"})}},
-			[]string{"spec.network.allowFrom[1].selector.matchLabels.team: value must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"}},
+			[]string{"spec.network.allowFrom[1].selector.matchLabels[team]: value must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := validApp()
