@@ -344,8 +344,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	d.ctrs, err = container.New(container.Config{
 		Runtime: d.runtime, RuntimeName: d.info.Name,
 		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{},
-		Networks: isolatingNetworks{Networks: networks{d.networks}, iso: d.iso, labels: d.containerLabels},
-		Store:    d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
+		Networks: isolatingNetworks{Networks: networks{d.networks}, iso: d.iso, labels: d.containerLabels}, Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
 		Logger: d.log, Notify: d.notify, Secrets: d.secrets,
 	})
 	if err != nil {
