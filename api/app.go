@@ -407,16 +407,43 @@ type ExecAction struct {
 	Command []string `json:"command"`
 }
 
-// VolumeMount mounts a named volume into the App's containers.
+// VolumeMount mounts a named volume, or the keys of a secret as files,
+// into the App's containers.
 type VolumeMount struct {
 	// Name of the volume, a DNS label. The volume is created on first use
-	// and shared by every replica and revision that mounts it.
+	// and shared by every replica and revision that mounts it. With
+	// Secret, it only names the mount.
 	Name string `json:"name"`
 	// MountPath is the absolute path inside the container. It must not be
 	// "/" or lie under /proc, /sys or /dev.
 	MountPath string `json:"mountPath"`
 	// ReadOnly mounts the volume read-only.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// Secret, when set, mounts the keys of a skiff secret as files in a
+	// directory of its own at MountPath, instead of a named volume: on a
+	// tmpfs (the values never reach a disk), each file of mode 0400 owned
+	// by the container's user, written when the replica starts. The
+	// revision pins the secret's version, so a new version of the secret
+	// rolls the App out as a new revision.
+	Secret *SecretVolume `json:"secret,omitempty"`
+}
+
+// SecretVolume names the secret a volume shows and which of its keys.
+type SecretVolume struct {
+	// Name of the secret (see skiff secret ls).
+	Name string `json:"name"`
+	// Items picks keys and names their files. Default: every key of the
+	// secret, each in a file named after it.
+	Items []SecretItem `json:"items,omitempty"`
+}
+
+// SecretItem is one key of a secret shown as a file.
+type SecretItem struct {
+	// Key of the secret.
+	Key string `json:"key"`
+	// Path is the file's name in the volume's directory (no '/'). Default:
+	// the key.
+	Path string `json:"path,omitempty"`
 }
 
 // TrafficTarget sends a share of the App's requests to one revision. In

@@ -87,6 +87,11 @@ type ContainerConfig struct {
 	// Mounts are named volumes and host directories mounted into the
 	// container.
 	Mounts []Mount `json:"mounts,omitempty"`
+
+	// SecretMounts are directories of files holding skiff secret values,
+	// each on a tmpfs of its own, written at every start (the values are
+	// never stored with the container).
+	SecretMounts []SecretMount `json:"secretMounts,omitempty"`
 }
 
 // Mount types.
@@ -310,6 +315,15 @@ type VolumeCreateRequest struct {
 // VolumePruneResponse lists the volumes `volume prune` removed.
 type VolumePruneResponse struct {
 	Deleted []string `json:"deleted"`
+}
+
+// SecretMount shows keys of version Version of secret Secret as files in
+// the directory Target, each of mode 0400 owned by the container's user.
+type SecretMount struct {
+	Target  string       `json:"target"`
+	Secret  string       `json:"secret"`
+	Version int64        `json:"version"`
+	Items   []SecretItem `json:"items,omitempty"`
 }
 
 // SecretEnvVar is an environment variable taken from key Key of version

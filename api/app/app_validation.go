@@ -404,6 +404,9 @@ func validateVolumes(errs *FieldErrors, p string, vols []api.VolumeMount) {
 				names[v.Name] = i
 			}
 		}
+		if v.Secret != nil {
+			validateSecretVolume(errs, child(vp, "secret"), *v.Secret)
+		}
 		mp := v.MountPath
 		switch {
 		case mp == "":
@@ -424,6 +427,43 @@ func validateVolumes(errs *FieldErrors, p string, vols []api.VolumeMount) {
 			}
 		}
 	}
+}
+
+// validateSecretVolume checks a volume's secret: a secret name, and items
+// naming valid keys and distinct plain file names.
+func validateSecretVolume(errs *FieldErrors, p string, sv api.SecretVolume) {
+	if sv.Name == "" {
+		errs.add(child(p, "name"), "required: the secret whose keys become files (see skiff secret ls)")
+	} else if api.CheckSecretName(sv.Name) != nil {
+		errs.add(child(p, "name"), "must be a secret name: lowercase letters, digits and '-', in labels joined by '.'")
+	}
+	paths := map[string]int{}
+	for i, it := range sv.Items {
+		ip := index(child(p, "items"), i)
+		if it.Key == "" || api.CheckSecretData(map[string][]byte{it.Key: nil}) != nil {
+			errs.add(child(ip, "key"), "must be a secret key: letters, digits, '-', '_' and '.'")
+			continue
+		}
+		file, field := it.Path, child(ip, "path")
+		if file == "" {
+			file, field = it.Key, child(ip, "key")
+		}
+		if !SecretFileName(file) {
+			errs.add(field, "%q cannot name a file: give a path of letters, digits, '-', '_' and '.', other than . and ..", file)
+			continue
+		}
+		if j, dup := paths[file]; dup {
+			errs.add(field, "duplicate file %s (also %s)", file, index(child(p, "items"), j))
+		} else {
+			paths[file] = i
+		}
+	}
+}
+
+// SecretFileName reports whether name can name a file of a secret volume:
+// letters, digits, '-', '_' and '.', at most 253 of them, not . or ..
+func SecretFileName(name string) bool {
+	return name != "." && name != ".." && len(name) <= 253 && secretFileRE.MatchString(name)
 }
 
 func validateTraffic(errs *FieldErrors, p, name string, traffic []api.TrafficTarget) {
