@@ -448,7 +448,7 @@ func validateSecretVolume(errs *FieldErrors, p string, sv api.SecretVolume) {
 		if file == "" {
 			file, field = it.Key, child(ip, "key")
 		}
-		if !SecretFileName(file) {
+		if !api.SecretFileName(file) {
 			errs.add(field, "%q cannot name a file: give a path of letters, digits, '-', '_' and '.', other than . and ..", file)
 			continue
 		}
@@ -458,12 +458,6 @@ func validateSecretVolume(errs *FieldErrors, p string, sv api.SecretVolume) {
 			paths[file] = i
 		}
 	}
-}
-
-// SecretFileName reports whether name can name a file of a secret volume:
-// letters, digits, '-', '_' and '.', at most 253 of them, not . or ..
-func SecretFileName(name string) bool {
-	return name != "." && name != ".." && len(name) <= 253 && secretFileRE.MatchString(name)
 }
 
 func validateTraffic(errs *FieldErrors, p, name string, traffic []api.TrafficTarget) {

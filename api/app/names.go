@@ -26,9 +26,7 @@ var (
 	// dns1035LabelRE is a DNS label that starts with a letter (RFC 1035),
 	// as Knative requires of service names.
 	// capabilityRE is a capability name, with or without CAP_, any case.
-	capabilityRE = regexp.MustCompile(`^[A-Za-z][A-Za-z_]*$`)
-	// secretFileRE is a file name in a secret volume.
-	secretFileRE   = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+	capabilityRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z_]*$`)
 	dns1035LabelRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 	// dns1123LabelRE is a DNS label that may start with a digit (RFC 1123).
 	dns1123LabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
