@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/container"
 	"skiff.dev/skiff/internal/controller"
 	"skiff.dev/skiff/internal/isolation"
@@ -98,4 +99,16 @@ func (d *Daemon) containerLabels(ctx context.Context, id string) (map[string]str
 		return nil, err
 	}
 	return rec.Container.Config.Labels, nil
+}
+
+// checkReplicaLabels refuses the labels that mark App replicas on a
+// container made through the API: a container carrying them would be
+// taken for a replica, with its App's rights on the network.
+func checkReplicaLabels(labels map[string]string) error {
+	for _, k := range []string{controller.LabelApp, controller.LabelRevision, controller.LabelPrewarm} {
+		if _, ok := labels[k]; ok {
+			return errdefs.Invalid("label %s is reserved for the replicas of Apps: choose another label", k)
+		}
+	}
+	return nil
 }

@@ -184,7 +184,12 @@ func (e *Enforcer) loop(ctx context.Context) {
 		if err := e.Sync(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("isolation between Apps", "err", err)
 		}
-		e.count(ctx)
+		e.mu.Lock()
+		none := len(e.apps) == 0
+		e.mu.Unlock()
+		if !none { // no App, no counter to read
+			e.count(ctx)
+		}
 	}
 }
 

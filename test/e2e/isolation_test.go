@@ -206,3 +206,13 @@ func TestAppIsolation(t *testing.T) {
 	must(t, d, "delete", "app", "b")
 	must(t, d, "delete", "app", "c")
 }
+
+// TestReplicaLabelsReserved: a container made through the API cannot
+// carry the label that marks App replicas, which would give it an App's
+// rights on the network.
+func TestReplicaLabelsReserved(t *testing.T) {
+	r := fails(t, env.daemon, []string{"label skiff.dev/app is reserved for the replicas of Apps"}, "run", "--rm", "--label", "skiff.dev/app=a", "busybox", "true")
+	if r.Code == 0 {
+		t.Fatal(r)
+	}
+}
