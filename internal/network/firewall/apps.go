@@ -94,8 +94,8 @@ func RefuseRules(c Chains, name string) []string {
 
 // SetApps rebuilds the Apps chain and the chains of apps, makes the
 // refusing chains that are missing, removes the chains of Apps not in
-// apps, and makes sure FORWARD's first rule is the jump to the Apps chain
-// (once: a restart adds no second jump). It is atomic: one
+// apps, and makes sure FORWARD jumps to the Apps chain once, before it
+// jumps to the FWD chain (a restart adds no second jump). It is atomic: one
 // iptables-restore call.
 func (f *Firewall) SetApps(ctx context.Context, apps []AppPolicy) error {
 	f.mu.Lock()
@@ -107,9 +107,8 @@ func (f *Firewall) SetApps(ctx context.Context, apps []AppPolicy) error {
 	c := f.chains
 	lines := tableLines{}
 	lines.add("filter", ":"+c.Apps()+" - [0:0]")
-	jump := "-A FORWARD -j " + c.Apps()
-	if first := firstRule(saved["filter"], "FORWARD"); first != jump {
-		for range strings.Count("\n"+strings.Join(saved["filter"], "\n")+"\n", "\n"+jump+"\n") {
+	if n, ok := appsJumpFirst(saved["filter"], c); !ok {
+		for range n {
 			lines.add("filter", "-D FORWARD -j "+c.Apps())
 		}
 		lines.add("filter", "-I FORWARD 1 -j "+c.Apps())
@@ -193,14 +192,22 @@ func removeChains(saved savedRules, c Chains, drop func(chain string) bool) []st
 	return append(flush, del...)
 }
 
-// firstRule returns the first rule of chain in a table's saved lines.
-func firstRule(lines []string, chain string) string {
+// appsJumpFirst reports whether FORWARD in a table's saved lines has one
+// jump to the Apps chain, before the jump to the instance's FWD chain
+// (which accepts traffic within a network); n is how many it has. Jumps
+// of other daemons may come between: they match only their own bridges.
+func appsJumpFirst(lines []string, c Chains) (n int, ok bool) {
+	apps, fwd := "-A FORWARD -j "+c.Apps(), "-A FORWARD -j "+c.Forward
+	fwdFirst := false
 	for _, l := range lines {
-		if strings.HasPrefix(l, "-A "+chain+" ") {
-			return l
+		switch {
+		case l == apps:
+			n++
+		case l == fwd && n == 0:
+			fwdFirst = true
 		}
 	}
-	return ""
+	return n, n == 1 && !fwdFirst
 }
 
 func sortedApps(apps []AppPolicy) []AppPolicy {

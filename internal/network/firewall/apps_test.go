@@ -52,6 +52,27 @@ func TestAppRules(t *testing.T) {
 	}
 }
 
+func TestAppsJumpFirst(t *testing.T) {
+	c := ChainsFor("abc123")
+	apps, fwd, other := "-A FORWARD -j "+c.Apps(), "-A FORWARD -j "+c.Forward, "-A FORWARD -j SKIFF-other-FWD"
+	for _, tc := range []struct {
+		lines []string
+		n     int
+		ok    bool
+	}{
+		{[]string{apps, fwd}, 1, true},
+		{[]string{other, apps, other, fwd}, 1, true},
+		{[]string{apps}, 1, true},
+		{[]string{fwd, apps}, 1, false},
+		{[]string{apps, fwd, apps}, 2, false},
+		{[]string{fwd}, 0, false},
+	} {
+		if n, ok := appsJumpFirst(tc.lines, c); n != tc.n || ok != tc.ok {
+			t.Errorf("%q: got %d, %v; want %d, %v", tc.lines, n, ok, tc.n, tc.ok)
+		}
+	}
+}
+
 func TestParseRefused(t *testing.T) {
 	c := ChainsFor("abc123")
 	r := c.Refuse("shop")
@@ -104,12 +125,8 @@ func TestSetApps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jump := "-A FORWARD -j " + c.Apps()
-	if first := firstRule(strings.Split(string(out), "\n"), "FORWARD"); first != jump {
-		t.Fatalf("FORWARD's first rule is %q, want %q", first, jump)
-	}
-	if n := strings.Count(string(out), jump+"\n"); n != 1 {
-		t.Fatalf("%d jumps to %s, want 1", n, c.Apps())
+	if n, ok := appsJumpFirst(strings.Split(string(out), "\n"), c); !ok {
+		t.Fatalf("%d jumps to %s, want 1 before the jump to %s:\n%s", n, c.Apps(), c.Forward, out)
 	}
 	got, err := f.Rules(ctx)
 	if err != nil {

@@ -35,8 +35,8 @@
 // answers from other hosts, from the host itself (127.0.0.1 too) and from
 // containers.
 //
-// Per App (apps.go, the isolation between Apps): FORWARD's first rule
-// jumps to the filter chain SKIFF-<instance>-APPS, which sends traffic for
+// Per App (apps.go, the isolation between Apps): FORWARD jumps, before
+// it jumps to FWD, to the filter chain SKIFF-<instance>-APPS, which sends traffic for
 // each replica's address to its App's chain SKIFF-<instance>-A-<hash>;
 // that lets replies, the App's replicas and the allowed addresses
 // (AppPolicy.From) return, and sends the rest to the App's refusing chain
