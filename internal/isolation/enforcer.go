@@ -62,7 +62,10 @@ type Enforcer struct {
 	cfg Config
 	log *slog.Logger
 
-	// mu serializes rule changes and guards the fields below.
+	// syncMu makes each Sync, from listing the Apps to applying the
+	// rules, one step: an older list is never applied after a newer one.
+	syncMu sync.Mutex
+	// mu guards the fields below.
 	mu       sync.Mutex
 	replicas map[string]Replica // by container ID
 	apps     []api.App          // as last listed
@@ -148,6 +151,8 @@ func (e *Enforcer) Remove(ctx context.Context, id string) error {
 
 // Sync lists the Apps and applies the rules if they changed.
 func (e *Enforcer) Sync(ctx context.Context) error {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
 	apps, err := e.cfg.Apps.ListApps(ctx)
 	if err != nil {
 		return fmt.Errorf("list Apps for their network isolation: %w", err)
