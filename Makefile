@@ -13,7 +13,7 @@ SKIFF_LOG  ?= /var/log/skiff.log
 
 # Debian packages skiff needs at run time, and the extra ones its tests
 # and benchmarks use as peers and references.
-RUN_PKGS   := runc conmon containernetworking-plugins iptables iproute2
+RUN_PKGS   := runc conmon containernetworking-plugins iptables iproute2 kmod
 TEST_PKGS  := $(RUN_PKGS) busybox-static curl procps skopeo umoci docker-registry crun podman podman-compose wrk hyperfine nginx-light git patch mmdebstrap
 
 export CGO_ENABLED := 0
@@ -64,6 +64,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz=FuzzParseReference -fuzztime=$(FUZZTIME) ./internal/image/
 	$(GO) test -run '^$$' -fuzz=FuzzBuildDockerfile -fuzztime=$(FUZZTIME) ./internal/image/build/
 	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/logs/
+	$(GO) test -run '^$$' -fuzz=FuzzGuard -fuzztime=$(FUZZTIME) ./internal/apiauth/
+	$(GO) test -run '^$$' -fuzz=FuzzParseRules -fuzztime=$(FUZZTIME) ./api/policy/
 
 bench: deps-test build examples
 	bench/run.sh

@@ -124,6 +124,9 @@ type AppSpec struct {
 	// App, which other services verify against the daemon's published
 	// keys and skiff's API accepts (see docs/identity.md).
 	Identity AppIdentity `json:"identity,omitzero"`
+	// Network says which other Apps may connect to the App's replicas.
+	// Changing it makes no new revision.
+	Network AppNetwork `json:"network,omitzero"`
 }
 
 // AppIdentity asks for an App identity, as a managed identity or a
@@ -135,6 +138,46 @@ type AppIdentity struct {
 	// Audiences are the token's audiences besides "skiff" (skiff's own
 	// API): the services it is meant for.
 	Audiences []string `json:"audiences,omitempty"`
+}
+
+// AppNetwork is the App's isolation on the network. An App's replicas
+// accept connections from skiff's ingress and probes, from the App's own
+// replicas, and from the replicas of the Apps AllowFrom selects; the
+// firewall refuses every other connection to them (from other Apps,
+// plain containers or other hosts), counts it in the metric
+// skiff_network_refused_total{app} and records a ConnectionRefused event
+// on the App. Requests through the ingress are governed by spec.ingress,
+// not by AllowFrom.
+type AppNetwork struct {
+	// AllowFrom lists the Apps whose replicas may connect to this App's
+	// replicas directly, on any port. Default: none.
+	AllowFrom []NetworkPeer `json:"allowFrom,omitempty"`
+}
+
+// NetworkPeer selects Apps, by name or by labels: exactly one of App and
+// Selector is set.
+type NetworkPeer struct {
+	// App names one App; it need not exist yet.
+	App string `json:"app,omitempty"`
+	// Selector selects every App whose labels match it.
+	Selector *LabelSelector `json:"selector,omitempty"`
+}
+
+// LabelSelector selects objects by their labels, as in Kubernetes.
+type LabelSelector struct {
+	// MatchLabels are labels an object must all have, with these values.
+	// An empty selector selects every object.
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+}
+
+// Matches reports whether labels has every label of s.
+func (s LabelSelector) Matches(labels map[string]string) bool {
+	for k, v := range s.MatchLabels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // AppSecurity is the App's admission settings.
@@ -384,16 +427,43 @@ type ExecAction struct {
 	Command []string `json:"command"`
 }
 
-// VolumeMount mounts a named volume into the App's containers.
+// VolumeMount mounts a named volume, or the keys of a secret as files,
+// into the App's containers.
 type VolumeMount struct {
 	// Name of the volume, a DNS label. The volume is created on first use
-	// and shared by every replica and revision that mounts it.
+	// and shared by every replica and revision that mounts it. With
+	// Secret, it only names the mount.
 	Name string `json:"name"`
 	// MountPath is the absolute path inside the container. It must not be
 	// "/" or lie under /proc, /sys or /dev.
 	MountPath string `json:"mountPath"`
 	// ReadOnly mounts the volume read-only.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// Secret, when set, mounts the keys of a skiff secret as files in a
+	// directory of its own at MountPath, instead of a named volume: on a
+	// tmpfs (the values never reach a disk), each file of mode 0400 owned
+	// by the container's user, written when the replica starts. The
+	// revision pins the secret's version, so a new version of the secret
+	// rolls the App out as a new revision.
+	Secret *SecretVolume `json:"secret,omitempty"`
+}
+
+// SecretVolume names the secret a volume shows and which of its keys.
+type SecretVolume struct {
+	// Name of the secret (see skiff secret ls).
+	Name string `json:"name"`
+	// Items picks keys and names their files. Default: every key of the
+	// secret, each in a file named after it.
+	Items []SecretItem `json:"items,omitempty"`
+}
+
+// SecretItem is one key of a secret shown as a file.
+type SecretItem struct {
+	// Key of the secret.
+	Key string `json:"key"`
+	// Path is the file's name in the volume's directory (no '/'). Default:
+	// the key.
+	Path string `json:"path,omitempty"`
 }
 
 // TrafficTarget sends a share of the App's requests to one revision. In

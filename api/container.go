@@ -97,6 +97,11 @@ type ContainerConfig struct {
 	// or "auto" for a user namespace of its own: container root is then an
 	// unprivileged range of host ids (see Container.IDMap).
 	UserNS string `json:"userns,omitempty"`
+
+	// SecretMounts are directories of files holding skiff secret values,
+	// each on a tmpfs of its own, written at every start (the values are
+	// never stored with the container).
+	SecretMounts []SecretMount `json:"secretMounts,omitempty"`
 }
 
 // User namespace modes of ContainerConfig.UserNS.
@@ -363,6 +368,15 @@ type VolumeCreateRequest struct {
 // VolumePruneResponse lists the volumes `volume prune` removed.
 type VolumePruneResponse struct {
 	Deleted []string `json:"deleted"`
+}
+
+// SecretMount shows keys of version Version of secret Secret as files in
+// the directory Target, each of mode 0400 owned by the container's user.
+type SecretMount struct {
+	Target  string       `json:"target"`
+	Secret  string       `json:"secret"`
+	Version int64        `json:"version"`
+	Items   []SecretItem `json:"items,omitempty"`
 }
 
 // SecretEnvVar is an environment variable taken from key Key of version

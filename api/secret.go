@@ -68,6 +68,13 @@ func CheckSecretName(name string) error {
 	return nil
 }
 
+// SecretFileName reports whether name can name a file of a secret
+// volume: letters, digits, '-', '_' and '.', at most 253 of them, not .
+// or ..
+func SecretFileName(name string) bool {
+	return name != "." && name != ".." && len(name) <= 253 && secretKeyRE.MatchString(name)
+}
+
 // CheckSecretData says whether data can be a secret's content: 1 to
 // MaxSecretKeys keys of letters, digits, '-', '_' and '.', values of at
 // most MaxSecretSize bytes in all.

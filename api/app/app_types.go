@@ -40,12 +40,39 @@ func Clone(app api.App) api.App {
 	s.Scale.Min = clonePtr(s.Scale.Min)
 	s.Scale.Max = clonePtr(s.Scale.Max)
 	s.Probes = cloneProbes(s.Probes)
-	s.Volumes = slices.Clone(s.Volumes)
+	s.Volumes = cloneVolumes(s.Volumes)
 	s.Ingress.TLS = clonePtr(s.Ingress.TLS)
 	s.Traffic = slices.Clone(s.Traffic)
 	s.RevisionHistoryLimit = clonePtr(s.RevisionHistoryLimit)
+	s.Network.AllowFrom = clonePeers(s.Network.AllowFrom)
 	out.Status.Conditions = slices.Clone(out.Status.Conditions)
 	out.Status.Traffic = slices.Clone(out.Status.Traffic)
+	return out
+}
+
+func cloneVolumes(vs []api.VolumeMount) []api.VolumeMount {
+	out := slices.Clone(vs)
+	for i, v := range out {
+		if v.Secret != nil {
+			sv := *v.Secret
+			sv.Items = slices.Clone(sv.Items)
+			out[i].Secret = &sv
+		}
+	}
+	return out
+}
+
+func clonePeers(ps []api.NetworkPeer) []api.NetworkPeer {
+	if ps == nil {
+		return nil
+	}
+	out := make([]api.NetworkPeer, len(ps))
+	for i, p := range ps {
+		out[i] = p
+		if p.Selector != nil {
+			out[i].Selector = &api.LabelSelector{MatchLabels: maps.Clone(p.Selector.MatchLabels)}
+		}
+	}
 	return out
 }
 

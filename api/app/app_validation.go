@@ -59,7 +59,40 @@ func Validate(app api.App) FieldErrors {
 			}
 		}
 	}
+	validateNetwork(&errs, app.Spec.Network)
 	return errs
+}
+
+// validateNetwork checks spec.network: each allowFrom entry names an App
+// or has a selector with valid labels, not both.
+func validateNetwork(errs *FieldErrors, n api.AppNetwork) {
+	for i, peer := range n.AllowFrom {
+		p := fmt.Sprintf("spec.network.allowFrom[%d]", i)
+		switch {
+		case peer.App == "" && peer.Selector == nil:
+			errs.add(p, "needs app (an App's name) or selector (matchLabels)")
+			continue
+		case peer.App != "" && peer.Selector != nil:
+			errs.add(p, "has both app and selector: write each in an entry of its own")
+			continue
+		}
+		if peer.App != "" {
+			if len(peer.App) > MaxNameLength || !dns1035LabelRE.MatchString(peer.App) {
+				errs.add(child(p, "app"), "must be an App name: a DNS label of at most %d lowercase letters, digits and '-'", MaxNameLength)
+			}
+			continue
+		}
+		mp := child(child(p, "selector"), "matchLabels")
+		for _, k := range sortedKeys(peer.Selector.MatchLabels) {
+			kp := key(mp, k)
+			if msg := qualifiedNameProblem(k); msg != "" {
+				errs.add(kp, "%s", msg)
+			}
+			if v := peer.Selector.MatchLabels[k]; len(v) > maxLabelValueLength || !labelValueRE.MatchString(v) {
+				errs.add(kp, "value must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit")
+			}
+		}
+	}
 }
 
 func validateMetadata(errs *FieldErrors, m api.ObjectMeta) {
@@ -372,6 +405,9 @@ func validateVolumes(errs *FieldErrors, p string, vols []api.VolumeMount) {
 				names[v.Name] = i
 			}
 		}
+		if v.Secret != nil {
+			validateSecretVolume(errs, child(vp, "secret"), *v.Secret)
+		}
 		mp := v.MountPath
 		switch {
 		case mp == "":
@@ -390,6 +426,37 @@ func validateVolumes(errs *FieldErrors, p string, vols []api.VolumeMount) {
 			} else {
 				paths[mp] = i
 			}
+		}
+	}
+}
+
+// validateSecretVolume checks a volume's secret: a secret name, and items
+// naming valid keys and distinct plain file names.
+func validateSecretVolume(errs *FieldErrors, p string, sv api.SecretVolume) {
+	if sv.Name == "" {
+		errs.add(child(p, "name"), "required: the secret whose keys become files (see skiff secret ls)")
+	} else if api.CheckSecretName(sv.Name) != nil {
+		errs.add(child(p, "name"), "must be a secret name: lowercase letters, digits and '-', in labels joined by '.'")
+	}
+	paths := map[string]int{}
+	for i, it := range sv.Items {
+		ip := index(child(p, "items"), i)
+		if it.Key == "" || api.CheckSecretData(map[string][]byte{it.Key: nil}) != nil {
+			errs.add(child(ip, "key"), "must be a secret key: letters, digits, '-', '_' and '.'")
+			continue
+		}
+		file, field := it.Path, child(ip, "path")
+		if file == "" {
+			file, field = it.Key, child(ip, "key")
+		}
+		if !api.SecretFileName(file) {
+			errs.add(field, "%q cannot name a file: give a path of letters, digits, '-', '_' and '.', other than . and ..", file)
+			continue
+		}
+		if j, dup := paths[file]; dup {
+			errs.add(field, "duplicate file %s (also %s)", file, index(child(p, "items"), j))
+		} else {
+			paths[file] = i
 		}
 	}
 }

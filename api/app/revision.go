@@ -29,7 +29,7 @@ func RevisionSpecOf(spec api.AppSpec) api.RevisionSpec {
 		Port:      spec.Port,
 		Resources: spec.Resources,
 		Probes:    cloneProbes(spec.Probes),
-		Volumes:   slices.Clone(spec.Volumes),
+		Volumes:   cloneVolumes(spec.Volumes),
 		Security:  securityOf(spec.Security),
 		Identity:  api.AppIdentity{Enabled: spec.Identity.Enabled, Audiences: slices.Clone(spec.Identity.Audiences)},
 	}

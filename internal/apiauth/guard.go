@@ -54,14 +54,14 @@ const touchEvery = time.Minute
 // not allow (403), and records an audit event for each mutating call
 // and each refusal.
 type Guard struct {
-	Next    http.Handler
-	Tokens  Tokens
+	Next   http.Handler
+	Tokens Tokens
 	// Identities, when set, also accepts Apps' identity tokens (JWTs).
 	Identities Identities
-	Events  Recorder
-	Limiter *Limiter
-	Now     func() time.Time
-	Log     *slog.Logger
+	Events     Recorder
+	Limiter    *Limiter
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {

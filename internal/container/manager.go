@@ -444,6 +444,7 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 		}
 	}
 	in.Mounts = append(in.Mounts, vols...)
+	in.Mounts = append(in.Mounts, secretSpecMounts(cfg.SecretMounts)...)
 	spec, err := m.cfg.Specer.Spec(in)
 	if err != nil {
 		return nil, err
@@ -612,6 +613,9 @@ func validateConfig(c *api.ContainerConfig) error {
 		if k, _, _ := strings.Cut(kv, "="); k == "" {
 			return errdefs.Invalid("invalid environment variable %q: use KEY=VALUE", kv)
 		}
+	}
+	if err := checkSecretMounts(c.SecretMounts); err != nil {
+		return err
 	}
 	for _, se := range c.SecretEnv {
 		if se.Name == "" || strings.Contains(se.Name, "=") || se.Secret == "" || se.Key == "" || se.Version < 1 {
@@ -957,6 +961,13 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 			m.cfg.Networks.Teardown(ctx, id)
 			return 0, err
 		}
+	}
+	if err := m.writeSecretFiles(ctx, pid, spec, e.rec.Config.SecretMounts); err != nil {
+		m.cfg.Runtime.Delete(ctx, id)
+		if m.cfg.Networks != nil {
+			m.cfg.Networks.Teardown(ctx, id)
+		}
+		return 0, err
 	}
 	m.log.Debug("container create timing", "id", id[:12], "network and create", time.Since(t0))
 	e.mu.Lock()

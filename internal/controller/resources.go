@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,7 +66,15 @@ func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.Co
 		cfg.Entrypoint = rev.Spec.Command
 	}
 	for _, v := range rev.Spec.Volumes {
-		cfg.Mounts = append(cfg.Mounts, api.Mount{Type: api.MountVolume, Source: v.Name, Target: v.MountPath, ReadOnly: v.ReadOnly})
+		if v.Secret == nil {
+			cfg.Mounts = append(cfg.Mounts, api.Mount{Type: api.MountVolume, Source: v.Name, Target: v.MountPath, ReadOnly: v.ReadOnly})
+			continue
+		}
+		version, ok := rev.Spec.SecretVersions[v.Secret.Name]
+		if !ok {
+			return api.ContainerCreateRequest{}, errdefs.NotFound("spec.volumes %s: secret %q does not exist: create it with skiff secret create %s --from-literal KEY=VALUE", v.Name, v.Secret.Name, v.Secret.Name)
+		}
+		cfg.SecretMounts = append(cfg.SecretMounts, api.SecretMount{Target: v.MountPath, Secret: v.Secret.Name, Version: version, Items: slices.Clone(v.Secret.Items)})
 	}
 	req := api.ContainerCreateRequest{Name: name, Config: cfg}
 	if h := rev.Spec.Security.HostUsers; h == nil || !*h {

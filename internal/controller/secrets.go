@@ -14,12 +14,18 @@ type SecretVersions interface {
 	Versions(ctx context.Context, names []string) (map[string]int64, error)
 }
 
-// secretNames returns the secrets a's env uses, sorted, without repeats.
+// secretNames returns the secrets a's env and volumes use, sorted,
+// without repeats.
 func secretNames(a api.App) []string {
 	var names []string
 	for _, e := range a.Spec.Env {
 		if name, _, ok := strings.Cut(e.SecretRef, "/"); ok && !slices.Contains(names, name) {
 			names = append(names, name)
+		}
+	}
+	for _, v := range a.Spec.Volumes {
+		if v.Secret != nil && !slices.Contains(names, v.Secret.Name) {
+			names = append(names, v.Secret.Name)
 		}
 	}
 	slices.Sort(names)
@@ -40,7 +46,8 @@ func (c *Controller) secretVersions(ctx context.Context, a api.App) (map[string]
 	return vers, nil
 }
 
-// AppsUsingSecret names the Apps whose env uses secret name, sorted.
+// AppsUsingSecret names the Apps whose env or volumes use secret name,
+// sorted.
 func (c *Controller) AppsUsingSecret(ctx context.Context, name string) ([]string, error) {
 	apps, err := c.cfg.Store.ListApps(ctx)
 	if err != nil {

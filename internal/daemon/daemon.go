@@ -33,6 +33,7 @@ import (
 	"skiff.dev/skiff/internal/dockerapi"
 	"skiff.dev/skiff/internal/image"
 	"skiff.dev/skiff/internal/ingress"
+	"skiff.dev/skiff/internal/isolation"
 	"skiff.dev/skiff/internal/network"
 	"skiff.dev/skiff/internal/network/dns"
 	skruntime "skiff.dev/skiff/internal/runtime"
@@ -156,6 +157,7 @@ type Daemon struct {
 	info     skruntime.Info
 	ctrs     *container.Manager
 	networks *network.Manager
+	iso      *isolation.Enforcer // the isolation between Apps
 	apps     atomic.Pointer[controller.Controller]
 	policy   *policy.Checker
 	ids      atomic.Pointer[identities]
@@ -370,10 +372,13 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 		return fmt.Errorf("set up networking: %w", err)
 	}
 	d.local.nets.Store(d.networks)
+	if d.iso, err = d.newIsolation(); err != nil {
+		return err
+	}
 	d.ctrs, err = container.New(container.Config{
 		Runtime: d.runtime, RuntimeName: d.info.Name,
-		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{}, Networks: networks{d.networks},
-		Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
+		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{},
+		Networks: isolatingNetworks{Networks: networks{d.networks}, iso: d.iso, labels: d.containerLabels}, Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
 		Logger: d.log, Notify: d.notify, Secrets: d.secrets,
 	})
 	if err != nil {
@@ -388,6 +393,9 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	}
 	if err := d.openIdentities(ctx); err != nil {
 		return fmt.Errorf("open the App identities: %w", err)
+	}
+	if err := d.startIsolation(ctx); err != nil {
+		return err
 	}
 	apps := controller.New(controller.Config{
 		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
@@ -418,6 +426,11 @@ func (d *Daemon) closeState() {
 	if d.runtime != nil {
 		d.runtime.Close()
 		d.runtime = nil
+	}
+	if d.iso != nil {
+		d.reg.Unregister(d.iso)
+		d.iso.Close()
+		d.iso = nil
 	}
 	if d.networks != nil {
 		d.local.nets.Store(nil)

@@ -58,6 +58,9 @@ type admittedContainers struct {
 }
 
 func (a admittedContainers) Create(ctx context.Context, req api.ContainerCreateRequest) (api.Container, error) {
+	if err := checkReplicaLabels(req.Config.Labels); err != nil {
+		return api.Container{}, err
+	}
 	if err := a.policy.Container(req); err != nil {
 		return api.Container{}, err
 	}

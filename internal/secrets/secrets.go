@@ -261,6 +261,12 @@ func (s *Store) Resolve(ctx context.Context, name string, version int64, key str
 	return v, nil
 }
 
+// Values returns every key of version of secret name, with its value
+// (for secret volumes that name no items).
+func (s *Store) Values(ctx context.Context, name string, version int64) (map[string][]byte, error) {
+	return s.values(ctx, name, version)
+}
+
 func (s *Store) values(ctx context.Context, name string, version int64) (map[string][]byte, error) {
 	var ct []byte
 	err := s.cfg.DB.QueryRowContext(ctx, `SELECT data FROM secret_versions WHERE name = ? AND version = ?`, name, version).Scan(&ct)

@@ -10,7 +10,7 @@ import (
 
 // testPrograms are the static programs under testdata/progs, each packed
 // into an image of the same name.
-var testPrograms = []string{"memhog", "spawn", "echoserver", "signals", "rawsock"}
+var testPrograms = []string{"memhog", "spawn", "echoserver", "signals", "rawsock", "sysprobe"}
 
 // buildImages builds the test images into d: hello (examples/hello),
 // busybox (Debian's busybox-static with its applets and a passwd file),

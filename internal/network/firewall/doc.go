@@ -1,6 +1,6 @@
 // Package firewall keeps the iptables rules of one skiff daemon.
 //
-// Contract: every rule skiff adds lives in five chains of its own, named
+// Contract: every rule skiff adds lives in chains of its own, named
 // with the daemon's instance (SKIFF-<instance>-RAW in the raw table, -FWD
 // and -IN in the filter table, -POST and -DNAT in the nat table), reached
 // by one jump each from the built-in chains. The content of those chains is a pure function of
@@ -34,6 +34,16 @@
 // PREROUTING and OUTPUT for local destination addresses, so the port
 // answers from other hosts, from the host itself (127.0.0.1 too) and from
 // containers.
+//
+// Per App (apps.go, the isolation between Apps): FORWARD jumps, before
+// it jumps to FWD, to the filter chain SKIFF-<instance>-APPS, which sends traffic for
+// each replica's address to its App's chain SKIFF-<instance>-A-<hash>;
+// that lets replies, the App's replicas and the allowed addresses
+// (AppPolicy.From) return, and sends the rest to the App's refusing chain
+// SKIFF-<instance>-R-<hash>, whose REJECT rules count the refusals.
+// SetApps rebuilds APPS and the A- chains from the policies (AppRules),
+// makes R- chains only when missing (so their counters last as long as the
+// App) and removes the chains of Apps that are gone.
 //
 // The iptables binaries run are the ones on PATH (iptables-restore and
 // iptables-save; on Debian the nf_tables backend).

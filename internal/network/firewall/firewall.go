@@ -107,6 +107,7 @@ func (f *Firewall) Uninstall(ctx context.Context) error {
 			lines.add(ch.table, ":"+ch.name+" - [0:0]", "-X "+ch.name)
 		}
 	}
+	appUninstallLines(saved, f.chains, lines)
 	return f.apply(ctx, lines)
 }
 

@@ -1,0 +1,75 @@
+package container
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// TestWriteFilesIn writes secret files into a tmpfs through a root, as
+// into a created container: an absolute symlink on the way resolves
+// inside the root, the files are 0400 and owned as asked, and a target
+// that is not a tmpfs is refused.
+func TestWriteFilesIn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a tmpfs and needs root")
+	}
+	root := t.TempDir()
+	sec := filepath.Join(root, "run", "secrets")
+	if err := os.MkdirAll(sec, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sec, "tmpfs", 0, "mode=0755,size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sec, unix.MNT_DETACH) })
+	// /s -> /run in the root: resolved in the root, not on the host.
+	if err := os.Symlink("/run", filepath.Join(root, "s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFilesIn(root, "/s/secrets", map[string][]byte{"pw": []byte("hunter2")}, 1234, 5678); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(sec, "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if st.Mode().Perm() != 0o400 || sys.Uid != 1234 || sys.Gid != 5678 {
+		t.Fatalf("file mode %v, owner %d:%d: want 0400 1234:5678", st.Mode(), sys.Uid, sys.Gid)
+	}
+	if b, _ := os.ReadFile(filepath.Join(sec, "pw")); string(b) != "hunter2" {
+		t.Fatalf("content %q", b)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "disk"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFilesIn(root, "/disk", map[string][]byte{"pw": []byte("x")}, 0, 0); err == nil {
+		t.Fatal("a target on disk was written to")
+	}
+	if _, err := os.Stat(filepath.Join(root, "disk", "pw")); err == nil {
+		t.Fatal("a secret reached the disk")
+	}
+}
+
+func TestHostOwner(t *testing.T) {
+	spec := &specs.Spec{Process: &specs.Process{User: specs.User{UID: 1000, GID: 100}}}
+	if u, g, err := hostOwner(spec); err != nil || u != 1000 || g != 100 {
+		t.Fatalf("no user namespace: %d:%d %v", u, g, err)
+	}
+	spec.Linux = &specs.Linux{
+		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}},
+		GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}},
+	}
+	if u, g, err := hostOwner(spec); err != nil || u != 201000 || g != 300100 {
+		t.Fatalf("mapped: %d:%d %v", u, g, err)
+	}
+	spec.Process.User.UID = 70000
+	if _, _, err := hostOwner(spec); err == nil {
+		t.Fatal("an unmapped user was accepted")
+	}
+}
