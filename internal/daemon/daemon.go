@@ -30,6 +30,7 @@ import (
 	"skiff.dev/skiff/internal/apiserver"
 	"skiff.dev/skiff/internal/container"
 	"skiff.dev/skiff/internal/controller"
+	"skiff.dev/skiff/internal/gitops"
 	"skiff.dev/skiff/internal/image"
 	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/network"
@@ -142,6 +143,7 @@ type Daemon struct {
 	ctrs     *container.Manager
 	networks *network.Manager
 	apps     atomic.Pointer[controller.Controller]
+	sources  *gitops.Manager
 	policy   *policy.Checker
 }
 
@@ -361,13 +363,33 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	if err := apps.Start(ctx); err != nil {
 		return fmt.Errorf("start the app controller: %w", err)
 	}
+	if err := d.startSources(ctx, apps); err != nil {
+		return err
+	}
 	return d.reg.Register(apps)
+}
+
+// startSources starts the GitOps sources' loops over the App controller,
+// behind the admission policy.
+func (d *Daemon) startSources(ctx context.Context, apps *controller.Controller) error {
+	d.sources = gitops.New(gitops.Config{
+		Store: d.db, Apps: admittedApps{Apps: apps, policy: d.policy}, Secrets: d.secrets, Admit: d.policy.App,
+		Logger: d.log.With("component", "gitops"),
+	})
+	if err := d.sources.Start(ctx); err != nil {
+		return fmt.Errorf("start the gitops sources: %w", err)
+	}
+	return nil
 }
 
 // closeState stops the controller, the container manager, the runtime and
 // networking and closes the store; containers keep running. The root
 // stays locked.
 func (d *Daemon) closeState() {
+	if d.sources != nil {
+		d.sources.Close()
+		d.sources = nil
+	}
 	if apps := d.apps.Load(); apps != nil {
 		d.reg.Unregister(apps)
 		apps.Close()
@@ -410,7 +432,7 @@ func (d *Daemon) startAPI() error {
 		Containers: admittedContainers{Containers: d.ctrs, policy: d.policy}, Images: &imageService{store: d.images, ctrs: d.ctrs, runtime: d.runtime, workDir: filepath.Join(d.cfg.Root, "build"),
 			cacheMounts: filepath.Join(d.cfg.Root, "buildcache", "mounts"), buildNets: buildNetworks{d.networks}},
 		Apps: apps, Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
-		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
+		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now}, Sources: d.sourcesService(),
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
 	d.server = &http.Server{Handler: apiauth.AuditSocket(handler, d.db, d.log), ReadHeaderTimeout: 30 * time.Second}
 	d.apiErr = make(chan error, 1)
@@ -677,4 +699,13 @@ func listen(path, group string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// sourcesService is the GitOps service the API serves, nil before the
+// state is open.
+func (d *Daemon) sourcesService() apiserver.Sources {
+	if d.sources == nil {
+		return nil
+	}
+	return d.sources
 }
