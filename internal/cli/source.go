@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -65,7 +66,7 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 			if noWait || s.Spec.Suspend {
 				return nil
 			}
-			synced, err := cl.SyncSource(cmd.Context(), out.Name)
+			synced, err := firstSync(cmd.Context(), cl, out.Name)
 			if err != nil {
 				return err
 			}
@@ -87,6 +88,27 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 	f.BoolVar(&s.Spec.Suspend, "suspend", false, "add it suspended: syncs only report drift")
 	f.BoolVar(&noWait, "no-wait", false, "return at once instead of waiting for the first sync")
 	return c
+}
+
+// firstSync waits for a new source's first sync to end (its loop starts
+// it at once) and returns the source as it left it.
+func firstSync(ctx context.Context, cl *client.Client, name string) (api.Source, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	for {
+		s, err := cl.Source(ctx, name)
+		if err != nil {
+			return api.Source{}, err
+		}
+		if s.Status.LastResult != "" && s.Status.Syncing == "" {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return api.Source{}, fmt.Errorf("source %s: the first sync did not end: see skiff source describe %s", name, name)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // printSync prints what a sync did and fails (exit 1) if it failed.

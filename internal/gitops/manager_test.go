@@ -2,9 +2,9 @@ package gitops
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"

@@ -49,6 +49,10 @@ type PlanInput struct {
 	// SameCommit is set when the commit is the one last applied: any
 	// difference then is drift.
 	SameCommit bool
+	// Applied are the Apps the source's last sync applied. One of them
+	// without an owner annotation lost it to a hand edit (skiff apply
+	// replaces metadata): it is still the source's.
+	Applied map[string]bool
 }
 
 // Plan returns the steps that make the Apps the source owns match its
@@ -75,7 +79,7 @@ func Plan(in PlanInput) ([]Step, error) {
 			continue
 		}
 		switch owner := cur.Metadata.Annotations[api.AnnotationSource]; {
-		case owner == in.Source:
+		case owner == in.Source, owner == "" && in.Applied[name]:
 		case owner != "" && in.Sources[owner]:
 			problems = append(problems, fmt.Sprintf("app %s is owned by source %s: only one source may declare an App (remove it from one of them)", name, owner))
 			continue
@@ -96,7 +100,8 @@ func Plan(in PlanInput) ([]Step, error) {
 	}
 	if in.Prune {
 		for _, a := range in.Live {
-			if a.Metadata.Annotations[api.AnnotationSource] == in.Source && !declared[a.Metadata.Name] {
+			owner := a.Metadata.Annotations[api.AnnotationSource]
+			if (owner == in.Source || owner == "" && in.Applied[a.Metadata.Name]) && !declared[a.Metadata.Name] {
 				steps = append(steps, Step{Op: OpPrune, Name: a.Metadata.Name})
 			}
 		}

@@ -27,6 +27,7 @@ func TestPlan(t *testing.T) {
 		live    []api.App
 		prune   bool
 		same    bool
+		applied bool   // a was applied by the last sync
 		want    string // "op name[!]" per step, "!" for drift
 		wantErr string
 	}{
@@ -47,12 +48,15 @@ func TestPlan(t *testing.T) {
 			wantErr: "app a is owned by source other"},
 		{name: "owned by nobody", desired: []api.App{mkApp("a", "x:1", "")}, live: []api.App{mkApp("a", "x:1", "")},
 			wantErr: "app a exists and no source owns it"},
+		{name: "applied by hand, losing the annotation, is still owned", desired: []api.App{mkApp("a", "x:1", "")}, live: []api.App{mkApp("a", "x:9", "")}, applied: true, same: true,
+			want: "configured a!"},
+		{name: "lost annotation and no longer declared is pruned", live: []api.App{mkApp("a", "x:1", "")}, applied: true, prune: true, want: "pruned a"},
 		{name: "owner gone is adopted", desired: []api.App{mkApp("a", "x:1", "")}, live: []api.App{mkApp("a", "x:1", "gone")},
 			want: "configured a"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			steps, err := Plan(PlanInput{Source: "git", Desired: tc.desired, Live: tc.live, Sources: sources, Prune: tc.prune, SameCommit: tc.same})
+			steps, err := Plan(PlanInput{Source: "git", Desired: tc.desired, Live: tc.live, Sources: sources, Prune: tc.prune, SameCommit: tc.same, Applied: map[string]bool{"a": tc.applied}})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, errdefs.ErrConflict) {
 					t.Fatalf("err = %v, want a conflict with %q", err, tc.wantErr)

@@ -138,7 +138,13 @@ func (m *Manager) plan(ctx context.Context, src api.Source, desired []api.App, c
 			}
 		}
 	}
-	steps, err := Plan(PlanInput{Source: src.Name, Desired: desired, Live: live, Sources: names,
+	applied := map[string]bool{}
+	for _, o := range src.Status.Objects {
+		if o.Action != string(OpPrune) {
+			applied[o.Name] = true
+		}
+	}
+	steps, err := Plan(PlanInput{Source: src.Name, Desired: desired, Live: live, Sources: names, Applied: applied,
 		Prune: prune(src.Spec), SameCommit: commit == src.Status.Commit && src.Status.Syncing == ""})
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", short(commit), err)
