@@ -91,8 +91,9 @@ type SourceStatus struct {
 	// Objects are the Apps the source declares, with what the last sync
 	// did to each.
 	Objects []SourceObject `json:"objects,omitempty"`
-	// Drift lists the Apps that were changed by hand (or deleted) since
-	// the source applied them.
+	// Drift lists the Apps the last sync found changed by hand (or
+	// deleted) since the source applied them: reverted by that sync, or
+	// only reported while the source is suspended.
 	Drift []string `json:"drift,omitempty"`
 }
 

@@ -62,7 +62,7 @@ func (m *Manager) sync(ctx context.Context, l *loop, src api.Source) api.Source 
 	if err != nil {
 		return m.failed(ctx, l, src, st, commit, start, err, objects)
 	}
-	st.Commit, st.Ref, st.Syncing, st.Drift, st.LastError = commit, ref, "", nil, ""
+	st.Commit, st.Ref, st.Syncing, st.Drift, st.LastError = commit, ref, "", drift, ""
 	result := resultOf(changes, api.SourceResultUnchanged)
 	m.finish(ctx, src.Name, &st, result, start)
 	l.lastFail = ""
