@@ -52,6 +52,12 @@ type SourceSpec struct {
 	// that webhook calls are checked against; without it the webhook is
 	// off.
 	WebhookSecret string `json:"webhookSecret,omitempty"`
+	// VerifySSHKeys and VerifyGPGKeys, when set, are the only keys whose
+	// signed commits are applied: SSH public keys (authorized_keys or
+	// allowed_signers lines) and an armored OpenPGP public key ring. An
+	// unsigned commit, or one signed by another key, fails the sync.
+	VerifySSHKeys string `json:"verifySSHKeys,omitempty"`
+	VerifyGPGKeys string `json:"verifyGPGKeys,omitempty"`
 	// Prune deletes the Apps the source applied and no longer declares
 	// (default true).
 	Prune *bool `json:"prune,omitempty"`

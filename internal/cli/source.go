@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/client"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func newSourceCmd(g *globals) *cobra.Command {
@@ -35,6 +37,7 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 	var prune bool
 	var interval time.Duration
 	var noWait bool
+	var sshKeys, gpgKeys string
 	c := &cobra.Command{
 		Use:   "add NAME --git URL [--branch B | --tag T | --semver RANGE] [--path DIR] [--interval D]",
 		Short: "Add a source and sync it",
@@ -55,6 +58,18 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 						return err
 					}
 					*p = abs
+				}
+			}
+			for _, k := range []struct {
+				file string
+				into *string
+			}{{sshKeys, &s.Spec.VerifySSHKeys}, {gpgKeys, &s.Spec.VerifyGPGKeys}} {
+				if k.file != "" {
+					b, err := os.ReadFile(k.file)
+					if err != nil {
+						return withCode(1, errdefs.Invalid("read the signing keys: %v", err))
+					}
+					*k.into = string(b)
 				}
 			}
 			cl := g.client()
@@ -86,6 +101,8 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 	f.StringVar(&s.Spec.WebhookSecret, "webhook-secret", "", "skiff secret webhook calls are checked against; turns the webhook on")
 	f.BoolVar(&prune, "prune", true, "delete the Apps the source applied and no longer declares")
 	f.BoolVar(&s.Spec.Suspend, "suspend", false, "add it suspended: syncs only report drift")
+	f.StringVar(&sshKeys, "verify-ssh-keys", "", "apply only commits signed by these SSH keys (a file of authorized_keys or allowed_signers lines)")
+	f.StringVar(&gpgKeys, "verify-gpg-keys", "", "apply only commits signed by these OpenPGP keys (an armored public key file)")
 	f.BoolVar(&noWait, "no-wait", false, "return at once instead of waiting for the first sync")
 	return c
 }
@@ -247,6 +264,7 @@ func describeSource(w io.Writer, s api.Source) {
 	fmt.Fprintf(tw, "Prune:\t%v\n", sp.Prune == nil || *sp.Prune)
 	fmt.Fprintf(tw, "Suspended:\t%v\n", sp.Suspend)
 	fmt.Fprintf(tw, "Webhook:\t%v\n", sp.WebhookSecret != "")
+	fmt.Fprintf(tw, "Signed commits only:\t%v\n", sp.VerifySSHKeys != "" || sp.VerifyGPGKeys != "")
 	fmt.Fprintf(tw, "Commit:\t%s %s\n", orDash(st.Commit), st.Ref)
 	fmt.Fprintf(tw, "Last sync:\t%s %s\n", orDash(st.LastResult), lastSyncTime(st))
 	if st.LastError != "" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"skiff.dev/skiff/api"
@@ -66,6 +67,16 @@ func CheckSource(s api.Source) error {
 	}
 	if sp.SSHKeyFile != "" && !path.IsAbs(sp.SSHKeyFile) || sp.KnownHostsFile != "" && !path.IsAbs(sp.KnownHostsFile) {
 		return errdefs.Invalid("--ssh-key and --known-hosts must be absolute paths on the daemon's host")
+	}
+	if sp.VerifySSHKeys != "" {
+		if err := CheckSSHKeys(sp.VerifySSHKeys); err != nil {
+			return errdefs.Invalid("--verify-ssh-keys: %v: give authorized_keys or allowed_signers lines", err)
+		}
+	}
+	if sp.VerifyGPGKeys != "" {
+		if _, err := openpgp.ReadArmoredKeyRing(strings.NewReader(sp.VerifyGPGKeys)); err != nil {
+			return errdefs.Invalid("--verify-gpg-keys: not an armored OpenPGP public key: %v (export one with gpg --armor --export KEYID)", err)
+		}
 	}
 	for flag, name := range map[string]string{"--token-secret": sp.TokenSecret, "--webhook-secret": sp.WebhookSecret} {
 		if name != "" {

@@ -109,7 +109,9 @@ func (m *Manager) desired(ctx context.Context, l *loop, spec api.SourceSpec) (ap
 			return nil, "", ref, err
 		}
 		l.cached, l.commit = t.Hash, co.Commit.Hash.String()
-		l.desired, l.loadErr = LoadTree(co, spec.Path)
+		if l.loadErr = VerifyCommit(co.Commit, spec); l.loadErr == nil {
+			l.desired, l.loadErr = LoadTree(co, spec.Path)
+		}
 	}
 	if l.loadErr != nil {
 		return nil, l.commit, ref, fmt.Errorf("commit %s: %w", short(l.commit), l.loadErr)
