@@ -194,8 +194,8 @@ func TestGitopsSource(t *testing.T) {
 	must(t, d, "secret", "create", "gitops-hook", "--from-literal", "token="+hookSecret)
 	t.Cleanup(func() {
 		d.Run("", "source", "rm", "gs")
-		d.Run("", "delete", "gitops-web")
-		d.Run("", "delete", "gitops-api")
+		d.Run("", "delete", "app", "gitops-web")
+		d.Run("", "delete", "app", "gitops-api")
 		d.Run("", "secret", "rm", "gitops-hook")
 	})
 
