@@ -113,6 +113,17 @@ type SourceObject struct {
 	// Ready is the App's Ready condition now.
 	Ready   bool   `json:"ready"`
 	Message string `json:"message,omitempty"`
+	// Diff is, in a SourceDiff, the unified diff of the App as stored and
+	// as the commit declares it.
+	Diff string `json:"diff,omitempty"`
+}
+
+// SourceDiff is what a sync of a source would do now (skiff source diff).
+type SourceDiff struct {
+	Source  string         `json:"source"`
+	Commit  string         `json:"commit"`
+	Ref     string         `json:"ref"`
+	Objects []SourceObject `json:"objects,omitempty"`
 }
 
 // SourceHistoryEntry is one sync that changed something or failed.

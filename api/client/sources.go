@@ -56,3 +56,10 @@ func (c *Client) SourceHistory(ctx context.Context, name string) ([]api.SourceHi
 	var out []api.SourceHistoryEntry
 	return out, c.doJSON(ctx, "GET", "/sources/"+url.PathEscape(name)+"/history", nil, nil, &out)
 }
+
+// DiffSource returns what a sync of the source would do now, with each
+// App's diff; it changes nothing.
+func (c *Client) DiffSource(ctx context.Context, name string) (api.SourceDiff, error) {
+	var out api.SourceDiff
+	return out, c.doJSON(ctx, "GET", "/sources/"+url.PathEscape(name)+"/diff", nil, nil, &out)
+}

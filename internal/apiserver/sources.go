@@ -21,6 +21,7 @@ type Sources interface {
 	Sync(ctx context.Context, name string) (api.Source, error)
 	SetSuspend(ctx context.Context, name string, suspend bool) (api.Source, error)
 	History(ctx context.Context, name string) ([]api.SourceHistoryEntry, error)
+	Diff(ctx context.Context, name string) (api.SourceDiff, error)
 	Hook(ctx context.Context, name string, call gitops.HookCall) (api.SourceHookResponse, error)
 }
 
@@ -34,6 +35,7 @@ type Sources interface {
 //	POST   /v1/sources/{name}/suspend stop applying (drift is only reported)
 //	POST   /v1/sources/{name}/resume  apply again, syncing at once
 //	GET    /v1/sources/{name}/history the syncs that changed something or failed
+//	GET    /v1/sources/{name}/diff    what a sync would do now, changing nothing
 //	POST   /hooks/sources/{name}      a webhook call (GitHub, GitLab, Gitea or a bearer token)
 func sourceRoutes(s Sources, h func(string, func(http.ResponseWriter, *http.Request) error)) {
 	h("GET /v1/sources", func(w http.ResponseWriter, r *http.Request) error {
@@ -84,6 +86,13 @@ func sourceRoutes(s Sources, h func(string, func(http.ResponseWriter, *http.Requ
 		}
 		if out == nil {
 			out = []api.SourceHistoryEntry{}
+		}
+		return writeJSON(w, 200, out)
+	})
+	h("GET /v1/sources/{name}/diff", func(w http.ResponseWriter, r *http.Request) error {
+		out, err := s.Diff(r.Context(), r.PathValue("name"))
+		if err != nil {
+			return err
 		}
 		return writeJSON(w, 200, out)
 	})

@@ -28,7 +28,7 @@ applies what changed, and prunes the Apps the source applied and no longer
 declares. Changes made by hand to those Apps are reverted at the next sync.`,
 	}
 	c.AddCommand(newSourceAddCmd(g), newSourceLsCmd(g), newSourceDescribeCmd(g), newSourceHistoryCmd(g),
-		newSourceSyncCmd(g), newSourceSuspendCmd(g, true), newSourceSuspendCmd(g, false), newSourceRmCmd(g))
+		newSourceSyncCmd(g), newSourceDiffCmd(g), newSourceSuspendCmd(g, true), newSourceSuspendCmd(g, false), newSourceRmCmd(g))
 	return c
 }
 
@@ -383,6 +383,42 @@ func newSourceRmCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.stdout, "source/%s removed\n", name)
 				return nil
 			})
+		},
+	}
+}
+
+func newSourceDiffCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff NAME",
+		Short: "Show what a sync would do now, changing nothing (exit 1 when it would change something)",
+		Long: `Fetch the commit the source follows, check it as a sync does, and print what a
+sync would do to each App, with the diff of each App it would create or
+change. Changes nothing. Exits 1 when a sync would change something, like
+skiff diff and kubectl diff; an invalid commit is an error naming its files.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := g.client().DiffSource(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			changed := false
+			for _, o := range d.Objects {
+				if o.Action == "unchanged" {
+					continue
+				}
+				changed = true
+				line := fmt.Sprintf("app/%s would be %s", o.Name, o.Action)
+				if o.Message != "" {
+					line += " (" + o.Message + ")"
+				}
+				fmt.Fprintln(g.stdout, line)
+				fmt.Fprint(g.stdout, o.Diff)
+			}
+			if !changed {
+				fmt.Fprintf(g.stdout, "source/%s: commit %s changes nothing\n", d.Source, short12(d.Commit))
+				return nil
+			}
+			return withCode(1, nil)
 		},
 	}
 }

@@ -345,3 +345,35 @@ func mustHash(t *testing.T, s string) plumbing.Hash {
 	}
 	return h
 }
+
+func TestManagerDiffChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	repo := newTestRepo(t)
+	repo.commit("first", map[string]string{"a.yaml": appYAML("a", "img:1"), "b.yaml": appYAML("b", "img:1")})
+	m, apps, _ := newTestManager(t)
+	if _, err := m.Add(ctx, api.Source{Name: "git", Spec: api.SourceSpec{Git: repo.url(), Interval: api.Duration{Duration: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	syncOK(t, m, "git")
+	c2 := repo.commit("bump a, add c", map[string]string{"a.yaml": appYAML("a", "img:2"), "c.yaml": appYAML("c", "img:1")})
+	before := apps.n
+	d, err := m.Diff(ctx, "git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]api.SourceObject{}
+	for _, o := range d.Objects {
+		got[o.Name] = o
+	}
+	if d.Commit != c2 || got["a"].Action != "configured" || !strings.Contains(got["a"].Diff, "+  image: img:2") ||
+		got["b"].Action != "unchanged" || got["c"].Action != "created" || !strings.Contains(got["c"].Diff, "+  image: img:1") {
+		t.Fatalf("diff: %+v", d)
+	}
+	if apps.n != before || apps.image("a") != "img:1" || apps.image("c") != "" {
+		t.Fatal("diff changed Apps")
+	}
+	repo.commit("bad", map[string]string{"c.yaml": appYAML("c", "img:1") + "  bogus: 1\n"})
+	if _, err := m.Diff(ctx, "git"); err == nil || !strings.Contains(err.Error(), "c.yaml") {
+		t.Fatalf("diff of a bad commit: %v", err)
+	}
+}

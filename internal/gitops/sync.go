@@ -90,13 +90,9 @@ func resultOf(changes int, none string) string {
 // desired returns the Apps of the commit the source's ref points at,
 // fetching and loading it only when that commit is new to this loop.
 func (m *Manager) desired(ctx context.Context, l *loop, spec api.SourceSpec) (apps []api.App, commit, ref string, err error) {
-	cred := Credentials{SSHKeyFile: spec.SSHKeyFile, KnownHostsFile: spec.KnownHostsFile}
-	if spec.TokenSecret != "" {
-		tok, err := m.secretValue(ctx, spec.TokenSecret)
-		if err != nil {
-			return nil, "", "", fmt.Errorf("the --token-secret: %w", err)
-		}
-		cred.Token = string(tok)
+	cred, err := m.credentials(ctx, spec)
+	if err != nil {
+		return nil, "", "", err
 	}
 	t, err := Resolve(ctx, spec, cred)
 	if err != nil {
@@ -117,6 +113,19 @@ func (m *Manager) desired(ctx context.Context, l *loop, spec api.SourceSpec) (ap
 		return nil, l.commit, ref, fmt.Errorf("commit %s: %w", short(l.commit), l.loadErr)
 	}
 	return l.desired, l.commit, ref, nil
+}
+
+// credentials are what the source's fetches authenticate with.
+func (m *Manager) credentials(ctx context.Context, spec api.SourceSpec) (Credentials, error) {
+	cred := Credentials{SSHKeyFile: spec.SSHKeyFile, KnownHostsFile: spec.KnownHostsFile}
+	if spec.TokenSecret != "" {
+		tok, err := m.secretValue(ctx, spec.TokenSecret)
+		if err != nil {
+			return Credentials{}, fmt.Errorf("the --token-secret: %w", err)
+		}
+		cred.Token = string(tok)
+	}
+	return cred, nil
 }
 
 // plan lists the Apps and sources and makes the sync's steps.

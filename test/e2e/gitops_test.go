@@ -213,6 +213,13 @@ func TestGitopsSource(t *testing.T) {
 
 	t.Run("a commit rolls a new revision", func(t *testing.T) {
 		repo.commit("web v2", map[string]string{"apps/web.yaml": gitopsApp("gitops-web", "2")})
+		r := d.Run("", "source", "diff", "gs")
+		if r.Code != 1 || !strings.Contains(r.Stdout, "app/gitops-web would be configured") || !strings.Contains(r.Stdout, `+      value: "2"`) {
+			t.Fatalf("source diff: %s", r)
+		}
+		if v := envValue(getApp(t, d, "gitops-web"), "VERSION"); v != "1" {
+			t.Fatalf("source diff changed gitops-web to version %s", v)
+		}
 		out := must(t, d, "source", "sync", "gs")
 		if !strings.Contains(out, "app/gitops-web configured") || !strings.Contains(out, "app/gitops-api unchanged") {
 			t.Fatalf("sync output:\n%s", out)
