@@ -179,13 +179,14 @@ func (m *Manager) run(ctx context.Context, l *loop) {
 	}
 }
 
-// trigger wakes a source's loop; a wake-up already pending covers it.
-func (m *Manager) trigger(name string, reply chan api.Source) error {
+// trigger wakes a source's loop; a wake-up already pending covers it. It
+// returns the loop's done channel, closed when the loop stops.
+func (m *Manager) trigger(name string, reply chan api.Source) (<-chan struct{}, error) {
 	m.mu.Lock()
 	l := m.loops[name]
 	m.mu.Unlock()
 	if l == nil {
-		return errdefs.NotFound("no source named %q: see skiff source ls", name)
+		return nil, errdefs.NotFound("no source named %q: see skiff source ls", name)
 	}
 	if reply != nil {
 		l.wmu.Lock()
@@ -196,7 +197,7 @@ func (m *Manager) trigger(name string, reply chan api.Source) error {
 	case l.kick <- struct{}{}:
 	default:
 	}
-	return nil
+	return l.done, nil
 }
 
 // Add stores a new source and starts its loop, which syncs at once.
@@ -318,12 +319,15 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 // Sync syncs a source now and returns it as the sync left it.
 func (m *Manager) Sync(ctx context.Context, name string) (api.Source, error) {
 	reply := make(chan api.Source, 1)
-	if err := m.trigger(name, reply); err != nil {
+	done, err := m.trigger(name, reply)
+	if err != nil {
 		return api.Source{}, err
 	}
 	select {
 	case s := <-reply:
 		return m.Get(ctx, s.Name)
+	case <-done:
+		return api.Source{}, errdefs.NotFound("source %s was removed (or the daemon is stopping) before it synced", name)
 	case <-ctx.Done():
 		return api.Source{}, ctx.Err()
 	}
@@ -380,7 +384,7 @@ func (m *Manager) Hook(ctx context.Context, name string, call HookCall) (api.Sou
 		m.event(ctx, name, api.EventWarning, "WebhookRefused", err.Error())
 		return api.SourceHookResponse{}, err
 	}
-	if err := m.trigger(name, nil); err != nil {
+	if _, err := m.trigger(name, nil); err != nil {
 		return api.SourceHookResponse{}, err
 	}
 	return api.SourceHookResponse{Source: name, Queued: true}, nil
