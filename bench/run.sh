@@ -127,6 +127,10 @@ for extra in bench/network.sh bench/ingress.sh bench/build.sh bench/https.sh; do
 	"$extra" | tee "$OUT/$(basename "$extra" .sh).md"
 done
 
+echo "== gitops: commit to serving, webhook and polling"
+go build -o "$WORK/gitopsbench" ./bench/gitopsbench
+"$WORK/gitopsbench" -socket "$SOCK" -n "${GITOPS_RUNS:-5}" -interval 5s | tee "$OUT/gitops.md"
+
 echo "== compose: up -d --wait and down, skiff compose and podman-compose"
 if ! "$SKIFF" --socket "$SOCK" image inspect localhost/debian-postgresql:bookworm >/dev/null 2>&1 && command -v mmdebstrap >/dev/null; then
 	# The guestbook's base image: a Debian root with PostgreSQL 15.
@@ -164,7 +168,7 @@ echo "== docker run --rm through skiff's Docker API, skiff run --rm, podman run 
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart registry import network ingress compose build https docker; do
+	for section in start density apps applies hotrestart registry import network ingress compose build https docker gitops; do
 		echo
 		cat "$OUT/$section.md"
 	done

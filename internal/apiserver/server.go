@@ -105,6 +105,7 @@ type Server struct {
 	volumes    Volumes
 	secrets    Secrets
 	tokens     Tokens
+	sources    Sources
 	system     System
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -156,12 +157,15 @@ type Services struct {
 	System  System
 	// Tokens, if set, serves /v1/tokens (give it on the unix socket only).
 	Tokens Tokens
+	// Sources, if set, serves /v1/sources and the webhooks under
+	// /hooks/sources.
+	Sources Sources
 }
 
 // New returns the API handler.
 func New(svc Services, log *slog.Logger, opts ...Option) *Server {
 	srv := &Server{containers: svc.Containers, images: svc.Images, apps: svc.Apps, events: svc.Events,
-		networks: svc.Networks, connector: svc.NetworkConnector, volumes: svc.Volumes, secrets: svc.Secrets, tokens: svc.Tokens, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
+		networks: svc.Networks, connector: svc.NetworkConnector, volumes: svc.Volumes, secrets: svc.Secrets, tokens: svc.Tokens, sources: svc.Sources, metrics: svc.Metrics, system: svc.System, log: log, mux: http.NewServeMux(),
 		maxUpload: DefaultMaxUpload}
 	for _, o := range opts {
 		o(srv)
@@ -231,6 +235,9 @@ func (s *Server) routes() {
 	}
 	if s.tokens != nil {
 		tokenRoutes(s.tokens, h)
+	}
+	if s.sources != nil {
+		sourceRoutes(s.sources, h)
 	}
 
 	h("/", func(w http.ResponseWriter, r *http.Request) error {

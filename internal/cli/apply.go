@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -50,8 +49,7 @@ func readManifests(g *globals, path string) ([]api.App, error) {
 			files = []string{path}
 		}
 	}
-	var all []api.App
-	var problems []string
+	loaded := make([]app.File, 0, len(files))
 	for _, f := range files {
 		var data []byte
 		var err error
@@ -63,34 +61,13 @@ func readManifests(g *globals, path string) ([]api.App, error) {
 		if err != nil {
 			return nil, err
 		}
-		apps, err := app.Load(bytes.NewReader(data))
-		if err != nil {
-			name := f
-			if f == "-" {
-				name = "stdin"
-			}
-			if fes := app.FieldErrorsOf(err); len(fes) > 0 {
-				for _, fe := range fes {
-					problems = append(problems, name+": "+fe.Error())
-				}
-			} else {
-				problems = append(problems, name+": "+err.Error())
-			}
-			continue
+		name := f
+		if f == "-" {
+			name = "stdin"
 		}
-		all = append(all, apps...)
+		loaded = append(loaded, app.File{Name: name, Data: data})
 	}
-	if len(problems) > 0 {
-		return nil, errdefs.Invalid("%s\nnothing was applied", strings.Join(problems, "\n"))
-	}
-	seen := map[string]bool{}
-	for _, a := range all {
-		if seen[a.Metadata.Name] {
-			return nil, errdefs.Invalid("app %q is defined twice: nothing was applied", a.Metadata.Name)
-		}
-		seen[a.Metadata.Name] = true
-	}
-	return all, nil
+	return app.LoadFiles(loaded)
 }
 
 func newApplyCmd(g *globals) *cobra.Command {

@@ -157,7 +157,7 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		newRollbackCmd(g), newTrafficCmd(g), newScaleCmd(g), newEventsCmd(g),
 		newVersionCmd(g), newInfoCmd(g), newCACmd(g),
 		newBuilderCmd(g), newPolicyCmd(g),
-		newTokenCmd(g), newAuditCmd(g),
+		newTokenCmd(g), newAuditCmd(g), newSourceCmd(g),
 	)
 	return root
 }

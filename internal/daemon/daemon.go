@@ -31,6 +31,7 @@ import (
 	"skiff.dev/skiff/internal/container"
 	"skiff.dev/skiff/internal/controller"
 	"skiff.dev/skiff/internal/dockerapi"
+	"skiff.dev/skiff/internal/gitops"
 	"skiff.dev/skiff/internal/image"
 	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/isolation"
@@ -159,6 +160,7 @@ type Daemon struct {
 	networks *network.Manager
 	iso      *isolation.Enforcer // the isolation between Apps
 	apps     atomic.Pointer[controller.Controller]
+	sources  *gitops.Manager
 	policy   *policy.Checker
 	ids      atomic.Pointer[identities]
 	// dockerEvents turns container changes into the Docker API's events
@@ -406,13 +408,33 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	if err := apps.Start(ctx); err != nil {
 		return fmt.Errorf("start the app controller: %w", err)
 	}
+	if err := d.startSources(ctx, apps); err != nil {
+		return err
+	}
 	return d.reg.Register(apps)
+}
+
+// startSources starts the GitOps sources' loops over the App controller,
+// behind the admission policy.
+func (d *Daemon) startSources(ctx context.Context, apps *controller.Controller) error {
+	d.sources = gitops.New(gitops.Config{
+		Store: d.db, Apps: admittedApps{Apps: apps, policy: d.policy}, Secrets: d.secrets, Admit: d.policy.App,
+		Logger: d.log.With("component", "gitops"),
+	})
+	if err := d.sources.Start(ctx); err != nil {
+		return fmt.Errorf("start the gitops sources: %w", err)
+	}
+	return nil
 }
 
 // closeState stops the controller, the container manager, the runtime and
 // networking and closes the store; containers keep running. The root
 // stays locked.
 func (d *Daemon) closeState() {
+	if d.sources != nil {
+		d.sources.Close()
+		d.sources = nil
+	}
 	if apps := d.apps.Load(); apps != nil {
 		d.reg.Unregister(apps)
 		apps.Close()
@@ -463,7 +485,7 @@ func (d *Daemon) startAPI() error {
 		Metrics:    promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}),
 		Containers: ctrs, Images: images,
 		Apps: apps, Events: d.db, Networks: d.networks, NetworkConnector: d.ctrs, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
-		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
+		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now}, Sources: d.sourcesService(),
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
 	d.server = &http.Server{Handler: d.withIdentityDocs(apiauth.AuditSocket(handler, d.db, d.log)), ReadHeaderTimeout: 30 * time.Second}
 	d.apiErr = make(chan error, 1)
@@ -744,4 +766,13 @@ func listen(path, group string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// sourcesService is the GitOps service the API serves, nil before the
+// state is open.
+func (d *Daemon) sourcesService() apiserver.Sources {
+	if d.sources == nil {
+		return nil
+	}
+	return d.sources
 }

@@ -195,6 +195,21 @@ var migrations = []string{
 		SELECT container_id, 0, network_id, mode, name, hostname, ip, mac, gateway, aliases, ports, veth, created FROM network_endpoints`,
 	`DROP TABLE network_endpoints`,
 	`ALTER TABLE network_endpoints_multi RENAME TO network_endpoints`,
+	// GitOps sources (package gitops, sources.go): each source's spec and
+	// status as one document, and its history of syncs (trimmed to the
+	// newest sourceHistoryMax per source).
+	`CREATE TABLE git_sources (
+		name     TEXT PRIMARY KEY,
+		created  INTEGER NOT NULL,
+		spec     TEXT NOT NULL,
+		status   TEXT NOT NULL DEFAULT '{}'
+	)`,
+	`CREATE TABLE git_source_history (
+		id       INTEGER PRIMARY KEY AUTOINCREMENT,
+		source   TEXT NOT NULL REFERENCES git_sources(name) ON DELETE CASCADE,
+		doc      TEXT NOT NULL
+	)`,
+	`CREATE INDEX git_source_history_source ON git_source_history (source, id)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,0 +1,247 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/memory"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/app"
+	"skiff.dev/skiff/api/errdefs"
+)
+
+// Credentials are what a fetch authenticates with.
+type Credentials struct {
+	// Token is sent as the password of HTTP basic auth (user "git"), as
+	// GitHub, GitLab and Gitea accept a personal or deploy token.
+	Token string
+	// SSHKeyFile and KnownHostsFile are for ssh URLs.
+	SSHKeyFile, KnownHostsFile string
+}
+
+// auth makes the go-git auth method for url.
+func (c Credentials) auth(url string) (transport.AuthMethod, error) {
+	ep, err := transport.NewEndpoint(url)
+	if err != nil {
+		return nil, errdefs.Invalid("git URL %q: %v", url, err)
+	}
+	switch ep.Protocol {
+	case "http", "https":
+		if c.Token != "" {
+			return &githttp.BasicAuth{Username: "git", Password: c.Token}, nil
+		}
+	case "ssh":
+		if c.SSHKeyFile == "" {
+			return nil, errdefs.Invalid("git URL %s is ssh: give the source a private key with --ssh-key FILE", url)
+		}
+		user := ep.User
+		if user == "" {
+			user = "git"
+		}
+		keys, err := gitssh.NewPublicKeysFromFile(user, c.SSHKeyFile, "")
+		if err != nil {
+			return nil, errdefs.Invalid("read the ssh key %s: %v", c.SSHKeyFile, err)
+		}
+		kh := c.KnownHostsFile
+		if kh == "" {
+			home, _ := os.UserHomeDir()
+			kh = filepath.Join(home, ".ssh", "known_hosts")
+		}
+		cb, err := gitssh.NewKnownHostsCallback(kh)
+		if err != nil {
+			return nil, errdefs.Invalid("read the known hosts file %s: %v (give one with --known-hosts FILE)", kh, err)
+		}
+		keys.HostKeyCallback = cb
+		return keys, nil
+	}
+	return nil, nil
+}
+
+// Target is the commit a source's ref points at now.
+type Target struct {
+	// Ref is the full ref name (refs/heads/main, refs/tags/v1.2.0).
+	Ref plumbing.ReferenceName
+	// Hash is what the ref names: a commit, or an annotated tag.
+	Hash plumbing.Hash
+}
+
+// Resolve lists the refs of the source's repository and picks the one
+// its spec follows: the branch, the tag, the highest tag in the semver
+// range, or the default branch.
+func Resolve(ctx context.Context, spec api.SourceSpec, cred Credentials) (Target, error) {
+	auth, err := cred.auth(spec.Git)
+	if err != nil {
+		return Target{}, err
+	}
+	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{spec.Git}})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	if err != nil {
+		return Target{}, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("list the refs of %s: %w", spec.Git, err))
+	}
+	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
+	for _, r := range refs {
+		byName[r.Name()] = r
+	}
+	pick := func(n plumbing.ReferenceName, what string) (Target, error) {
+		r, ok := byName[n]
+		if !ok {
+			return Target{}, errdefs.NotFound("%s has no %s", spec.Git, what)
+		}
+		return Target{Ref: n, Hash: r.Hash()}, nil
+	}
+	switch {
+	case spec.Branch != "":
+		return pick(plumbing.NewBranchReferenceName(spec.Branch), "branch "+spec.Branch)
+	case spec.Tag != "":
+		return pick(plumbing.NewTagReferenceName(spec.Tag), "tag "+spec.Tag)
+	case spec.Semver != "":
+		return pickSemver(spec, refs)
+	}
+	head, ok := byName[plumbing.HEAD]
+	if !ok {
+		return Target{}, errdefs.NotFound("%s has no HEAD: give the source a --branch", spec.Git)
+	}
+	if head.Type() == plumbing.SymbolicReference {
+		return pick(head.Target(), "default branch "+head.Target().Short())
+	}
+	// No symref advertised: the branch whose head HEAD is.
+	var names []string
+	for _, r := range refs {
+		if r.Name().IsBranch() && r.Hash() == head.Hash() {
+			names = append(names, string(r.Name()))
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return Target{}, errdefs.NotFound("%s: HEAD is on no branch: give the source a --branch", spec.Git)
+	}
+	return Target{Ref: plumbing.ReferenceName(names[0]), Hash: head.Hash()}, nil
+}
+
+// pickSemver returns the highest tag matching the spec's range.
+func pickSemver(spec api.SourceSpec, refs []*plumbing.Reference) (Target, error) {
+	c, err := semver.NewConstraint(spec.Semver)
+	if err != nil {
+		return Target{}, errdefs.Invalid("--semver %q is not a version range: %v", spec.Semver, err)
+	}
+	var best *semver.Version
+	var target Target
+	for _, r := range refs {
+		if !r.Name().IsTag() {
+			continue
+		}
+		v, err := semver.NewVersion(r.Name().Short())
+		if err != nil || !c.Check(v) {
+			continue
+		}
+		if best == nil || v.GreaterThan(best) {
+			best, target = v, Target{Ref: r.Name(), Hash: r.Hash()}
+		}
+	}
+	if best == nil {
+		return Target{}, errdefs.NotFound("%s has no tag matching the version range %q", spec.Git, spec.Semver)
+	}
+	return target, nil
+}
+
+// Checkout is the content of one commit.
+type Checkout struct {
+	Commit *object.Commit
+}
+
+// Fetch fetches the commit t names, and only it (a shallow fetch into
+// memory).
+func Fetch(ctx context.Context, spec api.SourceSpec, cred Credentials, t Target) (Checkout, error) {
+	auth, err := cred.auth(spec.Git)
+	if err != nil {
+		return Checkout{}, err
+	}
+	opts := &git.CloneOptions{URL: spec.Git, Auth: auth, ReferenceName: t.Ref, SingleBranch: true, Depth: 1, Tags: git.NoTags}
+	repo, err := git.CloneContext(ctx, memory.NewStorage(), nil, opts)
+	if err != nil && strings.Contains(err.Error(), "shallow") {
+		// A server without shallow fetches: the whole history of the ref.
+		opts.Depth = 0
+		repo, err = git.CloneContext(ctx, memory.NewStorage(), nil, opts)
+	}
+	if err != nil {
+		return Checkout{}, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("fetch %s from %s: %w", t.Ref.Short(), spec.Git, err))
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return Checkout{}, fmt.Errorf("fetch %s from %s: %w", t.Ref.Short(), spec.Git, err)
+	}
+	c, err := repo.CommitObject(head.Hash())
+	if err != nil {
+		return Checkout{}, fmt.Errorf("read commit %s: %w", head.Hash(), err)
+	}
+	return Checkout{Commit: c}, nil
+}
+
+// LoadTree loads every App document (.yaml, .yml, .json) under dir in the
+// commit, in path order, as skiff apply -f does: any bad file fails the
+// whole load (ErrInvalid) naming each problem's file, line and field.
+func LoadTree(c Checkout, dir string) ([]api.App, error) {
+	tree, err := c.Commit.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("read the tree of %s: %w", c.Commit.Hash, err)
+	}
+	dir = strings.Trim(path.Clean("/"+dir), "/")
+	if dir != "" {
+		if tree, err = tree.Tree(dir); err != nil {
+			if errors.Is(err, object.ErrDirectoryNotFound) {
+				return nil, errdefs.Invalid("commit %s has no directory %s: fix the source's --path", c.Commit.Hash.String()[:12], dir)
+			}
+			return nil, err
+		}
+	}
+	var files []app.File
+	err = tree.Files().ForEach(func(f *object.File) error {
+		switch strings.ToLower(path.Ext(f.Name)) {
+		case ".yaml", ".yml", ".json":
+		default:
+			return nil
+		}
+		r, err := f.Reader()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		b, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+		if err != nil {
+			return err
+		}
+		name := path.Join(dir, f.Name)
+		if len(b) > maxFileSize {
+			return errdefs.Invalid("%s is larger than %d bytes: nothing was applied", name, maxFileSize)
+		}
+		files = append(files, app.File{Name: name, Data: b})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	if len(files) == 0 {
+		return nil, nil
+	}
+	return app.LoadFiles(files)
+}
+
+// maxFileSize bounds one manifest file.
+const maxFileSize = 4 << 20
