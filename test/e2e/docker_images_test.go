@@ -269,3 +269,74 @@ func TestDockerNetworksVolumesDF(t *testing.T) {
 		t.Fatalf("volume ls after prune -a: %q", got)
 	}
 }
+
+// TestDockerComposeProject: Debian's docker-compose 1.29 brings up a
+// project through the Docker API: an image it builds (through the docker
+// CLI's classic build), a published port, a named volume, a project
+// network where services find each other by name (run --rm of a client
+// service), ps, then down -v removes containers, network and volume.
+func TestDockerComposeProject(t *testing.T) {
+	d := dimgDaemon(t)
+	if err := buildSubset(d, "echoserver"); err != nil {
+		t.Fatal(err)
+	}
+	c := newDockerCmd(t)
+	proj := filepath.Join(t.TempDir(), "dimgc")
+	port := freePort(t)
+	writeFiles(t, proj, map[string]string{
+		"docker-compose.yml": fmt.Sprintf(`services:
+  api:
+    image: echoserver
+  web:
+    build: ./web
+    image: localhost/dimgc-web:1
+    ports:
+      - "127.0.0.1:%d:8080"
+    volumes:
+      - data:/data
+    depends_on: [api]
+  probe:
+    image: hello
+    command: ["-get", "http://api:8080/found-by-name"]
+    profiles: [tools]
+volumes:
+  data:
+`, port),
+		"web/Dockerfile": "FROM busybox\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+		"web/index.html": "built-by-compose\n",
+	})
+	compose := func(args ...string) Result {
+		return runTool(proj, []string{"DOCKER_HOST=unix://" + dimg.socket, "DOCKER_CONFIG=" + c.config, "DOCKER_BUILDKIT=0"}, "", "docker-compose", args...)
+	}
+	t.Cleanup(func() { compose("down", "-v") })
+	if r := compose("up", "-d"); r.Code != 0 || !strings.Contains(r.Stdout+r.Stderr, "Successfully tagged localhost/dimgc-web:1") {
+		t.Fatalf("docker-compose up -d: %s", r)
+	}
+	if body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); body != "built-by-compose\n" {
+		t.Fatalf("the web service answers %q", body)
+	}
+	if got := must(t, d, "ps"); !strings.Contains(got, "dimgc_web_1") || !strings.Contains(got, "dimgc_api_1") {
+		t.Fatalf("skiff ps does not show the compose containers:\n%s", got)
+	}
+	var r Result
+	eventually(t, 30*time.Second, "a service to reach another by name", func() bool {
+		r = compose("run", "--rm", "probe")
+		return r.Code == 0 && strings.Contains(r.Stdout, "/found-by-name")
+	})
+	if r := compose("ps"); r.Code != 0 || !strings.Contains(r.Stdout, "dimgc_web_1") || !strings.Contains(r.Stdout, "Up") {
+		t.Fatalf("docker-compose ps: %s", r)
+	}
+	if r := compose("down", "-v"); r.Code != 0 || !strings.Contains(r.Stderr, "Removing network dimgc_default") || !strings.Contains(r.Stderr, "Removing volume dimgc_data") {
+		t.Fatalf("docker-compose down -v: %s", r)
+	}
+	if got := c.must("ps", "-a", "--format", "{{.Names}}"); strings.Contains(got, "dimgc_") {
+		t.Fatalf("containers left after down: %q", got)
+	}
+	if got := c.must("volume", "ls", "-q"); strings.Contains(got, "dimgc_data") {
+		t.Fatalf("volume left after down -v: %q", got)
+	}
+	if r := c.run("", "network", "inspect", "dimgc_default"); r.Code == 0 {
+		t.Fatalf("network left after down: %s", r)
+	}
+}
+
