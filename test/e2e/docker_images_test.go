@@ -84,6 +84,9 @@ func runTool(dir string, extraEnv []string, stdin, prog string, args ...string) 
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), extraEnv...)
+	// A client may leave a child holding its output open (devcontainer up
+	// leaves the attached docker run): do not wait for it after the exit.
+	cmd.WaitDelay = 5 * time.Second
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
@@ -340,3 +343,95 @@ volumes:
 	}
 }
 
+
+// devcontainerCLI returns the Dev Containers CLI, installed once from the
+// npm registry into a cache directory outside the repository.
+func devcontainerCLI(t *testing.T) string {
+	t.Helper()
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, ".cache/skiff-test/devcontainers")
+	bin := filepath.Join(dir, "node_modules/.bin/devcontainer")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := runTool(dir, nil, "", "npm", "install", "--no-audit", "--no-fund", "--prefix", dir, "@devcontainers/cli@0.89.0"); r.Code != 0 {
+		t.Fatalf("install @devcontainers/cli: %s", r)
+	}
+	return bin
+}
+
+// TestDockerDevcontainer: the Dev Containers CLI builds and starts
+// examples/devcontainer through the Docker API (on a busybox base),
+// with the workspace bind-mounted, containerEnv set and the
+// postCreateCommand run; devcontainer exec runs in it.
+func TestDockerDevcontainer(t *testing.T) {
+	dimgDaemon(t)
+	cli := devcontainerCLI(t)
+	c := newDockerCmd(t)
+	ws := filepath.Join(t.TempDir(), "devws")
+	if out, err := runCmd("cp", "-r", filepath.Join(env.repo, "examples/devcontainer"), ws); err != nil {
+		t.Fatalf("copy the example: %v\n%s", err, out)
+	}
+	dcEnv := []string{"DOCKER_HOST=unix://" + dimg.socket, "DOCKER_CONFIG=" + c.config, "DOCKER_BUILDKIT=0", "DEVCONTAINER_BASE=busybox"}
+	r := runTool(ws, dcEnv, "", cli, "up", "--workspace-folder", ws)
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"outcome":"success"`) {
+		t.Fatalf("devcontainer up: %s", r)
+	}
+	t.Cleanup(func() { c.run("", "rm", "-f", "--volumes", jsonField(r.Stdout, "containerId")) })
+	if got := c.must("ps", "--filter", "label=devcontainer.local_folder="+ws, "--format", "{{.State}}"); got != "running\n" {
+		t.Fatalf("the dev container is not running: %q", got)
+	}
+	r = runTool(ws, dcEnv, "", cli, "exec", "--workspace-folder", ws, "sh", "-c", `echo "$GREETING"; cat /tmp/post-create; ls "/workspaces/$(basename $PWD)"`)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "hello-from-devcontainer\npost-create-ran\n") || !strings.Contains(r.Stdout, "README.md") {
+		t.Fatalf("devcontainer exec: %s", r)
+	}
+}
+
+// jsonField returns the string value of "key" in a JSON line of out.
+func jsonField(out, key string) string {
+	_, rest, ok := strings.Cut(out, `"`+key+`":"`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
+}
+
+// TestDockerExecStdinKeptOpen: docker exec -i ends when the process
+// exits although the client keeps stdin open, as the Dev Containers CLI
+// does with the commands it runs (it used to wait for stdin's EOF).
+func TestDockerExecStdinKeptOpen(t *testing.T) {
+	c := newDockerCmd(t)
+	id := strings.TrimSpace(c.must("run", "-d", "busybox", "sleep", "300"))
+	t.Cleanup(func() { c.run("", "rm", "-f", id) })
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", "exec", "-i", id, "sh", "-c", "echo ran; exit 3")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+dimg.socket, "DOCKER_CONFIG="+c.config)
+	cmd.Stdin = pr
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err = cmd.Run()
+	pr.Close()
+	if ctx.Err() != nil {
+		t.Fatalf("docker exec -i did not end with its process while stdin stayed open: %q", out.String())
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || out.String() != "ran\n" {
+		t.Fatalf("docker exec -i: %v %q", err, out.String())
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("docker exec -i took %s", d)
+	}
+}
