@@ -343,7 +343,6 @@ volumes:
 	}
 }
 
-
 // devcontainerCLI returns the Dev Containers CLI, installed once from the
 // npm registry into a cache directory outside the repository.
 func devcontainerCLI(t *testing.T) string {
