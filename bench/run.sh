@@ -134,6 +134,15 @@ fi
 	bench/compose.sh "$SKIFF" "$SOCK" "$ROOT" "$WORK" "${COMPOSE_RUNS:-5}"
 } | tee "$OUT/compose.md"
 
+echo "== docker run --rm through skiff's Docker API, skiff run --rm, podman run --rm"
+{
+	echo "## \`docker run --rm\` through skiff's Docker API"
+	echo
+	machine
+	echo
+	bench/docker.sh "$SKIFF" "$WORK" "$RUNS"
+} | tee "$OUT/docker.md"
+
 # RESULTS.md holds this run's output and nothing else; how each figure is
 # measured, and dated notes on them, are in NOTES.md.
 {
@@ -146,7 +155,7 @@ fi
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart registry import network ingress compose build https; do
+	for section in start density apps applies hotrestart registry import network ingress compose build https docker; do
 		echo
 		cat "$OUT/$section.md"
 	done

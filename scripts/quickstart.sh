@@ -8,6 +8,7 @@ SKIFF="$PWD/bin/skiff"
 ROOT="${SKIFF_ROOT:-/var/lib/skiff}"
 LOG="${SKIFF_LOG:-/var/log/skiff.log}"
 export SKIFF_SOCKET="${SKIFF_SOCKET:-/run/skiff/skiff.sock}"
+DOCKER_SOCKET="${SKIFF_DOCKER_SOCKET:-/run/skiff/docker.sock}"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
@@ -16,7 +17,7 @@ ingress() { curl -sS --retry 20 --retry-delay 0 --retry-connrefused --max-time 1
 if ! "$SKIFF" info >/dev/null 2>&1; then
 	step "Starting the skiff daemon (state in $ROOT, log in $LOG)"
 	mkdir -p "$(dirname "$LOG")"
-	setsid "$SKIFF" daemon --root "$ROOT" >>"$LOG" 2>&1 </dev/null &
+	setsid "$SKIFF" daemon --root "$ROOT" --docker-socket "$DOCKER_SOCKET" >>"$LOG" 2>&1 </dev/null &
 	for _ in $(seq 200); do
 		"$SKIFF" info >/dev/null 2>&1 && break
 		sleep 0.05
@@ -53,10 +54,16 @@ printf '$ curl http://hello.localhost:%s/\n' "${INGRESS##*:}"
 ingress
 show "$SKIFF" get revisions hello
 
+if command -v docker >/dev/null && [ -S "$DOCKER_SOCKET" ]; then
+	step "The same containers through the Docker API (docker CLI, DOCKER_HOST=unix://$DOCKER_SOCKET)"
+	show env DOCKER_HOST="unix://$DOCKER_SOCKET" docker ps
+fi
+
 step "skiff works"
 cat <<MSG
 The daemon keeps running in the background (log: $LOG).
 Try:   bin/skiff describe app hello      bin/skiff traffic hello hello-00001=90 hello-00002=10
        bin/skiff rollback hello          bin/skiff logs hello        bin/skiff ps -a
+       DOCKER_HOST=unix://$DOCKER_SOCKET docker run --rm -it hello -print hi
 Clean: bin/skiff delete app hello && bin/skiff rm -f hello-web
 MSG

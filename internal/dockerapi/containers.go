@@ -276,6 +276,9 @@ func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
 		return errdefs.Invalid("link: skiff has no container links to remove")
 	}
 	if err := s.svc.Containers.Remove(r.Context(), ref(r), boolQuery(r, "force")); err != nil {
+		if c, gerr := s.svc.Containers.Get(r.Context(), ref(r)); gerr == nil && errors.Is(err, errdefs.ErrConflict) && dockerState(c.State.Status) == container.StateRunning {
+			return errdefs.Conflict("cannot remove container %s: container is running: stop the container before removing or force remove", ref(r))
+		}
 		return noSuch(ref(r), err)
 	}
 	w.WriteHeader(http.StatusNoContent)

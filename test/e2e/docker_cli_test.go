@@ -264,7 +264,10 @@ func TestDockerCLIContainers(t *testing.T) {
 	if out := dockerOK(t, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "web"); strings.TrimSpace(out) != "web 1" {
 		t.Errorf("docker stats --no-stream = %q", out)
 	}
-	// kill, wait's exit code, rm.
+	// rm of a running container, kill, wait's exit code, rm.
+	if r := docker(t, "", "rm", "web"); r.Code != 1 || !strings.Contains(r.Stderr, "container is running: stop the container before removing or force remove") {
+		t.Errorf("docker rm of a running container: %s", r)
+	}
 	dockerOK(t, "kill", "web")
 	if out := dockerOK(t, "wait", "web"); strings.TrimSpace(out) != "137" {
 		t.Errorf("docker wait after kill = %q, want 137", out)
@@ -325,9 +328,60 @@ func TestDockerCLIEvents(t *testing.T) {
 	dockerOK(t, "rm", "evented")
 	until := time.Now().Add(time.Second).Unix()
 	out := dockerOK(t, "events", "--since", fmt.Sprint(since), "--until", fmt.Sprint(until), "--filter", "container=evented",
-		"--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
-	want := "container create evented \ncontainer start evented \ncontainer die evented 2\ncontainer destroy evented \n"
+		"--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}{{with .Actor.Attributes.exitCode}} {{.}}{{end}}")
+	want := "container create evented\ncontainer start evented\ncontainer die evented 2\ncontainer destroy evented\n"
 	if out != want {
 		t.Errorf("docker events =\n%s\nwant\n%s", out, want)
+	}
+}
+
+// TestDockerCLICopy checks docker cp both ways, into a running and a
+// stopped container, and that a symlink in the container cannot carry
+// a copy out of its root filesystem.
+func TestDockerCLICopy(t *testing.T) {
+	dockerDaemon(t)
+	src := filepath.Join(t.TempDir(), "in")
+	os.MkdirAll(filepath.Join(src, "sub"), 0o755)
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("one\n"), 0o640)
+	os.WriteFile(filepath.Join(src, "sub", "b.txt"), []byte("two\n"), 0o644)
+	os.Symlink("a.txt", filepath.Join(src, "link"))
+	dockerOK(t, "run", "-d", "--name", "cpc", "busybox", "sh", "-c", "ln -s / /tmp/rootlink; sleep 600")
+	defer docker(t, "", "rm", "-f", "cpc")
+	dockerOK(t, "cp", src, "cpc:/tmp/")
+	dockerOK(t, "cp", filepath.Join(src, "a.txt"), "cpc:/tmp/renamed.txt")
+	if out := dockerOK(t, "exec", "cpc", "sh", "-c", "cat /tmp/in/a.txt /tmp/in/sub/b.txt /tmp/renamed.txt; readlink /tmp/in/link; stat -c %a /tmp/in/a.txt"); out != "one\ntwo\none\na.txt\n640\n" {
+		t.Errorf("files copied in = %q", out)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	dockerOK(t, "cp", "cpc:/tmp/in", out)
+	if b, err := os.ReadFile(filepath.Join(out, "sub", "b.txt")); err != nil || string(b) != "two\n" {
+		t.Errorf("copied out: %q %v", b, err)
+	}
+	if l, err := os.Readlink(filepath.Join(out, "link")); err != nil || l != "a.txt" {
+		t.Errorf("symlink copied out: %q %v", l, err)
+	}
+	// Through the container's symlink to / the file lands in the
+	// container's root, never the host's.
+	marker := fmt.Sprintf("skiff-cp-escape-%d", time.Now().UnixNano())
+	os.WriteFile(filepath.Join(t.TempDir(), marker), nil, 0o644)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, marker), []byte("inside\n"), 0o644)
+	dockerOK(t, "cp", filepath.Join(dir, marker), "cpc:/tmp/rootlink/")
+	if _, err := os.Stat("/" + marker); err == nil {
+		os.Remove("/" + marker)
+		t.Fatalf("docker cp through a symlink wrote /%s on the host", marker)
+	}
+	if out := dockerOK(t, "exec", "cpc", "cat", "/"+marker); out != "inside\n" {
+		t.Errorf("file copied through the symlink = %q", out)
+	}
+	if r := docker(t, "", "cp", "cpc:/nope", "-"); r.Code != 1 || !strings.Contains(r.Stderr, "Could not find the file /nope") {
+		t.Errorf("docker cp of a missing file: %s", r)
+	}
+	// A stopped container's files.
+	dockerOK(t, "stop", "-t", "0", "cpc")
+	dockerOK(t, "cp", filepath.Join(src, "a.txt"), "cpc:/stopped.txt")
+	r := docker(t, "", "cp", "cpc:/stopped.txt", "-")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "one\n") || !strings.Contains(r.Stdout, "stopped.txt") {
+		t.Errorf("docker cp out of a stopped container: %s", r)
 	}
 }

@@ -1,0 +1,202 @@
+package dockerapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
+)
+
+// createRequest decodes a create body as the handler does.
+func createRequest(t *testing.T, body string) container.CreateRequest {
+	t.Helper()
+	var req container.CreateRequest
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestCreateConfigMaps(t *testing.T) {
+	req := createRequest(t, `{
+		"Image": "busybox", "Cmd": ["sh"], "Entrypoint": [""], "Env": ["A=1"], "WorkingDir": "/w", "User": "1000",
+		"Labels": {"k": "v"}, "Tty": true, "OpenStdin": true, "StopTimeout": 3,
+		"Volumes": {"/anon": {}},
+		"ExposedPorts": {"9000/tcp": {}},
+		"HostConfig": {
+			"Binds": ["data:/data", "/srv/x:/x:ro"],
+			"Tmpfs": {"/run": "size=64m,rw"},
+			"Mounts": [{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1024}}],
+			"PortBindings": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "53/udp": [{"HostIp": "", "HostPort": ""}]},
+			"PublishAllPorts": true,
+			"RestartPolicy": {"Name": "unless-stopped"},
+			"AutoRemove": true, "CapAdd": ["NET_ADMIN"], "CapDrop": ["ALL"],
+			"Memory": 67108864, "CpuQuota": 50000, "CpuPeriod": 100000, "PidsLimit": 64,
+			"NetworkMode": "backend", "Init": true, "ConsoleSize": [24, 80]
+		},
+		"NetworkingConfig": {"EndpointsConfig": {"backend": {"Aliases": ["db"]}}}
+	}`)
+	cfg, err := createConfig(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Mounts) != 5 || cfg.Mounts[0].Type != api.MountVolume || len(cfg.Mounts[0].Source) != 64 || cfg.Mounts[0].Target != "/anon" {
+		t.Errorf("anonymous volume: %+v", cfg.Mounts)
+	}
+	want := []api.Mount{
+		{Type: api.MountVolume, Source: "data", Target: "/data"},
+		{Type: api.MountBind, Source: "/srv/x", Target: "/x", ReadOnly: true},
+		{Type: api.MountTmpfs, Target: "/t", TmpfsSize: 1024},
+		{Type: api.MountTmpfs, Target: "/run", TmpfsSize: 64 << 20},
+	}
+	if !reflect.DeepEqual(cfg.Mounts[1:], want) {
+		t.Errorf("mounts = %+v, want %+v", cfg.Mounts[1:], want)
+	}
+	if cfg.Entrypoint == nil || len(cfg.Entrypoint) != 0 {
+		t.Errorf(`Entrypoint [""] = %#v, want empty (no entrypoint)`, cfg.Entrypoint)
+	}
+	if cfg.RestartPolicy.Name != api.RestartAlways || !cfg.AutoRemove || cfg.Resources.NanoCPUs != 5e8 || cfg.Resources.MemoryBytes != 64<<20 || cfg.Resources.PidsLimit != 64 {
+		t.Errorf("restart, resources: %+v %+v", cfg.RestartPolicy, cfg.Resources)
+	}
+	if cfg.Network != "backend" || !reflect.DeepEqual(cfg.NetworkAliases, []string{"db"}) || !cfg.Init || cfg.ConsoleSize == nil || cfg.ConsoleSize.Width != 80 {
+		t.Errorf("network, init, console: %q %v %v %+v", cfg.Network, cfg.NetworkAliases, cfg.Init, cfg.ConsoleSize)
+	}
+	ports := map[string]api.PortMapping{}
+	for _, p := range cfg.Ports {
+		ports[p.Protocol+"/"+itoa(p.ContainerPort)] = p
+	}
+	if p := ports["tcp/80"]; p.HostIP != "0.0.0.0" || p.HostPort != 8080 {
+		t.Errorf("80/tcp = %+v", p)
+	}
+	if p := ports["udp/53"]; p.HostIP != "" || p.HostPort != 0 {
+		t.Errorf("53/udp = %+v (no host address: skiff's default)", p)
+	}
+	if p, ok := ports["tcp/9000"]; !ok || p.HostPort != 0 {
+		t.Errorf("PublishAllPorts did not publish 9000/tcp: %+v", cfg.Ports)
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestCreateConfigRefuses(t *testing.T) {
+	for _, tc := range []struct{ name, body, field string }{
+		{"no image", `{"Cmd":["x"]}`, "Config.Image"},
+		{"healthcheck", `{"Image":"x","Healthcheck":{"Test":["CMD","true"]}}`, "Config.Healthcheck"},
+		{"devices", `{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse"}]}}`, "HostConfig.Devices"},
+		{"links", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, "HostConfig.Links"},
+		{"pid host", `{"Image":"x","HostConfig":{"PidMode":"host"}}`, "HostConfig.PidMode"},
+		{"shm", `{"Image":"x","HostConfig":{"ShmSize":1024}}`, "HostConfig.ShmSize"},
+		{"security opt", `{"Image":"x","HostConfig":{"SecurityOpt":["seccomp=unconfined"]}}`, "HostConfig.SecurityOpt"},
+		{"log driver", `{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`, "HostConfig.LogConfig.Type"},
+		{"restart", `{"Image":"x","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}`, "HostConfig.RestartPolicy.Name"},
+		{"bind option", `{"Image":"x","HostConfig":{"Binds":["/a:/b:shared"]}}`, "HostConfig.Binds"},
+		{"bind relative target", `{"Image":"x","HostConfig":{"Binds":["/a:b"]}}`, "HostConfig.Binds"},
+		{"tmpfs option", `{"Image":"x","HostConfig":{"Tmpfs":{"/t":"exec"}}}`, "HostConfig.Tmpfs"},
+		{"port range", `{"Image":"x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8000-8010"}]}}}`, "HostConfig.PortBindings"},
+		{"sctp", `{"Image":"x","HostConfig":{"PortBindings":{"80/sctp":[{"HostPort":"80"}]}}}`, "HostConfig.PortBindings"},
+		{"container network", `{"Image":"x","HostConfig":{"NetworkMode":"container:db"}}`, "HostConfig.NetworkMode"},
+		{"two networks", `{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"a":{},"b":{}}}}`, "NetworkingConfig.EndpointsConfig"},
+		{"fixed ip", `{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"a":{"IPAMConfig":{"IPv4Address":"10.0.0.9"}}}}}`, "IPAMConfig"},
+		{"mount type", `{"Image":"x","HostConfig":{"Mounts":[{"Type":"npipe","Target":"/p"}]}}`, "HostConfig.Mounts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := createConfig(createRequest(t, tc.body))
+			if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("createConfig = %v, want ErrInvalid naming %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestInspectRoundTrip(t *testing.T) {
+	cfg, err := createConfig(createRequest(t, `{"Image":"busybox","HostConfig":{"Binds":["/srv:/srv:ro"],"PortBindings":{"80/tcp":[{"HostPort":"8080"}]},"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := api.Container{ID: strings.Repeat("ab", 32), Name: "web", Config: cfg, State: api.ContainerState{Status: api.StatusRunning, Pid: 42},
+		NetworkSettings: &api.NetworkSettings{Network: "skiff", IP: "10.88.0.2", Ports: []api.PortMapping{{HostIP: "127.0.0.1", HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}}}}
+	in := inspectResponse(c)
+	if in.Name != "/web" || !in.State.Running || in.State.Pid != 42 || in.HostConfig.Binds[0] != "/srv:/srv:ro" ||
+		in.HostConfig.RestartPolicy.Name != "on-failure" || in.HostConfig.RestartPolicy.MaximumRetryCount != 3 {
+		t.Errorf("inspect = %+v %+v", in.State, in.HostConfig)
+	}
+	b, _ := json.Marshal(in.NetworkSettings)
+	if !strings.Contains(string(b), `"Ports":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}]}`) || !strings.Contains(string(b), `"IPAddress":"10.88.0.2"`) {
+		t.Errorf("network settings = %s", b)
+	}
+	s := summary(c, c.State.StartedAt)
+	if s.Names[0] != "/web" || s.State != container.StateRunning || len(s.Ports) != 1 || s.Ports[0].PublicPort != 8080 {
+		t.Errorf("summary = %+v", s)
+	}
+}
+
+func TestFrameWriter(t *testing.T) {
+	var buf bytes.Buffer
+	out, errw := outputWriters(&buf, false)
+	out.Write([]byte("to stdout\n"))
+	errw.Write([]byte("to stderr\n"))
+	var o, e bytes.Buffer
+	if _, err := stdcopy.StdCopy(&o, &e, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if o.String() != "to stdout\n" || e.String() != "to stderr\n" {
+		t.Fatalf("demultiplexed %q %q", o.String(), e.String())
+	}
+}
+
+func TestEventHubTransitions(t *testing.T) {
+	h := NewEventHub()
+	_, ch, cancel := h.subscribe(time.Time{})
+	defer cancel()
+	c := api.Container{ID: "c1", Name: "web", Config: api.ContainerConfig{Image: "busybox", Labels: map[string]string{"tier": "front"}}}
+	for _, st := range []string{api.StatusCreated, api.StatusRunning, api.StatusStopping, api.StatusExited, api.StatusRunning} {
+		c.State.Status = st
+		if st == api.StatusExited {
+			c.State.ExitCode = 3
+		}
+		h.ContainerChanged(c, false)
+	}
+	h.ContainerChanged(c, true)
+	var got []string
+	for len(ch) > 0 {
+		m := <-ch
+		s := string(m.Action)
+		if code := m.Actor.Attributes["exitCode"]; code != "" {
+			s += " " + code
+		}
+		if m.Actor.Attributes["tier"] != "front" || m.Actor.Attributes["name"] != "web" || m.Type != events.ContainerEventType {
+			t.Errorf("event attributes: %+v", m)
+		}
+		got = append(got, s)
+	}
+	want := []string{"create", "start", "die 3", "start", "die 3", "destroy"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	var nilHub *EventHub
+	nilHub.ContainerChanged(c, true) // a nil hub ignores changes
+}
+
+func TestFilterPS(t *testing.T) {
+	out := "UID PID PPID C STIME TTY TIME CMD\nroot 10 1 0 10:00 ? 00:00:00 sleep 100\nroot 11 10 0 10:00 ? 00:00:00 other thing\n"
+	res, err := filterPS(out, []int{10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Processes) != 1 || res.Processes[0][7] != "sleep 100" || len(res.Titles) != 8 {
+		t.Fatalf("top = %+v", res)
+	}
+	if _, err := filterPS("USER CMD\nroot x\n", []int{1}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("ps output without PID: %v", err)
+	}
+}
