@@ -190,10 +190,19 @@ func referenceMatch(p string, tags []string) bool {
 	return false
 }
 
+// noSuchImage words a missing image as docker does: clients match on
+// "No such image" (docker-compose builds an image it is told is missing).
+func noSuchImage(err error, name string) error {
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return errdefs.NotFound("No such image: %s", name)
+	}
+	return err
+}
+
 func (a *imageAPI) inspect(w http.ResponseWriter, r *http.Request, name string) error {
 	img, err := a.images.Inspect(r.Context(), name)
 	if err != nil {
-		return err
+		return noSuchImage(err, name)
 	}
 	return writeJSON(w, http.StatusOK, imageInspect(img))
 }
@@ -235,7 +244,7 @@ func (a *imageAPI) history(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	img, err := a.images.Inspect(r.Context(), name)
 	if err != nil {
-		return err
+		return noSuchImage(err, name)
 	}
 	v1img, err := a.source.Image(r.Context(), img.ID)
 	if err != nil {
@@ -288,7 +297,7 @@ func (a *imageAPI) tag(w http.ResponseWriter, r *http.Request, name string) erro
 		tag = "latest"
 	}
 	if err := a.images.Tag(r.Context(), name, repo+":"+tag); err != nil {
-		return err
+		return noSuchImage(err, name)
 	}
 	w.WriteHeader(http.StatusCreated)
 	return nil
@@ -297,7 +306,7 @@ func (a *imageAPI) tag(w http.ResponseWriter, r *http.Request, name string) erro
 func (a *imageAPI) remove(w http.ResponseWriter, r *http.Request) error {
 	res, err := a.images.Remove(r.Context(), r.PathValue("rest"), boolQuery(r, "force"))
 	if err != nil {
-		return err
+		return noSuchImage(err, r.PathValue("rest"))
 	}
 	return writeJSON(w, http.StatusOK, deleteResponses(res))
 }

@@ -237,7 +237,7 @@ func TestImageInspectAndTags(t *testing.T) {
 		t.Fatalf("familiar name: %d %s", rec.Code, rec.Body)
 	}
 	rec = serveReq(t, svc, "GET", "/images/nothere/json", nil)
-	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"message"`) {
+	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"message":"No such image: nothere"`) {
 		t.Fatalf("missing image: %d %s", rec.Code, rec.Body)
 	}
 

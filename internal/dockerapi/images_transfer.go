@@ -250,7 +250,7 @@ func (a *imageAPI) saveRefs(w http.ResponseWriter, r *http.Request, refs []strin
 	for _, ref := range refs {
 		img, err := a.images.Inspect(r.Context(), ref)
 		if err != nil {
-			return err
+			return noSuchImage(err, ref)
 		}
 		v1img, err := a.source.Image(r.Context(), img.ID)
 		if err != nil {

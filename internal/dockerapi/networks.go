@@ -63,9 +63,8 @@ func dockerNetwork(n api.Network) network.Inspect {
 	if n.Driver != "bridge" {
 		out.Driver = n.Driver
 	}
-	if n.Bridge != "" {
-		out.Options["com.docker.network.bridge.name"] = n.Bridge
-	}
+	// Options stay empty: clients compare them with the driver options
+	// they asked for (docker-compose recreates a network whose differ).
 	subnet, _ := netip.ParsePrefix(n.Subnet)
 	cfg := network.IPAMConfig{Subnet: subnet}
 	cfg.Gateway, _ = netip.ParseAddr(n.Gateway)
@@ -240,7 +239,8 @@ func untilFilter(f filters) (time.Time, error) {
 
 // connect is POST /networks/{id}/connect. A skiff container has one
 // network: connecting it to the one it is on is a no-op, connecting it to
-// another is refused.
+// another is refused. Disconnecting a container that is not running from
+// its network is a no-op too (it keeps it); a running one is refused.
 func (a *networkAPI) connect(w http.ResponseWriter, r *http.Request) error {
 	var req network.ConnectRequest
 	if err := decodeJSON(r, &req); err != nil {
@@ -290,6 +290,14 @@ func (a *networkAPI) attachment(w http.ResponseWriter, r *http.Request, ref, ver
 	}
 	if current != n.Name {
 		return errdefs.Invalid("container %s is not connected to network %s", c.Name, n.Name)
+	}
+	if c.State.Status != "running" {
+		// docker-compose 1.29 disconnects each container it creates and
+		// connects it again with its aliases, which it was created with:
+		// a container not running keeps its network, to join it when
+		// it starts.
+		w.WriteHeader(http.StatusOK)
+		return nil
 	}
 	return errdefs.Invalid("container %s cannot leave network %s: a skiff container keeps the network it was created on; remove it and create it again", c.Name, n.Name)
 }

@@ -128,6 +128,17 @@ func TestNetworkEndpoints(t *testing.T) {
 		t.Fatalf("connect to a second network: %d %s", rec.Code, rec.Body)
 	}
 
+	// docker-compose's disconnect and connect again of a created container.
+	rec = serveReq(t, svc, "POST", "/networks/bridge/disconnect", strings.NewReader(`{"Container":"web"}`))
+	if rec.Code != 200 {
+		t.Fatalf("disconnect of a created container: %d %s", rec.Code, rec.Body)
+	}
+	ctrs.ctrs[0].State.Status = "running"
+	rec = serveReq(t, svc, "POST", "/networks/bridge/disconnect", strings.NewReader(`{"Container":"web"}`))
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "cannot leave") {
+		t.Fatalf("disconnect of a running container: %d %s", rec.Code, rec.Body)
+	}
+
 	rec = serveReq(t, svc, "POST", "/networks/prune", nil)
 	pr := decodeBody[network.PruneReport](t, rec)
 	if rec.Code != 200 || !slices.Equal(pr.NetworksDeleted, []string{"backend", "front"}) || len(nets.nets) != 1 {

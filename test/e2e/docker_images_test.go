@@ -84,6 +84,9 @@ func runTool(dir string, extraEnv []string, stdin, prog string, args ...string) 
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), extraEnv...)
+	// A client may leave a child holding its output open (devcontainer up
+	// leaves the attached docker run): do not wait for it after the exit.
+	cmd.WaitDelay = 5 * time.Second
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {
@@ -267,5 +270,167 @@ func TestDockerNetworksVolumesDF(t *testing.T) {
 	}
 	if got := c.must("volume", "ls", "-q"); strings.Contains(got, "dimgvol") {
 		t.Fatalf("volume ls after prune -a: %q", got)
+	}
+}
+
+// TestDockerComposeProject: Debian's docker-compose 1.29 brings up a
+// project through the Docker API: an image it builds (through the docker
+// CLI's classic build), a published port, a named volume, a project
+// network where services find each other by name (run --rm of a client
+// service), ps, then down -v removes containers, network and volume.
+func TestDockerComposeProject(t *testing.T) {
+	d := dimgDaemon(t)
+	if err := buildSubset(d, "echoserver"); err != nil {
+		t.Fatal(err)
+	}
+	c := newDockerCmd(t)
+	proj := filepath.Join(t.TempDir(), "dimgc")
+	port := freePort(t)
+	writeFiles(t, proj, map[string]string{
+		"docker-compose.yml": fmt.Sprintf(`services:
+  api:
+    image: echoserver
+  web:
+    build: ./web
+    image: localhost/dimgc-web:1
+    ports:
+      - "127.0.0.1:%d:8080"
+    volumes:
+      - data:/data
+    depends_on: [api]
+  probe:
+    image: hello
+    command: ["-get", "http://api:8080/found-by-name"]
+    profiles: [tools]
+volumes:
+  data:
+`, port),
+		"web/Dockerfile": "FROM busybox\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+		"web/index.html": "built-by-compose\n",
+	})
+	compose := func(args ...string) Result {
+		return runTool(proj, []string{"DOCKER_HOST=unix://" + dimg.socket, "DOCKER_CONFIG=" + c.config, "DOCKER_BUILDKIT=0"}, "", "docker-compose", args...)
+	}
+	t.Cleanup(func() { compose("down", "-v") })
+	if r := compose("up", "-d"); r.Code != 0 || !strings.Contains(r.Stdout+r.Stderr, "Successfully tagged localhost/dimgc-web:1") {
+		t.Fatalf("docker-compose up -d: %s", r)
+	}
+	if body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); body != "built-by-compose\n" {
+		t.Fatalf("the web service answers %q", body)
+	}
+	if got := must(t, d, "ps"); !strings.Contains(got, "dimgc_web_1") || !strings.Contains(got, "dimgc_api_1") {
+		t.Fatalf("skiff ps does not show the compose containers:\n%s", got)
+	}
+	var r Result
+	eventually(t, 30*time.Second, "a service to reach another by name", func() bool {
+		r = compose("run", "--rm", "probe")
+		return r.Code == 0 && strings.Contains(r.Stdout, "/found-by-name")
+	})
+	if r := compose("ps"); r.Code != 0 || !strings.Contains(r.Stdout, "dimgc_web_1") || !strings.Contains(r.Stdout, "Up") {
+		t.Fatalf("docker-compose ps: %s", r)
+	}
+	if r := compose("down", "-v"); r.Code != 0 || !strings.Contains(r.Stderr, "Removing network dimgc_default") || !strings.Contains(r.Stderr, "Removing volume dimgc_data") {
+		t.Fatalf("docker-compose down -v: %s", r)
+	}
+	if got := c.must("ps", "-a", "--format", "{{.Names}}"); strings.Contains(got, "dimgc_") {
+		t.Fatalf("containers left after down: %q", got)
+	}
+	if got := c.must("volume", "ls", "-q"); strings.Contains(got, "dimgc_data") {
+		t.Fatalf("volume left after down -v: %q", got)
+	}
+	if r := c.run("", "network", "inspect", "dimgc_default"); r.Code == 0 {
+		t.Fatalf("network left after down: %s", r)
+	}
+}
+
+// devcontainerCLI returns the Dev Containers CLI, installed once from the
+// npm registry into a cache directory outside the repository.
+func devcontainerCLI(t *testing.T) string {
+	t.Helper()
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, ".cache/skiff-test/devcontainers")
+	bin := filepath.Join(dir, "node_modules/.bin/devcontainer")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := runTool(dir, nil, "", "npm", "install", "--no-audit", "--no-fund", "--prefix", dir, "@devcontainers/cli@0.89.0"); r.Code != 0 {
+		t.Fatalf("install @devcontainers/cli: %s", r)
+	}
+	return bin
+}
+
+// TestDockerDevcontainer: the Dev Containers CLI builds and starts
+// examples/devcontainer through the Docker API (on a busybox base),
+// with the workspace bind-mounted, containerEnv set and the
+// postCreateCommand run; devcontainer exec runs in it.
+func TestDockerDevcontainer(t *testing.T) {
+	dimgDaemon(t)
+	cli := devcontainerCLI(t)
+	c := newDockerCmd(t)
+	ws := filepath.Join(t.TempDir(), "devws")
+	if out, err := runCmd("cp", "-r", filepath.Join(env.repo, "examples/devcontainer"), ws); err != nil {
+		t.Fatalf("copy the example: %v\n%s", err, out)
+	}
+	dcEnv := []string{"DOCKER_HOST=unix://" + dimg.socket, "DOCKER_CONFIG=" + c.config, "DOCKER_BUILDKIT=0", "DEVCONTAINER_BASE=busybox"}
+	r := runTool(ws, dcEnv, "", cli, "up", "--workspace-folder", ws)
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"outcome":"success"`) {
+		t.Fatalf("devcontainer up: %s", r)
+	}
+	t.Cleanup(func() { c.run("", "rm", "-f", "--volumes", jsonField(r.Stdout, "containerId")) })
+	if got := c.must("ps", "--filter", "label=devcontainer.local_folder="+ws, "--format", "{{.State}}"); got != "running\n" {
+		t.Fatalf("the dev container is not running: %q", got)
+	}
+	r = runTool(ws, dcEnv, "", cli, "exec", "--workspace-folder", ws, "sh", "-c", `echo "$GREETING"; cat /tmp/post-create; ls "/workspaces/$(basename $PWD)"`)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "hello-from-devcontainer\npost-create-ran\n") || !strings.Contains(r.Stdout, "README.md") {
+		t.Fatalf("devcontainer exec: %s", r)
+	}
+}
+
+// jsonField returns the string value of "key" in a JSON line of out.
+func jsonField(out, key string) string {
+	_, rest, ok := strings.Cut(out, `"`+key+`":"`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
+}
+
+// TestDockerExecStdinKeptOpen: docker exec -i ends when the process
+// exits although the client keeps stdin open, as the Dev Containers CLI
+// does with the commands it runs (it used to wait for stdin's EOF).
+func TestDockerExecStdinKeptOpen(t *testing.T) {
+	c := newDockerCmd(t)
+	id := strings.TrimSpace(c.must("run", "-d", "busybox", "sleep", "300"))
+	t.Cleanup(func() { c.run("", "rm", "-f", id) })
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", "exec", "-i", id, "sh", "-c", "echo ran; exit 3")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+dimg.socket, "DOCKER_CONFIG="+c.config)
+	cmd.Stdin = pr
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err = cmd.Run()
+	pr.Close()
+	if ctx.Err() != nil {
+		t.Fatalf("docker exec -i did not end with its process while stdin stayed open: %q", out.String())
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || out.String() != "ran\n" {
+		t.Fatalf("docker exec -i: %v %q", err, out.String())
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("docker exec -i took %s", d)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -320,8 +321,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio r
 	if proc.Terminal {
 		err = runOnTerminal(cmd, proc.ConsoleSize, stdio)
 	} else {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
-		err = cmd.Run()
+		err = runWithStdin(cmd, stdio)
 	}
 	if err == nil {
 		return 0, nil
@@ -344,6 +344,40 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio r
 		return -1, errdefs.Unavailable("exec in %s: %s", id, msg)
 	}
 	return exitErr.ExitCode(), nil
+}
+
+// runWithStdin runs cmd with stdio, feeding stdio.Stdin through a pipe
+// of its own: cmd ends when the process exits, also while the client
+// keeps its stdin open (as docker exec -i clients do), where exec.Cmd
+// would wait for the stdin copy to reach EOF. The copy then ends at the
+// next read or when the caller closes its reader.
+func runWithStdin(cmd *exec.Cmd, stdio runtime.ExecIO) error {
+	cmd.Stdout, cmd.Stderr = stdio.Stdout, stdio.Stderr
+	if stdio.Stdin == nil {
+		return cmd.Run()
+	}
+	if f, ok := stdio.Stdin.(*os.File); ok {
+		cmd.Stdin = f
+		return cmd.Run()
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return errdefs.Unavailable("exec stdin pipe: %w", err)
+	}
+	cmd.Stdin = pr
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return err
+	}
+	pr.Close()
+	go func() {
+		io.Copy(pw, stdio.Stdin)
+		pw.Close()
+	}()
+	err = cmd.Wait()
+	pw.Close() // a copy still blocked in Read fails its next write
+	return err
 }
 
 // execProcess fills p's empty fields from the container's process.
