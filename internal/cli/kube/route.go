@@ -183,6 +183,10 @@ func (x *exporter) appAnnotations() map[string]string {
 	if p := s.Security.Profile; p != "" {
 		m[annoProfile] = p
 	}
+	if l := *s.RevisionHistoryLimit; knative && l != app.DefaultRevisionHistoryLimit {
+		m[annoRevisionHistory] = strconv.Itoa(l)
+		x.warn("spec.revisionHistoryLimit", "Knative keeps revisions by its cluster-wide garbage-collection settings (max-non-active-revisions): kept as annotation %s", annoRevisionHistory)
+	}
 	return m
 }
 
