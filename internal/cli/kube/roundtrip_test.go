@@ -164,8 +164,18 @@ func TestRoundTrip(t *testing.T) {
 		if err := app.Validate(withDefaults(a)).Err(); err != nil {
 			t.Fatalf("generated app %d is invalid: %v", i, err)
 		}
-		for _, fl := range []Flavor{Plain, Knative} {
-			opts := Options{Flavor: fl, Revisions: map[string][]api.Revision{a.Metadata.Name: revs}}
+		variants := []Options{{Flavor: Plain}, {Flavor: Knative}}
+		if len(a.Spec.Traffic) == 0 {
+			// An Ingress has no weights: only Apps without a split
+			// come back whole.
+			variants = append(variants, Options{Flavor: Plain, Ingress: true})
+		}
+		for _, opts := range variants {
+			fl := string(opts.Flavor)
+			if opts.Ingress {
+				fl += "+ingress"
+			}
+			opts.Revisions = map[string][]api.Revision{a.Metadata.Name: revs}
 			objs, _, err := Export([]api.App{a}, opts)
 			if err != nil {
 				t.Fatalf("app %d %s: export: %v", i, fl, err)
