@@ -196,3 +196,31 @@ spec: {image: y, volumes: [{name: data, mountPath: /srv}]}
 		t.Fatalf("%d PersistentVolumeClaims for one volume used by two Apps, want 1", n)
 	}
 }
+
+func TestExportKnativeWarnings(t *testing.T) {
+	apps, err := app.Decode(strings.NewReader(`apiVersion: skiff.dev/v1
+kind: App
+metadata: {name: a}
+spec:
+  image: x
+  ingress: {timeout: 20m}
+  security: {capabilities: {add: [SYS_PTRACE]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, warns, err := Export(apps, Options{Flavor: Knative})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, w := range warns {
+		all = append(all, w.String())
+	}
+	got := strings.Join(all, "\n")
+	for _, want := range []string{"spec.ingress.timeout: 20m is above Knative's default max-revision-timeout-seconds", "spec.security.capabilities.add: Knative allows adding only NET_BIND_SERVICE"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no warning %q in:\n%s", want, got)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"strconv"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,6 +27,8 @@ const (
 	kaClassHPA           = "hpa.autoscaling.knative.dev"
 	kaInitialScale       = "autoscaling.knative.dev/initial-scale"
 	knativeContainerPort = "http1"
+	// knativeMaxTimeout is Knative's default max-revision-timeout-seconds.
+	knativeMaxTimeout = 600 * time.Second
 )
 
 // knative builds the Knative flavor: one serving.knative.dev/v1 Service
@@ -134,6 +137,15 @@ func (x *exporter) knativeWarnings() {
 	in := x.app.Spec.Ingress
 	if in.Host != "" {
 		x.warn("spec.ingress.host", "Knative serves NAME.NAMESPACE.DOMAIN: map %s to the Service with a DomainMapping", in.Host)
+	}
+	if d := in.Timeout.Duration; d > knativeMaxTimeout {
+		x.warn("spec.ingress.timeout", "%s is above Knative's default max-revision-timeout-seconds (600): raise it in the config-defaults ConfigMap", in.Timeout)
+	}
+	for _, c := range x.revs[x.latest].Spec.Security.Capabilities.Add {
+		if capName(c) != "NET_BIND_SERVICE" {
+			x.warn("spec.security.capabilities.add", "Knative allows adding only NET_BIND_SERVICE unless its kubernetes.containerspec-addcapabilities feature is enabled")
+			break
+		}
 	}
 	if p := x.app.Spec.Security.Profile; p != "" {
 		x.warn("spec.security.profile", "a namespace setting in Kubernetes: label the namespace pod-security.kubernetes.io/enforce=%s", p)
