@@ -251,7 +251,7 @@ func (x *exporter) add(kind string, o runtime.Object) {
 }
 
 // kindOrder is the order of kinds in an export.
-var kindOrder = []string{"Secret", "PersistentVolumeClaim", "Deployment", "Service", "HorizontalPodAutoscaler", "HTTPRoute", "Ingress", "NetworkPolicy"}
+var kindOrder = []string{"Secret", kindServiceAccont, "PersistentVolumeClaim", "Deployment", "Service", "HorizontalPodAutoscaler", "HTTPRoute", "Ingress", "NetworkPolicy"}
 
 // objects returns the App's objects in the documented order.
 func (x *exporter) objects() []runtime.Object {

@@ -44,7 +44,7 @@ func (x *exporter) knative() error {
 		x.warn("spec.volumes", "Knative mounts PersistentVolumeClaims only with its features kubernetes.podspec-persistent-volume-claim and -write enabled")
 	}
 	rev := x.revs[x.latest]
-	ps := x.podSpec(rev)
+	ps, podAnnos := x.podSpec(rev)
 	c := &ps.Containers[0]
 	c.Name = ""
 	c.Ports[0].Name = knativeContainerPort
@@ -56,8 +56,8 @@ func (x *exporter) knative() error {
 	spec["timeoutSeconds"] = int64(x.seconds(x.app.Spec.Ingress.Timeout.Duration, "spec.ingress.timeout", true))
 	tmeta := map[string]any{"name": x.latest, "annotations": toAny(x.knativeScale())}
 	labels := x.meta("", x.latest, false).Labels
-	if pa := x.podAnnotations(rev); pa != nil {
-		for k, v := range pa {
+	if podAnnos != nil {
+		for k, v := range podAnnos {
 			tmeta["annotations"].(map[string]any)[k] = v
 		}
 	}
