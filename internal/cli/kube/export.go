@@ -216,6 +216,9 @@ func newExporter(a api.App, opts Options) (*exporter, error) {
 		}
 	}
 	x.targets = targets
+	for _, f := range untranslated(a.Spec) {
+		x.warn("spec."+f, "no Kubernetes translation yet: not exported")
+	}
 	return x, nil
 }
 

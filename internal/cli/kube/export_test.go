@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -222,5 +223,35 @@ spec:
 		if !strings.Contains(got, want) {
 			t.Errorf("no warning %q in:\n%s", want, got)
 		}
+	}
+}
+
+// TestUntranslatedFields: every field of the App spec is translated, and
+// a field the export does not know is named rather than dropped.
+func TestUntranslatedFields(t *testing.T) {
+	a := readApps(t, "testdata/export/full.yaml")[0]
+	if got := untranslated(a.Spec); len(got) != 0 {
+		t.Fatalf("fields of full.yaml without a translation: %v (add them to the export and to translatedFields)", got)
+	}
+	// full.yaml sets every field the export translates, so that the
+	// golden files cover them all.
+	b, _ := json.Marshal(a.Spec)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	for _, f := range translatedFields {
+		if f == "scale.rps" || f == "scale.cpuUtilization" || f == "scale.memoryUtilization" {
+			continue // one load target per App: internal-cpu.yaml has these
+		}
+		v := any(m)
+		for _, k := range strings.Split(f, ".") {
+			v, _ = v.(map[string]any)[k]
+		}
+		if v == nil {
+			t.Errorf("testdata/export/full.yaml does not set spec.%s", f)
+		}
+	}
+	got := untranslated(map[string]any{"image": "x", "scale": map[string]any{"min": 1, "burst": 3}, "allowFrom": []any{map[string]any{"app": "b"}}})
+	if want := []string{"allowFrom", "scale.burst"}; !slices.Equal(got, want) {
+		t.Fatalf("untranslated: got %v, want %v", got, want)
 	}
 }
