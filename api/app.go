@@ -152,6 +152,11 @@ type AppSecurity struct {
 	ReadOnlyRootFilesystem bool `json:"readOnlyRootFilesystem,omitempty"`
 	// Capabilities changes skiff's default capability set.
 	Capabilities Capabilities `json:"capabilities,omitzero"`
+	// HostUsers, when true, runs the App's replicas in the host's user
+	// namespace. Default false: replicas have a user namespace of their
+	// own, whose root is an unprivileged range of host ids that the App
+	// keeps while it exists (Kubernetes' pod spec.hostUsers).
+	HostUsers *bool `json:"hostUsers,omitempty"`
 }
 
 // Capabilities are Linux capabilities dropped from and added to the

@@ -87,6 +87,23 @@ type ContainerConfig struct {
 	// Mounts are named volumes and host directories mounted into the
 	// container.
 	Mounts []Mount `json:"mounts,omitempty"`
+	// UserNS is "host" (the default) to run in the host's user namespace,
+	// or "auto" for a user namespace of its own: container root is then an
+	// unprivileged range of host ids (see Container.IDMap).
+	UserNS string `json:"userns,omitempty"`
+}
+
+// User namespace modes of ContainerConfig.UserNS.
+const (
+	UserNSHost = "host"
+	UserNSAuto = "auto"
+)
+
+// IDMap is the mapping of a user namespace: uids and gids 0..Size-1 of
+// the container are host ids HostID..HostID+Size-1.
+type IDMap struct {
+	HostID uint32 `json:"hostID"`
+	Size   uint32 `json:"size"`
 }
 
 // Mount types.
@@ -182,6 +199,9 @@ type Container struct {
 	LogPath string `json:"logPath,omitempty"`
 	// NetworkSettings describe the container's network while it runs.
 	NetworkSettings *NetworkSettings `json:"networkSettings,omitempty"`
+	// IDMap is the host id range of a container with a user namespace of
+	// its own (Config.UserNS "auto"), chosen by skiff at create.
+	IDMap *IDMap `json:"idMap,omitempty"`
 }
 
 // NetworkSettings are a running container's network attachment.
@@ -202,6 +222,11 @@ type ContainerCreateRequest struct {
 	Config ContainerConfig `json:"config"`
 	// Start starts the container once created.
 	Start bool `json:"start,omitempty"`
+	// IDRangeOwner, with Config.UserNS "auto", names who owns the id
+	// range the container gets ("app/NAME": every replica of an App
+	// shares its App's range). Empty gives the container a range of its
+	// own, freed with it. Set only inside the daemon, never from JSON.
+	IDRangeOwner string `json:"-"`
 }
 
 // ContainerWaitResponse is the body returned by POST /v1/containers/{id}/wait.

@@ -77,6 +77,15 @@ go build -o "$WORK/appbench" ./bench/appbench
 	"$WORK/appbench" -skiff "$SKIFF" -socket "$SOCK" -root "$ROOT" -n "$RUNS"
 } | tee "$OUT/apps.md"
 
+echo "== apps: cold start with a user namespace vs without"
+{
+	echo "## Apps: cold start with a user namespace"
+	echo
+	machine
+	echo
+	"$WORK/appbench" -skiff "$SKIFF" -socket "$SOCK" -root "$ROOT" -n "$RUNS" -only userns
+} | tee "$OUT/userns.md"
+
 echo "== apps: rapid applies (none lost)"
 go build -o "$WORK/applybench" ./bench/applybench
 {

@@ -43,6 +43,10 @@ func securityOf(s api.AppSecurity) api.AppSecurity {
 		s.RunAsUser = &u
 	}
 	s.Capabilities = api.Capabilities{Add: slices.Clone(s.Capabilities.Add), Drop: slices.Clone(s.Capabilities.Drop)}
+	if s.HostUsers != nil {
+		h := *s.HostUsers
+		s.HostUsers = &h
+	}
 	return s
 }
 

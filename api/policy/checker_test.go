@@ -12,7 +12,7 @@ import (
 // restrictedOK is a container config that meets every profile.
 func restrictedOK() api.ContainerConfig {
 	return api.ContainerConfig{Image: "web", User: "1000", CapDrop: []string{"ALL"}, CapAdd: []string{"NET_BIND_SERVICE"},
-		ReadonlyRootfs: true, Resources: api.Resources{MemoryBytes: 64 << 20, NanoCPUs: 5e8}}
+		ReadonlyRootfs: true, Resources: api.Resources{MemoryBytes: 64 << 20, NanoCPUs: 5e8}, UserNS: api.UserNSAuto}
 }
 
 func TestContainerProfiles(t *testing.T) {
@@ -46,6 +46,7 @@ func TestContainerProfiles(t *testing.T) {
 		{"restricted refuses plain", Restricted, plain, []string{
 			"restricted/run-as-non-root|config.user|--user 1000",
 			"restricted/capabilities|config.capDrop|--cap-drop ALL",
+			"restricted/user-namespace|config.userns|--userns auto",
 			"restricted/read-only-root-filesystem|config.readonlyRootfs|--read-only",
 			"restricted/resource-limits|config.resources.memoryBytes|--memory",
 			"restricted/resource-limits|config.resources.nanoCPUs|--cpus"}},
@@ -144,6 +145,9 @@ func TestAppProfiles(t *testing.T) {
 			[]string{"restricted/run-as-non-root|spec.security.runAsUser|e.g. 1000"}},
 		{"restricted refuses CHOWN", Restricted, hardened(func(a *api.App) { a.Spec.Security.Capabilities.Add = []string{"CHOWN"} }),
 			[]string{"restricted/capabilities|spec.security.capabilities.add[0]|only NET_BIND_SERVICE"}},
+		{"restricted refuses hostUsers", Restricted, hardened(func(a *api.App) { t := true; a.Spec.Security.HostUsers = &t }),
+			[]string{"restricted/user-namespace|spec.security.hostUsers|false is the default"}},
+		{"baseline allows hostUsers", Baseline, func() api.App { a := app("", nil0); t := true; a.Spec.Security.HostUsers = &t; return a }(), nil},
 		{"restricted daemon refuses baseline App", Restricted, hardened(func(a *api.App) { a.Spec.Security.Profile = "baseline" }),
 			[]string{"profile|spec.security.profile|use restricted"}},
 	}

@@ -112,6 +112,9 @@ func checkRestricted(cfg api.ContainerConfig) []Violation {
 			add("capabilities", fmt.Sprintf("config.capAdd[%d]", i), fmt.Sprintf("adding capability %s is not allowed", n), "add only NET_BIND_SERVICE"+loosen)
 		}
 	}
+	if cfg.UserNS != api.UserNSAuto {
+		add("user-namespace", "config.userns", "the container must have a user namespace of its own", "add --userns auto"+loosen)
+	}
 	if !cfg.ReadonlyRootfs {
 		add("read-only-root-filesystem", "config.readonlyRootfs", "the root filesystem must be read-only", "add --read-only (write to volumes or tmpfs)"+loosen)
 	}
@@ -169,6 +172,9 @@ func checkAppProfile(p Profile, a api.App) []Violation {
 	}
 	if !slices.ContainsFunc(sec.Capabilities.Drop, func(c string) bool { return capName(c) == "ALL" }) {
 		add("capabilities", "spec.security.capabilities.drop", "every capability must be dropped", "set spec.security.capabilities.drop: [ALL]"+loosen)
+	}
+	if h := sec.HostUsers; h != nil && *h {
+		add("user-namespace", "spec.security.hostUsers", "the App must not run in the host's user namespace", "remove spec.security.hostUsers (false is the default)"+loosen)
 	}
 	if !sec.ReadOnlyRootFilesystem {
 		add("read-only-root-filesystem", "spec.security.readOnlyRootFilesystem", "the root filesystem must be read-only",

@@ -7,7 +7,9 @@
 //     until its port answers;
 //   - time from `skiff apply` of a new version to 100% of traffic on it;
 //   - scale-out reaction: a step from 1 to 200 concurrent requests until
-//     the added replicas receive traffic.
+//     the added replicas receive traffic;
+//   - with -only userns: cold start of an App with a user namespace (the
+//     default) next to the same App with hostUsers: true.
 //
 // It needs a running daemon (-socket) that holds the image hello, root,
 // runc, and podman unless -podman=false.
@@ -41,7 +43,7 @@ var (
 	root     = flag.String("root", "", "daemon root (for the raw runc bundle)")
 	runs     = flag.Int("n", 30, "cold starts per variant")
 	podman   = flag.Bool("podman", true, "measure podman too")
-	only     = flag.String("only", "", "run only: cold, apply or scale")
+	only     = flag.String("only", "", "run only: cold, apply, scale or userns (userns runs only when named)")
 )
 
 func sk(args ...string) (string, error) {
@@ -461,5 +463,8 @@ func main() {
 	}
 	if *only == "" || *only == "scale" {
 		scaleBench()
+	}
+	if *only == "userns" {
+		usernsBench()
 	}
 }

@@ -32,6 +32,7 @@ type runFlags struct {
 	addHosts, dns, dnsSearch, dnsOptions                             []string
 	ulimits, sysctls                                                 []string
 	network                                                          string
+	userns                                                           string
 }
 
 func (f *runFlags) register(c *cobra.Command) {
@@ -69,6 +70,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&f.dnsOptions, "dns-option", nil, "a resolv.conf option such as ndots:2, instead of the host's (repeatable)")
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "a resource limit: NAME=SOFT[:HARD], such as nofile=1024:2048 (repeatable)")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "a namespaced kernel setting: KEY=VALUE, such as net.ipv4.ip_unprivileged_port_start=80 (repeatable)")
+	fl.StringVar(&f.userns, "userns", "host", "user namespace: host (the host's users) or auto (container root is an unprivileged range of host ids)")
 	fl.StringVar(&f.pull, "pull", "missing", "pull the image: missing (when not stored and the name has a registry) or never")
 }
 
@@ -117,6 +119,9 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 		cfg.StopTimeout = &t
 	}
 	cfg.Network, cfg.NetworkAliases = f.network, f.aliases
+	if cfg.UserNS = f.userns; cfg.UserNS == api.UserNSHost {
+		cfg.UserNS = ""
+	}
 	cfg.ExtraHosts, cfg.DNS, cfg.DNSSearch, cfg.DNSOptions = f.addHosts, f.dns, f.dnsSearch, f.dnsOptions
 	if err := api.CheckHostsDNS(&cfg); err != nil {
 		return api.ContainerCreateRequest{}, err

@@ -62,6 +62,10 @@ type SpecInput struct {
 	HostNetwork bool
 	// Mounts are added after the defaults (hosts, resolv.conf, hostname).
 	Mounts []specs.Mount
+	// IDMap, when set, gives the container a user namespace with this
+	// mapping, pinned at UserNS (see package userns).
+	IDMap  *api.IDMap
+	UserNS string
 }
 
 // NetworkRequest asks Networks to attach a container.
@@ -79,6 +83,10 @@ type NetworkRequest struct {
 	// files exist, before it finishes the rest: the runtime's create
 	// may then run alongside.
 	Created func()
+	// MakeNetNS, if set, makes the network namespace at path instead of
+	// Setup (a container with a user namespace has it made owned by that
+	// namespace); Teardown removes it all the same.
+	MakeNetNS func(path string) error
 }
 
 // Networks attaches containers to networks.
@@ -330,7 +338,7 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 	m.mu.Unlock()
 	m.images.RUnlock()
 
-	rec, err := m.prepare(ctx, id, name, img, req.Config)
+	rec, err := m.prepare(ctx, id, name, img, req.Config, req.IDRangeOwner)
 	m.mu.Lock()
 	if m.preparing[img.ID]--; m.preparing[img.ID] == 0 {
 		delete(m.preparing, img.ID)
@@ -357,7 +365,20 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 
 // prepare mounts the rootfs, builds and saves the spec and records the
 // container. On error it leaves nothing behind.
-func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg api.ContainerConfig) (_ *store.ContainerRecord, err error) {
+func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg api.ContainerConfig, owner string) (_ *store.ContainerRecord, err error) {
+	var idm *api.IDMap
+	if cfg.UserNS == api.UserNSAuto {
+		if idm, err = m.allocIDMap(ctx, rangeOwner(owner, id)); err != nil {
+			return nil, err
+		}
+		if owner == "" {
+			defer func() {
+				if err != nil {
+					m.releaseIDMap(context.WithoutCancel(ctx), id, idm)
+				}
+			}()
+		}
+	}
 	dir := m.containerDir(id)
 	// The mounter makes upper/, work/ and rootfs/ inside: upper/ with the
 	// image root's mode, which the container's root takes.
@@ -369,10 +390,23 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 	defer func() {
 		if err != nil {
 			m.cfg.Mounter.Unmount(rootfs)
-			os.RemoveAll(dir)
+			if clearDir(dir) == nil {
+				os.RemoveAll(dir)
+			}
 		}
 	}()
-	if err := m.cfg.Mounter.Mount(img.Layers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), rootfs); err != nil {
+	// Volumes are made (and filled from the image) while the rootfs is
+	// mounted, through the user namespace's idmapped mounts if it has one.
+	var vols []specs.Mount
+	var volErr error
+	err = m.mountRootfs(dir, img.Layers, idm, func() error {
+		vols, volErr = m.mounts(rootfs, cfg.Mounts, idm)
+		return volErr
+	})
+	if volErr != nil {
+		return nil, volErr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("mount root filesystem: %w", err)
 	}
 	hostname := cfg.Hostname
@@ -380,6 +414,9 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 		hostname = id[:12]
 	}
 	in := SpecInput{ID: id, Hostname: hostname, Rootfs: rootfs, Image: img.Config, Config: cfg}
+	if idm != nil {
+		in.IDMap, in.UserNS = idm, usernsPin(dir)
+	}
 	if m.cfg.Networks != nil {
 		switch cfg.Network {
 		case api.NetworkHost:
@@ -398,10 +435,6 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 			in.Mounts = append(in.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
 		}
 	}
-	vols, err := m.mounts(rootfs, cfg.Mounts)
-	if err != nil {
-		return nil, err
-	}
 	in.Mounts = append(in.Mounts, vols...)
 	spec, err := m.cfg.Specer.Spec(in)
 	if err != nil {
@@ -419,6 +452,7 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 		ImageID: img.ID, ImageRef: img.Ref, Process: spec.Process.Args,
 		State:   api.ContainerState{Status: api.StatusCreated},
 		Runtime: m.cfg.RuntimeName, LogPath: filepath.Join(dir, "ctr.log"),
+		IDMap: idm,
 	}}
 	if err := m.cfg.Store.CreateContainer(ctx, rec); err != nil {
 		return nil, err
@@ -432,7 +466,11 @@ var volumeNameRE = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 // mounts turns the user's mounts into spec mounts, creating named volumes
 // on first use. An empty volume mounted over a directory of the image
 // (rootfs, not yet running) is first filled with that directory's files.
-func (m *Manager) mounts(rootfs string, ms []api.Mount) ([]specs.Mount, error) {
+// idm is the id range of a container with a user namespace (else nil):
+// its volumes are filled with the image's own owners, and its spec
+// names their idmapped mount points (see mapVolumes).
+func (m *Manager) mounts(rootfs string, ms []api.Mount, idm *api.IDMap) ([]specs.Mount, error) {
+	dir := filepath.Dir(rootfs)
 	var out []specs.Mount
 	for i, mt := range ms {
 		if !filepath.IsAbs(mt.Target) || filepath.Clean(mt.Target) == "/" {
@@ -455,7 +493,12 @@ func (m *Manager) mounts(rootfs string, ms []api.Mount) ([]specs.Mount, error) {
 			m.volMu.Lock()
 			err := os.MkdirAll(src, 0o755)
 			if err == nil && isEmptyDir(src) {
-				if err = fillVolume(rootfs, mt.Target, src); err != nil {
+				if idm != nil {
+					err = fillVolumeMapped(*idm, rootfs, mt.Target, src)
+				} else {
+					err = fillVolume(rootfs, mt.Target, src)
+				}
+				if err != nil {
 					// Empty again, so the next container fills it.
 					os.RemoveAll(src)
 					os.MkdirAll(src, 0o755)
@@ -465,6 +508,9 @@ func (m *Manager) mounts(rootfs string, ms []api.Mount) ([]specs.Mount, error) {
 			m.volMu.Unlock()
 			if err != nil {
 				return nil, fmt.Errorf("create volume %s: %w", mt.Source, err)
+			}
+			if idm != nil {
+				src = volumeMountPoint(dir, i)
 			}
 		case api.MountTmpfs:
 			topts := []string{"nosuid", "nodev", "mode=1777"}
@@ -570,6 +616,18 @@ func validateConfig(c *api.ContainerConfig) error {
 	}
 	if err := api.CheckLimits(c); err != nil {
 		return err
+	}
+	switch c.UserNS {
+	case "", api.UserNSHost:
+	case api.UserNSAuto:
+		if c.Network == api.NetworkHost {
+			return errdefs.Invalid("--userns auto and --network host conflict: a container with its own user namespace needs a network namespace it owns; use another network or --userns host")
+		}
+		if c.Privileged {
+			return errdefs.Invalid("--userns auto and --privileged conflict: privileges over the host need the host's user namespace; use --userns host")
+		}
+	default:
+		return errdefs.Invalid("unknown user namespace mode %q: use auto or host", c.UserNS)
 	}
 	if c.Network == api.NetworkNone || c.Network == api.NetworkHost {
 		for _, h := range c.ExtraHosts {
@@ -818,7 +876,31 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 	if err != nil {
 		return 0, err
 	}
+	idm := e.rec.IDMap
+	var makeNetNS func(string) error
+	if idm != nil {
+		if m.cfg.Networks == nil {
+			if err := m.pinNamespaces(id, *idm, ""); err != nil {
+				return 0, err
+			}
+		} else {
+			makeNetNS = func(path string) error { return m.pinNamespaces(id, *idm, path) }
+		}
+		defer func() {
+			if err != nil {
+				m.unpinNamespaces(id)
+			}
+		}()
+	}
 	create := func() (int, error) {
+		if idm != nil {
+			detach, err := m.mapVolumes(dir, e.rec.Config.Mounts)
+			if err != nil {
+				return 0, err
+			}
+			// The runtime has cloned the volumes' mounts once Create returns.
+			defer detach()
+		}
 		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize, Stdin: e.rec.Config.OpenStdin, Terminal: e.rec.Config.Tty, HiddenEnv: hidden})
 	}
 	var netset *api.NetworkSettings
@@ -840,7 +922,8 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 				ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
 				Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, FilesDir: dir,
 				ExtraHosts: e.rec.Config.ExtraHosts, DNS: e.rec.Config.DNS, DNSSearch: e.rec.Config.DNSSearch, DNSOptions: e.rec.Config.DNSOptions,
-				Created: func() { once.Do(func() { close(created) }) },
+				Created:   func() { once.Do(func() { close(created) }) },
+				MakeNetNS: makeNetNS,
 			})
 		}()
 		select {
@@ -877,6 +960,9 @@ func (m *Manager) unprepareLocked(ctx context.Context, e *entry) {
 	m.cfg.Runtime.Delete(ctx, e.rec.ID)
 	if m.cfg.Networks != nil {
 		m.cfg.Networks.Teardown(ctx, e.rec.ID)
+	}
+	if e.rec.IDMap != nil {
+		m.unpinNamespaces(e.rec.ID)
 	}
 	e.mu.Lock()
 	e.prepared = false
@@ -990,7 +1076,7 @@ func (m *Manager) ensureMounted(ctx context.Context, e *entry) error {
 	if err != nil {
 		return fmt.Errorf("image of container: %w", err)
 	}
-	return m.cfg.Mounter.Mount(img.Layers, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), rootfs)
+	return m.mountRootfs(dir, img.Layers, e.rec.IDMap, nil)
 }
 
 func isMountPoint(path string) (bool, error) {
@@ -1410,6 +1496,9 @@ func (m *Manager) cleanupDisk(ctx context.Context, id string) error {
 	if err := m.cfg.Mounter.Unmount(filepath.Join(dir, "rootfs")); err != nil {
 		return fmt.Errorf("unmount root filesystem: %w", err)
 	}
+	if err := clearDir(dir); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove container directory: %w", err)
 	}
@@ -1433,6 +1522,7 @@ func (m *Manager) forget(ctx context.Context, e *entry) error {
 	close(e.removed)
 	c := e.rec.Container
 	e.mu.Unlock()
+	m.releaseIDMap(context.WithoutCancel(ctx), id, c.IDMap)
 	if m.cfg.Notify != nil {
 		m.cfg.Notify(c, true)
 	}

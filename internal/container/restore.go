@@ -339,6 +339,10 @@ func (m *Manager) removeStrays(known map[string]bool) {
 			m.log.Warn("unmount stray container rootfs", "dir", dir, "err", err)
 			continue
 		}
+		if err := clearDir(dir); err != nil {
+			m.log.Warn("clear stray container directory", "dir", dir, "err", err)
+			continue
+		}
 		os.RemoveAll(dir)
 		m.log.Info("removed unrecorded container directory", "dir", dir)
 	}

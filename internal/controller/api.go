@@ -192,6 +192,11 @@ func (c *Controller) Delete(ctx context.Context, name string) error {
 	if err := c.cfg.Store.DeleteApp(ctx, name); err != nil {
 		return err
 	}
+	if c.cfg.IDRanges != nil {
+		if err := c.cfg.IDRanges.ReleaseIDRange(ctx, idRangeOwner(name)); err != nil {
+			c.log.Warn("free the user namespace id range of a deleted App", "app", name, "err", err)
+		}
+	}
 	c.enqueue(name)
 	return nil
 }

@@ -105,7 +105,11 @@ type Config struct {
 	// Identities gives the replicas of Apps with spec.identity their
 	// tokens; nil fails those replicas.
 	Identities Identities
-	Logger  *slog.Logger
+	// IDRanges, when set, frees a deleted App's user namespace id range
+	// (the container manager does not give out a range its replicas
+	// still use).
+	IDRanges IDRanges
+	Logger   *slog.Logger
 }
 
 // Controller reconciles Apps. It is safe for concurrent use.
@@ -413,3 +417,9 @@ func (nopRouter) WaitIdle(context.Context, string) error         { return nil }
 func (nopRouter) RevisionStats(string) (s ingress.RevisionStats) { return s }
 
 var _ Router = nopRouter{}
+
+// IDRanges frees user namespace id ranges.
+type IDRanges interface {
+	// ReleaseIDRange frees owner's range; an owner without one is fine.
+	ReleaseIDRange(ctx context.Context, owner string) error
+}

@@ -66,8 +66,17 @@ func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.Co
 	for _, v := range rev.Spec.Volumes {
 		cfg.Mounts = append(cfg.Mounts, api.Mount{Type: api.MountVolume, Source: v.Name, Target: v.MountPath, ReadOnly: v.ReadOnly})
 	}
-	return api.ContainerCreateRequest{Name: name, Config: cfg}, nil
+	req := api.ContainerCreateRequest{Name: name, Config: cfg}
+	if h := rev.Spec.Security.HostUsers; h == nil || !*h {
+		req.Config.UserNS = api.UserNSAuto
+		req.IDRangeOwner = idRangeOwner(a.Metadata.Name)
+	}
+	return req, nil
 }
+
+// idRangeOwner owns the user namespace id range that every replica of
+// App name shares.
+func idRangeOwner(name string) string { return "app/" + name }
 
 // target is one resolved traffic target (see app.ResolveTraffic).
 type target = app.Target

@@ -68,9 +68,20 @@ func TestContainerRequest(t *testing.T) {
 		Network:        api.DefaultNetwork,
 		NetworkAliases: []string{"shop", "shop-00002"},
 		Mounts:         []api.Mount{{Type: api.MountVolume, Source: "data", Target: "/data", ReadOnly: true}},
+		UserNS:         api.UserNSAuto,
 	}
 	if !reflect.DeepEqual(c, want) || req.Name != "shop-00002-xyz12" {
 		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
+	if req.IDRangeOwner != "app/shop" {
+		t.Fatalf("id range owner %q, want app/shop: every replica of an App shares its range", req.IDRangeOwner)
+	}
+	// hostUsers: true keeps the host's user namespace.
+	yes := true
+	hostRev := rev
+	hostRev.Spec.Security.HostUsers = &yes
+	if req, err := containerRequest(a, hostRev, "sha256:abc", "x"); err != nil || req.Config.UserNS != "" || req.IDRangeOwner != "" {
+		t.Fatalf("hostUsers: true gave userns %q owner %q (%v), want neither", req.Config.UserNS, req.IDRangeOwner, err)
 	}
 	rev.Spec.Env = []api.EnvVar{{Name: "PW", SecretRef: "db/password"}}
 	if _, err := containerRequest(a, rev, "sha256:abc", "x"); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "skiff secret create db") {

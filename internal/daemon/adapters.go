@@ -59,7 +59,7 @@ func (n networks) Check(ctx context.Context, name string, ports []api.PortMappin
 func (n networks) NetNSPath(id string) string { return n.m.NetNSPath(id) }
 func (n networks) Setup(ctx context.Context, req container.NetworkRequest) (*api.NetworkSettings, error) {
 	return n.m.Setup(ctx, network.SetupRequest{ContainerID: req.ContainerID, Name: req.Name, Hostname: req.Hostname,
-		Network: req.Network, Aliases: req.Aliases, Ports: req.Ports, FilesDir: req.FilesDir, Created: req.Created,
+		Network: req.Network, Aliases: req.Aliases, Ports: req.Ports, FilesDir: req.FilesDir, Created: req.Created, MakeNetNS: req.MakeNetNS,
 		Files: network.Files{ExtraHosts: req.ExtraHosts, DNS: req.DNS, DNSSearch: req.DNSSearch, DNSOptions: req.DNSOptions}})
 }
 func (n networks) Teardown(ctx context.Context, id string) error { return n.m.Teardown(ctx, id) }
@@ -92,6 +92,7 @@ func (specer) Spec(in container.SpecInput) (*specs.Spec, error) {
 	spec, err := oci.Spec(oci.Input{
 		ID: in.ID, Hostname: in.Hostname, Rootfs: in.Rootfs, Image: in.Image, Config: in.Config,
 		NetNS: in.NetNS, Mounts: in.Mounts, HostRlimits: true, HostCapabilities: true, HostArches: true,
+		IDMap: in.IDMap, UserNS: in.UserNS,
 	})
 	if err == nil && in.Config.Init {
 		err = addInit(spec)

@@ -377,7 +377,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	apps := controller.New(controller.Config{
 		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
 		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, BeforeStop: d.awaitPredecessor,
-		Secrets: d.secrets, Identities: d.ids.Load(), Logger: d.log.With("component", "apps"),
+		Secrets: d.secrets, Identities: d.ids.Load(), Logger: d.log.With("component", "apps"), IDRanges: d.db,
 	})
 	d.apps.Store(apps)
 	if err := apps.Start(ctx); err != nil {

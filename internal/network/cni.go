@@ -120,7 +120,7 @@ func (m *Manager) setupCNI(ctx context.Context, req SetupRequest, n netRecord, p
 		return nil, err
 	}
 	m.holdPorts(req.ContainerID, res)
-	if err := m.plumbCNI(ctx, &ep, list, req.FilesDir, req.Files); err != nil {
+	if err := m.plumbCNI(ctx, &ep, list, req.FilesDir, req.Files, req.makeNetNS); err != nil {
 		m.teardownEndpoint(ctx, ep, false)
 		return nil, setupErr(err)
 	}
@@ -128,9 +128,9 @@ func (m *Manager) setupCNI(ctx context.Context, req SetupRequest, n netRecord, p
 }
 
 // plumbCNI runs the plugins' ADD and records the address they chose.
-func (m *Manager) plumbCNI(ctx context.Context, ep *endpointRecord, list *libcni.NetworkConfigList, filesDir string, files Files) error {
+func (m *Manager) plumbCNI(ctx context.Context, ep *endpointRecord, list *libcni.NetworkConfigList, filesDir string, files Files, makeNetNS func(string) error) error {
 	path := m.NetNSPath(ep.ContainerID)
-	if err := createNetNS(path); err != nil {
+	if err := makeNetNS(path); err != nil {
 		return err
 	}
 	// The bridge plugin leaves lo down unless the loopback plugin runs.

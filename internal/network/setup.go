@@ -43,6 +43,18 @@ type SetupRequest struct {
 	// not called when Setup fails before that point; a Setup that fails
 	// after it has removed the namespace again.
 	Created func()
+	// MakeNetNS, if set, makes the container's network namespace at path
+	// instead of Setup (a container with a user namespace has it made
+	// owned by that namespace). Teardown removes it all the same.
+	MakeNetNS func(path string) error
+}
+
+// makeNetNS makes the container's network namespace at path.
+func (req *SetupRequest) makeNetNS(path string) error {
+	if req.MakeNetNS != nil {
+		return req.MakeNetNS(path)
+	}
+	return createNetNS(path)
 }
 
 func validateSetup(req *SetupRequest) error {
@@ -182,7 +194,7 @@ func (m *Manager) setupNone(ctx context.Context, req SetupRequest) (*api.Network
 	path := m.NetNSPath(req.ContainerID)
 	hosts, err := req.Files.hosts(hostsFile(netip.Addr{}, req.Hostname, req.Name), netip.Addr{})
 	if err == nil {
-		err = createNetNS(path)
+		err = req.makeNetNS(path)
 	}
 	if err == nil {
 		err = writeFiles(req.FilesDir, hosts, req.Files.resolv(resolvConf(m.resolv, netip.Addr{}), m.resolv, nil), req.Hostname)
@@ -281,7 +293,7 @@ func (m *Manager) setupBridge(ctx context.Context, req SetupRequest, n netRecord
 // plumbBridge makes the host objects of a leased bridge endpoint.
 func (m *Manager) plumbBridge(ctx context.Context, ep endpointRecord, n netRecord, req SetupRequest) error {
 	path := m.NetNSPath(ep.ContainerID)
-	if err := createNetNS(path); err != nil {
+	if err := req.makeNetNS(path); err != nil {
 		return err
 	}
 	hosts, err := req.Files.hosts(hostsFile(ep.IP, ep.Hostname, ep.Name), n.Gateway)

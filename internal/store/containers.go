@@ -63,12 +63,13 @@ type specDoc struct {
 	Process  []string            `json:"process,omitempty"`
 	Runtime  string              `json:"runtime,omitempty"`
 	LogPath  string              `json:"logPath,omitempty"`
+	IDMap    *api.IDMap          `json:"idMap,omitempty"`
 }
 
 // CreateContainer inserts a new container. A name already taken is
 // ErrConflict.
 func (s *Store) CreateContainer(ctx context.Context, c *ContainerRecord) error {
-	spec, err := json.Marshal(specDoc{Config: c.Config, ImageID: c.ImageID, ImageRef: c.ImageRef, Process: c.Process, Runtime: c.Runtime, LogPath: c.LogPath})
+	spec, err := json.Marshal(specDoc{Config: c.Config, ImageID: c.ImageID, ImageRef: c.ImageRef, Process: c.Process, Runtime: c.Runtime, LogPath: c.LogPath, IDMap: c.IDMap})
 	if err != nil {
 		return err
 	}
@@ -192,6 +193,7 @@ func scanContainer(r scanner) (*ContainerRecord, error) {
 		return nil, fmt.Errorf("container %s: corrupt state: %w", c.ID, err)
 	}
 	c.Config, c.ImageID, c.ImageRef, c.Process, c.Runtime, c.LogPath = sd.Config, sd.ImageID, sd.ImageRef, sd.Process, sd.Runtime, sd.LogPath
+	c.IDMap = sd.IDMap
 	c.State, c.ManuallyStopped, c.NetworkSettings = st.State, st.ManuallyStopped, st.Network
 	c.Intent, c.StopDeadline = st.Intent, st.StopDeadline
 	return &c, nil

@@ -162,6 +162,13 @@ var migrations = []string{
 		expires   INTEGER NOT NULL DEFAULT 0,
 		last_used INTEGER NOT NULL DEFAULT 0
 	)`,
+	// User namespace id ranges (idranges.go): range idx belongs to owner
+	// ("app/NAME" or "container/ID") until released.
+	`CREATE TABLE id_ranges (
+		owner    TEXT PRIMARY KEY,
+		idx      INTEGER NOT NULL UNIQUE,
+		created  INTEGER NOT NULL
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

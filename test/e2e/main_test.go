@@ -52,6 +52,11 @@ func setup() (int, error) {
 		return 1, err
 	}
 	env.tmp = tmp
+	// Container root under a user namespace is an unprivileged host uid:
+	// it must be able to search the directories down to its rootfs.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return 1, err
+	}
 	env.skiff = filepath.Join(tmp, "skiff")
 	env.progs = filepath.Join(tmp, "progs")
 	if err := goBuild(env.skiff, "./cmd/skiff"); err != nil {

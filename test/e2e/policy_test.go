@@ -133,7 +133,12 @@ func TestPolicyApps(t *testing.T) {
 			rootRO = true
 		}
 	}
-	if !strings.Contains(string(status), "\nUid:\t1000\t") || !strings.Contains(string(status), "\nCapEff:\t0000000000000000\n") || !rootRO {
+	// Under the App's user namespace, uid 1000 is its range's 1000th.
+	uid := 1000
+	if c.IDMap != nil {
+		uid += int(c.IDMap.HostID)
+	}
+	if !strings.Contains(string(status), fmt.Sprintf("\nUid:\t%d\t", uid)) || !strings.Contains(string(status), "\nCapEff:\t0000000000000000\n") || !rootRO {
 		t.Fatalf("the replica is not restricted (root read-only %v):\n%s", rootRO, status)
 	}
 	must(t, d, "delete", "app", "hardened")

@@ -46,6 +46,11 @@ type Input struct {
 	// NetNS is "" for a new network namespace holding only loopback, or
 	// the path of a network namespace to join.
 	NetNS string
+	// IDMap, when set, runs the container in a user namespace of its own
+	// with this mapping: UserNS is then the path of a pinned user
+	// namespace with the same mapping to join, or "" for a new one.
+	IDMap  *api.IDMap
+	UserNS string
 	// Mounts are extra mounts (resolv.conf, hosts, volumes), appended after
 	// the default ones.
 	Mounts []specs.Mount
@@ -122,6 +127,9 @@ func Spec(in Input) (*specs.Spec, error) {
 			},
 			Sysctl: maps.Clone(cfg.Sysctls),
 		},
+	}
+	if err := userNamespace(s, in); err != nil {
+		return nil, err
 	}
 	if !cfg.Privileged {
 		if err := confine(s, in.HostArches); err != nil {
