@@ -239,8 +239,8 @@ func TestUntranslatedFields(t *testing.T) {
 	var m map[string]any
 	json.Unmarshal(b, &m)
 	for _, f := range translatedFields {
-		if f == "scale.rps" || f == "scale.cpuUtilization" || f == "scale.memoryUtilization" {
-			continue // one load target per App: internal-cpu.yaml has these
+		if f == "scale.rps" || f == "scale.cpuUtilization" || f == "scale.memoryUtilization" || f == "security.hostUsers" {
+			continue // internal-cpu.yaml has these (one load target per App; restricted refuses hostUsers)
 		}
 		v := any(m)
 		for _, k := range strings.Split(f, ".") {

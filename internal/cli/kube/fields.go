@@ -14,7 +14,7 @@ var translatedFields = []string{
 	"resources.cpu", "resources.memory", "resources.pids",
 	"scale.min", "scale.max", "scale.concurrency", "scale.rps", "scale.cpuUtilization", "scale.memoryUtilization", "scale.idleTimeout", "scale.prewarm",
 	"probes.startup", "probes.readiness", "probes.liveness",
-	"security.profile", "security.runAsUser", "security.readOnlyRootFilesystem", "security.capabilities",
+	"security.profile", "security.runAsUser", "security.readOnlyRootFilesystem", "security.capabilities", "security.hostUsers",
 	"identity.enabled", "identity.audiences",
 }
 

@@ -18,6 +18,7 @@ const (
 	identityFile      = "token"
 	identityLifetime  = 3600
 	annoIdentityAud   = annoPrefix + "identity-audiences"
+	annoHostUsers     = annoPrefix + "host-users"
 	kindServiceAccont = "ServiceAccount"
 )
 

@@ -75,7 +75,7 @@ func (r *podReader) readPod(tpl corev1.PodTemplateSpec, spec *api.AppSpec) {
 	spec.Probes.Liveness = r.readProbe(ct.LivenessProbe, ct, c, "containers[0].livenessProbe")
 	r.readIdentity(ps, ct, tpl.Annotations, spec, c)
 	r.readVolumes(ps, ct, spec, c)
-	r.readSecurity(ps, ct, spec, c)
+	r.readSecurity(tpl, ct, spec, c)
 	for _, p := range leftovers(&ps, c, podDefaults) {
 		r.warn(p, "no App field for it: not imported")
 	}
@@ -231,7 +231,15 @@ func (r *podReader) readVolumes(ps corev1.PodSpec, ct corev1.Container, spec *ap
 // capabilities; what the restricted profile adds (runAsNonRoot, no
 // privilege escalation, seccomp RuntimeDefault) is read over silently,
 // since the profile (an annotation) says it.
-func (r *podReader) readSecurity(ps corev1.PodSpec, ct corev1.Container, spec *api.AppSpec, c consumed) {
+func (r *podReader) readSecurity(tpl corev1.PodTemplateSpec, ct corev1.Container, spec *api.AppSpec, c consumed) {
+	ps := tpl.Spec
+	// A pod without hostUsers runs in the host's user namespace on
+	// Kubernetes; the App gets skiff's default (its own) unless the pod
+	// says true.
+	if ps.HostUsers != nil && *ps.HostUsers || tpl.Annotations[annoHostUsers] == "true" {
+		spec.Security.HostUsers = ptr(true)
+	}
+	c.use("hostUsers")
 	if psc := ps.SecurityContext; psc != nil && psc.RunAsUser != nil {
 		spec.Security.RunAsUser = psc.RunAsUser
 		c.use("securityContext.runAsUser")

@@ -45,6 +45,18 @@ func (x *exporter) knative() error {
 	}
 	rev := x.revs[x.latest]
 	ps, podAnnos := x.podSpec(rev)
+	// Knative admits only the pod fields it lists, and hostUsers is not
+	// one: a host-users App is recorded in an annotation, and an App with
+	// its own user namespace (skiff's default) loses it, warned.
+	if *ps.HostUsers {
+		if podAnnos == nil {
+			podAnnos = map[string]string{}
+		}
+		podAnnos[annoHostUsers] = "true"
+	} else {
+		x.warn("spec.security.hostUsers", "a Knative revision has no hostUsers field: its pods run in the host's user namespace (the plain flavor writes hostUsers: false)")
+	}
+	ps.HostUsers = nil
 	c := &ps.Containers[0]
 	c.Name = ""
 	c.Ports[0].Name = knativeContainerPort

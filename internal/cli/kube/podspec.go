@@ -196,6 +196,12 @@ func (x *exporter) podSpec(rev api.Revision) (corev1.PodSpec, map[string]string)
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.Name, ReadOnly: v.ReadOnly},
 		}})
 	}
+	// skiff gives replicas a user namespace unless the App asks for the
+	// host's; Kubernetes' default is the opposite.
+	ps.HostUsers = ptr(false)
+	if h := rev.Spec.Security.HostUsers; h != nil && *h {
+		ps.HostUsers = ptr(true)
+	}
 	annos := x.identity(rev, &ps, x.podAnnotations(rev))
 	return ps, annos
 }

@@ -120,6 +120,9 @@ func genRunnable(r *rand.Rand, s *api.AppSpec) {
 		s.Security.RunAsUser = ptr(int64(1000 + r.IntN(1000)))
 	}
 	s.Security.ReadOnlyRootFilesystem = pick(2)
+	if pick(3) {
+		s.Security.HostUsers = ptr(true)
+	}
 	if pick(2) {
 		s.Identity.Enabled = true
 		s.Identity.Audiences = [][]string{nil, {"https://a.example"}, {"x", "y"}}[r.IntN(3)]
