@@ -158,6 +158,7 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		newVersionCmd(g), newInfoCmd(g), newCACmd(g),
 		newBuilderCmd(g), newPolicyCmd(g),
 		newTokenCmd(g), newAuditCmd(g),
+		newKubeCmd(g), newImportCmd(g),
 	)
 	return root
 }

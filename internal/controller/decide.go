@@ -103,7 +103,7 @@ func decide(o observed, now time.Time) (decision, error) {
 	p.markReady()
 	latestCreated := p.latestCreated()
 	latestReady := p.latestReady()
-	targets, err := resolveTraffic(o.App.Spec.Traffic, latestReady, latestCreated)
+	targets, err := app.ResolveTraffic(o.App.Spec.Traffic, latestReady, latestCreated)
 	if err != nil {
 		return decision{}, err
 	}

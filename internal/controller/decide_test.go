@@ -113,36 +113,36 @@ func TestDecide(t *testing.T) {
 	}{{
 		name: "first revision gets min replicas",
 		o:    obs(shopApp(), []api.Revision{revN(1, false)}),
-		want: outcome{create: []createAction{{Revision: "shop-00001"}}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{create: []createAction{{Revision: "shop-00001"}}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds: deploying, replicas: api.ReplicaCounts{Desired: 1}},
 	}, {
 		name: "first replica ready: revision ready, app ready",
 		o:    obs(shopApp(), []api.Revision{revN(1, false)}, rep("a", "shop-00001", true)),
-		want: outcome{ready: []string{"shop-00001"}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{ready: []string{"shop-00001"}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}, events: []string{"RevisionReady"}},
 	}, {
 		name: "rollout: new revision starts while the old one keeps the traffic",
 		o:    obs(shopApp(), []api.Revision{r1, r2}, rep("a", "shop-00001", true)),
-		want: outcome{create: []createAction{{Revision: "shop-00002"}}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{create: []createAction{{Revision: "shop-00002"}}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds:    "Ready=True Degraded=False/ RolloutInProgress=True/Deploying",
 			replicas: api.ReplicaCounts{Desired: 2, Ready: 1}},
 	}, {
 		name: "rollout: traffic moves when the new revision is ready, the old drains",
 		o:    obs(shopApp(rolling), []api.Revision{r1, r2}, rep("a", "shop-00001", true), rep("b", "shop-00002", true)),
-		want: outcome{ready: []string{"shop-00002"}, terminate: []string{"a"}, targets: []target{{"shop-00002", 100, ""}},
+		want: outcome{ready: []string{"shop-00002"}, terminate: []string{"a"}, targets: []target{{Revision: "shop-00002", Percent: 100, Tag: ""}},
 			conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}, events: []string{"RevisionReady", "RolloutComplete"}},
 	}, {
 		name: "rollout: a new revision that is not ready yet is not terminated",
 		o: obs(shopApp(), []api.Revision{r1, r2}, rep("a", "shop-00001", true),
 			rep("b", "shop-00002", false, func(r *replicaState) { r.failingFor = t0.Add(-time.Second); r.lastErr = "connection refused" })),
-		want: outcome{targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds:    "Ready=True Degraded=False/ RolloutInProgress=True/Deploying",
 			replicas: api.ReplicaCounts{Desired: 2, Ready: 1}},
 	}, {
 		name: "rollback: traffic pinned to the older revision",
 		o: obs(shopApp(func(a *api.App) { a.Spec.Traffic = []api.TrafficTarget{{Revision: "shop-00001", Percent: 100}} }),
 			[]api.Revision{r1, revN(2, true)}, rep("b", "shop-00002", true)),
-		want: outcome{create: []createAction{{Revision: "shop-00001"}}, terminate: []string{"b"}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{create: []createAction{{Revision: "shop-00001"}}, terminate: []string{"b"}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds:    "Ready=Unknown/Deploying Degraded=False/ RolloutInProgress=False/",
 			replicas: api.ReplicaCounts{Desired: 1}},
 	}, {
@@ -150,7 +150,7 @@ func TestDecide(t *testing.T) {
 		o: obs(shopApp(func(a *api.App) {
 			a.Spec.Traffic = []api.TrafficTarget{{Revision: "shop-00001", Percent: 90}, {Latest: true, Percent: 10}, {Latest: true, Tag: "canary"}}
 		}), []api.Revision{r1, revN(2, true)}, rep("a", "shop-00001", true), rep("b", "shop-00002", true)),
-		want: outcome{targets: []target{{"shop-00001", 90, ""}, {"shop-00002", 10, ""}, {"shop-00002", 0, "canary"}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 90, Tag: ""}, {Revision: "shop-00002", Percent: 10, Tag: ""}, {Revision: "shop-00002", Percent: 0, Tag: "canary"}},
 			conds: readyOK, replicas: api.ReplicaCounts{Desired: 2, Ready: 2}},
 	}, {
 		name: "scale to zero: the autoscaler wants none",
@@ -159,7 +159,7 @@ func TestDecide(t *testing.T) {
 			o.Want["shop-00001"] = 0
 			return o
 		}(),
-		want: outcome{terminate: []string{"a"}, targets: []target{{"shop-00001", 100, ""}}, conds: readyOK},
+		want: outcome{terminate: []string{"a"}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}}, conds: readyOK},
 	}, {
 		name: "scale from zero: the activator wants one",
 		o: func() observed {
@@ -167,7 +167,7 @@ func TestDecide(t *testing.T) {
 			o.Want["shop-00001"] = 1
 			return o
 		}(),
-		want: outcome{create: []createAction{{Revision: "shop-00001"}}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{create: []createAction{{Revision: "shop-00001"}}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds: "Ready=Unknown/Deploying Degraded=False/ RolloutInProgress=False/", replicas: api.ReplicaCounts{Desired: 1}},
 	}, {
 		name: "scale from zero starts a prewarmed replica first",
@@ -177,7 +177,7 @@ func TestDecide(t *testing.T) {
 			o.Want["shop-00001"] = 1
 			return o
 		}(),
-		want: outcome{start: []string{"w"}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{start: []string{"w"}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds: "Ready=Unknown/Deploying Degraded=False/ RolloutInProgress=False/", replicas: api.ReplicaCounts{Desired: 1}},
 	}, {
 		name: "the autoscaler's count, bounded by max",
@@ -187,7 +187,7 @@ func TestDecide(t *testing.T) {
 			o.Creating["shop-00001"] = 1
 			return o
 		}(),
-		want: outcome{create: []createAction{{Revision: "shop-00001"}}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{create: []createAction{{Revision: "shop-00001"}}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds: readyOK, replicas: api.ReplicaCounts{Desired: 3, Ready: 1}},
 	}, {
 		name: "scale down removes the unready, then the newest",
@@ -198,20 +198,20 @@ func TestDecide(t *testing.T) {
 			o.Want["shop-00001"] = 1
 			return o
 		}(),
-		want: outcome{terminate: []string{"sick", "new"}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{terminate: []string{"sick", "new"}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}},
 	}, {
 		name: "crash loop: Degraded CrashLoopBackOff",
 		o: obs(shopApp(), []api.Revision{revN(1, false)},
 			rep("a", "shop-00001", false, func(r *replicaState) { r.status, r.restarts = api.StatusRestarting, 3 })),
-		want: outcome{targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds:    "Ready=False/CrashLoopBackOff Degraded=True/CrashLoopBackOff RolloutInProgress=True/CrashLoopBackOff",
 			replicas: api.ReplicaCounts{Desired: 1}, events: []string{"CrashLoopBackOff"}},
 	}, {
 		name: "probes failing past their deadline: Degraded ProbeFailed",
 		o: obs(shopApp(), []api.Revision{revN(1, false)},
 			rep("a", "shop-00001", false, func(r *replicaState) { r.failingFor = t0.Add(-time.Minute); r.lastErr = "status 500" })),
-		want: outcome{targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds:    "Ready=False/ProbeFailed Degraded=True/ProbeFailed RolloutInProgress=True/ProbeFailed",
 			replicas: api.ReplicaCounts{Desired: 1}, events: []string{"ProbeFailed"}},
 	}, {
@@ -222,7 +222,7 @@ func TestDecide(t *testing.T) {
 			o.RevErrs["shop-00001"] = revError{api.ReasonImageNotFound, "revision shop-00001: no image shop:1"}
 			return o
 		}(),
-		want: outcome{targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds:    "Ready=False/ImageNotFound Degraded=True/ImageNotFound RolloutInProgress=True/ImageNotFound",
 			replicas: api.ReplicaCounts{Desired: 1}, events: []string{"ImageNotFound"}},
 	}, {
@@ -232,20 +232,20 @@ func TestDecide(t *testing.T) {
 			o.Revs[0].Spec.Env = []api.EnvVar{{Name: "PW", SecretRef: "db/pw"}}
 			return o
 		}(),
-		want: outcome{targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds:    "Ready=False/SecretNotFound Degraded=True/SecretNotFound RolloutInProgress=True/SecretNotFound",
 			replicas: api.ReplicaCounts{Desired: 1}, events: []string{"SecretNotFound"}},
 	}, {
 		name: "a replica whose removal failed is terminated again",
 		o: obs(shopApp(), []api.Revision{r1}, rep("a", "shop-00001", true),
 			rep("gone", "shop-00000", false, func(r *replicaState) { r.status = api.StatusExited })),
-		want: outcome{terminate: []string{"gone"}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{terminate: []string{"gone"}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}},
 	}, {
 		name: "a replica being terminated is left to it",
 		o: obs(shopApp(), []api.Revision{r1}, rep("a", "shop-00001", true),
 			rep("b", "shop-00001", true, func(r *replicaState) { r.terminating = true })),
-		want: outcome{targets: []target{{"shop-00001", 100, ""}}, conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}}, conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}},
 	}, {
 		name: "daemon restart: running replicas and the prewarm pool are adopted",
 		o: func() observed {
@@ -254,36 +254,36 @@ func TestDecide(t *testing.T) {
 			return obs(a, []api.Revision{r1}, rep("a", "shop-00001", true), rep("b", "shop-00001", true),
 				rep("w", "shop-00001", false, func(r *replicaState) { r.Prewarm, r.status = true, api.StatusCreated }))
 		}(),
-		want: outcome{targets: []target{{"shop-00001", 100, ""}}, conds: readyOK, replicas: api.ReplicaCounts{Desired: 2, Ready: 2}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}}, conds: readyOK, replicas: api.ReplicaCounts{Desired: 2, Ready: 2}},
 	}, {
 		name: "daemon restart: a replica never started is replaced",
 		o: obs(shopApp(), []api.Revision{r1}, rep("a", "shop-00001", true),
 			rep("dead", "shop-00001", false, func(r *replicaState) { r.status, r.NeverStarted = api.StatusCreated, true })),
-		want: outcome{terminate: []string{"dead"}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{terminate: []string{"dead"}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}, events: []string{"ReplicaFailed"}},
 	}, {
 		name: "daemon restart: the never-started replacement is created",
 		o: obs(shopApp(), []api.Revision{r1},
 			rep("dead", "shop-00001", false, func(r *replicaState) { r.status, r.NeverStarted = api.StatusCreated, true })),
-		want: outcome{create: []createAction{{Revision: "shop-00001"}}, terminate: []string{"dead"}, targets: []target{{"shop-00001", 100, ""}},
+		want: outcome{create: []createAction{{Revision: "shop-00001"}}, terminate: []string{"dead"}, targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
 			conds:    "Ready=Unknown/Deploying Degraded=False/ RolloutInProgress=False/",
 			replicas: api.ReplicaCounts{Desired: 1}, events: []string{"ReplicaFailed"}},
 	}, {
 		name: "daemon restart: replicas still starting are not doubled",
 		o:    obs(shopApp(), []api.Revision{revN(1, false)}, rep("a", "shop-00001", false)),
-		want: outcome{targets: []target{{"shop-00001", 100, ""}}, conds: deploying, replicas: api.ReplicaCounts{Desired: 1}},
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}}, conds: deploying, replicas: api.ReplicaCounts{Desired: 1}},
 	}, {
 		name: "prewarm pool filled for the routed revision only",
 		o: obs(shopApp(func(a *api.App) { a.Spec.Scale.Prewarm = 2 }), []api.Revision{r1, revN(2, true)},
 			rep("a", "shop-00002", true)),
 		want: outcome{create: []createAction{{Revision: "shop-00002", Prewarm: true}, {Revision: "shop-00002", Prewarm: true}},
-			targets: []target{{"shop-00002", 100, ""}}, conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}},
+			targets: []target{{Revision: "shop-00002", Percent: 100, Tag: ""}}, conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}},
 	}, {
 		name: "old revisions beyond the history limit are pruned",
 		o: obs(shopApp(func(a *api.App) { a.Spec.RevisionHistoryLimit = ptr(1) }),
 			[]api.Revision{revN(1, true), revN(2, true), revN(3, true), revN(4, true)},
 			rep("a", "shop-00004", true), rep("b", "shop-00001", false, func(r *replicaState) { r.terminating = true })),
-		want: outcome{prune: []string{"shop-00002"}, targets: []target{{"shop-00004", 100, ""}},
+		want: outcome{prune: []string{"shop-00002"}, targets: []target{{Revision: "shop-00004", Percent: 100, Tag: ""}},
 			conds: readyOK, replicas: api.ReplicaCounts{Desired: 1, Ready: 1}},
 	}}
 	for _, tc := range cases {

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -70,62 +69,11 @@ func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.Co
 	return api.ContainerCreateRequest{Name: name, Config: cfg}, nil
 }
 
-// target is one resolved traffic target.
-type target struct {
-	Revision string
-	Percent  int
-	Tag      string
-}
-
-// resolveTraffic turns spec.traffic into revision names: "latest" means
-// the latest ready revision, or the latest created one if none was ever
-// ready (its requests wait for it). Targets of the same revision are
-// merged; untagged 0% targets are dropped.
-func resolveTraffic(spec []api.TrafficTarget, latestReady, latestCreated string) ([]target, error) {
-	latest := latestReady
-	if latest == "" {
-		latest = latestCreated
-	}
-	if len(spec) == 0 {
-		if latest == "" {
-			return nil, nil
-		}
-		return []target{{Revision: latest, Percent: 100}}, nil
-	}
-	var out []target
-	idx := map[string]int{}
-	for i, t := range spec {
-		name := t.Revision
-		if t.Latest {
-			name = latest
-		}
-		if name == "" {
-			return nil, fmt.Errorf("spec.traffic[%d]: no revision exists yet", i)
-		}
-		if j, ok := idx[name]; ok && t.Tag == "" && out[j].Tag == "" {
-			out[j].Percent += t.Percent
-			continue
-		}
-		idx[name] = len(out)
-		out = append(out, target{Revision: name, Percent: t.Percent, Tag: t.Tag})
-	}
-	return out, nil
-}
+// target is one resolved traffic target (see app.ResolveTraffic).
+type target = app.Target
 
 // scaleBounds returns the App's min and max replicas (defaults applied).
-func scaleBounds(a api.App) (lo, hi int) {
-	lo, hi = 1, 10
-	if a.Spec.Scale.Min != nil {
-		lo = *a.Spec.Scale.Min
-	}
-	if a.Spec.Scale.Max != nil {
-		hi = *a.Spec.Scale.Max
-	}
-	if hi < lo {
-		hi = lo
-	}
-	return lo, hi
-}
+func scaleBounds(a api.App) (lo, hi int) { return app.ScaleBounds(a.Spec.Scale) }
 
 // desiredReplicas decides how many replicas each revision should have
 // (pure). Revisions receiving traffic get want (what the autoscaler asks,

@@ -14,35 +14,6 @@ import (
 
 func ptr(n int) *int { return &n }
 
-func TestResolveTraffic(t *testing.T) {
-	tests := []struct {
-		name          string
-		spec          []api.TrafficTarget
-		ready, latest string
-		want          []target
-		err           bool
-	}{
-		{"default follows latest ready", nil, "a-00001", "a-00002", []target{{"a-00001", 100, ""}}, false},
-		{"nothing ready yet", nil, "", "a-00001", []target{{"a-00001", 100, ""}}, false},
-		{"no revision", nil, "", "", nil, false},
-		{"split", []api.TrafficTarget{{Revision: "a-00001", Percent: 90}, {Latest: true, Percent: 10}}, "a-00002", "a-00002",
-			[]target{{"a-00001", 90, ""}, {"a-00002", 10, ""}}, false},
-		{"latest is the pinned one", []api.TrafficTarget{{Revision: "a-00002", Percent: 50}, {Latest: true, Percent: 50}}, "a-00002", "a-00003",
-			[]target{{"a-00002", 100, ""}}, false},
-		{"tagged kept apart", []api.TrafficTarget{{Revision: "a-00001", Percent: 100}, {Latest: true, Percent: 0, Tag: "next"}}, "a-00002", "a-00002",
-			[]target{{"a-00001", 100, ""}, {"a-00002", 0, "next"}}, false},
-		{"latest without revisions", []api.TrafficTarget{{Latest: true, Percent: 100}}, "", "", nil, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := resolveTraffic(tc.spec, tc.ready, tc.latest)
-			if (err != nil) != tc.err || !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestDesiredReplicas(t *testing.T) {
 	app := func(lo, hi int) api.App {
 		return api.App{Spec: api.AppSpec{Scale: api.Scale{Min: ptr(lo), Max: ptr(hi)}}}
@@ -56,14 +27,14 @@ func TestDesiredReplicas(t *testing.T) {
 		want          map[string]int
 		got           map[string]int
 	}{
-		{"min when no autoscaler word", app(2, 5), []target{{"a-1", 100, ""}}, "a-1", true, nil, map[string]int{"a-1": 2}},
-		{"autoscaler within bounds", app(1, 5), []target{{"a-1", 100, ""}}, "a-1", true, map[string]int{"a-1": 4}, map[string]int{"a-1": 4}},
-		{"autoscaler capped", app(1, 3), []target{{"a-1", 100, ""}}, "a-1", true, map[string]int{"a-1": 9}, map[string]int{"a-1": 3}},
-		{"zero allowed with min 0", app(0, 3), []target{{"a-1", 100, ""}}, "a-1", true, map[string]int{"a-1": 0}, map[string]int{"a-1": 0}},
-		{"rollout: new revision gets one while not ready", app(0, 3), []target{{"a-1", 100, ""}}, "a-2", false, map[string]int{"a-1": 2}, map[string]int{"a-1": 2, "a-2": 1}},
-		{"rollout with min 2", app(2, 3), []target{{"a-1", 100, ""}}, "a-2", false, nil, map[string]int{"a-1": 2, "a-2": 2}},
-		{"0% revisions get none", app(1, 3), []target{{"a-1", 100, ""}, {"a-2", 0, ""}}, "a-1", true, nil, map[string]int{"a-1": 1}},
-		{"tagged 0% revision is kept", app(1, 3), []target{{"a-1", 100, ""}, {"a-2", 0, "next"}}, "a-2", true, nil, map[string]int{"a-1": 1, "a-2": 1}},
+		{"min when no autoscaler word", app(2, 5), []target{{Revision: "a-1", Percent: 100, Tag: ""}}, "a-1", true, nil, map[string]int{"a-1": 2}},
+		{"autoscaler within bounds", app(1, 5), []target{{Revision: "a-1", Percent: 100, Tag: ""}}, "a-1", true, map[string]int{"a-1": 4}, map[string]int{"a-1": 4}},
+		{"autoscaler capped", app(1, 3), []target{{Revision: "a-1", Percent: 100, Tag: ""}}, "a-1", true, map[string]int{"a-1": 9}, map[string]int{"a-1": 3}},
+		{"zero allowed with min 0", app(0, 3), []target{{Revision: "a-1", Percent: 100, Tag: ""}}, "a-1", true, map[string]int{"a-1": 0}, map[string]int{"a-1": 0}},
+		{"rollout: new revision gets one while not ready", app(0, 3), []target{{Revision: "a-1", Percent: 100, Tag: ""}}, "a-2", false, map[string]int{"a-1": 2}, map[string]int{"a-1": 2, "a-2": 1}},
+		{"rollout with min 2", app(2, 3), []target{{Revision: "a-1", Percent: 100, Tag: ""}}, "a-2", false, nil, map[string]int{"a-1": 2, "a-2": 2}},
+		{"0% revisions get none", app(1, 3), []target{{Revision: "a-1", Percent: 100, Tag: ""}, {Revision: "a-2", Percent: 0, Tag: ""}}, "a-1", true, nil, map[string]int{"a-1": 1}},
+		{"tagged 0% revision is kept", app(1, 3), []target{{Revision: "a-1", Percent: 100, Tag: ""}, {Revision: "a-2", Percent: 0, Tag: "next"}}, "a-2", true, nil, map[string]int{"a-1": 1, "a-2": 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

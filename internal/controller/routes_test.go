@@ -25,12 +25,12 @@ func TestRouteTable(t *testing.T) {
 	})
 	got := routeTable("localhost", []appRoutes{{
 		App:       shop,
-		Targets:   []target{{"shop-00001", 90, ""}, {"shop-00002", 10, ""}, {"shop-00002", 0, "canary"}, {"shop-00003", 0, ""}},
+		Targets:   []target{{Revision: "shop-00001", Percent: 90, Tag: ""}, {Revision: "shop-00002", Percent: 10, Tag: ""}, {Revision: "shop-00002", Percent: 0, Tag: "canary"}, {Revision: "shop-00003", Percent: 0, Tag: ""}},
 		Endpoints: map[string][]ingress.Endpoint{"shop-00001": ep("a"), "shop-00002": ep("b")},
 	}, {
 		// A tag alone routes only its own host (tags live under the domain).
 		App:     blog,
-		Targets: []target{{"blog-00001", 0, "next"}},
+		Targets: []target{{Revision: "blog-00001", Percent: 0, Tag: "next"}},
 	}})
 	want := ingress.Table{Routes: []ingress.Route{{
 		App: "shop", Hosts: []string{"shop.localhost"}, MaxQueue: 7, QueueTimeout: 3 * time.Second, Internal: true,
@@ -58,7 +58,7 @@ func TestRouteTableWaitingAndUnavailable(t *testing.T) {
 		{App: fresh, Waiting: "shop-00001"},
 		// A revision that can never start: requests get the reason, on
 		// its tag's host too.
-		{App: broken, Targets: []target{{"broken-00001", 100, ""}, {"broken-00001", 0, "x"}}, Waiting: "broken-00001",
+		{App: broken, Targets: []target{{Revision: "broken-00001", Percent: 100, Tag: ""}, {Revision: "broken-00001", Percent: 0, Tag: "x"}}, Waiting: "broken-00001",
 			Unavailable: map[string]string{"broken-00001": why}},
 	})
 	want := ingress.Table{Routes: []ingress.Route{

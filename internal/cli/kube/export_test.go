@@ -1,0 +1,169 @@
+package kube
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/app"
+	"skiff.dev/skiff/api/errdefs"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// checkGolden compares got with the golden file, or rewrites it with -update.
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/cli/kube -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run go test ./internal/cli/kube -update to accept):\n--- want\n%s\n--- got\n%s", golden, want, got)
+	}
+}
+
+// readApps reads the Apps of a file, keeping their status (revisions
+// named there).
+func readApps(t *testing.T, path string) []api.App {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	apps, err := app.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return apps
+}
+
+// readRevisions reads NAME.revisions.json beside an input, if any.
+func readRevisions(t *testing.T, input string) map[string][]api.Revision {
+	t.Helper()
+	b, err := os.ReadFile(strings.TrimSuffix(input, ".yaml") + ".revisions.json")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revs []api.Revision
+	if err := json.Unmarshal(b, &revs); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]api.Revision{}
+	for _, r := range revs {
+		out[r.App] = append(out[r.App], r)
+	}
+	return out
+}
+
+// render is an export as a golden file holds it: the warnings as
+// comments, then the YAML stream.
+func render(t *testing.T, apps []api.App, opts Options) []byte {
+	t.Helper()
+	objs, warns, err := Export(apps, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := EncodeYAML(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for _, w := range warns {
+		b.WriteString("# warning: " + w.String() + "\n")
+	}
+	b.Write(y)
+	return b.Bytes()
+}
+
+// TestExportGolden exports every App file in testdata/export in each
+// flavor and compares with the golden files beside it.
+func TestExportGolden(t *testing.T) {
+	inputs, err := filepath.Glob("testdata/export/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	variants := []struct {
+		suffix string
+		opts   Options
+	}{
+		{"plain", Options{Flavor: Plain}},
+		{"ingress", Options{Flavor: Plain, Ingress: true, Namespace: "shop", Domain: "apps.example.com"}},
+		{"knative", Options{Flavor: Knative}},
+	}
+	n := 0
+	for _, in := range inputs {
+		if strings.Contains(in, ".golden.") {
+			continue
+		}
+		n++
+		apps := readApps(t, in)
+		revs := readRevisions(t, in)
+		for _, v := range variants {
+			t.Run(filepath.Base(in)+"/"+v.suffix, func(t *testing.T) {
+				opts := v.opts
+				opts.Revisions = revs
+				got := render(t, apps, opts)
+				checkGolden(t, strings.TrimSuffix(in, ".yaml")+"."+v.suffix+".golden.yaml", got)
+			})
+		}
+	}
+	if n == 0 {
+		t.Fatal("no inputs in testdata/export")
+	}
+}
+
+func TestExportSecrets(t *testing.T) {
+	apps := readApps(t, "testdata/export/full.yaml")
+	_, _, err := Export(apps, Options{IncludeSecrets: true})
+	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "secret db") {
+		t.Fatalf("export without the secret's values: got %v, want a not-found error naming secret db", err)
+	}
+	got := render(t, apps, Options{IncludeSecrets: true, Secrets: map[string]map[string][]byte{"db": {"password": []byte("s3cret")}}})
+	if !bytes.Contains(got, []byte("kind: Secret")) || !bytes.Contains(got, []byte("password: czNjcmV0")) {
+		t.Fatalf("no Secret with the value in:\n%s", got)
+	}
+	if bytes.Contains(render(t, apps, Options{}), []byte("kind: Secret\n")) {
+		t.Fatal("a Secret was exported without IncludeSecrets")
+	}
+}
+
+func TestExportErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+		opts             Options
+	}{
+		{"unknown revision", "apiVersion: skiff.dev/v1\nkind: App\nmetadata: {name: a}\nspec: {image: x, traffic: [{revision: a-00003, percent: 100}]}\n",
+			"spec.traffic[0]: revision a-00003 is not known here", Options{}},
+		{"bad flavor", "apiVersion: skiff.dev/v1\nkind: App\nmetadata: {name: a}\nspec: {image: x}\n", `unknown flavor "helm"`, Options{Flavor: "helm"}},
+		{"invalid app", "apiVersion: skiff.dev/v1\nkind: App\nmetadata: {name: a}\nspec: {image: x, port: 70000}\n", "spec.port", Options{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			apps, err := app.Decode(strings.NewReader(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = Export(apps, tc.opts)
+			if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an invalid-argument error with %q", err, tc.want)
+			}
+		})
+	}
+}
