@@ -18,17 +18,19 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/cli/kube"
 )
 
 // FieldManager is the field manager skiff applies with; pruning deletes
 // only objects this manager applied.
 const FieldManager = "skiff"
 
-// The labels every exported object carries: pruning selects on both.
+// The labels every exported object carries (set by the export in
+// internal/cli/kube): pruning selects on both.
 const (
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedByValue = "skiff"
-	LabelApp       = "skiff.dev/app"
+	LabelManagedBy = kube.LabelManagedBy
+	ManagedByValue = kube.ManagedBy
+	LabelApp       = kube.LabelApp
 )
 
 // ConnectOptions name a cluster the way kubectl does.

@@ -139,6 +139,7 @@ var containerRules = []fieldRule{
 	rule(`startupProbe\b`, "spec.probes.startup"),
 	rule(`volumeMounts\[(\d+)\]`, "spec.volumes[$1]"),
 	rule(`volumeMounts\b`, "spec.volumes"),
+	rule(`securityContext\.(runAsUser|readOnlyRootFilesystem|capabilities)\b`, "spec.security.$1"),
 	rule(`securityContext\b`, "spec.security"),
 }
 
@@ -151,6 +152,7 @@ var objectRules = map[string][]fieldRule{
 		rule(`spec\.template\.metadata\.labels\b`, "metadata.labels"),
 		rule(`spec\.template\.spec\.volumes\[(\d+)\]`, "spec.volumes[$1]"),
 		rule(`spec\.template\.spec\.volumes\b`, "spec.volumes"),
+		rule(`spec\.template\.spec\.securityContext\.(runAsUser)\b`, "spec.security.$1"),
 		rule(`spec\.template\.spec\.(securityContext|hostUsers)\b`, "spec.security"),
 	},
 	"Deployment": {
