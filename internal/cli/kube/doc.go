@@ -11,7 +11,9 @@
 // with its apiVersion and kind set, in a stable order: for every App in
 // the order given, its Secrets, PersistentVolumeClaims, Deployments,
 // Services, HorizontalPodAutoscalers, routes (HTTPRoute or Ingress) and
-// NetworkPolicies, each kind sorted by name. Every object carries the
+// NetworkPolicies, each kind sorted by name. A Secret or
+// PersistentVolumeClaim used by several Apps (skiff's secrets and named
+// volumes are shared) is made once, with the first App. Every object carries the
 // labels LabelApp (the App's name) and LabelManagedBy ("skiff"); objects
 // of one revision also carry LabelRevision. Every App field with no
 // Kubernetes counterpart yields a Warning naming the field; such fields

@@ -134,6 +134,7 @@ func Export(apps []api.App, opts Options) ([]runtime.Object, []Warning, error) {
 	}
 	var objs []runtime.Object
 	var warns []Warning
+	shared := map[string]bool{} // Secrets and PVCs already made, by kind/name
 	for _, a := range apps {
 		x, err := newExporter(a, opts)
 		if err != nil {
@@ -147,7 +148,18 @@ func Export(apps []api.App, opts Options) ([]runtime.Object, []Warning, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		objs = append(objs, x.objects()...)
+		for _, o := range x.objects() {
+			k := o.GetObjectKind().GroupVersionKind().Kind
+			if k == "Secret" || k == "PersistentVolumeClaim" {
+				// Named volumes and secrets are shared between Apps:
+				// the first App that uses one makes it.
+				if shared[k+"/"+objectName(o)] {
+					continue
+				}
+				shared[k+"/"+objectName(o)] = true
+			}
+			objs = append(objs, o)
+		}
 		warns = append(warns, x.warns...)
 	}
 	return objs, uniqueWarnings(warns), nil

@@ -167,3 +167,32 @@ func TestExportErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestExportSharedVolume(t *testing.T) {
+	apps, err := app.Decode(strings.NewReader(`apiVersion: skiff.dev/v1
+kind: App
+metadata: {name: a}
+spec: {image: x, volumes: [{name: data, mountPath: /data}]}
+---
+apiVersion: skiff.dev/v1
+kind: App
+metadata: {name: b}
+spec: {image: y, volumes: [{name: data, mountPath: /srv}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, _, err := Export(apps, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, o := range objs {
+		if o.GetObjectKind().GroupVersionKind().Kind == "PersistentVolumeClaim" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d PersistentVolumeClaims for one volume used by two Apps, want 1", n)
+	}
+}

@@ -193,9 +193,30 @@ func (s *importSet) plainApp(group []*appsv1.Deployment) api.App {
 		if svc.Name == name || svc.Labels[LabelRevision] == "" {
 			readAppAnnotations(&a, svc.Annotations)
 		}
+		s.serviceLeftovers(name, svc)
 	}
 	s.readRoutes(&a, group, latest, svcs)
 	return a
+}
+
+// serviceDefaults are what an API server writes into a Service, and
+// the values an App's Service has anyway.
+var serviceDefaults = map[string]any{
+	"type":                  "ClusterIP",
+	"sessionAffinity":       "None",
+	"internalTrafficPolicy": "Cluster",
+	"ipFamilyPolicy":        "SingleStack",
+	"ports[*].protocol":     "TCP",
+}
+
+// serviceLeftovers warns about what a Service has that an App's does
+// not: another type, more ports, affinity.
+func (s *importSet) serviceLeftovers(app string, svc *corev1.Service) {
+	c := consumed{}
+	c.use("selector", "clusterIP", "clusterIPs", "ipFamilies", "ports[0].name", "ports[0].port", "ports[0].targetPort")
+	for _, l := range leftovers(&svc.Spec, c, serviceDefaults) {
+		s.warn(app, "Service/"+svc.Name+" spec."+l, "an App is reached through skiff's ingress on one port: not imported")
+	}
 }
 
 // userLabels returns the labels without skiff's own.

@@ -90,6 +90,14 @@ func genApp(r *rand.Rand, i int) (api.App, []api.Revision) {
 	if pick(3) {
 		sc.Prewarm = 1
 	}
+	genRunnable(r, s)
+	return a, genTraffic(r, &a)
+}
+
+// genRunnable draws the probes, volumes and security settings of s.
+func genRunnable(r *rand.Rand, s *api.AppSpec) {
+	pick := func(n int) bool { return r.IntN(n) == 0 }
+	sec := func(max int) api.Duration { return api.Duration{Duration: time.Duration(1+r.IntN(max)) * time.Second} }
 	if pick(2) {
 		s.Probes.Readiness = &api.Probe{HTTP: &api.HTTPGetAction{Path: "/ready", Headers: []api.HTTPHeader{{Name: "X-A", Value: "b"}}}, Period: sec(5), FailureThreshold: 1 + r.IntN(5)}
 	}
@@ -115,7 +123,12 @@ func genApp(r *rand.Rand, i int) (api.App, []api.Revision) {
 	if pick(2) {
 		s.Security.Capabilities = api.Capabilities{Add: []string{"NET_BIND_SERVICE"}, Drop: []string{"ALL"}}
 	}
-	// Traffic: the latest revision, or a split with older ones.
+}
+
+// genTraffic draws the traffic of a: the latest revision, or a split
+// with older ones, and returns those older revisions.
+func genTraffic(r *rand.Rand, a *api.App) []api.Revision {
+	name, s := a.Metadata.Name, &a.Spec
 	latestN := 1 + r.IntN(5)
 	var revs []api.Revision
 	switch r.IntN(4) {
@@ -138,7 +151,7 @@ func genApp(r *rand.Rand, i int) (api.App, []api.Revision) {
 		}
 	}
 	a.Status.LatestCreatedRevision = app.RevisionName(name, latestN)
-	return a, revs
+	return revs
 }
 
 // TestRoundTrip checks that App -> export -> YAML -> import gives back
@@ -151,8 +164,18 @@ func TestRoundTrip(t *testing.T) {
 		if err := app.Validate(withDefaults(a)).Err(); err != nil {
 			t.Fatalf("generated app %d is invalid: %v", i, err)
 		}
-		for _, fl := range []Flavor{Plain, Knative} {
-			opts := Options{Flavor: fl, Revisions: map[string][]api.Revision{a.Metadata.Name: revs}}
+		variants := []Options{{Flavor: Plain}, {Flavor: Knative}}
+		if len(a.Spec.Traffic) == 0 {
+			// An Ingress has no weights: only Apps without a split
+			// come back whole.
+			variants = append(variants, Options{Flavor: Plain, Ingress: true})
+		}
+		for _, opts := range variants {
+			fl := string(opts.Flavor)
+			if opts.Ingress {
+				fl += "+ingress"
+			}
+			opts.Revisions = map[string][]api.Revision{a.Metadata.Name: revs}
 			objs, _, err := Export([]api.App{a}, opts)
 			if err != nil {
 				t.Fatalf("app %d %s: export: %v", i, fl, err)
