@@ -227,12 +227,12 @@ spec:
 		t.Fatalf("--wait without a kubelet: %s", r)
 	}
 	sel := metav1.ListOptions{LabelSelector: kubeapply.LabelApp + "=web"}
-	eventually(t, 30*time.Second, "a ReplicaSet with 2 replicas", func() bool {
+	eventually(t, 60*time.Second, "a ReplicaSet with 2 replicas", func() bool {
 		l, err := env.kube.AppsV1().ReplicaSets(ns).List(context.Background(), sel)
 		return err == nil && len(l.Items) == 1 && l.Items[0].Status.Replicas == 2
 	})
 	var pods *corev1.PodList
-	eventually(t, 30*time.Second, "2 Pods", func() bool {
+	eventually(t, 60*time.Second, "2 Pods", func() bool {
 		var err error
 		pods, err = env.kube.CoreV1().Pods(ns).List(context.Background(), sel)
 		return err == nil && len(pods.Items) == 2
