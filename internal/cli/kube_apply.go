@@ -58,6 +58,9 @@ func (t *kubeTarget) prepare(ctx context.Context, g *globals, args []string) (*k
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := cl.Check(); err != nil {
+		return nil, nil, nil, err
+	}
 	t.opts.Namespace = cl.Namespace
 	t.src.includeSecrets = t.opts.IncludeSecrets
 	apps, err := t.src.load(ctx, g, args, &t.opts)

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/cli/kube"
@@ -79,8 +83,13 @@ func Connect(o ConnectOptions, warn func(string)) (*Cluster, error) {
 	return NewCluster(rc, ns, warn)
 }
 
+// quietKlog keeps client-go's own logging (klog) off skiff's stderr:
+// what matters reaches the caller as an error or a warning.
+var quietKlog sync.Once
+
 // NewCluster returns a Cluster for a client-go configuration.
 func NewCluster(rc *rest.Config, namespace string, warn func(string)) (*Cluster, error) {
+	quietKlog.Do(func() { klog.SetLogger(logr.Discard()) })
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "skiff"
 	if warn == nil {
@@ -111,6 +120,15 @@ func (f warningFunc) HandleWarningHeaderWithContext(_ context.Context, code int,
 	if code == 299 && msg != "" {
 		f(msg)
 	}
+}
+
+// Check asks the server for its version: an error says the cluster
+// cannot be reached or refuses the credentials.
+func (c *Cluster) Check() error {
+	if _, err := c.disc.ServerVersion(); err != nil {
+		return unreachable(err)
+	}
+	return nil
 }
 
 // Serves reports whether the API server serves kind (group, version and
