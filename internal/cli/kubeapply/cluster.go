@@ -136,8 +136,8 @@ func (c *Cluster) Check() error {
 func (c *Cluster) Serves(gvk schema.GroupVersionKind) (bool, error) {
 	list, err := c.disc.ServerResourcesForGroupVersion(gvk.GroupVersion().String())
 	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return false, nil
+		if apierrors.IsNotFound(err) || errors.Is(err, memory.ErrCacheNotFound) {
+			return false, nil // a group the server does not know
 		}
 		return false, unreachable(err)
 	}
