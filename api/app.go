@@ -120,6 +120,21 @@ type AppSpec struct {
 	RevisionHistoryLimit *int `json:"revisionHistoryLimit,omitempty"`
 	// Security says which admission profile the App is checked against.
 	Security AppSecurity `json:"security,omitzero"`
+	// Identity gives each replica a short-lived signed token naming the
+	// App, which other services verify against the daemon's published
+	// keys and skiff's API accepts (see docs/identity.md).
+	Identity AppIdentity `json:"identity,omitzero"`
+}
+
+// AppIdentity asks for an App identity, as a managed identity or a
+// Kubernetes service-account token.
+type AppIdentity struct {
+	// Enabled gives each replica a JWT at
+	// /run/secrets/skiff.dev/identity/token, renewed before it expires.
+	Enabled bool `json:"enabled,omitempty"`
+	// Audiences are the token's audiences besides "skiff" (skiff's own
+	// API): the services it is meant for.
+	Audiences []string `json:"audiences,omitempty"`
 }
 
 // AppSecurity is the App's admission settings.
@@ -525,6 +540,7 @@ type RevisionSpec struct {
 	// Security is the runnable part of the App's security settings (its
 	// profile is not part of a revision).
 	Security AppSecurity `json:"security,omitzero"`
+	Identity AppIdentity `json:"identity,omitzero"`
 }
 
 // RevisionStatus is the observed state of a revision.

@@ -46,6 +46,7 @@ func Validate(app api.App) FieldErrors {
 	if u := app.Spec.Security.RunAsUser; u != nil && (*u < 0 || *u > 1<<32-2) {
 		errs.add("spec.security.runAsUser", "must be a uid from 0 to 4294967294")
 	}
+	validateIdentity(&errs, app.Spec.Identity)
 	capLists := []struct {
 		field string
 		caps  []string
@@ -461,4 +462,24 @@ func nonEmpty(s, fallback string) string {
 		return fallback
 	}
 	return s
+}
+
+func validateIdentity(errs *FieldErrors, id api.AppIdentity) {
+	const p = "spec.identity.audiences"
+	if len(id.Audiences) > 0 && !id.Enabled {
+		errs.add(p, "needs enabled: true (audiences are those of the identity token)")
+	}
+	if len(id.Audiences) > 10 {
+		errs.add(p, "must list at most 10 audiences")
+	}
+	seen := map[string]bool{}
+	for i, a := range id.Audiences {
+		switch {
+		case a == "" || len(a) > 253 || strings.ContainsAny(a, " \t\n\""):
+			errs.add(fmt.Sprintf("%s[%d]", p, i), "must be a name or URL of the service the token is for, without spaces, at most 253 characters")
+		case seen[a] || a == "skiff":
+			errs.add(fmt.Sprintf("%s[%d]", p, i), "%q is listed twice (\"skiff\" is always an audience)", a)
+		}
+		seen[a] = true
+	}
 }

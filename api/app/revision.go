@@ -31,6 +31,7 @@ func RevisionSpecOf(spec api.AppSpec) api.RevisionSpec {
 		Probes:    cloneProbes(spec.Probes),
 		Volumes:   slices.Clone(spec.Volumes),
 		Security:  securityOf(spec.Security),
+		Identity:  api.AppIdentity{Enabled: spec.Identity.Enabled, Audiences: slices.Clone(spec.Identity.Audiences)},
 	}
 }
 

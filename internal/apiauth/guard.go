@@ -26,6 +26,15 @@ type Tokens interface {
 	TouchToken(ctx context.Context, name string, t time.Time) error
 }
 
+// Identities verifies Apps' identity tokens.
+type Identities interface {
+	// VerifyApp returns the App an identity token names, or why it is
+	// refused.
+	VerifyApp(token string, now time.Time) (app string, err error)
+	// AppSecrets are the secrets app's spec references.
+	AppSecrets(ctx context.Context, app string) ([]string, error)
+}
+
 // Recorder records audit events.
 type Recorder interface {
 	AddEvent(ctx context.Context, e api.Event) error
@@ -47,6 +56,8 @@ const touchEvery = time.Minute
 type Guard struct {
 	Next    http.Handler
 	Tokens  Tokens
+	// Identities, when set, also accepts Apps' identity tokens (JWTs).
+	Identities Identities
 	Events  Recorder
 	Limiter *Limiter
 	Now     func() time.Time
@@ -86,6 +97,12 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && r.URL.Path == "/v1/apps" {
 		call.App = appName(r)
 	}
+	if tok.Role == RoleApp {
+		var err error
+		if call.AppSecrets, err = g.Identities.AppSecrets(r.Context(), tok.App); err != nil {
+			g.Log.Warn("read the secrets an App references", "app", tok.App, "err", err)
+		}
+	}
 	if reason := Allow(tok, call); reason != "" {
 		g.audit(r, tok.Name, http.StatusForbidden)
 		writeErr(w, http.StatusForbidden, "forbidden", reason)
@@ -109,6 +126,13 @@ func (g *Guard) authenticate(r *http.Request) (api.Token, string) {
 	}
 	if !ok || secret == "" {
 		return api.Token{}, "the Authorization header is not \"Bearer TOKEN\""
+	}
+	if g.Identities != nil && strings.Count(secret, ".") == 2 {
+		app, err := g.Identities.VerifyApp(secret, g.Now())
+		if err != nil {
+			return api.Token{}, err.Error()
+		}
+		return api.Token{Name: "app:" + app, Role: RoleApp, App: app}, ""
 	}
 	recs, err := g.Tokens.ListTokens(r.Context())
 	if err != nil {

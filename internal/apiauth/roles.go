@@ -3,6 +3,7 @@ package apiauth
 import (
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"skiff.dev/skiff/api"
@@ -17,6 +18,31 @@ type Call struct {
 	// Reveal is set for a read of secret values (GET /v1/secrets/NAME
 	// with reveal), which only an admin may make.
 	Reveal bool
+	// AppSecrets are the secrets the App of an identity token references
+	// (RoleApp only): the ones it may read.
+	AppSecrets []string
+}
+
+// RoleApp is the role of an App's identity token (internal/identity):
+// it may read its own App and the secrets its spec references.
+const RoleApp = "app"
+
+// allowApp is Allow for an identity token of App t.App.
+func allowApp(t api.Token, c Call) string {
+	deny := "the identity token of App " + quote(t.App) + " may only read its App and the secrets its spec references: " + c.Method + " " + c.Path + " is refused"
+	if Mutating(c.Method) {
+		return deny
+	}
+	if rest, ok := strings.CutPrefix(c.Path, "/v1/apps/"); ok {
+		if name, _, _ := strings.Cut(rest, "/"); name == t.App {
+			return ""
+		}
+		return deny
+	}
+	if name, ok := strings.CutPrefix(c.Path, "/v1/secrets/"); ok && slices.Contains(c.AppSecrets, name) {
+		return ""
+	}
+	return deny
 }
 
 // deployerVerbs are the App calls a deployer may make: apply (App from
@@ -53,6 +79,9 @@ func Allow(t api.Token, c Call) (reason string) {
 	}
 	if t.Role == api.RoleAdmin {
 		return ""
+	}
+	if t.Role == RoleApp {
+		return allowApp(t, c)
 	}
 	if c.Reveal {
 		return "token " + t.Name + " has role " + t.Role + ": reading secret values (reveal) needs an admin token"

@@ -109,7 +109,7 @@ applied and every problem is listed with its line and field.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
-				return withCode(1, errdefs.Invalid("give the manifests with -f FILE, -f DIR or -f -"))
+				return errdefs.Invalid("give the manifests with -f FILE, -f DIR or -f -")
 			}
 			apps, err := readManifests(g, file)
 			if err != nil {
@@ -160,7 +160,7 @@ func newDiffCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
-				return withCode(1, errdefs.Invalid("give the manifests with -f FILE, -f DIR or -f -"))
+				return errdefs.Invalid("give the manifests with -f FILE, -f DIR or -f -")
 			}
 			apps, err := readManifests(g, file)
 			if err != nil {

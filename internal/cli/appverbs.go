@@ -21,7 +21,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if k := strings.ToLower(args[0]); k != "app" && k != "apps" {
-				return withCode(1, errdefs.Invalid("delete knows apps: skiff delete app NAME (containers: skiff rm)"))
+				return errdefs.Invalid("delete knows apps: skiff delete app NAME (containers: skiff rm)")
 			}
 			for _, n := range args[1:] {
 				if err := g.client().DeleteApp(cmd.Context(), n); err != nil {
@@ -86,7 +86,7 @@ The percents must sum to 100.`,
 				rev, pct, ok := strings.Cut(a, "=")
 				p, err := strconv.Atoi(strings.TrimSuffix(pct, "%"))
 				if !ok || err != nil {
-					return withCode(1, errdefs.Invalid("invalid traffic %q: use REVISION=PERCENT, like %s-00002=90", a, appName))
+					return errdefs.Invalid("invalid traffic %q: use REVISION=PERCENT, like %s-00002=90", a, appName)
 				}
 				t := api.TrafficTarget{Percent: p}
 				switch {
@@ -137,7 +137,7 @@ func newScaleCmd(g *globals) *cobra.Command {
 				pmax = &hi
 			}
 			if pmin == nil && pmax == nil {
-				return withCode(1, errdefs.Invalid("give --min, --max or both"))
+				return errdefs.Invalid("give --min, --max or both")
 			}
 			a, err := g.client().ScaleApp(cmd.Context(), args[0], pmin, pmax)
 			if err != nil {

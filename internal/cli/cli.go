@@ -43,7 +43,7 @@ func withCode(code int, err error) error { return &exitError{code: code, err: er
 
 // eachArg runs fn for every argument, as docker's commands over several
 // objects do: a failure is printed and the rest still run; the command
-// then exits 1.
+// then exits 125, as every failure of skiff itself does.
 func eachArg(g *globals, args []string, fn func(arg string) error) error {
 	failed := false
 	for _, a := range args {
@@ -53,7 +53,7 @@ func eachArg(g *globals, args []string, fn func(arg string) error) error {
 		}
 	}
 	if failed {
-		return withCode(1, nil)
+		return withCode(125, nil)
 	}
 	return nil
 }
@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ee.code
 	}
 	fmt.Fprintln(stderr, "Error:", err)
-	return 1
+	return 125
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -151,7 +151,7 @@ its API (a unix socket, --socket or SKIFF_SOCKET).`,
 		newRegistryCmd(g),
 		newRunCmd(g), newCreateCmd(g), newPsCmd(g),
 		newStartCmd(g), newStopCmd(g), newRestartCmd(g), newKillCmd(g), newRmCmd(g),
-		newLogsCmd(g), newExecCmd(g), newAttachCmd(g), newInspectCmd(g), newStatsCmd(g), newWaitCmd(g),
+		newLogsCmd(g), newExecCmd(g), newAttachCmd(g), newInspectCmd(g), newPortCmd(g), newStatsCmd(g), newWaitCmd(g),
 		newImageCmd(g), newImagesCmd(g), newNetworkCmd(g), newVolumeCmd(g), newComposeCmd(g), newSecretCmd(g),
 		newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newDiffCmd(g),
 		newRollbackCmd(g), newTrafficCmd(g), newScaleCmd(g), newEventsCmd(g),

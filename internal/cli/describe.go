@@ -20,7 +20,7 @@ func newDescribeCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if k := strings.ToLower(args[0]); k != "app" && k != "apps" {
-				return withCode(1, errdefs.Invalid("describe knows apps: skiff describe app NAME"))
+				return errdefs.Invalid("describe knows apps: skiff describe app NAME")
 			}
 			ctx := cmd.Context()
 			cl := g.client()

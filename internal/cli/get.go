@@ -39,7 +39,7 @@ all Apps' without APP) or replicas (get replicas [APP]).`,
 			case "replica", "replicas":
 				return getReplicas(ctx, g, name, output)
 			}
-			return withCode(1, errdefs.Invalid("unknown resource %q: use apps, revisions or replicas", args[0]))
+			return errdefs.Invalid("unknown resource %q: use apps, revisions or replicas", args[0])
 		},
 	}
 	addOutputFlag(c, &output, outWide, outJSON, outYAML)

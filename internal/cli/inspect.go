@@ -9,7 +9,7 @@ import (
 )
 
 func newInspectCmd(g *globals) *cobra.Command {
-	var output, kind string
+	var output, kind, format string
 	c := &cobra.Command{
 		Use:   "inspect [flags] NAME...",
 		Short: "Show containers or images in detail (JSON by default)",
@@ -17,6 +17,9 @@ func newInspectCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output, outJSON, outYAML); err != nil {
 				return err
+			}
+			if format != "" && output != "" {
+				return withCode(125, errdefs.Invalid("--format and --output contradict each other: give one"))
 			}
 			cl := g.client()
 			var out []any
@@ -40,10 +43,14 @@ func newInspectCmd(g *globals) *cobra.Command {
 				}
 				out = append(out, img)
 			}
+			if format != "" {
+				return printFormat(g.stdout, format, out)
+			}
 			return printStructured(g.stdout, output, out)
 		},
 	}
 	addOutputFlag(c, &output, outJSON, outYAML)
+	c.Flags().StringVarP(&format, "format", "f", "", "print each object through a Go template, like '{{.State.Status}}' or '{{json .Config}}' (fields as in the JSON, Go-cased)")
 	c.Flags().StringVar(&kind, "type", "", "only look for a container or an image")
 	return c
 }

@@ -15,7 +15,7 @@ import (
 
 // eachContainer runs fn for every named container, printing the name of
 // each that succeeded and the error of each that did not; the command
-// fails if any did.
+// fails (exit 125) if any did.
 func eachContainer(ctx context.Context, g *globals, names []string, fn func(ctx context.Context, name string) error) error {
 	failed := 0
 	for _, n := range names {
@@ -27,7 +27,7 @@ func eachContainer(ctx context.Context, g *globals, names []string, fn func(ctx 
 		fmt.Fprintln(g.stdout, n)
 	}
 	if failed > 0 {
-		return withCode(1, nil)
+		return withCode(125, nil)
 	}
 	return nil
 }
@@ -65,7 +65,7 @@ func newStartCmd(g *globals) *cobra.Command {
 				}
 				ctr, err := g.client().Container(cmd.Context(), args[0])
 				if err != nil {
-					return withCode(1, err)
+					return withCode(125, err)
 				}
 				return g.attachTo(cmd.Context(), ctr, true, interactive, startExitCode)
 			}
@@ -186,7 +186,7 @@ then ends); on a container's terminal (-it), ^P ^Q detaches and keeps it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctr, err := g.client().Container(cmd.Context(), args[0])
 			if err != nil {
-				return withCode(1, err)
+				return withCode(125, err)
 			}
 			return g.attachTo(cmd.Context(), ctr, false, ctr.Config.OpenStdin && !noStdin, func(error) int { return 1 })
 		},

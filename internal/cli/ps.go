@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 // imageText is the IMAGE column: the name the user gave, or a short ID.
@@ -58,7 +59,8 @@ var containerTable = table[api.Container]{
 
 func newPsCmd(g *globals) *cobra.Command {
 	var all, quiet bool
-	var output string
+	var output, format string
+	var filters []string
 	c := &cobra.Command{
 		Use:     "ps",
 		Aliases: []string{"ls"},
@@ -68,9 +70,34 @@ func newPsCmd(g *globals) *cobra.Command {
 			if err := checkOutput(output, outWide, outJSON, outYAML); err != nil {
 				return err
 			}
-			cs, err := g.client().Containers(cmd.Context(), all)
+			if format != "" && output != "" {
+				return withCode(125, errdefs.Invalid("--format and --output contradict each other: give one"))
+			}
+			f, err := parsePsFilter(filters)
+			if err != nil {
+				return withCode(125, err)
+			}
+			all := all || f.needsAll()
+			list, err := g.client().Containers(cmd.Context(), all)
 			if err != nil {
 				return err
+			}
+			var cs []api.Container
+			for _, c := range list {
+				if f.match(c) {
+					cs = append(cs, c)
+				}
+			}
+			if format != "" && !quiet {
+				rows := make([]psRow, len(cs))
+				now := time.Now()
+				for i, c := range cs {
+					rows[i] = psRow{c: c, now: now}
+				}
+				if format == "json" {
+					return printFormat(g.stdout, format, cs)
+				}
+				return printFormat(g.stdout, format, rows)
 			}
 			return containerTable.print(g.stdout, output, quiet, cs)
 		},
@@ -78,5 +105,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVarP(&all, "all", "a", false, "show all containers (default: running ones)")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only container IDs")
 	addOutputFlag(c, &output, outWide, outJSON, outYAML)
+	c.Flags().StringArrayVarP(&filters, "filter", "f", nil, "show only containers that match KEY=VALUE: "+strings.Join(psFilterKeys, ", ")+" (repeatable)")
+	c.Flags().StringVar(&format, "format", "", "print each container through a Go template (docker's fields: .ID .Names .Image .Command .Status .State .Ports .Labels .Networks ...), 'table TEMPLATE' or json")
 	return c
 }

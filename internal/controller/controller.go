@@ -66,6 +66,15 @@ type Router interface {
 	RevisionStats(revision string) ingress.RevisionStats
 }
 
+// Identities issues replicas' identity tokens (internal/identity).
+type Identities interface {
+	// Issue writes the replica's token and returns the host directory
+	// to mount at identity.MountPath.
+	Issue(app, revision, replica string, audiences []string) (dir string, err error)
+	// Forget removes a replica's token.
+	Forget(replica string)
+}
+
 // Config holds a Controller's dependencies.
 type Config struct {
 	Store      Store
@@ -93,6 +102,9 @@ type Config struct {
 	// Secrets gives the versions of the secrets Apps use; nil makes every
 	// secretRef a missing secret.
 	Secrets SecretVersions
+	// Identities gives the replicas of Apps with spec.identity their
+	// tokens; nil fails those replicas.
+	Identities Identities
 	Logger  *slog.Logger
 }
 

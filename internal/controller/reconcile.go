@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/identity"
 	"skiff.dev/skiff/internal/probe"
 	"skiff.dev/skiff/internal/store"
 )
@@ -354,9 +356,14 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 	counter[rev.Name]++
 	st.launching[name] = true
 	c.wg.Add(1)
+	identity := rev.Spec.Identity
 	go func() {
 		defer c.wg.Done()
-		ctr, err := c.cfg.Containers.Create(c.bg, req)
+		var ctr api.Container
+		err := c.addIdentity(&req, st.name, rev.Name, identity)
+		if err == nil {
+			ctr, err = c.cfg.Containers.Create(c.bg, req)
+		}
 		if err == nil && prewarm {
 			err = c.cfg.Containers.Prepare(c.bg, ctr.ID)
 		}
@@ -378,6 +385,23 @@ func (c *Controller) createReplicaLocked(st *appState, rev api.Revision, imageID
 		c.mu.Unlock()
 		c.enqueue(st.name)
 	}()
+}
+
+// addIdentity gives the replica req creates its identity token, mounted
+// read-only at identity.MountPath, when its revision asks for one.
+func (c *Controller) addIdentity(req *api.ContainerCreateRequest, app, revision string, id api.AppIdentity) error {
+	if !id.Enabled {
+		return nil
+	}
+	if c.cfg.Identities == nil {
+		return errdefs.Unavailable("spec.identity: this daemon issues no identities")
+	}
+	dir, err := c.cfg.Identities.Issue(app, revision, req.Name, id.Audiences)
+	if err != nil {
+		return fmt.Errorf("spec.identity: issue the replica's token: %w", err)
+	}
+	req.Config.Mounts = append(req.Config.Mounts, api.Mount{Type: api.MountBind, Source: dir, Target: identity.MountPath, ReadOnly: true})
+	return nil
 }
 
 // failedReplicaHold is how long a replica that could not be started is
@@ -444,6 +468,9 @@ func (c *Controller) terminateLocked(st *appState, r *replica, why string) {
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 			err := c.cfg.Containers.Remove(ctx, r.id, true)
 			if err == nil || isNotFound(err) {
+				if c.cfg.Identities != nil {
+					c.cfg.Identities.Forget(r.name)
+				}
 				break
 			}
 			c.log.Warn("remove replica", "replica", r.name, "err", err, "retry in", wait)

@@ -102,7 +102,10 @@ func (d *Daemon) serveAPITCP(handler http.Handler) error {
 	}
 	guard := &apiauth.Guard{Next: handler, Tokens: d.db, Events: d.db, Limiter: apiauth.NewLimiter(authFailMax, authFailWindow),
 		Now: time.Now, Log: d.log.With("component", "api-tcp")}
-	d.apiTCP = &http.Server{Handler: guard, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tc}
+	if ids := d.ids.Load(); ids != nil {
+		guard.Identities = ids
+	}
+	d.apiTCP = &http.Server{Handler: d.withIdentityDocs(guard), ReadHeaderTimeout: 30 * time.Second, TLSConfig: tc}
 	go func(srv *http.Server, l net.Listener) {
 		if err := srv.Serve(tls.NewListener(l, tc)); err != nil && err != http.ErrServerClosed {
 			d.log.Error("the API over TCP stopped", "err", err)

@@ -75,6 +75,15 @@ type Config struct {
 	// (HTTP/2 and HTTP/1.1) for the same Apps, with certificates from
 	// the Apps' files or from the local CA under Root/pki.
 	IngressTLSAddr string
+	// ACME, when its CA is set, gets the certificates of Apps' public
+	// host names from an ACME directory (see acme.go).
+	ACME ACMEConfig
+	// IdentityIssuer is the issuer URL of Apps' identity tokens
+	// (default https://API-ADDR with --api-addr, else
+	// https://skiff.DOMAIN); IdentityTokenTTL their lifetime (default
+	// DefaultIdentityTTL).
+	IdentityIssuer   string
+	IdentityTokenTTL time.Duration
 	// Domain makes Apps' default hosts: NAME.Domain (default localhost).
 	Domain string
 	// DrainTimeout bounds the wait for a replica's requests in flight
@@ -143,6 +152,7 @@ type Daemon struct {
 	networks *network.Manager
 	apps     atomic.Pointer[controller.Controller]
 	policy   *policy.Checker
+	ids      atomic.Pointer[identities]
 }
 
 // notify forwards container changes to the App controller once it exists.
@@ -172,6 +182,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LogMaxSize == 0 {
 		c.LogMaxSize = DefaultLogMaxSize
+	}
+	if c.IdentityTokenTTL == 0 {
+		c.IdentityTokenTTL = DefaultIdentityTTL
+	}
+	if c.IdentityTokenTTL < 10*time.Second || c.IdentityTokenTTL > 24*time.Hour {
+		return errdefs.Invalid("--identity-token-ttl %s: give a lifetime from 10s to 24h (default 1h)", c.IdentityTokenTTL)
 	}
 	if c.MaxImageSize <= 0 {
 		c.MaxImageSize = DefaultMaxImageSize
@@ -205,6 +221,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if err := cfg.API.check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.ACME.check(cfg.IngressTLSAddr); err != nil {
 		return nil, err
 	}
 	chk, err := cfg.Policy.checker()
@@ -352,10 +371,13 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	if err := d.networks.Restore(ctx, d.ctrs.NetworkAttached()); err != nil {
 		return fmt.Errorf("restore networking: %w", err)
 	}
+	if err := d.openIdentities(ctx); err != nil {
+		return fmt.Errorf("open the App identities: %w", err)
+	}
 	apps := controller.New(controller.Config{
 		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
 		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, BeforeStop: d.awaitPredecessor,
-		Secrets: d.secrets, Logger: d.log.With("component", "apps"),
+		Secrets: d.secrets, Identities: d.ids.Load(), Logger: d.log.With("component", "apps"),
 	})
 	d.apps.Store(apps)
 	if err := apps.Start(ctx); err != nil {
@@ -373,6 +395,7 @@ func (d *Daemon) closeState() {
 		apps.Close()
 		d.apps.Store(nil)
 	}
+	d.ids.Swap(nil).close()
 	if d.ctrs != nil {
 		d.ctrs.Close()
 		d.ctrs = nil
@@ -412,7 +435,7 @@ func (d *Daemon) startAPI() error {
 		Apps: apps, Events: d.db, Networks: d.networks, Volumes: d.ctrs, Secrets: d.secrets, System: &system{d: d},
 		Tokens: &apiauth.Manager{Store: d.db, Now: time.Now},
 	}, d.log, apiserver.WithMaxUpload(d.cfg.MaxImageSize))
-	d.server = &http.Server{Handler: apiauth.AuditSocket(handler, d.db, d.log), ReadHeaderTimeout: 30 * time.Second}
+	d.server = &http.Server{Handler: d.withIdentityDocs(apiauth.AuditSocket(handler, d.db, d.log)), ReadHeaderTimeout: 30 * time.Second}
 	d.apiErr = make(chan error, 1)
 	go func(srv *http.Server, l net.Listener, errc chan<- error) { errc <- srv.Serve(l) }(d.server, d.apiLn, d.apiErr)
 	d.apiLn = nil
@@ -577,6 +600,7 @@ func (d *Daemon) close() {
 		d.apiTCP.Close()
 	}
 	d.stopRegistry()
+	d.tls.acme.stop()
 	for _, l := range []net.Listener{d.apiLn, d.ingressLn, d.tls.ln, d.metricsLn, d.apiTCPLn} {
 		if l != nil {
 			l.Close()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/mholt/acmez/v3"
+
 	"skiff.dev/skiff/internal/ingress"
 	"skiff.dev/skiff/internal/pki"
 )
@@ -16,6 +18,7 @@ type ingressTLS struct {
 	addr  string       // where it listens; "" without HTTPS
 	ca    *pki.CA
 	files pki.FileCerts
+	acme  *acmeCerts // nil without --acme-ca
 }
 
 // caFile is the path of the local CA's root certificate, or "".
@@ -54,6 +57,17 @@ func (d *Daemon) listenIngressTLS(ctx context.Context) (err error) {
 		return err
 	}
 	d.tls.addr = d.tls.ln.Addr().String()
+	if d.cfg.ACME.CA != "" {
+		serves := func(host string) bool {
+			// Any route, internal ones too: the handshake that asks
+			// was already checked against its client's address.
+			_, ok := d.proxy.ServesHost(host, "127.0.0.1:0")
+			return ok
+		}
+		if d.tls.acme, err = newACME(d.cfg.Root, d.cfg.ACME, d.tls.addr, serves, d.log); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -68,6 +82,9 @@ func (d *Daemon) serveIngressTLS() error {
 		if hello.Conn != nil {
 			remote = hello.Conn.RemoteAddr().String()
 		}
+		if d.tls.acme != nil && challenge(hello) {
+			return d.tls.acme.getCertificate(hello)
+		}
 		files, served := d.proxy.ServesHost(hello.ServerName, remote)
 		if files != nil && hello.ServerName != "" {
 			c, err := d.tls.files.Get(files.CertFile, files.KeyFile)
@@ -76,10 +93,17 @@ func (d *Daemon) serveIngressTLS() error {
 			}
 			return c, err
 		}
+		if served && d.tls.acme != nil && !localName(hello.ServerName) {
+			return d.tls.acme.getCertificate(hello)
+		}
 		// The CA refuses a handshake without a name or for a host no
 		// route serves to this client.
 		return d.tls.ca.GetCertificate(func(string) bool { return served })(hello)
 	}}
+	if d.tls.acme != nil {
+		// ACME's TLS-ALPN-01 validations arrive on this listener.
+		conf.NextProtos = []string{"h2", "http/1.1", acmez.ACMETLS1Protocol}
+	}
 	if err := d.proxy.ServeTLS(d.tls.ln, conf); err != nil {
 		return err
 	}

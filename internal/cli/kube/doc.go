@@ -9,7 +9,7 @@
 // Export returns typed objects from k8s.io/api (and Gateway API types for
 // HTTPRoute; a Knative Service is an *unstructured.Unstructured), each
 // with its apiVersion and kind set, in a stable order: for every App in
-// the order given, its Secrets, PersistentVolumeClaims, Deployments,
+// the order given, its Secrets, ServiceAccounts, PersistentVolumeClaims, Deployments,
 // Services, HorizontalPodAutoscalers, routes (HTTPRoute or Ingress) and
 // NetworkPolicies, each kind sorted by name. A Secret or
 // PersistentVolumeClaim used by several Apps (skiff's secrets and named

@@ -216,6 +216,9 @@ func newExporter(a api.App, opts Options) (*exporter, error) {
 		}
 	}
 	x.targets = targets
+	for _, f := range untranslated(a.Spec) {
+		x.warn("spec."+f, "no Kubernetes translation yet: not exported")
+	}
 	return x, nil
 }
 
@@ -251,7 +254,7 @@ func (x *exporter) add(kind string, o runtime.Object) {
 }
 
 // kindOrder is the order of kinds in an export.
-var kindOrder = []string{"Secret", "PersistentVolumeClaim", "Deployment", "Service", "HorizontalPodAutoscaler", "HTTPRoute", "Ingress", "NetworkPolicy"}
+var kindOrder = []string{"Secret", kindServiceAccont, "PersistentVolumeClaim", "Deployment", "Service", "HorizontalPodAutoscaler", "HTTPRoute", "Ingress", "NetworkPolicy"}
 
 // objects returns the App's objects in the documented order.
 func (x *exporter) objects() []runtime.Object {

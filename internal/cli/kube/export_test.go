@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -194,5 +195,63 @@ spec: {image: y, volumes: [{name: data, mountPath: /srv}]}
 	}
 	if n != 1 {
 		t.Fatalf("%d PersistentVolumeClaims for one volume used by two Apps, want 1", n)
+	}
+}
+
+func TestExportKnativeWarnings(t *testing.T) {
+	apps, err := app.Decode(strings.NewReader(`apiVersion: skiff.dev/v1
+kind: App
+metadata: {name: a}
+spec:
+  image: x
+  ingress: {timeout: 20m}
+  security: {capabilities: {add: [SYS_PTRACE]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, warns, err := Export(apps, Options{Flavor: Knative})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, w := range warns {
+		all = append(all, w.String())
+	}
+	got := strings.Join(all, "\n")
+	for _, want := range []string{"spec.ingress.timeout: 20m is above Knative's default max-revision-timeout-seconds", "spec.security.capabilities.add: Knative allows adding only NET_BIND_SERVICE"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no warning %q in:\n%s", want, got)
+		}
+	}
+}
+
+// TestUntranslatedFields: every field of the App spec is translated, and
+// a field the export does not know is named rather than dropped.
+func TestUntranslatedFields(t *testing.T) {
+	a := readApps(t, "testdata/export/full.yaml")[0]
+	if got := untranslated(a.Spec); len(got) != 0 {
+		t.Fatalf("fields of full.yaml without a translation: %v (add them to the export and to translatedFields)", got)
+	}
+	// full.yaml sets every field the export translates, so that the
+	// golden files cover them all.
+	b, _ := json.Marshal(a.Spec)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	for _, f := range translatedFields {
+		if f == "scale.rps" || f == "scale.cpuUtilization" || f == "scale.memoryUtilization" {
+			continue // one load target per App: internal-cpu.yaml has these
+		}
+		v := any(m)
+		for _, k := range strings.Split(f, ".") {
+			v, _ = v.(map[string]any)[k]
+		}
+		if v == nil {
+			t.Errorf("testdata/export/full.yaml does not set spec.%s", f)
+		}
+	}
+	got := untranslated(map[string]any{"image": "x", "scale": map[string]any{"min": 1, "burst": 3}, "allowFrom": []any{map[string]any{"app": "b"}}})
+	if want := []string{"allowFrom", "scale.burst"}; !slices.Equal(got, want) {
+		t.Fatalf("untranslated: got %v, want %v", got, want)
 	}
 }

@@ -88,7 +88,7 @@ func Import(objs []*Object) ([]api.App, []Warning, error) {
 // ignoredKind reports kinds an App refers to by name without holding
 // them.
 func ignoredKind(k string) bool {
-	return k == "Secret" || k == "PersistentVolumeClaim" || k == "Namespace"
+	return k == "Secret" || k == "PersistentVolumeClaim" || k == "Namespace" || k == kindServiceAccont
 }
 
 func (s *importSet) add(u *unstructured.Unstructured) error {

@@ -108,7 +108,7 @@ func (s *importSet) readKnativeScale(a *api.App, annos map[string]string, ref st
 				sc.IdleTimeout = api.Duration{Duration: d}
 			}
 		case kaClass:
-		case annoPids, annoImage:
+		case annoPids, annoImage, annoIdentityAud:
 		default:
 			if strings.HasPrefix(k, "autoscaling.knative.dev/") {
 				s.warn(a.Metadata.Name, ref+" spec.template.metadata.annotations."+k, "skiff's autoscaler has no such setting: not imported")

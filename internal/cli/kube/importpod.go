@@ -73,6 +73,7 @@ func (r *podReader) readPod(tpl corev1.PodTemplateSpec, spec *api.AppSpec) {
 	spec.Probes.Startup = r.readProbe(ct.StartupProbe, ct, c, "containers[0].startupProbe")
 	spec.Probes.Readiness = r.readProbe(ct.ReadinessProbe, ct, c, "containers[0].readinessProbe")
 	spec.Probes.Liveness = r.readProbe(ct.LivenessProbe, ct, c, "containers[0].livenessProbe")
+	r.readIdentity(ps, ct, tpl.Annotations, spec, c)
 	r.readVolumes(ps, ct, spec, c)
 	r.readSecurity(ps, ct, spec, c)
 	for _, p := range leftovers(&ps, c, podDefaults) {
@@ -207,6 +208,9 @@ func (r *podReader) readVolumes(ps corev1.PodSpec, ct corev1.Container, spec *ap
 	}
 	for i, m := range ct.VolumeMounts {
 		p := fmt.Sprintf("containers[0].volumeMounts[%d]", i)
+		if c[p] {
+			continue // the identity token's
+		}
 		claim, ok := claims[m.Name]
 		if !ok {
 			r.warn(p, "volume %s is not a PersistentVolumeClaim: an App mounts named volumes only; not imported", m.Name)

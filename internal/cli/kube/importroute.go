@@ -156,6 +156,14 @@ func (s *importSet) readIngresses(a *api.App, svcRev map[string]string, tags map
 				shares = []backendShare{{revision: rev, weight: 1}}
 			}
 		}
+		if s.used[ref] && ing.Spec.IngressClassName != nil {
+			s.warn(a.Metadata.Name, ref+" spec.ingressClassName", "skiff serves every App through its own ingress: not imported")
+		}
+		if s.used[ref] {
+			for _, k := range sortedKeys(ing.Annotations) {
+				s.warn(a.Metadata.Name, ref+" metadata.annotations."+k, "an ingress controller's setting: not imported")
+			}
+		}
 		if s.used[ref] && len(ing.Spec.TLS) > 0 && a.Spec.Ingress.TLS == nil {
 			s.warn(a.Metadata.Name, ref+" spec.tls", "an App names certificate files on the machine, not Secrets: copy the certificate of Secret %s into files and set spec.ingress.tls", ing.Spec.TLS[0].SecretName)
 		}

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"strconv"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,6 +27,8 @@ const (
 	kaClassHPA           = "hpa.autoscaling.knative.dev"
 	kaInitialScale       = "autoscaling.knative.dev/initial-scale"
 	knativeContainerPort = "http1"
+	// knativeMaxTimeout is Knative's default max-revision-timeout-seconds.
+	knativeMaxTimeout = 600 * time.Second
 )
 
 // knative builds the Knative flavor: one serving.knative.dev/v1 Service
@@ -41,7 +44,7 @@ func (x *exporter) knative() error {
 		x.warn("spec.volumes", "Knative mounts PersistentVolumeClaims only with its features kubernetes.podspec-persistent-volume-claim and -write enabled")
 	}
 	rev := x.revs[x.latest]
-	ps := x.podSpec(rev)
+	ps, podAnnos := x.podSpec(rev)
 	c := &ps.Containers[0]
 	c.Name = ""
 	c.Ports[0].Name = knativeContainerPort
@@ -53,8 +56,8 @@ func (x *exporter) knative() error {
 	spec["timeoutSeconds"] = int64(x.seconds(x.app.Spec.Ingress.Timeout.Duration, "spec.ingress.timeout", true))
 	tmeta := map[string]any{"name": x.latest, "annotations": toAny(x.knativeScale())}
 	labels := x.meta("", x.latest, false).Labels
-	if pa := x.podAnnotations(rev); pa != nil {
-		for k, v := range pa {
+	if podAnnos != nil {
+		for k, v := range podAnnos {
 			tmeta["annotations"].(map[string]any)[k] = v
 		}
 	}
@@ -134,6 +137,15 @@ func (x *exporter) knativeWarnings() {
 	in := x.app.Spec.Ingress
 	if in.Host != "" {
 		x.warn("spec.ingress.host", "Knative serves NAME.NAMESPACE.DOMAIN: map %s to the Service with a DomainMapping", in.Host)
+	}
+	if d := in.Timeout.Duration; d > knativeMaxTimeout {
+		x.warn("spec.ingress.timeout", "%s is above Knative's default max-revision-timeout-seconds (600): raise it in the config-defaults ConfigMap", in.Timeout)
+	}
+	for _, c := range x.revs[x.latest].Spec.Security.Capabilities.Add {
+		if capName(c) != "NET_BIND_SERVICE" {
+			x.warn("spec.security.capabilities.add", "Knative allows adding only NET_BIND_SERVICE unless its kubernetes.containerspec-addcapabilities feature is enabled")
+			break
+		}
 	}
 	if p := x.app.Spec.Security.Profile; p != "" {
 		x.warn("spec.security.profile", "a namespace setting in Kubernetes: label the namespace pod-security.kubernetes.io/enforce=%s", p)

@@ -55,14 +55,15 @@ func (x *exporter) deployment(name string) *appsv1.Deployment {
 	}
 	tm := x.meta("", name, false)
 	tm.Name, tm.Namespace = "", ""
-	tm.Annotations = x.podAnnotations(rev)
+	ps, annos := x.podSpec(rev)
+	tm.Annotations = annos
 	d := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: m,
 		Spec: appsv1.DeploymentSpec{
 			Selector:             &metav1.LabelSelector{MatchLabels: x.selector(name)},
 			RevisionHistoryLimit: ptr(int32(*x.app.Spec.RevisionHistoryLimit)),
-			Template:             corev1.PodTemplateSpec{ObjectMeta: tm, Spec: x.podSpec(rev)},
+			Template:             corev1.PodTemplateSpec{ObjectMeta: tm, Spec: ps},
 		},
 	}
 	if !x.hasTraffic(name) {

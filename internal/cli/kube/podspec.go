@@ -188,15 +188,16 @@ func capName(c string) string {
 	return strings.TrimPrefix(strings.ToUpper(c), "CAP_")
 }
 
-// podSpec returns the pod spec of a revision.
-func (x *exporter) podSpec(rev api.Revision) corev1.PodSpec {
+// podSpec returns the pod spec of a revision and its pod annotations.
+func (x *exporter) podSpec(rev api.Revision) (corev1.PodSpec, map[string]string) {
 	ps := corev1.PodSpec{Containers: []corev1.Container{x.container(rev)}}
 	for _, v := range rev.Spec.Volumes {
 		ps.Volumes = append(ps.Volumes, corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.Name, ReadOnly: v.ReadOnly},
 		}})
 	}
-	return ps
+	annos := x.identity(rev, &ps, x.podAnnotations(rev))
+	return ps, annos
 }
 
 func ptr[T any](v T) *T { return &v }

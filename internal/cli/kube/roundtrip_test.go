@@ -121,6 +121,10 @@ func genRunnable(r *rand.Rand, s *api.AppSpec) {
 	}
 	s.Security.ReadOnlyRootFilesystem = pick(2)
 	if pick(2) {
+		s.Identity.Enabled = true
+		s.Identity.Audiences = [][]string{nil, {"https://a.example"}, {"x", "y"}}[r.IntN(3)]
+	}
+	if pick(2) {
 		s.Security.Capabilities = api.Capabilities{Add: []string{"NET_BIND_SERVICE"}, Drop: []string{"ALL"}}
 	}
 }

@@ -175,6 +175,9 @@ func (x *exporter) appAnnotations() map[string]string {
 	}
 	if lo, _ := app.ScaleBounds(s.Scale); s.Scale.IdleTimeout.Duration != app.DefaultIdleTimeout && (!knative || lo > 0) {
 		m[annoIdleTimeout] = s.Scale.IdleTimeout.String()
+		if !knative {
+			x.warn("spec.scale.idleTimeout", "plain Kubernetes does not scale to zero (use --flavor knative): kept as annotation %s", annoIdleTimeout)
+		}
 	}
 	if s.Scale.Prewarm > 0 {
 		m[annoPrewarm] = strconv.Itoa(s.Scale.Prewarm)
