@@ -15,10 +15,13 @@ SKIFF_LOG  ?= /var/log/skiff.log
 # and benchmarks use as peers and references.
 RUN_PKGS   := runc conmon containernetworking-plugins iptables iproute2 kmod
 TEST_PKGS  := $(RUN_PKGS) busybox-static curl procps skopeo umoci docker-registry crun podman podman-compose wrk hyperfine nginx-light git patch mmdebstrap openssh-client docker-compose nodejs npm
+# The Kubernetes suite (make test-kube) runs a real kube-apiserver over
+# Debian's etcd.
+KUBE_PKGS  := etcd-server
 
 export CGO_ENABLED := 0
 
-.PHONY: all build examples base-images quickstart test test-unit test-e2e deps deps-test bench fuzz clean vet
+.PHONY: all build examples base-images quickstart test test-unit test-e2e test-kube kube-bins deps deps-test deps-kube bench fuzz clean vet
 
 all: build
 
@@ -42,6 +45,9 @@ deps:
 deps-test:
 	@scripts/install-deps.sh $(TEST_PKGS)
 
+deps-kube:
+	@scripts/install-deps.sh $(KUBE_PKGS)
+
 quickstart: deps build examples
 	@scripts/quickstart.sh
 
@@ -56,6 +62,18 @@ test-unit:
 
 test-e2e: build
 	$(GO) test -count=1 -v ./test/e2e/
+
+# kube-bins builds kube-apiserver and kube-controller-manager from
+# test/tools/kube once (about ten minutes) and caches them in
+# ~/.cache/skiff-test/kube/VERSION (SKIFF_KUBE_CACHE overrides the parent).
+kube-bins:
+	@scripts/kube-bins.sh >/dev/null
+
+# test-kube runs skiff kube apply and diff against a real API server,
+# controller manager and etcd started on loopback (test/kube, build tag kube).
+test-kube: deps-kube kube-bins
+	$(GO) vet -tags kube ./test/kube/
+	SKIFF_KUBE_BIN="$$(scripts/kube-bins.sh)" $(GO) test -tags kube -count=1 -timeout 20m -v ./test/kube/
 
 # Each fuzz target for a while longer than the seed-corpus run in make test.
 FUZZTIME ?= 30s

@@ -21,15 +21,17 @@ const maxDiffCells = 4 << 20
 // generation, resourceVersion, creationTimestamp), so that the diff shows only what
 // applying new over old would change. The headers name the App.
 func Diff(old, new api.App) string {
-	a := strings.SplitAfter(string(diffForm(old)), "\n")
-	b := strings.SplitAfter(string(diffForm(new)), "\n")
-	if a[len(a)-1] == "" {
-		a = a[:len(a)-1]
-	}
-	if b[len(b)-1] == "" {
-		b = b[:len(b)-1]
-	}
-	ops := diffLines(a, b)
+	return UnifiedDiff(nonEmpty(old.Metadata.Name, "app")+" (old)", nonEmpty(new.Metadata.Name, "app")+" (new)",
+		string(diffForm(old)), string(diffForm(new)))
+}
+
+// UnifiedDiff returns a unified diff (three lines of context) from text a
+// to text b under the headers "--- aName" and "+++ bName", or "" when the
+// texts are equal. An empty text diffs as a file with no lines, so a
+// created or deleted document shows whole.
+func UnifiedDiff(aName, bName, a, b string) string {
+	al, bl := splitLines(a), splitLines(b)
+	ops := diffLines(al, bl)
 	changed := false
 	for _, o := range ops {
 		if o.kind != ' ' {
@@ -41,9 +43,21 @@ func Diff(old, new api.App) string {
 		return ""
 	}
 	var out strings.Builder
-	fmt.Fprintf(&out, "--- %s (old)\n+++ %s (new)\n", nonEmpty(old.Metadata.Name, "app"), nonEmpty(new.Metadata.Name, "app"))
+	fmt.Fprintf(&out, "--- %s\n+++ %s\n", aName, bName)
 	writeHunks(&out, ops)
 	return out.String()
+}
+
+// splitLines splits text into lines that keep their newline.
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	l := strings.SplitAfter(s, "\n")
+	if l[len(l)-1] == "" {
+		l = l[:len(l)-1]
+	}
+	return l
 }
 
 // diffForm is the YAML that Diff compares.

@@ -190,3 +190,18 @@ func readFile(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+func TestUnifiedDiffOfNewText(t *testing.T) {
+	got := UnifiedDiff("a (live)", "a (applied)", "", "x: 1\ny: 2\n")
+	want := "--- a (live)\n+++ a (applied)\n@@ -0,0 +1,2 @@\n+x: 1\n+y: 2\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if UnifiedDiff("a", "b", "x\n", "x\n") != "" {
+		t.Error("equal texts differ")
+	}
+	got = UnifiedDiff("a", "b", "x: 1\n", "")
+	if got != "--- a\n+++ b\n@@ -1 +0,0 @@\n-x: 1\n" {
+		t.Errorf("deleted text:\n%s", got)
+	}
+}

@@ -18,11 +18,12 @@ import (
 func newKubeCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "kube",
-		Short: "Translate Apps to Kubernetes objects and back",
+		Short: "Translate Apps to Kubernetes objects and back, and apply them to a cluster",
 		Long: `Translate Apps to Kubernetes objects (export) and Kubernetes or Knative
-manifests to Apps (import). docs/kubernetes.md maps every App field.`,
+manifests to Apps (import); put Apps on a cluster (apply) and show what
+that would change (diff). docs/kubernetes.md maps every App field.`,
 	}
-	c.AddCommand(newKubeExportCmd(g), newKubeImportCmd(g))
+	c.AddCommand(newKubeExportCmd(g), newKubeImportCmd(g), newKubeApplyCmd(g), newKubeDiffCmd(g))
 	return c
 }
 
