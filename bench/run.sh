@@ -168,7 +168,7 @@ echo "== docker run --rm through skiff's Docker API, skiff run --rm, podman run 
 	echo "them: [NOTES.md](NOTES.md)."
 	echo
 	machine
-	for section in start density apps applies hotrestart registry import network ingress compose build https docker gitops; do
+	for section in start density apps userns applies hotrestart registry import network ingress compose build https docker gitops; do
 		echo
 		cat "$OUT/$section.md"
 	done
