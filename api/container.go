@@ -371,12 +371,20 @@ type VolumePruneResponse struct {
 }
 
 // SecretMount shows keys of version Version of secret Secret as files in
-// the directory Target, each of mode 0400 owned by the container's user.
+// the directory Target, each of mode 0400 owned by the container's user
+// unless Mode, UID or GID say otherwise. Mounts with the same Target share
+// one tmpfs.
 type SecretMount struct {
 	Target  string       `json:"target"`
 	Secret  string       `json:"secret"`
 	Version int64        `json:"version"`
 	Items   []SecretItem `json:"items,omitempty"`
+	// Mode is the files' permission bits (0: 0400).
+	Mode uint32 `json:"mode,omitempty"`
+	// UID and GID own the files, as the container sees them (nil: the
+	// container's user and group).
+	UID *uint32 `json:"uid,omitempty"`
+	GID *uint32 `json:"gid,omitempty"`
 }
 
 // SecretEnvVar is an environment variable taken from key Key of version

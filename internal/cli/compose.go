@@ -489,6 +489,9 @@ func newComposeRunCmd(g *globals, f *composeFlags) *cobra.Command {
 				return err
 			}
 			req.Config.AutoRemove = rm
+			if req.Config.SecretMounts, err = e.SecretMounts(ctx, p, s); err != nil {
+				return withCode(125, err)
+			}
 			if err := e.EnsureAnonymousVolumes(ctx, p, s, req); err != nil {
 				return withCode(125, err)
 			}

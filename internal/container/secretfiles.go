@@ -27,10 +27,15 @@ const secretTmpfsSize = 2 * api.MaxSecretSize
 
 // secretSpecMounts returns the spec mounts of ms: an empty tmpfs each,
 // which writeSecretFiles fills once the runtime has created the
-// container.
+// container. Mounts with the same target share one tmpfs.
 func secretSpecMounts(ms []api.SecretMount) []specs.Mount {
 	out := make([]specs.Mount, 0, len(ms))
+	seen := map[string]bool{}
 	for _, m := range ms {
+		if seen[m.Target] {
+			continue
+		}
+		seen[m.Target] = true
 		out = append(out, specs.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs",
 			Options: []string{"nosuid", "nodev", "noexec", "mode=0755", fmt.Sprintf("size=%d", secretTmpfsSize)}})
 	}
@@ -46,6 +51,9 @@ func checkSecretMounts(ms []api.SecretMount) error {
 		}
 		if m.Secret == "" || m.Version < 1 {
 			return errdefs.Invalid("secret mount %s needs a secret and a version from 1", m.Target)
+		}
+		if m.Mode&^0o777 != 0 {
+			return errdefs.Invalid("secret mount %s: mode %o has bits other than permissions: use at most 0777", m.Target, m.Mode)
 		}
 		for _, it := range m.Items {
 			if name := fileOf(it); it.Key == "" || !api.SecretFileName(name) {
@@ -77,17 +85,17 @@ func (m *Manager) writeSecretFiles(ctx context.Context, pid int, spec *specs.Spe
 	if m.cfg.Secrets == nil {
 		return errdefs.Unavailable("this daemon has no secrets store")
 	}
-	uid, gid, err := hostOwner(spec)
-	if err != nil {
-		return err
-	}
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	for _, sm := range ms {
+		own, err := secretOwner(spec, sm)
+		if err != nil {
+			return err
+		}
 		files, err := m.secretFiles(ctx, sm)
 		if err != nil {
 			return err
 		}
-		if err := writeFilesIn(root, sm.Target, files, uid, gid); err != nil {
+		if err := writeFilesIn(root, sm.Target, files, own); err != nil {
 			return fmt.Errorf("secret %s at %s: %w", sm.Secret, sm.Target, err)
 		}
 	}
@@ -124,8 +132,44 @@ func (m *Manager) secretFiles(ctx context.Context, sm api.SecretMount) (map[stri
 	return files, nil
 }
 
+// fileOwner is the host owner and the mode of a secret mount's files.
+type fileOwner struct {
+	uid, gid int
+	mode     uint32
+}
+
+// secretOwner returns the host owner and mode of sm's files: sm's UID,
+// GID and Mode, else the spec's process user and 0400; ids are mapped
+// through the spec's user namespace mappings when it has them.
+func secretOwner(spec *specs.Spec, sm api.SecretMount) (fileOwner, error) {
+	if spec.Process == nil {
+		return fileOwner{}, errdefs.Invalid("the container's spec has no process")
+	}
+	u, g := spec.Process.User.UID, spec.Process.User.GID
+	if sm.UID != nil {
+		u = *sm.UID
+	}
+	if sm.GID != nil {
+		g = *sm.GID
+	}
+	own := fileOwner{uid: int(u), gid: int(g), mode: 0o400}
+	if sm.Mode != 0 {
+		own.mode = sm.Mode
+	}
+	if spec.Linux == nil {
+		return own, nil
+	}
+	hu, ok := mapID(u, spec.Linux.UIDMappings)
+	hg, ok2 := mapID(g, spec.Linux.GIDMappings)
+	if !ok || !ok2 {
+		return fileOwner{}, errdefs.Invalid("secret %s: owner %d:%d is not mapped in the container's user namespace", sm.Secret, u, g)
+	}
+	own.uid, own.gid = int(hu), int(hg)
+	return own, nil
+}
+
 // writeFilesIn writes files into the tmpfs at target inside root.
-func writeFilesIn(root, target string, files map[string][]byte, uid, gid int) error {
+func writeFilesIn(root, target string, files map[string][]byte, own fileOwner) error {
 	dir, err := inroot.OpenDir(root, target)
 	if err != nil {
 		return err
@@ -139,16 +183,16 @@ func writeFilesIn(root, target string, files map[string][]byte, uid, gid int) er
 		return errdefs.Unavailable("%s is not the tmpfs made for the secret", target)
 	}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if err := writeFileAt(int(dir.Fd()), name, files[name], uid, gid); err != nil {
+		if err := writeFileAt(int(dir.Fd()), name, files[name], own); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// writeFileAt writes data to the file name of dir, mode 0400, owned by
-// uid:gid; a symlink in its place is not followed.
-func writeFileAt(dir int, name string, data []byte, uid, gid int) error {
+// writeFileAt writes data to the file name of dir, with own's mode and
+// owner; a symlink in its place is not followed.
+func writeFileAt(dir int, name string, data []byte, own fileOwner) error {
 	fd, err := unix.Openat(dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o400)
 	if err != nil {
 		return err
@@ -161,28 +205,10 @@ func writeFileAt(dir int, name string, data []byte, uid, gid int) error {
 		}
 		data = data[n:]
 	}
-	if err := unix.Fchmod(fd, 0o400); err != nil {
+	if err := unix.Fchown(fd, own.uid, own.gid); err != nil {
 		return err
 	}
-	return unix.Fchown(fd, uid, gid)
-}
-
-// hostOwner returns the host uid and gid of the spec's process user,
-// mapped through the spec's user namespace mappings when it has them.
-func hostOwner(spec *specs.Spec) (uid, gid int, err error) {
-	if spec.Process == nil {
-		return 0, 0, errdefs.Invalid("the container's spec has no process")
-	}
-	u, g := spec.Process.User.UID, spec.Process.User.GID
-	if spec.Linux == nil {
-		return int(u), int(g), nil
-	}
-	hu, ok := mapID(u, spec.Linux.UIDMappings)
-	hg, ok2 := mapID(g, spec.Linux.GIDMappings)
-	if !ok || !ok2 {
-		return 0, 0, errdefs.Invalid("the container's user %d:%d is not mapped in its user namespace", u, g)
-	}
-	return int(hu), int(hg), nil
+	return unix.Fchmod(fd, own.mode)
 }
 
 // mapID maps a container id to the host through ms (none: unchanged).

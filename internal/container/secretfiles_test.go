@@ -8,6 +8,8 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"skiff.dev/skiff/api"
 )
 
 // TestWriteFilesIn writes secret files into a tmpfs through a root, as
@@ -31,7 +33,7 @@ func TestWriteFilesIn(t *testing.T) {
 	if err := os.Symlink("/run", filepath.Join(root, "s")); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFilesIn(root, "/s/secrets", map[string][]byte{"pw": []byte("hunter2")}, 1234, 5678); err != nil {
+	if err := writeFilesIn(root, "/s/secrets", map[string][]byte{"pw": []byte("hunter2")}, fileOwner{1234, 5678, 0o400}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(filepath.Join(sec, "pw"))
@@ -48,7 +50,7 @@ func TestWriteFilesIn(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "disk"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFilesIn(root, "/disk", map[string][]byte{"pw": []byte("x")}, 0, 0); err == nil {
+	if err := writeFilesIn(root, "/disk", map[string][]byte{"pw": []byte("x")}, fileOwner{0, 0, 0o400}); err == nil {
 		t.Fatal("a target on disk was written to")
 	}
 	if _, err := os.Stat(filepath.Join(root, "disk", "pw")); err == nil {
@@ -56,20 +58,38 @@ func TestWriteFilesIn(t *testing.T) {
 	}
 }
 
-func TestHostOwner(t *testing.T) {
+// TestSecretOwner maps the files' owner through the user namespace:
+// the container's user by default, the mount's UID, GID and Mode when set.
+func TestSecretOwner(t *testing.T) {
 	spec := &specs.Spec{Process: &specs.Process{User: specs.User{UID: 1000, GID: 100}}}
-	if u, g, err := hostOwner(spec); err != nil || u != 1000 || g != 100 {
-		t.Fatalf("no user namespace: %d:%d %v", u, g, err)
+	if o, err := secretOwner(spec, api.SecretMount{}); err != nil || o != (fileOwner{1000, 100, 0o400}) {
+		t.Fatalf("no user namespace: %+v %v", o, err)
 	}
 	spec.Linux = &specs.Linux{
 		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}},
 		GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}},
 	}
-	if u, g, err := hostOwner(spec); err != nil || u != 201000 || g != 300100 {
-		t.Fatalf("mapped: %d:%d %v", u, g, err)
+	if o, err := secretOwner(spec, api.SecretMount{}); err != nil || o != (fileOwner{201000, 300100, 0o400}) {
+		t.Fatalf("mapped: %+v %v", o, err)
+	}
+	uid, gid := uint32(999), uint32(5)
+	if o, err := secretOwner(spec, api.SecretMount{UID: &uid, GID: &gid, Mode: 0o440}); err != nil || o != (fileOwner{200999, 300005, 0o440}) {
+		t.Fatalf("mount's owner and mode: %+v %v", o, err)
 	}
 	spec.Process.User.UID = 70000
-	if _, _, err := hostOwner(spec); err == nil {
+	if _, err := secretOwner(spec, api.SecretMount{}); err == nil {
 		t.Fatal("an unmapped user was accepted")
+	}
+}
+
+// TestSecretSpecMountsShareTarget gives mounts of one directory a single
+// tmpfs, so several single-file secrets can live in /run/secrets.
+func TestSecretSpecMountsShareTarget(t *testing.T) {
+	ms := secretSpecMounts([]api.SecretMount{{Target: "/run/secrets", Secret: "a"}, {Target: "/run/secrets", Secret: "b"}, {Target: "/etc/x", Secret: "c"}})
+	if len(ms) != 2 || ms[0].Destination != "/run/secrets" || ms[1].Destination != "/etc/x" {
+		t.Fatalf("mounts %+v: want one tmpfs at /run/secrets and one at /etc/x", ms)
+	}
+	if err := checkSecretMounts([]api.SecretMount{{Target: "/run/secrets", Secret: "a", Version: 1, Mode: 0o4755}}); err == nil {
+		t.Fatal("a mode with setuid bits was accepted")
 	}
 }

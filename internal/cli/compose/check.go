@@ -28,7 +28,7 @@ var supportedKeys = set(
 	"deploy.resources.limits.memory", "deploy.resources.limits.pids", "deploy.placement",
 	"deploy.resources.reservations.memory", "mem_reservation",
 	"scale", "cap_add", "cap_drop", "read_only", "privileged", "mem_limit", "cpus", "pids_limit",
-	"secrets[].source", "secrets[].target", "configs[].source", "configs[].target",
+	"secrets[].source", "secrets[].target", "secrets[].mode", "secrets[].uid", "secrets[].gid", "configs[].source", "configs[].target",
 	"tty", "stdin_open", "extra_hosts", "dns", "dns_search", "dns_opt", "ulimits", "sysctls", "init", "x-skiff",
 )
 
@@ -172,8 +172,12 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 		}
 	}
 	for _, sec := range s.Secrets {
-		if d, ok := p.Secrets[sec.Source]; ok && d.File == "" {
-			out = append(out, Issue{s.Name, "secrets." + sec.Source, "only file secrets are supported"})
+		d, ok := p.Secrets[sec.Source]
+		if ok && d.File == "" && !storeSecret(d) {
+			out = append(out, Issue{s.Name, "secrets." + sec.Source, "only file secrets and secrets of skiff's store are supported"})
+		}
+		if ok && !storeSecret(d) && (sec.Mode != nil || sec.UID != "" || sec.GID != "") {
+			out = append(out, Issue{s.Name, "secrets." + sec.Source + ".mode|uid|gid", "a file secret is the file itself, mounted read-only"})
 		}
 	}
 	for _, c := range s.Configs {

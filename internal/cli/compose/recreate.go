@@ -115,6 +115,9 @@ func (e *Engine) createReplica(ctx context.Context, p *types.Project, s types.Se
 		return api.Container{}, err
 	}
 	req.Start = true
+	if req.Config.SecretMounts, err = e.SecretMounts(ctx, p, s); err != nil {
+		return api.Container{}, err
+	}
 	if err := e.EnsureAnonymousVolumes(ctx, p, s, req); err != nil {
 		return api.Container{}, err
 	}

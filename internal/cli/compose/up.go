@@ -40,6 +40,9 @@ func (e *Engine) Up(ctx context.Context, p *types.Project, o UpOptions) error {
 			return errdefs.Invalid("%v", err)
 		}
 	}
+	if err := e.checkSecrets(ctx, p); err != nil {
+		return err
+	}
 	if err := e.images(ctx, p, o); err != nil {
 		return err
 	}
