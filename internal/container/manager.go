@@ -522,7 +522,14 @@ func (m *Manager) mounts(rootfs string, ms []api.Mount, idm *api.IDMap) ([]specs
 				src = volumeMountPoint(dir, i)
 			}
 		case api.MountTmpfs:
-			topts := []string{"nosuid", "nodev", "mode=1777"}
+			if mt.TmpfsMode&^0o7777 != 0 {
+				return nil, errdefs.Invalid("mounts[%d]: tmpfs mode %#o is not permission bits: use an octal mode such as 0755", i, mt.TmpfsMode)
+			}
+			mode := uint32(0o1777)
+			if mt.TmpfsMode != 0 {
+				mode = mt.TmpfsMode
+			}
+			topts := []string{"nosuid", "nodev", fmt.Sprintf("mode=%o", mode)}
 			if mt.ReadOnly {
 				topts = append(topts, "ro")
 			}
