@@ -12,8 +12,9 @@ import (
 
 // ParseTmpfs parses a tmpfs mount as docker's --tmpfs and HostConfig.Tmpfs
 // write it: an absolute target and comma-separated options, size=SIZE
-// (like 64m), mode=OCTAL, ro or rw (nosuid, nodev and noexec are accepted
-// and always on). A bad target or option is ErrInvalid.
+// (like 64m), mode=OCTAL, ro or rw. nosuid and nodev are accepted and
+// always on; noexec is accepted as before but not applied (a skiff tmpfs
+// allows exec). A bad target or option is ErrInvalid.
 func ParseTmpfs(target, opts string) (Mount, error) {
 	if !path.IsAbs(target) {
 		return Mount{}, errdefs.Invalid("tmpfs target %q must be an absolute path inside the container", target)
