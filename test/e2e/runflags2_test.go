@@ -80,3 +80,14 @@ func TestDockerShmGroupTmpfs(t *testing.T) {
 		t.Errorf("docker inspect: %q", got)
 	}
 }
+
+// TestExecGroupAdd checks that a process exec'd into a container started
+// with --group-add has the added groups too, as the container's own
+// process does.
+func TestExecGroupAdd(t *testing.T) {
+	must(t, env.daemon, "run", "-d", "--name", "runflags2-groups", "--group-add", "4242", "busybox", "sleep", "60")
+	defer env.daemon.Run("", "rm", "-f", "runflags2-groups")
+	if out := must(t, env.daemon, "exec", "runflags2-groups", "id", "-G"); strings.TrimSpace(out) != "0 4242" {
+		t.Errorf("exec id -G printed %q, want 0 4242", out)
+	}
+}
