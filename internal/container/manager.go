@@ -569,6 +569,18 @@ func writeFileSync(path string, data []byte) error {
 	return f.Close()
 }
 
+// checkShmGroups refuses a negative /dev/shm size and an empty added
+// group when the container is created, not first when it starts.
+func checkShmGroups(c *api.ContainerConfig) error {
+	if c.ShmSize < 0 {
+		return errdefs.Invalid("config.shmSize %d must not be negative: give a size in bytes, or leave it out for 64 MiB", c.ShmSize)
+	}
+	if slices.Contains(c.GroupAdd, "") {
+		return errdefs.Invalid("config.groupAdd has an empty group: give a group name or a numeric gid")
+	}
+	return nil
+}
+
 func validateConfig(c *api.ContainerConfig) error {
 	if strings.TrimSpace(c.Image) == "" {
 		return errdefs.Invalid("config.image is required: name the image to run")
@@ -638,6 +650,9 @@ func validateConfig(c *api.ContainerConfig) error {
 		return err
 	}
 	if err := api.CheckLimits(c); err != nil {
+		return err
+	}
+	if err := checkShmGroups(c); err != nil {
 		return err
 	}
 	switch c.UserNS {
