@@ -49,6 +49,12 @@ type ContainerConfig struct {
 	CapDrop    []string `json:"capDrop,omitempty"`
 	// ReadonlyRootfs mounts the container's root filesystem read-only.
 	ReadonlyRootfs bool `json:"readonlyRootfs,omitempty"`
+	// ShmSize is the size of /dev/shm in bytes (0: 64 MiB, docker's
+	// default).
+	ShmSize int64 `json:"shmSize,omitempty"`
+	// GroupAdd are further groups of the process, each a numeric gid or
+	// a group name from the image's /etc/group (docker run --group-add).
+	GroupAdd []string `json:"groupAdd,omitempty"`
 	// StopSignal overrides the image's stop signal (default SIGTERM).
 	StopSignal string `json:"stopSignal,omitempty"`
 	// StopTimeout is the default grace period in seconds before SIGKILL
@@ -140,6 +146,9 @@ type Mount struct {
 	// TmpfsSize bounds a tmpfs in bytes (0: the kernel's default, half
 	// of the memory).
 	TmpfsSize int64 `json:"tmpfsSize,omitempty"`
+	// TmpfsMode is the permission bits of a tmpfs's root directory
+	// (0: 01777, world-writable and sticky like /tmp).
+	TmpfsMode uint32 `json:"tmpfsMode,omitempty"`
 }
 
 // Resources are cgroup limits. Zero means unlimited.

@@ -31,6 +31,8 @@ type runFlags struct {
 	publish, aliases                                                 []string
 	addHosts, dns, dnsSearch, dnsOptions                             []string
 	ulimits, sysctls                                                 []string
+	tmpfs, groupAdd                                                  []string
+	shmSize                                                          string
 	network                                                          string
 	userns                                                           string
 }
@@ -70,6 +72,9 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&f.dnsOptions, "dns-option", nil, "a resolv.conf option such as ndots:2, instead of the host's (repeatable)")
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "a resource limit: NAME=SOFT[:HARD], such as nofile=1024:2048 (repeatable)")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "a namespaced kernel setting: KEY=VALUE, such as net.ipv4.ip_unprivileged_port_start=80 (repeatable)")
+	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount an empty tmpfs: /path[:size=64m,mode=1777,ro] (repeatable)")
+	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm, like 256m (default 64m)")
+	fl.StringArrayVar(&f.groupAdd, "group-add", nil, "a further group of the process: a group name of the image or a numeric gid (repeatable)")
 	fl.StringVar(&f.userns, "userns", "host", "user namespace: host (the host's users) or auto (container root is an unprivileged range of host ids)")
 	fl.StringVar(&f.pull, "pull", "missing", "pull the image: missing (when not stored and the name has a registry) or never")
 }
@@ -143,6 +148,23 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 		}
 		cfg.Mounts = append(cfg.Mounts, mt)
 	}
+	for _, t := range f.tmpfs {
+		target, opts, _ := strings.Cut(t, ":")
+		mt, err := api.ParseTmpfs(target, opts)
+		if err != nil {
+			return api.ContainerCreateRequest{}, fmt.Errorf("invalid --tmpfs %q: %w", t, err)
+		}
+		cfg.Mounts = append(cfg.Mounts, mt)
+	}
+	if f.shmSize != "" {
+		if cfg.ShmSize, err = parseBytes("shm-size", f.shmSize); err != nil {
+			return api.ContainerCreateRequest{}, err
+		}
+		if cfg.ShmSize <= 0 {
+			return api.ContainerCreateRequest{}, errdefs.Invalid("--shm-size %q must be more than 0, like 64m", f.shmSize)
+		}
+	}
+	cfg.GroupAdd = f.groupAdd
 	if f.pull != "missing" && f.pull != "never" {
 		return api.ContainerCreateRequest{}, errdefs.Invalid("invalid --pull %q: use missing or never", f.pull)
 	}

@@ -522,7 +522,14 @@ func (m *Manager) mounts(rootfs string, ms []api.Mount, idm *api.IDMap) ([]specs
 				src = volumeMountPoint(dir, i)
 			}
 		case api.MountTmpfs:
-			topts := []string{"nosuid", "nodev", "mode=1777"}
+			if mt.TmpfsMode&^0o7777 != 0 {
+				return nil, errdefs.Invalid("mounts[%d]: tmpfs mode %#o is not permission bits: use an octal mode such as 0755", i, mt.TmpfsMode)
+			}
+			mode := uint32(0o1777)
+			if mt.TmpfsMode != 0 {
+				mode = mt.TmpfsMode
+			}
+			topts := []string{"nosuid", "nodev", fmt.Sprintf("mode=%o", mode)}
 			if mt.ReadOnly {
 				topts = append(topts, "ro")
 			}
@@ -560,6 +567,18 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// checkShmGroups refuses a negative /dev/shm size and an empty added
+// group when the container is created, not first when it starts.
+func checkShmGroups(c *api.ContainerConfig) error {
+	if c.ShmSize < 0 {
+		return errdefs.Invalid("config.shmSize %d must not be negative: give a size in bytes, or leave it out for 64 MiB", c.ShmSize)
+	}
+	if slices.Contains(c.GroupAdd, "") {
+		return errdefs.Invalid("config.groupAdd has an empty group: give a group name or a numeric gid")
+	}
+	return nil
 }
 
 func validateConfig(c *api.ContainerConfig) error {
@@ -631,6 +650,9 @@ func validateConfig(c *api.ContainerConfig) error {
 		return err
 	}
 	if err := api.CheckLimits(c); err != nil {
+		return err
+	}
+	if err := checkShmGroups(c); err != nil {
 		return err
 	}
 	switch c.UserNS {

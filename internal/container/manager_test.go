@@ -259,6 +259,9 @@ func TestCreateValidation(t *testing.T) {
 		{"bad env", api.ContainerCreateRequest{Config: api.ContainerConfig{Image: "img", Env: []string{"=x"}}}, errdefs.ErrInvalid},
 		{"bad stop signal", api.ContainerCreateRequest{Config: api.ContainerConfig{Image: "img", StopSignal: "SIGNOPE"}}, errdefs.ErrInvalid},
 		{"no command", api.ContainerCreateRequest{Config: api.ContainerConfig{Image: "img"}}, errdefs.ErrInvalid},
+		{"negative shm", api.ContainerCreateRequest{Config: api.ContainerConfig{Image: "img", Cmd: []string{"x"}, ShmSize: -1}}, errdefs.ErrInvalid},
+		{"empty added group", api.ContainerCreateRequest{Config: api.ContainerConfig{Image: "img", Cmd: []string{"x"}, GroupAdd: []string{""}}}, errdefs.ErrInvalid},
+		{"tmpfs mode", api.ContainerCreateRequest{Config: api.ContainerConfig{Image: "img", Cmd: []string{"x"}, Mounts: []api.Mount{{Type: api.MountTmpfs, Target: "/t", TmpfsMode: 0o10000}}}}, errdefs.ErrInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,11 +3,12 @@ package dockerapi
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -75,6 +76,7 @@ func hostConfig(cfg *api.ContainerConfig, hc *container.HostConfig, exposed netw
 	cfg.Privileged = hc.Privileged
 	cfg.CapAdd, cfg.CapDrop = hc.CapAdd, hc.CapDrop
 	cfg.ReadonlyRootfs = hc.ReadonlyRootfs
+	cfg.ShmSize, cfg.GroupAdd = hc.ShmSize, hc.GroupAdd
 	cfg.ExtraHosts = hc.ExtraHosts
 	for _, a := range hc.DNS {
 		cfg.DNS = append(cfg.DNS, a.String())
@@ -127,12 +129,8 @@ func unsupportedHostConfig(hc *container.HostConfig) error {
 		return bad("UTSMode (--uts)", "each container has its own host name")
 	case hc.UsernsMode != "":
 		return bad("UsernsMode (--userns)", "leave it out")
-	case hc.ShmSize > 0:
-		return bad("ShmSize (--shm-size)", "leave it out")
 	case len(hc.SecurityOpt) > 0:
 		return bad("SecurityOpt (--security-opt)", "the daemon's admission profile sets the security options")
-	case len(hc.GroupAdd) > 0:
-		return bad("GroupAdd (--group-add)", "leave it out")
 	case hc.OomScoreAdj != 0:
 		return bad("OomScoreAdj (--oom-score-adj)", "leave it out")
 	case hc.CgroupParent != "":
@@ -215,6 +213,7 @@ func binds(cfg *api.ContainerConfig, hc *container.HostConfig) error {
 			am.Type = api.MountTmpfs
 			if m.TmpfsOptions != nil {
 				am.TmpfsSize = m.TmpfsOptions.SizeBytes
+				am.TmpfsMode = unixMode(m.TmpfsOptions.Mode)
 			}
 		default:
 			return errdefs.Invalid("HostConfig.Mounts: type %q at %s is not supported: use bind, volume or tmpfs", m.Type, m.Target)
@@ -222,22 +221,9 @@ func binds(cfg *api.ContainerConfig, hc *container.HostConfig) error {
 		cfg.Mounts = append(cfg.Mounts, am)
 	}
 	for target, opts := range hc.Tmpfs {
-		m := api.Mount{Type: api.MountTmpfs, Target: target}
-		for _, o := range strings.Split(opts, ",") {
-			switch k, v, _ := strings.Cut(o, "="); k {
-			case "", "rw", "nosuid", "nodev", "noexec":
-				// Docker's tmpfs is nosuid,nodev,noexec already.
-			case "ro":
-				m.ReadOnly = true
-			case "size":
-				n, err := units.RAMInBytes(v)
-				if err != nil || n < 0 {
-					return errdefs.Invalid("HostConfig.Tmpfs %s: size %q is not a size like 64m", target, v)
-				}
-				m.TmpfsSize = n
-			default:
-				return errdefs.Invalid("HostConfig.Tmpfs %s: option %q is not supported: use size=, ro or rw", target, o)
-			}
+		m, err := api.ParseTmpfs(target, opts)
+		if err != nil {
+			return fmt.Errorf("HostConfig.Tmpfs: %w", err)
 		}
 		cfg.Mounts = append(cfg.Mounts, m)
 	}
@@ -311,4 +297,20 @@ func networkingConfig(cfg *api.ContainerConfig, mode container.NetworkMode, nc *
 		cfg.NetworkAliases = append(cfg.NetworkAliases, ep.Aliases...)
 	}
 	return nil
+}
+
+// unixMode is the permission bits of a Go file mode in the kernel's form
+// (sticky 01000, setgid 02000, setuid 04000).
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	return u
 }

@@ -235,6 +235,10 @@ func hostConfigOf(c api.Container) *container.HostConfig {
 		hc.ConsoleSize = [2]uint{cc.ConsoleSize.Height, cc.ConsoleSize.Width}
 	}
 	hc.Memory, hc.NanoCPUs = cc.Resources.MemoryBytes, cc.Resources.NanoCPUs
+	hc.ShmSize, hc.GroupAdd = cc.ShmSize, cc.GroupAdd
+	if hc.ShmSize == 0 {
+		hc.ShmSize = 64 << 20
+	}
 	if cc.Resources.PidsLimit > 0 {
 		n := cc.Resources.PidsLimit
 		hc.PidsLimit = &n
@@ -254,6 +258,9 @@ func hostConfigOf(c api.Container) *container.HostConfig {
 			}
 			if m.TmpfsSize > 0 {
 				opts += ",size=" + strconv.FormatInt(m.TmpfsSize, 10)
+			}
+			if m.TmpfsMode != 0 {
+				opts += ",mode=" + strconv.FormatUint(uint64(m.TmpfsMode), 8)
 			}
 			hc.Tmpfs[m.Target] = opts
 		default:

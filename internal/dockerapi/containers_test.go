@@ -35,8 +35,9 @@ func TestCreateConfigMaps(t *testing.T) {
 		"ExposedPorts": {"9000/tcp": {}},
 		"HostConfig": {
 			"Binds": ["data:/data", "/srv/x:/x:ro"],
-			"Tmpfs": {"/run": "size=64m,rw"},
-			"Mounts": [{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1024}}],
+			"Tmpfs": {"/run": "size=64m,rw,mode=0755"},
+			"Mounts": [{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1024, "Mode": 1049087}}],
+			"ShmSize": 268435456, "GroupAdd": ["audio", "4242"],
 			"PortBindings": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "53/udp": [{"HostIp": "", "HostPort": ""}]},
 			"PublishAllPorts": true,
 			"RestartPolicy": {"Name": "unless-stopped"},
@@ -56,11 +57,14 @@ func TestCreateConfigMaps(t *testing.T) {
 	want := []api.Mount{
 		{Type: api.MountVolume, Source: "data", Target: "/data"},
 		{Type: api.MountBind, Source: "/srv/x", Target: "/x", ReadOnly: true},
-		{Type: api.MountTmpfs, Target: "/t", TmpfsSize: 1024},
-		{Type: api.MountTmpfs, Target: "/run", TmpfsSize: 64 << 20},
+		{Type: api.MountTmpfs, Target: "/t", TmpfsSize: 1024, TmpfsMode: 0o1777},
+		{Type: api.MountTmpfs, Target: "/run", TmpfsSize: 64 << 20, TmpfsMode: 0o755},
 	}
 	if !reflect.DeepEqual(cfg.Mounts[1:], want) {
 		t.Errorf("mounts = %+v, want %+v", cfg.Mounts[1:], want)
+	}
+	if cfg.ShmSize != 256<<20 || !reflect.DeepEqual(cfg.GroupAdd, []string{"audio", "4242"}) {
+		t.Errorf("ShmSize, GroupAdd = %d, %v", cfg.ShmSize, cfg.GroupAdd)
 	}
 	if cfg.Entrypoint == nil || len(cfg.Entrypoint) != 0 {
 		t.Errorf(`Entrypoint [""] = %#v, want empty (no entrypoint)`, cfg.Entrypoint)
@@ -95,13 +99,13 @@ func TestCreateConfigRefuses(t *testing.T) {
 		{"devices", `{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse"}]}}`, "HostConfig.Devices"},
 		{"links", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, "HostConfig.Links"},
 		{"pid host", `{"Image":"x","HostConfig":{"PidMode":"host"}}`, "HostConfig.PidMode"},
-		{"shm", `{"Image":"x","HostConfig":{"ShmSize":1024}}`, "HostConfig.ShmSize"},
 		{"security opt", `{"Image":"x","HostConfig":{"SecurityOpt":["seccomp=unconfined"]}}`, "HostConfig.SecurityOpt"},
 		{"log driver", `{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`, "HostConfig.LogConfig.Type"},
 		{"restart", `{"Image":"x","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}`, "HostConfig.RestartPolicy.Name"},
 		{"bind option", `{"Image":"x","HostConfig":{"Binds":["/a:/b:shared"]}}`, "HostConfig.Binds"},
 		{"bind relative target", `{"Image":"x","HostConfig":{"Binds":["/a:b"]}}`, "HostConfig.Binds"},
 		{"tmpfs option", `{"Image":"x","HostConfig":{"Tmpfs":{"/t":"exec"}}}`, "HostConfig.Tmpfs"},
+		{"tmpfs mode", `{"Image":"x","HostConfig":{"Tmpfs":{"/t":"mode=999"}}}`, "HostConfig.Tmpfs"},
 		{"port range", `{"Image":"x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8000-8010"}]}}}`, "HostConfig.PortBindings"},
 		{"sctp", `{"Image":"x","HostConfig":{"PortBindings":{"80/sctp":[{"HostPort":"80"}]}}}`, "HostConfig.PortBindings"},
 		{"container network", `{"Image":"x","HostConfig":{"NetworkMode":"container:db"}}`, "HostConfig.NetworkMode"},

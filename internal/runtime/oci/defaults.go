@@ -1,6 +1,10 @@
 package oci
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
+import (
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 // DefaultPath is the PATH a container gets when neither the image nor the
 // user sets one.
@@ -44,7 +48,11 @@ var readonlyPaths = []string{
 }
 
 // defaultMounts are the kernel filesystems every container gets.
-func defaultMounts(privileged bool) []specs.Mount {
+func defaultMounts(privileged bool, shmSize int64) []specs.Mount {
+	shmOpt := "size=65536k"
+	if shmSize > 0 {
+		shmOpt = fmt.Sprintf("size=%d", shmSize)
+	}
 	sysOpts := []string{"nosuid", "noexec", "nodev", "ro"}
 	cgroupOpts := []string{"nosuid", "noexec", "nodev", "relatime", "ro"}
 	if privileged {
@@ -58,7 +66,7 @@ func defaultMounts(privileged bool) []specs.Mount {
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: cgroupOpts},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", shmOpt}},
 	}
 }
 

@@ -85,6 +85,9 @@ func Spec(in Input) (*specs.Spec, error) {
 		return nil, errdefs.Invalid("rootfs %q is not an absolute path", in.Rootfs)
 	}
 	cfg := in.Config
+	if cfg.ShmSize < 0 {
+		return nil, errdefs.Invalid("shm size %d must not be negative: give a size such as 64m, or leave it out for 64 MiB", cfg.ShmSize)
+	}
 	proc, hostname, err := process(in)
 	if err != nil {
 		return nil, err
@@ -113,7 +116,7 @@ func Spec(in Input) (*specs.Spec, error) {
 		Root:     &specs.Root{Path: in.Rootfs, Readonly: cfg.ReadonlyRootfs},
 		Hostname: hostname,
 		Process:  proc,
-		Mounts:   append(defaultMounts(cfg.Privileged), in.Mounts...),
+		Mounts:   append(defaultMounts(cfg.Privileged, cfg.ShmSize), in.Mounts...),
 		Linux: &specs.Linux{
 			CgroupsPath: path.Join(parent, in.ID),
 			Resources:   resources,
@@ -168,6 +171,9 @@ func process(in Input) (*specs.Process, string, error) {
 	}
 	user, err := ResolveUser(in.Rootfs, userSpec)
 	if err != nil {
+		return nil, "", err
+	}
+	if user.AdditionalGids, err = addGroups(in.Rootfs, user.AdditionalGids, cfg.GroupAdd); err != nil {
 		return nil, "", err
 	}
 	caps, err := processCapabilities(in)

@@ -155,6 +155,9 @@ func TestSpecErrors(t *testing.T) {
 		{"tiny cpu", Input{ID: "x", Image: busyboxImage(), Config: api.ContainerConfig{Resources: api.Resources{NanoCPUs: 1000}}}, "0.01 CPU"},
 		{"bad hostname", Input{ID: "x", Image: busyboxImage(), Config: api.ContainerConfig{Hostname: "a b"}}, "hostname"},
 		{"relative netns", Input{ID: "x", Image: busyboxImage(), NetNS: "netns/x"}, "network namespace"},
+		{"unknown added group", Input{ID: "x", Image: busyboxImage(), Config: api.ContainerConfig{GroupAdd: []string{"ghosts"}}}, `added group "ghosts" not found`},
+		{"empty added group", Input{ID: "x", Image: busyboxImage(), Config: api.ContainerConfig{GroupAdd: []string{""}}}, "added group is empty"},
+		{"negative shm", Input{ID: "x", Image: busyboxImage(), Config: api.ContainerConfig{ShmSize: -1}}, "shm size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -190,4 +191,41 @@ func readGroup(rootfs string) ([]groupEntry, error) {
 		out = append(out, g)
 	}
 	return out, nil
+}
+
+// addGroups appends the groups of groupAdd (docker run --group-add) to
+// gids, skipping any already there. Each is a numeric gid or a group name
+// from <rootfs>/etc/group; a name the file does not hold is ErrInvalid.
+func addGroups(rootfs string, gids []uint32, groupAdd []string) ([]uint32, error) {
+	var groups []groupEntry
+	read := false
+	for _, g := range groupAdd {
+		gid, ok := parseID(g)
+		if !ok {
+			if g == "" {
+				return nil, errdefs.Invalid("an added group is empty: give a group name or a numeric gid")
+			}
+			if !read {
+				var err error
+				if groups, err = readGroup(rootfs); err != nil {
+					return nil, err
+				}
+				read = true
+			}
+			found := false
+			for _, e := range groups {
+				if e.name == g {
+					gid, found = e.gid, true
+					break
+				}
+			}
+			if !found {
+				return nil, errdefs.Invalid("added group %q not found in the image's /etc/group: use a numeric gid or a group the image defines", g)
+			}
+		}
+		if !slices.Contains(gids, gid) {
+			gids = append(gids, gid)
+		}
+	}
+	return gids, nil
 }
