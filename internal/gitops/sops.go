@@ -8,6 +8,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path"
 	"regexp"
 	"strings"
 
@@ -249,4 +252,34 @@ func secretOf(file string, tree []*yaml.Node) (string, map[string][]byte, error)
 		return "", nil, errdefs.Invalid("%s: %v", file, err)
 	}
 	return doc.Metadata.Name, data, nil
+}
+
+// isSecret reports whether a file of a source holds a Secret document:
+// a YAML file whose (first) document is of kind Secret.
+func isSecret(name string, b []byte) bool {
+	if ext := strings.ToLower(path.Ext(name)); ext != ".yaml" && ext != ".yml" {
+		return false
+	}
+	var head struct {
+		Kind string `yaml:"kind"`
+	}
+	return yaml.Unmarshal(b, &head) == nil && head.Kind == SecretKind
+}
+
+// ReadAgeKeys reads the age identities of a key file (age-keygen's
+// format: AGE-SECRET-KEY-1... lines, # comments). A missing file holds
+// none.
+func ReadAgeKeys(file string) ([]age.Identity, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the age key file: %w", err)
+	}
+	ids, err := age.ParseIdentities(bytes.NewReader(b))
+	if err != nil {
+		return nil, errdefs.Invalid("the age key file %s: %v: write AGE-SECRET-KEY-1... identities in it, one a line (age-keygen makes one)", file, err)
+	}
+	return ids, nil
 }
