@@ -22,7 +22,7 @@ import (
 	"skiff.dev/skiff/api/errdefs"
 )
 
-var updateFixtures = flag.Bool("update", false, "rewrite testdata/db.sops.yaml")
+var updateFixtures = flag.Bool("update", false, "rewrite testdata/*.sops.yaml")
 
 // sopsEncrypt encrypts a cleartext document as sops --encrypt --age
 // RECIPIENT --encrypted-regex RE does: values under a key matching re
@@ -129,6 +129,9 @@ func TestDecryptSecret(t *testing.T) {
 	id := testIdentity(t)
 	if *updateFixtures {
 		os.WriteFile("testdata/db.sops.yaml", sopsEncrypt(t, dbSecret, id.Recipient().String(), "^(data|stringData)$"), 0o644)
+		// The end-to-end tests' secret (test/e2e/gitops_sops_test.go).
+		e2e := strings.Replace(dbSecret, "name: db", "name: gitops-db", 1)
+		os.WriteFile("testdata/gitops-db.sops.yaml", sopsEncrypt(t, e2e, id.Recipient().String(), "^(data|stringData)$"), 0o644)
 	}
 	fixture, err := os.ReadFile("testdata/db.sops.yaml")
 	if err != nil {
