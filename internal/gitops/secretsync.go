@@ -170,39 +170,46 @@ func (m *Manager) planSecrets(ctx context.Context, src api.Source, files []Secre
 // applyAll applies a sync: the secrets' creates and updates first, as
 // Apps may use them, then the Apps' steps, then the secrets' prunes, once
 // no pruned App uses them. It stops at the first failure; the objects
-// list every step with what was done.
+// list every step, with what was done or was to be done.
 func (m *Manager) applyAll(ctx context.Context, steps []Step, secretSteps []SecretStep) ([]api.SourceObject, error) {
-	var objects []api.SourceObject
-	var prunes []SecretStep
+	var writes, prunes []SecretStep
 	for _, s := range secretSteps {
 		if s.Op == OpPrune {
 			prunes = append(prunes, s)
-			continue
+		} else {
+			writes = append(writes, s)
 		}
-		o, err := m.applySecret(ctx, s)
-		objects = append(objects, o)
-		if err != nil {
+	}
+	objects := make([]api.SourceObject, 0, len(steps)+len(secretSteps))
+	for _, s := range writes {
+		objects = append(objects, api.SourceObject{Kind: SecretKindObject, Name: s.Name, Action: string(s.Op)})
+	}
+	for _, s := range steps {
+		objects = append(objects, api.SourceObject{Kind: api.AppKind, Name: s.Name, Action: string(s.Op)})
+	}
+	for _, s := range prunes {
+		objects = append(objects, api.SourceObject{Kind: SecretKindObject, Name: s.Name, Action: string(s.Op)})
+	}
+	for i, s := range writes {
+		if err := m.applySecret(ctx, s, &objects[i]); err != nil {
 			return objects, err
 		}
 	}
 	appObjects, err := m.apply(ctx, steps)
-	objects = append(objects, appObjects...)
+	copy(objects[len(writes):], appObjects)
 	if err != nil {
 		return objects, err
 	}
-	for _, s := range prunes {
-		o, err := m.applySecret(ctx, s)
-		objects = append(objects, o)
-		if err != nil {
+	for i, s := range prunes {
+		if err := m.applySecret(ctx, s, &objects[len(writes)+len(steps)+i]); err != nil {
 			return objects, err
 		}
 	}
 	return objects, nil
 }
 
-// applySecret carries out one secret step.
-func (m *Manager) applySecret(ctx context.Context, s SecretStep) (api.SourceObject, error) {
-	o := api.SourceObject{Kind: SecretKindObject, Name: s.Name, Action: string(s.Op)}
+// applySecret carries out one secret step, recording a failure in o.
+func (m *Manager) applySecret(ctx context.Context, s SecretStep, o *api.SourceObject) error {
 	var err error
 	switch s.Op {
 	case OpCreate:
@@ -216,9 +223,9 @@ func (m *Manager) applySecret(ctx context.Context, s SecretStep) (api.SourceObje
 	}
 	if err != nil {
 		o.Action, o.Message = "failed", err.Error()
-		return o, fmt.Errorf("secret %s: %w", s.Name, err)
+		return fmt.Errorf("secret %s: %w", s.Name, err)
 	}
-	return o, nil
+	return nil
 }
 
 func secretDriftOf(steps []SecretStep) []string {
