@@ -60,7 +60,7 @@ func (m *Manager) Diff(ctx context.Context, name string) (api.SourceDiff, error)
 		out.Objects = append(out.Objects, o)
 	}
 	for _, s := range secretSteps {
-		o := api.SourceObject{Kind: SecretKindObject, Name: s.Name, Action: string(s.Op)}
+		o := api.SourceObject{Kind: SecretKind, Name: s.Name, Action: string(s.Op)}
 		if s.Drift {
 			o.Message = "changed by hand since the source applied it"
 		}

@@ -287,7 +287,7 @@ func withHealth(s api.Source, live map[string]api.App) api.Source {
 		if o.Action == string(OpPrune) {
 			continue
 		}
-		if o.Kind == SecretKindObject {
+		if o.Kind == SecretKind {
 			o.Ready = o.Action != "failed"
 			continue
 		}

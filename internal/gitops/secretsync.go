@@ -13,9 +13,6 @@ import (
 	"skiff.dev/skiff/api/errdefs"
 )
 
-// SecretKindObject is the kind source objects of secrets carry.
-const SecretKindObject = "Secret"
-
 // SecretStep is one secret of a sync.
 type SecretStep struct {
 	Op   Op
@@ -134,7 +131,7 @@ func (m *Manager) planSecrets(ctx context.Context, src api.Source, files []Secre
 		Owned: map[string]bool{}, Others: map[string]string{}, Prune: prune(src.Spec), SameCommit: sameCommit}
 	for _, s := range srcs {
 		for _, o := range s.Status.Objects {
-			if o.Kind != SecretKindObject || o.Action == string(OpPrune) || o.Action == "failed" && s.Name != src.Name {
+			if o.Kind != SecretKind || o.Action == string(OpPrune) || o.Action == "failed" && s.Name != src.Name {
 				continue
 			}
 			if s.Name == src.Name {
@@ -182,13 +179,13 @@ func (m *Manager) applyAll(ctx context.Context, steps []Step, secretSteps []Secr
 	}
 	objects := make([]api.SourceObject, 0, len(steps)+len(secretSteps))
 	for _, s := range writes {
-		objects = append(objects, api.SourceObject{Kind: SecretKindObject, Name: s.Name, Action: string(s.Op)})
+		objects = append(objects, api.SourceObject{Kind: SecretKind, Name: s.Name, Action: string(s.Op)})
 	}
 	for _, s := range steps {
 		objects = append(objects, api.SourceObject{Kind: api.AppKind, Name: s.Name, Action: string(s.Op)})
 	}
 	for _, s := range prunes {
-		objects = append(objects, api.SourceObject{Kind: SecretKindObject, Name: s.Name, Action: string(s.Op)})
+		objects = append(objects, api.SourceObject{Kind: SecretKind, Name: s.Name, Action: string(s.Op)})
 	}
 	for i, s := range writes {
 		if err := m.applySecret(ctx, s, &objects[i]); err != nil {

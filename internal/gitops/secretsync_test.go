@@ -153,7 +153,7 @@ func TestManagerSOPSSecrets(t *testing.T) {
 	if string(secrets.data["db"]["password"]) != "s3cret-from-git" || apps.image("web") != "img:1" || !s.Status.Ready {
 		t.Fatalf("after a sync with the key: secrets %q, apps %v, ready %v (%s)", secrets.data, apps.apps, s.Status.Ready, s.Status.Message)
 	}
-	if s.Status.Objects[0].Kind != SecretKindObject || s.Status.Objects[0].Name != "db" || s.Status.Objects[1].Kind != api.AppKind {
+	if s.Status.Objects[0].Kind != SecretKind || s.Status.Objects[0].Name != "db" || s.Status.Objects[1].Kind != api.AppKind {
 		t.Fatalf("the secret is not the first object: %+v", s.Status.Objects)
 	}
 	syncOK(t, m, "git")

@@ -22,7 +22,8 @@ import (
 	"skiff.dev/skiff/api/errdefs"
 )
 
-// SecretKind is the kind of Secret documents in a source.
+// SecretKind is the kind of Secret documents in a source, and of the
+// source objects that stand for the secrets applied from them.
 const SecretKind = "Secret"
 
 // SecretFile is a Secret document of a commit, still encrypted: its file

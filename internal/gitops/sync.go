@@ -165,7 +165,7 @@ func (m *Manager) plan(ctx context.Context, src api.Source, manifests Manifests,
 	}
 	applied := map[string]bool{}
 	for _, o := range src.Status.Objects {
-		if o.Kind != SecretKindObject && o.Action != string(OpPrune) {
+		if o.Kind != SecretKind && o.Action != string(OpPrune) {
 			applied[o.Name] = true
 		}
 	}
