@@ -128,11 +128,20 @@ func firstSync(ctx context.Context, cl *client.Client, name string) (api.Source,
 	}
 }
 
+// objectRef names a source's object as kind/name: app/web, secret/db.
+func objectRef(o api.SourceObject) string {
+	kind := strings.ToLower(o.Kind)
+	if kind == "" {
+		kind = "app"
+	}
+	return kind + "/" + o.Name
+}
+
 // printSync prints what a sync did and fails (exit 1) if it failed.
 func printSync(w io.Writer, s api.Source) error {
 	st := s.Status
 	for _, o := range st.Objects {
-		line := fmt.Sprintf("app/%s %s", o.Name, o.Action)
+		line := fmt.Sprintf("%s %s", objectRef(o), o.Action)
 		if o.Message != "" && o.Action == "failed" {
 			line += ": " + o.Message
 		}
@@ -407,7 +416,7 @@ skiff diff and kubectl diff; an invalid commit is an error naming its files.`,
 					continue
 				}
 				changed = true
-				line := fmt.Sprintf("app/%s would be %s", o.Name, o.Action)
+				line := fmt.Sprintf("%s would be %s", objectRef(o), o.Action)
 				if o.Message != "" {
 					line += " (" + o.Message + ")"
 				}

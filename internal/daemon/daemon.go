@@ -414,12 +414,17 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	return d.reg.Register(apps)
 }
 
+// AgeKeyFile is the file under the root holding the age identities that
+// decrypt the sources' SOPS-encrypted secrets.
+const AgeKeyFile = "age.key"
+
 // startSources starts the GitOps sources' loops over the App controller,
 // behind the admission policy.
 func (d *Daemon) startSources(ctx context.Context, apps *controller.Controller) error {
 	d.sources = gitops.New(gitops.Config{
 		Store: d.db, Apps: admittedApps{Apps: apps, policy: d.policy}, Secrets: d.secrets, Admit: d.policy.App,
-		Logger: d.log.With("component", "gitops"),
+		AgeKeyFile: filepath.Join(d.cfg.Root, AgeKeyFile),
+		Logger:     d.log.With("component", "gitops"),
 	})
 	if err := d.sources.Start(ctx); err != nil {
 		return fmt.Errorf("start the gitops sources: %w", err)

@@ -32,12 +32,12 @@ func (m *Manager) Diff(ctx context.Context, name string) (api.SourceDiff, error)
 	if err := VerifyCommit(co.Commit, src.Spec); err != nil {
 		return api.SourceDiff{}, err
 	}
-	desired, err := LoadTree(co, src.Spec.Path)
+	desired, err := LoadCommit(co, src.Spec.Path)
 	if err != nil {
 		return api.SourceDiff{}, err
 	}
 	commit := co.Commit.Hash.String()
-	steps, err := m.plan(ctx, src, desired, commit)
+	steps, secretSteps, err := m.plan(ctx, src, desired, commit)
 	if err != nil {
 		return api.SourceDiff{}, err
 	}
@@ -58,6 +58,13 @@ func (m *Manager) Diff(ctx context.Context, name string) (api.SourceDiff, error)
 			o.Message = "changed by hand since the source applied it"
 		}
 		out.Objects = append(out.Objects, o)
+	}
+	for _, s := range secretSteps {
+		o := api.SourceObject{Kind: SecretKind, Name: s.Name, Action: string(s.Op)}
+		if s.Drift {
+			o.Message = "changed by hand since the source applied it"
+		}
+		out.Objects = append(out.Objects, o) // values are never shown
 	}
 	return out, nil
 }

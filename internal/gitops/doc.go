@@ -8,7 +8,9 @@
 //  1. lists the remote's refs and picks the commit (Resolve);
 //  2. when that commit is new, fetches it shallowly into memory and loads
 //     every App document under the path (LoadTree) — one bad file fails
-//     the sync with its file, line and field, and nothing changes;
+//     the sync with its file, line and field, and nothing changes; Secret
+//     documents are SOPS-encrypted and are decrypted with the daemon's age
+//     keys (Decrypt) at every sync, before anything is applied;
 //  3. plans (Plan, a pure function) against the Apps this source owns —
 //     those whose annotation api.AnnotationSource names it — refusing
 //     Apps owned by another source or by none;

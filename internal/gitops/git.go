@@ -197,20 +197,36 @@ func Fetch(ctx context.Context, spec api.SourceSpec, cred Credentials, t Target)
 // commit, in path order, as skiff apply -f does: any bad file fails the
 // whole load (ErrInvalid) naming each problem's file, line and field.
 func LoadTree(c Checkout, dir string) ([]api.App, error) {
+	m, err := LoadCommit(c, dir)
+	return m.Apps, err
+}
+
+// Manifests are what a commit declares under a source's path.
+type Manifests struct {
+	Apps []api.App
+	// Secrets are the Secret documents (kind: Secret, .yaml or .yml), still
+	// encrypted, in path order.
+	Secrets []SecretFile
+}
+
+// LoadCommit loads the App documents under dir in the commit as LoadTree
+// does, and sets the Secret documents apart, undecrypted.
+func LoadCommit(c Checkout, dir string) (Manifests, error) {
 	tree, err := c.Commit.Tree()
 	if err != nil {
-		return nil, fmt.Errorf("read the tree of %s: %w", c.Commit.Hash, err)
+		return Manifests{}, fmt.Errorf("read the tree of %s: %w", c.Commit.Hash, err)
 	}
 	dir = strings.Trim(path.Clean("/"+dir), "/")
 	if dir != "" {
 		if tree, err = tree.Tree(dir); err != nil {
 			if errors.Is(err, object.ErrDirectoryNotFound) {
-				return nil, errdefs.Invalid("commit %s has no directory %s: fix the source's --path", c.Commit.Hash.String()[:12], dir)
+				return Manifests{}, errdefs.Invalid("commit %s has no directory %s: fix the source's --path", c.Commit.Hash.String()[:12], dir)
 			}
-			return nil, err
+			return Manifests{}, err
 		}
 	}
 	var files []app.File
+	var secrets []SecretFile
 	err = tree.Files().ForEach(func(f *object.File) error {
 		switch strings.ToLower(path.Ext(f.Name)) {
 		case ".yaml", ".yml", ".json":
@@ -230,17 +246,23 @@ func LoadTree(c Checkout, dir string) ([]api.App, error) {
 		if len(b) > maxFileSize {
 			return errdefs.Invalid("%s is larger than %d bytes: nothing was applied", name, maxFileSize)
 		}
+		if isSecret(name, b) {
+			secrets = append(secrets, SecretFile{Name: name, Data: b})
+			return nil
+		}
 		files = append(files, app.File{Name: name, Data: b})
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return Manifests{}, err
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	if len(files) == 0 {
-		return nil, nil
+	sort.Slice(secrets, func(i, j int) bool { return secrets[i].Name < secrets[j].Name })
+	m := Manifests{Secrets: secrets}
+	if len(files) > 0 {
+		m.Apps, err = app.LoadFiles(files)
 	}
-	return app.LoadFiles(files)
+	return m, err
 }
 
 // maxFileSize bounds one manifest file.

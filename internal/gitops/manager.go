@@ -38,9 +38,13 @@ type Apps interface {
 	Delete(ctx context.Context, name string) error
 }
 
-// Secrets reads the values of skiff secrets (tokens, webhook secrets).
+// Secrets reads the values of skiff secrets (tokens, webhook secrets)
+// and writes the secrets a source declares.
 type Secrets interface {
 	Reveal(ctx context.Context, name string) (api.SecretValues, error)
+	Create(ctx context.Context, name string, data map[string][]byte) (api.Secret, error)
+	Set(ctx context.Context, name string, data map[string][]byte) (api.Secret, error)
+	Delete(ctx context.Context, name string) error
 }
 
 // Config holds a Manager's dependencies.
@@ -50,8 +54,11 @@ type Config struct {
 	Secrets Secrets
 	// Admit, when set, checks every App of a commit against the
 	// admission policy before anything is applied.
-	Admit  func(api.App) error
-	Logger *slog.Logger
+	Admit func(api.App) error
+	// AgeKeyFile holds the age identities that decrypt the SOPS-encrypted
+	// Secret documents of every source; read at each sync that has one.
+	AgeKeyFile string
+	Logger     *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -114,7 +121,7 @@ type loop struct {
 	// The last commit fetched and what it held (only the loop uses them).
 	cached   plumbing.Hash
 	commit   string
-	desired  []api.App
+	desired  Manifests
 	loadErr  error
 	lastFail string
 }
@@ -278,6 +285,10 @@ func withHealth(s api.Source, live map[string]api.App) api.Source {
 	for i := range st.Objects {
 		o := &st.Objects[i]
 		if o.Action == string(OpPrune) {
+			continue
+		}
+		if o.Kind == SecretKind {
+			o.Ready = o.Action != "failed"
 			continue
 		}
 		a, ok := live[o.Name]

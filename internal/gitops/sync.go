@@ -30,15 +30,21 @@ func (m *Manager) sync(ctx context.Context, l *loop, src api.Source) api.Source 
 		st.LastAttemptedCommit = commit
 	}
 	var steps []Step
+	var secretSteps []SecretStep
 	if err == nil {
-		steps, err = m.plan(ctx, src, desired, commit)
+		steps, secretSteps, err = m.plan(ctx, src, desired, commit)
 	}
 	if err != nil {
 		return m.failed(ctx, l, src, st, commit, start, err, nil)
 	}
-	drift := driftOf(steps)
+	drift := append(driftOf(steps), secretDriftOf(secretSteps)...)
 	changes := 0
 	for _, s := range steps {
+		if s.Op != OpUnchanged {
+			changes++
+		}
+	}
+	for _, s := range secretSteps {
 		if s.Op != OpUnchanged {
 			changes++
 		}
@@ -57,7 +63,7 @@ func (m *Manager) sync(ctx context.Context, l *loop, src api.Source) api.Source 
 			return m.failed(ctx, l, src, st, commit, start, err, nil)
 		}
 	}
-	objects, err := m.apply(ctx, steps)
+	objects, err := m.applyAll(ctx, steps, secretSteps)
 	st.Objects = objects
 	if err != nil {
 		return m.failed(ctx, l, src, st, commit, start, err, objects)
@@ -89,28 +95,28 @@ func resultOf(changes int, none string) string {
 
 // desired returns the Apps of the commit the source's ref points at,
 // fetching and loading it only when that commit is new to this loop.
-func (m *Manager) desired(ctx context.Context, l *loop, spec api.SourceSpec) (apps []api.App, commit, ref string, err error) {
+func (m *Manager) desired(ctx context.Context, l *loop, spec api.SourceSpec) (desired Manifests, commit, ref string, err error) {
 	cred, err := m.credentials(ctx, spec)
 	if err != nil {
-		return nil, "", "", err
+		return Manifests{}, "", "", err
 	}
 	t, err := Resolve(ctx, spec, cred)
 	if err != nil {
-		return nil, "", "", err
+		return Manifests{}, "", "", err
 	}
 	ref = t.Ref.String()
 	if l.cached != t.Hash || l.commit == "" {
 		co, err := Fetch(ctx, spec, cred, t)
 		if err != nil {
-			return nil, "", ref, err
+			return Manifests{}, "", ref, err
 		}
-		l.cached, l.commit = t.Hash, co.Commit.Hash.String()
+		l.cached, l.commit, l.desired = t.Hash, co.Commit.Hash.String(), Manifests{}
 		if l.loadErr = VerifyCommit(co.Commit, spec); l.loadErr == nil {
-			l.desired, l.loadErr = LoadTree(co, spec.Path)
+			l.desired, l.loadErr = LoadCommit(co, spec.Path)
 		}
 	}
 	if l.loadErr != nil {
-		return nil, l.commit, ref, fmt.Errorf("commit %s: %w", short(l.commit), l.loadErr)
+		return Manifests{}, l.commit, ref, fmt.Errorf("commit %s: %w", short(l.commit), l.loadErr)
 	}
 	return l.desired, l.commit, ref, nil
 }
@@ -128,15 +134,23 @@ func (m *Manager) credentials(ctx context.Context, spec api.SourceSpec) (Credent
 	return cred, nil
 }
 
-// plan lists the Apps and sources and makes the sync's steps.
-func (m *Manager) plan(ctx context.Context, src api.Source, desired []api.App, commit string) ([]Step, error) {
+// plan lists the Apps, secrets and sources and makes the sync's steps:
+// the Apps' and the secrets'. Every secret file is decrypted here, so one
+// that cannot be fails the sync before anything changes.
+func (m *Manager) plan(ctx context.Context, src api.Source, manifests Manifests, commit string) ([]Step, []SecretStep, error) {
+	desired := manifests.Apps
 	live, err := m.cfg.Apps.List(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srcs, err := m.cfg.Store.ListSources(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	sameCommit := commit == src.Status.Commit && src.Status.Syncing == ""
+	secretSteps, err := m.planSecrets(ctx, src, manifests.Secrets, srcs, sameCommit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("commit %s: %w", short(commit), err)
 	}
 	names := map[string]bool{}
 	for _, s := range srcs {
@@ -145,22 +159,22 @@ func (m *Manager) plan(ctx context.Context, src api.Source, desired []api.App, c
 	if m.cfg.Admit != nil {
 		for _, a := range desired {
 			if err := m.cfg.Admit(a); err != nil {
-				return nil, fmt.Errorf("commit %s: app %s: %w: nothing was applied", short(commit), a.Metadata.Name, err)
+				return nil, nil, fmt.Errorf("commit %s: app %s: %w: nothing was applied", short(commit), a.Metadata.Name, err)
 			}
 		}
 	}
 	applied := map[string]bool{}
 	for _, o := range src.Status.Objects {
-		if o.Action != string(OpPrune) {
+		if o.Kind != SecretKind && o.Action != string(OpPrune) {
 			applied[o.Name] = true
 		}
 	}
 	steps, err := Plan(PlanInput{Source: src.Name, Desired: desired, Live: live, Sources: names, Applied: applied,
-		Prune: prune(src.Spec), SameCommit: commit == src.Status.Commit && src.Status.Syncing == ""})
+		Prune: prune(src.Spec), SameCommit: sameCommit})
 	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", short(commit), err)
+		return nil, nil, fmt.Errorf("commit %s: %w", short(commit), err)
 	}
-	return steps, nil
+	return steps, secretSteps, nil
 }
 
 // apply carries the steps out in order, stopping at the first failure;
