@@ -26,7 +26,8 @@ machine() {
 	echo "Machine: $(nproc) vCPU, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r); $(runc --version | head -1); $(conmon --version | head -1); $(podman --version 2>/dev/null || true). Date: $(date -u +%Y-%m-%d)."
 }
 
-"$SKIFF" daemon --root "$ROOT" --socket "$SOCK" --ingress-addr 127.0.0.1:0 >"$WORK/daemon.log" 2>&1 &
+# privileged: the reference runs of appbench share the host network.
+"$SKIFF" daemon --root "$ROOT" --socket "$SOCK" --ingress-addr 127.0.0.1:0 --security-profile privileged >"$WORK/daemon.log" 2>&1 &
 DPID=$!
 for _ in $(seq 200); do "$SKIFF" --socket "$SOCK" info >/dev/null 2>&1 && break; sleep 0.05; done
 go build -o "$WORK/hello-ctx/hello" ./examples/hello
