@@ -51,8 +51,9 @@ type ApplyOptions struct {
 // server-side dry run: if the server refuses any, nothing is stored and
 // the error lists every refusal (a *ServerError each, joined). Objects
 // are applied in dependency order (Secrets and volumes before the
-// workloads that use them, routes last). Objects without a namespace get
-// the Cluster's.
+// workloads that use them, routes last); an object the dry run does not
+// change is not written (its Action is Unchanged). Objects without a
+// namespace get the Cluster's.
 func (c *Cluster) Apply(ctx context.Context, objs []*unstructured.Unstructured, o ApplyOptions) ([]Result, error) {
 	objs = ordered(objs)
 	dry, err := c.applyAll(ctx, objs, o.ForceConflicts, true)
@@ -62,7 +63,31 @@ func (c *Cluster) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	if o.DryRun {
 		return dry, nil
 	}
-	return c.applyAll(ctx, objs, o.ForceConflicts, false)
+	// An object the dry run leaves as it is is not written: a write would
+	// only churn its resourceVersion (for example a PersistentVolumeClaim,
+	// whose protection finalizer an admission plugin adds on create and
+	// again on each apply that does not declare it).
+	var res []Result
+	var errs []error
+	for i, obj := range objs {
+		if i < len(dry) && dry[i].Action == Unchanged && dry[i].Ref == ref(obj) {
+			r := dry[i]
+			r.Object = r.Live
+			res = append(res, r)
+			continue
+		}
+		r, err := c.applyOne(ctx, obj, o.ForceConflicts, false)
+		if err != nil {
+			var se *ServerError
+			if !errors.As(err, &se) {
+				return nil, err
+			}
+			errs = append(errs, err)
+			continue
+		}
+		res = append(res, r)
+	}
+	return res, errors.Join(errs...)
 }
 
 // applyAll applies every object, collecting every refusal.
