@@ -92,6 +92,11 @@ func NewCluster(rc *rest.Config, namespace string, warn func(string)) (*Cluster,
 	quietKlog.Do(func() { klog.SetLogger(logr.Discard()) })
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "skiff"
+	if rc.QPS == 0 {
+		// kubectl's rates: client-go's default (5/s) makes a wait on many
+		// Deployments queue behind its own limiter.
+		rc.QPS, rc.Burst = 50, 300
+	}
 	if warn == nil {
 		warn = func(string) {}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -135,7 +136,9 @@ func (c *Cluster) Wait(ctx context.Context, objs []*unstructured.Unstructured, t
 			}
 			live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
 			if err != nil {
-				if ctx.Err() != nil {
+				// The client's rate limiter refuses a request that could
+				// not start before the deadline: that is the timeout too.
+				if ctx.Err() != nil || strings.Contains(err.Error(), "would exceed context deadline") {
 					break
 				}
 				return objectError(o, err)
