@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"runtime"
 	"slices"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -136,6 +137,10 @@ func (m *Manager) secretFiles(ctx context.Context, sm api.SecretMount) (map[stri
 type fileOwner struct {
 	uid, gid int
 	mode     uint32
+	// creator is the host uid and gid of the container's root when it has
+	// a user namespace (-1 otherwise): a tmpfs mounted in that namespace
+	// takes new files only from ids it maps.
+	creatorUID, creatorGID int
 }
 
 // secretOwner returns the host owner and mode of sm's files: sm's UID,
@@ -152,7 +157,7 @@ func secretOwner(spec *specs.Spec, sm api.SecretMount) (fileOwner, error) {
 	if sm.GID != nil {
 		g = *sm.GID
 	}
-	own := fileOwner{uid: int(u), gid: int(g), mode: 0o400}
+	own := fileOwner{uid: int(u), gid: int(g), mode: 0o400, creatorUID: -1, creatorGID: -1}
 	if sm.Mode != 0 {
 		own.mode = sm.Mode
 	}
@@ -165,6 +170,13 @@ func secretOwner(spec *specs.Spec, sm api.SecretMount) (fileOwner, error) {
 		return fileOwner{}, errdefs.Invalid("secret %s: owner %d:%d is not mapped in the container's user namespace", sm.Secret, u, g)
 	}
 	own.uid, own.gid = int(hu), int(hg)
+	if len(spec.Linux.UIDMappings) > 0 {
+		ru, ok := mapID(0, spec.Linux.UIDMappings)
+		rg, ok2 := mapID(0, spec.Linux.GIDMappings)
+		if ok && ok2 {
+			own.creatorUID, own.creatorGID = int(ru), int(rg)
+		}
+	}
 	return own, nil
 }
 
@@ -193,7 +205,7 @@ func writeFilesIn(root, target string, files map[string][]byte, own fileOwner) e
 // writeFileAt writes data to the file name of dir, with own's mode and
 // owner; a symlink in its place is not followed.
 func writeFileAt(dir int, name string, data []byte, own fileOwner) error {
-	fd, err := unix.Openat(dir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o400)
+	fd, err := createAs(dir, name, own.creatorUID, own.creatorGID)
 	if err != nil {
 		return err
 	}
@@ -209,6 +221,26 @@ func writeFileAt(dir int, name string, data []byte, own fileOwner) error {
 		return err
 	}
 	return unix.Fchmod(fd, own.mode)
+}
+
+// createAs opens name in dir for writing, created mode 0400. With a uid
+// and gid (not -1) the file is created with them as this thread's
+// filesystem ids, as the kernel requires in a filesystem mounted in a
+// user namespace that does not map host root; the thread then gets root's
+// back, so the caller can still chown the file.
+func createAs(dir int, name string, uid, gid int) (int, error) {
+	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if uid < 0 || gid < 0 {
+		return unix.Openat(dir, name, flags, 0o400)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	unix.Setfsgid(gid)
+	unix.Setfsuid(uid)
+	fd, err := unix.Openat(dir, name, flags, 0o400)
+	unix.Setfsuid(0)
+	unix.Setfsgid(0)
+	return fd, err
 }
 
 // mapID maps a container id to the host through ms (none: unchanged).

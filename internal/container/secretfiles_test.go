@@ -33,7 +33,7 @@ func TestWriteFilesIn(t *testing.T) {
 	if err := os.Symlink("/run", filepath.Join(root, "s")); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFilesIn(root, "/s/secrets", map[string][]byte{"pw": []byte("hunter2")}, fileOwner{1234, 5678, 0o400}); err != nil {
+	if err := writeFilesIn(root, "/s/secrets", map[string][]byte{"pw": []byte("hunter2")}, fileOwner{uid: 1234, gid: 5678, mode: 0o400, creatorUID: -1, creatorGID: -1}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(filepath.Join(sec, "pw"))
@@ -50,7 +50,7 @@ func TestWriteFilesIn(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "disk"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFilesIn(root, "/disk", map[string][]byte{"pw": []byte("x")}, fileOwner{0, 0, 0o400}); err == nil {
+	if err := writeFilesIn(root, "/disk", map[string][]byte{"pw": []byte("x")}, fileOwner{uid: 0, gid: 0, mode: 0o400, creatorUID: -1, creatorGID: -1}); err == nil {
 		t.Fatal("a target on disk was written to")
 	}
 	if _, err := os.Stat(filepath.Join(root, "disk", "pw")); err == nil {
@@ -62,18 +62,18 @@ func TestWriteFilesIn(t *testing.T) {
 // the container's user by default, the mount's UID, GID and Mode when set.
 func TestSecretOwner(t *testing.T) {
 	spec := &specs.Spec{Process: &specs.Process{User: specs.User{UID: 1000, GID: 100}}}
-	if o, err := secretOwner(spec, api.SecretMount{}); err != nil || o != (fileOwner{1000, 100, 0o400}) {
+	if o, err := secretOwner(spec, api.SecretMount{}); err != nil || o != (fileOwner{1000, 100, 0o400, -1, -1}) {
 		t.Fatalf("no user namespace: %+v %v", o, err)
 	}
 	spec.Linux = &specs.Linux{
 		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}},
 		GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}},
 	}
-	if o, err := secretOwner(spec, api.SecretMount{}); err != nil || o != (fileOwner{201000, 300100, 0o400}) {
+	if o, err := secretOwner(spec, api.SecretMount{}); err != nil || o != (fileOwner{201000, 300100, 0o400, 200000, 300000}) {
 		t.Fatalf("mapped: %+v %v", o, err)
 	}
 	uid, gid := uint32(999), uint32(5)
-	if o, err := secretOwner(spec, api.SecretMount{UID: &uid, GID: &gid, Mode: 0o440}); err != nil || o != (fileOwner{200999, 300005, 0o440}) {
+	if o, err := secretOwner(spec, api.SecretMount{UID: &uid, GID: &gid, Mode: 0o440}); err != nil || o != (fileOwner{200999, 300005, 0o440, 200000, 300000}) {
 		t.Fatalf("mount's owner and mode: %+v %v", o, err)
 	}
 	spec.Process.User.UID = 70000
