@@ -8,6 +8,9 @@ OUT=bench/out
 mkdir -p "$OUT"
 SKIFF="$PWD/bin/skiff"
 WORK=$(mktemp -d /tmp/skiff-bench-XXXX)
+# Apps run in user namespaces: their unprivileged root must reach the
+# daemon root below WORK.
+chmod 0711 "$WORK"
 SOCK="$WORK/skiff.sock"
 ROOT="$WORK/root"
 RUNS=${RUNS:-30}
