@@ -25,6 +25,7 @@ SKIFF=${SKIFF:-$ROOT/bin/skiff}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/skiff-bench
 # Short: podman refuses a runroot path over 50 characters.
 T=$(mktemp -d /tmp/skiff-bb.XXXXXX)
+chmod 0711 "$T" # Apps in user namespaces reach the daemon root below it
 SOCK=$T/skiff.sock
 PM=$T/pm
 PIDS=()

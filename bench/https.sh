@@ -24,6 +24,7 @@ NGINX_TLS_PORT=$((BASE_PORT + 3))
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 T=$(mktemp -d /tmp/skiff-https-bench.XXXXXX)
+chmod 0711 "$T" # Apps in user namespaces reach the daemon root below it
 PIDS=()
 cleanup() {
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
