@@ -111,24 +111,7 @@ spec:
 	if b, _ := os.ReadFile(d.Log); bytes.Contains(b, []byte(canary)) {
 		t.Errorf("the daemon log holds a secret value")
 	}
-	files := 0
-	filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || !e.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil
-		}
-		files++
-		if bytes.Contains(b, []byte(canary)) {
-			t.Errorf("%s holds a secret value in clear", p)
-		}
-		return nil
-	})
-	if files < 10 {
-		t.Fatalf("only %d files under the root were read", files)
-	}
+	notUnderRoot(t, d, canary)
 
 	// rotate-key: a new key file, which a restarted daemon opens.
 	oldKey, _ := os.ReadFile(filepath.Join(d.Root, "secrets.key"))
@@ -151,4 +134,28 @@ spec:
 	})
 	must(t, d, "secret", "rm", "db")
 	fails(t, d, []string{"secret db does not exist"}, "secret", "get", "db")
+}
+
+// notUnderRoot fails t if any regular file under d's state root holds
+// value in clear (and if too few files were read for that to mean much).
+func notUnderRoot(t *testing.T, d *Daemon, value string) {
+	t.Helper()
+	files := 0
+	filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		files++
+		if bytes.Contains(b, []byte(value)) {
+			t.Errorf("%s holds a secret value in clear", p)
+		}
+		return nil
+	})
+	if files < 10 {
+		t.Fatalf("only %d files under the root were read", files)
+	}
 }
