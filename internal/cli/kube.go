@@ -132,8 +132,11 @@ Service per App (and per revision when traffic is split), a
 HorizontalPodAutoscaler, a Gateway API HTTPRoute with the traffic weights
 (an Ingress with --ingress), PersistentVolumeClaims for volumes and, with
 --include-secrets, the Secrets the env refers to. The knative flavor makes
-a serving.knative.dev/v1 Service. Each App field without a Kubernetes
-counterpart is named in a warning on stderr.`,
+a serving.knative.dev/v1 Service. Both make a NetworkPolicy per App that
+admits its own pods, the Apps of spec.network.allowFrom and the pods of
+the namespaces labelled skiff.dev/ingress=true (the cluster's ingress).
+Each App field without a Kubernetes counterpart is named in a warning on
+stderr.`,
 		Example: `  skiff kube export shop > shop.k8s.yaml
   skiff kube export -f app.yaml --flavor knative --namespace web
   skiff kube export shop --include-secrets --ingress -o json`,

@@ -108,7 +108,7 @@ func TestKubeApplyWithoutGatewayAPIFallsBackToIngress(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"kube", "apply", "-f", app, "--kubeconfig", kc, "--dry-run=server"}, strings.NewReader(""), &out, &errb)
-	if code == 0 || !strings.Contains(errb.String(), "warning: the cluster does not serve the Gateway API") || !strings.Contains(errb.String(), "does not serve apps/v1 Deployment") {
+	if code == 0 || !strings.Contains(errb.String(), "warning: the cluster does not serve the Gateway API") || !strings.Contains(errb.String(), "does not serve networking.k8s.io/v1 NetworkPolicy") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
 }

@@ -11,9 +11,9 @@ import (
 )
 
 // TestKubeExport: an applied App with two revisions splitting its
-// traffic is exported as Kubernetes objects (plain and Knative), its
-// secret only with --include-secrets, and the export imports back into
-// the same App.
+// traffic is exported as Kubernetes objects (plain and Knative, each
+// with the App's NetworkPolicy), its secret only with --include-secrets,
+// and the export imports back into the same App.
 func TestKubeExport(t *testing.T) {
 	d := env.daemon
 	must(t, d, "secret", "create", "kubexdb", "--from-literal", "password=kx-s3cret")
@@ -26,6 +26,7 @@ func TestKubeExport(t *testing.T) {
 	second := helloApp("kubex", "2", `  ingress: {host: kubex.example.com, external: true}
   resources: {memory: 64Mi, pids: 100}
   traffic: [{revision: kubex-00001, percent: 80}, {latest: true, percent: 20, tag: next}]
+  network: {allowFrom: [{app: kubexpeer}]}
 `)
 	second = strings.Replace(second, `env: [{name: VERSION, value: "2"}]`, `env: [{name: VERSION, value: "2"}, {name: DB_PASSWORD, secretRef: kubexdb/password}]`, 1)
 	if r := applyYAML(t, d, second); r.Code != 0 {
@@ -40,7 +41,7 @@ func TestKubeExport(t *testing.T) {
 	for _, want := range []string{
 		"kind: Deployment", "name: kubex-00001", "kind: HorizontalPodAutoscaler", "kind: HTTPRoute",
 		"weight: 80", "weight: 20", "namespace: shop", "@sha256:", "skiff.dev/pids: \"100\"",
-		"secretKeyRef:", "- kubex.example.com",
+		"secretKeyRef:", "- kubex.example.com", "kind: NetworkPolicy", "skiff.dev/app: kubexpeer",
 	} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Fatalf("export lacks %q:\n%s", want, r.Stdout)
@@ -74,7 +75,7 @@ func TestKubeExport(t *testing.T) {
 	if err := json.Unmarshal([]byte(must(t, d, "kube", "export", "kubex", "--flavor", "knative", "-o", "json")), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Items) != 1 || list.Items[0].APIVersion != "serving.knative.dev/v1" {
+	if len(list.Items) != 2 || list.Items[0].APIVersion != "serving.knative.dev/v1" || list.Items[1].Kind != "NetworkPolicy" {
 		t.Fatalf("knative export: %+v", list.Items)
 	}
 	traffic, _ := json.Marshal(list.Items[0].Spec["traffic"])
@@ -83,7 +84,7 @@ func TestKubeExport(t *testing.T) {
 	}
 
 	out = must(t, d, "kube", "import", "-f", plain, "-o", "yaml")
-	for _, want := range []string{"name: kubex\n", "revision: kubex-00001", "percent: 80", "tag: next", "secretRef: kubexdb/password", "pids: 100", "host: kubex.example.com", "image: hello\n"} {
+	for _, want := range []string{"name: kubex\n", "revision: kubex-00001", "percent: 80", "tag: next", "secretRef: kubexdb/password", "pids: 100", "host: kubex.example.com", "image: hello\n", "- app: kubexpeer"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("import of the export lacks %q:\n%s", want, out)
 		}

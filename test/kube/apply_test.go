@@ -126,7 +126,7 @@ var (
 func versions(t *testing.T, ns, app string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, r := range []schema.GroupVersionResource{deployments, services, pvcs, ingresses, hpas, httproutes} {
+	for _, r := range []schema.GroupVersionResource{deployments, services, pvcs, ingresses, hpas, httproutes, netpols} {
 		l, err := dyn(t).Resource(r).Namespace(ns).List(context.Background(), metav1.ListOptions{LabelSelector: kubeapply.LabelApp + "=" + app})
 		if err != nil {
 			if strings.Contains(err.Error(), "could not find") || strings.Contains(err.Error(), "not found") {

@@ -15,7 +15,10 @@
 // PersistentVolumeClaim used by several Apps (skiff's secrets and named
 // volumes are shared) is made once, with the first App. Every object carries the
 // labels LabelApp (the App's name) and LabelManagedBy ("skiff"); objects
-// of one revision also carry LabelRevision. Every App field with no
+// of one revision also carry LabelRevision. Every App gets a
+// NetworkPolicy (skiff isolates every App) admitting its own pods, those
+// of the Apps spec.network.allowFrom selects and the pods of the
+// namespaces labelled LabelIngressNamespace=true. Every App field with no
 // Kubernetes counterpart yields a Warning naming the field; such fields
 // are kept as skiff.dev/ annotations so that an import gets them back.
 // Errors are errdefs.ErrInvalid and name the App and field.
@@ -24,7 +27,7 @@
 //
 // Import is the reverse, for Deployments with their Services,
 // HorizontalPodAutoscalers, Ingresses and HTTPRoutes, and for Knative
-// Services. ImportACA reads an Azure Container Apps document. What cannot
+// Services, with the NetworkPolicies that select their pods. ImportACA reads an Azure Container Apps document. What cannot
 // be expressed in an App is listed as a Warning, never dropped silently.
 //
 // docs/kubernetes.md maps every App field to its Kubernetes field.

@@ -36,5 +36,6 @@ spec:
 	// v1 Service
 	// autoscaling/v2 HorizontalPodAutoscaler
 	// gateway.networking.k8s.io/v1 HTTPRoute
-	// 0 warnings
+	// networking.k8s.io/v1 NetworkPolicy
+	// 1 warnings
 }

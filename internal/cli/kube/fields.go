@@ -16,6 +16,7 @@ var translatedFields = []string{
 	"probes.startup", "probes.readiness", "probes.liveness",
 	"security.profile", "security.runAsUser", "security.readOnlyRootFilesystem", "security.capabilities", "security.hostUsers",
 	"identity.enabled", "identity.audiences",
+	"network.allowFrom",
 }
 
 // untranslated returns the paths of the set fields of spec that no

@@ -31,6 +31,7 @@ type importSet struct {
 	ingresses   []*networkingv1.Ingress
 	routes      []*gwv1.HTTPRoute
 	knative     []*unstructured.Unstructured
+	netpols     []*networkingv1.NetworkPolicy
 	used        map[string]bool // objectRef of objects an App took
 	warns       []Warning
 }
@@ -110,6 +111,9 @@ func (s *importSet) add(u *unstructured.Unstructured) error {
 	case strings.HasPrefix(gv, "gateway.networking.k8s.io/") && kind == "HTTPRoute":
 		v := &gwv1.HTTPRoute{}
 		s.routes, dst = append(s.routes, v), v
+	case gv == "networking.k8s.io/v1" && kind == kindNetworkPolicy:
+		v := &networkingv1.NetworkPolicy{}
+		s.netpols, dst = append(s.netpols, v), v
 	case gv == knativeAPIVersion && kind == knativeKind:
 		s.knative = append(s.knative, u)
 		return nil
@@ -196,6 +200,7 @@ func (s *importSet) plainApp(group []*appsv1.Deployment) api.App {
 		s.serviceLeftovers(name, svc)
 	}
 	s.readRoutes(&a, group, latest, svcs)
+	s.readNetworkPolicies(&a, latest.Spec.Template.Labels)
 	return a
 }
 

@@ -79,6 +79,13 @@ func (s *importSet) knativeApp(u *unstructured.Unstructured) (api.App, error) {
 		}
 		a.Spec.Traffic = append(a.Spec.Traffic, tt)
 	}
+	podLabels := map[string]string{knativeServiceLabel: name}
+	if m, ok := tmeta["labels"].(map[string]any); ok {
+		for k, v := range m {
+			podLabels[k] = fmt.Sprint(v)
+		}
+	}
+	s.readNetworkPolicies(&a, podLabels)
 	return a, nil
 }
 

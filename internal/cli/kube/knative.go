@@ -118,6 +118,7 @@ func (x *exporter) knative() error {
 		},
 	}}
 	x.add("Service", u)
+	x.networkPolicy()
 	x.knativeWarnings()
 	return nil
 }

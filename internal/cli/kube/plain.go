@@ -40,6 +40,7 @@ func (x *exporter) plain() error {
 	}
 	x.add("Service", x.appService())
 	x.route()
+	x.networkPolicy()
 	x.appWarnings()
 	return nil
 }

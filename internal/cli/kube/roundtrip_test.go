@@ -91,7 +91,25 @@ func genApp(r *rand.Rand, i int) (api.App, []api.Revision) {
 		sc.Prewarm = 1
 	}
 	genRunnable(r, s)
+	genNetwork(r, &a)
 	return a, genTraffic(r, &a)
+}
+
+// genNetwork draws spec.network.allowFrom: Apps by name (the App itself
+// among them), by labels, and every App.
+func genNetwork(r *rand.Rand, a *api.App) {
+	for range r.IntN(4) {
+		switch r.IntN(4) {
+		case 0:
+			a.Spec.Network.AllowFrom = append(a.Spec.Network.AllowFrom, api.NetworkPeer{App: fmt.Sprintf("app%d", r.IntN(9))})
+		case 1:
+			a.Spec.Network.AllowFrom = append(a.Spec.Network.AllowFrom, api.NetworkPeer{App: a.Metadata.Name})
+		case 2:
+			a.Spec.Network.AllowFrom = append(a.Spec.Network.AllowFrom, api.NetworkPeer{Selector: &api.LabelSelector{MatchLabels: map[string]string{"team": fmt.Sprintf("t%d", r.IntN(5))}}})
+		case 3:
+			a.Spec.Network.AllowFrom = append(a.Spec.Network.AllowFrom, api.NetworkPeer{Selector: &api.LabelSelector{}})
+		}
+	}
 }
 
 // genRunnable draws the probes, volumes and security settings of s.

@@ -182,7 +182,7 @@ var objectRules = map[string][]fieldRule{
 		rule(`spec\.rules\[\d+\]\.timeouts\b`, "spec.ingress.timeout"),
 		rule(`spec\b`, "spec.ingress"),
 	},
-	"NetworkPolicy":         {rule(`spec\b`, "spec.allowFrom")},
+	"NetworkPolicy":         {rule(`spec\b`, "spec.network.allowFrom")},
 	"PersistentVolumeClaim": {rule(`(spec|metadata)\b`, "spec.volumes")},
 	"Secret":                {rule(`(data|stringData)\b`, "spec.env")},
 }

@@ -36,7 +36,7 @@ func TestAppField(t *testing.T) {
 		{"HTTPRoute", "spec.hostnames[0]", "spec.ingress.host"},
 		{"HTTPRoute", "spec.rules[0].backendRefs[1].weight", "spec.traffic[1]"},
 		{"PersistentVolumeClaim", "metadata.name", "spec.volumes"},
-		{"NetworkPolicy", "spec.ingress[0]", "spec.allowFrom"},
+		{"NetworkPolicy", "spec.ingress[0]", "spec.network.allowFrom"},
 	} {
 		if got := AppField(tc.kind, tc.path); got != tc.want {
 			t.Errorf("AppField(%s, %s) = %q, want %q", tc.kind, tc.path, got, tc.want)
