@@ -16,8 +16,9 @@ SKIFF_LOG  ?= /var/log/skiff.log
 RUN_PKGS   := runc conmon containernetworking-plugins iptables iproute2 kmod
 TEST_PKGS  := $(RUN_PKGS) busybox-static curl procps skopeo umoci docker-registry crun podman podman-compose wrk hyperfine nginx-light git patch mmdebstrap openssh-client docker-compose nodejs npm
 # The Kubernetes suite (make test-kube) runs a real kube-apiserver over
-# Debian's etcd.
-KUBE_PKGS  := etcd-server
+# Debian's etcd, and a node: a kubelet over Debian's containerd, runc and
+# the CNI plugins.
+KUBE_PKGS  := etcd-server containerd runc containernetworking-plugins iproute2 util-linux
 
 export CGO_ENABLED := 0
 
@@ -63,14 +64,15 @@ test-unit:
 test-e2e: build
 	$(GO) test -count=1 -v ./test/e2e/
 
-# kube-bins builds kube-apiserver and kube-controller-manager from
+# kube-bins builds kube-apiserver, kube-controller-manager and kubelet from
 # test/tools/kube once (about ten minutes) and caches them in
 # ~/.cache/skiff-test/kube/VERSION (SKIFF_KUBE_CACHE overrides the parent).
 kube-bins:
 	@scripts/kube-bins.sh >/dev/null
 
 # test-kube runs skiff kube apply and diff against a real API server,
-# controller manager and etcd started on loopback (test/kube, build tag kube).
+# controller manager and etcd started on loopback, and a node (kubelet and
+# containerd) whose pods live on a bridge of their own (test/kube, build tag kube).
 test-kube: deps-kube kube-bins
 	$(GO) vet -tags kube ./test/kube/
 	SKIFF_KUBE_BIN="$$(scripts/kube-bins.sh)" $(GO) test -tags kube -count=1 -timeout 20m -v ./test/kube/

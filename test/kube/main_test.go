@@ -2,7 +2,8 @@
 
 // Package kube tests skiff kube apply and diff against a real control
 // plane: etcd, kube-apiserver and kube-controller-manager on loopback,
-// built by scripts/kube-bins.sh. Run it with make test-kube.
+// built by scripts/kube-bins.sh, and against a node of its own (that
+// script's kubelet over Debian's containerd). Run it with make test-kube.
 package kube
 
 import (
@@ -31,6 +32,7 @@ var env struct {
 	repo    string
 	tmp     string
 	skiff   string // the skiff binary
+	bin     string // the directory of the Kubernetes binaries
 	cluster *Cluster
 	kube    *kubernetes.Clientset
 }
@@ -70,6 +72,7 @@ func setup() (int, error) {
 		}
 		bin = strings.TrimSpace(string(out))
 	}
+	env.bin = bin
 	tmp, err := os.MkdirTemp("", "skiff-kube-")
 	if err != nil {
 		return 1, err
