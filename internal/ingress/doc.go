@@ -73,7 +73,10 @@
 // upgrade, HTTP/1.0 or HTTP/2, anything malformed — hands the connection,
 // with the bytes read so far, to a net/http server, whose requests with
 // bodies and upgrades go through httputil.ReverseProxy. The same
-// behaviour tests run against the three ways.
+// behaviour tests run against the three ways. On the TLS listener the
+// front runs the handshake and serves HTTP/1.1 the same way; connections
+// that negotiate HTTP/2 (or another ALPN protocol) go to net/http's TLS
+// server.
 //
 // Listening on port 80: set the ingress address to ":80" (or a host's
 // address and 80); binding a port below 1024 needs root or

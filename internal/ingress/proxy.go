@@ -108,7 +108,8 @@ type Proxy struct {
 	srvMu     sync.Mutex
 	std       *stdServer // serves what the front hands over, and h2c
 	ln        net.Listener
-	tlsSrv    *http.Server // ServeTLS's
+	tlsStd    *stdServer   // serves TLS connections the front does not (HTTP/2)
+	tlsLn     net.Listener // ServeTLS's
 	tlsPort   atomic.Int32 // the TLS listener's port, 0 without one
 	// noFront makes net/http serve every connection (for tests and
 	// benchmarks of both servers).
