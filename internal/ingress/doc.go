@@ -54,7 +54,10 @@
 //     get no new request; WaitIdle returns when their last request in
 //     flight has finished. Remove, WaitIdle, then stop the replica: no
 //     request fails because of a scale-down or a rollout. A client that
-//     leaves cancels its request to the replica.
+//     leaves cancels its request to the replica. After HandOver (its
+//     listeners now served by another process), Shutdown passes the
+//     requests it holds for a replica on to that process instead of
+//     answering them 503.
 //   - Activation. A request whose chosen revision has no endpoint is held
 //     (per app at most Route.MaxQueue, each at most Route.QueueTimeout)
 //     and the Activator is asked for a replica, once per wave of held

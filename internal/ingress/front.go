@@ -149,8 +149,12 @@ func (r *recorder) Read(p []byte) (int, error) {
 }
 
 // frontAccept serves the connections ln accepts, each in its own
-// goroutine, until ln is closed.
-func (p *Proxy) frontAccept(ln net.Listener, serve func(net.Conn)) {
+// goroutine, over TLS with conf when it is not nil, handing those the
+// front does not serve to std, until ln is closed. Each connection is
+// tracked before the next Accept, so Shutdown knows every connection
+// accepted before the close.
+func (p *Proxy) frontAccept(ln net.Listener, conf *tls.Config, std *stdServer) {
+	defer p.acceptWG.Done()
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -166,7 +170,13 @@ func (p *Proxy) frontAccept(ln net.Listener, serve func(net.Conn)) {
 			continue
 		}
 		backoff = 0
-		go serve(nc)
+		c := p.newFrontConn(nc, conf, std)
+		if !p.trackConn(c, true) {
+			c.cancel()
+			nc.Close()
+			continue
+		}
+		go c.run(conf != nil)
 	}
 }
 
@@ -186,9 +196,9 @@ func (p *Proxy) trackConn(c *frontConn, add bool) bool {
 	return true
 }
 
-// runFrontConn serves one client connection, over TLS with conf when it
-// is not nil, handing it to std when the front does not serve it.
-func (p *Proxy) runFrontConn(nc net.Conn, conf *tls.Config, std *stdServer) {
+// newFrontConn returns the front's connection over nc, TLS with conf
+// when it is not nil, handed to std when the front does not serve it.
+func (p *Proxy) newFrontConn(nc net.Conn, conf *tls.Config, std *stdServer) *frontConn {
 	c := &frontConn{p: p, nc: nc, std: std, remote: nc.RemoteAddr().String()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -203,11 +213,18 @@ func (p *Proxy) runFrontConn(nc net.Conn, conf *tls.Config, std *stdServer) {
 		c.nc = tls.Server(c.wire, conf)
 		c.out = heldConn{Conn: c.nc}
 	}
-	if !p.trackConn(c, true) {
-		c.cancel()
-		nc.Close()
-		return
-	}
+	c.rec.nc = &c.out
+	c.br = bufio.NewReaderSize(&c.rec, 4<<10)
+	c.bw = bufio.NewWriterSize(&c.out, 4<<10)
+	c.res.c = c
+	c.res.h = make(http.Header)
+	return c
+}
+
+// run serves the connection, tracked by trackConn, after a TLS handshake
+// if overTLS, until it ends or goes to net/http.
+func (c *frontConn) run(overTLS bool) {
+	p := c.p
 	handedOff := false
 	defer func() {
 		if err := recover(); err != nil && err != http.ErrAbortHandler {
@@ -229,12 +246,7 @@ func (p *Proxy) runFrontConn(nc net.Conn, conf *tls.Config, std *stdServer) {
 		}
 		p.trackConn(c, false)
 	}()
-	c.rec.nc = &c.out
-	c.br = bufio.NewReaderSize(&c.rec, 4<<10)
-	c.bw = bufio.NewWriterSize(&c.out, 4<<10)
-	c.res.c = c
-	c.res.h = make(http.Header)
-	if conf != nil {
+	if overTLS {
 		var ok bool
 		if ok, handedOff = c.handshake(); !ok || handedOff {
 			return

@@ -104,7 +104,10 @@ type Proxy struct {
 	apps      map[string]*appState
 
 	closed    chan struct{} // closed by Shutdown and Close
+	lnClosed  chan struct{} // closed once the listeners are
 	closeOnce sync.Once
+	succ      atomic.Pointer[successor] // see HandOver
+	acceptWG  sync.WaitGroup            // the front's accept loops
 	srvMu     sync.Mutex
 	std       *stdServer // serves what the front hands over, and h2c
 	ln        net.Listener
@@ -143,6 +146,7 @@ func New(cfg Config) (*Proxy, error) {
 		revisions: make(map[string]*revisionState),
 		apps:      make(map[string]*appState),
 		closed:    make(chan struct{}),
+		lnClosed:  make(chan struct{}),
 		conns:     make(map[*frontConn]struct{}),
 	}
 	p.snap.Store(&snapshot{})

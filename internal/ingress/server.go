@@ -72,8 +72,8 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	if p.noFront {
 		stdLn = ln
 	} else {
-		std := p.std
-		go p.frontAccept(ln, func(nc net.Conn) { p.runFrontConn(nc, nil, std) })
+		p.acceptWG.Add(1)
+		go p.frontAccept(ln, nil, p.std)
 	}
 	go func(srv *http.Server) {
 		if err := srv.Serve(stdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -160,8 +160,18 @@ func (p *Proxy) stopAccepting() []*stdServer {
 		}
 	}
 	p.srvMu.Unlock()
+	// A connection accepted before the close is tracked by its accept
+	// loop, and served: none is dropped unanswered.
+	p.acceptWG.Wait()
 	p.connsMu.Lock()
 	p.frontClosed = true
+	if stds != nil {
+		select {
+		case <-p.lnClosed:
+		default:
+			close(p.lnClosed)
+		}
+	}
 	p.connsMu.Unlock()
 	p.frontClosing.Store(true)
 	return stds

@@ -65,7 +65,8 @@ func (p *Proxy) ServeTLS(ln net.Listener, conf *tls.Config) error {
 	if p.noFront {
 		stdLn = tls.NewListener(ln, conf)
 	} else {
-		go p.frontAccept(ln, func(nc net.Conn) { p.runFrontConn(nc, conf, std) })
+		p.acceptWG.Add(1)
+		go p.frontAccept(ln, conf, std)
 	}
 	go func() {
 		if err := std.srv.Serve(stdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
