@@ -597,6 +597,9 @@ func (d *Daemon) finishHandover() {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// Requests held for a replica cannot be released here any more (the
+	// controllers are gone): they go on to the new daemon.
+	d.proxy.HandOver()
 	if err := d.proxy.Shutdown(sctx); err != nil {
 		d.log.Warn("requests still in flight were cut", "err", err)
 	}

@@ -81,7 +81,9 @@ func (p *Proxy) hold(w http.ResponseWriter, r *http.Request, host string, rt *ro
 			writeError(w, http.StatusServiceUnavailable, msgTimeout)
 			return nil, nil, false
 		case <-p.closed:
-			writeError(w, http.StatusServiceUnavailable, msgShutdown)
+			if !p.passHeld(w, r, rt) {
+				writeError(w, http.StatusServiceUnavailable, msgShutdown)
+			}
 			return nil, nil, false
 		case <-r.Context().Done():
 			return nil, nil, false

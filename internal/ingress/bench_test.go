@@ -3,6 +3,7 @@ package ingress
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -209,6 +210,41 @@ func BenchmarkFront(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				br := bufio.NewReaderSize(c, 16<<10)
+				for pb.Next() {
+					if _, err := c.Write(req); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := skipHead(br); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkFrontTLS is BenchmarkFront over TLS (kept-alive HTTP/1.1, no
+// handshake per request): the front, or net/http's TLS server.
+func BenchmarkFrontTLS(b *testing.B) {
+	for _, path := range tlsPaths {
+		b.Run(path.name, func(b *testing.B) {
+			p, _ := testProxyPath(b, Config{}, path.noFront, false)
+			mustUpdate(b, p, route1("hello", "hello-1", []string{"hello.localhost"}, rawReplica(b)))
+			ca, addr := startTLS(b, p)
+			conf := &tls.Config{RootCAs: ca.Pool(), ServerName: "hello.localhost"}
+			req := []byte("GET / HTTP/1.1\r\nHost: hello.localhost\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := tls.Dial("tcp", addr, conf)
 				if err != nil {
 					b.Error(err)
 					return

@@ -54,7 +54,10 @@
 //     get no new request; WaitIdle returns when their last request in
 //     flight has finished. Remove, WaitIdle, then stop the replica: no
 //     request fails because of a scale-down or a rollout. A client that
-//     leaves cancels its request to the replica.
+//     leaves cancels its request to the replica. After HandOver (its
+//     listeners now served by another process), Shutdown passes the
+//     requests it holds for a replica on to that process instead of
+//     answering them 503.
 //   - Activation. A request whose chosen revision has no endpoint is held
 //     (per app at most Route.MaxQueue, each at most Route.QueueTimeout)
 //     and the Activator is asked for a replica, once per wave of held
@@ -73,7 +76,10 @@
 // upgrade, HTTP/1.0 or HTTP/2, anything malformed — hands the connection,
 // with the bytes read so far, to a net/http server, whose requests with
 // bodies and upgrades go through httputil.ReverseProxy. The same
-// behaviour tests run against the three ways.
+// behaviour tests run against the three ways. On the TLS listener the
+// front runs the handshake and serves HTTP/1.1 the same way; connections
+// that negotiate HTTP/2 (or another ALPN protocol) go to net/http's TLS
+// server.
 //
 // Listening on port 80: set the ingress address to ":80" (or a host's
 // address and 80); binding a port below 1024 needs root or

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,10 +38,13 @@ import (
 // frontConn is one client connection served by the front.
 type frontConn struct {
 	p      *Proxy
-	nc     net.Conn
+	nc     net.Conn // the client connection: TCP, or TLS over wire
 	raw    syscall.RawConn
-	out    heldConn // nc, holding the last answer for the next read
+	out    heldConn  // nc, holding the last answer for the next read
+	wire   *heldConn // the heldConn on the socket: &out, or the one under TLS
+	std    *stdServer
 	remote string
+	tls    *tls.ConnectionState // nil on plain HTTP
 	rec    recorder
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -144,8 +148,13 @@ func (r *recorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// frontAccept serves the connections ln accepts until it is closed.
-func (p *Proxy) frontAccept(ln net.Listener) {
+// frontAccept serves the connections ln accepts, each in its own
+// goroutine, over TLS with conf when it is not nil, handing those the
+// front does not serve to std, until ln is closed. Each connection is
+// tracked before the next Accept, so Shutdown knows every connection
+// accepted before the close.
+func (p *Proxy) frontAccept(ln net.Listener, conf *tls.Config, std *stdServer) {
+	defer p.acceptWG.Done()
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -161,7 +170,13 @@ func (p *Proxy) frontAccept(ln net.Listener) {
 			continue
 		}
 		backoff = 0
-		go p.serveFrontConn(nc)
+		c := p.newFrontConn(nc, conf, std)
+		if !p.trackConn(c, true) {
+			c.cancel()
+			nc.Close()
+			continue
+		}
+		go c.run(conf != nil)
 	}
 }
 
@@ -181,15 +196,35 @@ func (p *Proxy) trackConn(c *frontConn, add bool) bool {
 	return true
 }
 
-// serveFrontConn serves one client connection.
-func (p *Proxy) serveFrontConn(nc net.Conn) {
-	c := &frontConn{p: p, nc: nc, remote: nc.RemoteAddr().String()}
+// newFrontConn returns the front's connection over nc, TLS with conf
+// when it is not nil, handed to std when the front does not serve it.
+func (p *Proxy) newFrontConn(nc net.Conn, conf *tls.Config, std *stdServer) *frontConn {
+	c := &frontConn{p: p, nc: nc, std: std, remote: nc.RemoteAddr().String()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if !p.trackConn(c, true) {
-		c.cancel()
-		nc.Close()
-		return
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
 	}
+	c.out = heldConn{Conn: nc, raw: c.raw}
+	c.wire = &c.out
+	if conf != nil {
+		// The answers are held under TLS, as encrypted records: the
+		// connection's own heldConn only passes writes on.
+		c.wire = &heldConn{Conn: nc, raw: c.raw}
+		c.nc = tls.Server(c.wire, conf)
+		c.out = heldConn{Conn: c.nc}
+	}
+	c.rec.nc = &c.out
+	c.br = bufio.NewReaderSize(&c.rec, 4<<10)
+	c.bw = bufio.NewWriterSize(&c.out, 4<<10)
+	c.res.c = c
+	c.res.h = make(http.Header)
+	return c
+}
+
+// run serves the connection, tracked by trackConn, after a TLS handshake
+// if overTLS, until it ends or goes to net/http.
+func (c *frontConn) run(overTLS bool) {
+	p := c.p
 	handedOff := false
 	defer func() {
 		if err := recover(); err != nil && err != http.ErrAbortHandler {
@@ -202,26 +237,62 @@ func (p *Proxy) serveFrontConn(nc net.Conn) {
 		}
 		c.cancel()
 		if !handedOff {
-			c.out.flush() // the last answer
-			c.bw.Flush()  // answers to pipelined requests, if any
+			c.flushAnswers()
 			if p.frontClosing.Load() {
-				lingerClose(nc)
+				c.lingerClose()
 			} else {
-				nc.Close()
+				c.nc.Close()
 			}
 		}
 		p.trackConn(c, false)
 	}()
-	if sc, ok := nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+	if overTLS {
+		var ok bool
+		if ok, handedOff = c.handshake(); !ok || handedOff {
+			return
+		}
 	}
-	c.out = heldConn{Conn: nc, raw: c.raw}
-	c.rec.nc = &c.out
-	c.br = bufio.NewReaderSize(&c.rec, 4<<10)
-	c.bw = bufio.NewWriterSize(&c.out, 4<<10)
-	c.res.c = c
-	c.res.h = make(http.Header)
 	handedOff = c.serve()
+}
+
+// handshake runs the TLS handshake, bounded by ReadHeaderTimeout as
+// net/http bounds it. It reports whether it succeeded, and whether the
+// connection went to net/http: every protocol but HTTP/1.1 (HTTP/2, the
+// ACME TLS-ALPN challenge) is served there.
+func (c *frontConn) handshake() (ok, handedOff bool) {
+	tc := c.nc.(*tls.Conn)
+	c.nc.SetDeadline(time.Now().Add(c.p.cfg.ReadHeaderTimeout))
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		reason := err.Error()
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			reason = "client sent an HTTP request to an HTTPS server"
+		}
+		c.p.debugLog.Printf("http: TLS handshake error from %s: %s", c.remote, reason)
+		return false, false
+	}
+	c.nc.SetDeadline(time.Time{})
+	st := tc.ConnectionState()
+	switch st.NegotiatedProtocol {
+	case "", "http/1.1":
+		c.tls = &st
+		return true, false
+	}
+	if !c.std.give(tc) {
+		return false, false
+	}
+	return true, true
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of a
+// plain HTTP request.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // serve runs the request loop; it reports whether it handed the
@@ -297,13 +368,28 @@ func (c *frontConn) serve() (handedOff bool) {
 // client still sends for a moment, so a request that crossed the close
 // meets an orderly end of stream (which clients retry on a reused
 // connection), not a reset.
-func lingerClose(nc net.Conn) {
-	if tc, ok := nc.(*net.TCPConn); ok {
+func (c *frontConn) lingerClose() {
+	tcp := c.wire.Conn
+	if c.tls != nil {
+		c.nc.(*tls.Conn).CloseWrite() // close_notify
+	}
+	if tc, ok := tcp.(*net.TCPConn); ok {
 		tc.CloseWrite()
 		tc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 		io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
 	}
-	nc.Close()
+	c.nc.Close()
+}
+
+// flushAnswers sends the answers still buffered or held.
+func (c *frontConn) flushAnswers() error {
+	if err := c.out.flush(); err != nil {
+		return err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	return c.wire.flush()
 }
 
 // pending reports, without blocking, whether the client has sent bytes
@@ -419,7 +505,7 @@ func validHeaderValue(v string) bool {
 // to the net/http server.
 func (c *frontConn) handOff() {
 	// Answers to earlier pipelined requests go first.
-	if c.out.flush() != nil || c.bw.Flush() != nil {
+	if c.flushAnswers() != nil {
 		c.nc.Close()
 		return
 	}
@@ -427,8 +513,11 @@ func (c *frontConn) handOff() {
 	copy(replay, c.rec.buf)
 	c.nc.SetReadDeadline(time.Time{})
 	c.nc.SetWriteDeadline(time.Time{})
-	rc := &replayConn{Conn: c.nc, replay: replay}
-	if !c.p.std.give(rc) {
+	var rc net.Conn = &replayConn{Conn: c.nc, replay: replay}
+	if c.tls != nil {
+		rc = &tlsReplayConn{replayConn{Conn: c.nc, replay: replay}}
+	}
+	if !c.std.give(rc) {
 		c.nc.Close()
 	}
 }
@@ -437,6 +526,7 @@ func (c *frontConn) handOff() {
 // connection stays open for the next one.
 func (c *frontConn) serveRequest(req *http.Request) bool {
 	req.RemoteAddr = c.remote
+	req.TLS = c.tls
 	req = req.WithContext(c.ctx)
 	w := &c.res
 	w.reset(req)
@@ -467,9 +557,9 @@ func (c *frontConn) serveRequest(req *http.Request) bool {
 	// Answers to pipelined requests go out together. The last one is
 	// held for the read of the next request, which sends it.
 	if c.br.Buffered() == 0 {
-		c.out.hold = true
+		c.wire.hold = true
 		err := c.bw.Flush()
-		c.out.hold = false
+		c.wire.hold = false
 		if err != nil {
 			return false
 		}
@@ -506,6 +596,16 @@ func (c *frontConn) stopWatch() {
 func (c *frontConn) watchClient() {
 	defer c.watchDone.Done()
 	if c.raw == nil || c.br.Buffered() > 0 {
+		return
+	}
+	if c.tls != nil {
+		// A TLS client says goodbye in a record (close_notify) before
+		// it closes: read, as nothing else reads the connection while
+		// a request without a body is served. What is read stays in
+		// the buffer for the next request.
+		if _, err := c.br.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.clientGone()
+		}
 		return
 	}
 	var buf [1]byte

@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -67,3 +68,12 @@ func (s *stdServer) Close() error {
 func (s *stdServer) Addr() net.Addr { return s.addr }
 
 var _ net.Listener = (*stdServer)(nil)
+
+// tlsReplayConn is a replayConn over TLS: net/http takes the connection
+// state from it (ConnectionState), so its requests carry Request.TLS.
+type tlsReplayConn struct{ replayConn }
+
+// ConnectionState returns the TLS connection's state.
+func (r *tlsReplayConn) ConnectionState() tls.ConnectionState {
+	return r.Conn.(*tls.Conn).ConnectionState()
+}

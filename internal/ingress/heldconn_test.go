@@ -194,3 +194,55 @@ func TestLazyDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldConnWrites: writes made as raw system calls behave as
+// net.Conn's: a large write waits for the peer to read (all of it
+// arrives, in order), a peer that does not read ends it at the write
+// deadline, and a write to a reset connection fails.
+func TestHeldConnWrites(t *testing.T) {
+	client, server := tcpPair(t)
+	h := held(t, client)
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(server, int64(len(msg))))
+		got <- b
+	}()
+	client.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	if n, err := h.Write(msg); err != nil || n != len(msg) {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if b := <-got; !bytes.Equal(b, msg) {
+		t.Fatalf("the peer received %d bytes, not the %d written", len(b), len(msg))
+	}
+
+	// Nobody reads: the write deadline ends the write.
+	c2, _ := tcpPair(t)
+	h2 := held(t, c2)
+	c2.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	start := time.Now()
+	n, err := h2.Write(msg)
+	if err == nil || !isTimeout(err) || n >= len(msg) {
+		t.Fatalf("Write to a peer that does not read = %d, %v; want a timeout", n, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the write deadline ended the write after %v", d)
+	}
+
+	// A reset peer: the write fails.
+	c3, s3 := tcpPair(t)
+	h3 := held(t, c3)
+	s3.(*net.TCPConn).SetLinger(0)
+	s3.Close()
+	time.Sleep(50 * time.Millisecond)
+	var werr error
+	for range 3 { // the first write after a reset may still be taken
+		if _, werr = h3.Write([]byte("to nobody")); werr != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if werr == nil {
+		t.Fatal("writes to a reset connection succeeded")
+	}
+}

@@ -104,11 +104,15 @@ type Proxy struct {
 	apps      map[string]*appState
 
 	closed    chan struct{} // closed by Shutdown and Close
+	lnClosed  chan struct{} // closed once the listeners are
 	closeOnce sync.Once
+	succ      atomic.Pointer[successor] // see HandOver
+	acceptWG  sync.WaitGroup            // the front's accept loops
 	srvMu     sync.Mutex
 	std       *stdServer // serves what the front hands over, and h2c
 	ln        net.Listener
-	tlsSrv    *http.Server // ServeTLS's
+	tlsStd    *stdServer   // serves TLS connections the front does not (HTTP/2)
+	tlsLn     net.Listener // ServeTLS's
 	tlsPort   atomic.Int32 // the TLS listener's port, 0 without one
 	// noFront makes net/http serve every connection (for tests and
 	// benchmarks of both servers).
@@ -142,6 +146,7 @@ func New(cfg Config) (*Proxy, error) {
 		revisions: make(map[string]*revisionState),
 		apps:      make(map[string]*appState),
 		closed:    make(chan struct{}),
+		lnClosed:  make(chan struct{}),
 		conns:     make(map[*frontConn]struct{}),
 	}
 	p.snap.Store(&snapshot{})

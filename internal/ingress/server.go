@@ -72,7 +72,8 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	if p.noFront {
 		stdLn = ln
 	} else {
-		go p.frontAccept(ln)
+		p.acceptWG.Add(1)
+		go p.frontAccept(ln, nil, p.std)
 	}
 	go func(srv *http.Server) {
 		if err := srv.Serve(stdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -96,21 +97,27 @@ func (p *Proxy) Addr() net.Addr {
 // and waits for proxied requests to finish until ctx is done (then it
 // closes the remaining connections and returns ctx's error).
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	tlsDone := make(chan error, 1)
-	if srv := p.tlsServer(); srv != nil {
-		go func() { tlsDone <- srv.Shutdown(ctx) }()
-	} else {
-		tlsDone <- nil
+	stds := p.stopAccepting()
+	if len(stds) == 0 {
+		return nil
 	}
-	std := p.stopAccepting()
-	if std == nil {
-		return <-tlsDone
-	}
-
 	frontDone := make(chan struct{})
 	go func() { p.connsWG.Wait(); close(frontDone) }()
-	stdDone := make(chan error, 1)
-	go func() { stdDone <- std.srv.Shutdown(ctx); std.Close() }()
+	stdDone := make(chan error, len(stds))
+	for _, std := range stds {
+		go func() {
+			err := std.srv.Shutdown(ctx)
+			std.Close()
+			// Shutdown reports the close of a listener we closed
+			// above when Serve had not yet noticed it: not a failure.
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				std.srv.Close()
+			} else {
+				err = nil
+			}
+			stdDone <- err
+		}()
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	var err error
@@ -128,52 +135,63 @@ wait:
 			break wait
 		}
 	}
-	// Shutdown reports the close of a listener we closed above when
-	// Serve had not yet noticed it: not a failure.
-	if serr := <-stdDone; serr != nil && !errors.Is(serr, net.ErrClosed) {
-		std.srv.Close()
-		if err == nil {
+	for range stds {
+		if serr := <-stdDone; err == nil {
 			err = serr
 		}
-	}
-	if terr := <-tlsDone; err == nil && terr != nil && !errors.Is(terr, net.ErrClosed) {
-		err = terr
 	}
 	p.closeIdle()
 	return err
 }
 
-// stopAccepting marks the proxy closed and closes its listener; it
-// returns the server to stop, or nil if Start never ran.
-func (p *Proxy) stopAccepting() *stdServer {
+// stopAccepting marks the proxy closed and closes its listeners; it
+// returns the servers to stop (none if neither Serve nor ServeTLS ran).
+func (p *Proxy) stopAccepting() []*stdServer {
 	p.closeOnce.Do(func() { close(p.closed) })
 	p.srvMu.Lock()
-	std, ln := p.std, p.ln
-	p.srvMu.Unlock()
-	if std == nil {
-		return nil
+	var stds []*stdServer
+	for _, s := range []struct {
+		std *stdServer
+		ln  net.Listener
+	}{{p.std, p.ln}, {p.tlsStd, p.tlsLn}} {
+		if s.std != nil {
+			s.ln.Close()
+			stds = append(stds, s.std)
+		}
 	}
-	ln.Close()
+	p.srvMu.Unlock()
+	// A connection accepted before the close is tracked by its accept
+	// loop, and served: none is dropped unanswered.
+	p.acceptWG.Wait()
 	p.connsMu.Lock()
 	p.frontClosed = true
+	if stds != nil {
+		select {
+		case <-p.lnClosed:
+		default:
+			close(p.lnClosed)
+		}
+	}
 	p.connsMu.Unlock()
 	p.frontClosing.Store(true)
-	return std
+	return stds
 }
 
-// Close stops the listener and closes every connection at once, cutting
+// Close stops the listeners and closes every connection at once, cutting
 // requests in flight; held requests get 503.
 func (p *Proxy) Close() error {
-	if srv := p.tlsServer(); srv != nil {
-		srv.Close()
-	}
-	std := p.stopAccepting()
-	if std == nil {
+	stds := p.stopAccepting()
+	if len(stds) == 0 {
 		return nil
 	}
 	p.closeFront()
-	err := std.srv.Close()
-	std.Close()
+	var err error
+	for _, std := range stds {
+		if serr := std.srv.Close(); err == nil {
+			err = serr
+		}
+		std.Close()
+	}
 	p.connsWG.Wait()
 	p.closeIdle()
 	return err

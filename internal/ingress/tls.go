@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"skiff.dev/skiff/api/errdefs"
@@ -20,7 +21,7 @@ import (
 func (p *Proxy) ServeTLS(ln net.Listener, conf *tls.Config) error {
 	p.srvMu.Lock()
 	defer p.srvMu.Unlock()
-	if p.tlsSrv != nil {
+	if p.tlsStd != nil {
 		return errdefs.Conflict("ingress: already serving TLS")
 	}
 	select {
@@ -28,37 +29,51 @@ func (p *Proxy) ServeTLS(ln net.Listener, conf *tls.Config) error {
 		return errdefs.Conflict("ingress: closed; create a new one")
 	default:
 	}
+	conf = conf.Clone()
+	if conf.MinVersion == 0 {
+		conf.MinVersion = tls.VersionTLS12
+	}
+	if !slices.Contains(conf.NextProtos, "h2") {
+		conf.NextProtos = append([]string{"h2"}, conf.NextProtos...)
+	}
+	if !slices.Contains(conf.NextProtos, "http/1.1") {
+		conf.NextProtos = append(conf.NextProtos, "http/1.1")
+	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
-	srv := &http.Server{
-		Handler:           p,
-		Protocols:         &protos,
-		TLSConfig:         conf.Clone(),
-		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
-		IdleTimeout:       p.cfg.ClientIdleTimeout,
-		ErrorLog:          p.debugLog,
+	std := &stdServer{
+		srv: &http.Server{
+			Handler:           p,
+			Protocols:         &protos,
+			TLSConfig:         conf.Clone(), // lists "h2": Serve sets HTTP/2 up
+			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+			IdleTimeout:       p.cfg.ClientIdleTimeout,
+			ErrorLog:          p.debugLog,
+		},
+		conns: make(chan net.Conn),
+		done:  make(chan struct{}),
+		addr:  ln.Addr(),
 	}
-	if srv.TLSConfig.MinVersion == 0 {
-		srv.TLSConfig.MinVersion = tls.VersionTLS12
-	}
-	p.tlsSrv = srv
+	p.tlsStd, p.tlsLn = std, ln
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		p.tlsPort.Store(int32(a.Port))
 	}
+	// The front serves HTTP/1.1 over TLS as it serves plain HTTP; it
+	// hands HTTP/2 connections, and those it does not serve, to std.
+	var stdLn net.Listener = std
+	if p.noFront {
+		stdLn = tls.NewListener(ln, conf)
+	} else {
+		p.acceptWG.Add(1)
+		go p.frontAccept(ln, conf, std)
+	}
 	go func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := std.srv.Serve(stdLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.log.Error("ingress stopped serving TLS", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
 	return nil
-}
-
-// tlsServer returns ServeTLS's server, or nil.
-func (p *Proxy) tlsServer() *http.Server {
-	p.srvMu.Lock()
-	defer p.srvMu.Unlock()
-	return p.tlsSrv
 }
 
 // ServesHost reports whether a route serves host (matched as requests'

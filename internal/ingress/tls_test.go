@@ -15,7 +15,7 @@ import (
 
 // startTLS serves p over TLS on a loopback port with leaves from a new
 // local CA for the hosts p routes; it returns the CA and the address.
-func startTLS(t *testing.T, p *Proxy) (*pki.CA, string) {
+func startTLS(t testing.TB, p *Proxy) (*pki.CA, string) {
 	t.Helper()
 	ca, err := pki.Open(t.TempDir())
 	if err != nil {
