@@ -250,18 +250,20 @@ func (m *Manager) mapVolumes(dir string, mounts []api.Mount) (detach func(), err
 // pinNamespaces makes the user namespace of a container with a user
 // namespace at the path its spec names, and, unless netns is "", a
 // network namespace owned by it at netns: a kept range's spare pair if
-// it has one (the next is made in the background), else with a holder.
+// it has one, else with a holder; a kept range's next pair is then made
+// in the background.
 func (m *Manager) pinNamespaces(id string, idm api.IDMap, netns string) error {
 	dir := m.containerDir(id)
-	if m.spares != nil {
+	if m.spares != nil && m.spares.Kept(idm) {
+		// The next pair is made whether this start takes one or, having
+		// found none (after a reboot, a failed refill), makes its own.
+		defer m.refill(idm)
 		took, err := m.spares.Take(idm, usernsPin(dir), netns)
-		if err != nil {
-			m.unpinNamespaces(id)
-			return err
-		}
 		if took {
-			m.refill(idm)
 			return nil
+		}
+		if err != nil {
+			m.log.Warn("take the spare user namespace; making one", "id", id[:12], "err", err)
 		}
 	}
 	err := userns.WithHolder(idm, netns != "", func(pid int) error {

@@ -129,6 +129,20 @@ func TestUserNSSpares(t *testing.T) {
 	}
 	coldStartTakesSpare(t, d, "spare", user, net)
 
+	// Pins gone, as after a reboot: the start makes its own pair and the
+	// spare is made again.
+	waitZero(t, d, "spare")
+	dir, _, _ := spareOf(t, d)
+	for _, k := range []string{"user", "net"} {
+		if err := syscall.Unmount(filepath.Join(dir, k), syscall.MNT_DETACH); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, body := get(t, ingressAddr(t, d), "spare.localhost", "/"); code != 200 {
+		t.Fatalf("cold request with no spare pair: %d %s", code, body)
+	}
+	spareOf(t, d)
+
 	must(t, d, "delete", "app", "spare")
 	eventually(t, 30*time.Second, "the App's replicas and spare namespaces gone", func() bool {
 		ctrs, _ := os.ReadDir(filepath.Join(d.Root, "containers"))
