@@ -41,6 +41,6 @@ func usernsBench() {
 		}
 	}
 	fmt.Printf("### Cold start with a user namespace vs without (target ≤ 1.1×)\n\n")
-	fmt.Printf("The example app at `scale: {min: 0, max: 1, idleTimeout: 1s}` with a 2s stable window; the two Apps differ only in `security.hostUsers`. A user namespace adds a namespace holder process (pinning the user and network namespaces), the idmapped mounts of the image layers and the idmapped volume mounts around `runc create`.\n\n")
+	fmt.Printf("The example app at `scale: {min: 0, max: 1, idleTimeout: 1s}` with a 2s stable window; the two Apps differ only in `security.hostUsers`. A user namespace adds taking the App's spare pair of pinned user and network namespaces (made ahead of need), the idmapped mounts of the image layers and volumes, and runc's joining of the user namespace.\n\n")
 	table([]*series{withNS, hostNS}, hostNS.name)
 }

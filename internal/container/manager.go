@@ -24,6 +24,7 @@ import (
 	"skiff.dev/skiff/internal/lazyregexp"
 	"skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/store"
+	"skiff.dev/skiff/internal/userns"
 )
 
 // Image is what the manager needs to know of a resolved image.
@@ -131,6 +132,10 @@ type Config struct {
 	Dir string
 	// VolumesDir holds named volumes, one directory each.
 	VolumesDir string
+	// UserNSDir, if set, holds the spare user and network namespaces of
+	// the id ranges that Apps own (see userns.Spares); without it each
+	// start of a container with a user namespace makes its own.
+	UserNSDir string
 	// LogMaxSize caps each container log before rotation (0: no cap).
 	LogMaxSize int64
 	Logger     *slog.Logger
@@ -182,6 +187,10 @@ type Manager struct {
 	// preparing counts, by image ID, the containers being created from
 	// each image and not registered yet; guarded by mu.
 	preparing map[string]int
+
+	// spares keeps namespaces ready for the id ranges of Apps (nil
+	// without Config.UserNSDir).
+	spares *userns.Spares
 }
 
 // HoldImages blocks container creation until the returned function is
@@ -269,11 +278,18 @@ func New(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("create containers directory: %w", err)
 	}
+	var spares *userns.Spares
+	if cfg.UserNSDir != "" {
+		var err error
+		if spares, err = userns.NewSpares(cfg.UserNSDir); err != nil {
+			return nil, err
+		}
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		cfg: cfg, log: cfg.Logger, bg: bg, cancel: cancel,
 		byID: map[string]*entry{}, byName: map[string]*entry{}, preparing: map[string]int{},
-		minBackoff: minBackoff, maxBackoff: maxBackoff,
+		minBackoff: minBackoff, maxBackoff: maxBackoff, spares: spares,
 	}, nil
 }
 
@@ -385,6 +401,8 @@ func (m *Manager) prepare(ctx context.Context, id, name string, img *Image, cfg 
 					m.releaseIDMap(context.WithoutCancel(ctx), id, idm)
 				}
 			}()
+		} else if err := m.keepRange(*idm); err != nil {
+			return nil, err
 		}
 	}
 	dir := m.containerDir(id)
@@ -1568,6 +1586,9 @@ func (m *Manager) forget(ctx context.Context, e *entry) error {
 	c := e.rec.Container
 	e.mu.Unlock()
 	m.releaseIDMap(context.WithoutCancel(ctx), id, c.IDMap)
+	if c.IDMap != nil {
+		m.collectSpares(context.WithoutCancel(ctx))
+	}
 	if m.cfg.Notify != nil {
 		m.cfg.Notify(c, true)
 	}

@@ -147,6 +147,7 @@ func (m *Manager) Restore(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	m.removeStrays(known)
+	m.collectSpares(ctx)
 
 	for _, e := range entries {
 		o := m.observe(ctx, e.rec.ID)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -106,8 +107,17 @@ func searchableByOthers(dir string) error {
 	}
 }
 
-// withUserNS calls fn with a user namespace of mapping idm.
-func withUserNS(idm api.IDMap, fn func(fd int) error) error {
+// withUserNS calls fn with a user namespace of mapping idm: the spare
+// one of a kept range, else one a holder makes.
+func (m *Manager) withUserNS(idm api.IDMap, fn func(fd int) error) error {
+	if m.spares != nil && m.spares.Kept(idm) {
+		fd, err := m.spares.OpenUser(idm)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return fn(fd)
+	}
 	return userns.WithHolder(idm, false, func(pid int) error {
 		fd, err := userns.OpenUserNS(pid)
 		if err != nil {
@@ -135,7 +145,7 @@ func (m *Manager) mountRootfs(dir string, layers []string, idm *api.IDMap, then 
 	if err := ownDir(dir, idm); err != nil {
 		return err
 	}
-	return withUserNS(*idm, func(fd int) error {
+	return m.withUserNS(*idm, func(fd int) error {
 		if len(layers) == 0 {
 			empty := filepath.Join(dir, "lower-empty")
 			if err := os.MkdirAll(empty, 0o755); err != nil {
@@ -239,9 +249,23 @@ func (m *Manager) mapVolumes(dir string, mounts []api.Mount) (detach func(), err
 
 // pinNamespaces makes the user namespace of a container with a user
 // namespace at the path its spec names, and, unless netns is "", a
-// network namespace owned by it at netns.
+// network namespace owned by it at netns: a kept range's spare pair if
+// it has one, else with a holder; a kept range's next pair is then made
+// in the background.
 func (m *Manager) pinNamespaces(id string, idm api.IDMap, netns string) error {
 	dir := m.containerDir(id)
+	if m.spares != nil && m.spares.Kept(idm) {
+		// The next pair is made whether this start takes one or, having
+		// found none (after a reboot, a failed refill), makes its own.
+		defer m.refill(idm)
+		took, err := m.spares.Take(idm, usernsPin(dir), netns)
+		if took {
+			return nil
+		}
+		if err != nil {
+			m.log.Warn("take the spare user namespace; making one", "id", id[:12], "err", err)
+		}
+	}
 	err := userns.WithHolder(idm, netns != "", func(pid int) error {
 		if err := userns.Pin(pid, userns.User, usernsPin(dir)); err != nil {
 			return err
@@ -290,4 +314,73 @@ func clearDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// keepRange keeps spare namespaces for the id range idm of an App, made
+// now if missing, so that its replicas' starts need no holder.
+func (m *Manager) keepRange(idm api.IDMap) error {
+	if m.spares == nil {
+		return nil
+	}
+	return m.spares.Keep(idm)
+}
+
+// refillDelay is how long after a start took a range's spare pair the
+// next is made: the holder that makes it (a fork of the daemon) would
+// otherwise take CPU from the start itself (runtime create, the app's
+// start-up, its first answer).
+const refillDelay = 500 * time.Millisecond
+
+// refill makes a kept range's next spare pair in the background, after
+// refillDelay.
+func (m *Manager) refill(idm api.IDMap) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-time.After(refillDelay):
+		case <-m.bg.Done():
+			return
+		}
+		if err := m.spares.Refill(idm); err != nil {
+			m.log.Warn("make spare user namespace", "host-ids-from", idm.HostID, "err", err)
+		}
+	}()
+}
+
+// ReleaseIDRange frees owner's id range and drops its spare namespaces
+// once no container maps it; an owner without a range is fine.
+func (m *Manager) ReleaseIDRange(ctx context.Context, owner string) error {
+	if err := m.cfg.Store.ReleaseIDRange(ctx, owner); err != nil {
+		return err
+	}
+	m.collectSpares(ctx)
+	return nil
+}
+
+// collectSpares drops the spare namespaces of the ranges that no owner
+// holds and no container maps (an App deleted and its replicas gone).
+func (m *Manager) collectSpares(ctx context.Context) {
+	if m.spares == nil {
+		return
+	}
+	kept, err := m.spares.Ranges()
+	if err != nil || len(kept) == 0 {
+		return
+	}
+	// Read in the same order as allocIDMap: containers, then the store.
+	used := m.rangesInUse()
+	owned, err := m.cfg.Store.OwnedIDRanges(ctx)
+	if err != nil {
+		m.log.Warn("list user namespace id ranges", "err", err)
+		return
+	}
+	for _, n := range kept {
+		if owned[n] || used[n] {
+			continue
+		}
+		if err := m.spares.Drop(n); err != nil {
+			m.log.Warn("drop spare user namespace", "range", n, "err", err)
+		}
+	}
 }

@@ -381,7 +381,8 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 		Runtime: d.runtime, RuntimeName: d.info.Name,
 		Images: imageResolver{d.images}, Mounter: mounter{}, Specer: specer{},
 		Networks: isolatingNetworks{Networks: networks{d.networks}, iso: d.iso, labels: d.containerLabels}, Store: d.db, Dir: filepath.Join(root, "containers"), VolumesDir: filepath.Join(root, "volumes"), LogMaxSize: cfg.LogMaxSize,
-		Logger: d.log, Notify: d.notify, Secrets: d.secrets,
+		UserNSDir: filepath.Join(root, "userns"),
+		Logger:    d.log, Notify: d.notify, Secrets: d.secrets,
 	})
 	if err != nil {
 		return err
@@ -402,7 +403,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 	apps := controller.New(controller.Config{
 		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
 		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, BeforeStop: d.awaitPredecessor,
-		Secrets: d.secrets, Identities: d.ids.Load(), Logger: d.log.With("component", "apps"), IDRanges: d.db,
+		Secrets: d.secrets, Identities: d.ids.Load(), Logger: d.log.With("component", "apps"), IDRanges: d.ctrs,
 	})
 	d.apps.Store(apps)
 	if err := apps.Start(ctx); err != nil {

@@ -54,3 +54,21 @@ func (s *Store) ReleaseIDRange(ctx context.Context, owner string) error {
 	_, err := s.db.ExecContext(ctx, `DELETE FROM id_ranges WHERE owner = ?`, owner)
 	return err
 }
+
+// OwnedIDRanges returns the indexes of the id ranges that have an owner.
+func (s *Store) OwnedIDRanges(ctx context.Context) (map[int]bool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT idx FROM id_ranges`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	owned := map[int]bool{}
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		owned[n] = true
+	}
+	return owned, rows.Err()
+}

@@ -40,6 +40,14 @@ func TestIDRanges(t *testing.T) {
 	if d := get("app/d", nil); d != 0 {
 		t.Fatalf("app/d got range %d, want the released 0", d)
 	}
+	if owned, err := s.OwnedIDRanges(ctx); err != nil || len(owned) != 3 || !owned[0] || !owned[1] || !owned[3] {
+		t.Fatalf("OwnedIDRanges = %v (%v), want 0, 1 and 3 (2 was only busy)", owned, err)
+	}
+	s.ReleaseIDRange(ctx, "app/d")
+	if owned, _ := s.OwnedIDRanges(ctx); owned[0] || len(owned) != 2 {
+		t.Fatalf("OwnedIDRanges after a release = %v, want 1 and 3", owned)
+	}
+	get("app/d", nil)
 	// Ranges are durable.
 	s.Close()
 	s2, err := Open(ctx, path)

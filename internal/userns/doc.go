@@ -14,6 +14,9 @@
 //   - pin: a bind mount of a namespace file (/proc/PID/ns/KIND) on a
 //     file, which keeps the namespace alive without a process; runc
 //     joins a pinned namespace by its path.
+//   - spare: a pair of pinned namespaces (user, and network owned by
+//     it) made for a range ahead of need, which a container of the range
+//     takes at its start instead of making its own (see Spares).
 //   - idmapped mount: a bind mount whose owners are shifted by a user
 //     namespace's mapping (mount_setattr MOUNT_ATTR_IDMAP, Linux 5.12+;
 //     overlayfs accepts idmapped lower layers from 5.19). A file owned

@@ -82,6 +82,22 @@ func WithHolder(m api.IDMap, net bool, fn func(pid int) error) error {
 // Pin bind-mounts namespace kind of process pid on path, creating the
 // file; an existing pin at path is replaced.
 func Pin(pid int, kind, path string) error {
+	return bindNS("/proc/"+strconv.Itoa(pid)+"/ns/"+kind, kind, path)
+}
+
+// Move pins the namespace pinned at src on dst (an existing pin at dst
+// is replaced), then unpins src.
+func Move(src, dst string) error {
+	if err := bindNS(src, "pinned", dst); err != nil {
+		return err
+	}
+	return Unpin(src)
+}
+
+// bindNS bind-mounts the namespace file src on path, creating the file
+// after removing what was pinned there; kind names the namespace in
+// errors.
+func bindNS(src, kind, path string) error {
 	if err := Unpin(path); err != nil {
 		return err
 	}
@@ -90,7 +106,6 @@ func Pin(pid int, kind, path string) error {
 		return fmt.Errorf("create %s namespace file: %w", kind, err)
 	}
 	f.Close()
-	src := "/proc/" + strconv.Itoa(pid) + "/ns/" + kind
 	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
 		os.Remove(path)
 		return errdefs.Unavailable("pin %s namespace at %s: %w", kind, path, err)
