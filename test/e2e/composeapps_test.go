@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +62,126 @@ func TestAppFurtherNetworks(t *testing.T) {
 	}
 	if got := fromContainer(t, d, ip); got != "refused" {
 		t.Fatalf("a plain container on the default network reached the App's replica at %s: %q", ip, got)
+	}
+}
+
+// composeAppsProject has a db container, a web service run as an App
+// that reads db by its service name, and a client container that
+// depends on the App and reaches it by its service name. MARK is the web
+// service's environment value.
+func composeAppsProject(mark string) string {
+	return `name: e2eca
+services:
+  db:
+    image: hello
+    environment: {VERSION: db-1}
+    healthcheck:
+      test: ["CMD", "/hello", "-get", "http://127.0.0.1:8080/healthz"]
+      interval: 1s
+      retries: 30
+  web:
+    image: busybox
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /tmp/w
+        while :; do
+          { echo "web $$MARK"; printf 'GET / HTTP/1.0\r\nHost: db\r\n\r\n' | timeout 3 nc db 8080; } > /tmp/w/n && mv /tmp/w/n /tmp/w/index.html
+          sleep 0.3
+        done &
+        exec httpd -f -p 8080 -h /tmp/w
+    environment: {MARK: ` + mark + `}
+    ports: ["8080"]
+    volumes: [cache:/cache]
+    depends_on:
+      db: {condition: service_healthy}
+    healthcheck:
+      test: ["CMD-SHELL", "grep -q 'version db-1' /tmp/w/index.html"]
+      interval: 1s
+    x-skiff: {app: true}
+  client:
+    image: busybox
+    command: ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 3 nc web 8080; exec sleep 600"]
+    stop_grace_period: 1s
+    depends_on: [web]
+volumes:
+  cache: {}
+`
+}
+
+// TestComposeUpApps: compose up runs the marked service as an App on
+// the project's network, its dependency as a container; the App reads
+// the container by service name and is reached through the ingress at
+// SERVICE.PROJECT.localhost; a container depending on it starts once it
+// is ready and reaches it by service name; compose ps lists it; a
+// changed service rolls a new revision, an unchanged one changes
+// nothing; down -v removes the App, its volume, the containers and the
+// network.
+func TestComposeUpApps(t *testing.T) {
+	d := env.daemon
+	dir, base := composeProject(t, map[string]string{"compose.yaml": composeAppsProject("one")})
+	defer skiff(append(base, "down", "-v")...)
+	out := composeRun(t, base, "up", "-d", "--wait")
+	for _, want := range []string{"App e2eca-web  Created", "App e2eca-web  Ready"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("up printed no %q:\n%s", want, out)
+		}
+	}
+	a := getApp(t, d, "e2eca-web")
+	if a.Metadata.Labels["com.docker.compose.project"] != "e2eca" || len(a.Spec.Network.Networks) != 1 || a.Spec.Network.Networks[0].Name != "e2eca_default" {
+		t.Fatalf("App labels %v, networks %+v", a.Metadata.Labels, a.Spec.Network.Networks)
+	}
+	if r := skiff("inspect", "e2eca-web-1"); r.Code == 0 {
+		t.Fatalf("the App service also ran as a container: %s", r)
+	}
+
+	addr := ingressAddr(t, d)
+	if code, body := get(t, addr, "web.e2eca.localhost", "/"); code != 200 || !strings.Contains(body, "web one") || !strings.Contains(body, "version db-1") {
+		t.Fatalf("web through the ingress: %d %q", code, body)
+	}
+	if logs := composeRun(t, base, "logs", "client"); !strings.Contains(logs, "version db-1") {
+		t.Fatalf("the client container did not reach the App by its service name once ready:\n%s", logs)
+	}
+	if ps := composeRun(t, base, "ps"); !strings.Contains(ps, "e2eca-web") || !strings.Contains(ps, "App ready (1/1)") || !strings.Contains(ps, "e2eca-db-1") {
+		t.Fatalf("compose ps:\n%s", ps)
+	}
+
+	// Unchanged: nothing happens. Changed: a new revision serves.
+	if out := composeRun(t, base, "up", "-d"); !strings.Contains(out, "App e2eca-web  Unchanged") {
+		t.Fatalf("second up:\n%s", out)
+	}
+	if revs := must(t, d, "get", "revisions", "e2eca-web"); strings.Contains(revs, "e2eca-web-00002") {
+		t.Fatalf("an unchanged up made a revision:\n%s", revs)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(composeAppsProject("two")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := composeRun(t, base, "up", "-d", "--wait"); !strings.Contains(out, "App e2eca-web  Updated") {
+		t.Fatalf("up of the changed service:\n%s", out)
+	}
+	if st := getApp(t, d, "e2eca-web").Status; st.LatestReadyRevision != "e2eca-web-00002" {
+		t.Fatalf("latest ready revision %q, want e2eca-web-00002", st.LatestReadyRevision)
+	}
+	eventually(t, 30*time.Second, "the new revision to serve", func() bool {
+		_, body := get(t, addr, "web.e2eca.localhost", "/")
+		return strings.Contains(body, "web two")
+	})
+
+	if !strings.Contains(must(t, d, "volume", "ls"), "e2eca-cache") {
+		t.Fatal("the App's volume e2eca-cache was not made")
+	}
+	out = composeRun(t, base, "down", "-v")
+	if !strings.Contains(out, "App e2eca-web  Removed") {
+		t.Fatalf("down:\n%s", out)
+	}
+	if r := skiff("get", "apps", "e2eca-web"); r.Code == 0 {
+		t.Fatalf("the App is still there after down: %s", r)
+	}
+	vols := must(t, d, "volume", "ls")
+	nets := must(t, d, "network", "ls")
+	ctrs := must(t, d, "ps", "-a")
+	if strings.Contains(vols, "e2eca") || strings.Contains(nets, "e2eca") || strings.Contains(ctrs, "e2eca") {
+		t.Fatalf("down -v left some of the project:\nvolumes:\n%s\nnetworks:\n%s\ncontainers:\n%s", vols, nets, ctrs)
 	}
 }

@@ -25,6 +25,7 @@ type Engine struct {
 
 	mu     sync.Mutex
 	health map[string]*healthWait // by service, for the current Up
+	apps   map[string]bool        // the services run as Apps, for the current Up
 }
 
 func (e *Engine) progress(format string, args ...any) {
