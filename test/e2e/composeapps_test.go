@@ -185,3 +185,111 @@ func TestComposeUpApps(t *testing.T) {
 		t.Fatalf("down -v left some of the project:\nvolumes:\n%s\nnetworks:\n%s\ncontainers:\n%s", vols, nets, ctrs)
 	}
 }
+
+// composeRestartProject has web depending on db with restart: true; V is
+// db's environment value.
+func composeRestartProject(v string) string {
+	return `name: e2ecr
+services:
+  db:
+    image: busybox
+    command: ["sleep", "600"]
+    environment: {V: ` + v + `}
+    stop_grace_period: 1s
+  web:
+    image: busybox
+    command: ["sleep", "600"]
+    stop_grace_period: 1s
+    depends_on:
+      db: {condition: service_started, restart: true}
+`
+}
+
+// TestComposeDependsOnRestart: a dependency named with restart: true
+// that up recreates restarts the dependant (not recreated itself); an
+// unchanged up restarts nothing; the key is not warned about.
+func TestComposeDependsOnRestart(t *testing.T) {
+	d := env.daemon
+	dir, base := composeProject(t, map[string]string{"compose.yaml": composeRestartProject("1")})
+	defer skiff(append(base, "down")...)
+	if out := composeRun(t, base, "up", "-d"); strings.Contains(out, "restart") || strings.Contains(out, "WARNING") {
+		t.Fatalf("first up warned:\n%s", out)
+	}
+	before := inspect(t, d, "e2ecr-web-1")
+	if out := composeRun(t, base, "up", "-d"); strings.Contains(out, "Restarted") {
+		t.Fatalf("an unchanged up restarted something:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(composeRestartProject("2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := composeRun(t, base, "up", "-d")
+	if !strings.Contains(out, "Container e2ecr-web-1  Restarted (dependency db recreated)") {
+		t.Fatalf("up that recreated db did not restart web:\n%s", out)
+	}
+	after := inspect(t, d, "e2ecr-web-1")
+	if after.ID != before.ID || !after.State.StartedAt.After(before.State.StartedAt) || after.State.Status != "running" {
+		t.Fatalf("web before %s started %v, after %s started %v (%s): want the same container started again",
+			before.ID, before.State.StartedAt, after.ID, after.State.StartedAt, after.State.Status)
+	}
+}
+
+const composeCopiedSecrets = `name: e2ecs
+services:
+  app:
+    image: busybox
+    command: ["sleep", "1005"]
+    stop_grace_period: 1s
+    user: "1000:1000"
+    secrets:
+      - env_tok
+      - source: filesec
+        mode: 0440
+        uid: "2000"
+        gid: "50"
+      - plain
+secrets:
+  env_tok: {environment: E2ECS_TOKEN}
+  filesec: {file: ./filesec.txt}
+  plain: {file: ./plain.txt}
+`
+
+// TestComposeCopiedSecrets: a secret from the environment (.env here)
+// and a file secret with mode, uid and gid are kept in skiff's secret
+// store as the project's and shown with that ownership, beside a plain
+// file secret in the same directory; nothing is warned about; a changed
+// value is a new version; down removes them from the store.
+func TestComposeCopiedSecrets(t *testing.T) {
+	d := env.daemon
+	dir, base := composeProject(t, map[string]string{"compose.yaml": composeCopiedSecrets,
+		"filesec.txt": "from-file", "plain.txt": "plain-file", ".env": "E2ECS_TOKEN=tok-env-1\n"})
+	defer skiff(append(base, "down")...)
+	if out := composeRun(t, base, "up", "-d"); strings.Contains(out, "WARNING") {
+		t.Fatalf("up warned:\n%s", out)
+	}
+	cat := composeRun(t, base, "exec", "app", "cat", "/run/secrets/env_tok", "/run/secrets/filesec", "/run/secrets/plain")
+	if !strings.Contains(cat, "tok-env-1from-fileplain-file") {
+		t.Fatalf("secret contents:\n%s", cat)
+	}
+	st := composeRun(t, base, "exec", "app", "stat", "-c", "%n %a %u %g", "/run/secrets/env_tok", "/run/secrets/filesec")
+	for _, want := range []string{"/run/secrets/env_tok 400 1000 1000", "/run/secrets/filesec 440 2000 50"} {
+		if !strings.Contains(st, want) {
+			t.Fatalf("stat lacks %q:\n%s", want, st)
+		}
+	}
+	if ls := must(t, d, "secret", "ls"); !strings.Contains(ls, "compose.e2ecs.env-tok") || !strings.Contains(ls, "compose.e2ecs.filesec") {
+		t.Fatalf("the project's secrets are not in the store:\n%s", ls)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("E2ECS_TOKEN=tok-env-2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	composeRun(t, base, "up", "-d", "--force-recreate")
+	if cat := composeRun(t, base, "exec", "app", "cat", "/run/secrets/env_tok"); !strings.Contains(cat, "tok-env-2") {
+		t.Fatalf("the changed value is not shown: %q", cat)
+	}
+
+	composeRun(t, base, "down")
+	if ls := must(t, d, "secret", "ls"); strings.Contains(ls, "compose.e2ecs.") {
+		t.Fatalf("down left the project's secrets in the store:\n%s", ls)
+	}
+}

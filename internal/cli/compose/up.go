@@ -48,7 +48,7 @@ func (e *Engine) Up(ctx context.Context, p *types.Project, o UpOptions) error {
 		return err
 	}
 	e.mu.Lock()
-	e.apps = apps
+	e.apps, e.changed = apps, map[string]bool{}
 	e.mu.Unlock()
 	if err := e.checkSecrets(ctx, p); err != nil {
 		return err
@@ -80,7 +80,10 @@ func (e *Engine) Up(ctx context.Context, p *types.Project, o UpOptions) error {
 		if apps[name] {
 			return e.upApp(ctx, p, s, have[name])
 		}
-		return e.converge(ctx, p, s, have[name], o.ForceRecreate)
+		if err := e.converge(ctx, p, s, have[name], o.ForceRecreate); err != nil {
+			return err
+		}
+		return e.restartForDependencies(ctx, p, s)
 	})
 	if err != nil || !o.Wait {
 		return err

@@ -86,6 +86,7 @@ func (e *Engine) upApp(ctx context.Context, p *types.Project, s types.ServiceCon
 	case !exists:
 		e.progress("App %s  Created", name)
 	case got.Metadata.Generation != prev.Metadata.Generation:
+		e.noteChanged(s.Name)
 		e.progress("App %s  Updated", name)
 	default:
 		e.progress("App %s  Unchanged", name)
