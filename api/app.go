@@ -549,7 +549,7 @@ const (
 	// ReasonSecretNotFound: an env secretRef names a missing secret or key.
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonNetworkNotFound: spec.network.networks names a network that
-	// does not exist.
+	// does not exist, or that replicas cannot join.
 	ReasonNetworkNotFound = "NetworkNotFound"
 	// ReasonDeploying: a new revision is starting.
 	ReasonDeploying = "Deploying"

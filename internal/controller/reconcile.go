@@ -215,8 +215,9 @@ func (c *Controller) resolveImage(ctx context.Context, st *appState, rev api.Rev
 }
 
 // checkNetworks records, for a revision whose image resolved, whether the
-// further networks its replicas join exist: a missing one is the
-// revision's NetworkNotFound problem, cleared once every network exists.
+// further networks its replicas join exist and can be joined: one that
+// does not, or cannot, is the revision's NetworkNotFound problem, cleared
+// once every network is fine.
 func (c *Controller) checkNetworks(ctx context.Context, st *appState, rev api.Revision) {
 	if c.cfg.Networks == nil || len(rev.Spec.Networks) == 0 {
 		return
@@ -229,8 +230,16 @@ func (c *Controller) checkNetworks(ctx context.Context, st *appState, rev api.Re
 	}
 	var missing error
 	for _, x := range containerNetworks(rev.Spec.Networks) {
-		if err := c.cfg.Networks.CheckAttachments(ctx, api.DefaultNetwork, []api.NetworkAttachment{x}); isNotFound(err) {
+		err := c.cfg.Networks.CheckAttachments(ctx, api.DefaultNetwork, []api.NetworkAttachment{x})
+		switch {
+		case isNotFound(err):
 			missing = fmt.Errorf("network %s does not exist: create it with skiff network create %s, or remove it from spec.network.networks", x.Network, x.Network)
+		case err != nil:
+			// A replica could not be made either (a CNI network cannot be
+			// a further one): none is tried until this changes.
+			missing = fmt.Errorf("network %s cannot be joined: %w", x.Network, err)
+		}
+		if missing != nil {
 			break
 		}
 	}
