@@ -124,8 +124,8 @@ type AppSpec struct {
 	// App, which other services verify against the daemon's published
 	// keys and skiff's API accepts (see docs/identity.md).
 	Identity AppIdentity `json:"identity,omitzero"`
-	// Network says which other Apps may connect to the App's replicas.
-	// Changing it makes no new revision.
+	// Network says which other Apps may connect to the App's replicas,
+	// and which further networks they join.
 	Network AppNetwork `json:"network,omitzero"`
 }
 
@@ -140,18 +140,36 @@ type AppIdentity struct {
 	Audiences []string `json:"audiences,omitempty"`
 }
 
-// AppNetwork is the App's isolation on the network. An App's replicas
-// accept connections from skiff's ingress and probes, from the App's own
-// replicas, and from the replicas of the Apps AllowFrom selects; the
-// firewall refuses every other connection to them (from other Apps,
-// plain containers or other hosts), counts it in the metric
-// skiff_network_refused_total{app} and records a ConnectionRefused event
-// on the App. Requests through the ingress are governed by spec.ingress,
-// not by AllowFrom.
+// AppNetwork is the App's place on the network. An App's replicas are on
+// skiff's default network, where they accept connections from skiff's
+// ingress and probes, from the App's own replicas, and from the replicas
+// of the Apps AllowFrom selects; the firewall refuses every other
+// connection to them there (from other Apps, plain containers or other
+// hosts), counts it in the metric skiff_network_refused_total{app} and
+// records a ConnectionRefused event on the App. Requests through the
+// ingress are governed by spec.ingress, not by AllowFrom. The further
+// Networks a replica joins are segments of their own (a compose project's
+// network): every container on such a network reaches the replicas there.
 type AppNetwork struct {
 	// AllowFrom lists the Apps whose replicas may connect to this App's
-	// replicas directly, on any port. Default: none.
+	// replicas directly on the default network, on any port. Default:
+	// none. Changing it makes no new revision.
 	AllowFrom []NetworkPeer `json:"allowFrom,omitempty"`
+	// Networks are further networks (made with skiff network create) each
+	// replica joins besides the default one, with the names it answers to
+	// there. A replica is made only once every network exists; until then
+	// the revision is not ready (reason NetworkNotFound). Changing them
+	// makes a new revision.
+	Networks []AppNetworkAttachment `json:"networks,omitempty"`
+}
+
+// AppNetworkAttachment is one further network of an App's replicas.
+type AppNetworkAttachment struct {
+	// Name of the network: a bridge network, not skiff's default one.
+	Name string `json:"name"`
+	// Aliases are DNS names the replicas answer to on this network,
+	// besides the App's name (for example a compose service's name).
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // NetworkPeer selects Apps, by name or by labels: exactly one of App and
@@ -530,6 +548,9 @@ const (
 	ReasonRevisionNotFound = "RevisionNotFound"
 	// ReasonSecretNotFound: an env secretRef names a missing secret or key.
 	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonNetworkNotFound: spec.network.networks names a network that
+	// does not exist, or that replicas cannot join.
+	ReasonNetworkNotFound = "NetworkNotFound"
 	// ReasonDeploying: a new revision is starting.
 	ReasonDeploying = "Deploying"
 )
@@ -616,6 +637,8 @@ type RevisionSpec struct {
 	// profile is not part of a revision).
 	Security AppSecurity `json:"security,omitzero"`
 	Identity AppIdentity `json:"identity,omitzero"`
+	// Networks are the further networks of spec.network.networks.
+	Networks []AppNetworkAttachment `json:"networks,omitempty"`
 }
 
 // RevisionStatus is the observed state of a revision.

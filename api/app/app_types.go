@@ -45,6 +45,7 @@ func Clone(app api.App) api.App {
 	s.Traffic = slices.Clone(s.Traffic)
 	s.RevisionHistoryLimit = clonePtr(s.RevisionHistoryLimit)
 	s.Network.AllowFrom = clonePeers(s.Network.AllowFrom)
+	s.Network.Networks = cloneAttachments(s.Network.Networks)
 	out.Status.Conditions = slices.Clone(out.Status.Conditions)
 	out.Status.Traffic = slices.Clone(out.Status.Traffic)
 	return out

@@ -66,6 +66,7 @@ func Validate(app api.App) FieldErrors {
 // validateNetwork checks spec.network: each allowFrom entry names an App
 // or has a selector with valid labels, not both.
 func validateNetwork(errs *FieldErrors, n api.AppNetwork) {
+	validateAttachments(errs, n.Networks)
 	for i, peer := range n.AllowFrom {
 		p := fmt.Sprintf("spec.network.allowFrom[%d]", i)
 		switch {
@@ -90,6 +91,40 @@ func validateNetwork(errs *FieldErrors, n api.AppNetwork) {
 			}
 			if v := peer.Selector.MatchLabels[k]; len(v) > maxLabelValueLength || !labelValueRE.MatchString(v) {
 				errs.add(kp, "value must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit")
+			}
+		}
+	}
+}
+
+// maxAppNetworks bounds spec.network.networks (a container joins at most
+// 32 further networks).
+const maxAppNetworks = 32
+
+// validateAttachments checks spec.network.networks: named networks, each
+// once, not skiff's default network nor a mode, with DNS-name aliases.
+func validateAttachments(errs *FieldErrors, ns []api.AppNetworkAttachment) {
+	if len(ns) > maxAppNetworks {
+		errs.add("spec.network.networks", "at most %d networks, not %d", maxAppNetworks, len(ns))
+	}
+	seen := map[string]bool{}
+	for i, n := range ns {
+		p := fmt.Sprintf("spec.network.networks[%d]", i)
+		switch {
+		case n.Name == "":
+			errs.add(child(p, "name"), "required: the name of a network made with skiff network create")
+		case n.Name == api.DefaultNetwork:
+			errs.add(child(p, "name"), "replicas are always on the default network %s: name only further networks", api.DefaultNetwork)
+		case n.Name == api.NetworkNone || n.Name == api.NetworkHost:
+			errs.add(child(p, "name"), "%s is not a network a replica can join: name a bridge network", n.Name)
+		case !networkNameRE.MatchString(n.Name):
+			errs.add(child(p, "name"), "must be a network name: at most 63 letters, digits, '_', '.' and '-', starting with a letter or digit")
+		case seen[n.Name]:
+			errs.add(child(p, "name"), "network %s is named twice: list each network once", n.Name)
+		}
+		seen[n.Name] = true
+		for j, a := range n.Aliases {
+			if !networkAliasRE.MatchString(a) {
+				errs.add(fmt.Sprintf("%s.aliases[%d]", p, j), "must be a DNS name: letters, digits, '_', '.' and '-', starting and ending with a letter or digit")
 			}
 		}
 	}

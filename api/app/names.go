@@ -26,7 +26,11 @@ var (
 	// dns1035LabelRE is a DNS label that starts with a letter (RFC 1035),
 	// as Knative requires of service names.
 	// capabilityRE is a capability name, with or without CAP_, any case.
-	capabilityRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z_]*$`)
+	capabilityRE = regexp.MustCompile(`^[A-Za-z][A-Za-z_]*$`)
+	// networkNameRE is the syntax of network names (skiff network create).
+	networkNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+	// networkAliasRE is the syntax of a network alias: a DNS name.
+	networkAliasRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?$`)
 	dns1035LabelRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 	// dns1123LabelRE is a DNS label that may start with a digit (RFC 1123).
 	dns1123LabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)

@@ -32,7 +32,19 @@ func RevisionSpecOf(spec api.AppSpec) api.RevisionSpec {
 		Volumes:   cloneVolumes(spec.Volumes),
 		Security:  securityOf(spec.Security),
 		Identity:  api.AppIdentity{Enabled: spec.Identity.Enabled, Audiences: slices.Clone(spec.Identity.Audiences)},
+		Networks:  cloneAttachments(spec.Network.Networks),
 	}
+}
+
+func cloneAttachments(ns []api.AppNetworkAttachment) []api.AppNetworkAttachment {
+	if ns == nil {
+		return nil
+	}
+	out := make([]api.AppNetworkAttachment, len(ns))
+	for i, n := range ns {
+		out[i] = api.AppNetworkAttachment{Name: n.Name, Aliases: slices.Clone(n.Aliases)}
+	}
+	return out
 }
 
 // securityOf returns the runnable part of s: all but the profile.

@@ -201,6 +201,11 @@ condition (service_started, service_healthy, service_completed_successfully).
 On a running project only the services whose configuration or image
 changed are recreated.
 
+Services marked x-skiff: {app: true} (every service with --apps) run as
+Apps (see skiff compose convert) on the project's networks, applied as
+skiff apply does: a changed service rolls out a new revision. A service
+that depends on an App waits until it is ready. down deletes them.
+
 Without -d, up then prints the services' logs until interrupted, and stops
 them. With --wait, up returns once every service runs and is healthy, or
 fails naming the one that is not.`,
@@ -232,6 +237,7 @@ fails naming the one that is not.`,
 		},
 	}
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background")
+	c.Flags().BoolVar(&o.Apps, "apps", false, "run every service as an App, not only those marked x-skiff: {app: true}")
 	c.Flags().BoolVar(&o.Build, "build", false, "build images before starting")
 	c.Flags().BoolVar(&o.ForceRecreate, "force-recreate", false, "recreate containers even if unchanged")
 	c.Flags().BoolVar(&o.RemoveOrphans, "remove-orphans", false, "remove containers of services no longer in the project")
@@ -263,7 +269,7 @@ func newComposePsCmd(g *globals, f *composeFlags) *cobra.Command {
 	var all, quiet bool
 	c := &cobra.Command{
 		Use:   "ps [flags] [SERVICE...]",
-		Short: "List the project's containers",
+		Short: "List the project's containers and Apps",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := f.load(cmd.Context(), g, false)
 			if err != nil {
@@ -293,6 +299,9 @@ func newComposePsCmd(g *globals, f *composeFlags) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Config.Image, svc, ago(c.Created, now),
 					statusText(c.State, now), portsText(c))
+			}
+			if err := printComposeApps(cmd.Context(), g, tw, p.Name, want, quiet); err != nil {
+				return err
 			}
 			return tw.Flush()
 		},
@@ -632,7 +641,9 @@ x-skiff: {app: true} (every service with --apps): named PROJECT-SERVICE,
 served by the ingress at SERVICE.PROJECT.localhost, their healthcheck as
 the readiness probe, x-skiff.scale as their autoscaling and x-skiff.port
 (default the first port) as the port they serve. An App's replicas join
-skiff's default network, not the project's.`,
+skiff's default network and the service's networks (PROJECT_NETWORK),
+which must exist: skiff compose up runs the marked services as Apps and
+makes the networks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := f.load(cmd.Context(), g, false)

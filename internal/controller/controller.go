@@ -59,6 +59,14 @@ type Images interface {
 	ResolveID(ctx context.Context, ref string) (id, digest string, err error)
 }
 
+// Networks checks the further networks replicas join.
+type Networks interface {
+	// CheckAttachments says whether a container whose first network is
+	// primary may also join the networks of extra: an unknown network is
+	// ErrNotFound.
+	CheckAttachments(ctx context.Context, primary string, extra []api.NetworkAttachment) error
+}
+
 // Router is the ingress: it takes route tables and drains endpoints.
 type Router interface {
 	Update(t ingress.Table) error
@@ -80,6 +88,9 @@ type Config struct {
 	Store      Store
 	Containers Containers
 	Images     Images
+	// Networks checks the networks of spec.network.networks before
+	// replicas are made; nil leaves that to the container's creation.
+	Networks Networks
 	// Router gets the route tables; nil drops them (a controller without
 	// an ingress, as in tests of the API alone).
 	Router Router

@@ -199,7 +199,7 @@ func (p *plan) scaleRevision(rev api.Revision, want int) {
 			live = append(live, r)
 		}
 	}
-	if e, bad := p.revErr(rev.Name); bad && e.reason == api.ReasonImageNotFound {
+	if e, bad := p.revErr(rev.Name); bad && (e.reason == api.ReasonImageNotFound || e.reason == api.ReasonNetworkNotFound) {
 		return
 	}
 	creating := p.o.Creating[rev.Name]

@@ -226,6 +226,17 @@ func TestDecide(t *testing.T) {
 			conds:    "Ready=False/ImageNotFound Degraded=True/ImageNotFound RolloutInProgress=True/ImageNotFound",
 			replicas: api.ReplicaCounts{Desired: 1}, events: []string{"ImageNotFound"}},
 	}, {
+		name: "network not found: no replica, Degraded",
+		o: func() observed {
+			o := obs(shopApp(), []api.Revision{revN(1, false)})
+			o.Revs[0].Spec.Networks = []api.AppNetworkAttachment{{Name: "shop_default"}}
+			o.RevErrs["shop-00001"] = revError{api.ReasonNetworkNotFound, "revision shop-00001: network shop_default does not exist"}
+			return o
+		}(),
+		want: outcome{targets: []target{{Revision: "shop-00001", Percent: 100, Tag: ""}},
+			conds:    "Ready=False/NetworkNotFound Degraded=True/NetworkNotFound RolloutInProgress=True/NetworkNotFound",
+			replicas: api.ReplicaCounts{Desired: 1}, events: []string{"NetworkNotFound"}},
+	}, {
 		name: "a secret that cannot be read: no replica, Degraded",
 		o: func() observed {
 			o := obs(shopApp(), []api.Revision{revN(1, false)})

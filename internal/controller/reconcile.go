@@ -51,6 +51,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) error {
 	}
 	for _, r := range st.revs {
 		c.resolveImage(ctx, st, r)
+		c.checkNetworks(ctx, st, r)
 	}
 
 	c.mu.Lock()
@@ -210,6 +211,47 @@ func (c *Controller) resolveImage(ctx context.Context, st *appState, rev api.Rev
 		if err := c.cfg.Store.PutRevision(ctx, *pinned); err != nil {
 			c.log.Warn("pin revision image", "revision", rev.Name, "err", err)
 		}
+	}
+}
+
+// checkNetworks records, for a revision whose image resolved, whether the
+// further networks its replicas join exist and can be joined: one that
+// does not, or cannot, is the revision's NetworkNotFound problem, cleared
+// once every network is fine.
+func (c *Controller) checkNetworks(ctx context.Context, st *appState, rev api.Revision) {
+	if c.cfg.Networks == nil || len(rev.Spec.Networks) == 0 {
+		return
+	}
+	c.mu.Lock()
+	_, resolved := st.imageIDs[rev.Name]
+	c.mu.Unlock()
+	if !resolved {
+		return
+	}
+	var missing error
+	for _, x := range containerNetworks(rev.Spec.Networks) {
+		err := c.cfg.Networks.CheckAttachments(ctx, api.DefaultNetwork, []api.NetworkAttachment{x})
+		switch {
+		case isNotFound(err):
+			missing = fmt.Errorf("network %s does not exist: create it with skiff network create %s, or remove it from spec.network.networks", x.Network, x.Network)
+		case err != nil:
+			// A replica could not be made either (a CNI network cannot be
+			// a further one): none is tried until this changes.
+			missing = fmt.Errorf("network %s cannot be joined: %w", x.Network, err)
+		}
+		if missing != nil {
+			break
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, had := st.revErrs[rev.Name]
+	// Any other problem (image, secret) comes first; it is not replaced.
+	switch {
+	case missing != nil && (!had || e.reason == api.ReasonNetworkNotFound):
+		st.revErrs[rev.Name] = revError{api.ReasonNetworkNotFound, fmt.Sprintf("revision %s: %v", rev.Name, missing)}
+	case missing == nil && had && e.reason == api.ReasonNetworkNotFound:
+		delete(st.revErrs, rev.Name)
 	}
 }
 

@@ -54,6 +54,10 @@ func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.Co
 		Network:        api.DefaultNetwork,
 		NetworkAliases: []string{a.Metadata.Name, rev.Name},
 	}
+	cfg.ExtraNetworks = containerNetworks(rev.Spec.Networks)
+	for i := range cfg.ExtraNetworks {
+		cfg.ExtraNetworks[i].Aliases = append([]string{a.Metadata.Name}, cfg.ExtraNetworks[i].Aliases...)
+	}
 	if sec := rev.Spec.Security; sec.RunAsUser != nil || sec.ReadOnlyRootFilesystem || !sec.Capabilities.IsZero() {
 		if sec.RunAsUser != nil {
 			cfg.User = strconv.FormatInt(*sec.RunAsUser, 10)
@@ -81,6 +85,16 @@ func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.Co
 		req.IDRangeOwner = idRangeOwner(a.Metadata.Name)
 	}
 	return req, nil
+}
+
+// containerNetworks is the attachments of a revision's further networks,
+// with their aliases (pure).
+func containerNetworks(ns []api.AppNetworkAttachment) []api.NetworkAttachment {
+	var out []api.NetworkAttachment
+	for _, n := range ns {
+		out = append(out, api.NetworkAttachment{Network: n.Name, Aliases: slices.Clone(n.Aliases)})
+	}
+	return out
 }
 
 // idRangeOwner owns the user namespace id range that every replica of

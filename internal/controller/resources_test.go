@@ -135,3 +135,26 @@ func TestScaleSpec(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 }
+
+// TestContainerRequestNetworks: a replica joins the revision's further
+// networks as the App's name and the aliases given, after the default
+// network, which stays its first.
+func TestContainerRequestNetworks(t *testing.T) {
+	a := api.App{Metadata: api.ObjectMeta{Name: "shop-web"}}
+	rev := api.Revision{Name: "shop-web-00001", Spec: api.RevisionSpec{Image: "web:1",
+		Networks: []api.AppNetworkAttachment{{Name: "shop_default", Aliases: []string{"web"}}, {Name: "shop_back"}}}}
+	req, err := containerRequest(a, rev, "sha256:abc", "shop-web-00001-xyz12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Config.Network != api.DefaultNetwork {
+		t.Fatalf("first network %q, want %q", req.Config.Network, api.DefaultNetwork)
+	}
+	want := []api.NetworkAttachment{{Network: "shop_default", Aliases: []string{"shop-web", "web"}}, {Network: "shop_back", Aliases: []string{"shop-web"}}}
+	if !reflect.DeepEqual(req.Config.ExtraNetworks, want) {
+		t.Fatalf("extra networks %+v, want %+v", req.Config.ExtraNetworks, want)
+	}
+	if rev.Spec.Networks[0].Aliases[0] != "web" || len(rev.Spec.Networks[0].Aliases) != 1 {
+		t.Fatalf("the revision's aliases were changed: %v", rev.Spec.Networks[0].Aliases)
+	}
+}

@@ -401,7 +401,7 @@ func (d *Daemon) openState(ctx context.Context, dnsSocks map[string]dns.Sockets)
 		return err
 	}
 	apps := controller.New(controller.Config{
-		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Router: d.proxy,
+		Store: d.db, Containers: d.ctrs, Images: imageIDResolver{d.images}, Networks: d.networks, Router: d.proxy,
 		Domain: cfg.Domain, URLPort: d.ingressPort, DrainTimeout: cfg.DrainTimeout, BeforeStop: d.awaitPredecessor,
 		Secrets: d.secrets, Identities: d.ids.Load(), Logger: d.log.With("component", "apps"), IDRanges: d.ctrs,
 	})

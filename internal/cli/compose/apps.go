@@ -54,9 +54,10 @@ func AppServices(p *types.Project, all bool) ([]string, error) {
 }
 
 // AppFor is the App service s becomes: named PROJECT-SERVICE, served on
-// the ingress at SERVICE.PROJECT.localhost, its healthcheck as the
-// readiness probe, its named volumes as App volumes named PROJECT-VOLUME
-// (DNS labels, so not the containers' PROJECT_VOLUME).
+// the ingress at SERVICE.PROJECT.localhost, on the service's networks
+// with the service's name and aliases, its healthcheck as the readiness
+// probe, its named volumes as App volumes named PROJECT-VOLUME (DNS
+// labels, so not the containers' PROJECT_VOLUME).
 func AppFor(p *types.Project, s types.ServiceConfig) (api.App, error) {
 	x, err := extension(s)
 	if err != nil {
@@ -71,6 +72,7 @@ func AppFor(p *types.Project, s types.ServiceConfig) (api.App, error) {
 		Metadata: api.ObjectMeta{Name: p.Name + "-" + s.Name, Labels: map[string]string{LabelProject: p.Name, LabelService: s.Name}},
 		Spec: api.AppSpec{Image: c.Image, Command: c.Entrypoint, Args: c.Cmd, Port: appPort(s, x),
 			Ingress: api.Ingress{Host: s.Name + "." + p.Name + ".localhost"}}}
+	a.Spec.Network.Networks = appNetworks(c)
 	for _, kv := range c.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		a.Spec.Env = append(a.Spec.Env, api.EnvVar{Name: k, Value: v})
@@ -128,4 +130,20 @@ func appPort(s types.ServiceConfig, x skiffExtension) int {
 		return n
 	}
 	return 0
+}
+
+// appNetworks is the networks of the container config c as an App's
+// further networks (an App's replicas are on skiff's default network
+// first): none for network modes host and none.
+func appNetworks(c api.ContainerConfig) []api.AppNetworkAttachment {
+	if c.Network == "" || c.Network == api.NetworkHost || c.Network == api.NetworkNone {
+		return nil
+	}
+	var out []api.AppNetworkAttachment
+	for _, x := range append([]api.NetworkAttachment{{Network: c.Network, Aliases: c.NetworkAliases}}, c.ExtraNetworks...) {
+		if x.Network != api.DefaultNetwork {
+			out = append(out, api.AppNetworkAttachment{Name: x.Network, Aliases: x.Aliases})
+		}
+	}
+	return out
 }

@@ -166,18 +166,10 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 			out = append(out, Issue{s.Name, "volumes", v.Type + " volume " + v.Target})
 		}
 	}
-	for dep, d := range s.DependsOn {
-		if d.Restart {
-			out = append(out, Issue{s.Name, "depends_on." + dep + ".restart", ""})
-		}
-	}
 	for _, sec := range s.Secrets {
 		d, ok := p.Secrets[sec.Source]
-		if ok && d.File == "" && !storeSecret(d) {
-			out = append(out, Issue{s.Name, "secrets." + sec.Source, "only file secrets and secrets of skiff's store are supported"})
-		}
-		if ok && !storeSecret(d) && (sec.Mode != nil || sec.UID != "" || sec.GID != "") {
-			out = append(out, Issue{s.Name, "secrets." + sec.Source + ".mode|uid|gid", "a file secret is the file itself, mounted read-only"})
+		if ok && d.File == "" && d.Environment == "" && !storeSecret(d) {
+			out = append(out, Issue{s.Name, "secrets." + sec.Source, "only secrets from a file, the environment or skiff's store are supported"})
 		}
 	}
 	for _, c := range s.Configs {

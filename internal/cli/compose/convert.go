@@ -304,7 +304,7 @@ func mounts(p *types.Project, s types.ServiceConfig, container string) ([]api.Mo
 	}
 	for _, sec := range s.Secrets {
 		d, ok := p.Secrets[sec.Source]
-		if !ok || d.File == "" {
+		if !ok || d.File == "" || copiedSecret(p, s, sec) {
 			continue
 		}
 		target := sec.Target

@@ -25,6 +25,12 @@ type Engine struct {
 
 	mu     sync.Mutex
 	health map[string]*healthWait // by service, for the current Up
+	apps   map[string]bool        // the services run as Apps, for the current Up
+	// changed are the services the current Up recreated or updated.
+	changed map[string]bool
+	// copied are the project secrets written to the store by this
+	// Engine, with their versions.
+	copied map[string]int64
 }
 
 func (e *Engine) progress(format string, args ...any) {

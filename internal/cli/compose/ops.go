@@ -22,9 +22,14 @@ type DownOptions struct {
 	RemoveOrphans bool
 }
 
-// Down stops and removes the project's containers (dependents first),
-// then its networks, and with Volumes its named volumes.
+// Down deletes the project's Apps, stops and removes its containers
+// (dependents first), then its networks and the secrets it copied into
+// skiff's store, and with Volumes its named volumes and those of its
+// Apps.
 func (e *Engine) Down(ctx context.Context, p *types.Project, o DownOptions) error {
+	if err := e.removeApps(ctx, p.Name, func(api.App) bool { return false }, o.Volumes); err != nil {
+		return err
+	}
 	existing, err := e.Containers(ctx, p.Name, false)
 	if err != nil {
 		return err
@@ -62,6 +67,9 @@ func (e *Engine) Down(ctx context.Context, p *types.Project, o DownOptions) erro
 			return fmt.Errorf("remove network %s: %w", n.Name, err)
 		}
 		e.progress("Network %s  Removed", n.Name)
+	}
+	if err := e.removeProjectSecrets(ctx, p.Name); err != nil {
+		return err
 	}
 	if o.Volumes {
 		return e.removeVolumes(ctx, p)

@@ -89,6 +89,7 @@ func (e *Engine) converge(ctx context.Context, p *types.Project, s types.Service
 			if err := e.recreate(ctx, p, s, c, used); err != nil {
 				return err
 			}
+			e.noteChanged(s.Name)
 			continue
 		}
 		if c.State.Status == api.StatusRunning || c.State.Status == api.StatusRestarting {

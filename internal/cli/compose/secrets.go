@@ -52,10 +52,16 @@ func (e *Engine) SecretMounts(ctx context.Context, p *types.Project, s types.Ser
 	dirs := map[string]bool{}
 	for _, sec := range s.Secrets {
 		d, ok := p.Secrets[sec.Source]
-		if !ok || !storeSecret(d) {
+		var m api.SecretMount
+		var err error
+		switch {
+		case ok && storeSecret(d):
+			m, err = e.storeSecretMount(ctx, s.Name, sec, d)
+		case ok && copiedSecret(p, s, sec):
+			m, err = e.copiedSecretMount(ctx, p, s.Name, sec, d)
+		default:
 			continue
 		}
-		m, err := e.storeSecretMount(ctx, s.Name, sec, d)
 		if err != nil {
 			return nil, err
 		}
@@ -63,7 +69,7 @@ func (e *Engine) SecretMounts(ctx context.Context, p *types.Project, s types.Ser
 		out = append(out, m)
 	}
 	for _, sec := range s.Secrets {
-		if d, ok := p.Secrets[sec.Source]; ok && !storeSecret(d) && dirs[path.Dir(secretTarget(sec))] {
+		if d, ok := p.Secrets[sec.Source]; ok && !storeSecret(d) && !copiedSecret(p, s, sec) && dirs[path.Dir(secretTarget(sec))] {
 			return nil, errdefs.Invalid("service %s: secret %s from a file shares the directory %s with secrets from skiff's store: give it a target in another directory",
 				s.Name, sec.Source, path.Dir(secretTarget(sec)))
 		}
@@ -90,12 +96,20 @@ func (e *Engine) storeSecretMount(ctx context.Context, service string, sec types
 	case !slices.Contains(st.Keys, key):
 		return api.SecretMount{}, errdefs.NotFound("service %s: secret %s has no key %s (it has %s): add it with `skiff secret set`", service, name, key, strings.Join(st.Keys, ", "))
 	}
+	return secretMount(service, sec, name, key, st.Version)
+}
+
+// secretMount is the mount of key of version of store secret name as the
+// service secret sec: a single file at its target, with its mode, uid
+// and gid.
+func secretMount(service string, sec types.ServiceSecretConfig, name, key string, version int64) (api.SecretMount, error) {
 	target := secretTarget(sec)
-	m := api.SecretMount{Target: path.Dir(target), Secret: name, Version: st.Version,
+	m := api.SecretMount{Target: path.Dir(target), Secret: name, Version: version,
 		Items: []api.SecretItem{{Key: key, Path: path.Base(target)}}}
 	if sec.Mode != nil {
 		m.Mode = uint32(*sec.Mode)
 	}
+	var err error
 	if m.UID, err = secretID(service, sec.Source, "uid", sec.UID); err != nil {
 		return api.SecretMount{}, err
 	}

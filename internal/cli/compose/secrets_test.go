@@ -4,12 +4,15 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
-// TestStoreSecretsSupported: store secrets with mode, uid and gid are not
-// reported; mode, uid or gid on a file secret are (the file is bound as
-// is), as is an environment secret.
+// TestStoreSecretsSupported: store secrets with mode, uid and gid, file
+// secrets with them and secrets from the environment are not reported;
+// the file secret with a mode and the environment secret are copied into
+// the store, a plain file secret elsewhere stays a bind mount, one in the
+// directory of copied secrets is copied too.
 func TestStoreSecretsSupported(t *testing.T) {
 	dir := t.TempDir()
 	yml := `name: sec
@@ -25,10 +28,15 @@ services:
       - source: file
         mode: 0444
       - env
+      - source: plain
+        target: /opt/plain
+      - beside
 secrets:
   store: {external: true, name: app/token}
   file: {file: ./f}
   env: {environment: HOME}
+  plain: {file: ./f}
+  beside: {file: ./f}
 `
 	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
@@ -41,9 +49,38 @@ secrets:
 	for _, is := range Unsupported(p) {
 		got[is.Key] = true
 	}
-	want := map[string]bool{"secrets.file.mode|uid|gid": true, "secrets.env": true}
-	if len(got) != len(want) || !got["secrets.file.mode|uid|gid"] || !got["secrets.env"] {
-		t.Fatalf("unsupported keys %v, want %v", got, want)
+	if len(got) != 0 {
+		t.Fatalf("unsupported keys %v, want none", got)
+	}
+	app := p.Services["app"]
+	copied := map[string]bool{}
+	for _, sec := range app.Secrets {
+		copied[sec.Source] = copiedSecret(p, app, sec)
+	}
+	if want := map[string]bool{"store": false, "file": true, "env": true, "plain": false, "beside": true}; !reflect.DeepEqual(copied, want) {
+		t.Fatalf("copied %v, want %v", copied, want)
+	}
+	ms, err := mounts(p, app, "sec-app-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var binds []string
+	for _, m := range ms {
+		binds = append(binds, m.Target)
+	}
+	if !reflect.DeepEqual(binds, []string{"/opt/plain"}) {
+		t.Fatalf("bind mounts at %v, want only /opt/plain", binds)
+	}
+	for _, tc := range []struct{ project, source, want string }{
+		{"shop", "db_password", "compose.shop.db-password"},
+		{"my_app", "API.Token", "compose.my-app.api-token"},
+	} {
+		if got, err := projectSecretName(tc.project, tc.source); err != nil || got != tc.want {
+			t.Errorf("projectSecretName(%q, %q) = %q, %v; want %q", tc.project, tc.source, got, err, tc.want)
+		}
+	}
+	if _, err := projectSecretName("shop", "__"); err == nil {
+		t.Error("a secret name of no letter or digit was accepted")
 	}
 	sec := p.Services["app"].Secrets[0]
 	if name, key := storeSecretName(p.Secrets["store"]); name != "app" || key != "token" {

@@ -16,8 +16,11 @@ import (
 
 // UpOptions are `compose up`'s flags.
 type UpOptions struct {
-	Services      []string // empty: all the enabled services
-	Build         bool     // build images of services with a build section first
+	Services []string // empty: all the enabled services
+	// Apps runs every service as an App, not only those marked
+	// x-skiff: {app: true}.
+	Apps          bool
+	Build         bool // build images of services with a build section first
 	ForceRecreate bool
 	RemoveOrphans bool
 	// Wait returns only once every service runs and is healthy.
@@ -40,6 +43,13 @@ func (e *Engine) Up(ctx context.Context, p *types.Project, o UpOptions) error {
 			return errdefs.Invalid("%v", err)
 		}
 	}
+	apps, err := appSet(p, o.Apps)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.apps, e.changed = apps, map[string]bool{}
+	e.mu.Unlock()
 	if err := e.checkSecrets(ctx, p); err != nil {
 		return err
 	}
@@ -59,12 +69,21 @@ func (e *Engine) Up(ctx context.Context, p *types.Project, o UpOptions) error {
 	if err := e.orphans(ctx, p, existing, o.RemoveOrphans); err != nil {
 		return err
 	}
+	if err := e.settleApps(ctx, p, apps, o.RemoveOrphans); err != nil {
+		return err
+	}
 	have := byService(existing)
 	err = graph.InDependencyOrder(ctx, p, func(ctx context.Context, name string, s types.ServiceConfig) error {
 		if err := e.waitDependencies(ctx, p, s); err != nil {
 			return err
 		}
-		return e.converge(ctx, p, s, have[name], o.ForceRecreate)
+		if apps[name] {
+			return e.upApp(ctx, p, s, have[name])
+		}
+		if err := e.converge(ctx, p, s, have[name], o.ForceRecreate); err != nil {
+			return err
+		}
+		return e.restartForDependencies(ctx, p, s)
 	})
 	if err != nil || !o.Wait {
 		return err
@@ -144,6 +163,14 @@ func (e *Engine) waitDependencies(ctx context.Context, p *types.Project, s types
 		if !ok {
 			continue // not selected, or optional and disabled
 		}
+		if e.isApp(dep) {
+			// An App is started once it is ready (its healthcheck is its
+			// readiness probe).
+			if err := e.waitAppReady(ctx, p, dep); err != nil {
+				return fmt.Errorf("dependency of %s: %w", s.Name, err)
+			}
+			continue
+		}
 		switch d.Condition {
 		case types.ServiceConditionHealthy:
 			if err := e.waitHealthy(ctx, p, ds); err != nil {
@@ -183,6 +210,13 @@ func (e *Engine) waitAll(ctx context.Context, p *types.Project) error {
 	}
 	for _, name := range sortedServices(p) {
 		s := p.Services[name]
+		if e.isApp(name) {
+			if err := e.waitAppReady(ctx, p, name); err != nil {
+				return err
+			}
+			e.progress("App %s-%s  Ready", p.Name, name)
+			continue
+		}
 		ctrs, err := e.serviceContainers(ctx, p.Name, name)
 		if err != nil {
 			return err
