@@ -3,6 +3,7 @@ package oci
 import (
 	"errors"
 	"io/fs"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -61,4 +62,24 @@ func hostDevices(ds []api.DeviceMapping) ([]specs.LinuxDevice, []specs.LinuxDevi
 		rules = append(rules, rule)
 	}
 	return devs, rules, nil
+}
+
+// seccompActions are the actions a seccomp profile may name.
+var seccompActions = []specs.LinuxSeccompAction{
+	specs.ActKill, specs.ActKillProcess, specs.ActKillThread, specs.ActTrap, specs.ActErrno,
+	specs.ActTrace, specs.ActAllow, specs.ActLog, specs.ActNotify,
+}
+
+// checkSeccomp refuses a profile naming an action no runtime knows, so
+// a typo is an error at create, not first in runc at start.
+func checkSeccomp(sc *specs.LinuxSeccomp) error {
+	if !slices.Contains(seccompActions, sc.DefaultAction) {
+		return errdefs.Invalid("seccomp profile: defaultAction %q is not an action: use one of SCMP_ACT_ERRNO, SCMP_ACT_ALLOW, ...", sc.DefaultAction)
+	}
+	for _, c := range sc.Syscalls {
+		if !slices.Contains(seccompActions, c.Action) {
+			return errdefs.Invalid("seccomp profile: action %q of %v is not an action: use one of SCMP_ACT_ERRNO, SCMP_ACT_ALLOW, ...", c.Action, c.Names)
+		}
+	}
+	return nil
 }

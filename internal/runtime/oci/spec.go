@@ -304,6 +304,9 @@ func confine(s *specs.Spec, profile string, hostArches bool) error {
 		if sc, err = seccomp.LoadProfile(profile, s); err != nil {
 			return errdefs.Invalid("seccomp profile: %w", err)
 		}
+		if err := checkSeccomp(sc); err != nil {
+			return err
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("build the default seccomp profile: %w", err)
