@@ -193,7 +193,7 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 	if s.NetworkMode != "" && s.NetworkMode != "host" && s.NetworkMode != "none" {
 		out = append(out, Issue{s.Name, "network_mode", s.NetworkMode})
 	}
-	return out
+	return append(out, loggingIssues(s)...)
 }
 
 // checkProject refuses what compose-go accepts but cannot run: a

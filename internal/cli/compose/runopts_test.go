@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,8 +12,9 @@ import (
 
 // TestCreateRequestRunOpts checks that logging (json-file with max-size
 // and max-file), devices (short and long forms) and security_opt reach
-// the container's config without being reported unsupported, and that
-// an unknown log driver and log option are refused naming the line.
+// the container's config without being reported unsupported, that an
+// unknown log driver or option is reported (and left out), and that bad
+// values are refused naming the line.
 func TestCreateRequestRunOpts(t *testing.T) {
 	opts := loadInline(t, `name: ro
 services:
@@ -48,10 +50,24 @@ services:
 	if c.NoNewPrivileges == nil || !*c.NoNewPrivileges || !c.LabelDisable {
 		t.Errorf("security options: noNewPrivileges %v, labelDisable %v", c.NoNewPrivileges, c.LabelDisable)
 	}
+	opts = loadInline(t, "name: ro\nservices:\n  app:\n    image: busybox\n    logging: {driver: syslog}\n  b:\n    image: busybox\n    logging: {options: {compress: \"true\", max-file: \"2\"}}\n")
+	if p, err = Load(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	issues := fmt.Sprint(Unsupported(p))
+	if !strings.Contains(issues, "app: logging.driver") || !strings.Contains(issues, "b: logging.options.compress") {
+		t.Errorf("unsupported = %s, want app's driver and b's compress option", issues)
+	}
+	if req, err = CreateRequest(p, p.Services["app"], 1); err != nil || req.Config.Log != (api.LogConfig{}) {
+		t.Errorf("syslog driver: %+v, %v; want skiff's log with the daemon's defaults", req.Config.Log, err)
+	}
+	if req, err = CreateRequest(p, p.Services["b"], 1); err != nil || req.Config.Log != (api.LogConfig{MaxFiles: 2}) {
+		t.Errorf("compress and max-file: %+v, %v; want max-file alone", req.Config.Log, err)
+	}
 	for _, tc := range []struct{ yaml, want string }{
-		{"    logging: {driver: syslog}\n", `"syslog"`},
-		{"    logging: {options: {compress: \"true\"}}\n", `"compress"`},
+		{"    logging: {options: {max-size: big}}\n", `"big"`},
 		{"    security_opt: [systempaths=unconfined]\n", "systempaths=unconfined"},
+		{"    devices: [\"/dev/fuse:/dev/f:rwx\"]\n", "rwx"},
 	} {
 		opts := loadInline(t, "name: ro\nservices:\n  app:\n    image: busybox\n"+tc.yaml)
 		p, err := Load(context.Background(), opts)
