@@ -104,6 +104,24 @@ type ContainerConfig struct {
 	// unprivileged range of host ids (see Container.IDMap).
 	UserNS string `json:"userns,omitempty"`
 
+	// NoNewPrivileges, when set, says whether the process may gain
+	// privileges through setuid files (nil: it may not, unless
+	// Privileged).
+	NoNewPrivileges *bool `json:"noNewPrivileges,omitempty"`
+	// Seccomp is "" for the default seccomp profile, SeccompUnconfined
+	// for none, or a profile's JSON in docker's format.
+	Seccomp string `json:"seccomp,omitempty"`
+	// AppArmor is "" or "unconfined" (this host's kernel has no AppArmor).
+	AppArmor string `json:"apparmor,omitempty"`
+	// LabelDisable turns SELinux labelling off (docker's label=disable;
+	// SELinux is not enabled for containers).
+	LabelDisable bool `json:"labelDisable,omitempty"`
+	// Devices are host devices put into the container.
+	Devices []DeviceMapping `json:"devices,omitempty"`
+	// Log is how the container's log is kept (docker's --log-driver and
+	// --log-opt).
+	Log LogConfig `json:"log,omitzero"`
+
 	// SecretMounts are directories of files holding skiff secret values,
 	// each on a tmpfs of its own, written at every start (the values are
 	// never stored with the container).
@@ -149,6 +167,12 @@ type Mount struct {
 	// TmpfsMode is the permission bits of a tmpfs's root directory
 	// (0: 01777, world-writable and sticky like /tmp).
 	TmpfsMode uint32 `json:"tmpfsMode,omitempty"`
+	// BindPropagation is a bind mount's propagation, one of
+	// BindPropagations ("": rprivate).
+	BindPropagation string `json:"bindPropagation,omitempty"`
+	// VolumeNoCopy leaves a new named volume empty instead of filling it
+	// with the image's files at Target.
+	VolumeNoCopy bool `json:"volumeNoCopy,omitempty"`
 }
 
 // Resources are cgroup limits. Zero means unlimited.

@@ -42,6 +42,21 @@ func TestContainerProfiles(t *testing.T) {
 		{"baseline allows host path in list", Baseline, api.ContainerConfig{Mounts: []api.Mount{{Type: api.MountBind, Source: "/srv/data/x"}}}, nil},
 		{"baseline refuses sibling of listed dir", Baseline, api.ContainerConfig{Mounts: []api.Mount{{Type: api.MountBind, Source: "/srv/database"}}},
 			[]string{"baseline/host-path|config.mounts[0].source|named volume"}},
+		{"privileged allows unconfined seccomp", Privileged, api.ContainerConfig{Seccomp: api.SeccompUnconfined, AppArmor: "unconfined", LabelDisable: true}, nil},
+		{"baseline refuses unconfined security", Baseline, api.ContainerConfig{Seccomp: api.SeccompUnconfined, AppArmor: "unconfined", LabelDisable: true}, []string{
+			"baseline/seccomp|config.seccomp|seccomp=unconfined",
+			"baseline/apparmor|config.apparmor|apparmor=unconfined",
+			"baseline/selinux|config.labelDisable|label=disable"}},
+		{"baseline allows a seccomp profile, devices and privilege escalation", Baseline, api.ContainerConfig{Seccomp: `{"defaultAction":"SCMP_ACT_ALLOW"}`,
+			NoNewPrivileges: new(false), Devices: []api.DeviceMapping{{PathOnHost: "/dev/fuse"}}}, nil},
+		{"restricted refuses devices and privilege escalation", Restricted, with(func(c *api.ContainerConfig) {
+			c.NoNewPrivileges, c.Devices = new(false), []api.DeviceMapping{{PathOnHost: "/dev/fuse"}}
+		}), []string{
+			"restricted/allow-privilege-escalation|config.noNewPrivileges|no-new-privileges=false",
+			"restricted/devices|config.devices[0]|drop --device"}},
+		{"restricted allows a seccomp profile and no-new-privileges", Restricted, with(func(c *api.ContainerConfig) {
+			c.Seccomp, c.NoNewPrivileges = `{"defaultAction":"SCMP_ACT_ERRNO"}`, new(true)
+		}), nil},
 		{"restricted allows hardened", Restricted, restrictedOK(), nil},
 		{"restricted refuses plain", Restricted, plain, []string{
 			"restricted/run-as-non-root|config.user|--user 1000",

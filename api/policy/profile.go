@@ -88,8 +88,44 @@ func checkContainerProfile(p Profile, cfg api.ContainerConfig, hostPaths []strin
 			add("host-path", fmt.Sprintf("config.mounts[%d].source", i), fmt.Sprintf("host path %s is not in the daemon's allow list", m.Source), fix)
 		}
 	}
+	out = append(out, checkSecurityOpts(p, cfg)...)
 	if p == Restricted {
 		out = append(out, checkRestricted(cfg)...)
+	}
+	return out
+}
+
+// checkSecurityOpts returns what cfg's security options and devices
+// break of profile p (baseline or restricted), as the Pod Security
+// Standards say: baseline forbids an Unconfined seccomp profile, an
+// unconfined AppArmor profile and disabling SELinux labels (a custom
+// seccomp profile, like a Localhost one, is allowed); restricted also
+// forbids privilege escalation (no-new-privileges=false) and host
+// devices.
+func checkSecurityOpts(p Profile, cfg api.ContainerConfig) []Violation {
+	var out []Violation
+	add := func(rule, field, msg, fix string) {
+		out = append(out, Violation{Rule: string(p) + "/" + rule, Field: field, Message: msg, Fix: fix})
+	}
+	loosen := "or run the daemon with --security-profile privileged"
+	if cfg.Seccomp == api.SeccompUnconfined {
+		add("seccomp", "config.seccomp", "an unconfined seccomp profile is not allowed", "drop --security-opt seccomp=unconfined (give a profile file instead), "+loosen)
+	}
+	if cfg.AppArmor == "unconfined" {
+		add("apparmor", "config.apparmor", "an unconfined AppArmor profile is not allowed", "drop --security-opt apparmor=unconfined, "+loosen)
+	}
+	if cfg.LabelDisable {
+		add("selinux", "config.labelDisable", "disabling SELinux labels is not allowed", "drop --security-opt label=disable, "+loosen)
+	}
+	if p != Restricted {
+		return out
+	}
+	loosen = ", or use the baseline profile"
+	if cfg.NoNewPrivileges != nil && !*cfg.NoNewPrivileges {
+		add("allow-privilege-escalation", "config.noNewPrivileges", "privilege escalation must not be allowed", "drop --security-opt no-new-privileges=false"+loosen)
+	}
+	for i, d := range cfg.Devices {
+		add("devices", fmt.Sprintf("config.devices[%d]", i), fmt.Sprintf("host device %s is not allowed", d.PathOnHost), "drop --device"+loosen)
 	}
 	return out
 }

@@ -32,6 +32,8 @@ type runFlags struct {
 	addHosts, dns, dnsSearch, dnsOptions                             []string
 	ulimits, sysctls                                                 []string
 	tmpfs, groupAdd                                                  []string
+	mounts, securityOpts, devices, logOpts, attach                   []string
+	logDriver                                                        string
 	shmSize                                                          string
 	network                                                          string
 	userns                                                           string
@@ -73,6 +75,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "a resource limit: NAME=SOFT[:HARD], such as nofile=1024:2048 (repeatable)")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "a namespaced kernel setting: KEY=VALUE, such as net.ipv4.ip_unprivileged_port_start=80 (repeatable)")
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount an empty tmpfs: /path[:size=64m,mode=1777,ro] (repeatable)")
+	f.registerMore(fl)
 	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm, like 256m (default 64m)")
 	fl.StringArrayVar(&f.groupAdd, "group-add", nil, "a further group of the process: a group name of the image or a numeric gid (repeatable)")
 	fl.StringVar(&f.userns, "userns", "host", "user namespace: host (the host's users) or auto (container root is an unprivileged range of host ids)")
@@ -155,6 +158,9 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 			return api.ContainerCreateRequest{}, fmt.Errorf("invalid --tmpfs %q: %w", t, err)
 		}
 		cfg.Mounts = append(cfg.Mounts, mt)
+	}
+	if err := f.more(&cfg); err != nil {
+		return api.ContainerCreateRequest{}, err
 	}
 	if f.shmSize != "" {
 		if cfg.ShmSize, err = parseBytes("shm-size", f.shmSize); err != nil {
@@ -261,6 +267,13 @@ with its exit code. With -d it prints the container ID and returns.`,
 			}
 			ctx := cmd.Context()
 			cl := g.client()
+			att, err := f.attachStreams()
+			if err != nil {
+				return withCode(125, err)
+			}
+			if err := checkAttach(&f, detach); err != nil {
+				return withCode(125, err)
+			}
 			if detach {
 				req.Start = true
 				ctr, err := create(ctx, g, &f, req)
@@ -285,8 +298,11 @@ with its exit code. With -d it prints the container ID and returns.`,
 					cancel()
 				}
 			}()
+			if !att.stdout && !att.stderr {
+				fmt.Fprintln(g.stdout, ctr.ID) // as docker does: output is not attached
+			}
 			var stdin io.Reader
-			if f.interactive {
+			if f.interactive && att.stdin {
 				stdin = g.stdin
 				if f.tty {
 					stdin = &detachReader{r: g.stdin}
@@ -296,7 +312,8 @@ with its exit code. With -d it prints the container ID and returns.`,
 				stop := g.watchTerminalSize(func(size api.ConsoleSize) { cl.Resize(context.WithoutCancel(ctx), ctr.ID, size) })
 				defer stop()
 			}
-			res, err := cl.Attach(context.WithoutCancel(ctx), ctr.ID, true, stdin, g.stdout, g.stderr)
+			stdout, stderr := attachedWriters(att, g.stdout, g.stderr)
+			res, err := cl.Attach(context.WithoutCancel(ctx), ctr.ID, true, stdin, stdout, stderr)
 			if errors.Is(err, client.ErrDetached) {
 				g.saidDetached(ctr.Name)
 				return nil

@@ -503,7 +503,13 @@ func (m *Manager) mounts(rootfs string, ms []api.Mount, idm *api.IDMap) ([]specs
 		if !filepath.IsAbs(mt.Target) || filepath.Clean(mt.Target) == "/" {
 			return nil, errdefs.Invalid("mounts[%d]: target %q must be an absolute path other than /", i, mt.Target)
 		}
+		if err := checkMountFields(i, mt); err != nil {
+			return nil, err
+		}
 		opts := []string{"rbind", "rprivate"}
+		if mt.BindPropagation != "" {
+			opts[1] = mt.BindPropagation
+		}
 		if mt.ReadOnly {
 			opts = append(opts, "ro")
 		}
@@ -519,7 +525,7 @@ func (m *Manager) mounts(rootfs string, ms []api.Mount, idm *api.IDMap) ([]specs
 			src = filepath.Join(m.cfg.VolumesDir, mt.Source, "_data")
 			m.volMu.Lock()
 			err := os.MkdirAll(src, 0o755)
-			if err == nil && isEmptyDir(src) {
+			if err == nil && !mt.VolumeNoCopy && isEmptyDir(src) {
 				if idm != nil {
 					err = fillVolumeMapped(*idm, rootfs, mt.Target, src)
 				} else {
@@ -671,6 +677,9 @@ func validateConfig(c *api.ContainerConfig) error {
 		return err
 	}
 	if err := checkShmGroups(c); err != nil {
+		return err
+	}
+	if err := checkRunOpts(c); err != nil {
 		return err
 	}
 	switch c.UserNS {
@@ -957,7 +966,8 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 			// The runtime has cloned the volumes' mounts once Create returns.
 			defer detach()
 		}
-		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: m.cfg.LogMaxSize, Stdin: e.rec.Config.OpenStdin, Terminal: e.rec.Config.Tty, HiddenEnv: hidden})
+		logMax, logFiles := logLimits(e.rec.Config.Log, m.cfg.LogMaxSize)
+		return m.cfg.Runtime.Create(ctx, id, spec, runtime.CreateOpts{Bundle: dir, LogPath: e.rec.LogPath, LogMaxSize: logMax, LogMaxFiles: logFiles, Stdin: e.rec.Config.OpenStdin, Terminal: e.rec.Config.Tty, HiddenEnv: hidden})
 	}
 	var netset *api.NetworkSettings
 	if m.cfg.Networks == nil {

@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
@@ -143,4 +145,18 @@ func (m *Manager) VolumePrune(ctx context.Context) (api.VolumePruneResponse, err
 		res.Deleted = append(res.Deleted, v.Name)
 	}
 	return res, nil
+}
+
+// checkMountFields refuses the options of one mount type on another and
+// an unknown bind propagation.
+func checkMountFields(i int, mt api.Mount) error {
+	switch {
+	case mt.BindPropagation != "" && mt.Type != api.MountBind:
+		return errdefs.Invalid("mounts[%d]: bindPropagation is only for bind mounts", i)
+	case mt.BindPropagation != "" && !slices.Contains(api.BindPropagations, mt.BindPropagation):
+		return errdefs.Invalid("mounts[%d]: bind propagation %q: use one of %s", i, mt.BindPropagation, strings.Join(api.BindPropagations, ", "))
+	case mt.VolumeNoCopy && mt.Type != api.MountVolume:
+		return errdefs.Invalid("mounts[%d]: volumeNoCopy is only for volumes", i)
+	}
+	return nil
 }

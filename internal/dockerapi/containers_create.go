@@ -1,8 +1,6 @@
 package dockerapi
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -10,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 
 	"skiff.dev/skiff/api"
@@ -45,7 +42,7 @@ func createConfig(req container.CreateRequest) (api.ContainerConfig, error) {
 	}
 	for target := range c.Volumes {
 		// An anonymous volume (-v /data): a fresh named volume.
-		cfg.Mounts = append(cfg.Mounts, api.Mount{Type: api.MountVolume, Source: anonymousVolume(), Target: target})
+		cfg.Mounts = append(cfg.Mounts, api.Mount{Type: api.MountVolume, Source: api.AnonymousVolume(), Target: target})
 	}
 	hc := req.HostConfig
 	if hc == nil {
@@ -58,13 +55,6 @@ func createConfig(req container.CreateRequest) (api.ContainerConfig, error) {
 		return api.ContainerConfig{}, err
 	}
 	return cfg, nil
-}
-
-// anonymousVolume names a new anonymous volume as Docker does: 64 hex digits.
-func anonymousVolume() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // hostConfig maps HostConfig onto cfg.
@@ -104,6 +94,9 @@ func hostConfig(cfg *api.ContainerConfig, hc *container.HostConfig, exposed netw
 	if err := resources(cfg, hc.Resources); err != nil {
 		return err
 	}
+	if err := securityDevicesLog(cfg, hc); err != nil {
+		return err
+	}
 	if err := binds(cfg, hc); err != nil {
 		return err
 	}
@@ -129,14 +122,14 @@ func unsupportedHostConfig(hc *container.HostConfig) error {
 		return bad("UTSMode (--uts)", "each container has its own host name")
 	case hc.UsernsMode != "":
 		return bad("UsernsMode (--userns)", "leave it out")
-	case len(hc.SecurityOpt) > 0:
-		return bad("SecurityOpt (--security-opt)", "the daemon's admission profile sets the security options")
 	case hc.OomScoreAdj != 0:
 		return bad("OomScoreAdj (--oom-score-adj)", "leave it out")
 	case hc.CgroupParent != "":
 		return bad("CgroupParent (--cgroup-parent)", "skiff places every container's cgroup itself")
-	case len(hc.Devices) > 0 || len(hc.DeviceRequests) > 0 || len(hc.DeviceCgroupRules) > 0:
-		return bad("Devices (--device, --gpus)", "leave them out")
+	case len(hc.DeviceRequests) > 0:
+		return bad("DeviceRequests (--gpus)", "give the device nodes with --device instead")
+	case len(hc.DeviceCgroupRules) > 0:
+		return bad("DeviceCgroupRules (--device-cgroup-rule)", "give each device with --device, which allows it")
 	case hc.CpusetCpus != "" || hc.CpusetMems != "":
 		return bad("CpusetCpus (--cpuset-cpus)", "limit CPU time with --cpus instead")
 	case hc.CPUShares != 0:
@@ -147,10 +140,6 @@ func unsupportedHostConfig(hc *container.HostConfig) error {
 		return bad("MemoryReservation (--memory-reservation)", "set a hard limit with --memory")
 	case hc.Runtime != "" && hc.Runtime != "runc" && hc.Runtime != "crun":
 		return bad("Runtime (--runtime)", "the daemon's --runtime runs every container")
-	case hc.LogConfig.Type != "" && hc.LogConfig.Type != "json-file" && hc.LogConfig.Type != "local":
-		return bad("LogConfig.Type (--log-driver)", "skiff keeps every container's log itself: leave it out")
-	case len(hc.LogConfig.Config) > 0:
-		return bad("LogConfig.Config (--log-opt)", "the daemon's --log-max-size bounds every log")
 	}
 	return nil
 }
@@ -191,32 +180,24 @@ func binds(cfg *api.ContainerConfig, hc *container.HostConfig) error {
 				switch o {
 				case "ro":
 					m.ReadOnly = true
-				case "rw", "z", "Z", "rprivate", "private", "nocopy", "":
+				case "shared", "rshared", "slave", "rslave", "private", "rprivate":
+					if m.Type == api.MountBind {
+						m.BindPropagation = o
+					}
+				case "nocopy":
+					m.VolumeNoCopy = m.Type == api.MountVolume
+				case "rw", "z", "Z", "":
 				default:
-					return errdefs.Invalid("HostConfig.Binds %q: option %q is not supported: use ro or rw", b, o)
+					return errdefs.Invalid("HostConfig.Binds %q: option %q is not supported: use ro, rw, nocopy or a propagation such as rslave", b, o)
 				}
 			}
 		}
 		cfg.Mounts = append(cfg.Mounts, m)
 	}
 	for _, m := range hc.Mounts {
-		am := api.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
-		switch m.Type {
-		case mount.TypeBind:
-			am.Type = api.MountBind
-		case mount.TypeVolume:
-			am.Type = api.MountVolume
-			if am.Source == "" {
-				am.Source = anonymousVolume()
-			}
-		case mount.TypeTmpfs:
-			am.Type = api.MountTmpfs
-			if m.TmpfsOptions != nil {
-				am.TmpfsSize = m.TmpfsOptions.SizeBytes
-				am.TmpfsMode = unixMode(m.TmpfsOptions.Mode)
-			}
-		default:
-			return errdefs.Invalid("HostConfig.Mounts: type %q at %s is not supported: use bind, volume or tmpfs", m.Type, m.Target)
+		am, err := mountOf(m)
+		if err != nil {
+			return err
 		}
 		cfg.Mounts = append(cfg.Mounts, am)
 	}

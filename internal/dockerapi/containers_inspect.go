@@ -201,7 +201,7 @@ func hostConfigOf(c api.Container) *container.HostConfig {
 		NetworkMode: container.NetworkMode(networkName(c)), PortBindings: network.PortMap{},
 		AutoRemove: cc.AutoRemove, CapAdd: cc.CapAdd, CapDrop: cc.CapDrop, Privileged: cc.Privileged,
 		ReadonlyRootfs: cc.ReadonlyRootfs, ExtraHosts: cc.ExtraHosts, DNSSearch: cc.DNSSearch, DNSOptions: cc.DNSOptions,
-		Sysctls: cc.Sysctls, LogConfig: container.LogConfig{Type: "json-file"},
+		Sysctls: cc.Sysctls, LogConfig: logConfigOf(cc.Log), SecurityOpt: api.SecurityOpts(cc),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(cc.RestartPolicy.Name), MaximumRetryCount: cc.RestartPolicy.MaxRetries},
 	}
 	if hc.RestartPolicy.Name == "" {
@@ -242,6 +242,9 @@ func hostConfigOf(c api.Container) *container.HostConfig {
 	if cc.Resources.PidsLimit > 0 {
 		n := cc.Resources.PidsLimit
 		hc.PidsLimit = &n
+	}
+	for _, d := range cc.Devices {
+		hc.Devices = append(hc.Devices, container.DeviceMapping{PathOnHost: d.PathOnHost, PathInContainer: d.PathInContainer, CgroupPermissions: d.CgroupPermissions})
 	}
 	for _, u := range cc.Ulimits {
 		hc.Ulimits = append(hc.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})

@@ -96,13 +96,19 @@ func TestCreateConfigRefuses(t *testing.T) {
 	for _, tc := range []struct{ name, body, field string }{
 		{"no image", `{"Cmd":["x"]}`, "Config.Image"},
 		{"healthcheck", `{"Image":"x","Healthcheck":{"Test":["CMD","true"]}}`, "Config.Healthcheck"},
-		{"devices", `{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse"}]}}`, "HostConfig.Devices"},
+		{"device relative", `{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"dev/fuse"}]}}`, "HostConfig.Devices"},
+		{"device permissions", `{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse","CgroupPermissions":"rwx"}]}}`, "HostConfig.Devices"},
+		{"gpus", `{"Image":"x","HostConfig":{"DeviceRequests":[{"Count":1}]}}`, "HostConfig.DeviceRequests"},
+		{"log opt", `{"Image":"x","HostConfig":{"LogConfig":{"Type":"json-file","Config":{"compress":"true"}}}}`, "HostConfig.LogConfig.Config"},
+		{"mount subpath", `{"Image":"x","HostConfig":{"Mounts":[{"Type":"volume","Source":"v","Target":"/p","VolumeOptions":{"Subpath":"a"}}]}}`, "HostConfig.Mounts"},
+		{"mount driver", `{"Image":"x","HostConfig":{"Mounts":[{"Type":"volume","Source":"v","Target":"/p","VolumeOptions":{"DriverConfig":{"Name":"nfs"}}}]}}`, "HostConfig.Mounts"},
 		{"links", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, "HostConfig.Links"},
 		{"pid host", `{"Image":"x","HostConfig":{"PidMode":"host"}}`, "HostConfig.PidMode"},
-		{"security opt", `{"Image":"x","HostConfig":{"SecurityOpt":["seccomp=unconfined"]}}`, "HostConfig.SecurityOpt"},
+		{"security opt", `{"Image":"x","HostConfig":{"SecurityOpt":["systempaths=unconfined"]}}`, "HostConfig.SecurityOpt"},
+		{"seccomp path", `{"Image":"x","HostConfig":{"SecurityOpt":["seccomp=/etc/p.json"]}}`, "HostConfig.SecurityOpt"},
 		{"log driver", `{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`, "HostConfig.LogConfig.Type"},
 		{"restart", `{"Image":"x","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}`, "HostConfig.RestartPolicy.Name"},
-		{"bind option", `{"Image":"x","HostConfig":{"Binds":["/a:/b:shared"]}}`, "HostConfig.Binds"},
+		{"bind option", `{"Image":"x","HostConfig":{"Binds":["/a:/b:bogus"]}}`, "HostConfig.Binds"},
 		{"bind relative target", `{"Image":"x","HostConfig":{"Binds":["/a:b"]}}`, "HostConfig.Binds"},
 		{"tmpfs option", `{"Image":"x","HostConfig":{"Tmpfs":{"/t":"exec"}}}`, "HostConfig.Tmpfs"},
 		{"tmpfs mode", `{"Image":"x","HostConfig":{"Tmpfs":{"/t":"mode=999"}}}`, "HostConfig.Tmpfs"},
@@ -119,6 +125,41 @@ func TestCreateConfigRefuses(t *testing.T) {
 				t.Fatalf("createConfig = %v, want ErrInvalid naming %s", err, tc.field)
 			}
 		})
+	}
+}
+
+func TestCreateConfigHostOptions(t *testing.T) {
+	body := `{"Image":"x","HostConfig":{
+		"SecurityOpt":["no-new-privileges:false","seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}"],
+		"Devices":[{"PathOnHost":"/dev/fuse","PathInContainer":"/dev/f","CgroupPermissions":"rw"}],
+		"LogConfig":{"Type":"local","Config":{"max-size":"1k","max-file":"3"}},
+		"Binds":["/srv:/b:rslave"],
+		"Mounts":[{"Type":"bind","Source":"/a","Target":"/a","BindOptions":{"Propagation":"rshared"}},
+			{"Type":"volume","Source":"v","Target":"/v","VolumeOptions":{"NoCopy":true}}]}}`
+	cfg, err := createConfig(createRequest(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NoNewPrivileges == nil || *cfg.NoNewPrivileges || cfg.Seccomp != `{"defaultAction":"SCMP_ACT_ALLOW"}` {
+		t.Errorf("security options: noNewPrivileges %v, seccomp %q", cfg.NoNewPrivileges, cfg.Seccomp)
+	}
+	if len(cfg.Devices) != 1 || cfg.Devices[0] != (api.DeviceMapping{PathOnHost: "/dev/fuse", PathInContainer: "/dev/f", CgroupPermissions: "rw"}) {
+		t.Errorf("devices = %+v", cfg.Devices)
+	}
+	if cfg.Log != (api.LogConfig{Driver: "local", MaxSize: 1024, MaxFiles: 3}) {
+		t.Errorf("log = %+v", cfg.Log)
+	}
+	want := []api.Mount{
+		{Type: api.MountBind, Source: "/srv", Target: "/b", BindPropagation: "rslave"},
+		{Type: api.MountBind, Source: "/a", Target: "/a", BindPropagation: "rshared"},
+		{Type: api.MountVolume, Source: "v", Target: "/v", VolumeNoCopy: true},
+	}
+	if !reflect.DeepEqual(cfg.Mounts, want) {
+		t.Errorf("mounts = %+v, want %+v", cfg.Mounts, want)
+	}
+	hc := hostConfigOf(api.Container{Config: cfg})
+	if hc.LogConfig.Type != "local" || hc.LogConfig.Config["max-file"] != "3" || len(hc.SecurityOpt) != 2 || len(hc.Devices) != 1 {
+		t.Errorf("inspect HostConfig: log %+v, security %v, devices %+v", hc.LogConfig, hc.SecurityOpt, hc.Devices)
 	}
 }
 

@@ -75,7 +75,8 @@ var (
 )
 
 // Read calls fn for each entry of the log at path, in file order, starting
-// with the rotated file path+".1" when there is one. It returns when the
+// with the oldest rotated file kept (path+".N" ... path+".2", then
+// path+".1") when there are any. It returns when the
 // log is exhausted (no Follow), when Done is closed and the rest was read,
 // when ctx is done (ctx.Err()), or when fn returns an error (that error).
 // Without Follow it reads what the files hold when it opens them. A
@@ -113,6 +114,12 @@ func Read(ctx context.Context, path string, opts Options, fn func(api.LogEntry) 
 		// Between a rename to .1 and the new file: .1 is the live file.
 		cur, prev = prev, nil
 	}
+	older, err := openOlder(path, prev, cur)
+	if err != nil {
+		cur.close()
+		prev.close()
+		return err
+	}
 	r.cur = cur
 	if prev != nil {
 		r.retired = append(r.retired, prev)
@@ -120,6 +127,9 @@ func Read(ctx context.Context, path string, opts Options, fn func(api.LogEntry) 
 	defer func() {
 		r.cur.close()
 		for _, s := range r.retired {
+			s.close()
+		}
+		for _, s := range older {
 			s.close()
 		}
 	}()
@@ -133,9 +143,15 @@ func Read(ctx context.Context, path string, opts Options, fn func(api.LogEntry) 
 		}
 	}
 	if opts.Tail >= 0 {
-		if err := r.seekTail(prev); err != nil {
+		if err := r.seekTail(append([]*segment{prev}, older...)); err != nil {
 			return err
 		}
+	}
+	for i := len(older) - 1; i >= 0; i-- {
+		if err := r.drain(ctx, older[i]); err != nil {
+			return err
+		}
+		r.abandon(older[i])
 	}
 	if prev != nil {
 		if err := r.drain(ctx, prev); err != nil {
@@ -167,11 +183,11 @@ type reader struct {
 	retired []*segment
 }
 
-// seekTail positions prev and r.cur so that only the last opts.Tail matching
-// entries remain to be read.
-func (r *reader) seekTail(prev *segment) error {
+// seekTail positions r.cur and the earlier files (newest first) so that
+// only the last opts.Tail matching entries remain to be read.
+func (r *reader) seekTail(earlier []*segment) error {
 	want := r.opts.Tail
-	for _, s := range []*segment{r.cur, prev} {
+	for _, s := range append([]*segment{r.cur}, earlier...) {
 		if s == nil {
 			continue
 		}
@@ -252,6 +268,32 @@ func (r *reader) malformed(s *segment, off int64, err error) {
 // errCanceled stops a drain when the context is done; drain turns it into
 // ctx.Err().
 var errCanceled = errors.New("read canceled")
+
+// openOlder opens the files a log keeps besides .1 (path.2, path.3, ...,
+// newest first, up to the first missing one), each read as it is now.
+// A file that is also prev or cur (a rotation while opening) is left out.
+func openOlder(path string, prev, cur *segment) ([]*segment, error) {
+	var out []*segment
+	for n := 2; n <= api.MaxLogFiles; n++ {
+		s, err := openSegment(fmt.Sprintf("%s.%d", path, n))
+		if err != nil {
+			for _, o := range out {
+				o.close()
+			}
+			return nil, err
+		}
+		if s == nil {
+			break
+		}
+		if (prev != nil && os.SameFile(s.info, prev.info)) || (cur != nil && os.SameFile(s.info, cur.info)) {
+			s.close()
+			continue
+		}
+		s.limit = s.info.Size()
+		out = append(out, s)
+	}
+	return out, nil
+}
 
 // segment reads complete records from one log file.
 type segment struct {

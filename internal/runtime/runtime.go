@@ -123,8 +123,12 @@ type CreateOpts struct {
 	// logs). Its directory must exist.
 	LogPath string
 	// LogMaxSize caps the log file; when it is reached the file is rotated
-	// to LogPath+".1" (one old file is kept). 0 means no cap.
+	// to LogPath+".1", an older .1 to .2 and so on. 0 means no cap.
 	LogMaxSize int64
+	// LogMaxFiles is how many files a capped log keeps, the current one
+	// included (0: 2, the current one and .1; 1: none but the current
+	// one).
+	LogMaxFiles int
 	// Stdin keeps the process's standard input open for Attach
 	// (otherwise it reads /dev/null).
 	Stdin bool

@@ -137,7 +137,7 @@ func TestComposeUpOrderingAndRecreate(t *testing.T) {
 // TestComposeStrict checks that --strict refuses unsupported keys and
 // creates nothing.
 func TestComposeStrict(t *testing.T) {
-	_, base := composeProject(t, map[string]string{"compose.yaml": "name: cstrict\nservices:\n  a:\n    image: busybox\n    logging: {driver: json-file}\n"})
+	_, base := composeProject(t, map[string]string{"compose.yaml": "name: cstrict\nservices:\n  a:\n    image: busybox\n    logging: {driver: syslog}\n"})
 	fails(t, env.daemon, []string{"a: logging", "--strict"}, append(base, "--strict", "up", "-d")...)
 	if out := must(t, env.daemon, "ps", "-a"); strings.Contains(out, "cstrict") {
 		t.Errorf("a refused project made containers:\n%s", out)

@@ -30,6 +30,7 @@ var supportedKeys = set(
 	"scale", "cap_add", "cap_drop", "read_only", "privileged", "mem_limit", "cpus", "pids_limit",
 	"secrets[].source", "secrets[].target", "secrets[].mode", "secrets[].uid", "secrets[].gid", "configs[].source", "configs[].target",
 	"tty", "stdin_open", "extra_hosts", "dns", "dns_search", "dns_opt", "ulimits", "sysctls", "init", "x-skiff",
+	"logging.driver", "logging.options", "devices", "security_opt",
 )
 
 // unsupportedWhy says, for some keys skiff does not honour, why or what
@@ -37,7 +38,6 @@ var supportedKeys = set(
 var unsupportedWhy = map[string]string{
 	"deploy.resources.reservations.cpus":    "a CPU reservation places containers on the nodes of a swarm; on one machine nothing is reserved",
 	"deploy.resources.reservations.devices": "devices are not reserved",
-	"logging":                               "skiff keeps each container's log itself, rotated at the daemon's --log-max-size",
 }
 
 func set(keys ...string) map[string]bool {
@@ -185,7 +185,7 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 	if s.NetworkMode != "" && s.NetworkMode != "host" && s.NetworkMode != "none" {
 		out = append(out, Issue{s.Name, "network_mode", s.NetworkMode})
 	}
-	return out
+	return append(out, loggingIssues(s)...)
 }
 
 // checkProject refuses what compose-go accepts but cannot run: a

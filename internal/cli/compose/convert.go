@@ -127,6 +127,9 @@ func CreateRequest(p *types.Project, s types.ServiceConfig, n int) (api.Containe
 	if err := limits(p, s, &cfg); err != nil {
 		return api.ContainerCreateRequest{}, err
 	}
+	if err := runOpts(p, s, &cfg); err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
 	return api.ContainerCreateRequest{Name: ContainerName(p, s, n), Config: cfg}, nil
 }
 

@@ -97,6 +97,11 @@ func Spec(in Input) (*specs.Spec, error) {
 		return nil, err
 	}
 	resources.Devices = deviceRules(cfg.Privileged)
+	devices, rules, err := hostDevices(cfg.Devices)
+	if err != nil {
+		return nil, err
+	}
+	resources.Devices = append(resources.Devices, rules...)
 	parent := in.CgroupParent
 	if parent == "" {
 		parent = DefaultCgroupParent
@@ -128,18 +133,32 @@ func Spec(in Input) (*specs.Spec, error) {
 				{Type: specs.CgroupNamespace},
 				netns,
 			},
-			Sysctl: maps.Clone(cfg.Sysctls),
+			Sysctl:  maps.Clone(cfg.Sysctls),
+			Devices: devices,
 		},
 	}
+	s.Linux.RootfsPropagation = rootfsPropagation(in.Mounts)
 	if err := userNamespace(s, in); err != nil {
 		return nil, err
 	}
 	if !cfg.Privileged {
-		if err := confine(s, in.HostArches); err != nil {
+		if err := confine(s, cfg.Seccomp, in.HostArches); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// rootfsPropagation is "rshared" when a mount propagates to the host
+// (shared, rshared): its events only cross a root mount that is shared
+// too. Otherwise "" (runc's default, rslave).
+func rootfsPropagation(ms []specs.Mount) string {
+	for _, m := range ms {
+		if slices.Contains(m.Options, "shared") || slices.Contains(m.Options, "rshared") {
+			return "rshared"
+		}
+	}
+	return ""
 }
 
 // process is the spec's process and the container's hostname.
@@ -192,7 +211,7 @@ func process(in Input) (*specs.Process, string, error) {
 		Cwd:             cwd,
 		User:            user,
 		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
-		NoNewPrivileges: !cfg.Privileged,
+		NoNewPrivileges: noNewPrivileges(cfg),
 		Rlimits:         rlimits,
 	}, hostname, nil
 }
@@ -268,12 +287,27 @@ func nofileLimit(host bool) (uint64, error) {
 }
 
 // confine adds what an unprivileged container gets: masked and read-only
-// paths and the default seccomp profile (without x32 where the host
-// cannot run it, when hostArches says to check).
-func confine(s *specs.Spec, hostArches bool) error {
+// paths and a seccomp filter: the default profile (without x32 where the
+// host cannot run it, when hostArches says to check), none for
+// api.SeccompUnconfined, or the profile JSON profile holds.
+func confine(s *specs.Spec, profile string, hostArches bool) error {
 	s.Linux.MaskedPaths = append([]string(nil), maskedPaths...)
 	s.Linux.ReadonlyPaths = append([]string(nil), readonlyPaths...)
-	sc, err := seccomp.GetDefaultProfile(s)
+	var sc *specs.LinuxSeccomp
+	var err error
+	switch profile {
+	case api.SeccompUnconfined:
+		return nil
+	case "":
+		sc, err = seccomp.GetDefaultProfile(s)
+	default:
+		if sc, err = seccomp.LoadProfile(profile, s); err != nil {
+			return errdefs.Invalid("seccomp profile: %w", err)
+		}
+		if err := checkSeccomp(sc); err != nil {
+			return err
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("build the default seccomp profile: %w", err)
 	}

@@ -52,6 +52,9 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, opts 
 	if opts.LogMaxSize < 0 {
 		return 0, errdefs.Invalid("log max size %d is negative", opts.LogMaxSize)
 	}
+	if opts.LogMaxFiles < 0 {
+		return 0, errdefs.Invalid("log max files %d is negative", opts.LogMaxFiles)
+	}
 	cdir := r.containerDir(id)
 	if err := os.Mkdir(cdir, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -77,7 +80,7 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, opts 
 	if err := fsutil.WriteFileAtomic(filepath.Join(opts.Bundle, "config.json"), config, 0o600, false); err != nil {
 		return 0, errdefs.Unavailable("write config.json: %w", err)
 	}
-	m := meta{ID: id, Bundle: opts.Bundle, LogPath: opts.LogPath, LogMaxSize: opts.LogMaxSize, Stdin: opts.Stdin, Terminal: opts.Terminal}
+	m := meta{ID: id, Bundle: opts.Bundle, LogPath: opts.LogPath, LogMaxSize: opts.LogMaxSize, LogMaxFiles: opts.LogMaxFiles, Stdin: opts.Stdin, Terminal: opts.Terminal}
 	if spec.Linux != nil {
 		m.CgroupsPath = spec.Linux.CgroupsPath
 	}
@@ -96,7 +99,7 @@ func (r *Runtime) Create(ctx context.Context, id string, spec *specs.Spec, opts 
 		}
 	}
 	if m.LogMaxSize > 0 {
-		rot := &rotation{logPath: m.LogPath}
+		rot := &rotation{logPath: m.LogPath, files: m.LogMaxFiles}
 		if err := rot.sync(); err != nil {
 			return 0, errdefs.Unavailable("set up log rotation: %w", err)
 		}

@@ -22,9 +22,16 @@ import (
 // and the new log is linked as .keep. While no Runtime watches (daemon
 // down), conmon still caps the file but the content it drops is lost;
 // the next Runtime moves the last dropped file it still holds to .1.
+//
+// With files above 2, older files are shifted first (.1 to .2, ...), so
+// <log>.1 .. <log>.(files-1) are kept; with files 1 the previous file is
+// dropped.
 type rotation struct {
 	logPath string
-	mu      sync.Mutex
+	// files is how many files the log keeps, the current one included
+	// (0: 2).
+	files int
+	mu    sync.Mutex
 }
 
 func keepPath(logPath string) string {
@@ -49,7 +56,7 @@ func (r *rotation) sync() error {
 	case err == nil && os.SameFile(cur, old):
 		return nil
 	case err == nil:
-		if err := os.Rename(keep, RotatedPath(r.logPath)); err != nil {
+		if err := r.shift(keep); err != nil {
 			return fmt.Errorf("rotate log %s: %w", r.logPath, err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
@@ -59,6 +66,25 @@ func (r *rotation) sync() error {
 		return fmt.Errorf("link log %s: %w", r.logPath, err)
 	}
 	return nil
+}
+
+// shift moves the previous file keep to .1, after moving .1 to .2 and so
+// on up to the number of files kept; with one file kept it is dropped.
+func (r *rotation) shift(keep string) error {
+	files := r.files
+	if files == 0 {
+		files = 2
+	}
+	if files == 1 {
+		return os.Remove(keep)
+	}
+	for n := files - 2; n >= 1; n-- {
+		from := fmt.Sprintf("%s.%d", r.logPath, n)
+		if err := os.Rename(from, fmt.Sprintf("%s.%d", r.logPath, n+1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return os.Rename(keep, RotatedPath(r.logPath))
 }
 
 // rotated is called when conmon replaced the log file.

@@ -452,7 +452,7 @@ func (r *Runtime) adopt() {
 		if _, ok, _ := r.exited(m); ok {
 			continue
 		}
-		rot := &rotation{logPath: m.LogPath}
+		rot := &rotation{logPath: m.LogPath, files: m.LogMaxFiles}
 		if rot.sync() == nil {
 			_ = r.w.watchLog(rot)
 		}

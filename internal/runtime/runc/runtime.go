@@ -171,10 +171,12 @@ func checkID(id string) error {
 
 // meta is what Create records about a container in its state directory.
 type meta struct {
-	ID          string `json:"id"`
-	Bundle      string `json:"bundle"`
-	LogPath     string `json:"logPath"`
-	LogMaxSize  int64  `json:"logMaxSize,omitempty"`
+	ID         string `json:"id"`
+	Bundle     string `json:"bundle"`
+	LogPath    string `json:"logPath"`
+	LogMaxSize int64  `json:"logMaxSize,omitempty"`
+	// LogMaxFiles is CreateOpts.LogMaxFiles (0: 2).
+	LogMaxFiles int    `json:"logMaxFiles,omitempty"`
 	CgroupsPath string `json:"cgroupsPath"`
 	// Stdin: conmon keeps the process's stdin open for its attach socket.
 	Stdin bool `json:"stdin,omitempty"`
