@@ -272,7 +272,11 @@ var errCanceled = errors.New("read canceled")
 // openOlder opens the files a log keeps besides .1 (path.2, path.3, ...,
 // newest first, up to the first missing one), each read as it is now.
 // A file that is also prev or cur (a rotation while opening) is left out.
+// Without a .1 there is nothing older: a stray path.2 is not the log's.
 func openOlder(path string, prev, cur *segment) ([]*segment, error) {
+	if _, err := os.Lstat(path + ".1"); err != nil {
+		return nil, nil
+	}
 	var out []*segment
 	for n := 2; n <= api.MaxLogFiles; n++ {
 		s, err := openSegment(fmt.Sprintf("%s.%d", path, n))
