@@ -2,13 +2,16 @@ package gitops
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -20,6 +23,8 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/app"
@@ -31,8 +36,13 @@ type Credentials struct {
 	// Token is sent as the password of HTTP basic auth (user "git"), as
 	// GitHub, GitLab and Gitea accept a personal or deploy token.
 	Token string
+	// TokenSecret names the skiff secret Token came from, for messages.
+	TokenSecret string
 	// SSHKeyFile and KnownHostsFile are for ssh URLs.
 	SSHKeyFile, KnownHostsFile string
+	// CABundle is PEM certificates trusted for https:// besides the
+	// system's.
+	CABundle []byte
 }
 
 // auth makes the go-git auth method for url.
@@ -47,30 +57,78 @@ func (c Credentials) auth(url string) (transport.AuthMethod, error) {
 			return &githttp.BasicAuth{Username: "git", Password: c.Token}, nil
 		}
 	case "ssh":
-		if c.SSHKeyFile == "" {
-			return nil, errdefs.Invalid("git URL %s is ssh: give the source a private key with --ssh-key FILE", url)
-		}
-		user := ep.User
-		if user == "" {
-			user = "git"
-		}
-		keys, err := gitssh.NewPublicKeysFromFile(user, c.SSHKeyFile, "")
-		if err != nil {
-			return nil, errdefs.Invalid("read the ssh key %s: %v", c.SSHKeyFile, err)
-		}
-		kh := c.KnownHostsFile
-		if kh == "" {
-			home, _ := os.UserHomeDir()
-			kh = filepath.Join(home, ".ssh", "known_hosts")
-		}
-		cb, err := gitssh.NewKnownHostsCallback(kh)
-		if err != nil {
-			return nil, errdefs.Invalid("read the known hosts file %s: %v (give one with --known-hosts FILE)", kh, err)
-		}
-		keys.HostKeyCallback = cb
-		return keys, nil
+		return c.sshAuth(url, ep)
 	}
 	return nil, nil
+}
+
+// sshAuth is the key of SSHKeyFile, with the server's host key checked
+// against KnownHostsFile: only the key types listed there for the host are
+// asked for, and a mismatch or an unknown host fails with what to do.
+func (c Credentials) sshAuth(url string, ep *transport.Endpoint) (transport.AuthMethod, error) {
+	if c.SSHKeyFile == "" {
+		return nil, errdefs.Invalid("git URL %s is ssh: give the source a private key with --ssh-key FILE", url)
+	}
+	user := ep.User
+	if user == "" {
+		user = "git"
+	}
+	keys, err := gitssh.NewPublicKeysFromFile(user, c.SSHKeyFile, "")
+	if err != nil {
+		return nil, errdefs.Invalid("read the ssh key %s: %v", c.SSHKeyFile, err)
+	}
+	kh := c.KnownHostsFile
+	if kh == "" {
+		home, _ := os.UserHomeDir()
+		kh = filepath.Join(home, ".ssh", "known_hosts")
+	}
+	db, err := gitssh.NewKnownHostsDb(kh)
+	if err != nil {
+		return nil, errdefs.Invalid("read the known hosts file %s: %v (give one with --known-hosts FILE)", kh, err)
+	}
+	port := ep.Port
+	if port == 0 {
+		port = 22
+	}
+	hostPort := net.JoinHostPort(ep.Host, strconv.Itoa(port))
+	check := db.HostKeyCallback()
+	keys.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
+		err := check(host, remote, key)
+		var ke *knownhosts.KeyError
+		switch {
+		case errors.As(err, &ke) && len(ke.Want) > 0:
+			return errdefs.Unauthorized("host key mismatch: the %s key of %s is not the one the known hosts file %s lists for it (a changed server key, or another machine answering): nothing was fetched; if the server's key did change, replace its line in that file",
+				key.Type(), hostPort, kh)
+		case errors.As(err, &ke):
+			return errdefs.Unauthorized("unknown host: %s is not in the known hosts file %s: add its key (ssh-keyscan -p %d %s >> %s), after checking it", hostPort, kh, port, ep.Host, kh)
+		}
+		return err
+	}
+	keys.HostKeyAlgorithms = db.HostKeyAlgorithms(hostPort)
+	return keys, nil
+}
+
+// transportError words a failed list or fetch of url: refused
+// credentials and an untrusted certificate say what to fix.
+func (c Credentials) transportError(what, url string, err error) error {
+	var hint string
+	var ue x509.UnknownAuthorityError
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired) && c.Token != "":
+		hint = fmt.Sprintf("the server refused the token (HTTP 401): check the token in the secret %s given with --token-secret", c.TokenSecret)
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		hint = "the server asks for credentials (HTTP 401): give the source a token with --token-secret SECRET"
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		hint = "the server refused access (HTTP 403): give the token read access to the repository"
+	case errors.As(err, &ue) || strings.Contains(err.Error(), "certificate signed by unknown authority"):
+		hint = "the server's certificate is not signed by a trusted authority: give the source its CA with --ca-file FILE"
+	case errors.Is(err, errdefs.ErrUnauthorized):
+		return fmt.Errorf("%s %s: %w", what, url, err)
+	}
+	if hint != "" {
+		return errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("%s %s: %s: %w", what, url, hint, err))
+	}
+	return errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("%s %s: %w", what, url, err))
 }
 
 // Target is the commit a source's ref points at now.
@@ -90,9 +148,9 @@ func Resolve(ctx context.Context, spec api.SourceSpec, cred Credentials) (Target
 		return Target{}, err
 	}
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{spec.Git}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: cred.CABundle})
 	if err != nil {
-		return Target{}, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("list the refs of %s: %w", spec.Git, err))
+		return Target{}, cred.transportError("list the refs of", spec.Git, err)
 	}
 	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
 	for _, r := range refs {
@@ -172,7 +230,7 @@ func Fetch(ctx context.Context, spec api.SourceSpec, cred Credentials, t Target)
 	if err != nil {
 		return Checkout{}, err
 	}
-	opts := &git.CloneOptions{URL: spec.Git, Auth: auth, ReferenceName: t.Ref, SingleBranch: true, Depth: 1, Tags: git.NoTags}
+	opts := &git.CloneOptions{URL: spec.Git, Auth: auth, CABundle: cred.CABundle, ReferenceName: t.Ref, SingleBranch: true, Depth: 1, Tags: git.NoTags}
 	repo, err := git.CloneContext(ctx, memory.NewStorage(), nil, opts)
 	if err != nil && strings.Contains(err.Error(), "shallow") {
 		// A server without shallow fetches: the whole history of the ref.
@@ -180,7 +238,7 @@ func Fetch(ctx context.Context, spec api.SourceSpec, cred Credentials, t Target)
 		repo, err = git.CloneContext(ctx, memory.NewStorage(), nil, opts)
 	}
 	if err != nil {
-		return Checkout{}, errdefs.WithCategory(errdefs.ErrUnavailable, fmt.Errorf("fetch %s from %s: %w", t.Ref.Short(), spec.Git, err))
+		return Checkout{}, cred.transportError("fetch "+t.Ref.Short()+" from", spec.Git, err)
 	}
 	head, err := repo.Head()
 	if err != nil {

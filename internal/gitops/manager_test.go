@@ -319,21 +319,23 @@ func TestResolveRefs(t *testing.T) {
 
 func TestCheckSource(t *testing.T) {
 	bad := map[string]api.Source{
-		"name":     {Name: "Bad_Name", Spec: api.SourceSpec{Git: "file:///x"}},
-		"no url":   {Name: "a"},
-		"two refs": {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Branch: "main", Tag: "v1"}},
-		"semver":   {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Semver: "not a range"}},
-		"path":     {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Path: "../etc"}},
-		"interval": {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Interval: api.Duration{Duration: time.Millisecond}}},
-		"ssh key":  {Name: "a", Spec: api.SourceSpec{Git: "ssh://git@example.com/x.git"}},
-		"protocol": {Name: "a", Spec: api.SourceSpec{Git: "ftp://example.com/x"}},
+		"name":      {Name: "Bad_Name", Spec: api.SourceSpec{Git: "file:///x"}},
+		"no url":    {Name: "a"},
+		"two refs":  {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Branch: "main", Tag: "v1"}},
+		"semver":    {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Semver: "not a range"}},
+		"path":      {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Path: "../etc"}},
+		"interval":  {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Interval: api.Duration{Duration: time.Millisecond}}},
+		"ssh key":   {Name: "a", Spec: api.SourceSpec{Git: "ssh://git@example.com/x.git"}},
+		"protocol":  {Name: "a", Spec: api.SourceSpec{Git: "ftp://example.com/x"}},
+		"ca bundle": {Name: "a", Spec: api.SourceSpec{Git: "https://example.com/x.git", CABundle: "not pem"}},
+		"ca http":   {Name: "a", Spec: api.SourceSpec{Git: "http://example.com/x.git", CABundle: testCAPEM}},
 	}
 	for name, s := range bad {
 		if err := CheckSource(s); !errors.Is(err, errdefs.ErrInvalid) {
 			t.Errorf("%s: %v, want invalid", name, err)
 		}
 	}
-	if err := CheckSource(api.Source{Name: "ok", Spec: api.SourceSpec{Git: "https://example.com/x.git", Path: "deploy/prod", Semver: ">=1.0.0 <2"}}); err != nil {
+	if err := CheckSource(api.Source{Name: "ok", Spec: api.SourceSpec{Git: "https://example.com/x.git", Path: "deploy/prod", Semver: ">=1.0.0 <2", CABundle: testCAPEM}}); err != nil {
 		t.Fatal(err)
 	}
 }
