@@ -29,6 +29,7 @@ import (
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/app"
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/cli/compose"
 )
 
 // Credentials are what a fetch authenticates with.
@@ -261,14 +262,20 @@ func LoadTree(c Checkout, dir string) ([]api.App, error) {
 
 // Manifests are what a commit declares under a source's path.
 type Manifests struct {
+	// Apps are the App documents' Apps, then the compose projects', all
+	// checked against the commit's policy files.
 	Apps []api.App
 	// Secrets are the Secret documents (kind: Secret, .yaml or .yml), still
 	// encrypted, in path order.
 	Secrets []SecretFile
 }
 
-// LoadCommit loads the App documents under dir in the commit as LoadTree
-// does, and sets the Secret documents apart, undecrypted.
+// LoadCommit loads what the commit declares under dir, as LoadTree does:
+// the App documents; the compose projects (compose.yaml or
+// docker-compose.yml, with an override beside it), whose services marked
+// x-skiff: {app: true} become Apps; and the policy files (policy.yaml or
+// NAME.policy.yaml), whose app rules every App must pass. Secret documents
+// are set apart, undecrypted. Any problem fails the whole load.
 func LoadCommit(c Checkout, dir string) (Manifests, error) {
 	tree, err := c.Commit.Tree()
 	if err != nil {
@@ -283,7 +290,7 @@ func LoadCommit(c Checkout, dir string) (Manifests, error) {
 			return Manifests{}, err
 		}
 	}
-	var files []app.File
+	var files, composes, policies []app.File
 	var secrets []SecretFile
 	err = tree.Files().ForEach(func(f *object.File) error {
 		switch strings.ToLower(path.Ext(f.Name)) {
@@ -291,12 +298,7 @@ func LoadCommit(c Checkout, dir string) (Manifests, error) {
 		default:
 			return nil
 		}
-		r, err := f.Reader()
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		b, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+		b, err := readBlob(f)
 		if err != nil {
 			return err
 		}
@@ -304,23 +306,68 @@ func LoadCommit(c Checkout, dir string) (Manifests, error) {
 		if len(b) > maxFileSize {
 			return errdefs.Invalid("%s is larger than %d bytes: nothing was applied", name, maxFileSize)
 		}
-		if isSecret(name, b) {
+		switch {
+		case isComposeFile(name):
+			composes = append(composes, app.File{Name: name, Data: b})
+		case isPolicyFile(name):
+			policies = append(policies, app.File{Name: name, Data: b})
+		case isSecret(name, b):
 			secrets = append(secrets, SecretFile{Name: name, Data: b})
-			return nil
+		default:
+			files = append(files, app.File{Name: name, Data: b})
 		}
-		files = append(files, app.File{Name: name, Data: b})
 		return nil
 	})
 	if err != nil {
 		return Manifests{}, err
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	for _, l := range [][]app.File{files, composes, policies} {
+		sort.Slice(l, func(i, j int) bool { return l[i].Name < l[j].Name })
+	}
 	sort.Slice(secrets, func(i, j int) bool { return secrets[i].Name < secrets[j].Name })
 	m := Manifests{Secrets: secrets}
 	if len(files) > 0 {
-		m.Apps, err = app.LoadFiles(files)
+		if m.Apps, err = app.LoadFiles(files); err != nil {
+			return m, err
+		}
 	}
-	return m, err
+	return m, m.addComposeAndPolicies(composes, policies)
+}
+
+// addComposeAndPolicies adds the compose projects' Apps to m (an App
+// declared twice fails) and checks every App against the policy files.
+func (m *Manifests) addComposeAndPolicies(composes, policies []app.File) error {
+	pols, err := loadPolicies(policies)
+	if err != nil {
+		return err
+	}
+	capps, err := composeApps(composes)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, a := range m.Apps {
+		seen[a.Metadata.Name] = true
+	}
+	for _, a := range capps {
+		if seen[a.Metadata.Name] {
+			return errdefs.Invalid("app %s is declared twice, the second time by service %s of compose project %s: rename one: nothing was applied",
+				a.Metadata.Name, a.Metadata.Labels[compose.LabelService], a.Metadata.Labels[compose.LabelProject])
+		}
+		seen[a.Metadata.Name] = true
+	}
+	m.Apps = append(m.Apps, capps...)
+	return checkPolicies(pols, m.Apps)
+}
+
+// readBlob reads a file of a commit, at most maxFileSize+1 bytes.
+func readBlob(f *object.File) ([]byte, error) {
+	r, err := f.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(io.LimitReader(r, maxFileSize+1))
 }
 
 // maxFileSize bounds one manifest file.
