@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -377,5 +378,30 @@ func TestManagerDiffChangesNothing(t *testing.T) {
 	repo.commit("bad", map[string]string{"c.yaml": appYAML("c", "img:1") + "  bogus: 1\n"})
 	if _, err := m.Diff(ctx, "git"); err == nil || !strings.Contains(err.Error(), "c.yaml") {
 		t.Fatalf("diff of a bad commit: %v", err)
+	}
+}
+
+// TestSyncRunsOnce checks that a sync asked for just as a source's loop
+// starts its first sync runs once: the wake-up it leaves is covered by
+// the sync that answers it, and no second sync follows on its own.
+func TestSyncRunsOnce(t *testing.T) {
+	ctx := context.Background()
+	repo := newTestRepo(t)
+	repo.commit("first", map[string]string{"README.md": "nothing yet\n"})
+	m, _, st := newTestManager(t)
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("once-%d", i)
+		if _, err := m.Add(ctx, api.Source{Name: name, Spec: api.SourceSpec{Git: repo.url(), Interval: api.Duration{Duration: time.Hour}}}); err != nil {
+			t.Fatal(err)
+		}
+		s := syncOK(t, m, name)
+		time.Sleep(30 * time.Millisecond)
+		after, err := st.GetSource(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !after.Status.LastSync.Equal(s.Status.LastSync) {
+			t.Fatalf("source %s synced again on its own after the sync asked for (at %s, then %s)", name, s.Status.LastSync, after.Status.LastSync)
+		}
 	}
 }
