@@ -42,7 +42,8 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 		Use:   "add NAME --git URL [--branch B | --tag T | --semver RANGE] [--path DIR] [--interval D]",
 		Short: "Add a source and sync it",
 		Example: `  skiff source add shop --git https://git.example.com/team/deploy.git --path shop --token-secret git-token
-  skiff source add prod --git ssh://git@git.example.com/team/deploy.git --semver '>=1.0.0' --ssh-key /root/.ssh/deploy
+  skiff source add int --git https://git.internal/team/deploy.git --token-secret git-token --ca-file internal-ca.pem
+  skiff source add prod --git ssh://git@git.example.com/team/deploy.git --semver '>=1.0.0' --ssh-key /root/.ssh/deploy --known-hosts /root/.ssh/known_hosts
   skiff source add local --git file:///srv/deploy.git --interval 5s --webhook-secret hook`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
