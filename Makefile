@@ -14,7 +14,7 @@ SKIFF_LOG  ?= /var/log/skiff.log
 # Debian packages skiff needs at run time, and the extra ones its tests
 # and benchmarks use as peers and references.
 RUN_PKGS   := runc conmon containernetworking-plugins iptables iproute2 kmod
-TEST_PKGS  := $(RUN_PKGS) busybox-static curl procps skopeo umoci docker-registry crun podman podman-compose wrk hyperfine nginx-light git patch mmdebstrap openssh-client docker-compose nodejs npm
+TEST_PKGS  := $(RUN_PKGS) busybox-static curl procps skopeo umoci docker-registry crun podman podman-compose wrk hyperfine nginx-light git patch mmdebstrap openssh-client openssh-server docker-compose nodejs npm
 # The Kubernetes suite (make test-kube) runs a real kube-apiserver over
 # Debian's etcd, and a node: a kubelet over Debian's containerd, runc and
 # the CNI plugins.

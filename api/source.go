@@ -48,6 +48,10 @@ type SourceSpec struct {
 	// TokenSecret names a skiff secret holding the HTTPS token (its key
 	// "token", or its only key), sent as the password of basic auth.
 	TokenSecret string `json:"tokenSecret,omitempty"`
+	// CABundle is PEM certificates (a CA bundle) trusted for an https://
+	// repository besides the system's, for a git host whose certificate
+	// a private authority signed.
+	CABundle string `json:"caBundle,omitempty"`
 	// WebhookSecret names a skiff secret (key "token" or its only key)
 	// that webhook calls are checked against; without it the webhook is
 	// off.

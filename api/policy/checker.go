@@ -105,14 +105,21 @@ func (c *Checker) CheckApp(a api.App) []Violation {
 			Fix:     fmt.Sprintf("use %s or a stricter profile, or run the daemon with --security-profile %s", c.profile(), p)})
 	}
 	out = append(out, checkAppProfile(p, a)...)
-	if c.Rules.Len() > 0 {
-		obj, err := toMap(api.App{APIVersion: a.APIVersion, Kind: a.Kind, Metadata: a.Metadata, Spec: a.Spec})
-		if err != nil {
-			return append(out, Violation{Rule: "policy", Field: "object", Message: err.Error()})
-		}
-		out = append(out, c.Rules.check(MatchApp, obj)...)
+	return append(out, c.Rules.CheckApp(a)...)
+}
+
+// CheckApp returns the violations of a against the rules that match Apps,
+// and no profile's: what a policy file adds to the profile checks. A nil
+// r has no rules.
+func (r *Rules) CheckApp(a api.App) []Violation {
+	if r.Len() == 0 {
+		return nil
 	}
-	return out
+	obj, err := toMap(api.App{APIVersion: a.APIVersion, Kind: a.Kind, Metadata: a.Metadata, Spec: a.Spec})
+	if err != nil {
+		return []Violation{{Rule: "policy", Field: "object", Message: err.Error()}}
+	}
+	return r.check(MatchApp, obj)
 }
 
 // App returns a *Refusal (errdefs.ErrInvalid) if a is refused.

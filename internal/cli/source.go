@@ -37,12 +37,13 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 	var prune bool
 	var interval time.Duration
 	var noWait bool
-	var sshKeys, gpgKeys string
+	var sshKeys, gpgKeys, caFile string
 	c := &cobra.Command{
 		Use:   "add NAME --git URL [--branch B | --tag T | --semver RANGE] [--path DIR] [--interval D]",
 		Short: "Add a source and sync it",
 		Example: `  skiff source add shop --git https://git.example.com/team/deploy.git --path shop --token-secret git-token
-  skiff source add prod --git ssh://git@git.example.com/team/deploy.git --semver '>=1.0.0' --ssh-key /root/.ssh/deploy
+  skiff source add int --git https://git.internal/team/deploy.git --token-secret git-token --ca-file internal-ca.pem
+  skiff source add prod --git ssh://git@git.example.com/team/deploy.git --semver '>=1.0.0' --ssh-key /root/.ssh/deploy --known-hosts /root/.ssh/known_hosts
   skiff source add local --git file:///srv/deploy.git --interval 5s --webhook-secret hook`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,11 +64,12 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 			for _, k := range []struct {
 				file string
 				into *string
-			}{{sshKeys, &s.Spec.VerifySSHKeys}, {gpgKeys, &s.Spec.VerifyGPGKeys}} {
+				what string
+			}{{sshKeys, &s.Spec.VerifySSHKeys, "the signing keys"}, {gpgKeys, &s.Spec.VerifyGPGKeys, "the signing keys"}, {caFile, &s.Spec.CABundle, "the --ca-file"}} {
 				if k.file != "" {
 					b, err := os.ReadFile(k.file)
 					if err != nil {
-						return withCode(1, errdefs.Invalid("read the signing keys: %v", err))
+						return withCode(1, errdefs.Invalid("read %s: %v", k.what, err))
 					}
 					*k.into = string(b)
 				}
@@ -98,6 +100,7 @@ func newSourceAddCmd(g *globals) *cobra.Command {
 	f.StringVar(&s.Spec.SSHKeyFile, "ssh-key", "", "private key file on the daemon's host, for ssh URLs")
 	f.StringVar(&s.Spec.KnownHostsFile, "known-hosts", "", "known_hosts file on the daemon's host (default ~/.ssh/known_hosts)")
 	f.StringVar(&s.Spec.TokenSecret, "token-secret", "", "skiff secret holding the HTTPS token (key token, or its only key)")
+	f.StringVar(&caFile, "ca-file", "", "PEM CA bundle to trust for an https repository besides the system's (read by the CLI, kept in the source)")
 	f.StringVar(&s.Spec.WebhookSecret, "webhook-secret", "", "skiff secret webhook calls are checked against; turns the webhook on")
 	f.BoolVar(&prune, "prune", true, "delete the Apps the source applied and no longer declares")
 	f.BoolVar(&s.Spec.Suspend, "suspend", false, "add it suspended: syncs only report drift")

@@ -165,9 +165,16 @@ func (m *Manager) run(ctx context.Context, l *loop) {
 		case <-timer.C:
 		case <-l.kick:
 		}
+		// This sync serves the waiters so far and covers a wake-up they
+		// left pending (taken together under wmu, as trigger adds both),
+		// so that it does not run a second sync later.
 		l.wmu.Lock()
 		waiters := l.waiters
 		l.waiters = nil
+		select {
+		case <-l.kick:
+		default:
+		}
 		l.wmu.Unlock()
 		src, err := m.cfg.Store.GetSource(ctx, l.name)
 		if err != nil {
@@ -195,10 +202,10 @@ func (m *Manager) trigger(name string, reply chan api.Source) (<-chan struct{}, 
 	if l == nil {
 		return nil, errdefs.NotFound("no source named %q: see skiff source ls", name)
 	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	if reply != nil {
-		l.wmu.Lock()
 		l.waiters = append(l.waiters, reply)
-		l.wmu.Unlock()
 	}
 	select {
 	case l.kick <- struct{}{}:

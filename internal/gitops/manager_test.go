@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -319,21 +320,23 @@ func TestResolveRefs(t *testing.T) {
 
 func TestCheckSource(t *testing.T) {
 	bad := map[string]api.Source{
-		"name":     {Name: "Bad_Name", Spec: api.SourceSpec{Git: "file:///x"}},
-		"no url":   {Name: "a"},
-		"two refs": {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Branch: "main", Tag: "v1"}},
-		"semver":   {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Semver: "not a range"}},
-		"path":     {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Path: "../etc"}},
-		"interval": {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Interval: api.Duration{Duration: time.Millisecond}}},
-		"ssh key":  {Name: "a", Spec: api.SourceSpec{Git: "ssh://git@example.com/x.git"}},
-		"protocol": {Name: "a", Spec: api.SourceSpec{Git: "ftp://example.com/x"}},
+		"name":      {Name: "Bad_Name", Spec: api.SourceSpec{Git: "file:///x"}},
+		"no url":    {Name: "a"},
+		"two refs":  {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Branch: "main", Tag: "v1"}},
+		"semver":    {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Semver: "not a range"}},
+		"path":      {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Path: "../etc"}},
+		"interval":  {Name: "a", Spec: api.SourceSpec{Git: "file:///x", Interval: api.Duration{Duration: time.Millisecond}}},
+		"ssh key":   {Name: "a", Spec: api.SourceSpec{Git: "ssh://git@example.com/x.git"}},
+		"protocol":  {Name: "a", Spec: api.SourceSpec{Git: "ftp://example.com/x"}},
+		"ca bundle": {Name: "a", Spec: api.SourceSpec{Git: "https://example.com/x.git", CABundle: "not pem"}},
+		"ca http":   {Name: "a", Spec: api.SourceSpec{Git: "http://example.com/x.git", CABundle: testCAPEM}},
 	}
 	for name, s := range bad {
 		if err := CheckSource(s); !errors.Is(err, errdefs.ErrInvalid) {
 			t.Errorf("%s: %v, want invalid", name, err)
 		}
 	}
-	if err := CheckSource(api.Source{Name: "ok", Spec: api.SourceSpec{Git: "https://example.com/x.git", Path: "deploy/prod", Semver: ">=1.0.0 <2"}}); err != nil {
+	if err := CheckSource(api.Source{Name: "ok", Spec: api.SourceSpec{Git: "https://example.com/x.git", Path: "deploy/prod", Semver: ">=1.0.0 <2", CABundle: testCAPEM}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -375,5 +378,30 @@ func TestManagerDiffChangesNothing(t *testing.T) {
 	repo.commit("bad", map[string]string{"c.yaml": appYAML("c", "img:1") + "  bogus: 1\n"})
 	if _, err := m.Diff(ctx, "git"); err == nil || !strings.Contains(err.Error(), "c.yaml") {
 		t.Fatalf("diff of a bad commit: %v", err)
+	}
+}
+
+// TestSyncRunsOnce checks that a sync asked for just as a source's loop
+// starts its first sync runs once: the wake-up it leaves is covered by
+// the sync that answers it, and no second sync follows on its own.
+func TestSyncRunsOnce(t *testing.T) {
+	ctx := context.Background()
+	repo := newTestRepo(t)
+	repo.commit("first", map[string]string{"README.md": "nothing yet\n"})
+	m, _, st := newTestManager(t)
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("once-%d", i)
+		if _, err := m.Add(ctx, api.Source{Name: name, Spec: api.SourceSpec{Git: repo.url(), Interval: api.Duration{Duration: time.Hour}}}); err != nil {
+			t.Fatal(err)
+		}
+		s := syncOK(t, m, name)
+		time.Sleep(30 * time.Millisecond)
+		after, err := st.GetSource(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !after.Status.LastSync.Equal(s.Status.LastSync) {
+			t.Fatalf("source %s synced again on its own after the sync asked for (at %s, then %s)", name, s.Status.LastSync, after.Status.LastSync)
+		}
 	}
 }

@@ -33,8 +33,14 @@ type SecretFile struct {
 	Data []byte
 }
 
+// macOnlyEncryptedInit starts the MAC of a file encrypted with
+// --mac-only-encrypted: sops's fixed 32 bytes, so that such a MAC never
+// equals the MAC over every value.
+var macOnlyEncryptedInit = []byte{0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+	0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69}
+
 // encRE matches one value SOPS encrypted with AES-256-GCM.
-var encRE = regexp.MustCompile(`^ENC\[AES256_GCM,data:([A-Za-z0-9+/=]*),iv:([A-Za-z0-9+/=]+),tag:([A-Za-z0-9+/=]+),type:(str|int|float|bool|bytes|comment)\]$`)
+var encRE = regexp.MustCompile(`^ENC\[AES256_GCM,data:([A-Za-z0-9+/=]*),iv:([A-Za-z0-9+/=]+),tag:([A-Za-z0-9+/=]+),type:(str|int|float|bool|bytes|time|comment)\]$`)
 
 // sopsMeta is the part of a SOPS file's "sops" block this package reads.
 type sopsMeta struct {
@@ -55,50 +61,65 @@ type sopsMeta struct {
 // fails. Errors (ErrInvalid) name the file and, when no identity opens
 // the data key, the recipients the file was encrypted for.
 func Decrypt(f SecretFile, ids []age.Identity) (string, map[string][]byte, error) {
+	doc, err := DecryptDocument(f.Name, f.Data, ids)
+	if err != nil {
+		return "", nil, err
+	}
+	return secretOf(f.Name, doc.Content)
+}
+
+// DecryptDocument decrypts a SOPS-encrypted YAML document with the age
+// identities and returns its mapping without the sops block, each value
+// decrypted with its type (str, int, float, bool) as sops recorded it. It
+// checks the MAC as Decrypt does; errors are ErrInvalid and name the file.
+func DecryptDocument(name string, data []byte, ids []age.Identity) (*yaml.Node, error) {
 	fail := func(format string, a ...any) error {
-		return errdefs.Invalid("%s: %s", f.Name, fmt.Sprintf(format, a...))
+		return errdefs.Invalid("%s: %s", name, fmt.Sprintf(format, a...))
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(f.Data, &doc); err != nil {
-		return "", nil, fail("not YAML: %v", err)
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fail("not YAML: %v", err)
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return "", nil, fail("a Secret file holds one mapping document")
+		return nil, fail("a sops file holds one mapping document")
 	}
 	root := doc.Content[0]
 	var meta sopsMeta
-	var tree []*yaml.Node // the document without its sops block, as pairs
+	tree := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"} // the document without its sops block
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		if root.Content[i].Value == "sops" {
 			if err := root.Content[i+1].Decode(&meta); err != nil {
-				return "", nil, fail("the sops block: %v", err)
+				return nil, fail("the sops block: %v", err)
 			}
 			continue
 		}
-		tree = append(tree, root.Content[i], root.Content[i+1])
+		tree.Content = append(tree.Content, root.Content[i], root.Content[i+1])
 	}
 	if meta.MAC == "" || meta.LastModified == "" {
-		return "", nil, fail("not encrypted with sops (no sops block with mac and lastmodified): secrets in git must be encrypted, with sops --encrypt --age RECIPIENT")
+		return nil, fail("not encrypted with sops (no sops block with mac and lastmodified): secrets in git must be encrypted, with sops --encrypt --age RECIPIENT")
 	}
 	if len(meta.KeyGroups) > 0 {
-		return "", nil, fail("sops key groups (shamir_threshold) are not supported: encrypt for age recipients only")
+		return nil, fail("sops key groups (shamir_threshold) are not supported: encrypt for age recipients only")
 	}
 	key, err := dataKey(meta, ids)
 	if err != nil {
-		return "", nil, fail("%v", err)
+		return nil, fail("%v", err)
 	}
 	h := sha512.New()
-	if err := decryptTree(&yaml.Node{Kind: yaml.MappingNode, Content: tree}, nil, key, meta.MACOnlyEncrypted, h); err != nil {
-		return "", nil, fail("%v", err)
+	if meta.MACOnlyEncrypted {
+		h.Write(macOnlyEncryptedInit)
+	}
+	if err := decryptTree(tree, nil, key, meta.MACOnlyEncrypted, h); err != nil {
+		return nil, fail("%v", err)
 	}
 	mac, err := decryptValue(meta.MAC, key, meta.LastModified)
 	if err != nil {
-		return "", nil, fail("the mac cannot be decrypted: %v", err)
+		return nil, fail("the mac cannot be decrypted: %v", err)
 	}
 	if want := fmt.Sprintf("%X", h.Sum(nil)); !bytes.Equal(mac, []byte(want)) {
-		return "", nil, fail("the mac does not match the values: the file was changed without sops; encrypt it again with sops")
+		return nil, fail("the mac does not match the values: the file was changed without sops; encrypt it again with sops")
 	}
-	return secretOf(f.Name, tree)
+	return tree, nil
 }
 
 // dataKey opens the file's data key with the first identity that can.
@@ -155,16 +176,33 @@ func decryptTree(n *yaml.Node, path []string, key []byte, macOnlyEncrypted bool,
 			}
 			return nil
 		}
+		typ := encRE.FindStringSubmatch(n.Value)[4]
 		v, err := decryptValue(n.Value, key, strings.Join(path, ":")+":")
 		if err != nil {
 			return fmt.Errorf("value %s: %w", strings.Join(path, "."), err)
 		}
 		h.Write(v)
-		n.Value, n.Tag, n.Style = string(v), "!!str", 0
+		n.Value, n.Tag, n.Style = typedValue(typ, string(v))
 	default:
 		return fmt.Errorf("value %s: aliases are not supported", strings.Join(path, "."))
 	}
 	return nil
+}
+
+// typedValue is the YAML scalar of a value sops decrypted as type typ:
+// its text, tag and style. sops writes booleans as True and False.
+func typedValue(typ, v string) (string, string, yaml.Style) {
+	switch typ {
+	case "int":
+		return v, "!!int", 0
+	case "float":
+		return v, "!!float", 0
+	case "bool":
+		return strings.ToLower(v), "!!bool", 0
+	case "time":
+		return v, "!!timestamp", 0
+	}
+	return v, "!!str", 0
 }
 
 // plainBytes is a cleartext value as sops hashes it.

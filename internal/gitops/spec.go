@@ -1,6 +1,7 @@
 package gitops
 
 import (
+	"crypto/x509"
 	"path"
 	"regexp"
 	"strings"
@@ -67,6 +68,14 @@ func CheckSource(s api.Source) error {
 	}
 	if sp.SSHKeyFile != "" && !path.IsAbs(sp.SSHKeyFile) || sp.KnownHostsFile != "" && !path.IsAbs(sp.KnownHostsFile) {
 		return errdefs.Invalid("--ssh-key and --known-hosts must be absolute paths on the daemon's host")
+	}
+	if sp.CABundle != "" {
+		if ep.Protocol != "https" {
+			return errdefs.Invalid("--ca-file is for https:// repositories, and --git %s is not one", sp.Git)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(sp.CABundle)) {
+			return errdefs.Invalid("--ca-file: no PEM certificate in it: give the CA certificate(s) of the git host, in PEM (-----BEGIN CERTIFICATE-----)")
+		}
 	}
 	if sp.VerifySSHKeys != "" {
 		if err := CheckSSHKeys(sp.VerifySSHKeys); err != nil {

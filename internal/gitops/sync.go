@@ -123,7 +123,10 @@ func (m *Manager) desired(ctx context.Context, l *loop, spec api.SourceSpec) (de
 
 // credentials are what the source's fetches authenticate with.
 func (m *Manager) credentials(ctx context.Context, spec api.SourceSpec) (Credentials, error) {
-	cred := Credentials{SSHKeyFile: spec.SSHKeyFile, KnownHostsFile: spec.KnownHostsFile}
+	cred := Credentials{SSHKeyFile: spec.SSHKeyFile, KnownHostsFile: spec.KnownHostsFile, TokenSecret: spec.TokenSecret}
+	if spec.CABundle != "" {
+		cred.CABundle = []byte(spec.CABundle)
+	}
 	if spec.TokenSecret != "" {
 		tok, err := m.secretValue(ctx, spec.TokenSecret)
 		if err != nil {
