@@ -41,7 +41,7 @@ type EventHub struct {
 	last map[string]string
 	// health is each running container's last health status.
 	health map[string]string
-	now  func() time.Time
+	now    func() time.Time
 }
 
 // NewEventHub returns an empty hub.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +206,38 @@ func TestHealthDaemonRestart(t *testing.T) {
 	h := waitHealth(t, d, name, "unhealthy", 15*time.Second)
 	if last := h.Log[len(h.Log)-1]; last.ExitCode != 1 {
 		t.Errorf("the resumed monitor logged %+v", last)
+	}
+}
+
+// TestHealthDockerCLI: the docker CLI's --health-* flags through the
+// Docker API, State.Health in docker inspect, docker ps's status and
+// health filter, and the health_status event.
+func TestHealthDockerCLI(t *testing.T) {
+	dockerDaemon(t)
+	name := "health-docker"
+	t.Cleanup(func() { docker(t, "", "rm", "-f", name) })
+	since := time.Now().Add(-time.Second).Unix()
+	dockerOK(t, "run", "-d", "--name", name, "--health-cmd", "echo docker check", "--health-interval", "200ms",
+		"--health-retries", "2", "--stop-signal", "SIGKILL", "busybox", "sleep", "1000")
+	eventually(t, 15*time.Second, "docker inspect to say healthy", func() bool {
+		return strings.TrimSpace(dockerOK(t, "inspect", "-f", "{{.State.Health.Status}}", name)) == "healthy"
+	})
+	if out := dockerOK(t, "inspect", "-f", "{{(index .State.Health.Log 0).Output}}|{{.Config.Healthcheck.Interval}}|{{.Config.Healthcheck.Retries}}", name); out != "docker check\n|200ms|2\n" {
+		t.Errorf("docker inspect of the check = %q", out)
+	}
+	if out := dockerOK(t, "ps", "--filter", "health=healthy", "--format", "{{.Names}} {{.Status}}"); !regexp.MustCompile(`(?m)^health-docker Up .* \(healthy\)$`).MatchString(out) {
+		t.Errorf("docker ps --filter health=healthy:\n%s", out)
+	}
+	until := time.Now().Add(time.Second).Unix()
+	ev := dockerOK(t, "events", "--since", strconv.FormatInt(since, 10), "--until", strconv.FormatInt(until, 10),
+		"--filter", "container="+name, "--filter", "event=health_status", "--format", "{{.Action}}")
+	if strings.TrimSpace(ev) != "health_status: healthy" {
+		t.Errorf("docker events health_status = %q", ev)
+	}
+	off := name + "-off"
+	t.Cleanup(func() { docker(t, "", "rm", "-f", off) })
+	dockerOK(t, "run", "-d", "--name", off, "--no-healthcheck", "busybox", "sleep", "1000")
+	if out := dockerOK(t, "inspect", "-f", "{{.State.Health}}|{{json .Config.Healthcheck}}", off); out != `<nil>|{"Test":["NONE"]}`+"\n" {
+		t.Errorf("docker inspect with --no-healthcheck = %q", out)
 	}
 }
