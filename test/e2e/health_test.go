@@ -241,3 +241,60 @@ func TestHealthDockerCLI(t *testing.T) {
 		t.Errorf("docker inspect with --no-healthcheck = %q", out)
 	}
 }
+
+// TestHealthCompose: a service's healthcheck becomes the daemon's check
+// of its container; depends_on service_healthy and up --wait follow the
+// daemon's status, and compose ps shows it.
+func TestHealthCompose(t *testing.T) {
+	_, base := composeProject(t, map[string]string{"compose.yaml": `name: chealth
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "sleep 1; date +%s%N > /tmp/ready; exec sleep 1000"]
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD-SHELL", "test -f /tmp/ready && echo db ready"]
+      interval: 200ms
+      retries: 30
+  web:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+    healthcheck:
+      disable: true
+    depends_on:
+      db: {condition: service_healthy}
+`})
+	t.Cleanup(func() { skiff(append(base, "down")...) })
+	out := composeRun(t, base, "up", "-d", "--wait")
+	if !strings.Contains(out, "Service db  Healthy") {
+		t.Errorf("up --wait did not report db healthy:\n%s", out)
+	}
+	// The daemon ran the check: its log holds the check's output, and
+	// the check passed before web was created.
+	h := inspectHealth(t, env.daemon, "chealth-db-1")
+	if h == nil || h.Status != "healthy" || h.Log[len(h.Log)-1].Output != "db ready\n" {
+		t.Fatalf("db's health = %+v", h)
+	}
+	var web []struct {
+		Created time.Time `json:"created"`
+	}
+	json.Unmarshal([]byte(must(t, env.daemon, "inspect", "chealth-web-1")), &web)
+	var passed time.Time
+	for _, r := range h.Log {
+		if r.ExitCode == 0 {
+			passed = r.End
+			break
+		}
+	}
+	if len(web) != 1 || passed.IsZero() || web[0].Created.Before(passed) {
+		t.Errorf("web was created at %v, before db's check passed at %v", web, passed)
+	}
+	if hw := inspectHealth(t, env.daemon, "chealth-web-1"); hw != nil {
+		t.Errorf("web's disabled healthcheck runs: %+v", hw)
+	}
+	ps := composeRun(t, base, "ps")
+	if !regexp.MustCompile(`chealth-db-1 .* Up .* \(healthy\)`).MatchString(ps) {
+		t.Errorf("compose ps does not show db healthy:\n%s", ps)
+	}
+}
