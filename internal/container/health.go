@@ -2,7 +2,10 @@ package container
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -97,6 +100,41 @@ func (c *checked) Record(h api.Health) bool {
 	}
 	if prev != h.Status {
 		c.m.log.Info("container health", "id", e.rec.ID[:12], "name", e.rec.Name, "status", h.Status)
+		if ev, ok := healthEvent(e.rec.Name, h); ok {
+			if err := c.m.cfg.Store.AddEvent(c.m.bg, ev); err != nil && c.m.bg.Err() == nil {
+				c.m.log.Warn("record health event", "id", e.rec.ID[:12], "err", err)
+			}
+		}
 	}
 	return true
+}
+
+// healthEvent is the event of a container named name turning healthy
+// or unhealthy (none for starting).
+func healthEvent(name string, h api.Health) (api.Event, bool) {
+	ev := api.Event{Time: time.Now().UTC(), Kind: api.EventKindContainer, Name: name}
+	switch h.Status {
+	case api.HealthHealthy:
+		ev.Type, ev.Reason, ev.Message = api.EventNormal, "Healthy", "health_status: healthy"
+	case api.HealthUnhealthy:
+		ev.Type, ev.Reason = api.EventWarning, "Unhealthy"
+		ev.Message = fmt.Sprintf("health_status: unhealthy: the health check failed %d times in a row", h.FailingStreak)
+		if n := len(h.Log); n > 0 {
+			if out := strings.TrimSpace(h.Log[n-1].Output); out != "" {
+				ev.Message += ": " + firstLine(out, 200)
+			}
+		}
+	default:
+		return api.Event{}, false
+	}
+	return ev, true
+}
+
+// firstLine is the first line of s, cut to n bytes.
+func firstLine(s string, n int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return s
 }

@@ -10,6 +10,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/internal/runtime"
+	"skiff.dev/skiff/internal/store"
 )
 
 // checkRuntime is a fake runtime whose execs (health checks) answer
@@ -77,6 +78,11 @@ func TestHealthMonitor(t *testing.T) {
 	rt.code = 1
 	rt.mu.Unlock()
 	waitFor(t, "unhealthy", func() bool { return healthStatus(t, m, "web") == api.HealthUnhealthy })
+	evs, err := m.cfg.Store.ListEvents(ctx, store.EventFilter{Kind: api.EventKindContainer, Name: "web"})
+	if err != nil || len(evs) != 2 || evs[0].Reason != "Healthy" || evs[1].Reason != "Unhealthy" ||
+		evs[1].Message != "health_status: unhealthy: the health check failed 2 times in a row: checked" {
+		t.Fatalf("events = %+v, %v; want Healthy then Unhealthy", evs, err)
+	}
 
 	// A check under way when the container exits is cancelled, and no
 	// other starts.
