@@ -118,6 +118,9 @@ func TestHealthUnhealthy(t *testing.T) {
 		t.Errorf("ps when unhealthy: %q", l)
 	}
 	eventually(t, 10*time.Second, "the log to keep its last 5 checks", func() bool { return len(inspectHealth(t, env.daemon, name).Log) == 5 })
+	if ev := must(t, env.daemon, "events"); !regexp.MustCompile(`container/health-bad\s+Warning\s+Unhealthy\s+health_status: unhealthy: the health check failed 3 times in a row: broken`).MatchString(ev) {
+		t.Errorf("skiff events does not record the unhealthy container:\n%s", ev)
+	}
 
 	must(t, env.daemon, "run", "-d", "--name", slow, "--health-cmd", "sleep 77",
 		"--health-interval", "100ms", "--health-timeout", "300ms", "--health-retries", "1", "--stop-signal", "SIGKILL", "busybox", "sleep", "1000")
