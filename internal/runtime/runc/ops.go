@@ -334,6 +334,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio r
 	} else {
 		err = runWithStdin(cmd, stdio)
 	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // the process exited 0; a child kept its output open
+	}
 	if err == nil {
 		return 0, nil
 	}
