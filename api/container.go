@@ -126,6 +126,14 @@ type ContainerConfig struct {
 	// each on a tmpfs of its own, written at every start (the values are
 	// never stored with the container).
 	SecretMounts []SecretMount `json:"secretMounts,omitempty"`
+
+	// Healthcheck is the check the daemon runs in the container while it
+	// runs (docker run --health-*, compose's healthcheck). Nil takes the
+	// image's HEALTHCHECK; Test ["NONE"] disables any. A Healthcheck
+	// without Test takes the image's test with its own timings. Zero
+	// durations and retries take docker's defaults (interval 30s, timeout
+	// 30s, start period 0, start interval 5s, 3 retries).
+	Healthcheck *HealthConfig `json:"healthcheck,omitempty"`
 }
 
 // User namespace modes of ContainerConfig.UserNS.
@@ -226,6 +234,51 @@ type ContainerState struct {
 	RestartCount int `json:"restartCount"`
 	// Error is the last error starting or running the container, if any.
 	Error string `json:"error,omitempty"`
+	// Health is what the container's health check found, for a container
+	// that has one and has run.
+	Health *Health `json:"health,omitempty"`
+}
+
+// Health statuses (Health.Status), docker's.
+const (
+	// HealthStarting: no check has passed yet since the container
+	// started, and fewer than Retries failed after the start period.
+	HealthStarting = "starting"
+	// HealthHealthy: the last check passed.
+	HealthHealthy = "healthy"
+	// HealthUnhealthy: Retries checks in a row failed, or the container
+	// is no longer running.
+	HealthUnhealthy = "unhealthy"
+)
+
+// Health is the state of a container's health check.
+type Health struct {
+	// Status is starting, healthy or unhealthy.
+	Status string `json:"status"`
+	// FailingStreak counts the failed checks since the last that passed
+	// (failures during the start period not counted).
+	FailingStreak int `json:"failingStreak"`
+	// Log holds the last checks, oldest first (at most HealthLogKept).
+	Log []HealthResult `json:"log,omitempty"`
+}
+
+// HealthLogKept is how many checks Health.Log keeps; HealthOutputMax
+// bounds each one's Output in bytes.
+const (
+	HealthLogKept   = 5
+	HealthOutputMax = 4096
+)
+
+// HealthResult is one run of a health check.
+type HealthResult struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// ExitCode is the check's exit code: 0 passed; -1 when it could not
+	// run or ran past its timeout.
+	ExitCode int `json:"exitCode"`
+	// Output is the check's stdout and stderr (the first HealthOutputMax
+	// bytes), or why it failed to run.
+	Output string `json:"output"`
 }
 
 // Container is a container as the API returns it.

@@ -2,6 +2,10 @@ package api
 
 import "time"
 
+// EventKindContainer is the Kind of a container's events (its health
+// turning healthy or unhealthy).
+const EventKindContainer = "Container"
+
 // Event types.
 const (
 	EventNormal  = "Normal"

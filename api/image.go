@@ -33,14 +33,25 @@ type ImageConfig struct {
 	Healthcheck *HealthConfig `json:"healthcheck,omitempty"`
 }
 
-// HealthConfig is an image's HEALTHCHECK. Test is ["NONE"], ["CMD", args...]
-// or ["CMD-SHELL", command]; zero durations mean Docker's defaults.
+// HealthConfig is a health check: an image's HEALTHCHECK or a
+// container's. Test is ["NONE"], ["CMD", args...] or ["CMD-SHELL",
+// command]; zero durations and retries mean Docker's defaults.
 type HealthConfig struct {
-	Test        []string      `json:"test,omitempty"`
-	Interval    time.Duration `json:"interval,omitempty"`
-	Timeout     time.Duration `json:"timeout,omitempty"`
+	Test []string `json:"test,omitempty"`
+	// Interval is the time between checks (default 30s).
+	Interval time.Duration `json:"interval,omitempty"`
+	// Timeout bounds each check (default 30s); a check running longer
+	// is killed and counts as failed.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// StartPeriod is how long after the start failures do not count
+	// while no check has passed yet (default 0).
 	StartPeriod time.Duration `json:"startPeriod,omitempty"`
-	Retries     int           `json:"retries,omitempty"`
+	// StartInterval is the time between checks during StartPeriod
+	// (default 5s).
+	StartInterval time.Duration `json:"startInterval,omitempty"`
+	// Retries is how many failures in a row make the container
+	// unhealthy (default 3).
+	Retries int `json:"retries,omitempty"`
 }
 
 // ImageTagRequest is the body of POST /v1/images/tag.

@@ -53,7 +53,7 @@ func ago(t time.Time, now time.Time) string {
 func statusText(s api.ContainerState, now time.Time) string {
 	switch s.Status {
 	case api.StatusRunning:
-		return "Up " + humanDuration(now.Sub(s.StartedAt))
+		return "Up " + humanDuration(now.Sub(s.StartedAt)) + healthText(s.Health)
 	case api.StatusStopping:
 		return "Stopping"
 	case api.StatusRestarting:
@@ -71,6 +71,18 @@ func statusText(s api.ContainerState, now time.Time) string {
 		return "Created"
 	}
 	return s.Status
+}
+
+// healthText is what docker adds to a running container's status for its
+// health: " (healthy)", " (unhealthy)", " (health: starting)" or nothing.
+func healthText(h *api.Health) string {
+	switch {
+	case h == nil:
+		return ""
+	case h.Status == api.HealthStarting:
+		return " (health: starting)"
+	}
+	return " (" + h.Status + ")"
 }
 
 // shortID is the 12-character form of an ID, without "sha256:".

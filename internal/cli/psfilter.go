@@ -12,7 +12,10 @@ import (
 )
 
 // psFilterKeys are the keys `ps --filter` takes, as docker's.
-var psFilterKeys = []string{"ancestor", "exited", "id", "label", "name", "network", "status"}
+var psFilterKeys = []string{"ancestor", "exited", "health", "id", "label", "name", "network", "status"}
+
+// psHealthValues are the values of ps --filter health=.
+var psHealthValues = []string{api.HealthStarting, api.HealthHealthy, api.HealthUnhealthy, "none"}
 
 // psFilter is the parsed --filter flags of ps: values of one key match
 // if any matches, every key must match.
@@ -35,6 +38,10 @@ func parsePsFilter(flags []string) (psFilter, error) {
 			ok := []string{api.StatusCreated, api.StatusRunning, api.StatusRestarting, api.StatusExited, api.StatusStopping}
 			if !contains(ok, v) {
 				return nil, errdefs.Invalid("--filter status=%s: use one of %s", v, strings.Join(ok, ", "))
+			}
+		case "health":
+			if !contains(psHealthValues, v) {
+				return nil, errdefs.Invalid("--filter health=%s: use one of %s", v, strings.Join(psHealthValues, ", "))
 			}
 		case "exited":
 			if _, err := strconv.Atoi(v); err != nil {
@@ -98,6 +105,11 @@ func (psFilter) matchOne(k, v string, c api.Container) bool {
 		return ok && (!hasValue || got == lv)
 	case "status":
 		return c.State.Status == v
+	case "health":
+		if c.State.Health == nil {
+			return v == "none"
+		}
+		return c.State.Health.Status == v
 	case "exited":
 		code, _ := strconv.Atoi(v)
 		return c.State.Status == api.StatusExited && c.State.ExitCode == code

@@ -37,6 +37,7 @@ type runFlags struct {
 	shmSize                                                          string
 	network                                                          string
 	userns                                                           string
+	health                                                           healthFlags
 }
 
 func (f *runFlags) register(c *cobra.Command) {
@@ -80,6 +81,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&f.groupAdd, "group-add", nil, "a further group of the process: a group name of the image or a numeric gid (repeatable)")
 	fl.StringVar(&f.userns, "userns", "host", "user namespace: host (the host's users) or auto (container root is an unprivileged range of host ids)")
 	fl.StringVar(&f.pull, "pull", "missing", "pull the image: missing (when not stored and the name has a registry) or never")
+	f.health.register(fl)
 }
 
 // request builds the create request from the flags and positional args.
@@ -135,6 +137,9 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 		return api.ContainerCreateRequest{}, err
 	}
 	if err := f.limits(&cfg); err != nil {
+		return api.ContainerCreateRequest{}, err
+	}
+	if err := f.health.apply(&cfg); err != nil {
 		return api.ContainerCreateRequest{}, err
 	}
 	for _, p := range f.publish {

@@ -21,6 +21,7 @@ import (
 
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
+	"skiff.dev/skiff/internal/health"
 	"skiff.dev/skiff/internal/lazyregexp"
 	"skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/store"
@@ -343,6 +344,7 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 		m.images.RUnlock()
 		return api.Container{}, err
 	}
+	req.Config.Healthcheck = health.Merge(req.Config.Healthcheck, imageHealthcheck(img.Config))
 	id := newID()
 	name := req.Name
 	m.mu.Lock()
@@ -652,6 +654,9 @@ func validateConfig(c *api.ContainerConfig) error {
 	if c.StopTimeout != nil && *c.StopTimeout < 0 {
 		return errdefs.Invalid("stop timeout must not be negative")
 	}
+	if err := health.Check(c.Healthcheck); err != nil {
+		return err
+	}
 	for _, kv := range c.Env {
 		if k, _, _ := strings.Cut(kv, "="); k == "" {
 			return errdefs.Invalid("invalid environment variable %q: use KEY=VALUE", kv)
@@ -910,6 +915,7 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 	if restart {
 		e.rec.State.RestartCount++
 	}
+	e.rec.State.Health = initialHealth(e.rec.Config.Healthcheck)
 	e.rec.ManuallyStopped = false
 	e.rec.Intent = ""
 	e.exited = make(chan struct{})
@@ -1166,6 +1172,7 @@ func isMountPoint(path string) (bool, error) {
 // watch starts the goroutine that waits for run of e to end.
 func (m *Manager) watch(e *entry, run int) {
 	id := e.rec.ID
+	m.monitorHealth(e, run)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -1209,6 +1216,10 @@ func (m *Manager) exitedRun(e *entry, run int, st runtime.ExitStatus) {
 			e.rec.State.FinishedAt = time.Now().UTC()
 		}
 		e.rec.State.Pid = 0
+		if h := e.rec.State.Health; h != nil {
+			// As docker: a container that does not run is not healthy.
+			e.rec.State.Health = &api.Health{Status: api.HealthUnhealthy, FailingStreak: h.FailingStreak, Log: h.Log}
+		}
 		e.rec.Intent, e.rec.StopDeadline = "", time.Time{}
 		if err := m.persist(m.bg, e); err != nil {
 			m.log.Error("record container exit", "id", e.rec.ID[:12], "err", err)

@@ -29,6 +29,8 @@ type fakeRuntime struct {
 	createErr error
 	starts    int
 	deletes   int
+	// exec, when set, answers Exec.
+	exec func(ctx context.Context, id string, p *specs.Process, stdio runtime.ExecIO) (int, error)
 }
 
 type fakeCtr struct {
@@ -132,6 +134,9 @@ func (f *fakeRuntime) State(ctx context.Context, id string) (runtime.State, erro
 }
 
 func (f *fakeRuntime) Exec(ctx context.Context, id string, p *specs.Process, stdio runtime.ExecIO) (int, error) {
+	if f.exec != nil {
+		return f.exec(ctx, id, p, stdio)
+	}
 	return 0, nil
 }
 func (f *fakeRuntime) Resize(ctx context.Context, id string, size specs.Box) error {

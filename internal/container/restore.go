@@ -187,6 +187,7 @@ func (m *Manager) restoreOne(ctx context.Context, e *entry, act restoreAction, o
 		e.mu.Lock()
 		if act == actMarkRunning {
 			e.rec.State = api.ContainerState{Status: api.StatusRunning, Pid: o.pid, StartedAt: time.Now().UTC(), RestartCount: e.rec.State.RestartCount}
+			e.rec.State.Health = initialHealth(e.rec.Config.Healthcheck)
 			e.rec.Intent = ""
 			if err := m.persist(ctx, e); err != nil {
 				m.log.Error("record container start", "id", id[:12], "err", err)

@@ -53,6 +53,8 @@ func containerRequest(a api.App, rev api.Revision, imageID, name string) (api.Co
 		RestartPolicy:  api.RestartPolicy{Name: api.RestartAlways},
 		Network:        api.DefaultNetwork,
 		NetworkAliases: []string{a.Metadata.Name, rev.Name},
+		// The App's probes check its replicas: not the image's HEALTHCHECK.
+		Healthcheck: &api.HealthConfig{Test: []string{"NONE"}},
 	}
 	cfg.ExtraNetworks = containerNetworks(rev.Spec.Networks)
 	for i := range cfg.ExtraNetworks {

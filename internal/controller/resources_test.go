@@ -69,6 +69,7 @@ func TestContainerRequest(t *testing.T) {
 		NetworkAliases: []string{"shop", "shop-00002"},
 		Mounts:         []api.Mount{{Type: api.MountVolume, Source: "data", Target: "/data", ReadOnly: true}},
 		UserNS:         api.UserNSAuto,
+		Healthcheck:    &api.HealthConfig{Test: []string{"NONE"}},
 	}
 	if !reflect.DeepEqual(c, want) || req.Name != "shop-00002-xyz12" {
 		t.Fatalf("got %+v\nwant %+v", c, want)

@@ -104,7 +104,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := f.check("id", "name", "label", "label!", "status", "ancestor", "exited", "network", "volume", "before", "since"); err != nil {
+	if err := f.check("id", "name", "label", "label!", "status", "ancestor", "exited", "network", "volume", "health", "before", "since"); err != nil {
 		return err
 	}
 	limit, err := intQuery(r, "limit", -1)
@@ -143,6 +143,7 @@ func matchContainer(f filters, c api.Container) bool {
 		}) &&
 		f.matchAny("ancestor", func(v string) bool { return matchImage(v, c) }) &&
 		f.matchAny("network", func(v string) bool { return v == networkName(c) }) &&
+		f.matchAny("health", func(v string) bool { return matchHealth(v, c) }) &&
 		f.matchAny("volume", func(v string) bool {
 			return slices.ContainsFunc(c.Config.Mounts, func(m api.Mount) bool { return m.Source == v || m.Target == v })
 		})

@@ -37,8 +37,9 @@ func createConfig(req container.CreateRequest) (api.ContainerConfig, error) {
 			cfg.Entrypoint = c.Entrypoint
 		}
 	}
-	if hc := c.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
-		return api.ContainerConfig{}, errdefs.Invalid("Config.Healthcheck (--health-cmd) is not supported through skiff's Docker API yet: leave it out")
+	var err error
+	if cfg.Healthcheck, err = healthConfigIn(c.Healthcheck); err != nil {
+		return api.ContainerConfig{}, fmt.Errorf("Config.Healthcheck: %w", err)
 	}
 	for target := range c.Volumes {
 		// An anonymous volume (-v /data): a fresh named volume.

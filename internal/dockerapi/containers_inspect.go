@@ -39,7 +39,7 @@ func dockerState(status string) container.ContainerState {
 func statusLine(c api.Container, now time.Time) string {
 	switch dockerState(c.State.Status) {
 	case container.StateRunning:
-		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt))
+		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt)) + healthSuffix(c.State.Health)
 	case container.StateRestarting:
 		return fmt.Sprintf("Restarting (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
 	case container.StateExited:
@@ -153,6 +153,7 @@ func inspectResponse(c api.Container) container.InspectResponse {
 			Status: state, Running: state == container.StateRunning || state == container.StateRestarting,
 			Restarting: state == container.StateRestarting, OOMKilled: st.OOMKilled, Pid: st.Pid,
 			ExitCode: st.ExitCode, Error: st.Error, StartedAt: dockerTime(st.StartedAt), FinishedAt: dockerTime(st.FinishedAt),
+			Health: healthOut(st.Health),
 		},
 		Image: c.ImageID, LogPath: c.LogPath, Name: "/" + c.Name, RestartCount: st.RestartCount,
 		Driver: "overlay2", Platform: "linux",
@@ -178,6 +179,7 @@ func configOf(c api.Container) *container.Config {
 		AttachStdin: cc.OpenStdin, AttachStdout: true, AttachStderr: true, StdinOnce: cc.OpenStdin,
 		Env: cc.Env, Cmd: cc.Cmd, Image: cc.Image, WorkingDir: cc.WorkingDir, Entrypoint: cc.Entrypoint,
 		Labels: cc.Labels, StopSignal: cc.StopSignal, StopTimeout: cc.StopTimeout,
+		Healthcheck: healthConfigOut(cc.Healthcheck),
 	}
 	if out.Hostname == "" {
 		out.Hostname = shortID(c.ID)
@@ -289,7 +291,7 @@ func summary(c api.Container, now time.Time) container.Summary {
 	s := container.Summary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.ImageID,
 		Command: strings.Join(c.Process, " "), Created: c.Created.Unix(), Labels: c.Config.Labels,
-		State: dockerState(c.State.Status), Status: statusLine(c, now),
+		State: dockerState(c.State.Status), Status: statusLine(c, now), Health: healthSummary(c.State.Health),
 		NetworkSettings: &container.NetworkSettingsSummary{Networks: endpoints(c)},
 		Mounts:          mountPoints(c),
 	}

@@ -95,7 +95,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 func TestCreateConfigRefuses(t *testing.T) {
 	for _, tc := range []struct{ name, body, field string }{
 		{"no image", `{"Cmd":["x"]}`, "Config.Image"},
-		{"healthcheck", `{"Image":"x","Healthcheck":{"Test":["CMD","true"]}}`, "Config.Healthcheck"},
+		{"healthcheck", `{"Image":"x","Healthcheck":{"Test":["true"]}}`, "Config.Healthcheck"},
 		{"device relative", `{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"dev/fuse"}]}}`, "HostConfig.Devices"},
 		{"device permissions", `{"Image":"x","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse","CgroupPermissions":"rwx"}]}}`, "HostConfig.Devices"},
 		{"gpus", `{"Image":"x","HostConfig":{"DeviceRequests":[{"Count":1}]}}`, "HostConfig.DeviceRequests"},

@@ -39,16 +39,20 @@ type EventHub struct {
 	subs   map[chan events.Message]struct{}
 	// last is each container's last known status, to name transitions.
 	last map[string]string
-	now  func() time.Time
+	// health is each running container's last health status.
+	health map[string]string
+	now    func() time.Time
 }
 
 // NewEventHub returns an empty hub.
 func NewEventHub() *EventHub {
-	return &EventHub{subs: map[chan events.Message]struct{}{}, last: map[string]string{}, now: time.Now}
+	return &EventHub{subs: map[chan events.Message]struct{}{}, last: map[string]string{}, health: map[string]string{}, now: time.Now}
 }
 
 // ContainerChanged records the container events a change of c implies:
-// create, start, die (with its exit code) and destroy. It never blocks.
+// create, start, die (with its exit code), destroy, and "health_status:
+// healthy|unhealthy" when a running container's health changes to that.
+// It never blocks.
 func (h *EventHub) ContainerChanged(c api.Container, removed bool) {
 	if h == nil {
 		return
@@ -77,6 +81,15 @@ func (h *EventHub) ContainerChanged(c api.Container, removed bool) {
 	if !removed {
 		h.last[c.ID] = c.State.Status
 	}
+	if hs := healthStatus(c); hs != h.health[c.ID] {
+		if hs == api.HealthHealthy || hs == api.HealthUnhealthy {
+			actions = append(actions, events.Action(string(events.ActionHealthStatus)+": "+hs))
+		}
+		h.health[c.ID] = hs
+	}
+	if removed || h.health[c.ID] == "" {
+		delete(h.health, c.ID)
+	}
 	h.mu.Unlock()
 	for _, a := range actions {
 		attrs := map[string]string{}
@@ -85,6 +98,14 @@ func (h *EventHub) ContainerChanged(c api.Container, removed bool) {
 		}
 		h.publish(containerEvent(c, a, attrs))
 	}
+}
+
+// healthStatus is c's health status while it runs, else "".
+func healthStatus(c api.Container) string {
+	if c.State.Health == nil || c.State.Status != api.StatusRunning {
+		return ""
+	}
+	return c.State.Health.Status
 }
 
 // emit publishes a container event about c from a Docker API handler.

@@ -88,6 +88,7 @@ func CreateRequest(p *types.Project, s types.ServiceConfig, n int) (api.Containe
 		StopSignal:     s.StopSignal,
 		Tty:            s.Tty,
 		OpenStdin:      s.StdinOpen,
+		Healthcheck:    healthConfig(s.HealthCheck),
 	}
 	if s.Entrypoint != nil {
 		cfg.Entrypoint = []string(s.Entrypoint)

@@ -3,7 +3,7 @@ package compose
 import (
 	"context"
 	"fmt"
-	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,10 +43,44 @@ func durationOr(d *types.Duration, def time.Duration) time.Duration {
 	return time.Duration(*d)
 }
 
-// waitHealthy returns once every container of s passes its healthcheck,
-// run as docker does (interval, timeout, retries, start_period,
-// start_interval), or fails naming the service. The checks run from the
-// client through exec while it waits.
+// healthConfig is the health check the daemon runs for a service with
+// healthcheck h: nil (the image's HEALTHCHECK) when h says nothing, NONE
+// when it disables checks, otherwise its test and settings (the image's
+// test when h gives only settings).
+func healthConfig(h *types.HealthCheckConfig) *api.HealthConfig {
+	if h == nil {
+		return nil
+	}
+	if h.Disable {
+		return &api.HealthConfig{Test: []string{"NONE"}}
+	}
+	out := &api.HealthConfig{Test: []string(h.Test)}
+	if len(out.Test) > 0 {
+		switch out.Test[0] {
+		case "NONE", "CMD", "CMD-SHELL":
+		default:
+			out.Test = []string{"CMD-SHELL", strings.Join(out.Test, " ")}
+		}
+	}
+	dur := func(d *types.Duration) time.Duration {
+		if d == nil || *d < 0 {
+			return 0
+		}
+		return time.Duration(*d)
+	}
+	out.Interval, out.Timeout = dur(h.Interval), dur(h.Timeout)
+	out.StartPeriod, out.StartInterval = dur(h.StartPeriod), dur(h.StartInterval)
+	if h.Retries != nil {
+		out.Retries = int(min(*h.Retries, 1<<20))
+	}
+	if out.Test == nil && out.Interval == 0 && out.Timeout == 0 && out.StartPeriod == 0 && out.StartInterval == 0 && out.Retries == 0 {
+		return nil
+	}
+	return out
+}
+
+// waitHealthy returns once the daemon reports every container of s
+// healthy, or fails naming the service.
 func (e *Engine) waitHealthy(ctx context.Context, p *types.Project, s types.ServiceConfig) error {
 	e.mu.Lock()
 	if e.health == nil {
@@ -111,62 +145,56 @@ func (e *Engine) checkHealth(ctx context.Context, p *types.Project, s types.Serv
 		return err
 	}
 	for _, c := range ctrs {
-		if err := e.containerHealthy(ctx, s.Name, h, c); err != nil {
+		if err := e.containerHealthy(ctx, s.Name, c); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// containerHealthy returns once container c of service passes the
-// healthcheck h (which has a test), or fails naming the service.
-func (e *Engine) containerHealthy(ctx context.Context, service string, h *types.HealthCheckConfig, c api.Container) error {
-	test := healthTest(h)
-	interval := durationOr(h.Interval, 30*time.Second)
-	timeout := durationOr(h.Timeout, 30*time.Second)
-	startPeriod := durationOr(h.StartPeriod, 0)
-	startInterval := durationOr(h.StartInterval, 5*time.Second)
-	retries := 3
-	if h.Retries != nil && *h.Retries > 0 {
-		retries = int(*h.Retries)
-	}
-	began, fails := time.Now(), 0
+// healthPoll is how often a wait for health asks the daemon.
+const healthPoll = 100 * time.Millisecond
+
+// containerHealthy returns once the daemon reports container c of
+// service healthy; it fails naming the service once c is unhealthy or
+// exited, or has no health check running.
+func (e *Engine) containerHealthy(ctx context.Context, service string, c api.Container) error {
 	for {
 		st, err := e.C.Container(ctx, c.ID)
 		if err != nil {
 			return err
 		}
-		if st.State.Status == api.StatusExited {
+		hs := st.State.Health
+		switch {
+		case st.State.Status == api.StatusExited:
 			return fmt.Errorf("service %s is not healthy: container %s exited with code %d", service, c.Name, st.State.ExitCode)
-		}
-		tctx, cancel := context.WithTimeout(ctx, timeout)
-		code, err := e.C.Exec(tctx, c.ID, api.ExecRequest{Cmd: test}, nil, io.Discard, io.Discard)
-		cancel()
-		if ctx.Err() != nil {
-			return fmt.Errorf("service %s is not healthy yet: %w", service, ctx.Err())
-		}
-		if err == nil && code == 0 {
+		case st.State.Status == api.StatusRunning && hs == nil:
+			return errdefs.Conflict("service %s has a healthcheck that container %s does not run (it was created without it): recreate it with up --force-recreate", service, c.Name)
+		case hs != nil && hs.Status == api.HealthHealthy:
 			return nil
-		}
-		inStart := time.Since(began) < startPeriod
-		if !inStart {
-			fails++
-			if fails >= retries {
-				return fmt.Errorf("service %s is unhealthy: its healthcheck failed %d times (container %s)", service, fails, c.Name)
+		case hs != nil && hs.Status == api.HealthUnhealthy && st.State.Status == api.StatusRunning:
+			msg := ""
+			if n := len(hs.Log); n > 0 {
+				if out := strings.TrimSpace(hs.Log[n-1].Output); out != "" {
+					msg = ": " + truncate(out, 200)
+				}
 			}
-		}
-		// The first checks come sooner, as docker's start interval
-		// makes them; afterwards every interval.
-		step := interval
-		if inStart || time.Since(began) < interval {
-			step = min(startInterval, interval)
+			return fmt.Errorf("service %s is unhealthy: its healthcheck failed %d times (container %s)%s", service, hs.FailingStreak, c.Name, msg)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("service %s is not healthy yet: %w", service, ctx.Err())
-		case <-time.After(step):
+		case <-time.After(healthPoll):
 		}
 	}
+}
+
+// truncate cuts s to n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // serviceContainers are the project's containers of the service.

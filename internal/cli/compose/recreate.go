@@ -180,7 +180,7 @@ func (e *Engine) ready(ctx context.Context, p *types.Project, s types.ServiceCon
 	if healthTest(h) == nil {
 		return nil
 	}
-	if err := e.containerHealthy(ctx, s.Name, h, c); err != nil {
+	if err := e.containerHealthy(ctx, s.Name, c); err != nil {
 		return err
 	}
 	e.progress("Container %s  Healthy", c.Name)

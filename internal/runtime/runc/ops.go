@@ -317,11 +317,25 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio r
 	}
 	f.Close()
 
-	cmd := r.runtimeCmd(ctx, "--log", logFile, "--log-format", "json", "exec", "--process", f.Name(), id)
+	pidFile := strings.TrimSuffix(f.Name(), ".json") + ".pid"
+	defer os.Remove(pidFile)
+	cmd := r.runtimeCmd(ctx, "--log", logFile, "--log-format", "json", "exec", "--pid-file", pidFile, "--process", f.Name(), id)
+	// Cancelling ctx ends the process in the container too: killing the
+	// runtime alone would leave it running there.
+	cmd.Cancel = func() error {
+		killExec(cmd.Process.Pid, pidFile)
+		return nil
+	}
+	// A child the process left behind may hold its output open: the
+	// exec ends anyway.
+	cmd.WaitDelay = 2 * time.Second
 	if proc.Terminal {
 		err = runOnTerminal(cmd, proc.ConsoleSize, stdio)
 	} else {
 		err = runWithStdin(cmd, stdio)
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // the process exited 0; a child kept its output open
 	}
 	if err == nil {
 		return 0, nil
@@ -344,6 +358,59 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio r
 		return -1, errdefs.Unavailable("exec in %s: %s", id, msg)
 	}
 	return exitErr.ExitCode(), nil
+}
+
+// killExec sends SIGKILL to the runtime's exec process pid, to the
+// process it started in the container (its pid in pidFile, once the
+// runtime has written it) and to all their descendants: killing the
+// runtime alone would leave the process, or a shell's child, running
+// in the container.
+func killExec(pid int, pidFile string) {
+	roots := []int{pid}
+	if b, err := os.ReadFile(pidFile); err == nil {
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 1 {
+			roots = append(roots, p)
+		}
+	}
+	// Stop the tree first so that no process forks or is reparented
+	// while it is collected.
+	tree, seen := []int{}, map[int]bool{}
+	for _, r := range roots {
+		if !seen[r] {
+			seen[r] = true
+			tree = append(tree, r)
+		}
+	}
+	for i := 0; i < len(tree) && len(tree) < 4096; i++ {
+		unix.Kill(tree[i], unix.SIGSTOP)
+		for _, c := range childPids(tree[i]) {
+			if !seen[c] {
+				seen[c] = true
+				tree = append(tree, c)
+			}
+		}
+	}
+	for _, p := range tree {
+		unix.Kill(p, unix.SIGKILL)
+	}
+}
+
+// childPids are the children of every thread of process pid.
+func childPids(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil && c > 1 {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 // runWithStdin runs cmd with stdio, feeding stdio.Stdin through a pipe
