@@ -8,12 +8,18 @@ import (
 	"skiff.dev/skiff/api/errdefs"
 )
 
-// Docker's defaults for the settings a HealthConfig leaves at zero.
+// The defaults for the settings a HealthConfig leaves at zero: docker's,
+// except DefaultStartInterval. Docker checks a container in its start
+// period every 5s; skiff checks it every second (never more often than
+// its interval), so a service that is up is seen healthy within a second
+// and its dependants start sooner (compose's service_healthy, --wait).
+// Once a check passes, the start period is over and the interval applies,
+// so the extra checks last only while the container starts.
 const (
 	DefaultInterval      = 30 * time.Second
 	DefaultTimeout       = 30 * time.Second
 	DefaultStartPeriod   = 0
-	DefaultStartInterval = 5 * time.Second
+	DefaultStartInterval = time.Second
 	DefaultRetries       = 3
 )
 

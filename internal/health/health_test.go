@@ -90,12 +90,12 @@ func TestSettingsOf(t *testing.T) {
 		t.Error("NONE runs a check")
 	}
 	s, ok := SettingsOf(&api.HealthConfig{Test: []string{"CMD-SHELL", "true"}})
-	if !ok || s.Interval != 30*time.Second || s.Timeout != 30*time.Second || s.StartInterval != 5*time.Second || s.Retries != 3 || s.StartPeriod != 0 {
+	if !ok || s.Interval != 30*time.Second || s.Timeout != 30*time.Second || s.StartInterval != time.Second || s.Retries != 3 || s.StartPeriod != 0 {
 		t.Errorf("defaults = %+v", s)
 	}
-	s, _ = SettingsOf(&api.HealthConfig{Test: []string{"CMD", "x"}, Interval: time.Second})
-	if s.StartInterval != time.Second {
-		t.Errorf("start interval = %s, want the 1s interval (never slower)", s.StartInterval)
+	s, _ = SettingsOf(&api.HealthConfig{Test: []string{"CMD", "x"}, Interval: 500 * time.Millisecond})
+	if s.StartInterval != 500*time.Millisecond {
+		t.Errorf("start interval = %s, want the 500ms interval (never slower)", s.StartInterval)
 	}
 }
 
