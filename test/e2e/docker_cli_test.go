@@ -132,7 +132,7 @@ func TestDockerAPIProtocol(t *testing.T) {
 		{"GET", "/v1.12/version", "", 400, "client version 1.12 is too old. Minimum supported API version is 1.24"},
 		{"GET", "/v1.24/containers/nosuch/json", "", 404, "No such container: nosuch"},
 		{"POST", "/v1.47/containers/nosuch/stop", "", 404, "No such container: nosuch"},
-		{"POST", "/v1.47/containers/create", `{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse"}]}}`, 400, "HostConfig.Devices"},
+		{"POST", "/v1.47/containers/create", `{"Image":"busybox","HostConfig":{"DeviceRequests":[{"Count":1,"Capabilities":[["gpu"]]}]}}`, 400, "HostConfig.DeviceRequests"},
 		{"POST", "/v1.47/containers/create", `{"Image":"busybox","HostConfig":{"PidMode":"host"}}`, 400, "HostConfig.PidMode"},
 		{"POST", "/v1.47/containers/create", `{"Image":"busybox","HostConfig":{"Privileged":true}}`, 400, "privileged containers are not allowed"},
 		{"GET", "/v1.47/containers/json?filters=%7B%22bogus%22%3A%7B%22x%22%3Atrue%7D%7D", "", 400, "invalid filter 'bogus'"},
