@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -192,6 +193,24 @@ func TestRestartKeepsRunningContainers(t *testing.T) {
 	}
 }
 
+// createOffPool creates the network name on a free random /24 of
+// 10.123.0.0/16, out of the pool the daemons on the host pick from: the
+// network's bridge may go and come back without another daemon taking its
+// subnet meanwhile.
+func createOffPool(t *testing.T, m *Manager, name string) {
+	t.Helper()
+	var err error
+	for range 10 {
+		subnet := fmt.Sprintf("10.123.%d.0/24", rand.IntN(256))
+		if _, err = m.Create(context.Background(), api.NetworkCreateRequest{Name: name, Subnet: subnet}); !errors.Is(err, errdefs.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCloseKeepsOnlyWhatContainersNeed(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, netip.Addr{})
@@ -204,9 +223,7 @@ func TestCloseKeepsOnlyWhatContainersNeed(t *testing.T) {
 			m.RemoveAll(ctx)
 		}
 	})
-	if _, err := m1.Create(ctx, api.NetworkCreateRequest{Name: "idle"}); err != nil {
-		t.Fatal(err)
-	}
+	createOffPool(t, m1, "idle")
 	webID, _ := container(t, "web")
 	web, err := m1.Setup(ctx, SetupRequest{ContainerID: webID, Name: "web", Ports: []api.PortMapping{{ContainerPort: 8080}}})
 	if err != nil {
