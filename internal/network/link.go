@@ -26,7 +26,7 @@ func macFor(ip netip.Addr) net.HardwareAddr {
 
 // dumpTries bounds the tries of a netlink dump the kernel keeps
 // interrupting.
-const dumpTries = 10
+const dumpTries = 50
 
 // netlinkDump runs dump (a netlink list of links, addresses or routes)
 // again while the kernel reports it interrupted: the list changed during
