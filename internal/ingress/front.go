@@ -311,7 +311,14 @@ func (c *frontConn) serve() (handedOff bool) {
 			c.idleDeadline = now.Add(p.cfg.ClientIdleTimeout)
 			c.nc.SetReadDeadline(c.idleDeadline)
 			if c.state.Load() == connClosing {
-				return false // Shutdown's deadline may have been overwritten
+				// Shutdown's deadline may have been overwritten: a
+				// served connection ends here, a new one gets the
+				// header timeout for its first request, as
+				// closeIdleFront gives it.
+				if c.served.Load() {
+					return false
+				}
+				c.nc.SetReadDeadline(time.Now().Add(p.cfg.ReadHeaderTimeout))
 			}
 		}
 		if _, err := c.br.Peek(1); err != nil {

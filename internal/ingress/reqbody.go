@@ -29,9 +29,12 @@ type timedBody struct {
 
 	mu       sync.Mutex
 	finished bool
-	armed    bool  // a read deadline is set on the client's connection
-	err      error // the first read error other than EOF
-	stalled  bool  // err is a timeout before end: the client went silent
+	armed    bool      // a read deadline is set on the client's connection
+	err      error     // the first read error other than EOF
+	stalled  bool      // err is a timeout before end: the client went silent
+	reading  bool      // a read of the client's body is under way
+	lastRead time.Time // when the last read of the client's body returned
+	complete bool      // the whole body was read
 }
 
 // timedBodyKey is the context key of a request's timedBody.
@@ -55,15 +58,18 @@ func (b *timedBody) Read(p []byte) (int, error) {
 		d = b.end
 	}
 	b.armed = b.rc.SetReadDeadline(d) == nil
+	b.reading = true
 	b.mu.Unlock()
 
 	n, err := b.body.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reading, b.lastRead = false, time.Now()
 	if err == nil {
 		return n, nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if err == io.EOF {
+		b.complete = true
 		// All of it: lift the deadline before net/http's background
 		// read of the connection (which starts now) can trip on it.
 		b.disarm()
@@ -98,9 +104,20 @@ func (b *timedBody) disarm() {
 // failure returns the error the client's body failed with (nil if none),
 // and whether it failed because the client went silent for the stall
 // timeout (else, for a timeout, because the exchange's end came first).
+//
+// Once the end has passed, a body that was still being waited for at the
+// end (a read under way, or one that returned after it) failed with
+// os.ErrDeadlineExceeded, even when no read has reported it: the
+// exchange's context ends at the same time as the read deadline, and the
+// transport may give up (its write of the bytes that came last failing
+// on the replica's closed connection) before the read fails.
 func (b *timedBody) failure() (err error, stalled bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.err == nil && !b.complete && !time.Now().Before(b.end) &&
+		(b.reading || !b.lastRead.Before(b.end)) {
+		return os.ErrDeadlineExceeded, false
+	}
 	return b.err, b.stalled
 }
 

@@ -227,7 +227,7 @@ func TestSeveralNetworksInternalFirst(t *testing.T) {
 	}
 	var gw string
 	if err := inNS(both.NetNS, func() error {
-		routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+		routes, err := netlinkDump(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_V4) })
 		for _, r := range routes {
 			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
 				gw = r.Gw.String()

@@ -16,10 +16,14 @@ import (
 func TestBadInputChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	m := newManager(t, testConfig(t, netip.Addr{}))
-	used, err := m.Create(ctx, api.NetworkCreateRequest{Name: "used", Subnet: "10.89.200.0/24"})
+	// A free subnet: other daemons on the host hold subnets too.
+	used, err := m.Create(ctx, api.NetworkCreateRequest{Name: "used"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	half := netip.MustParsePrefix(used.Subnet).Addr().As4()
+	half[3] = 128
+	usedHalf := netip.PrefixFrom(netip.AddrFrom4(half), 25).String()
 	webID, _ := container(t, "web")
 	if _, err := m.Setup(ctx, SetupRequest{ContainerID: webID, Name: "web", Network: "used"}); err != nil {
 		t.Fatal(err)
@@ -58,7 +62,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		cat  error
 		msg  string
 	}{
-		{"overlapping subnet", create(api.NetworkCreateRequest{Name: "n", Subnet: "10.89.200.128/25"}), errdefs.ErrConflict, "overlaps the subnet 10.89.200.0/24 of network used"},
+		{"overlapping subnet", create(api.NetworkCreateRequest{Name: "n", Subnet: usedHalf}), errdefs.ErrConflict, "overlaps the subnet " + used.Subnet + " of network used"},
 		{"subnet of a host route", create(api.NetworkCreateRequest{Name: "n", Subnet: hostRoute}), errdefs.ErrConflict, "overlaps the host route"},
 		{"bad CIDR", create(api.NetworkCreateRequest{Name: "n", Subnet: "10.300.0.0/24"}), errdefs.ErrInvalid, "CIDR"},
 		{"CIDR without length", create(api.NetworkCreateRequest{Name: "n", Subnet: "10.90.0.0"}), errdefs.ErrInvalid, "CIDR"},
@@ -117,5 +121,4 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	_ = used
 }

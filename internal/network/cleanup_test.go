@@ -2,7 +2,9 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -10,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
+
 	"skiff.dev/skiff/api"
+	"skiff.dev/skiff/api/errdefs"
 )
 
 func TestCleanupIsExact(t *testing.T) {
@@ -190,6 +195,50 @@ func TestRestartKeepsRunningContainers(t *testing.T) {
 	}
 }
 
+// holdSubnet holds subnet with a host route until the test ends: on a
+// bridge of the test's own, in a routing table of its own, so that no
+// other route to the subnet is in its way.
+func holdSubnet(t *testing.T, subnet string) {
+	t.Helper()
+	name := "tsthold" + randomHex(6)
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}) })
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	_, dst, err := net.ParseCIDR(subnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Table: 1000 + rand.IntN(30000)}); err != nil {
+		t.Fatalf("hold %s: %v", subnet, err)
+	}
+}
+
+// createOffPool creates the network name on a free random /24 of
+// 10.123.0.0/16, out of the pool the daemons on the host pick from: the
+// network's bridge may go and come back without another daemon taking its
+// subnet meanwhile.
+func createOffPool(t *testing.T, m *Manager, name string) {
+	t.Helper()
+	var err error
+	for range 10 {
+		subnet := fmt.Sprintf("10.123.%d.0/24", rand.IntN(256))
+		if _, err = m.Create(context.Background(), api.NetworkCreateRequest{Name: name, Subnet: subnet}); !errors.Is(err, errdefs.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCloseKeepsOnlyWhatContainersNeed(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, netip.Addr{})
@@ -202,9 +251,7 @@ func TestCloseKeepsOnlyWhatContainersNeed(t *testing.T) {
 			m.RemoveAll(ctx)
 		}
 	})
-	if _, err := m1.Create(ctx, api.NetworkCreateRequest{Name: "idle"}); err != nil {
-		t.Fatal(err)
-	}
+	createOffPool(t, m1, "idle")
 	webID, _ := container(t, "web")
 	web, err := m1.Setup(ctx, SetupRequest{ContainerID: webID, Name: "web", Ports: []api.PortMapping{{ContainerPort: 8080}}})
 	if err != nil {
@@ -309,16 +356,9 @@ func TestDefaultNetworkMovesWhenItsSubnetWasTaken(t *testing.T) {
 	if linkExists(def.Bridge) {
 		t.Fatal("the bridge of a daemon stopped without containers is still there")
 	}
-	// Another daemon takes the subnet: its default network is the first
-	// free one, else it asks for it.
-	other := newManager(t, testConfig(t, netip.Addr{}))
-	if n, err := other.Inspect(ctx, api.DefaultNetwork); err != nil {
-		t.Fatal(err)
-	} else if n.Subnet != def.Subnet {
-		if _, err := other.Create(ctx, api.NetworkCreateRequest{Name: "taker", Subnet: def.Subnet}); err != nil {
-			t.Fatalf("take %s: %v", def.Subnet, err)
-		}
-	}
+	// The subnet is taken meanwhile, by a host route the test holds
+	// whatever other daemons on the host take and release.
+	holdSubnet(t, def.Subnet)
 
 	m2 := newManager(t, cfg)
 	moved, err := m2.Inspect(ctx, api.DefaultNetwork)

@@ -24,6 +24,26 @@ func macFor(ip netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x73, b[0], b[1], b[2], b[3]}
 }
 
+// dumpTries bounds the tries of a netlink dump the kernel keeps
+// interrupting.
+const dumpTries = 50
+
+// netlinkDump runs dump (a netlink list of links, addresses or routes)
+// again while the kernel reports it interrupted: the list changed during
+// the dump (on a busy host other daemons add and remove interfaces all
+// the time) and the results may miss entries. After dumpTries
+// interrupted dumps it returns the last results and error.
+func netlinkDump[T any](dump func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for range dumpTries {
+		if v, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return v, err
+}
+
 func isNotFound(err error) bool {
 	var lnf netlink.LinkNotFoundError
 	return errors.As(err, &lnf) || errors.Is(err, unix.ENODEV)
@@ -50,7 +70,7 @@ func ensureBridge(name string, subnet netip.Prefix, gw netip.Addr, warmName stri
 		return 0, errdefs.Conflict("interface %s exists and is not a bridge: remove it (ip link del %s)", name, name)
 	}
 	want := &netlink.Addr{IPNet: &net.IPNet{IP: gw.AsSlice(), Mask: net.CIDRMask(subnet.Bits(), 32)}}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := netlinkDump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, netlink.FAMILY_V4) })
 	if err != nil {
 		return 0, errdefs.Unavailable("list addresses of %s: %v", name, err)
 	}
@@ -173,12 +193,14 @@ func (r hostRoute) String() string {
 // addresses included), except default routes and those through the
 // interface skipDev.
 func hostRoutes(skipDev string) ([]hostRoute, error) {
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	routes, err := netlinkDump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, errdefs.Unavailable("list host routes: %v", err)
 	}
 	names := map[int]string{}
-	if links, err := netlink.LinkList(); err == nil {
+	if links, err := netlinkDump(netlink.LinkList); err == nil {
 		for _, l := range links {
 			names[l.Attrs().Index] = l.Attrs().Name
 		}
@@ -279,7 +301,7 @@ func plumb(a attachment) error {
 		return fmt.Errorf("bring %s up: %w", a.IfName, err)
 	}
 	if a.RouteIfNone && !a.NoRoute {
-		routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+		routes, err := netlinkDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
 		if err != nil {
 			return fmt.Errorf("list routes in the namespace: %w", err)
 		}
@@ -323,7 +345,7 @@ func writeSysctl(path, value string) error {
 // linkNamesWithPrefix lists the host interfaces whose name starts with
 // prefix.
 func linkNamesWithPrefix(prefix string) ([]string, error) {
-	links, err := netlink.LinkList()
+	links, err := netlinkDump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
