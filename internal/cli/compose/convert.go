@@ -322,14 +322,10 @@ func mounts(p *types.Project, s types.ServiceConfig, container string) ([]api.Mo
 	}
 	for _, c := range s.Configs {
 		d, ok := p.Configs[c.Source]
-		if !ok || d.File == "" {
+		if !ok || d.File == "" || copiedConfig(p, c) {
 			continue
 		}
-		target := c.Target
-		if target == "" {
-			target = "/" + c.Source
-		}
-		out = append(out, api.Mount{Type: api.MountBind, Source: d.File, Target: target, ReadOnly: true})
+		out = append(out, api.Mount{Type: api.MountBind, Source: d.File, Target: configTarget(c), ReadOnly: true})
 	}
 	return out, nil
 }
