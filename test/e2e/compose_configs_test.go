@@ -30,7 +30,8 @@ configs:
 // /etc/app/conf.txt with its mode, uid and gid, copied in before the
 // container starts, next to the image's /etc/app/image.txt, which stays
 // visible (no mount over /etc/app); an inline config lands in
-// directories the image lacks; up warns about nothing.
+// directories the image lacks; up warns about nothing. A changed
+// variable recreates the service on up.
 func TestComposeConfigs(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
@@ -55,5 +56,11 @@ func TestComposeConfigs(t *testing.T) {
 	}
 	if m := composeRun(t, base, "exec", "app", "cat", "/proc/mounts"); strings.Contains(m, " /etc/app") || strings.Contains(m, " /opt/new") {
 		t.Fatalf("a config is mounted, not copied:\n%s", m)
+	}
+
+	t.Setenv("CCFG_CONF", "changed")
+	composeRun(t, base, "up", "-d")
+	if cat := composeRun(t, base, "exec", "app", "cat", "/etc/app/conf.txt"); !strings.Contains(cat, "changed") {
+		t.Fatalf("up after the config changed: the container still has\n%s", cat)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path"
@@ -116,4 +118,33 @@ func (e *Engine) startWithConfigs(ctx context.Context, p *types.Project, s types
 		return fmt.Errorf("service %s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// serviceHash is the config hash label of s's containers: ConfigHash,
+// and when s has copied configs (see copiedConfig) their contents too,
+// so that a changed environment variable or config file recreates the
+// service on up as a changed key does. An unreadable file counts as
+// empty here; creating the container reports it.
+func serviceHash(p *types.Project, s types.ServiceConfig) string {
+	h := ConfigHash(s)
+	sum := sha256.New()
+	n := 0
+	for _, c := range s.Configs {
+		if !copiedConfig(p, c) {
+			continue
+		}
+		d := p.Configs[c.Source]
+		content := []byte(d.Content)
+		if d.File != "" {
+			content, _ = os.ReadFile(d.File)
+		}
+		fmt.Fprintf(sum, "%s\x00%d\x00", c.Source, len(content))
+		sum.Write(content)
+		n++
+	}
+	if n == 0 {
+		return h
+	}
+	sum.Write([]byte(h))
+	return hex.EncodeToString(sum.Sum(nil))
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/types"
+
 	"skiff.dev/skiff/api"
 )
 
@@ -94,6 +96,43 @@ configs:
 		if got[k] != w {
 			t.Errorf("%s: %+v, want %+v", k, got[k], w)
 		}
+	}
+}
+
+// TestConfigsHash: a service without copied configs keeps ConfigHash;
+// a changed config from the environment changes the service's hash, so
+// up recreates it.
+func TestConfigsHash(t *testing.T) {
+	dir := t.TempDir()
+	yml := `name: cfg
+services:
+  plain:
+    image: busybox
+  app:
+    image: busybox
+    configs: [env]
+configs:
+  env: {environment: CFG_HASH}
+`
+	os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yml), 0o644)
+	load := func(v string) *types.Project {
+		t.Helper()
+		t.Setenv("CFG_HASH", v)
+		p, err := Load(context.Background(), LoadOptions{WorkDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := load("one"), load("two")
+	if got := serviceHash(a, a.Services["plain"]); got != ConfigHash(a.Services["plain"]) {
+		t.Errorf("a service without configs: hash %s, want ConfigHash", got)
+	}
+	if serviceHash(a, a.Services["app"]) == serviceHash(b, b.Services["app"]) {
+		t.Errorf("a changed config kept the service's hash")
+	}
+	if serviceHash(a, a.Services["app"]) != serviceHash(load("one"), a.Services["app"]) {
+		t.Errorf("the same config changed the service's hash")
 	}
 }
 

@@ -202,7 +202,7 @@ func labels(p *types.Project, s types.ServiceConfig, n int) map[string]string {
 	l[LabelProject] = p.Name
 	l[LabelService] = s.Name
 	l[LabelNumber] = strconv.Itoa(n)
-	l[LabelConfigHash] = ConfigHash(s)
+	l[LabelConfigHash] = serviceHash(p, s)
 	l[LabelOneoff] = "False"
 	l[LabelWorkingDir] = p.WorkingDir
 	l[LabelConfigFiles] = strings.Join(p.ComposeFiles, ",")

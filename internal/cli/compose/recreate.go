@@ -73,7 +73,7 @@ func (e *Engine) converge(ctx context.Context, p *types.Project, s types.Service
 	if err != nil {
 		return fmt.Errorf("service %s: %w", s.Name, err)
 	}
-	hash := ConfigHash(s)
+	hash := serviceHash(p, s)
 	pl := planReplicas(have, replicas(s))
 	for _, c := range pl.remove {
 		if err := e.stopRemove(ctx, c); err != nil {
