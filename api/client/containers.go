@@ -55,6 +55,17 @@ func (c *Client) Start(ctx context.Context, ref string) error {
 	return c.doJSON(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/start", nil, nil, nil)
 }
 
+// PutArchive extracts the tar archive into the directory dir of a
+// container (created, running or stopped): its entries keep their
+// owners and modes; missing parent directories are made.
+func (c *Client) PutArchive(ctx context.Context, ref, dir string, archive io.Reader) error {
+	resp, err := c.do(ctx, "PUT", "/containers/"+url.PathEscape(ref)+"/archive", url.Values{"path": {dir}}, archive, "application/x-tar")
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
 // Stop stops a container, killing it after timeout (nil: its default).
 func (c *Client) Stop(ctx context.Context, ref string, timeout *time.Duration) error {
 	return c.doJSON(ctx, "POST", "/containers/"+url.PathEscape(ref)+"/stop", secondsQuery(timeout), nil, nil)

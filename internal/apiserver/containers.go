@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/api/stream"
 	"skiff.dev/skiff/internal/container"
+	"skiff.dev/skiff/internal/ctrfiles"
 	"skiff.dev/skiff/internal/runtime"
 )
 
@@ -73,6 +75,29 @@ func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
 	if err := s.containers.Start(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+// putArchive extracts the tar in the body into the directory ?path= of
+// the container (see ctrfiles.Extract): compose puts its configs into a
+// created container this way before starting it.
+func (s *Server) putArchive(w http.ResponseWriter, r *http.Request) error {
+	dir := r.URL.Query().Get("path")
+	if !path.IsAbs(dir) {
+		return errdefs.Invalid("path %q: give an absolute directory inside the container", dir)
+	}
+	c, err := s.containers.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	body, err := s.upload(w, r, "the archive")
+	if err != nil {
+		return err
+	}
+	if err := ctrfiles.Extract(c, dir, body); err != nil {
 		return err
 	}
 	w.WriteHeader(204)

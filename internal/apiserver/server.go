@@ -198,6 +198,7 @@ func (s *Server) routes() {
 	h("GET /v1/containers/{id}", s.getContainer)
 	h("DELETE /v1/containers/{id}", s.removeContainer)
 	h("POST /v1/containers/{id}/start", s.startContainer)
+	h("PUT /v1/containers/{id}/archive", s.putArchive)
 	h("POST /v1/containers/{id}/stop", s.stopContainer)
 	h("POST /v1/containers/{id}/restart", s.restartContainer)
 	h("POST /v1/containers/{id}/kill", s.killContainer)

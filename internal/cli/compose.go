@@ -508,6 +508,10 @@ func newComposeRunCmd(g *globals, f *composeFlags) *cobra.Command {
 			if err != nil {
 				return withCode(125, err)
 			}
+			if err := e.PutConfigs(ctx, p, s, ctr.ID); err != nil {
+				g.client().Remove(ctx, ctr.ID, true)
+				return withCode(125, err)
+			}
 			res, err := g.client().Attach(ctx, ctr.ID, true, nil, g.stdout, g.stderr)
 			if rm {
 				e.RemoveAnonymousVolumes(ctx, req)

@@ -20,39 +20,13 @@ import (
 // healthcheck. An entry written through the web application survives
 // down/up and a restart of the daemon; down -v removes it.
 func TestComposeGuestbook(t *testing.T) {
-	rootfs := debianRootfs(t)
 	d, err := startDaemon("guestbook")
 	if err != nil {
 		t.Fatal(err)
 	}
 	extraDaemons = append(extraDaemons, d)
 	t.Cleanup(d.Cleanup)
-	if err := buildSubset(d, "busybox"); err != nil {
-		t.Fatal(err)
-	}
-
-	// The base image make base-images will provide.
-	base := filepath.Join(env.tmp, "guestbook-base")
-	os.MkdirAll(base, 0o755)
-	if err := os.Link(rootfs, filepath.Join(base, "rootfs.tar")); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(base, "Dockerfile"), []byte("FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n"), 0o644)
-	must(t, d, "image", "build", "-q", "-t", "localhost/debian-postgresql:bookworm", base)
-
-	// The example, as a user has it, with the web binary built.
-	src := filepath.Join(env.repo, "examples/guestbook")
-	cmd := []string{"go", "build", "-C", filepath.Join(src, "web"), "-o", filepath.Join(env.tmp, "guestbook-bin"), "."}
-	if out, err := runCmd(cmd...); err != nil {
-		t.Fatalf("build the web application: %v\n%s", err, out)
-	}
-	proj := filepath.Join(env.tmp, "guestbook")
-	if out, err := runCmd("cp", "-r", src, proj); err != nil {
-		t.Fatalf("copy the example: %v\n%s", err, out)
-	}
-	if out, err := runCmd("cp", filepath.Join(env.tmp, "guestbook-bin"), filepath.Join(proj, "web/guestbook")); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	proj := guestbookProject(t, d, "guestbook")
 	port := strconv.Itoa(freePort(t))
 	t.Setenv("GUESTBOOK_PORT", port)
 	gb := []string{"compose", "-f", filepath.Join(proj, "compose.yaml")}
@@ -122,6 +96,42 @@ func TestComposeGuestbook(t *testing.T) {
 	if out := must(t, d, "volume", "ls"); strings.Contains(out, "guestbook_pgdata") {
 		t.Errorf("down -v kept the volume:\n%s", out)
 	}
+}
+
+// guestbookProject prepares examples/guestbook for daemon d as a user has
+// it: the base image localhost/debian-postgresql:bookworm tagged from the
+// mmdebstrap root (as make base-images provides it) and busybox built on
+// d, the example copied unchanged into env.tmp/DIR (named guestbook, so
+// the project is) with the web binary built. It returns the copy's path.
+func guestbookProject(t *testing.T, d *Daemon, dir string) string {
+	t.Helper()
+	rootfs := debianRootfs(t)
+	if err := buildSubset(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(env.tmp, dir+"-base")
+	os.MkdirAll(base, 0o755)
+	if err := os.Link(rootfs, filepath.Join(base, "rootfs.tar")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(base, "Dockerfile"), []byte("FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n"), 0o644)
+	must(t, d, "image", "build", "-q", "-t", "localhost/debian-postgresql:bookworm", base)
+
+	src := filepath.Join(env.repo, "examples/guestbook")
+	bin := filepath.Join(env.tmp, dir+"-bin")
+	cmd := []string{"go", "build", "-C", filepath.Join(src, "web"), "-o", bin, "."}
+	if out, err := runCmd(cmd...); err != nil {
+		t.Fatalf("build the web application: %v\n%s", err, out)
+	}
+	proj := filepath.Join(env.tmp, dir, "guestbook")
+	os.MkdirAll(filepath.Dir(proj), 0o755)
+	if out, err := runCmd("cp", "-r", src, proj); err != nil {
+		t.Fatalf("copy the example: %v\n%s", err, out)
+	}
+	if out, err := runCmd("cp", bin, filepath.Join(proj, "web/guestbook")); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return proj
 }
 
 // runCmd runs a command (Go builds static) and returns its combined output.

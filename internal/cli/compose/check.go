@@ -28,7 +28,7 @@ var supportedKeys = set(
 	"deploy.resources.limits.memory", "deploy.resources.limits.pids", "deploy.placement",
 	"deploy.resources.reservations.memory", "mem_reservation",
 	"scale", "cap_add", "cap_drop", "read_only", "privileged", "mem_limit", "cpus", "pids_limit",
-	"secrets[].source", "secrets[].target", "secrets[].mode", "secrets[].uid", "secrets[].gid", "configs[].source", "configs[].target",
+	"secrets[].source", "secrets[].target", "secrets[].mode", "secrets[].uid", "secrets[].gid", "configs[].source", "configs[].target", "configs[].mode", "configs[].uid", "configs[].gid",
 	"tty", "stdin_open", "extra_hosts", "dns", "dns_search", "dns_opt", "ulimits", "sysctls", "init", "x-skiff",
 	"logging.driver", "logging.options", "devices", "security_opt",
 )
@@ -173,8 +173,8 @@ func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 		}
 	}
 	for _, c := range s.Configs {
-		if d, ok := p.Configs[c.Source]; ok && d.File == "" {
-			out = append(out, Issue{s.Name, "configs." + c.Source, "only file configs are supported"})
+		if d, ok := p.Configs[c.Source]; ok && bool(d.External) {
+			out = append(out, Issue{s.Name, "configs." + c.Source, "external configs are not supported: give the config a file, environment or content"})
 		}
 	}
 	for _, t := range s.Tmpfs {

@@ -202,7 +202,7 @@ func labels(p *types.Project, s types.ServiceConfig, n int) map[string]string {
 	l[LabelProject] = p.Name
 	l[LabelService] = s.Name
 	l[LabelNumber] = strconv.Itoa(n)
-	l[LabelConfigHash] = ConfigHash(s)
+	l[LabelConfigHash] = serviceHash(p, s)
 	l[LabelOneoff] = "False"
 	l[LabelWorkingDir] = p.WorkingDir
 	l[LabelConfigFiles] = strings.Join(p.ComposeFiles, ",")
@@ -322,14 +322,10 @@ func mounts(p *types.Project, s types.ServiceConfig, container string) ([]api.Mo
 	}
 	for _, c := range s.Configs {
 		d, ok := p.Configs[c.Source]
-		if !ok || d.File == "" {
+		if !ok || d.File == "" || copiedConfig(p, c) {
 			continue
 		}
-		target := c.Target
-		if target == "" {
-			target = "/" + c.Source
-		}
-		out = append(out, api.Mount{Type: api.MountBind, Source: d.File, Target: target, ReadOnly: true})
+		out = append(out, api.Mount{Type: api.MountBind, Source: d.File, Target: configTarget(c), ReadOnly: true})
 	}
 	return out, nil
 }

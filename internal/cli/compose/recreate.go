@@ -73,7 +73,7 @@ func (e *Engine) converge(ctx context.Context, p *types.Project, s types.Service
 	if err != nil {
 		return fmt.Errorf("service %s: %w", s.Name, err)
 	}
-	hash := ConfigHash(s)
+	hash := serviceHash(p, s)
 	pl := planReplicas(have, replicas(s))
 	for _, c := range pl.remove {
 		if err := e.stopRemove(ctx, c); err != nil {
@@ -115,7 +115,11 @@ func (e *Engine) createReplica(ctx context.Context, p *types.Project, s types.Se
 	if err != nil {
 		return api.Container{}, err
 	}
-	req.Start = true
+	archive, err := configArchive(p, s)
+	if err != nil {
+		return api.Container{}, err
+	}
+	req.Start = archive == nil // else started once its configs are in
 	if req.Config.SecretMounts, err = e.SecretMounts(ctx, p, s); err != nil {
 		return api.Container{}, err
 	}
@@ -125,6 +129,14 @@ func (e *Engine) createReplica(ctx context.Context, p *types.Project, s types.Se
 	c, err := e.C.CreateContainer(ctx, req)
 	if err != nil {
 		return api.Container{}, fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	if archive != nil {
+		if err := e.startWithConfigs(ctx, p, s, c.ID); err != nil {
+			if rerr := e.C.Remove(ctx, c.ID, true); rerr != nil {
+				err = fmt.Errorf("%w (and removing the container: %v)", err, rerr)
+			}
+			return api.Container{}, err
+		}
 	}
 	if c.Name == "" {
 		c.Name = req.Name
