@@ -153,28 +153,7 @@ func selfContained(f app.File) error {
 
 // mapKey and mapValue are the key node and value node of key in the
 // mapping m, or nil.
-func mapKey(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i]
-		}
-	}
-	return nil
-}
-
-func mapValue(m *yaml.Node, key string) *yaml.Node {
-	if k := mapKey(m, key); k != nil {
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			if m.Content[i] == k {
-				return m.Content[i+1]
-			}
-		}
-	}
-	return nil
-}
+var mapKey, mapValue = compose.YAMLKey, compose.YAMLValue
 
 var servicePathRE = regexp.MustCompile(`services\.([A-Za-z0-9._-]+?)(?:\.([A-Za-z0-9_]+))?(?:\s|$|:)`)
 

@@ -26,12 +26,12 @@ func locate(p *types.Project, service, key string) string {
 		if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
 			continue
 		}
-		svc := child(child(doc.Content[0], "services"), service)
+		svc := YAMLValue(YAMLValue(doc.Content[0], "services"), service)
 		if svc == nil {
 			continue
 		}
 		line := svc.Line
-		if k := keyNode(svc, key); k != nil {
+		if k := YAMLKey(svc, key); k != nil {
 			line = k.Line
 		}
 		where = fmt.Sprintf("%s:%d", f, line)
@@ -39,8 +39,8 @@ func locate(p *types.Project, service, key string) string {
 	return where
 }
 
-// child is the value of key in the mapping m, or nil.
-func child(m *yaml.Node, key string) *yaml.Node {
+// YAMLValue is the value node of key in the YAML mapping m, or nil.
+func YAMLValue(m *yaml.Node, key string) *yaml.Node {
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -52,8 +52,8 @@ func child(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// keyNode is the key node named key in the mapping m, or nil.
-func keyNode(m *yaml.Node, key string) *yaml.Node {
+// YAMLKey is the key node named key in the YAML mapping m, or nil.
+func YAMLKey(m *yaml.Node, key string) *yaml.Node {
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
