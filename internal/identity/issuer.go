@@ -162,6 +162,25 @@ func thumbprint(priv *ecdsa.PrivateKey) string {
 	return base64.RawURLEncoding.EncodeToString(tp)
 }
 
+// newestKeyFile is the modification time of the newest key file, or
+// the zero time without one.
+func (is *Issuer) newestKeyFile() (time.Time, error) {
+	var newest time.Time
+	ents, err := os.ReadDir(is.dir)
+	if err != nil {
+		return newest, err
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), keyPrefix) || !strings.HasSuffix(e.Name(), ".pem") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+	}
+	return newest, nil
+}
+
 // RotateKey makes a new signing key; the previous one keeps verifying
 // the tokens it signed until they expire.
 func (is *Issuer) RotateKey() error {
@@ -175,8 +194,21 @@ func (is *Issuer) RotateKey() error {
 	}
 	k := key{priv: priv, kid: thumbprint(priv)}
 	b := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	if err := fsutil.WriteFileAtomic(filepath.Join(is.dir, keyPrefix+k.kid+".pem"), b, 0o600, true); err != nil {
+	newest, err := is.newestKeyFile()
+	if err != nil {
 		return err
+	}
+	path := filepath.Join(is.dir, keyPrefix+k.kid+".pem")
+	if err := fsutil.WriteFileAtomic(path, b, 0o600, true); err != nil {
+		return err
+	}
+	// The newest file signs: a file time is coarse (a clock tick), so two
+	// keys made within one tick would tie; the new one is made newer.
+	if info, err := os.Stat(path); err == nil && !info.ModTime().After(newest) {
+		t := newest.Add(time.Millisecond)
+		if err := os.Chtimes(path, t, t); err != nil {
+			return err
+		}
 	}
 	is.mu.Lock()
 	defer is.mu.Unlock()
