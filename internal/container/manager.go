@@ -22,6 +22,7 @@ import (
 	"skiff.dev/skiff/api"
 	"skiff.dev/skiff/api/errdefs"
 	"skiff.dev/skiff/internal/health"
+	"skiff.dev/skiff/internal/initproc"
 	"skiff.dev/skiff/internal/lazyregexp"
 	"skiff.dev/skiff/internal/runtime"
 	"skiff.dev/skiff/internal/store"
@@ -895,6 +896,11 @@ func (m *Manager) startHookedLocked(ctx context.Context, e *entry, restart bool,
 	startedAt := time.Now().UTC()
 	if err == nil {
 		err = m.cfg.Runtime.Start(ctx, id)
+	}
+	if err == nil && e.rec.Config.Init {
+		// Running means signals reach the command: stop and kill right
+		// after the start must not beat the init's handlers.
+		initproc.WaitReady(pid, 5*time.Second)
 	}
 	if err == nil {
 		m.pauseForTest(pauseStarted, id)

@@ -12,7 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // Path is where the init is mounted in a container (on the /dev tmpfs
@@ -92,5 +95,31 @@ func reap(child int) (int, bool) {
 				code = 128 + int(ws.Signal())
 			}
 		}
+	}
+}
+
+// WaitReady waits, at most limit, until the init running as host process
+// pid has started the container's command, and so has its signal
+// handlers in place: a signal sent before then would be dropped (PID 1
+// with no handler yet) or end the init with the Go runtime's exit code
+// 2 instead of being forwarded. It returns at once when pid is gone.
+// Any of the init's threads may be the command's parent, so the children
+// of every thread are read.
+func WaitReady(pid int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, t := range tasks {
+			if b, err := os.ReadFile(t); err == nil && strings.TrimSpace(string(b)) != "" {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -63,3 +63,39 @@ func TestLoopForwards(t *testing.T) {
 		t.Fatal("SIGTERM was not forwarded: the child still runs")
 	}
 }
+
+// TestWaitReady checks that WaitReady reports a process once it has a
+// child, waits no longer than its limit for one that has none, and
+// returns at once for a process that is gone.
+func TestWaitReady(t *testing.T) {
+	parent := exec.Command("sh", "-c", "sleep 0.3; sleep 100 & wait")
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { parent.Process.Kill(); parent.Wait() }()
+	// sh's first child is "sleep 0.3": wait for a process with no child.
+	lone := exec.Command("sleep", "100")
+	if err := lone.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { lone.Process.Kill(); lone.Wait() }()
+	start := time.Now()
+	if WaitReady(lone.Process.Pid, 200*time.Millisecond) {
+		t.Error("a process without a child is reported ready")
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
+		t.Errorf("WaitReady of a childless process returned after %s, want its 200ms limit", d)
+	}
+	if !WaitReady(parent.Process.Pid, 5*time.Second) {
+		t.Error("a process with a child is not reported ready")
+	}
+	lone.Process.Kill()
+	lone.Wait()
+	start = time.Now()
+	if WaitReady(lone.Process.Pid, 5*time.Second) {
+		t.Error("a process that is gone is reported ready")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("WaitReady of a gone process took %s", d)
+	}
+}
