@@ -246,7 +246,13 @@ func TestCloseKeepsOnlyWhatContainersNeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var m2 *Manager
 	t.Cleanup(func() {
+		// A failure part way leaves a manager holding the instance.
+		m1.Close()
+		if m2 != nil {
+			m2.Close()
+		}
 		if m, err := New(ctx, cfg); err == nil {
 			m.RemoveAll(ctx)
 		}
@@ -270,7 +276,7 @@ func TestCloseKeepsOnlyWhatContainersNeed(t *testing.T) {
 	mustAsk(t, "", net.JoinHostPort(web.IP, "8080"), "web")
 
 	// The next daemon makes the idle network's bridge again.
-	m2, err := New(ctx, cfg)
+	m2, err = New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

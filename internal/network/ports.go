@@ -3,7 +3,11 @@ package network
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -57,9 +61,61 @@ type reservation struct {
 	fd int
 }
 
-// reservePort binds proto ip:port (port 0 picks a free one) and returns
-// the reservation and the port.
+// reservePort binds proto ip:port (port 0 picks a free one, see
+// freePort) and returns the reservation and the port.
 func reservePort(proto string, ip netip.Addr, port int) (*reservation, int, error) {
+	if port == 0 {
+		return freePort(proto, ip)
+	}
+	return bindPort(proto, ip, port)
+}
+
+// freePort reserves a free port above the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range, 32768-60999 by default), where the
+// kernel never picks a port for another program's bind to port 0. A
+// published port's DNAT rule outlives the daemon (containers stay
+// reachable while it is down) but not its reservation: in the ephemeral
+// range another program's listener could be given the port meanwhile
+// and find its connections sent to the container. When nothing is free
+// above the range (or the range ends at 65535), the kernel picks.
+func freePort(proto string, ip netip.Addr) (*reservation, int, error) {
+	lo := ephemeralEnd() + 1
+	if n := 65536 - lo; lo > 1024 && n > 0 {
+		start := rand.IntN(n)
+		for i := range n {
+			port := lo + (start+i)%n
+			r, _, err := bindPort(proto, ip, port)
+			if err == nil {
+				return r, port, nil
+			}
+			if !errors.Is(err, errdefs.ErrConflict) {
+				return nil, 0, err
+			}
+		}
+	}
+	return bindPort(proto, ip, 0)
+}
+
+// ephemeralEnd is the last port of the kernel's ephemeral range (65535
+// when it cannot be read, so that the kernel picks).
+func ephemeralEnd() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 65535
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 65535
+	}
+	end, err := strconv.Atoi(f[1])
+	if err != nil || end < 1 || end > 65535 {
+		return 65535
+	}
+	return end
+}
+
+// bindPort binds proto ip:port (0: the kernel picks).
+func bindPort(proto string, ip netip.Addr, port int) (*reservation, int, error) {
 	typ := unix.SOCK_STREAM
 	if proto == "udp" {
 		typ = unix.SOCK_DGRAM

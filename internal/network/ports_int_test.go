@@ -35,6 +35,10 @@ func TestPublishedPorts(t *testing.T) {
 		if p.HostPort == 0 || p.HostIP == "" || p.Protocol == "" {
 			t.Fatalf("port not resolved: %+v", p)
 		}
+		// A free port is never one the kernel gives other programs.
+		if end := ephemeralEnd(); end < 65535 && p.HostPort <= end {
+			t.Errorf("free port %d is in the kernel's ephemeral range (ends at %d)", p.HostPort, end)
+		}
 	}
 	local, any, udp := web.Ports[0], web.Ports[1], web.Ports[2]
 	if local.HostIP != "127.0.0.1" || any.HostIP != "0.0.0.0" {
