@@ -2,7 +2,7 @@
 // code the daemon runs) with a static table routing one host to one
 // replica, for bench/ingress.sh.
 //
-//	ingressbench -listen 127.0.0.1:38181 -backend 127.0.0.1:38180 -host hello.localhost
+//	ingressbench -listen 127.0.0.1:28181 -backend 127.0.0.1:28180 -host hello.localhost
 //
 // With -tls-listen it also serves HTTPS (HTTP/2 and HTTP/1.1) there, with
 // a certificate for the host from a local CA (internal/pki) made in
@@ -30,8 +30,8 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:38181", "address the ingress listens on")
-	backend := flag.String("backend", "127.0.0.1:38180", "address of the replica")
+	listen := flag.String("listen", "127.0.0.1:28181", "address the ingress listens on")
+	backend := flag.String("backend", "127.0.0.1:28180", "address of the replica")
 	host := flag.String("host", "hello.localhost", "host name routed to the replica")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	tlsListen := flag.String("tls-listen", "", "also serve HTTPS on this address")
