@@ -79,17 +79,24 @@ func (f *composeFlags) load(ctx context.Context, g *globals, check bool) (*types
 	if !check {
 		return p, nil
 	}
-	if issues := compose.Unsupported(p); len(issues) > 0 {
+	return p, f.checkKeys(g, p, nil)
+}
+
+// checkKeys prints in one warning the keys of p skiff does not support,
+// and those of the services apps (run as Apps) an App does not carry; or
+// refuses them with --strict.
+func (f *composeFlags) checkKeys(g *globals, p *types.Project, apps []string) error {
+	if issues := append(compose.Unsupported(p), compose.AppIssues(p, apps)...); len(issues) > 0 {
 		var b strings.Builder
 		for _, i := range issues {
 			b.WriteString("\n  " + i.String())
 		}
 		if f.strict {
-			return nil, errdefs.Invalid("keys skiff does not support (remove them, or leave out --strict to run without them):%s", b.String())
+			return errdefs.Invalid("keys skiff does not support (remove them, or leave out --strict to run without them):%s", b.String())
 		}
 		fmt.Fprintf(g.stderr, "WARNING: keys skiff does not support are ignored:%s\n", b.String())
 	}
-	return p, nil
+	return nil
 }
 
 func (g *globals) engine() *compose.Engine {
@@ -210,8 +217,15 @@ Without -d, up then prints the services' logs until interrupted, and stops
 them. With --wait, up returns once every service runs and is healthy, or
 fails naming the one that is not.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := f.load(cmd.Context(), g, true)
+			p, err := f.load(cmd.Context(), g, false)
 			if err != nil {
+				return err
+			}
+			apps, err := compose.AppServices(p, o.Apps)
+			if err != nil {
+				return err
+			}
+			if err := f.checkKeys(g, p, apps); err != nil {
 				return err
 			}
 			o.Services = args
@@ -656,6 +670,9 @@ makes the networks.`,
 			}
 			names, err := compose.AppServices(p, all)
 			if err != nil {
+				return err
+			}
+			if err := f.checkKeys(g, p, names); err != nil {
 				return err
 			}
 			if len(names) == 0 {

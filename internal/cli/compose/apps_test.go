@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -49,7 +51,62 @@ func TestAppFor(t *testing.T) {
 	if issues := Unsupported(p); len(issues) != 0 {
 		t.Errorf("x-skiff or other keys reported unsupported: %v", issues)
 	}
+	if issues := AppIssues(p, names); len(issues) != 0 {
+		t.Errorf("keys of the App service reported not carried: %v", issues)
+	}
 	if all, _ := AppServices(p, true); len(all) != 2 {
 		t.Errorf("--apps converts %v, want both services", all)
+	}
+}
+
+// TestAppIssues: the keys of an App service that an App does not carry
+// are listed, once, and those of a service run as containers are not.
+func TestAppIssues(t *testing.T) {
+	dir := t.TempDir()
+	file := `services:
+  web:
+    image: web
+    ports: ["127.0.0.1:8080:80"]
+    user: "1000"
+    cap_add: [NET_ADMIN]
+    volumes: ["data:/data", "./site:/site"]
+    healthcheck: {test: ["CMD", "true"]}
+    x-skiff: {app: true}
+  db:
+    image: db
+    user: "999"
+volumes:
+  data:
+`
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(context.Background(), LoadOptions{WorkDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is := Unsupported(p); len(is) != 0 {
+		t.Fatalf("unsupported for containers: %v", is)
+	}
+	apps, _ := AppServices(p, false)
+	var got []string
+	for _, is := range AppIssues(p, apps) {
+		got = append(got, is.String())
+	}
+	want := []string{
+		"web: cap_add (an App does not carry it: leave x-skiff.app out to run the service as containers)",
+		"web: ports[].host_ip (an App is reached through the ingress at web.PROJECT.localhost, not on a host port)",
+		"web: ports[].published (an App is reached through the ingress at web.PROJECT.localhost, not on a host port)",
+		"web: user (an App does not carry it: leave x-skiff.app out to run the service as containers)",
+		"web: volumes (an App's replicas mount named volumes only, not the bind mount at /site)",
+	}
+	for i := range want {
+		want[i] = strings.ReplaceAll(want[i], "PROJECT", p.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("App issues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if is := AppIssues(p, nil); len(is) != 0 {
+		t.Errorf("no App service, issues %v", is)
 	}
 }

@@ -78,7 +78,7 @@ func Unsupported(p *types.Project) []Issue {
 			continue
 		}
 		var keys []string
-		walkKeys(m, "", &keys)
+		walkKeys(m, "", supportedKeys, &keys)
 		for _, k := range keys {
 			out = append(out, Issue{Service: name, Key: k, Why: unsupportedWhy[k]})
 		}
@@ -87,8 +87,8 @@ func Unsupported(p *types.Project) []Issue {
 	return out
 }
 
-// walkKeys appends the paths under m that supportedKeys does not cover.
-func walkKeys(v any, prefix string, out *[]string) {
+// walkKeys appends the paths under v that supported does not cover.
+func walkKeys(v any, prefix string, supported map[string]bool, out *[]string) {
 	switch v := v.(type) {
 	case map[string]any:
 		ks := make([]string, 0, len(v))
@@ -101,20 +101,20 @@ func walkKeys(v any, prefix string, out *[]string) {
 			if prefix != "" {
 				path = prefix + "." + k
 			}
-			if isEmpty(v[k]) || supportedKeys[path] {
+			if isEmpty(v[k]) || supported[path] {
 				continue
 			}
-			if !hasSupportedUnder(path) {
+			if !hasSupportedUnder(supported, path) {
 				*out = append(*out, path)
 				continue
 			}
-			walkKeys(v[k], path, out)
+			walkKeys(v[k], path, supported, out)
 		}
 	case []any:
 		seen := map[string]bool{}
 		for _, item := range v {
 			var sub []string
-			walkKeys(item, prefix+"[]", &sub)
+			walkKeys(item, prefix+"[]", supported, &sub)
 			for _, s := range sub {
 				if !seen[s] {
 					seen[s] = true
@@ -127,8 +127,8 @@ func walkKeys(v any, prefix string, out *[]string) {
 	}
 }
 
-func hasSupportedUnder(path string) bool {
-	for k := range supportedKeys {
+func hasSupportedUnder(supported map[string]bool, path string) bool {
+	for k := range supported {
 		if strings.HasPrefix(k, path+".") || strings.HasPrefix(k, path+"[]") {
 			return true
 		}
@@ -148,6 +148,60 @@ func isEmpty(v any) bool {
 		return !v
 	}
 	return false
+}
+
+// appKeys are the service keys an App service carries (see AppFor), or
+// that up honours for it (depends_on, build, profiles).
+var appKeys = set(
+	"name", "image", "command", "entrypoint", "environment", "env_file",
+	"build.context", "build.dockerfile", "build.args", "build.target",
+	"ports[].mode", "ports[].target", "ports[].protocol", "ports[].name", "expose",
+	"volumes[].type", "volumes[].source", "volumes[].target", "volumes[].read_only", "volumes[].volume",
+	"depends_on", "healthcheck", "restart", "profiles", "networks", "deploy.replicas",
+	"deploy.resources.limits.cpus", "deploy.resources.limits.memory", "deploy.resources.limits.pids",
+	"mem_limit", "cpus", "pids_limit", "scale", "x-skiff",
+)
+
+// AppIssues lists the keys of the services apps (those run as Apps) that
+// skiff supports for containers but an App does not carry: an App is
+// reached through the ingress, not on a host port, its replicas get
+// named volumes only, and it has no per-service user, capabilities,
+// secrets and the like. Keys Unsupported lists are not repeated.
+func AppIssues(p *types.Project, apps []string) []Issue {
+	var out []Issue
+	for _, name := range apps {
+		s, ok := p.Services[name]
+		if !ok {
+			continue
+		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		var forApp, anywhere []string
+		walkKeys(m, "", appKeys, &forApp)
+		walkKeys(m, "", supportedKeys, &anywhere)
+		for _, k := range forApp {
+			if slices.ContainsFunc(anywhere, func(u string) bool { return u == k || strings.HasPrefix(u, k+".") || strings.HasPrefix(u, k+"[]") }) {
+				continue
+			}
+			why := "an App does not carry it: leave x-skiff.app out to run the service as containers"
+			if strings.HasPrefix(k, "ports[]") {
+				why = "an App is reached through the ingress at " + name + "." + p.Name + ".localhost, not on a host port"
+			}
+			out = append(out, Issue{Service: name, Key: k, Why: why})
+		}
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeVolume {
+				out = append(out, Issue{Service: name, Key: "volumes", Why: "an App's replicas mount named volumes only, not the " + v.Type + " mount at " + v.Target})
+			}
+		}
+	}
+	return out
 }
 
 // valueIssues are keys that are supported only with some values.
