@@ -171,6 +171,14 @@ func TestComposeUpApps(t *testing.T) {
 	if !strings.Contains(must(t, d, "volume", "ls"), "e2eca-cache") {
 		t.Fatal("the App's volume e2eca-cache was not made")
 	}
+	// stop names the App it leaves serving; the containers stop.
+	out = composeRun(t, base, "stop", "web", "client")
+	if !strings.Contains(out, "App e2eca-web  Not stopped") || !strings.Contains(out, "Container e2eca-client-1  Stopped") {
+		t.Fatalf("compose stop:\n%s", out)
+	}
+	if _, body := get(t, addr, "web.e2eca.localhost", "/"); !strings.Contains(body, "web two") {
+		t.Fatalf("the App stopped serving after compose stop: %q", body)
+	}
 	out = composeRun(t, base, "down", "-v")
 	if !strings.Contains(out, "App e2eca-web  Removed") {
 		t.Fatalf("down:\n%s", out)

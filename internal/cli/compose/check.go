@@ -69,22 +69,28 @@ func Unsupported(p *types.Project) []Issue {
 	var out []Issue
 	for _, name := range sortedServices(p) {
 		s := p.Services[name]
-		b, err := json.Marshal(s)
-		if err != nil {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal(b, &m) != nil {
-			continue
-		}
-		var keys []string
-		walkKeys(m, "", supportedKeys, &keys)
-		for _, k := range keys {
+		for _, k := range keysOutside(s, supportedKeys) {
 			out = append(out, Issue{Service: name, Key: k, Why: unsupportedWhy[k]})
 		}
 		out = append(out, valueIssues(p, s)...)
 	}
 	return out
+}
+
+// keysOutside lists the paths of the keys s sets that supported does
+// not cover.
+func keysOutside(s types.ServiceConfig, supported map[string]bool) []string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	var keys []string
+	walkKeys(m, "", supported, &keys)
+	return keys
 }
 
 // walkKeys appends the paths under v that supported does not cover.
@@ -174,18 +180,8 @@ func AppIssues(p *types.Project, apps []string) []Issue {
 		if !ok {
 			continue
 		}
-		b, err := json.Marshal(s)
-		if err != nil {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal(b, &m) != nil {
-			continue
-		}
-		var forApp, anywhere []string
-		walkKeys(m, "", appKeys, &forApp)
-		walkKeys(m, "", supportedKeys, &anywhere)
-		for _, k := range forApp {
+		anywhere := keysOutside(s, supportedKeys)
+		for _, k := range keysOutside(s, appKeys) {
 			if slices.ContainsFunc(anywhere, func(u string) bool { return u == k || strings.HasPrefix(u, k+".") || strings.HasPrefix(u, k+"[]") }) {
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -116,10 +117,29 @@ func (e *Engine) selected(ctx context.Context, p *types.Project, services []stri
 	return out, nil
 }
 
+// appsLeft names, on the progress output, the project's Apps among
+// services (all when none) that stop, start and restart leave as they
+// are: an App's replicas follow its scale, not these verbs.
+func (e *Engine) appsLeft(ctx context.Context, p *types.Project, services []string, verb string) error {
+	apps, err := e.ProjectApps(ctx, p.Name)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if len(services) == 0 || slices.Contains(services, a.Metadata.Labels[LabelService]) {
+			e.progress("App %s  Not %s (an App's replicas follow its scale; down deletes it)", a.Metadata.Name, verb)
+		}
+	}
+	return nil
+}
+
 // Stop stops the services' containers, dependents first.
 func (e *Engine) Stop(ctx context.Context, p *types.Project, services []string, timeout *time.Duration) error {
 	m, err := e.selected(ctx, p, services)
 	if err != nil {
+		return err
+	}
+	if err := e.appsLeft(ctx, p, services, "stopped"); err != nil {
 		return err
 	}
 	return graph.InDependencyOrder(ctx, p, func(ctx context.Context, name string, _ types.ServiceConfig) error {
@@ -139,6 +159,9 @@ func (e *Engine) Start(ctx context.Context, p *types.Project, services []string)
 	if err != nil {
 		return err
 	}
+	if err := e.appsLeft(ctx, p, services, "started"); err != nil {
+		return err
+	}
 	return graph.InDependencyOrder(ctx, p, func(ctx context.Context, name string, _ types.ServiceConfig) error {
 		return e.each(ctx, m[name], func(ctx context.Context, c api.Container) error {
 			if err := e.C.Start(ctx, c.ID); err != nil {
@@ -154,6 +177,9 @@ func (e *Engine) Start(ctx context.Context, p *types.Project, services []string)
 func (e *Engine) Restart(ctx context.Context, p *types.Project, services []string, timeout *time.Duration) error {
 	m, err := e.selected(ctx, p, services)
 	if err != nil {
+		return err
+	}
+	if err := e.appsLeft(ctx, p, services, "restarted"); err != nil {
 		return err
 	}
 	for _, name := range sortedKeys(m) {
