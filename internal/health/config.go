@@ -11,10 +11,12 @@ import (
 // The defaults for the settings a HealthConfig leaves at zero: docker's,
 // except DefaultStartInterval. Docker checks a container in its start
 // period every 5s; skiff checks it every second (never more often than
-// its interval), so a service that is up is seen healthy within a second
-// and its dependants start sooner (compose's service_healthy, --wait).
-// Once a check passes, the start period is over and the interval applies,
-// so the extra checks last only while the container starts.
+// its interval), and sooner still in the first seconds (see Next), so a
+// service that is up is seen healthy at once and its dependants start
+// sooner (compose's service_healthy, --wait). Once a check passes, the
+// start period is over and the interval applies, so the extra checks
+// last only while the container starts. A start interval the check sets
+// is kept to exactly.
 const (
 	DefaultInterval      = 30 * time.Second
 	DefaultTimeout       = 30 * time.Second
@@ -124,6 +126,9 @@ type Settings struct {
 	Interval, Timeout          time.Duration
 	StartPeriod, StartInterval time.Duration
 	Retries                    int
+	// RampUp: the start interval is the default, so the first checks of
+	// the start period come sooner (see Next).
+	RampUp bool
 }
 
 // SettingsOf returns h's settings, and false when h runs no check (nil,
@@ -150,6 +155,7 @@ func SettingsOf(h *api.HealthConfig) (Settings, bool) {
 	if s.StartInterval <= 0 {
 		// Never slower than the interval the check asked for.
 		s.StartInterval = min(DefaultStartInterval, s.Interval)
+		s.RampUp = true
 	}
 	if s.Retries <= 0 {
 		s.Retries = DefaultRetries

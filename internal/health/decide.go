@@ -45,12 +45,23 @@ func Record(s Settings, h api.Health, startedAt time.Time, r api.HealthResult) a
 	return out
 }
 
+// RampFirst is the delay of the first check of a starting container
+// whose start interval is the default (Settings.RampUp).
+const RampFirst = 100 * time.Millisecond
+
 // Next is how long after a check (or the start) the next one runs: the
 // start interval while the container is starting within its start
-// period, the interval otherwise.
+// period, the interval otherwise. With RampUp the start interval is
+// reached gradually: half the time since the start, at least RampFirst,
+// so a service ready in its first second is seen healthy within about
+// half again that time, for a handful of extra checks.
 func Next(s Settings, status string, startedAt, now time.Time) time.Duration {
-	if status == api.HealthStarting && now.Sub(startedAt) < s.StartPeriod {
-		return s.StartInterval
+	since := now.Sub(startedAt)
+	if status != api.HealthStarting || since >= s.StartPeriod {
+		return s.Interval
 	}
-	return s.Interval
+	if s.RampUp {
+		return min(s.StartInterval, max(RampFirst, since/2))
+	}
+	return s.StartInterval
 }

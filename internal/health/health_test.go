@@ -173,6 +173,46 @@ func TestNext(t *testing.T) {
 	}
 }
 
+// TestNextRampUp: with the default start interval the first checks come
+// sooner, growing to the start interval; a start interval given is kept
+// to; the interval applies once healthy or past the start period.
+func TestNextRampUp(t *testing.T) {
+	t0 := time.Now()
+	s, ok := SettingsOf(&api.HealthConfig{Test: []string{"CMD", "true"}, Interval: 5 * time.Second, StartPeriod: 30 * time.Second})
+	if !ok || !s.RampUp || s.StartInterval != DefaultStartInterval {
+		t.Fatalf("settings %+v, want the default start interval with RampUp", s)
+	}
+	for _, tc := range []struct {
+		status string
+		since  time.Duration
+		want   time.Duration
+	}{
+		{api.HealthStarting, 0, RampFirst},
+		{api.HealthStarting, 150 * time.Millisecond, RampFirst},
+		{api.HealthStarting, 600 * time.Millisecond, 300 * time.Millisecond},
+		{api.HealthStarting, 1500 * time.Millisecond, 750 * time.Millisecond},
+		{api.HealthStarting, 10 * time.Second, time.Second},
+		{api.HealthStarting, 31 * time.Second, 5 * time.Second},
+		{api.HealthHealthy, 0, 5 * time.Second},
+	} {
+		if got := Next(s, tc.status, t0, t0.Add(tc.since)); got != tc.want {
+			t.Errorf("Next(%s, +%s) = %s, want %s", tc.status, tc.since, got, tc.want)
+		}
+	}
+	// The checks of the first two seconds: a handful, not one per RampFirst.
+	n := 0
+	for at := time.Duration(0); at < 2*time.Second; at += Next(s, api.HealthStarting, t0, t0.Add(at)) {
+		n++
+	}
+	if n < 4 || n > 10 {
+		t.Errorf("%d checks in the first 2s, want between 4 and 10", n)
+	}
+	given, _ := SettingsOf(&api.HealthConfig{Test: []string{"CMD", "true"}, StartPeriod: 30 * time.Second, StartInterval: 2 * time.Second})
+	if given.RampUp || Next(given, api.HealthStarting, t0, t0) != 2*time.Second {
+		t.Errorf("a start interval given is not kept to: %+v", given)
+	}
+}
+
 // fakeContainer answers checks with codes in turn; a code of -2 blocks
 // until the check's context ends.
 type fakeContainer struct {
