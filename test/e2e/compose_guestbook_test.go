@@ -43,26 +43,8 @@ func TestComposeGuestbook(t *testing.T) {
 	t.Cleanup(func() { d.Run("", append(gb, "down", "-v")...) })
 	up()
 	addr := "http://127.0.0.1:" + port + "/"
-	resp, err := http.PostForm(addr, url.Values{"message": {"written before down"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	page := func() string {
-		t.Helper()
-		var body string
-		eventually(t, 60*time.Second, "the guestbook to answer", func() bool {
-			resp, err := http.Get(addr)
-			if err != nil {
-				return false
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			body = string(b)
-			return resp.StatusCode == 200
-		})
-		return body
-	}
+	guestbookPost(t, addr, "written before down")
+	page := func() string { return guestbookPage(t, addr) }
 	if p := page(); !strings.Contains(p, "<li>written before down</li>") {
 		t.Fatalf("the entry is not listed:\n%s", p)
 	}
@@ -140,4 +122,38 @@ func runCmd(args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// guestbookPost writes msg into the guestbook at addr.
+func guestbookPost(t *testing.T, addr, msg string) {
+	t.Helper()
+	resp, err := http.PostForm(addr, url.Values{"message": {msg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+// guestbookPage is the guestbook's page at addr, once it answers 200.
+func guestbookPage(t *testing.T, addr string) string {
+	t.Helper()
+	return getOK(t, addr, 60*time.Second, "the guestbook to answer")
+}
+
+// getOK GETs url until it answers 200 (within limit, or the test fails
+// naming what) and returns the body.
+func getOK(t *testing.T, url string, limit time.Duration, what string) string {
+	t.Helper()
+	var body string
+	eventually(t, limit, what, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	return body
 }

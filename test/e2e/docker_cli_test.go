@@ -236,17 +236,7 @@ func TestDockerCLIContainers(t *testing.T) {
 	}
 	// The published port answers.
 	port := strings.TrimSpace(dockerOK(t, "inspect", "--format", `{{(index (index .NetworkSettings.Ports "8080/tcp") 0).HostPort}}`, "web"))
-	var body string
-	eventually(t, 10*time.Second, "the published port to answer", func() bool {
-		resp, err := http.Get("http://127.0.0.1:" + port + "/index.html")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return resp.StatusCode == 200
-	})
+	body := getOK(t, "http://127.0.0.1:"+port+"/index.html", 10*time.Second, "the published port to answer")
 	if body != "served by busybox\n" {
 		t.Errorf("GET through the published port = %q", body)
 	}

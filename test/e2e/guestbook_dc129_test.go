@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"io"
-	"net/http"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -55,26 +52,8 @@ func TestGuestbookDockerCompose129(t *testing.T) {
 	}
 	up()
 	addr := "http://127.0.0.1:" + port + "/"
-	resp, err := http.PostForm(addr, url.Values{"message": {"written through docker-compose"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	page := func() string {
-		t.Helper()
-		var body string
-		eventually(t, 60*time.Second, "the guestbook to answer", func() bool {
-			resp, err := http.Get(addr)
-			if err != nil {
-				return false
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			body = string(b)
-			return resp.StatusCode == 200
-		})
-		return body
-	}
+	guestbookPost(t, addr, "written through docker-compose")
+	page := func() string { return guestbookPage(t, addr) }
 	if p := page(); !strings.Contains(p, "<li>written through docker-compose</li>") {
 		t.Fatalf("the entry is not listed:\n%s", p)
 	}
