@@ -41,16 +41,32 @@ func (l *closingListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127
 // Shutdown closes the listener is served (its request gets the replica's
 // answer), not closed unanswered.
 func TestConnAcceptedAsListenerClosesIsServed(t *testing.T) {
+	br, done := shutdownWithOneConn(t, Config{Addr: "127.0.0.1:0"}, func(p *Proxy, server net.Conn) net.Conn { return server })
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the answer: %v; want the connection closed by the shutdown", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+}
+
+// shutdownWithOneConn starts a proxy of cfg with one route to a replica,
+// serving a listener that gives one piped connection (wrap(p, server))
+// as Shutdown closes it; it shuts the proxy down, sends a request on the
+// connection and checks that the replica's answer comes back. It returns
+// the client's reader after the answer and Shutdown's result.
+func shutdownWithOneConn(t *testing.T, cfg Config, wrap func(p *Proxy, server net.Conn) net.Conn) (*bufio.Reader, <-chan error) {
+	t.Helper()
 	rp := newReplica(t, "r1", nil)
-	p, err := New(Config{Addr: "127.0.0.1:0"})
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
 	mustUpdate(t, p, route1("shop", "shop-1", []string{"shop.localhost"}, rp.endpoint()))
 	client, server := net.Pipe()
-	defer client.Close()
-	ln := &closingListener{conn: server, closed: make(chan struct{})}
+	t.Cleanup(func() { client.Close() })
+	ln := &closingListener{conn: wrap(p, server), closed: make(chan struct{})}
 	if err := p.Serve(ln); err != nil {
 		t.Fatal(err)
 	}
@@ -65,16 +81,11 @@ func TestConnAcceptedAsListenerClosesIsServed(t *testing.T) {
 	br := bufio.NewReader(client)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
-		t.Fatalf("the connection accepted as the listener closed got no answer: %v", err)
+		t.Fatalf("the connection accepted as the proxy shut down got no answer: %v", err)
 	}
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode != 200 || string(b) != "r1 /x" {
 		t.Fatalf("got %d %q; want 200 from the replica", res.StatusCode, b)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		t.Fatalf("after the answer: %v; want the connection closed by the shutdown", err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown = %v", err)
-	}
+	return br, done
 }

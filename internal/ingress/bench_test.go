@@ -206,27 +206,7 @@ func BenchmarkFront(b *testing.B) {
 			p, base := testProxyPath(b, Config{}, path.noFront, path.noFastPath)
 			mustUpdate(b, p, route1("hello", "hello-1", []string{"hello.localhost"}, rawReplica(b)))
 			req := []byte("GET / HTTP/1.1\r\nHost: hello.localhost\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 16<<10)
-				for pb.Next() {
-					if _, err := c.Write(req); err != nil {
-						b.Error(err)
-						return
-					}
-					if err := skipHead(br); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			runKeptAlive(b, req, func() (net.Conn, error) { return net.Dial("tcp", strings.TrimPrefix(base, "http://")) })
 		})
 	}
 }
@@ -241,27 +221,33 @@ func BenchmarkFrontTLS(b *testing.B) {
 			ca, addr := startTLS(b, p)
 			conf := &tls.Config{RootCAs: ca.Pool(), ServerName: "hello.localhost"}
 			req := []byte("GET / HTTP/1.1\r\nHost: hello.localhost\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				c, err := tls.Dial("tcp", addr, conf)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 16<<10)
-				for pb.Next() {
-					if _, err := c.Write(req); err != nil {
-						b.Error(err)
-						return
-					}
-					if err := skipHead(br); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			runKeptAlive(b, req, func() (net.Conn, error) { return tls.Dial("tcp", addr, conf) })
 		})
 	}
+}
+
+// runKeptAlive sends req over and over on kept-alive connections from
+// dial, one per parallel worker, reading each answer's head.
+func runKeptAlive(b *testing.B, req []byte, dial func() (net.Conn, error)) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := dial()
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReaderSize(c, 16<<10)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := skipHead(br); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
