@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -348,13 +349,18 @@ spec:
 }
 
 // pvcTerminating reports whether a PersistentVolumeClaim k is being
-// deleted (held by its protection finalizer): pruned all the same.
+// deleted (held by its protection finalizer) or is gone by now (the
+// controller took the finalizer off since it was listed): pruned all the
+// same.
 func pvcTerminating(t *testing.T, ns, k string) bool {
 	name, ok := strings.CutPrefix(k, "persistentvolumeclaims/")
 	if !ok {
 		return false
 	}
 	p, err := env.kube.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true
+	}
 	return err == nil && p.DeletionTimestamp != nil
 }
 
