@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -379,7 +380,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route, t *ta
 		p.serveFast(w, r, rt, t)
 		return true
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+	ctx, cancel := context.WithTimeout(httptrace.WithClientTrace(r.Context(), settleTrace), rt.timeout)
 	defer cancel()
 	var body *timedBody
 	if r.Body != nil && r.Body != http.NoBody {

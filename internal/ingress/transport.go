@@ -20,7 +20,7 @@ import (
 func (p *Proxy) newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                  nil,
-		DialContext:            p.dialer.DialContext,
+		DialContext:            p.dialSettled,
 		MaxIdleConnsPerHost:    p.cfg.MaxIdleConnsPerEndpoint,
 		IdleConnTimeout:        p.cfg.IdleConnTimeout,
 		DisableCompression:     true,
