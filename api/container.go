@@ -64,6 +64,11 @@ type ContainerConfig struct {
 	// Network is the network to join: a network name, "none" or "host".
 	// Empty means the default network.
 	Network string `json:"network,omitempty"`
+	// IP is the container's IPv4 address on Network (docker run --ip):
+	// a bridge network's address inside its subnet, not its gateway.
+	// Empty leases the next free one at each start; an address another
+	// container holds is a conflict.
+	IP string `json:"ip,omitempty"`
 	// NetworkAliases are extra DNS names of the container on its network.
 	NetworkAliases []string `json:"networkAliases,omitempty"`
 	// ExtraNetworks are further bridge networks the container joins

@@ -70,6 +70,10 @@ type NetworkCreateRequest struct {
 type NetworkAttachment struct {
 	Network string   `json:"network"`
 	Aliases []string `json:"aliases,omitempty"`
+	// IP is the container's IPv4 address on the network (a bridge
+	// network, inside its subnet, not its gateway): empty leases the
+	// next free one. An address another container holds is a conflict.
+	IP string `json:"ip,omitempty"`
 }
 
 // NetworkConnectRequest is the body of POST /v1/networks/{name}/connect:
@@ -79,6 +83,9 @@ type NetworkConnectRequest struct {
 	// Container is a container's name, ID or unique ID prefix.
 	Container string   `json:"container"`
 	Aliases   []string `json:"aliases,omitempty"`
+	// IP is the container's address on the network (see
+	// NetworkAttachment.IP).
+	IP string `json:"ip,omitempty"`
 }
 
 // NetworkDisconnectRequest is the body of POST

@@ -61,7 +61,7 @@ func (a networkAPI) connect(w http.ResponseWriter, r *http.Request) error {
 	if req.Container == "" {
 		return errdefs.Invalid("connect: name the container in \"container\"")
 	}
-	x := api.NetworkAttachment{Network: r.PathValue("name"), Aliases: req.Aliases}
+	x := api.NetworkAttachment{Network: r.PathValue("name"), Aliases: req.Aliases, IP: req.IP}
 	if err := a.connector.ConnectNetwork(r.Context(), req.Container, x); err != nil {
 		return err
 	}

@@ -174,6 +174,7 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 
 func newNetworkConnectCmd(g *globals) *cobra.Command {
 	var aliases []string
+	var ip string
 	c := &cobra.Command{
 		Use:   "connect [flags] NETWORK CONTAINER",
 		Short: "Join a container to one more network",
@@ -181,13 +182,15 @@ func newNetworkConnectCmd(g *globals) *cobra.Command {
 (eth1, eth2, ...), address and DNS aliases there. A running container joins
 at once; the network stays in the container's config for its next starts.`,
 		Example: `  skiff network connect backend web
-  skiff network connect --alias api backend web`,
+  skiff network connect --alias api backend web
+  skiff network connect --ip 10.89.1.20 backend web`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.client().ConnectNetwork(cmd.Context(), args[0], api.NetworkConnectRequest{Container: args[1], Aliases: aliases})
+			return g.client().ConnectNetwork(cmd.Context(), args[0], api.NetworkConnectRequest{Container: args[1], Aliases: aliases, IP: ip})
 		},
 	}
 	c.Flags().StringArrayVar(&aliases, "alias", nil, "another DNS name of the container on this network (repeatable)")
+	c.Flags().StringVar(&ip, "ip", "", "the container's IPv4 address on this network (default: the next free one)")
 	return c
 }
 

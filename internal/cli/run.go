@@ -35,7 +35,7 @@ type runFlags struct {
 	mounts, securityOpts, devices, logOpts, attach                   []string
 	logDriver                                                        string
 	shmSize                                                          string
-	network                                                          string
+	network, ip                                                      string
 	userns                                                           string
 	health                                                           healthFlags
 }
@@ -69,6 +69,7 @@ func (f *runFlags) register(c *cobra.Command) {
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [IP:][HOST:]CONTAINER[/tcp|udp] (default IP 127.0.0.1; see docs/networking.md)")
 	fl.StringVar(&f.network, "network", "", "network to join: a network name, none or host (default: the skiff network)")
 	fl.StringArrayVar(&f.aliases, "network-alias", nil, "another DNS name of the container on its network")
+	fl.StringVar(&f.ip, "ip", "", "the container's IPv4 address on its network (default: the next free one)")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a line to /etc/hosts: NAME:IP (IP host-gateway: the network's gateway)")
 	fl.StringArrayVar(&f.dns, "dns", nil, "a DNS server for resolv.conf, instead of the network's (repeatable)")
 	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "a DNS search domain for resolv.conf, instead of the host's (repeatable; . for none)")
@@ -128,7 +129,7 @@ func (f *runFlags) request(args []string) (api.ContainerCreateRequest, error) {
 		t := f.stopTimeout
 		cfg.StopTimeout = &t
 	}
-	cfg.Network, cfg.NetworkAliases = f.network, f.aliases
+	cfg.Network, cfg.NetworkAliases, cfg.IP = f.network, f.aliases, f.ip
 	if cfg.UserNS = f.userns; cfg.UserNS == api.UserNSHost {
 		cfg.UserNS = ""
 	}

@@ -75,8 +75,10 @@ type SpecInput struct {
 type NetworkRequest struct {
 	ContainerID, Name, Hostname string
 	Network                     string
-	Aliases                     []string
-	Ports                       []api.PortMapping
+	// IP is the address asked for on Network (api.ContainerConfig.IP).
+	IP      string
+	Aliases []string
+	Ports   []api.PortMapping
 	// Extra are the further networks to join (api.ContainerConfig's
 	// ExtraNetworks).
 	Extra []api.NetworkAttachment
@@ -97,10 +99,11 @@ type NetworkRequest struct {
 
 // Networks attaches containers to networks.
 type Networks interface {
-	// Check says whether a container may ask for network, the further
-	// networks extra and ports, before anything is made (unknown
-	// network: ErrNotFound).
-	Check(ctx context.Context, network string, extra []api.NetworkAttachment, ports []api.PortMapping) error
+	// Check says whether a container may ask for its first network
+	// (with its address, if it names one), the further networks extra
+	// and ports, before anything is made (unknown network: ErrNotFound;
+	// an address in use: ErrConflict).
+	Check(ctx context.Context, primary api.NetworkAttachment, extra []api.NetworkAttachment, ports []api.PortMapping) error
 	// NetNSPath is where the namespace of a container on a bridge network
 	// will be; the spec names it before Setup runs.
 	NetNSPath(containerID string) string
@@ -333,10 +336,11 @@ func (m *Manager) Create(ctx context.Context, req api.ContainerCreateRequest) (a
 		if req.Config.Network == "" {
 			req.Config.Network = api.DefaultNetwork
 		}
-		if err := m.cfg.Networks.Check(ctx, req.Config.Network, req.Config.ExtraNetworks, req.Config.Ports); err != nil {
+		primary := api.NetworkAttachment{Network: req.Config.Network, IP: req.Config.IP}
+		if err := m.cfg.Networks.Check(ctx, primary, req.Config.ExtraNetworks, req.Config.Ports); err != nil {
 			return api.Container{}, err
 		}
-	} else if req.Config.Network != "" && req.Config.Network != api.NetworkNone || len(req.Config.Ports) > 0 || len(req.Config.ExtraNetworks) > 0 {
+	} else if req.Config.Network != "" && req.Config.Network != api.NetworkNone || len(req.Config.Ports) > 0 || len(req.Config.ExtraNetworks) > 0 || req.Config.IP != "" {
 		return api.Container{}, errdefs.Invalid("this daemon has no networking: use --network none and no -p")
 	}
 	m.images.RLock()
@@ -997,7 +1001,7 @@ func (m *Manager) prepareRunLocked(ctx context.Context, e *entry) (pid int, err 
 		go func() {
 			defer close(done)
 			netset, netErr = m.cfg.Networks.Setup(ctx, NetworkRequest{
-				ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network,
+				ContainerID: id, Name: e.rec.Name, Hostname: spec.Hostname, Network: e.rec.Config.Network, IP: e.rec.Config.IP,
 				Aliases: e.rec.Config.NetworkAliases, Ports: e.rec.Config.Ports, Extra: e.rec.Config.ExtraNetworks, FilesDir: dir,
 				ExtraHosts: e.rec.Config.ExtraHosts, DNS: e.rec.Config.DNS, DNSSearch: e.rec.Config.DNSSearch, DNSOptions: e.rec.Config.DNSOptions,
 				Created:   func() { once.Do(func() { close(created) }) },

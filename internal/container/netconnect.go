@@ -35,7 +35,7 @@ func (m *Manager) ConnectNetwork(ctx context.Context, ref string, x api.NetworkA
 		return errdefs.Conflict("container %s is already on network %s", name, x.Network)
 	}
 	extra := append(slices.Clone(cfg.ExtraNetworks), x)
-	if err := m.cfg.Networks.Check(ctx, cfg.Network, extra, nil); err != nil {
+	if err := m.cfg.Networks.Check(ctx, api.NetworkAttachment{Network: cfg.Network}, extra, nil); err != nil {
 		return err
 	}
 	var set *api.NetworkSettings

@@ -53,16 +53,16 @@ func (r imageIDResolver) ResolveID(ctx context.Context, ref string) (id, digest 
 // networks adapts the network manager to the container manager.
 type networks struct{ m *network.Manager }
 
-func (n networks) Check(ctx context.Context, name string, extra []api.NetworkAttachment, ports []api.PortMapping) error {
-	if err := n.m.Check(ctx, name, ports); err != nil {
+func (n networks) Check(ctx context.Context, primary api.NetworkAttachment, extra []api.NetworkAttachment, ports []api.PortMapping) error {
+	if err := n.m.Check(ctx, primary.Network, primary.IP, ports); err != nil {
 		return err
 	}
-	return n.m.CheckAttachments(ctx, name, extra)
+	return n.m.CheckAttachments(ctx, primary.Network, extra)
 }
 func (n networks) NetNSPath(id string) string { return n.m.NetNSPath(id) }
 func (n networks) Setup(ctx context.Context, req container.NetworkRequest) (*api.NetworkSettings, error) {
 	return n.m.Setup(ctx, network.SetupRequest{ContainerID: req.ContainerID, Name: req.Name, Hostname: req.Hostname,
-		Network: req.Network, Aliases: req.Aliases, Ports: req.Ports, Extra: req.Extra, FilesDir: req.FilesDir, Created: req.Created, MakeNetNS: req.MakeNetNS,
+		Network: req.Network, IP: req.IP, Aliases: req.Aliases, Ports: req.Ports, Extra: req.Extra, FilesDir: req.FilesDir, Created: req.Created, MakeNetNS: req.MakeNetNS,
 		Files: network.Files{ExtraHosts: req.ExtraHosts, DNS: req.DNS, DNSSearch: req.DNSSearch, DNSOptions: req.DNSOptions}})
 }
 func (n networks) Teardown(ctx context.Context, id string) error { return n.m.Teardown(ctx, id) }

@@ -41,7 +41,7 @@ func (d *Daemon) serveDocker(ctrs apiserver.Containers, images apiserver.Images)
 		d.dockerLn = l
 	}
 	handler := dockerapi.New(dockerapi.Services{
-		System: &system{d: d}, Containers: ctrs, Hub: d.dockerEvents, Images: images, Networks: d.networks, Volumes: d.ctrs,
+		System: &system{d: d}, Containers: ctrs, Hub: d.dockerEvents, Images: images, Networks: d.networks, Connector: d.ctrs, Volumes: d.ctrs,
 		ImageSource: d.images, MaxUpload: d.cfg.MaxImageSize,
 	}, d.log.With("component", "docker-api"))
 	d.dockerSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}

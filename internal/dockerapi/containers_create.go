@@ -3,7 +3,9 @@ package dockerapi
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -251,7 +253,10 @@ func portBindings(cfg *api.ContainerConfig, hc *container.HostConfig, exposed ne
 	return nil
 }
 
-// networkingConfig maps NetworkMode and the endpoint's aliases.
+// networkingConfig maps NetworkMode and the endpoints: the one of
+// NetworkMode (or the only one) is the container's first network, the
+// others its further networks (docker run --network a --network b), each
+// with its aliases and address (--ip).
 func networkingConfig(cfg *api.ContainerConfig, mode container.NetworkMode, nc *network.NetworkingConfig) error {
 	switch {
 	case mode == "" || mode == "default" || mode == "bridge":
@@ -263,20 +268,38 @@ func networkingConfig(cfg *api.ContainerConfig, mode container.NetworkMode, nc *
 	if nc == nil || len(nc.EndpointsConfig) == 0 {
 		return nil
 	}
-	if len(nc.EndpointsConfig) > 1 {
-		return errdefs.Invalid("NetworkingConfig.EndpointsConfig names %d networks: a container joins one network at create; connect it to others afterwards", len(nc.EndpointsConfig))
-	}
-	for name, ep := range nc.EndpointsConfig {
-		if cfg.Network == "" && name != "bridge" && name != "default" {
-			cfg.Network = name
+	isDefault := func(name string) bool { return name == "bridge" || name == "default" || name == api.DefaultNetwork }
+	if cfg.Network == "" && len(nc.EndpointsConfig) == 1 {
+		for name := range nc.EndpointsConfig {
+			if !isDefault(name) {
+				cfg.Network = name
+			}
 		}
-		if ep == nil {
+	}
+	for _, name := range slices.Sorted(maps.Keys(nc.EndpointsConfig)) {
+		ep := nc.EndpointsConfig[name]
+		var aliases []string
+		ip := ""
+		if ep != nil {
+			aliases = ep.Aliases
+			if ep.IPAMConfig != nil {
+				if ep.IPAMConfig.IPv6Address.IsValid() {
+					return errdefs.Invalid("NetworkingConfig.EndpointsConfig[%s].IPAMConfig.IPv6Address (--ip6): skiff networks are IPv4 only", name)
+				}
+				if ep.IPAMConfig.IPv4Address.IsValid() {
+					ip = ep.IPAMConfig.IPv4Address.String()
+				}
+			}
+		}
+		if name == cfg.Network || cfg.Network == "" && isDefault(name) {
+			cfg.NetworkAliases = append(cfg.NetworkAliases, aliases...)
+			cfg.IP = ip
 			continue
 		}
-		if ep.IPAMConfig != nil && (ep.IPAMConfig.IPv4Address.IsValid() || ep.IPAMConfig.IPv6Address.IsValid()) {
-			return errdefs.Invalid("NetworkingConfig.EndpointsConfig[%s].IPAMConfig (--ip): fixed addresses are not supported by skiff", name)
+		if isDefault(name) {
+			name = api.DefaultNetwork
 		}
-		cfg.NetworkAliases = append(cfg.NetworkAliases, ep.Aliases...)
+		cfg.ExtraNetworks = append(cfg.ExtraNetworks, api.NetworkAttachment{Network: name, Aliases: aliases, IP: ip})
 	}
 	return nil
 }

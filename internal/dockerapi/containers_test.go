@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,26 @@ func TestCreateConfigMaps(t *testing.T) {
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
+// TestCreateConfigNetworks: the endpoint of NetworkMode is the first
+// network, the others further ones, each with its aliases and address.
+func TestCreateConfigNetworks(t *testing.T) {
+	cfg, err := createConfig(createRequest(t, `{"Image":"x","HostConfig":{"NetworkMode":"front"},"NetworkingConfig":{"EndpointsConfig":{
+		"front":{"Aliases":["web"],"IPAMConfig":{"IPv4Address":"10.90.0.9"}},
+		"back":{"Aliases":["api"],"IPAMConfig":{"IPv4Address":"10.91.0.9"}},
+		"bridge":{}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.NetworkAttachment{{Network: "back", Aliases: []string{"api"}, IP: "10.91.0.9"}, {Network: api.DefaultNetwork}}
+	if cfg.Network != "front" || cfg.IP != "10.90.0.9" || !slices.Equal(cfg.NetworkAliases, []string{"web"}) || !reflect.DeepEqual(cfg.ExtraNetworks, want) {
+		t.Fatalf("network %q ip %q aliases %v extra %+v", cfg.Network, cfg.IP, cfg.NetworkAliases, cfg.ExtraNetworks)
+	}
+	cfg, err = createConfig(createRequest(t, `{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"back":{"IPAMConfig":{"IPv4Address":"10.91.0.9"}}}}}`))
+	if err != nil || cfg.Network != "back" || cfg.IP != "10.91.0.9" || len(cfg.ExtraNetworks) != 0 {
+		t.Fatalf("one endpoint: %v %q %q %+v", err, cfg.Network, cfg.IP, cfg.ExtraNetworks)
+	}
+}
+
 func TestCreateConfigRefuses(t *testing.T) {
 	for _, tc := range []struct{ name, body, field string }{
 		{"no image", `{"Cmd":["x"]}`, "Config.Image"},
@@ -115,8 +136,7 @@ func TestCreateConfigRefuses(t *testing.T) {
 		{"port range", `{"Image":"x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8000-8010"}]}}}`, "HostConfig.PortBindings"},
 		{"sctp", `{"Image":"x","HostConfig":{"PortBindings":{"80/sctp":[{"HostPort":"80"}]}}}`, "HostConfig.PortBindings"},
 		{"container network", `{"Image":"x","HostConfig":{"NetworkMode":"container:db"}}`, "HostConfig.NetworkMode"},
-		{"two networks", `{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"a":{},"b":{}}}}`, "NetworkingConfig.EndpointsConfig"},
-		{"fixed ip", `{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"a":{"IPAMConfig":{"IPv4Address":"10.0.0.9"}}}}}`, "IPAMConfig"},
+		{"fixed IPv6", `{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"a":{"IPAMConfig":{"IPv6Address":"fd00::9"}}}}}`, "EndpointsConfig[a].IPAMConfig.IPv6Address"},
 		{"mount type", `{"Image":"x","HostConfig":{"Mounts":[{"Type":"npipe","Target":"/p"}]}}`, "HostConfig.Mounts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

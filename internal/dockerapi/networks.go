@@ -21,6 +21,7 @@ import (
 type networkAPI struct {
 	networks   apiserver.Networks
 	containers apiserver.Containers // for connect and disconnect; may be nil
+	connector  apiserver.NetworkConnector
 }
 
 func init() {
@@ -28,7 +29,7 @@ func init() {
 		if s.svc.Networks == nil {
 			return
 		}
-		a := &networkAPI{networks: s.svc.Networks, containers: s.svc.Containers}
+		a := &networkAPI{networks: s.svc.Networks, containers: s.svc.Containers, connector: s.svc.Connector}
 		s.handle("GET", "/networks", a.list)
 		s.handle("POST", "/networks/create", a.create)
 		s.handle("POST", "/networks/prune", a.prune)
@@ -237,67 +238,93 @@ func untilFilter(f filters) (time.Time, error) {
 	return time.Time{}, errdefs.Invalid("filter until=%q is not a duration (24h), RFC 3339 time or Unix timestamp", v)
 }
 
-// connect is POST /networks/{id}/connect. A skiff container has one
-// network: connecting it to the one it is on is a no-op, connecting it to
-// another is refused. Disconnecting a container that is not running from
-// its network is a no-op too (it keeps it); a running one is refused.
+// connect is POST /networks/{id}/connect: the container joins one more
+// network (skiff's network connect), with the endpoint's aliases and
+// address. Connecting a container to its first network is a no-op:
+// docker-compose 1.29 disconnects each container it creates and connects
+// it again with the aliases it was created with.
 func (a *networkAPI) connect(w http.ResponseWriter, r *http.Request) error {
 	var req network.ConnectRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	return a.attachment(w, r, req.Container, "connect")
+	n, c, first, err := a.attachment(r, req.Container, "connect")
+	if err != nil {
+		return err
+	}
+	if first == n.Name {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	x := api.NetworkAttachment{Network: n.Name}
+	if ep := req.EndpointConfig; ep != nil {
+		x.Aliases = ep.Aliases
+		if ep.IPAMConfig != nil {
+			if ep.IPAMConfig.IPv6Address.IsValid() {
+				return errdefs.Invalid("EndpointConfig.IPAMConfig.IPv6Address: skiff networks are IPv4 only")
+			}
+			if ep.IPAMConfig.IPv4Address.IsValid() {
+				x.IP = ep.IPAMConfig.IPv4Address.String()
+			}
+		}
+	}
+	if err := a.connector.ConnectNetwork(r.Context(), c.ID, x); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
+// disconnect is POST /networks/{id}/disconnect: the container leaves a
+// further network. Its first network stays: a container not running
+// keeps it (docker-compose 1.29 disconnects the containers it creates,
+// see connect), a running one is refused.
 func (a *networkAPI) disconnect(w http.ResponseWriter, r *http.Request) error {
 	var req network.DisconnectRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	return a.attachment(w, r, req.Container, "disconnect")
+	n, c, first, err := a.attachment(r, req.Container, "disconnect")
+	if err != nil {
+		return err
+	}
+	if first != n.Name {
+		if err := a.connector.DisconnectNetwork(r.Context(), c.ID, n.Name, req.Force); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if c.State.Status != "running" {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	return errdefs.Invalid("container %s cannot leave network %s, its first network: a skiff container keeps the network it was created on; remove it and create it again", c.Name, n.Name)
 }
 
-// attachment answers connect and disconnect: skiff containers join one
-// network, chosen when they are created.
-func (a *networkAPI) attachment(w http.ResponseWriter, r *http.Request, ref, verb string) error {
+// attachment finds the network and the container of a connect or
+// disconnect, and the container's first network.
+func (a *networkAPI) attachment(r *http.Request, ref, verb string) (api.Network, api.Container, string, error) {
 	if ref == "" {
-		return errdefs.Invalid("network %s needs a Container", verb)
+		return api.Network{}, api.Container{}, "", errdefs.Invalid("network %s needs a Container", verb)
 	}
 	n, err := a.lookup(r, r.PathValue("id"))
 	if err != nil {
-		return err
+		return api.Network{}, api.Container{}, "", err
 	}
-	if a.containers == nil {
-		return errdefs.NotImplemented("this daemon serves no containers through the Docker API")
+	if a.containers == nil || a.connector == nil {
+		return api.Network{}, api.Container{}, "", errdefs.NotImplemented("this daemon serves no containers through the Docker API")
 	}
 	c, err := a.containers.Get(r.Context(), ref)
 	if err != nil {
-		return err
+		return api.Network{}, api.Container{}, "", err
 	}
-	current := c.Config.Network
+	first := c.Config.Network
 	if c.NetworkSettings != nil && c.NetworkSettings.Network != "" {
-		current = c.NetworkSettings.Network
+		first = c.NetworkSettings.Network
 	}
-	if current == "" {
-		current = api.DefaultNetwork
+	if first == "" {
+		first = api.DefaultNetwork
 	}
-	if verb == "connect" && current == n.Name {
-		w.WriteHeader(http.StatusOK)
-		return nil
-	}
-	if verb == "connect" {
-		return errdefs.Invalid("container %s is on network %s: a skiff container joins one network, chosen when it is created (docker run --network %s)", c.Name, current, n.Name)
-	}
-	if current != n.Name {
-		return errdefs.Invalid("container %s is not connected to network %s", c.Name, n.Name)
-	}
-	if c.State.Status != "running" {
-		// docker-compose 1.29 disconnects each container it creates and
-		// connects it again with its aliases, which it was created with:
-		// a container not running keeps its network, to join it when
-		// it starts.
-		w.WriteHeader(http.StatusOK)
-		return nil
-	}
-	return errdefs.Invalid("container %s cannot leave network %s: a skiff container keeps the network it was created on; remove it and create it again", c.Name, n.Name)
+	return n, c, first, nil
 }

@@ -2,6 +2,7 @@ package dockerapi
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -70,6 +71,19 @@ func (f *fakeContainers) Get(ctx context.Context, ref string) (api.Container, er
 
 func (f *fakeContainers) List(ctx context.Context, all bool) []api.Container { return f.ctrs }
 
+// fakeConnector records the connects and disconnects it is asked for.
+type fakeConnector struct{ calls []string }
+
+func (f *fakeConnector) ConnectNetwork(ctx context.Context, container string, x api.NetworkAttachment) error {
+	f.calls = append(f.calls, fmt.Sprintf("connect %s %s %v %s", container, x.Network, x.Aliases, x.IP))
+	return nil
+}
+
+func (f *fakeConnector) DisconnectNetwork(ctx context.Context, container, network string, force bool) error {
+	f.calls = append(f.calls, fmt.Sprintf("disconnect %s %s %v", container, network, force))
+	return nil
+}
+
 func testNetworks() *fakeNetworks {
 	return &fakeNetworks{nets: []api.Network{
 		{Name: api.DefaultNetwork, ID: "0def", Driver: "bridge", Subnet: "10.88.0.0/16", Gateway: "10.88.0.1", Bridge: "skiff0",
@@ -81,7 +95,8 @@ func testNetworks() *fakeNetworks {
 func TestNetworkEndpoints(t *testing.T) {
 	nets := testNetworks()
 	ctrs := &fakeContainers{ctrs: []api.Container{{ID: "c1", Name: "web", Config: api.ContainerConfig{}}}}
-	svc := Services{Networks: nets, Containers: ctrs}
+	conn := &fakeConnector{}
+	svc := Services{Networks: nets, Containers: ctrs, Connector: conn}
 
 	rec := serveReq(t, svc, "GET", "/v1.51/networks/bridge", nil)
 	in := decodeBody[network.Inspect](t, rec)
@@ -118,14 +133,23 @@ func TestNetworkEndpoints(t *testing.T) {
 		}
 	}
 
-	// A container stays on the network it was created on.
+	// Connecting a container to its first network changes nothing; to
+	// another, joins it with the endpoint's aliases and address.
 	rec = serveReq(t, svc, "POST", "/networks/bridge/connect", strings.NewReader(`{"Container":"web"}`))
-	if rec.Code != 200 {
-		t.Fatalf("connect to its own network: %d %s", rec.Code, rec.Body)
+	if rec.Code != 200 || len(conn.calls) != 0 {
+		t.Fatalf("connect to its own network: %d %s %v", rec.Code, rec.Body, conn.calls)
 	}
-	rec = serveReq(t, svc, "POST", "/networks/front/connect", strings.NewReader(`{"Container":"web"}`))
-	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "one network") {
-		t.Fatalf("connect to a second network: %d %s", rec.Code, rec.Body)
+	rec = serveReq(t, svc, "POST", "/networks/front/connect", strings.NewReader(`{"Container":"web","EndpointConfig":{"Aliases":["www"],"IPAMConfig":{"IPv4Address":"10.90.0.7"}}}`))
+	if rec.Code != 200 || !slices.Equal(conn.calls, []string{"connect c1 front [www] 10.90.0.7"}) {
+		t.Fatalf("connect to a second network: %d %s %v", rec.Code, rec.Body, conn.calls)
+	}
+	rec = serveReq(t, svc, "POST", "/networks/front/connect", strings.NewReader(`{"Container":"web","EndpointConfig":{"IPAMConfig":{"IPv6Address":"fd00::7"}}}`))
+	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "IPv6Address") {
+		t.Fatalf("connect with an IPv6 address: %d %s", rec.Code, rec.Body)
+	}
+	rec = serveReq(t, svc, "POST", "/networks/front/disconnect", strings.NewReader(`{"Container":"web","Force":true}`))
+	if rec.Code != 200 || !slices.Equal(conn.calls[1:], []string{"disconnect c1 front true"}) {
+		t.Fatalf("disconnect from a further network: %d %s %v", rec.Code, rec.Body, conn.calls)
 	}
 
 	// docker-compose's disconnect and connect again of a created container.

@@ -39,6 +39,9 @@ type Services struct {
 	Images   apiserver.Images
 	Networks apiserver.Networks
 	Volumes  apiserver.Volumes
+	// Connector, if set, joins containers to further networks and takes
+	// them off (POST /networks/{id}/connect and disconnect).
+	Connector apiserver.NetworkConnector
 
 	// ImageSource, if set, serves image history and docker save.
 	ImageSource ImageSource

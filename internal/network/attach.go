@@ -67,6 +67,9 @@ func validateExtra(primary string, extra []api.NetworkAttachment) error {
 		if err := validateAliases(x.Aliases); err != nil {
 			return err
 		}
+		if _, err := parseRequestedIP(x.IP, x.Network); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -86,6 +89,10 @@ func (m *Manager) CheckAttachments(ctx context.Context, primary string, extra []
 			return err
 		}
 		if err := extraDriverOK(n); err != nil {
+			return err
+		}
+		want, _ := parseRequestedIP(x.IP, x.Network)
+		if err := checkRequestedIP(ctx, m.db, n, want); err != nil {
 			return err
 		}
 	}
@@ -145,7 +152,11 @@ func (m *Manager) attachExtra(ctx context.Context, containerID string, idx int, 
 		if err != nil {
 			return err
 		}
-		if ep.IP, err = allocateIP(ctx, tx, cur); err != nil {
+		want, err := parseRequestedIP(x.IP, x.Network)
+		if err != nil {
+			return err
+		}
+		if ep.IP, err = allocateIP(ctx, tx, cur, want); err != nil {
 			return err
 		}
 		ep.MAC = macFor(ep.IP).String()

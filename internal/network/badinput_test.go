@@ -25,7 +25,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 	half[3] = 128
 	usedHalf := netip.PrefixFrom(netip.AddrFrom4(half), 25).String()
 	webID, _ := container(t, "web")
-	if _, err := m.Setup(ctx, SetupRequest{ContainerID: webID, Name: "web", Network: "used"}); err != nil {
+	web, err := m.Setup(ctx, SetupRequest{ContainerID: webID, Name: "web", Network: "used"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -50,6 +51,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 	setup := func(network string, ports []api.PortMapping, aliases ...string) func() error {
 		return func() error {
 			_, err := m.Setup(ctx, SetupRequest{ContainerID: id, Name: "new", Network: network, Ports: ports, Aliases: aliases, FilesDir: files})
+			return err
+		}
+	}
+	setupIP := func(network, ip string, extra ...api.NetworkAttachment) func() error {
+		return func() error {
+			_, err := m.Setup(ctx, SetupRequest{ContainerID: id, Name: "new", Network: network, IP: ip, Extra: extra, FilesDir: files})
 			return err
 		}
 	}
@@ -92,8 +99,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"ports on none", setup(api.NetworkNone, []api.PortMapping{{ContainerPort: 80}}), errdefs.ErrInvalid, "--network none"},
 		{"ports on host", setup(api.NetworkHost, []api.PortMapping{{ContainerPort: 80}}), errdefs.ErrInvalid, "--network host"},
 		{"alias on none", setup(api.NetworkNone, nil, "x"), errdefs.ErrInvalid, "aliases need a network"},
-		{"check unknown network", func() error { return m.Check(ctx, "nope", nil) }, errdefs.ErrNotFound, "not found"},
-		{"check bad port", func() error { return m.Check(ctx, "", []api.PortMapping{{ContainerPort: 70000}}) }, errdefs.ErrInvalid, "container port"},
+		{"address in use", setupIP("used", web.IP), errdefs.ErrConflict, "address " + web.IP + " on network used is in use by container web"},
+		{"further address in use", setupIP("", "", api.NetworkAttachment{Network: "used", IP: web.IP}), errdefs.ErrConflict, "in use by container web"},
+		{"address outside the subnet", setupIP("used", "192.0.2.7"), errdefs.ErrInvalid, "outside network used"},
+		{"gateway address", setupIP("used", web.Gateway), errdefs.ErrInvalid, "network used's own"},
+		{"malformed address", setupIP("used", "10.1.2"), errdefs.ErrInvalid, `invalid address "10.1.2"`},
+		{"IPv6 address", setupIP("used", "fd00::5"), errdefs.ErrInvalid, "IPv4"},
+		{"address on none", setupIP(api.NetworkNone, "10.0.0.5"), errdefs.ErrInvalid, "an address needs a network"},
+		{"check address in use", func() error { return m.Check(ctx, "used", web.IP, nil) }, errdefs.ErrConflict, "in use by container web"},
+		{"check unknown network", func() error { return m.Check(ctx, "nope", "", nil) }, errdefs.ErrNotFound, "not found"},
+		{"check bad port", func() error { return m.Check(ctx, "", "", []api.PortMapping{{ContainerPort: 70000}}) }, errdefs.ErrInvalid, "container port"},
 	}
 	snapshot := func() (hostCounts, []api.Network) {
 		nets, err := m.List(ctx)

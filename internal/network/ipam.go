@@ -60,31 +60,88 @@ func nextFree(subnet netip.Prefix, used map[netip.Addr]bool, cursor netip.Addr) 
 	}
 }
 
-// allocateIP leases the next free address of n inside tx and moves the
-// network's cursor. The lease is the endpoint row the caller inserts in
-// the same transaction; the UNIQUE (network_id, ip) constraint makes a
-// double lease impossible even if two allocations raced.
-func allocateIP(ctx context.Context, tx *sql.Tx, n netRecord) (netip.Addr, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT ip FROM network_endpoints WHERE network_id = ? AND ip IS NOT NULL`, n.ID)
-	if err != nil {
-		return netip.Addr{}, dbErr("read leases", err)
+// parseRequestedIP reads the address asked for on network: an IPv4
+// address, or nothing (the next free one).
+func parseRequestedIP(s, network string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
 	}
-	used := map[netip.Addr]bool{}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, errdefs.Invalid("invalid address %q on network %s: give an IPv4 address, such as 10.89.0.10", s, network)
+	}
+	return a, nil
+}
+
+// requestedIPOK says whether ip may be asked for on n: a bridge
+// network's host address that is not its gateway.
+func requestedIPOK(n netRecord, ip netip.Addr) error {
+	if n.Driver != driverBridge {
+		return errdefs.Invalid("network %s is a CNI network: its plugin chooses the addresses, so %s cannot be asked for", n.Name, ip)
+	}
+	sub := n.Subnet.Masked()
+	if !sub.Contains(ip) {
+		return errdefs.Invalid("address %s is outside network %s (%s): choose one inside its subnet", ip, n.Name, sub)
+	}
+	if ip == sub.Addr() || ip == broadcastOf(sub) || ip == gatewayOf(sub) || ip == n.Gateway {
+		return errdefs.Invalid("address %s is network %s's own (its network, gateway or broadcast address): choose another in %s", ip, n.Name, sub)
+	}
+	return nil
+}
+
+// leases returns the addresses leased on the network with ID id, each
+// with the name of the container that holds it.
+func leases(ctx context.Context, q querier, id string) (map[netip.Addr]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT ip, name FROM network_endpoints WHERE network_id = ? AND ip IS NOT NULL`, id)
+	if err != nil {
+		return nil, dbErr("read leases", err)
+	}
+	defer rows.Close()
+	used := map[netip.Addr]string{}
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return netip.Addr{}, dbErr("read leases", err)
+		var s, name string
+		if err := rows.Scan(&s, &name); err != nil {
+			return nil, dbErr("read leases", err)
 		}
 		if a, err := netip.ParseAddr(s); err == nil {
-			used[a] = true
+			used[a] = name
 		}
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return netip.Addr{}, dbErr("read leases", err)
+		return nil, dbErr("read leases", err)
 	}
-	ip, ok := nextFree(n.Subnet, used, n.Cursor)
+	return used, nil
+}
+
+// inUse is the error for an address another container holds.
+func inUse(ip netip.Addr, n netRecord, holder string) error {
+	return errdefs.Conflict("address %s on network %s is in use by container %s: choose another address, or remove that container", ip, n.Name, holder)
+}
+
+// allocateIP leases an address of n inside tx: want when it is valid,
+// else the next free one, moving the network's cursor. The lease is the
+// endpoint row the caller inserts in the same transaction; the UNIQUE
+// (network_id, ip) constraint makes a double lease impossible even if
+// two allocations raced.
+func allocateIP(ctx context.Context, tx *sql.Tx, n netRecord, want netip.Addr) (netip.Addr, error) {
+	used, err := leases(ctx, tx, n.ID)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if want.IsValid() {
+		if err := requestedIPOK(n, want); err != nil {
+			return netip.Addr{}, err
+		}
+		if holder, ok := used[want]; ok {
+			return netip.Addr{}, inUse(want, n, holder)
+		}
+		return want, nil
+	}
+	taken := make(map[netip.Addr]bool, len(used))
+	for a := range used {
+		taken[a] = true
+	}
+	ip, ok := nextFree(n.Subnet, taken, n.Cursor)
 	if !ok {
 		return netip.Addr{}, errdefs.Conflict("network %s has no free address left in %s: remove containers from it, or use a network with a larger subnet", n.Name, n.Subnet)
 	}
@@ -92,4 +149,23 @@ func allocateIP(ctx context.Context, tx *sql.Tx, n netRecord) (netip.Addr, error
 		return netip.Addr{}, dbErr("save lease cursor", err)
 	}
 	return ip, nil
+}
+
+// checkRequestedIP says, before anything is made, whether ip (when
+// valid) may be asked for on n and is free now.
+func checkRequestedIP(ctx context.Context, q querier, n netRecord, ip netip.Addr) error {
+	if !ip.IsValid() {
+		return nil
+	}
+	if err := requestedIPOK(n, ip); err != nil {
+		return err
+	}
+	used, err := leases(ctx, q, n.ID)
+	if err != nil {
+		return err
+	}
+	if holder, ok := used[ip]; ok {
+		return inUse(ip, n, holder)
+	}
+	return nil
 }

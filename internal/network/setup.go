@@ -29,6 +29,9 @@ type SetupRequest struct {
 	// Network is a network name, "none" or "host"; empty means the
 	// default network.
 	Network string
+	// IP is the container's IPv4 address on Network (a bridge network):
+	// empty leases the next free one.
+	IP      string
 	Aliases []string
 	Ports   []api.PortMapping
 	// Extra are further bridge networks to join after Network, each
@@ -76,7 +79,13 @@ func validateSetup(req *SetupRequest) error {
 	if err := validateExtra(req.Network, req.Extra); err != nil {
 		return err
 	}
+	if _, err := parseRequestedIP(req.IP, req.Network); err != nil {
+		return err
+	}
 	if req.Network == api.NetworkNone || req.Network == api.NetworkHost {
+		if req.IP != "" {
+			return errdefs.Invalid("an address needs a network: --network %s has no address to choose (drop --ip %s)", req.Network, req.IP)
+		}
 		if len(req.Aliases) > 0 {
 			return errdefs.Invalid("network aliases need a network: --network %s has no DNS", req.Network)
 		}
@@ -94,8 +103,8 @@ func validateSetup(req *SetupRequest) error {
 // anything is made: an unknown network is ErrNotFound, a bad port mapping
 // or one the network cannot publish ErrInvalid. Ports in use are only
 // found by Setup.
-func (m *Manager) Check(ctx context.Context, network string, ports []api.PortMapping) error {
-	req := SetupRequest{ContainerID: "check", Network: network, Ports: ports}
+func (m *Manager) Check(ctx context.Context, network, ip string, ports []api.PortMapping) error {
+	req := SetupRequest{ContainerID: "check", Network: network, IP: ip, Ports: ports}
 	if err := validateSetup(&req); err != nil {
 		return err
 	}
@@ -109,6 +118,10 @@ func (m *Manager) Check(ctx context.Context, network string, ports []api.PortMap
 	defer m.mu.RUnlock()
 	n, err := getNetwork(ctx, m.db, req.Network)
 	if err != nil {
+		return err
+	}
+	want, _ := parseRequestedIP(req.IP, req.Network)
+	if err := checkRequestedIP(ctx, m.db, n, want); err != nil {
 		return err
 	}
 	if n.Driver == driverCNI && len(ports) > 0 {
@@ -166,6 +179,9 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (*api.NetworkSett
 		return nil, err
 	}
 	if n.Driver == driverCNI {
+		if req.IP != "" {
+			return nil, requestedIPOK(n, netip.MustParseAddr(req.IP))
+		}
 		_, err = m.setupCNI(ctx, req, n, ports)
 	} else {
 		_, err = m.setupBridge(ctx, req, n, ports)
@@ -286,7 +302,8 @@ func (m *Manager) setupBridge(ctx context.Context, req SetupRequest, n netRecord
 		if err != nil {
 			return err
 		}
-		if ep.IP, err = allocateIP(ctx, tx, cur); err != nil {
+		want, _ := parseRequestedIP(req.IP, n.Name)
+		if ep.IP, err = allocateIP(ctx, tx, cur, want); err != nil {
 			return err
 		}
 		ep.MAC = macFor(ep.IP).String()

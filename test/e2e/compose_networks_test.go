@@ -15,6 +15,7 @@ services:
     networks:
       back:
         aliases: [database]
+        ipv4_address: 10.213.100.20
   app:
     image: busybox
     command: ["sleep", "1000"]
@@ -37,6 +38,9 @@ networks:
   front: {}
   back:
     internal: true
+    ipam:
+      config:
+        - subnet: 10.213.100.0/24
   shared:
     external: true
     name: e2e-cnet-shared
@@ -76,6 +80,15 @@ func TestComposeSeveralNetworks(t *testing.T) {
 		if out := composeRun(t, base, "exec", "app", "sh", "-c", tcpByName(n)); !strings.Contains(out, "hello-"+n) {
 			t.Fatalf("app to %s: %q", n, out)
 		}
+	}
+	if ip := inspect(t, d, "cnet-db-1").NetworkSettings.IP; ip != "10.213.100.20" {
+		t.Fatalf("db's address %s, want its ipv4_address 10.213.100.20", ip)
+	}
+	if out := must(t, d, "network", "inspect", "cnet_back"); !strings.Contains(out, "10.213.100.0/24") {
+		t.Fatalf("cnet_back is not made with its ipam subnet:\n%s", out)
+	}
+	if out := composeRun(t, base, "exec", "app", "nslookup", "database"); !strings.Contains(out, "10.213.100.20") {
+		t.Fatalf("database from app:\n%s", out)
 	}
 	if out := composeRun(t, base, "exec", "inner", "nslookup", "app-back"); !strings.Contains(out, app.NetworkSettings.Networks[1].IP) {
 		t.Fatalf("app-back from the internal network:\n%s", out)

@@ -306,6 +306,28 @@ func TestDockerCLIStopAndNetwork(t *testing.T) {
 	if out := dockerOK(t, "run", "--rm", "--network", "dockernet", "busybox", "nslookup", "db"); !strings.Contains(out, "Address: "+m[1]) {
 		t.Errorf("nslookup db on the network does not give %s:\n%s", m[1], out)
 	}
+	// A fixed address (--ip), and a further network joined with one.
+	must(t, d, "network", "create", "--subnet", "10.213.90.0/24", "dockerfixed")
+	defer d.Run("", "network", "rm", "dockerfixed")
+	dockerOK(t, "run", "-d", "--name", "fixed", "--network", "dockerfixed", "--ip", "10.213.90.40", "busybox", "sleep", "600")
+	defer docker(t, "", "rm", "-f", "fixed")
+	if out := dockerOK(t, "inspect", "--format", `{{.NetworkSettings.Networks.dockerfixed.IPAddress}}`, "fixed"); out != "10.213.90.40\n" {
+		t.Errorf("docker run --ip: address %q", out)
+	}
+	dockerOK(t, "network", "connect", "--ip", "10.213.90.41", "--alias", "svc-fixed", "dockerfixed", "svc")
+	if out := dockerOK(t, "exec", "svc", "ip", "-o", "-4", "addr", "show", "eth1"); !strings.Contains(out, "inet 10.213.90.41/24") {
+		t.Errorf("docker network connect --ip: eth1 is\n%s", out)
+	}
+	if out := dockerOK(t, "exec", "fixed", "nslookup", "svc-fixed"); !strings.Contains(out, "Address: 10.213.90.41") {
+		t.Errorf("the alias given at connect:\n%s", out)
+	}
+	if r := docker(t, "", "run", "--rm", "--network", "dockerfixed", "--ip", "10.213.90.40", "busybox", "true"); r.Code == 0 || !strings.Contains(r.Stderr, "in use by container fixed") {
+		t.Errorf("docker run --ip of a held address: %s", r)
+	}
+	dockerOK(t, "network", "disconnect", "dockerfixed", "svc")
+	if r := docker(t, "", "exec", "svc", "ip", "-o", "-4", "addr", "show", "eth1"); r.Code == 0 {
+		t.Errorf("eth1 after docker network disconnect: %s", r)
+	}
 	logs := make(chan Result, 1)
 	go func() { logs <- docker(t, "", "logs", "-f", "svc") }()
 	time.Sleep(300 * time.Millisecond)

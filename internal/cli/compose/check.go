@@ -3,6 +3,8 @@ package compose
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -56,7 +58,10 @@ type Issue struct {
 }
 
 func (i Issue) String() string {
-	s := i.Service + ": " + i.Key
+	s := i.Key
+	if i.Service != "" {
+		s = i.Service + ": " + i.Key
+	}
 	if i.Why != "" {
 		s += " (" + i.Why + ")"
 	}
@@ -74,7 +79,91 @@ func Unsupported(p *types.Project) []Issue {
 		}
 		out = append(out, valueIssues(p, s)...)
 	}
+	return append(out, networkIssues(p)...)
+}
+
+// networkIssues lists what skiff does not honour in the project's own
+// networks: a bridge network with at most one IPv4 subnet, whose gateway
+// is its first address (external networks exist already: nothing of
+// theirs is read).
+func networkIssues(p *types.Project) []Issue {
+	var out []Issue
+	for _, key := range slices.Sorted(maps.Keys(p.Networks)) {
+		n := p.Networks[key]
+		if bool(n.External) {
+			continue
+		}
+		at := "networks." + key + "."
+		add := func(k, why string) { out = append(out, Issue{Key: at + k, Why: why}) }
+		if n.Driver != "" && n.Driver != "bridge" {
+			add("driver", "skiff networks are bridges on this machine, not "+n.Driver)
+		}
+		if len(n.DriverOpts) > 0 {
+			add("driver_opts", "")
+		}
+		if n.EnableIPv6 != nil && *n.EnableIPv6 {
+			add("enable_ipv6", "skiff networks are IPv4 only")
+		}
+		if n.Ipam.Driver != "" && n.Ipam.Driver != "default" {
+			add("ipam.driver", "skiff leases the addresses itself")
+		}
+		if len(n.Ipam.Options) > 0 {
+			add("ipam.options", "")
+		}
+		for i, c := range n.Ipam.Config {
+			if c == nil {
+				continue
+			}
+			if i > 0 {
+				add("ipam.config", "a skiff network has one subnet: the first is used")
+				break
+			}
+			if _, err := subnetOf(c); err != nil {
+				add("ipam.config.subnet", err.Error())
+			}
+			if c.IPRange != "" {
+				add("ipam.config.ip_range", "addresses are leased from the whole subnet")
+			}
+			if len(c.AuxiliaryAddresses) > 0 {
+				add("ipam.config.aux_addresses", "")
+			}
+		}
+	}
 	return out
+}
+
+// subnetOf reads an IPAM pool skiff can make: an IPv4 subnet whose
+// gateway, if given, is its first address (the bridge's).
+func subnetOf(c *types.IPAMPool) (string, error) {
+	if c.Subnet == "" {
+		if c.Gateway != "" {
+			return "", fmt.Errorf("a gateway needs a subnet")
+		}
+		return "", nil
+	}
+	sub, err := netip.ParsePrefix(c.Subnet)
+	if err != nil || !sub.Addr().Is4() {
+		return "", fmt.Errorf("%q is not an IPv4 subnet (CIDR, such as 172.28.0.0/16)", c.Subnet)
+	}
+	if c.Gateway != "" {
+		gw, err := netip.ParseAddr(c.Gateway)
+		if want := sub.Masked().Addr().Next(); err != nil || gw != want {
+			return "", fmt.Errorf("the gateway of a skiff network is the first address of its subnet, %s, not %s", want, c.Gateway)
+		}
+	}
+	return c.Subnet, nil
+}
+
+// networkSubnet is the subnet to make the project network key with:
+// empty lets the daemon pick one.
+func networkSubnet(p *types.Project, key string) string {
+	for _, c := range p.Networks[key].Ipam.Config {
+		if c != nil {
+			sub, _ := subnetOf(c)
+			return sub
+		}
+	}
+	return ""
 }
 
 // keysOutside lists the paths of the keys s sets that supported does
@@ -196,6 +285,11 @@ func AppIssues(p *types.Project, apps []string) []Issue {
 				out = append(out, Issue{Service: name, Key: "volumes", Why: "an App's replicas mount named volumes only, not the " + v.Type + " mount at " + v.Target})
 			}
 		}
+		for _, n := range slices.Sorted(maps.Keys(s.Networks)) {
+			if c := s.Networks[n]; c != nil && c.Ipv4Address != "" {
+				out = append(out, Issue{Service: name, Key: "networks." + n + ".ipv4_address", Why: "an App's replicas each take the next free address"})
+			}
+		}
 	}
 	return out
 }
@@ -204,8 +298,8 @@ func AppIssues(p *types.Project, apps []string) []Issue {
 func valueIssues(p *types.Project, s types.ServiceConfig) []Issue {
 	var out []Issue
 	for name, n := range s.Networks {
-		if n != nil && (n.Ipv4Address != "" || n.Ipv6Address != "" || n.MacAddress != "" || len(n.LinkLocalIPs) > 0 || n.InterfaceName != "" || len(n.DriverOpts) > 0) {
-			out = append(out, Issue{s.Name, "networks." + name, "only aliases are supported"})
+		if n != nil && (n.Ipv6Address != "" || n.MacAddress != "" || len(n.LinkLocalIPs) > 0 || n.InterfaceName != "" || len(n.DriverOpts) > 0) {
+			out = append(out, Issue{s.Name, "networks." + name, "only aliases, ipv4_address and priorities are supported"})
 		}
 	}
 	for _, v := range s.Volumes {

@@ -111,8 +111,9 @@ func CreateRequest(p *types.Project, s types.ServiceConfig, n int) (api.Containe
 		if nets := serviceNetworks(p, s); len(nets) > 0 {
 			cfg.Network = networkName(p, nets[0])
 			cfg.NetworkAliases = append([]string{s.Name}, aliases(s, nets[0])...)
+			cfg.IP = ipv4Address(s, nets[0])
 			for _, n := range nets[1:] {
-				cfg.ExtraNetworks = append(cfg.ExtraNetworks, api.NetworkAttachment{Network: networkName(p, n), Aliases: append([]string{s.Name}, aliases(s, n)...)})
+				cfg.ExtraNetworks = append(cfg.ExtraNetworks, api.NetworkAttachment{Network: networkName(p, n), Aliases: append([]string{s.Name}, aliases(s, n)...), IP: ipv4Address(s, n)})
 			}
 		}
 		for _, pc := range s.Ports {
@@ -268,6 +269,15 @@ func aliases(s types.ServiceConfig, net string) []string {
 		return c.Aliases
 	}
 	return nil
+}
+
+// ipv4Address is the service's address on the network net (its
+// ipv4_address), or empty.
+func ipv4Address(s types.ServiceConfig, net string) string {
+	if c := s.Networks[net]; c != nil {
+		return c.Ipv4Address
+	}
+	return ""
 }
 
 func portMapping(pc types.ServicePortConfig) api.PortMapping {

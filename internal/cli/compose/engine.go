@@ -110,7 +110,7 @@ func (e *Engine) ensureNetworks(ctx context.Context, p *types.Project) error {
 		for k, v := range def.Labels {
 			l[k] = v
 		}
-		if _, err := e.C.CreateNetwork(ctx, api.NetworkCreateRequest{Name: name, Internal: def.Internal, Labels: l}); err != nil {
+		if _, err := e.C.CreateNetwork(ctx, api.NetworkCreateRequest{Name: name, Subnet: networkSubnet(p, key), Internal: def.Internal, Labels: l}); err != nil {
 			return fmt.Errorf("create network %s: %w", name, err)
 		}
 		e.progress("Network %s  Created", name)
