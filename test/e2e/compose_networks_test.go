@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -53,7 +55,7 @@ networks:
 // only has no route out; an external network is joined, and kept by down.
 func TestComposeSeveralNetworks(t *testing.T) {
 	d := env.daemon
-	_, base := composeProject(t, map[string]string{"compose.yaml": composeNetworks})
+	dir, base := composeProject(t, map[string]string{"compose.yaml": composeNetworks})
 	fails(t, d, []string{"network e2e-cnet-shared is external but does not exist"}, append(base, "up", "-d")...)
 	if r := skiff("network", "inspect", "cnet_front"); r.Code == 0 {
 		t.Fatal("an up refused for a missing external network made the project's networks")
@@ -89,6 +91,21 @@ func TestComposeSeveralNetworks(t *testing.T) {
 	}
 	if out := composeRun(t, base, "exec", "app", "nslookup", "database"); !strings.Contains(out, "10.213.100.20") {
 		t.Fatalf("database from app:\n%s", out)
+	}
+	// A changed service with a fixed address is recreated stop-first:
+	// the new container takes the address the old one gave back.
+	changed := strings.Replace(composeNetworks, "        ipv4_address: 10.213.100.20\n", "        ipv4_address: 10.213.100.20\n    environment: {CHANGED: \"1\"}\n", 1)
+	if changed == composeNetworks {
+		t.Fatal("the compose file was not changed")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := composeRun(t, base, "up", "-d"); !strings.Contains(out, "Container cnet-db-1  Recreated") {
+		t.Fatalf("up after a change of db:\n%s", out)
+	}
+	if ip := inspect(t, d, "cnet-db-1").NetworkSettings.IP; ip != "10.213.100.20" {
+		t.Fatalf("recreated db's address %s, want 10.213.100.20", ip)
 	}
 	if out := composeRun(t, base, "exec", "inner", "nslookup", "app-back"); !strings.Contains(out, app.NetworkSettings.Networks[1].IP) {
 		t.Fatalf("app-back from the internal network:\n%s", out)

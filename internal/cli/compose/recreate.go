@@ -47,11 +47,17 @@ func freeNumber(used map[int]bool) int {
 
 // rolling reports whether a changed replica of s can be replaced by
 // starting the new one next to the old one: not when it publishes a
-// fixed host port or has a fixed container name, which two cannot share,
-// nor when it has anonymous volumes, which follow the replica's number.
+// fixed host port, has a fixed container name or a fixed address
+// (ipv4_address), which two cannot share, nor when it has anonymous
+// volumes, which follow the replica's number.
 func rolling(s types.ServiceConfig) bool {
 	if s.ContainerName != "" || hasAnonymousVolumes(s) {
 		return false
+	}
+	for _, n := range s.Networks {
+		if n != nil && n.Ipv4Address != "" {
+			return false
+		}
 	}
 	for _, pc := range s.Ports {
 		if pc.Published != "" {

@@ -51,4 +51,13 @@ func TestRolling(t *testing.T) {
 	if rolling(types.ServiceConfig{ContainerName: "x"}) {
 		t.Error("a container_name allows rolling recreate")
 	}
+	var s types.ServiceConfig
+	s.Networks = map[string]*types.ServiceNetworkConfig{"back": {Aliases: []string{"db"}}}
+	if !rolling(s) {
+		t.Error("a network alias blocks rolling recreate")
+	}
+	s.Networks["back"].Ipv4Address = "10.1.2.3"
+	if rolling(s) {
+		t.Error("an ipv4_address allows rolling recreate")
+	}
 }
