@@ -665,13 +665,7 @@ func treeFromLayers(ctx context.Context, layers []v1.Layer) (*fsTree, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return nil, errdefs.Unavailable("reading layer %d: %w", i+1, err)
-		}
-		err = t.applyLayer(rc, layerSource{l}, -(i + 1))
-		rc.Close()
-		if err != nil {
+		if err := t.applyLayerOf(ctx, l, -(i + 1)); err != nil {
 			return nil, errdefs.Unavailable("reading layer %d: %w", i+1, err)
 		}
 	}

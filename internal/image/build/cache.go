@@ -106,13 +106,7 @@ func (b *builder) cached(ctx context.Context, s *stage, key, createdBy string) (
 		return true, nil
 	}
 	if s.tree != nil {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return false, errdefs.Unavailable("reading a cached layer: %w", err)
-		}
-		err = s.tree.applyLayer(rc, layerSource{l}, b.nextGen())
-		rc.Close()
-		if err != nil {
+		if err := s.tree.applyLayerOf(ctx, l, b.nextGen()); err != nil {
 			return false, errdefs.Unavailable("reading a cached layer: %w", err)
 		}
 	}

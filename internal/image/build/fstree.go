@@ -332,22 +332,26 @@ func walkTree(n *node, rel string, fn func(rel string, n *node) error) error {
 	return nil
 }
 
-// applyTar applies one layer or archive to the tree the way an OCI
+// applyLayer applies one layer or archive to the tree the way an OCI
 // unpacker does: whiteouts remove lower entries, a hard link to a file of
 // the same layer is the same node at two paths (to a lower layer's, a
 // node sharing its bytes), and every regular file reads from src at its entry
 // position. Paths are taken literally (no symlink following), as in a
 // layer. gen marks the nodes this layer wrote.
 func (t *fsTree) applyLayer(r io.Reader, src streamSource, gen int) error {
-	tr := tar.NewReader(r)
-	for ordinal := 0; ; ordinal++ {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	entries, err := readEntries(r)
+	if err != nil {
+		return err
+	}
+	t.applyEntries(entries, src, gen)
+	return nil
+}
+
+// applyEntries applies the entries of a layer read from src as
+// generation gen (see applyLayer).
+func (t *fsTree) applyEntries(entries []layerEntry, src streamSource, gen int) {
+	for _, e := range entries {
+		h, ordinal := e.h, e.ordinal
 		name := path.Clean("/" + h.Name)
 		if name == "/" {
 			if h.Typeflag == tar.TypeDir {

@@ -184,13 +184,7 @@ func (b *builder) runStep(ctx context.Context, s *stage, c *instructions.RunComm
 	s.layers = append(s.layers, l)
 	s.history(createdBy, true)
 	if s.tree != nil {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return errdefs.Unavailable("reading the step's layer: %w", err)
-		}
-		err = s.tree.applyLayer(rc, layerSource{l}, b.nextGen())
-		rc.Close()
-		if err != nil {
+		if err := s.tree.applyLayerOf(ctx, l, b.nextGen()); err != nil {
 			return errdefs.Unavailable("reading the step's layer: %w", err)
 		}
 	}
