@@ -79,7 +79,9 @@ import_golang_base() {
 	local tar
 	tar=$(golang_base_tar)
 	log "importing the golang base ($(du -m "$tar" | cut -f1) MB)"
-	if skiff_ image import --help 2>/dev/null | grep -q -- --rootfs; then
+	# (The help is read whole: grep -q would stop reading early, and the
+	# writer's SIGPIPE fail the pipeline under pipefail.)
+	if [[ $(skiff_ image import --help 2>/dev/null) == *--rootfs* ]]; then
 		skiff_ image import --rootfs "$tar" localhost/debian-golang:bookworm >/dev/null
 	else
 		mkdir -p "$T/golang-ctx"
@@ -168,7 +170,7 @@ PIDS+=("$DPID")
 for _ in $(seq 600); do skiff_ info >/dev/null 2>&1 && break; sleep 0.05; done
 skiff_ info >/dev/null 2>&1 || { log "the skiff daemon did not start:"; cat "$T/daemon.log" >&2; exit 1; }
 SKIFF_CACHE=false
-if skiff_ image build --help 2>/dev/null | grep -q -- --no-cache; then SKIFF_CACHE=true; fi
+if [[ $(skiff_ image build --help 2>/dev/null) == *--no-cache* ]]; then SKIFF_CACHE=true; fi
 
 import_busybox
 import_golang_base
