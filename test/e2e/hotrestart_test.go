@@ -166,10 +166,16 @@ func (d *Daemon) pid(t *testing.T) int {
 func (d *Daemon) followHandover(t *testing.T, old int) int {
 	t.Helper()
 	var pid int
-	eventually(t, 30*time.Second, "a new daemon to take over", func() bool {
-		pid = d.pid(t)
-		return pid != old && alive(pid) && !alive(old)
-	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if pid = d.pid(t); pid != old && alive(pid) && !alive(old) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(d.Log)
+			t.Fatalf("timed out after 30s waiting for a new daemon to take over: skiff.pid names %d (alive %v), the old daemon %d is alive: %v\ndaemon log tail:\n%s",
+				pid, alive(pid), old, alive(old), lastLines(string(b), 40))
+		}
+	}
 	p, err := os.FindProcess(pid)
 	if err != nil {
 		t.Fatal(err)
