@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"context"
 	"io"
-	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -37,17 +36,9 @@ func readEntries(r io.Reader) ([]layerEntry, error) {
 // read: a cached list holds no user names, access times or PAX records
 // other than extended attributes.
 func slimHeader(h *tar.Header) *tar.Header {
-	s := &tar.Header{Typeflag: h.Typeflag, Name: h.Name, Linkname: h.Linkname, Size: h.Size, Mode: h.Mode,
-		Uid: h.Uid, Gid: h.Gid, ModTime: h.ModTime, Devmajor: h.Devmajor, Devminor: h.Devminor}
-	for k, v := range h.PAXRecords {
-		if strings.HasPrefix(k, "SCHILY.xattr.") {
-			if s.PAXRecords == nil {
-				s.PAXRecords = map[string]string{}
-			}
-			s.PAXRecords[k] = v
-		}
-	}
-	return s
+	return &tar.Header{Typeflag: h.Typeflag, Name: h.Name, Linkname: h.Linkname, Size: h.Size, Mode: h.Mode,
+		Uid: h.Uid, Gid: h.Gid, ModTime: h.ModTime, Devmajor: h.Devmajor, Devminor: h.Devminor,
+		PAXRecords: xattrRecords(h.PAXRecords)}
 }
 
 // entryCache keeps the entry lists of the layers builds read, by digest:

@@ -108,15 +108,23 @@ func nodeFromHeader(h *tar.Header) *node {
 	default:
 		return nil
 	}
-	for k, v := range h.PAXRecords {
+	n.pax = xattrRecords(h.PAXRecords)
+	return n
+}
+
+// xattrRecords returns the extended attributes among a header's PAX
+// records (SCHILY.xattr.*), or nil when it has none.
+func xattrRecords(pax map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range pax {
 		if strings.HasPrefix(k, "SCHILY.xattr.") {
-			if n.pax == nil {
-				n.pax = map[string]string{}
+			if out == nil {
+				out = map[string]string{}
 			}
-			n.pax[k] = v
+			out[k] = v
 		}
 	}
-	return n
+	return out
 }
 
 // fsTree is an in-memory view of a root filesystem: metadata for every
